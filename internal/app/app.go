@@ -1,0 +1,347 @@
+// Package app is the composition root of `nxwatcher serve`: New opens every
+// component in order and stacks their closers, Run holds one oklog/run group
+// of loops, Reload re-applies the config file to every reloadable component.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	promconfig "github.com/prometheus/prometheus/config"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/nx-watcher/nxwatcher/internal/config"
+	"github.com/nx-watcher/nxwatcher/internal/metrics"
+	"github.com/nx-watcher/nxwatcher/internal/metrics/promapi"
+	"github.com/nx-watcher/nxwatcher/internal/server"
+	"github.com/nx-watcher/nxwatcher/internal/version"
+)
+
+// Options are the bootstrap settings; everything else is in the config file.
+type Options struct {
+	// ConfigFile is the serve config; "" runs the embedded default.
+	ConfigFile    string
+	StoragePath   string
+	ListenAddress string
+	// Flags are shown by /api/v1/status/flags.
+	Flags map[string]string
+}
+
+// Deps are what the process gives the app.
+type Deps struct {
+	Logger *slog.Logger
+	// Registerer and Gatherer default to a fresh private registry.
+	Registry *prometheus.Registry
+}
+
+// App is a running `nxwatcher serve`.
+type App struct {
+	opts   Options
+	logger *slog.Logger
+
+	server  *server.Server
+	db      *metrics.TSDB
+	engine  *metrics.Engine
+	scraper *metrics.Scraper
+
+	closers []func() error
+
+	reloadMu   sync.Mutex
+	current    atomic.Pointer[config.Config]
+	ready      atomic.Bool
+	lastReload atomic.Pointer[time.Time]
+	reloadOK   atomic.Bool
+
+	reloadSuccess   prometheus.Gauge
+	reloadTimestamp prometheus.Gauge
+	reloads         *prometheus.CounterVec
+}
+
+// New loads the config and opens every component in order. On error,
+// whatever was opened is closed again.
+func New(opts Options, deps Deps) (_ *App, err error) {
+	if deps.Logger == nil {
+		return nil, errors.New("app: a logger is required")
+	}
+	reg := deps.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	a := &App{opts: opts, logger: deps.Logger}
+	defer func() {
+		if err != nil {
+			if cerr := a.Close(); cerr != nil {
+				a.logger.Error("Close after failed start", "err", cerr)
+			}
+		}
+	}()
+	klog.SetSlogLogger(deps.Logger.With("component", "k8s_client_runtime"))
+	a.registerOwnMetrics(reg)
+
+	a.server, err = server.Listen(opts.ListenAddress, deps.Logger)
+	if err != nil {
+		return nil, err
+	}
+	a.push(a.server.Close)
+
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	a.current.Store(cfg)
+
+	mdeps := metrics.Deps{Logger: deps.Logger, Registerer: reg}
+	a.db, err = metrics.OpenTSDB(filepath.Join(opts.StoragePath, "metrics"), cfg.Metrics, mdeps)
+	if err != nil {
+		return nil, err
+	}
+	a.push(a.db.Close)
+	a.engine = metrics.NewEngine(cfg.Metrics.Query, mdeps)
+	a.push(a.engine.Close)
+	a.scraper, err = metrics.NewScraper(a.db, mdeps)
+	if err != nil {
+		return nil, err
+	}
+
+	gatherer := prometheus.Gatherers{reg, prometheus.DefaultGatherer}
+	instr := server.NewInstrumentation(reg)
+	promAPI := promapi.New(promapi.Options{
+		ListenAddress:       a.server.Addr().String(),
+		StorageDir:          opts.StoragePath,
+		Flags:               opts.Flags,
+		LookbackDelta:       time.Duration(cfg.Metrics.Query.LookbackDelta),
+		QueryTimeout:        time.Duration(cfg.Metrics.Query.Timeout),
+		Version:             prometheusVersion(),
+		RemoteWriteReceiver: cfg.Metrics.RemoteWriteReceiver,
+		OTLPReceiver:        cfg.Metrics.OTLPReceiver,
+	}, promapi.Deps{
+		Logger:     deps.Logger,
+		Registerer: reg,
+		Gatherer:   gatherer,
+		Engine:     a.engine,
+		DB:         a.db,
+		Targets:    a.scraper,
+		Pools:      a.scraper,
+		Config:     func() promconfig.Config { return *a.current.Load().Metrics.Parsed },
+		Runtime: func() (bool, time.Time) {
+			t := a.lastReload.Load()
+			if t == nil {
+				return false, time.Time{}
+			}
+			return a.reloadOK.Load(), *t
+		},
+		Ready:      a.readyOnly,
+		Instrument: instr.WrapFunc,
+	})
+	a.server.Serve(server.Routes(server.Handlers{
+		Healthy:       healthy,
+		Ready:         a.serveReady,
+		Reload:        a.serveReload,
+		Metrics:       promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}),
+		PrometheusAPI: promAPI,
+	}, instr))
+	return a, nil
+}
+
+// Addr is the address of the main listener.
+func (a *App) Addr() net.Addr { return a.server.Addr() }
+
+func (a *App) push(closer func() error) { a.closers = append(a.closers, closer) }
+
+// Close closes every opened component in reverse order.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+// Run applies the first config, marks the app ready, and runs every loop
+// until ctx ends or one fails. Stores are closed by Close, after Run.
+func (a *App) Run(ctx context.Context) error {
+	var g run.Group
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return a.server.Run(ctx) }, func(error) { cancel() })
+	}
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return a.scraper.Run(ctx) }, func(error) { cancel() })
+	}
+	{
+		// The first config is applied inside the group, so /-/ready says 503
+		// until it is in force.
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			if err := a.apply(a.current.Load()); err != nil {
+				return fmt.Errorf("apply initial config: %w", err)
+			}
+			a.ready.Store(true)
+			a.logger.Info("Server is ready")
+			<-ctx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			<-ctx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
+	err := g.Run()
+	a.ready.Store(false)
+	return err
+}
+
+// Reload re-reads the config file and applies it. A config that does not
+// load or apply is rejected; what runs keeps running.
+func (a *App) Reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	cfg, err := a.loadConfig()
+	if err == nil {
+		err = a.applyLocked(cfg)
+	}
+	a.reloads.WithLabelValues(resultLabel(err)).Inc()
+	if err != nil {
+		a.logger.Error("Reload rejected; the previous config keeps running", "err", err)
+		return err
+	}
+	a.current.Store(cfg)
+	a.logger.Info("Reloaded config", "file", a.opts.ConfigFile)
+	return nil
+}
+
+func (a *App) apply(cfg *config.Config) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	return a.applyLocked(cfg)
+}
+
+// applyLocked pushes a config to every component, in Prometheus's order:
+// storage, then scrape (which applies its discovery last).
+func (a *App) applyLocked(cfg *config.Config) error {
+	now := time.Now()
+	a.lastReload.Store(&now)
+	err := errors.Join(
+		a.db.ApplyConfig(metrics.TSDBConfig(cfg.Metrics)),
+		a.scraper.ApplyConfig(cfg.Metrics.Parsed),
+	)
+	a.engine.SetEvaluationInterval(time.Duration(cfg.Metrics.Parsed.GlobalConfig.EvaluationInterval))
+	a.reloadOK.Store(err == nil)
+	if err != nil {
+		a.reloadSuccess.Set(0)
+		return err
+	}
+	a.reloadSuccess.Set(1)
+	a.reloadTimestamp.SetToCurrentTime()
+	return nil
+}
+
+func (a *App) loadConfig() (*config.Config, error) {
+	if a.opts.ConfigFile != "" {
+		cfg, err := config.LoadFile(a.opts.ConfigFile, a.logger)
+		if err != nil {
+			a.reloadSuccess.Set(0)
+		}
+		return cfg, err
+	}
+	return config.Default(selfTarget(a.server.Addr()), a.logger)
+}
+
+// selfTarget is a scrape address for our own listener.
+func selfTarget(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (a *App) registerOwnMetrics(reg prometheus.Registerer) {
+	a.reloadSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nxwatcher_config_last_reload_successful",
+		Help: "Whether the last configuration reload attempt was successful.",
+	})
+	a.reloadTimestamp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "nxwatcher_config_last_reload_success_timestamp_seconds",
+		Help: "Timestamp of the last successful configuration reload.",
+	})
+	a.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nxwatcher_config_reloads_total",
+		Help: "Configuration reload attempts, by result.",
+	}, []string{"result"})
+	reg.MustRegister(a.reloadSuccess, a.reloadTimestamp, a.reloads, version.NewCollector())
+}
+
+// prometheusVersion is what /api/v1/status/buildinfo reports: the Prometheus
+// version whose API we serve, with our own revision (ADR 0002).
+func prometheusVersion() v1.PrometheusVersion {
+	i := version.Get()
+	return v1.PrometheusVersion{
+		Version:   version.PrometheusAPI,
+		Revision:  i.Revision,
+		Branch:    i.Branch,
+		BuildUser: i.BuildUser,
+		BuildDate: i.BuildDate,
+		GoVersion: i.GoVersion,
+	}
+}
+
+func resultLabel(err error) string {
+	if err != nil {
+		return "failure"
+	}
+	return "success"
+}
+
+func healthy(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintln(w, "nxwatcher is Healthy.")
+}
+
+func (a *App) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if !a.ready.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "Service Unavailable")
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintln(w, "nxwatcher is Ready.")
+}
+
+// readyOnly answers 503 until the first config is in force, as Prometheus does.
+func (a *App) readyOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !a.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "Service Unavailable")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (a *App) serveReload(w http.ResponseWriter, _ *http.Request) {
+	if err := a.Reload(); err != nil {
+		http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+	}
+}

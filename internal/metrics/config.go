@@ -1,0 +1,118 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/common/model"
+	promconfig "github.com/prometheus/prometheus/config"
+
+	"github.com/nx-watcher/nxwatcher/internal/config/native"
+	"github.com/nx-watcher/nxwatcher/internal/units"
+)
+
+// Config is the `metrics:` section of the serve config.
+type Config struct {
+	// Retention bounds how long samples are kept; retention_time in the
+	// prometheus section, when set, wins, as it would in Prometheus.
+	Retention     model.Duration `yaml:"retention"`
+	RetentionSize units.Bytes    `yaml:"retention_size"`
+
+	// Prometheus is the body of a prometheus.yml; PrometheusConfigFile names
+	// one instead. Both are parsed by Prometheus's own config package.
+	Prometheus           native.Section `yaml:"prometheus"`
+	PrometheusConfigFile string         `yaml:"prometheus_config_file"`
+
+	Query QueryConfig `yaml:"query"`
+
+	// RemoteWriteReceiver and OTLPReceiver switch /api/v1/write and
+	// /api/v1/otlp/v1/metrics; both are on by default.
+	RemoteWriteReceiver bool `yaml:"remote_write_receiver"`
+	OTLPReceiver        bool `yaml:"otlp_receiver"`
+
+	// Parsed is the resolved Prometheus config; set by Resolve, never by YAML.
+	Parsed *promconfig.Config `yaml:"-"`
+}
+
+// QueryConfig holds PromQL engine limits. They take effect at start-up.
+type QueryConfig struct {
+	Timeout       model.Duration `yaml:"timeout"`
+	MaxSamples    int            `yaml:"max_samples"`
+	LookbackDelta model.Duration `yaml:"lookback_delta"`
+}
+
+// DefaultConfig matches the design doc (30d) and Prometheus's query defaults.
+func DefaultConfig() Config {
+	return Config{
+		Retention: model.Duration(30 * 24 * time.Hour),
+		Query: QueryConfig{
+			Timeout:       model.Duration(2 * time.Minute),
+			MaxSamples:    50_000_000,
+			LookbackDelta: model.Duration(5 * time.Minute),
+		},
+		RemoteWriteReceiver: true,
+		OTLPReceiver:        true,
+	}
+}
+
+// Validate reports every problem of the section at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Retention <= 0 && c.RetentionSize <= 0 {
+		errs = append(errs, errors.New("metrics: retention or retention_size must be positive"))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, errors.New("metrics.retention: must not be negative"))
+	}
+	if c.RetentionSize < 0 {
+		errs = append(errs, errors.New("metrics.retention_size: must not be negative"))
+	}
+	if !c.Prometheus.IsZero() && c.PrometheusConfigFile != "" {
+		errs = append(errs, errors.New("metrics: set either prometheus or prometheus_config_file, not both"))
+	}
+	if c.Query.Timeout <= 0 {
+		errs = append(errs, errors.New("metrics.query.timeout: must be positive"))
+	}
+	if c.Query.MaxSamples <= 0 {
+		errs = append(errs, errors.New("metrics.query.max_samples: must be positive"))
+	}
+	if c.Query.LookbackDelta <= 0 {
+		errs = append(errs, errors.New("metrics.query.lookback_delta: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Resolve parses the Prometheus config with Prometheus's parser. Relative
+// paths in it (rule_files, file_sd files, credentials) resolve against the
+// directory of the file they were written in.
+func (c *Config) Resolve(baseDir string, logger *slog.Logger) error {
+	switch {
+	case c.PrometheusConfigFile != "":
+		path := c.PrometheusConfigFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(baseDir, path)
+		}
+		pc, err := promconfig.LoadFile(path, false, logger)
+		if err != nil {
+			return fmt.Errorf("metrics.prometheus_config_file: %w", err)
+		}
+		c.Parsed = pc
+	case !c.Prometheus.IsZero():
+		pc, err := promconfig.Load(c.Prometheus.Text, logger)
+		if err != nil {
+			return c.Prometheus.Explain("metrics.prometheus", err)
+		}
+		pc.SetDirectory(baseDir)
+		c.Parsed = pc
+	default:
+		pc, err := promconfig.Load("", logger)
+		if err != nil {
+			return fmt.Errorf("metrics.prometheus: default: %w", err)
+		}
+		c.Parsed = pc
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+// Package promapi serves Prometheus's HTTP API (/api/v1) with Prometheus's
+// own web/api/v1 package, so paths, parameters, status codes and JSON are
+// upstream's. It is the only place that calls v1.NewAPI: its positional
+// parameter list changes between Prometheus releases (ADR 0002).
+package promapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	grafanaregexp "github.com/grafana/regexp"
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/features"
+	"github.com/prometheus/prometheus/util/notifications"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/nx-watcher/nxwatcher/internal/metrics"
+)
+
+// Options are the knobs of the API that come from config and flags.
+type Options struct {
+	ListenAddress string
+	ExternalURL   *url.URL
+	StorageDir    string
+	Flags         map[string]string
+	LookbackDelta time.Duration
+	QueryTimeout  time.Duration
+	Version       v1.PrometheusVersion
+
+	RemoteWriteReceiver bool
+	OTLPReceiver        bool
+}
+
+// Deps are the engines the API reads from and writes to.
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+
+	Engine  promql.QueryEngine
+	DB      *metrics.TSDB
+	Targets v1.TargetRetriever
+	Pools   v1.ScrapePoolsRetriever
+
+	// Rules and Alertmanagers may be nil until the alerting role is wired.
+	Rules         func(context.Context) v1.RulesRetriever
+	Alertmanagers func(context.Context) v1.AlertmanagerRetriever
+
+	// Config returns the Prometheus config in force.
+	Config func() promconfig.Config
+	// Runtime fills the reload fields of /api/v1/status/runtimeinfo.
+	Runtime func() (reloadOK bool, lastReload time.Time)
+	// Ready wraps handlers so they answer 503 until the first config applies.
+	Ready func(http.HandlerFunc) http.HandlerFunc
+	// Instrument counts each route under its name.
+	Instrument func(name string, h http.HandlerFunc) http.HandlerFunc
+}
+
+// Prometheus's defaults for the remote-read knobs we don't expose.
+const (
+	remoteReadSampleLimit      = 5e7
+	remoteReadConcurrencyLimit = 10
+	remoteReadMaxBytesInFrame  = 1 << 20
+)
+
+// New returns a handler for everything under /api/v1.
+func New(opts Options, deps Deps) http.Handler {
+	startTime := time.Now()
+	rulesRetriever := deps.Rules
+	if rulesRetriever == nil {
+		rulesRetriever = func(context.Context) v1.RulesRetriever { return noRules{} }
+	}
+	amRetriever := deps.Alertmanagers
+	if amRetriever == nil {
+		amRetriever = func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} }
+	}
+	host, scheme := opts.ListenAddress, "http"
+	if opts.ExternalURL != nil {
+		host, scheme = opts.ExternalURL.Host, opts.ExternalURL.Scheme
+	}
+	runtimeInfo := func() (v1.RuntimeInfo, error) {
+		ok, last := deps.Runtime()
+		cwd, _ := os.Getwd()
+		hostname, _ := os.Hostname()
+		cfg := deps.Config()
+		retention := ""
+		if tc := cfg.StorageConfig.TSDBConfig; tc != nil && tc.Retention != nil {
+			retention = tc.Retention.Time.String()
+			if tc.Retention.Size > 0 {
+				retention += " or " + tc.Retention.Size.String()
+			}
+		}
+		return v1.RuntimeInfo{
+			StartTime:           startTime,
+			CWD:                 cwd,
+			Hostname:            hostname,
+			ServerTime:          time.Now().UTC(),
+			ReloadConfigSuccess: ok,
+			LastConfigTime:      last,
+			GoroutineCount:      runtime.NumGoroutine(),
+			GOMAXPROCS:          runtime.GOMAXPROCS(0),
+			GOMEMLIMIT:          debug.SetMemoryLimit(-1),
+			GOGC:                os.Getenv("GOGC"),
+			GODEBUG:             os.Getenv("GODEBUG"),
+			StorageRetention:    retention,
+		}, nil
+	}
+	version := opts.Version
+	api := v1.NewAPI(
+		deps.Engine,
+		deps.DB.DB,
+		deps.DB.DB,
+		deps.DB.DB,
+		func(context.Context) v1.ScrapePoolsRetriever { return deps.Pools },
+		func(context.Context) v1.TargetRetriever { return deps.Targets },
+		amRetriever,
+		deps.Config,
+		opts.Flags,
+		v1.GlobalURLOptions{ListenAddress: opts.ListenAddress, Host: host, Scheme: scheme},
+		deps.Ready,
+		adminStats{deps.DB},
+		opts.StorageDir,
+		false, // admin API (delete series, snapshot) stays off, as by default upstream
+		false, // search API
+		0,
+		deps.Logger.With("component", "api"),
+		rulesRetriever,
+		remoteReadSampleLimit,
+		remoteReadConcurrencyLimit,
+		remoteReadMaxBytesInFrame,
+		false, // not an agent
+		grafanaregexp.MustCompile("^(?:.*)$"),
+		runtimeInfo,
+		&version,
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		deps.Gatherer,
+		deps.Registerer,
+		nil,
+		opts.RemoteWriteReceiver,
+		remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType},
+		opts.OTLPReceiver,
+		false, // OTLP delta to cumulative
+		false, // native OTLP delta ingestion
+		opts.LookbackDelta,
+		false, // type and unit labels
+		false, // append metadata from remote write
+		nil,
+		features.NewRegistry(),
+		v1.OpenAPIOptions{ExternalURL: externalURLString(opts), Version: version.Version},
+		nil,
+		false, // query cost
+		opts.QueryTimeout,
+	)
+	router := route.New().WithInstrumentation(deps.Instrument).WithPrefix("/api/v1")
+	api.Register(router)
+	return router
+}
+
+func externalURLString(opts Options) string {
+	if opts.ExternalURL == nil {
+		return ""
+	}
+	return opts.ExternalURL.String()
+}
+
+// adminStats gives *tsdb.DB the Stats and WALReplayStatus shape the API wants.
+type adminStats struct{ db *metrics.TSDB }
+
+func (a adminStats) CleanTombstones() error { return a.db.CleanTombstones() }
+func (a adminStats) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
+	return a.db.Delete(ctx, mint, maxt, ms...)
+}
+func (a adminStats) Snapshot(dir string, withHead bool) error { return a.db.Snapshot(dir, withHead) }
+func (a adminStats) Stats(statsByLabelName string, limit int) (*tsdb.Stats, error) {
+	return a.db.Head().Stats(statsByLabelName, limit), nil
+}
+func (a adminStats) WALReplayStatus() (tsdb.WALReplayStatus, error) {
+	return a.db.Stats.Head.WALReplayStatus.GetWALReplayStatus(), nil
+}
+func (a adminStats) BlockMetas() ([]tsdb.BlockMeta, error) {
+	blocks := a.db.Blocks()
+	metas := make([]tsdb.BlockMeta, 0, len(blocks))
+	for _, b := range blocks {
+		metas = append(metas, b.Meta())
+	}
+	return metas, nil
+}
+
+type noRules struct{}
+
+func (noRules) RuleGroups() []*rules.Group           { return nil }
+func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
+
+type noAlertmanagers struct{}
+
+func (noAlertmanagers) Alertmanagers() []*url.URL        { return nil }
+func (noAlertmanagers) DroppedAlertmanagers() []*url.URL { return nil }
