@@ -1,0 +1,69 @@
+package otlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// TracesConsumer takes decoded spans. It returns only when the data is as
+// safe as it will ever be (written to a WAL, say): the sender is
+// acknowledged after it returns nil. The receiver owns td: a consumer that
+// keeps any of it after returning must copy.
+type TracesConsumer interface {
+	ConsumeTraces(ctx context.Context, td ptrace.Traces) error
+}
+
+// LogsConsumer takes decoded log records; see TracesConsumer for the rules.
+type LogsConsumer interface {
+	ConsumeLogs(ctx context.Context, ld plog.Logs) error
+}
+
+// MetricsConsumer takes decoded metrics; see TracesConsumer for the rules.
+type MetricsConsumer interface {
+	ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error
+}
+
+// ErrInvalidInput marks a consumer error as the sender's fault. Consumers
+// wrap it (fmt.Errorf("span 3: %w", otlp.ErrInvalidInput)) and the
+// receivers answer 400 / InvalidArgument, which senders do not retry. Any
+// other consumer error is taken as transient: 503 / Unavailable.
+var ErrInvalidInput = errors.New("invalid input")
+
+// PartialSuccessError lets a consumer accept a request while rejecting part
+// of it. The receivers answer success with the OTLP partial_success field
+// set (rejected_spans, rejected_log_records or rejected_data_points).
+type PartialSuccessError struct {
+	Rejected int64
+	Reason   string
+}
+
+func (e *PartialSuccessError) Error() string {
+	return fmt.Sprintf("partial success: %d items rejected: %s", e.Rejected, e.Reason)
+}
+
+// TracesConsumerFunc adapts a function to TracesConsumer.
+type TracesConsumerFunc func(context.Context, ptrace.Traces) error
+
+// ConsumeTraces calls f.
+func (f TracesConsumerFunc) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	return f(ctx, td)
+}
+
+// LogsConsumerFunc adapts a function to LogsConsumer.
+type LogsConsumerFunc func(context.Context, plog.Logs) error
+
+// ConsumeLogs calls f.
+func (f LogsConsumerFunc) ConsumeLogs(ctx context.Context, ld plog.Logs) error { return f(ctx, ld) }
+
+// MetricsConsumerFunc adapts a function to MetricsConsumer.
+type MetricsConsumerFunc func(context.Context, pmetric.Metrics) error
+
+// ConsumeMetrics calls f.
+func (f MetricsConsumerFunc) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	return f(ctx, md)
+}

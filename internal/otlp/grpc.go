@@ -1,0 +1,152 @@
+package otlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP senders (the collector's exporter among them) compress with gzip by default.
+	"google.golang.org/grpc/tap"
+)
+
+// RegisterGRPC registers the OTLP trace, logs and metrics services on s.
+// All three are registered even without a consumer, so a sender gets a
+// clear Unimplemented message rather than "unknown service". Build s with
+// GRPCServerOptions (or use NewGRPCServer) so size and memory limits apply
+// before a request is decoded.
+func (r *Receiver) RegisterGRPC(s *grpc.Server) {
+	ptraceotlp.RegisterGRPCServer(s, &tracesService{r: r})
+	plogotlp.RegisterGRPCServer(s, &logsService{r: r})
+	pmetricotlp.RegisterGRPCServer(s, &metricsService{r: r})
+}
+
+// GRPCServerOptions caps the receive size at max_request_bytes (after
+// decompression, as gRPC does) and refuses new OTLP calls while the
+// memory limit is reached, before their messages are read.
+func (r *Receiver) GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
+		grpc.InTapHandle(r.tapMemoryLimit),
+	}
+}
+
+// NewGRPCServer returns a gRPC server with GRPCServerOptions, extra, and
+// the OTLP services registered.
+func (r *Receiver) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
+	s := grpc.NewServer(append(r.GRPCServerOptions(), extra...)...)
+	r.RegisterGRPC(s)
+	return s
+}
+
+// RunGRPC serves OTLP/gRPC on ln until ctx ends, then stops gracefully
+// (in-flight exports finish, bounded by 5s).
+func (r *Receiver) RunGRPC(ctx context.Context, ln net.Listener) error {
+	s := r.NewGRPCServer()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serve otlp grpc on %s: %w", ln.Addr(), err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() { s.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		s.Stop()
+		<-stopped
+	}
+	<-errc
+	return nil
+}
+
+const otlpServicePrefix = "/opentelemetry.proto.collector."
+
+func (r *Receiver) tapMemoryLimit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if !strings.HasPrefix(info.FullMethodName, otlpServicePrefix) || !r.limiter.full() {
+		return ctx, nil
+	}
+	signal := signalOfMethod(info.FullMethodName)
+	return ctx, r.grpcStatus(r.refuse(signal, transportGRPC, errMemoryLimit(signal)))
+}
+
+// signalOfMethod reads "traces" from
+// "/opentelemetry.proto.collector.trace.v1.TraceService/Export".
+func signalOfMethod(method string) string {
+	switch {
+	case strings.HasPrefix(method, otlpServicePrefix+"trace."):
+		return SignalTraces
+	case strings.HasPrefix(method, otlpServicePrefix+"logs."):
+		return SignalLogs
+	default:
+		return SignalMetrics
+	}
+}
+
+type tracesService struct {
+	ptraceotlp.UnimplementedGRPCServer
+	r *Receiver
+}
+
+func (s *tracesService) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	r := s.r
+	if r.deps.Traces == nil {
+		return ptraceotlp.NewExportResponse(), r.grpcStatus(r.refuse(SignalTraces, transportGRPC, errNotImplemented(SignalTraces)))
+	}
+	size := tracesSize(req.Traces())
+	r.metrics.requestBytes.WithLabelValues(SignalTraces, transportGRPC).Add(float64(size))
+	resp, e := r.exportTraces(ctx, req, size, transportGRPC)
+	if e != nil {
+		return resp, r.grpcStatus(e)
+	}
+	return resp, nil
+}
+
+type logsService struct {
+	plogotlp.UnimplementedGRPCServer
+	r *Receiver
+}
+
+func (s *logsService) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
+	r := s.r
+	if r.deps.Logs == nil {
+		return plogotlp.NewExportResponse(), r.grpcStatus(r.refuse(SignalLogs, transportGRPC, errNotImplemented(SignalLogs)))
+	}
+	size := logsSize(req.Logs())
+	r.metrics.requestBytes.WithLabelValues(SignalLogs, transportGRPC).Add(float64(size))
+	resp, e := r.exportLogs(ctx, req, size, transportGRPC)
+	if e != nil {
+		return resp, r.grpcStatus(e)
+	}
+	return resp, nil
+}
+
+type metricsService struct {
+	pmetricotlp.UnimplementedGRPCServer
+	r *Receiver
+}
+
+func (s *metricsService) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	r := s.r
+	if r.deps.Metrics == nil {
+		return pmetricotlp.NewExportResponse(), r.grpcStatus(r.refuse(SignalMetrics, transportGRPC, errNotImplemented(SignalMetrics)))
+	}
+	size := metricsSize(req.Metrics())
+	r.metrics.requestBytes.WithLabelValues(SignalMetrics, transportGRPC).Add(float64(size))
+	resp, e := r.exportMetrics(ctx, req, size, transportGRPC)
+	if e != nil {
+		return resp, r.grpcStatus(e)
+	}
+	return resp, nil
+}

@@ -1,0 +1,141 @@
+package otlp
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+// The three export paths below are shared by gRPC and HTTP: size is the
+// request's protobuf size, used for the memory estimate.
+
+func (r *Receiver) exportTraces(ctx context.Context, req ptraceotlp.ExportRequest, size int64, transport string) (ptraceotlp.ExportResponse, *exportError) {
+	resp := ptraceotlp.NewExportResponse()
+	td := req.Traces()
+	invalid := dropSpansWithInvalidIDs(td)
+	if invalid > 0 {
+		r.metrics.rejectedItems.WithLabelValues(SignalTraces, "invalid_id").Add(float64(invalid))
+	}
+	items := int64(td.SpanCount())
+	var rejected int64
+	var reasons []string
+	if items > 0 {
+		n, why, e := r.export(ctx, SignalTraces, transport, size*decodedOverhead, func(ctx context.Context) error {
+			return r.deps.Traces.ConsumeTraces(ctx, td)
+		})
+		if e != nil {
+			return resp, e
+		}
+		rejected, reasons = n, appendReason(reasons, why)
+	}
+	if invalid > 0 {
+		reasons = appendReason(reasons, pluralCount(invalid, "span")+" with an all-zero trace_id or span_id")
+	}
+	r.succeed(SignalTraces, transport, items-rejected, rejected+invalid)
+	if rejected+invalid > 0 {
+		resp.PartialSuccess().SetRejectedSpans(rejected + invalid)
+		resp.PartialSuccess().SetErrorMessage(strings.Join(reasons, "; "))
+	}
+	return resp, nil
+}
+
+func (r *Receiver) exportLogs(ctx context.Context, req plogotlp.ExportRequest, size int64, transport string) (plogotlp.ExportResponse, *exportError) {
+	resp := plogotlp.NewExportResponse()
+	ld := req.Logs()
+	items := int64(ld.LogRecordCount())
+	if items == 0 {
+		r.succeed(SignalLogs, transport, 0, 0)
+		return resp, nil
+	}
+	rejected, why, e := r.export(ctx, SignalLogs, transport, size*decodedOverhead, func(ctx context.Context) error {
+		return r.deps.Logs.ConsumeLogs(ctx, ld)
+	})
+	if e != nil {
+		return resp, e
+	}
+	r.succeed(SignalLogs, transport, items-rejected, rejected)
+	if rejected > 0 {
+		resp.PartialSuccess().SetRejectedLogRecords(rejected)
+		resp.PartialSuccess().SetErrorMessage(why)
+	}
+	return resp, nil
+}
+
+func (r *Receiver) exportMetrics(ctx context.Context, req pmetricotlp.ExportRequest, size int64, transport string) (pmetricotlp.ExportResponse, *exportError) {
+	resp := pmetricotlp.NewExportResponse()
+	md := req.Metrics()
+	items := int64(md.DataPointCount())
+	if md.MetricCount() == 0 {
+		r.succeed(SignalMetrics, transport, 0, 0)
+		return resp, nil
+	}
+	rejected, why, e := r.export(ctx, SignalMetrics, transport, size*decodedOverhead, func(ctx context.Context) error {
+		return r.deps.Metrics.ConsumeMetrics(ctx, md)
+	})
+	if e != nil {
+		return resp, e
+	}
+	r.succeed(SignalMetrics, transport, items-rejected, rejected)
+	if rejected > 0 {
+		resp.PartialSuccess().SetRejectedDataPoints(rejected)
+		resp.PartialSuccess().SetErrorMessage(why)
+	}
+	return resp, nil
+}
+
+// dropSpansWithInvalidIDs removes spans no store could index: the OTLP
+// spec forbids all-zero trace and span IDs. It returns how many it removed.
+func dropSpansWithInvalidIDs(td ptrace.Traces) int64 {
+	var dropped int64
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		sss := rss.At(i).ScopeSpans()
+		for j := range sss.Len() {
+			sss.At(j).Spans().RemoveIf(func(s ptrace.Span) bool {
+				if s.TraceID().IsEmpty() || s.SpanID().IsEmpty() {
+					dropped++
+					return true
+				}
+				return false
+			})
+		}
+	}
+	return dropped
+}
+
+func tracesSize(td ptrace.Traces) int64 {
+	var m ptrace.ProtoMarshaler
+	return int64(m.TracesSize(td))
+}
+
+func logsSize(ld plog.Logs) int64 {
+	var m plog.ProtoMarshaler
+	return int64(m.LogsSize(ld))
+}
+
+func metricsSize(md pmetric.Metrics) int64 {
+	var m pmetric.ProtoMarshaler
+	return int64(m.MetricsSize(md))
+}
+
+func appendReason(reasons []string, why string) []string {
+	if why == "" {
+		return reasons
+	}
+	return append(reasons, why)
+}
+
+func pluralCount(n int64, noun string) string {
+	s := strconv.FormatInt(n, 10) + " " + noun
+	if n != 1 {
+		s += "s"
+	}
+	return s
+}
