@@ -1,0 +1,488 @@
+package alerting
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/alertmanager/alert"
+	"github.com/prometheus/alertmanager/api"
+	amconfig "github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/alertmanager/config/receiver"
+	"github.com/prometheus/alertmanager/dispatch"
+	"github.com/prometheus/alertmanager/eventrecorder"
+	"github.com/prometheus/alertmanager/featurecontrol"
+	"github.com/prometheus/alertmanager/inhibit"
+	"github.com/prometheus/alertmanager/marker"
+	"github.com/prometheus/alertmanager/nflog"
+	"github.com/prometheus/alertmanager/notify"
+	"github.com/prometheus/alertmanager/provider/mem"
+	"github.com/prometheus/alertmanager/silence"
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/alertmanager/timeinterval"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/notifier"
+)
+
+// Upstream defaults that have no config key here.
+const (
+	alertGCInterval             = 30 * time.Minute
+	dispatchMaintenanceInterval = 30 * time.Second
+	defaultExternalURL          = "http://localhost:9093"
+)
+
+// Deps are the embedded Alertmanager's collaborators.
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// ExternalURL is where users reach the Alertmanager API; it appears in
+	// notifications ({{ .ExternalURL }}) and silence links. Default
+	// http://localhost:9093. It must not end in "/".
+	ExternalURL string
+}
+
+// Alertmanager is an Alertmanager built from upstream's packages: alert
+// store, silences, notification log, inhibitor, dispatcher, notification
+// pipeline and the API v2. Construct it with New, call ApplyConfig to
+// reload, Run for background maintenance, Close to stop.
+type Alertmanager struct {
+	logger      *slog.Logger
+	cfg         Config
+	externalURL *url.URL
+	startTime   time.Time
+	metrics     *metrics
+
+	recorder          eventrecorder.Recorder
+	alerts            *mem.Alerts
+	stopAlerts        context.CancelFunc
+	silences          *silence.Silences
+	silencer          *silence.Silencer
+	nflog             *nflog.Log
+	groupMarker       marker.GroupMarker
+	api               *api.API
+	handler           http.Handler
+	pipelineBuilder   *notify.PipelineBuilder
+	dispatcherMetrics *dispatch.DispatcherMetrics
+
+	silencesFile string
+	nflogFile    string
+	snapshotMu   sync.Mutex // one writer per snapshot file
+
+	mu         sync.Mutex // serialises ApplyConfig and Close
+	closed     bool
+	dispatcher atomic.Pointer[dispatch.Dispatcher]
+	inhibitor  atomic.Pointer[inhibit.Inhibitor]
+	amConfig   atomic.Pointer[amconfig.Config]
+}
+
+// New builds the Alertmanager, loads silences and the notification log
+// from dataDir (they survive restarts) and applies cfg. Callers check
+// cfg.Enabled before calling New.
+func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
+	if deps.Logger == nil {
+		return nil, errors.New("new alertmanager: logger is required")
+	}
+	if deps.Registerer == nil {
+		return nil, errors.New("new alertmanager: registerer is required")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new alertmanager: %w", err)
+	}
+	amConf, err := cfg.LoadAlertmanagerConfig()
+	if err != nil {
+		return nil, fmt.Errorf("new alertmanager: %w", err)
+	}
+	ext := deps.ExternalURL
+	if ext == "" {
+		ext = defaultExternalURL
+	}
+	extURL, err := url.Parse(strings.TrimSuffix(ext, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("new alertmanager: external url: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("new alertmanager: create data dir: %w", err)
+	}
+
+	logger := deps.Logger.With("component", "alertmanager")
+	reg := deps.Registerer
+	a := &Alertmanager{
+		logger:       logger,
+		cfg:          cfg,
+		externalURL:  extURL,
+		startTime:    time.Now(),
+		metrics:      newMetrics(reg),
+		recorder:     eventrecorder.NopRecorder(),
+		groupMarker:  marker.NewGroupMarker(),
+		silencesFile: filepath.Join(dataDir, "silences"),
+		nflogFile:    filepath.Join(dataDir, "nflog"),
+	}
+	// Undo what was built if a later step fails.
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+
+	flags, err := featurecontrol.NewFlags(logger, "")
+	if err != nil {
+		return nil, fmt.Errorf("new alertmanager: feature flags: %w", err)
+	}
+	retention := time.Duration(cfg.Retention)
+
+	a.nflog, err = nflog.New(nflog.Options{
+		SnapshotFile: snapshotIfExists(a.nflogFile),
+		Retention:    retention,
+		Logger:       logger.With("component", "nflog"),
+		Metrics:      reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new alertmanager: open notification log %s: %w", a.nflogFile, err)
+	}
+	a.silences, err = silence.New(silence.Options{
+		SnapshotFile:  snapshotIfExists(a.silencesFile),
+		Retention:     retention,
+		Logger:        logger.With("component", "silences"),
+		Metrics:       reg,
+		EventRecorder: a.recorder,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new alertmanager: open silences %s: %w", a.silencesFile, err)
+	}
+	a.silencer = silence.NewSilencer(a.silences, logger, a.recorder)
+
+	alertsCtx, stopAlerts := context.WithCancel(context.Background())
+	a.stopAlerts = stopAlerts
+	a.alerts, err = mem.NewAlerts(alertsCtx, alertGCInterval, 0, a.silencer, logger, a.recorder, reg, flags)
+	if err != nil {
+		return nil, fmt.Errorf("new alertmanager: alert store: %w", err)
+	}
+
+	a.api, err = api.New(api.Options{
+		Alerts:          a.alerts,
+		Silences:        a.silences,
+		GroupMutedFunc:  a.groupMarker.Muted,
+		Logger:          logger.With("component", "api"),
+		Registry:        reg,
+		RequestDuration: a.metrics.requestDuration,
+		GroupFunc: func(ctx context.Context, rf func(*dispatch.Route) bool, af func(*alert.Alert, time.Time) bool) (dispatch.AlertGroups, map[model.Fingerprint][]string, error) {
+			d := a.dispatcher.Load()
+			if d == nil {
+				return nil, nil, errors.New("no configuration applied")
+			}
+			return d.Groups(ctx, rf, af)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new alertmanager: api: %w", err)
+	}
+	a.handler = a.persistSilenceChanges(a.api.Register(route.New(), "/"))
+
+	a.pipelineBuilder = notify.NewPipelineBuilder(reg, flags, a.recorder)
+	a.dispatcherMetrics = dispatch.NewDispatcherMetrics(false, reg, flags)
+
+	if err := a.apply(amConf); err != nil {
+		return nil, fmt.Errorf("new alertmanager: %w", err)
+	}
+	return a, nil
+}
+
+func snapshotIfExists(path string) string {
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
+}
+
+// ApplyConfig reloads the alertmanager.yml named by cfg: routes,
+// receivers, inhibition rules, templates and time intervals. A config that
+// does not load is rejected and the running one is kept. Retention and the
+// listen address take effect only at the next start.
+func (a *Alertmanager) ApplyConfig(cfg Config) error {
+	amConf, err := cfg.LoadAlertmanagerConfig()
+	if err != nil {
+		a.metrics.reloads.WithLabelValues("failure").Inc()
+		return fmt.Errorf("apply alertmanager config: %w", err)
+	}
+	if err := a.apply(amConf); err != nil {
+		a.metrics.reloads.WithLabelValues("failure").Inc()
+		return fmt.Errorf("apply alertmanager config: %w", err)
+	}
+	a.metrics.reloads.WithLabelValues("success").Inc()
+	return nil
+}
+
+// apply builds the config-scoped parts and swaps them in. Everything that
+// can fail happens before the running dispatcher is touched, so a bad
+// config leaves the old one working (the order follows upstream's
+// app/reloader.go).
+func (a *Alertmanager) apply(conf *amconfig.Config) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return errors.New("alertmanager is closed")
+	}
+
+	tmpl, err := template.FromGlobs(conf.Templates)
+	if err != nil {
+		return fmt.Errorf("parse templates: %w", err)
+	}
+	tmpl.ExternalURL = a.externalURL
+
+	routes := dispatch.NewRoute(conf.Route, nil)
+	active := map[string]struct{}{}
+	routes.Walk(func(r *dispatch.Route) { active[r.RouteOpts.Receiver] = struct{}{} })
+
+	receivers := make(map[string][]notify.Integration, len(active))
+	integrations := 0
+	for _, rcv := range conf.Receivers {
+		if _, ok := active[rcv.Name]; !ok {
+			continue // upstream skips receivers no route uses
+		}
+		ints, err := receiver.BuildReceiverIntegrations(rcv, tmpl, a.logger)
+		if err != nil {
+			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
+		}
+		receivers[rcv.Name] = ints
+		integrations += len(ints)
+	}
+
+	intervals := make(map[string][]timeinterval.TimeInterval, len(conf.MuteTimeIntervals)+len(conf.TimeIntervals))
+	for _, ti := range conf.MuteTimeIntervals {
+		intervals[ti.Name] = ti.TimeIntervals
+	}
+	for _, ti := range conf.TimeIntervals {
+		intervals[ti.Name] = ti.TimeIntervals
+	}
+
+	// From here on nothing fails: swap.
+	if old := a.inhibitor.Load(); old != nil {
+		old.Stop()
+	}
+	if old := a.dispatcher.Load(); old != nil {
+		old.Stop()
+	}
+	inhibitor := inhibit.NewInhibitor(a.alerts, conf.InhibitRules, a.logger, a.recorder)
+	pipeline := a.pipelineBuilder.New(receivers, noWait, inhibitor, a.silencer,
+		timeinterval.NewIntervener(intervals), a.groupMarker, a.nflog, nil)
+
+	a.metrics.receivers.Set(float64(len(active)))
+	a.metrics.integrations.Set(float64(integrations))
+	a.metrics.inhibitionRules.Set(float64(len(conf.InhibitRules)))
+
+	a.api.Update(conf, func(ctx context.Context, ls model.LabelSet) {
+		if in := a.inhibitor.Load(); in != nil {
+			in.Mutes(ctx, ls)
+		}
+		a.silencer.Mutes(ctx, ls)
+	})
+	a.amConfig.Store(conf)
+
+	d := dispatch.NewDispatcher(a.alerts, routes, pipeline, a.groupMarker, notifyTimeout,
+		dispatchMaintenanceInterval, nil, a.logger, a.recorder, a.dispatcherMetrics, tmpl)
+
+	// The inhibitor loads current alerts before the dispatcher starts, so
+	// nothing inhibited slips out.
+	go inhibitor.Run()
+	inhibitor.WaitForLoading()
+	a.inhibitor.Store(inhibitor)
+	go d.Run(a.startTime)
+	d.WaitForLoading()
+	a.dispatcher.Store(d)
+	return nil
+}
+
+func noWait() time.Duration { return 0 }
+
+// notifyTimeout is upstream's per-notification timeout without a cluster.
+func notifyTimeout(d time.Duration) time.Duration {
+	return max(d, notify.MinTimeout)
+}
+
+// Handler serves Alertmanager's API v2 under /api/v2/ (upstream paths,
+// parameters and JSON shapes). Mount it at "/api/v2/" on any listener.
+func (a *Alertmanager) Handler() http.Handler { return a.handler }
+
+// Send hands alerts from the ruler straight to the alert store, with the
+// same defaults and validation as POST /api/v2/alerts. Invalid alerts are
+// counted and dropped; the valid ones are kept.
+func (a *Alertmanager) Send(alerts ...*notifier.Alert) {
+	if len(alerts) == 0 {
+		return
+	}
+	now := time.Now()
+	resolveTimeout := 5 * time.Minute
+	if c := a.amConfig.Load(); c != nil && c.Global != nil {
+		resolveTimeout = time.Duration(c.Global.ResolveTimeout)
+	}
+	valid := make([]*alert.Alert, 0, len(alerts))
+	for _, na := range alerts {
+		al := fromNotifier(na, now, resolveTimeout)
+		if err := al.Validate(); err != nil {
+			a.metrics.inProcess.WithLabelValues("invalid").Inc()
+			continue
+		}
+		valid = append(valid, al)
+	}
+	if err := a.alerts.Put(context.Background(), valid...); err != nil {
+		a.metrics.inProcess.WithLabelValues("failed").Add(float64(len(valid)))
+		a.logger.Error("store alerts from ruler", "err", err)
+		return
+	}
+	a.metrics.inProcess.WithLabelValues("accepted").Add(float64(len(valid)))
+}
+
+func fromNotifier(na *notifier.Alert, now time.Time, resolveTimeout time.Duration) *alert.Alert {
+	ls := make(model.LabelSet, na.Labels.Len())
+	na.Labels.Range(func(l labelsLabel) {
+		if l.Value != "" {
+			ls[model.LabelName(l.Name)] = model.LabelValue(l.Value)
+		}
+	})
+	an := make(model.LabelSet, na.Annotations.Len())
+	na.Annotations.Range(func(l labelsLabel) {
+		an[model.LabelName(l.Name)] = model.LabelValue(l.Value)
+	})
+	al := &alert.Alert{
+		Alert: model.Alert{
+			Labels:       ls,
+			Annotations:  an,
+			StartsAt:     na.StartsAt,
+			EndsAt:       na.EndsAt,
+			GeneratorURL: na.GeneratorURL,
+		},
+		UpdatedAt: now,
+	}
+	if al.StartsAt.IsZero() {
+		if al.EndsAt.IsZero() {
+			al.StartsAt = now
+		} else {
+			al.StartsAt = al.EndsAt
+		}
+	}
+	if al.EndsAt.IsZero() {
+		al.Timeout = true
+		al.EndsAt = now.Add(resolveTimeout)
+	}
+	return al
+}
+
+// Run writes snapshots of silences and the notification log every
+// maintenance interval and once more when ctx ends.
+func (a *Alertmanager) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Duration(a.cfg.MaintenanceInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.maintain()
+			return nil
+		case <-t.C:
+			a.maintain()
+		}
+	}
+}
+
+func (a *Alertmanager) maintain() {
+	a.snapshot("silences", a.silences, a.silencesFile)
+	a.snapshot("nflog", a.nflog, a.nflogFile)
+}
+
+func (a *Alertmanager) snapshot(name string, s snapshotter, path string) bool {
+	a.snapshotMu.Lock()
+	defer a.snapshotMu.Unlock()
+	size, err := writeSnapshot(s, path)
+	if err != nil {
+		a.metrics.snapshotErrors.WithLabelValues(name).Inc()
+		a.logger.Error("write snapshot", "state", name, "err", err)
+		return false
+	}
+	a.metrics.snapshotBytes.WithLabelValues(name).Set(float64(size))
+	return true
+}
+
+// persistSilenceChanges writes the silence snapshot before a successful
+// create or expire is answered, so an acknowledged silence survives a
+// crash, not only a clean shutdown.
+func (a *Alertmanager) persistSilenceChanges(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mutating := (r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/api/v2/silences")) ||
+			(r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/api/v2/silence/"))
+		if !mutating {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := &bufferedResponse{header: w.Header(), status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		if rec.status < 300 && !a.snapshot("silences", a.silences, a.silencesFile) {
+			http.Error(w, "silence applied but not persisted; see server log", http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(rec.body.Bytes())
+	})
+}
+
+type bufferedResponse struct {
+	header      http.Header
+	status      int
+	wroteHeader bool
+	body        bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(code int) {
+	if !b.wroteHeader {
+		b.status, b.wroteHeader = code, true
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	b.wroteHeader = true
+	return b.body.Write(p)
+}
+
+// Close stops the dispatcher and inhibitor, writes final snapshots and
+// releases the alert store. It is safe to call more than once.
+func (a *Alertmanager) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	a.mu.Unlock()
+	a.closeAll()
+	return nil
+}
+
+func (a *Alertmanager) closeAll() {
+	if in := a.inhibitor.Load(); in != nil {
+		in.Stop()
+	}
+	if d := a.dispatcher.Load(); d != nil {
+		d.Stop()
+	}
+	if a.silences != nil && a.nflog != nil {
+		a.maintain()
+	}
+	if a.alerts != nil {
+		a.alerts.Close()
+	}
+	if a.stopAlerts != nil {
+		a.stopAlerts()
+	}
+}

@@ -1,0 +1,110 @@
+package alerting
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	amconfig "github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/common/model"
+
+	"github.com/nx-watcher/nxwatcher/internal/config/native"
+)
+
+// Config is the `alerting:` section of the serve config.
+type Config struct {
+	// Enabled turns the embedded Alertmanager on. Staging may turn it off.
+	Enabled bool `yaml:"enabled"`
+	// Alertmanager is the body of an alertmanager.yml, pasted inline.
+	Alertmanager native.Section `yaml:"alertmanager,omitempty"`
+	// AlertmanagerConfigFile is a path to an alertmanager.yml; exclusive
+	// with Alertmanager.
+	AlertmanagerConfigFile string `yaml:"alertmanager_config_file,omitempty"`
+	// ListenAddress is an optional second port that serves only the
+	// Alertmanager API (":9093" in the manifests), for clients that expect
+	// Alertmanager on its own port.
+	ListenAddress string `yaml:"listen_address,omitempty"`
+	// Retention is how long silences and notification-log entries are kept
+	// after they expire (Alertmanager's --data.retention).
+	Retention model.Duration `yaml:"retention,omitempty"`
+	// MaintenanceInterval is how often expired state is collected and a
+	// snapshot written (Alertmanager's --data.maintenance-interval).
+	// Silence changes made through the API are also written at once.
+	MaintenanceInterval model.Duration `yaml:"maintenance_interval,omitempty"`
+}
+
+// defaultAlertmanagerYAML is used when alerting is enabled without any
+// alertmanager.yml: alerts are kept and shown by the API but sent nowhere.
+const defaultAlertmanagerYAML = `route:
+  receiver: default
+receivers:
+  - name: default
+`
+
+// DefaultConfig returns the section's defaults: enabled, no receivers,
+// Alertmanager's own retention (120h) and maintenance interval (15m).
+func DefaultConfig() Config {
+	return Config{
+		Enabled:             true,
+		Retention:           model.Duration(120 * time.Hour),
+		MaintenanceInterval: model.Duration(15 * time.Minute),
+	}
+}
+
+// Validate reports every problem of the section at once. The
+// alertmanager.yml body is parsed by Alertmanager's own parser.
+func (c Config) Validate() error {
+	var errs []error
+	if !c.Alertmanager.IsZero() && c.AlertmanagerConfigFile != "" {
+		errs = append(errs, errors.New("alerting: set either alertmanager or alertmanager_config_file, not both"))
+	}
+	if c.ListenAddress != "" {
+		if _, _, err := net.SplitHostPort(c.ListenAddress); err != nil {
+			errs = append(errs, fmt.Errorf("alerting.listen_address: %w", err))
+		}
+	}
+	if c.Retention <= 0 {
+		errs = append(errs, errors.New("alerting.retention: must be positive"))
+	}
+	if c.MaintenanceInterval <= 0 {
+		errs = append(errs, errors.New("alerting.maintenance_interval: must be positive"))
+	}
+	if c.Alertmanager.IsZero() || c.AlertmanagerConfigFile == "" {
+		if _, err := c.LoadAlertmanagerConfig(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LoadAlertmanagerConfig parses the alertmanager.yml the section names with
+// Alertmanager's config.Load. Errors carry lines of the serve config file
+// (inline body) or the name of the file.
+func (c Config) LoadAlertmanagerConfig() (*amconfig.Config, error) {
+	switch {
+	case c.AlertmanagerConfigFile != "":
+		conf, err := amconfig.LoadFile(c.AlertmanagerConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("alerting.alertmanager_config_file (%s): %w", c.AlertmanagerConfigFile, err)
+		}
+		return conf, nil
+	case !c.Alertmanager.IsZero():
+		text := c.Alertmanager.Text
+		if c.Alertmanager.File != "" {
+			conf, err := amconfig.LoadFile(c.Alertmanager.File)
+			return conf, c.Alertmanager.Explain("alerting.alertmanager", err)
+		}
+		conf, err := amconfig.Load(text)
+		if err != nil {
+			return nil, c.Alertmanager.Explain("alerting.alertmanager", err)
+		}
+		return conf, nil
+	default:
+		conf, err := amconfig.Load(defaultAlertmanagerYAML)
+		if err != nil {
+			return nil, fmt.Errorf("alerting: default alertmanager config: %w", err)
+		}
+		return conf, nil
+	}
+}
