@@ -1,0 +1,246 @@
+package logstore
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// ChunkMeta describes a chunk without reading it.
+type ChunkMeta struct {
+	MinTime, MaxTime int64 // Unix ns, inclusive.
+	Entries          int
+	RawBytes         int // size of the uncompressed entries
+}
+
+// memChunk is a cut, compressed, immutable chunk still held by the head.
+type memChunk struct {
+	meta  ChunkMeta
+	data  []byte
+	bloom *bloom
+}
+
+type memStream struct {
+	ref  uint64
+	lbls labels.Labels
+
+	mu     sync.Mutex
+	chunks []*memChunk
+	open   rawChunk
+	maxT   int64
+}
+
+// head is the in-memory, WAL-backed part of the store. When it is flushed to
+// a block, a new head replaces it and the old one stays queryable until the
+// block is visible.
+type head struct {
+	firstSegment int // first WAL segment whose records belong to this head
+
+	mu       sync.RWMutex
+	byHash   map[uint64][]*memStream
+	byRef    map[uint64]*memStream
+	postings map[string]map[string][]*memStream
+
+	minT, maxT atomic.Int64
+	bytes      atomic.Int64 // open raw bytes + cut compressed bytes
+	entries    atomic.Int64
+	createdAt  int64 // Unix ns of the first append; 0 while empty
+}
+
+func newHead(firstSegment int) *head {
+	h := &head{
+		firstSegment: firstSegment,
+		byHash:       map[uint64][]*memStream{},
+		byRef:        map[uint64]*memStream{},
+		postings:     map[string]map[string][]*memStream{},
+	}
+	h.minT.Store(maxTime)
+	h.maxT.Store(minTime)
+	return h
+}
+
+const (
+	minTime = int64(-1 << 63)
+	maxTime = int64(1<<63 - 1)
+)
+
+func (h *head) get(ls labels.Labels) *memStream {
+	hash := ls.Hash()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, s := range h.byHash[hash] {
+		if labels.Equal(s.lbls, ls) {
+			return s
+		}
+	}
+	return nil
+}
+
+// create adds a stream; the caller holds the WAL lock so creation is ordered
+// with its WAL record.
+func (h *head) create(ref uint64, ls labels.Labels) *memStream {
+	s := &memStream{ref: ref, lbls: ls, maxT: minTime}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hash := ls.Hash()
+	h.byHash[hash] = append(h.byHash[hash], s)
+	h.byRef[ref] = s
+	ls.Range(func(l labels.Label) {
+		vals := h.postings[l.Name]
+		if vals == nil {
+			vals = map[string][]*memStream{}
+			h.postings[l.Name] = vals
+		}
+		vals[l.Value] = append(vals[l.Value], s)
+	})
+	return s
+}
+
+func (h *head) numStreams() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.byRef)
+}
+
+// appendEntries adds entries to a stream, cutting chunks at target size.
+func (h *head) appendEntries(s *memStream, es []Entry, chunkTarget int) {
+	s.mu.Lock()
+	var delta int64
+	prev := len(s.open.buf)
+	for _, e := range es {
+		s.open.append(e.Timestamp, e.Line, e.Metadata)
+		s.maxT = max(s.maxT, e.Timestamp)
+		delta += int64(len(s.open.buf) - prev)
+		prev = len(s.open.buf)
+		if len(s.open.buf) >= chunkTarget {
+			c := cutChunk(&s.open)
+			s.chunks = append(s.chunks, c)
+			delta += int64(len(c.data) - len(s.open.buf))
+			s.open = rawChunk{}
+			prev = 0
+		}
+		updateMin(&h.minT, e.Timestamp)
+		updateMax(&h.maxT, e.Timestamp)
+	}
+	s.mu.Unlock()
+	h.bytes.Add(delta)
+	h.entries.Add(int64(len(es)))
+}
+
+func updateMin(a *atomic.Int64, v int64) {
+	for {
+		cur := a.Load()
+		if v >= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+func updateMax(a *atomic.Int64, v int64) {
+	for {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// cutChunk sorts, indexes and compresses an open chunk.
+func cutChunk(rc *rawChunk) *memChunk {
+	raw := rc.buf
+	var es []Entry
+	if rc.unsorted {
+		es, _ = sortedEntries(raw, rc.entries) // raw was written by us: cannot be corrupt
+		raw = encodeSortedChunk(es).buf
+	} else {
+		es, _ = sortedEntries(raw, rc.entries)
+	}
+	return &memChunk{
+		meta:  ChunkMeta{MinTime: rc.minT, MaxTime: rc.maxT, Entries: rc.entries, RawBytes: len(raw)},
+		data:  compressChunk(raw),
+		bloom: buildBloom(es),
+	}
+}
+
+// snapshot returns the stream's chunks as query handles. The open chunk is
+// captured by slicing: appends never rewrite bytes already written.
+func (s *memStream) snapshot() []chunkHandle {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]chunkHandle, 0, len(s.chunks)+1)
+	for _, c := range s.chunks {
+		out = append(out, c)
+	}
+	if s.open.entries > 0 {
+		o := s.open
+		o.buf = o.buf[:len(o.buf):len(o.buf)]
+		out = append(out, &openChunk{raw: o})
+	}
+	return out
+}
+
+// streamsMatching evaluates matchers against the head's postings.
+func (h *head) streamsMatching(ms []*labels.Matcher) []*memStream {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var cand []*memStream
+	narrowed := false
+	for _, m := range ms {
+		if m.Type != labels.MatchEqual || m.Value == "" {
+			continue
+		}
+		p := h.postings[m.Name][m.Value]
+		if !narrowed || len(p) < len(cand) {
+			cand, narrowed = p, true
+		}
+	}
+	if !narrowed {
+		cand = make([]*memStream, 0, len(h.byRef))
+		for _, s := range h.byRef {
+			cand = append(cand, s)
+		}
+	}
+	out := make([]*memStream, 0, len(cand))
+	for _, s := range cand {
+		if matchesAll(s.lbls, ms) {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b *memStream) int { return labels.Compare(a.lbls, b.lbls) })
+	return out
+}
+
+func matchesAll(ls labels.Labels, ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		if !m.Matches(ls.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+// allStreams returns every stream sorted by labels, for flushing.
+func (h *head) allStreams() []*memStream {
+	return h.streamsMatching(nil)
+}
+
+// memChunk and openChunk implement chunkHandle.
+func (c *memChunk) Meta() ChunkMeta                { return c.meta }
+func (c *memChunk) mayContain(needles []string) bool { return c.bloom.mayContain(needles) }
+func (c *memChunk) load() ([]Entry, error) {
+	raw, err := decompressChunk(c.data)
+	if err != nil {
+		return nil, err
+	}
+	return sortedEntries(raw, c.meta.Entries)
+}
+
+type openChunk struct{ raw rawChunk }
+
+func (c *openChunk) Meta() ChunkMeta {
+	return ChunkMeta{MinTime: c.raw.minT, MaxTime: c.raw.maxT, Entries: c.raw.entries, RawBytes: len(c.raw.buf)}
+}
+func (c *openChunk) mayContain([]string) bool { return true }
+func (c *openChunk) load() ([]Entry, error)   { return sortedEntries(c.raw.buf, c.raw.entries) }

@@ -1,0 +1,389 @@
+package logstore
+
+import (
+	"container/heap"
+	"context"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// chunkHandle is a chunk from the head or a block.
+type chunkHandle interface {
+	Meta() ChunkMeta
+	mayContain(needles []string) bool
+	load() ([]Entry, error) // entries sorted by time
+}
+
+// SelectHints narrow a Select. Start is inclusive, End exclusive (Unix ns).
+type SelectHints struct {
+	Start, End int64
+	// Needles are substrings every wanted line contains (from `|=` filters);
+	// chunks whose bloom filter rules one out are never read.
+	Needles []string
+	// Filter, if set, is applied to every line in the chunk workers, in parallel.
+	Filter func(line string) bool
+	// Backward yields newest entries first.
+	Backward bool
+}
+
+// EntryIterator is a pull iterator over one stream's entries.
+type EntryIterator interface {
+	Next() bool
+	At() Entry
+	Err() error
+	Close() error
+}
+
+// Stream is one selected stream.
+type Stream struct {
+	Labels labels.Labels
+	chunks []chunkHandle
+	q      *Querier
+	hints  SelectHints
+}
+
+// Iterator returns the stream's entries in hint order, merged across head and
+// blocks, loading at most a few chunks ahead in parallel.
+func (s *Stream) Iterator(ctx context.Context) EntryIterator {
+	return newMergeIter(ctx, s.chunks, s.hints, s.q.sem)
+}
+
+// ChunkStats sums the metadata of the stream's chunks (no chunk is read).
+func (s *Stream) ChunkStats() (chunks, entries int, bytes int64) {
+	for _, c := range s.chunks {
+		m := c.Meta()
+		chunks++
+		entries += m.Entries
+		bytes += int64(m.RawBytes)
+	}
+	return
+}
+
+// StreamSet iterates over selected streams, sorted by labels.
+type StreamSet interface {
+	Next() bool
+	At() *Stream
+	Err() error
+}
+
+type sliceStreamSet struct {
+	s   []*Stream
+	i   int
+	err error
+}
+
+func (s *sliceStreamSet) Next() bool {
+	if s.err != nil || s.i >= len(s.s) {
+		return false
+	}
+	s.i++
+	return true
+}
+func (s *sliceStreamSet) At() *Stream { return s.s[s.i-1] }
+func (s *sliceStreamSet) Err() error  { return s.err }
+
+// Querier reads a consistent view of heads and blocks over a time range.
+// Close releases the blocks it pinned.
+type Querier struct {
+	mint, maxt int64
+	heads      []*head
+	blocks     []*block
+	sem        chan struct{}
+	stats      *queryMetrics
+	closeOnce  sync.Once
+}
+
+// Close unpins the querier's blocks.
+func (q *Querier) Close() error {
+	q.closeOnce.Do(func() {
+		for _, b := range q.blocks {
+			b.release()
+		}
+	})
+	return nil
+}
+
+type streamKey struct {
+	hash uint64
+}
+
+// Select returns the streams matching all matchers with at least one chunk
+// in the hint range whose bloom admits the needles.
+func (q *Querier) Select(ctx context.Context, hints SelectHints, ms ...*labels.Matcher) StreamSet {
+	if hints.End == 0 {
+		hints.End = maxTime
+	}
+	hints.Start = max(hints.Start, q.mint)
+	hints.End = min(hints.End, q.maxt)
+	byHash := map[uint64][]*Stream{}
+	var out []*Stream
+	add := func(ls labels.Labels, cs []chunkHandle) {
+		var keep []chunkHandle
+		for _, c := range cs {
+			m := c.Meta()
+			if m.MaxTime < hints.Start || m.MinTime >= hints.End {
+				continue
+			}
+			if q.stats != nil {
+				q.stats.chunksConsidered.Inc()
+			}
+			if len(hints.Needles) > 0 && !c.mayContain(hints.Needles) {
+				if q.stats != nil {
+					q.stats.chunksSkipped.Inc()
+				}
+				continue
+			}
+			keep = append(keep, c)
+		}
+		if len(keep) == 0 {
+			return
+		}
+		h := ls.Hash()
+		for _, s := range byHash[h] {
+			if labels.Equal(s.Labels, ls) {
+				s.chunks = append(s.chunks, keep...)
+				return
+			}
+		}
+		s := &Stream{Labels: ls, chunks: keep, q: q, hints: hints}
+		byHash[h] = append(byHash[h], s)
+		out = append(out, s)
+	}
+	for _, b := range q.blocks {
+		if ctx.Err() != nil {
+			return &sliceStreamSet{err: ctx.Err()}
+		}
+		if b.meta.MaxTime < hints.Start || b.meta.MinTime >= hints.End {
+			continue
+		}
+		for _, i := range b.streamsMatching(ms) {
+			st := &b.streams[i]
+			cs := make([]chunkHandle, len(st.chunks))
+			for j := range st.chunks {
+				cs[j] = blockChunkHandle{b: b, c: &st.chunks[j]}
+			}
+			add(st.lbls, cs)
+		}
+	}
+	for _, h := range q.heads {
+		if h.maxT.Load() < hints.Start || h.minT.Load() >= hints.End {
+			continue
+		}
+		for _, s := range h.streamsMatching(ms) {
+			add(s.lbls, s.snapshot())
+		}
+	}
+	slices.SortFunc(out, func(a, b *Stream) int { return labels.Compare(a.Labels, b.Labels) })
+	return &sliceStreamSet{s: out}
+}
+
+// LabelNames returns the sorted label names of streams matching ms with data
+// in the querier's range.
+func (q *Querier) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]string, error) {
+	set := map[string]struct{}{}
+	err := q.eachSeries(ctx, ms, func(ls labels.Labels) {
+		ls.Range(func(l labels.Label) { set[l.Name] = struct{}{} })
+	})
+	return sortedKeys(set), err
+}
+
+// LabelValues returns the sorted values of name among matching streams.
+func (q *Querier) LabelValues(ctx context.Context, name string, ms ...*labels.Matcher) ([]string, error) {
+	set := map[string]struct{}{}
+	err := q.eachSeries(ctx, ms, func(ls labels.Labels) {
+		if v := ls.Get(name); v != "" {
+			set[v] = struct{}{}
+		}
+	})
+	return sortedKeys(set), err
+}
+
+// Series returns the distinct label sets of matching streams, sorted.
+func (q *Querier) Series(ctx context.Context, ms ...*labels.Matcher) ([]labels.Labels, error) {
+	set := map[string]labels.Labels{}
+	err := q.eachSeries(ctx, ms, func(ls labels.Labels) { set[ls.String()] = ls })
+	out := make([]labels.Labels, 0, len(set))
+	for _, k := range sortedKeys(set) {
+		out = append(out, set[k])
+	}
+	return out, err
+}
+
+func (q *Querier) eachSeries(ctx context.Context, ms []*labels.Matcher, fn func(labels.Labels)) error {
+	ss := q.Select(ctx, SelectHints{Start: q.mint, End: q.maxt}, ms...)
+	for ss.Next() {
+		fn(ss.At().Labels)
+	}
+	return ss.Err()
+}
+
+// mergeIter merges the sorted entries of possibly overlapping chunks.
+type mergeIter struct {
+	ctx     context.Context
+	chunks  []chunkHandle
+	futures []*chunkFuture
+	next    int
+	hints   SelectHints
+	sem     chan struct{}
+	h       cursorHeap
+	cur     Entry
+	err     error
+	wg      sync.WaitGroup
+}
+
+type chunkFuture struct {
+	done chan struct{}
+	es   []Entry
+	err  error
+}
+
+type cursor struct {
+	es []Entry
+	i  int
+}
+
+type cursorHeap struct {
+	c        []*cursor
+	backward bool
+}
+
+func (h cursorHeap) Len() int { return len(h.c) }
+func (h cursorHeap) Less(i, j int) bool {
+	a, b := h.c[i].es[h.c[i].i].Timestamp, h.c[j].es[h.c[j].i].Timestamp
+	if h.backward {
+		return a > b
+	}
+	return a < b
+}
+func (h cursorHeap) Swap(i, j int) { h.c[i], h.c[j] = h.c[j], h.c[i] }
+func (h *cursorHeap) Push(x any)   { h.c = append(h.c, x.(*cursor)) }
+func (h *cursorHeap) Pop() any {
+	x := h.c[len(h.c)-1]
+	h.c = h.c[:len(h.c)-1]
+	return x
+}
+
+const prefetchChunks = 4
+
+func newMergeIter(ctx context.Context, cs []chunkHandle, hints SelectHints, sem chan struct{}) *mergeIter {
+	cs = slices.Clone(cs)
+	if hints.Backward {
+		slices.SortStableFunc(cs, func(a, b chunkHandle) int { return cmpInt64(b.Meta().MaxTime, a.Meta().MaxTime) })
+	} else {
+		slices.SortStableFunc(cs, func(a, b chunkHandle) int { return cmpInt64(a.Meta().MinTime, b.Meta().MinTime) })
+	}
+	return &mergeIter{ctx: ctx, chunks: cs, futures: make([]*chunkFuture, len(cs)), hints: hints, sem: sem, h: cursorHeap{backward: hints.Backward}}
+}
+
+func (it *mergeIter) start(i int) {
+	if i >= len(it.chunks) || it.futures[i] != nil {
+		return
+	}
+	f := &chunkFuture{done: make(chan struct{})}
+	it.futures[i] = f
+	c := it.chunks[i]
+	it.wg.Add(1)
+	go func() {
+		defer it.wg.Done()
+		defer close(f.done)
+		select {
+		case it.sem <- struct{}{}:
+		case <-it.ctx.Done():
+			f.err = it.ctx.Err()
+			return
+		}
+		defer func() { <-it.sem }()
+		f.es, f.err = filterChunk(c, it.hints)
+	}()
+}
+
+// filterChunk loads a chunk and keeps the entries in range that pass the filter,
+// in iteration order.
+func filterChunk(c chunkHandle, hints SelectHints) ([]Entry, error) {
+	es, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	lo, _ := slices.BinarySearchFunc(es, hints.Start, func(e Entry, t int64) int { return cmpInt64(e.Timestamp, t) })
+	hi, _ := slices.BinarySearchFunc(es, hints.End, func(e Entry, t int64) int { return cmpInt64(e.Timestamp, t) })
+	es = es[lo:hi]
+	if hints.Filter != nil {
+		kept := es[:0]
+		for _, e := range es {
+			if hints.Filter(e.Line) {
+				kept = append(kept, e)
+			}
+		}
+		es = kept
+	}
+	if hints.Backward {
+		slices.Reverse(es)
+	}
+	return es, nil
+}
+
+func (it *mergeIter) chunkBefore(i int) bool {
+	if it.h.Len() == 0 {
+		return true
+	}
+	top := it.h.c[0]
+	ts := top.es[top.i].Timestamp
+	m := it.chunks[i].Meta()
+	if it.hints.Backward {
+		return m.MaxTime >= ts
+	}
+	return m.MinTime <= ts
+}
+
+func (it *mergeIter) Next() bool {
+	if it.err != nil {
+		return false
+	}
+	for it.next < len(it.chunks) && it.chunkBefore(it.next) {
+		for k := it.next; k < it.next+prefetchChunks; k++ {
+			it.start(k)
+		}
+		f := it.futures[it.next]
+		select {
+		case <-f.done:
+		case <-it.ctx.Done():
+			it.err = it.ctx.Err()
+			return false
+		}
+		it.futures[it.next] = nil
+		it.next++
+		if f.err != nil {
+			it.err = f.err
+			return false
+		}
+		if len(f.es) > 0 {
+			heap.Push(&it.h, &cursor{es: f.es})
+		}
+	}
+	if it.h.Len() == 0 {
+		return false
+	}
+	top := it.h.c[0]
+	it.cur = top.es[top.i]
+	top.i++
+	if top.i == len(top.es) {
+		heap.Pop(&it.h)
+	} else {
+		heap.Fix(&it.h, 0)
+	}
+	return true
+}
+
+func (it *mergeIter) At() Entry  { return it.cur }
+func (it *mergeIter) Err() error { return it.err }
+
+// Close waits for prefetching workers so none outlives the query.
+func (it *mergeIter) Close() error {
+	it.wg.Wait()
+	return nil
+}
+
+func defaultQueryConcurrency() int { return max(1, runtime.GOMAXPROCS(0)) }
