@@ -19,8 +19,8 @@ const (
 )
 
 type bloom struct {
-	bits  []uint64
-	mask  uint32
+	bits []uint64
+	mask uint32
 }
 
 // trigramSet dedupes trigrams with a 2^24-bit bitmap shared through a pool.

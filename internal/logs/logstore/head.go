@@ -227,7 +227,7 @@ func (h *head) allStreams() []*memStream {
 }
 
 // memChunk and openChunk implement chunkHandle.
-func (c *memChunk) Meta() ChunkMeta                { return c.meta }
+func (c *memChunk) Meta() ChunkMeta                  { return c.meta }
 func (c *memChunk) mayContain(needles []string) bool { return c.bloom.mayContain(needles) }
 func (c *memChunk) load() ([]Entry, error) {
 	raw, err := decompressChunk(c.data)

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/model/labels"
 	"go.uber.org/goleak"
-	dto "github.com/prometheus/client_model/go"
 )
 
 const crashEnv = "LOGSTORE_CRASH_CHILD_DIR"
