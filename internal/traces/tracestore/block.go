@@ -1,0 +1,552 @@
+package tracestore
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/oklog/ulid/v2"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// On-disk format version 1; see docs/formats/tracestore.md.
+const (
+	formatVersion = 1
+	metaFile      = "meta.json"
+	dataFile      = "data"
+	indexFile     = "index"
+	dataMagic     = "NXTD"
+	indexMagic    = "NXTI"
+	// maxPostingValues caps distinct values per key per block; beyond it the
+	// key is kept for the tags API but marked incomplete (never used to prune).
+	maxPostingValues = 5000
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type blockMeta struct {
+	Version int    `json:"version"`
+	ULID    string `json:"ulid"`
+	// MinTime/MaxTime bound span start and end times, Unix nanoseconds.
+	MinTime int64 `json:"minTimeUnixNano"`
+	MaxTime int64 `json:"maxTimeUnixNano"`
+	Traces  int   `json:"traces"`
+	Spans   int   `json:"spans"`
+	Pages   int   `json:"pages"`
+	// Level is 0 for blocks cut from the head, +1 per compaction.
+	Level   int      `json:"level"`
+	Sources []string `json:"sources,omitempty"`
+	// WALCheckpoint is the checkpoint index that commits a block cut from the
+	// head; a block whose checkpoint never got written is discarded at open.
+	WALCheckpoint int `json:"walCheckpoint"`
+}
+
+type indexEntry struct {
+	page  uint32
+	off   uint32
+	len   uint32
+	spans uint32
+	start uint64
+	end   uint64
+}
+
+type pageRef struct {
+	off  uint64
+	clen uint32
+	ulen uint32
+}
+
+type keyPostings struct {
+	complete bool
+	values   map[string][]uint32
+}
+
+// traceRecord is one trace handed to a block writer, in ascending ID order.
+type traceRecord struct {
+	id       TraceID
+	data     []byte
+	spans    int
+	minStart uint64
+	maxEnd   uint64
+}
+
+type blockWriter struct {
+	tmpDir   string
+	finalDir string
+	f        *os.File
+	w        *bufio.Writer
+	off      uint64
+	enc      *zstd.Encoder
+	pageSize int
+	page     []byte
+	cbuf     []byte
+	ids      []TraceID
+	entries  []indexEntry
+	pages    []pageRef
+	postings map[string]*keyPostings
+	meta     blockMeta
+	td       ptrace.ProtoUnmarshaler
+	last     TraceID
+}
+
+func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sources []string, walCheckpoint int) (*blockWriter, error) {
+	id := ulid.Make().String()
+	bw := &blockWriter{
+		tmpDir:   filepath.Join(dir, id+".tmp"),
+		finalDir: filepath.Join(dir, id),
+		enc:      enc,
+		pageSize: pageSize,
+		postings: map[string]*keyPostings{},
+		meta: blockMeta{Version: formatVersion, ULID: id, Level: level, Sources: sources,
+			WALCheckpoint: walCheckpoint, MinTime: -1},
+	}
+	if err := os.MkdirAll(bw.tmpDir, 0o777); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(bw.tmpDir, dataFile))
+	if err != nil {
+		return nil, err
+	}
+	bw.f, bw.w = f, bufio.NewWriterSize(f, 1<<20)
+	hdr := append([]byte(dataMagic), formatVersion)
+	if _, err := bw.w.Write(hdr); err != nil {
+		return nil, bw.abort(err)
+	}
+	bw.off = uint64(len(hdr))
+	return bw, nil
+}
+
+func (bw *blockWriter) add(r traceRecord) error {
+	if len(bw.ids) > 0 && !idLess(bw.last, r.id) {
+		return fmt.Errorf("trace %x out of order", r.id)
+	}
+	bw.last = r.id
+	if len(bw.page) > 0 && len(bw.page)+len(r.data) > bw.pageSize {
+		if err := bw.flushPage(); err != nil {
+			return err
+		}
+	}
+	ord := uint32(len(bw.ids))
+	bw.ids = append(bw.ids, r.id)
+	bw.entries = append(bw.entries, indexEntry{page: uint32(len(bw.pages)), off: uint32(len(bw.page)),
+		len: uint32(len(r.data)), spans: uint32(r.spans), start: r.minStart, end: r.maxEnd})
+	bw.page = append(bw.page, r.data...)
+	bw.meta.Traces++
+	bw.meta.Spans += r.spans
+	if bw.meta.MinTime < 0 || int64(r.minStart) < bw.meta.MinTime {
+		bw.meta.MinTime = int64(r.minStart)
+	}
+	bw.meta.MaxTime = max(bw.meta.MaxTime, int64(r.maxEnd))
+
+	td, err := bw.td.UnmarshalTraces(r.data)
+	if err != nil {
+		return fmt.Errorf("decode trace %x: %w", r.id, err)
+	}
+	forEachPosting(td, func(key, value string, indexed bool) {
+		kp := bw.postings[key]
+		if kp == nil {
+			kp = &keyPostings{complete: true, values: map[string][]uint32{}}
+			bw.postings[key] = kp
+		}
+		if !indexed {
+			kp.complete = false
+			return
+		}
+		list, ok := kp.values[value]
+		if !ok && len(kp.values) >= maxPostingValues {
+			kp.complete = false
+			return
+		}
+		if n := len(list); n == 0 || list[n-1] != ord {
+			kp.values[value] = append(list, ord)
+		}
+	})
+	return nil
+}
+
+func (bw *blockWriter) flushPage() error {
+	bw.cbuf = bw.enc.EncodeAll(bw.page, bw.cbuf[:0])
+	if _, err := bw.w.Write(bw.cbuf); err != nil {
+		return err
+	}
+	bw.pages = append(bw.pages, pageRef{off: bw.off, clen: uint32(len(bw.cbuf)), ulen: uint32(len(bw.page))})
+	bw.off += uint64(len(bw.cbuf))
+	bw.page = bw.page[:0]
+	return nil
+}
+
+func (bw *blockWriter) abort(err error) error {
+	if bw.f != nil {
+		_ = bw.f.Close()
+	}
+	_ = os.RemoveAll(bw.tmpDir)
+	return err
+}
+
+// finish writes index and meta, syncs, and renames the block into place.
+func (bw *blockWriter) finish() (string, error) {
+	if len(bw.page) > 0 {
+		if err := bw.flushPage(); err != nil {
+			return "", bw.abort(err)
+		}
+	}
+	if err := bw.w.Flush(); err != nil {
+		return "", bw.abort(err)
+	}
+	if err := bw.f.Sync(); err != nil {
+		return "", bw.abort(err)
+	}
+	if err := bw.f.Close(); err != nil {
+		bw.f = nil
+		return "", bw.abort(err)
+	}
+	bw.f = nil
+	bw.meta.Pages = len(bw.pages)
+	if bw.meta.MinTime < 0 {
+		bw.meta.MinTime = 0
+	}
+	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex()); err != nil {
+		return "", bw.abort(err)
+	}
+	mb, err := json.MarshalIndent(bw.meta, "", "  ")
+	if err != nil {
+		return "", bw.abort(err)
+	}
+	if err := writeFileSync(filepath.Join(bw.tmpDir, metaFile), mb); err != nil {
+		return "", bw.abort(err)
+	}
+	if err := os.Rename(bw.tmpDir, bw.finalDir); err != nil {
+		return "", bw.abort(err)
+	}
+	return bw.finalDir, syncDir(filepath.Dir(bw.finalDir))
+}
+
+func (bw *blockWriter) encodeIndex() []byte {
+	b := append([]byte(indexMagic), formatVersion)
+	b = binary.AppendUvarint(b, uint64(len(bw.ids)))
+	for i, id := range bw.ids {
+		e := bw.entries[i]
+		b = append(b, id[:]...)
+		b = binary.AppendUvarint(b, uint64(e.page))
+		b = binary.AppendUvarint(b, uint64(e.off))
+		b = binary.AppendUvarint(b, uint64(e.len))
+		b = binary.AppendUvarint(b, uint64(e.spans))
+		b = binary.AppendUvarint(b, e.start)
+		b = binary.AppendUvarint(b, e.end-e.start)
+	}
+	b = binary.AppendUvarint(b, uint64(len(bw.pages)))
+	for _, p := range bw.pages {
+		b = binary.AppendUvarint(b, p.off)
+		b = binary.AppendUvarint(b, uint64(p.clen))
+		b = binary.AppendUvarint(b, uint64(p.ulen))
+	}
+	bl := newBloom(len(bw.ids))
+	for _, id := range bw.ids {
+		bl.add(id)
+	}
+	b = binary.AppendUvarint(b, uint64(bl.k))
+	b = binary.AppendUvarint(b, uint64(len(bl.bits)))
+	for _, w := range bl.bits {
+		b = binary.LittleEndian.AppendUint64(b, w)
+	}
+	keys := make([]string, 0, len(bw.postings))
+	for k := range bw.postings {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		kp := bw.postings[k]
+		b = appendString(b, k)
+		if kp.complete {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+		vals := make([]string, 0, len(kp.values))
+		for v := range kp.values {
+			vals = append(vals, v)
+		}
+		slices.Sort(vals)
+		b = binary.AppendUvarint(b, uint64(len(vals)))
+		for _, v := range vals {
+			b = appendString(b, v)
+			list := kp.values[v]
+			b = binary.AppendUvarint(b, uint64(len(list)))
+			prev := uint32(0)
+			for _, o := range list {
+				b = binary.AppendUvarint(b, uint64(o-prev))
+				prev = o
+			}
+		}
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func idLess(a, b TraceID) bool { return bytes.Compare(a[:], b[:]) < 0 }
+
+func writeFileSync(name string, b []byte) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	_ = d.Close()
+	return err
+}
+
+// block is an open, immutable block. The index is held in memory; trace data
+// is read page by page with pread.
+type block struct {
+	dir      string
+	meta     blockMeta
+	size     int64
+	ids      []TraceID
+	entries  []indexEntry
+	pages    []pageRef
+	bloom    bloom
+	postings map[string]*keyPostings
+	data     *os.File
+	dec      *zstd.Decoder
+
+	// refs counts queries using the block; a retired block (compacted away,
+	// deleted by retention, or store closed) closes when the last one ends.
+	refs      atomic.Int64
+	retired   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func (b *block) release() {
+	if b.refs.Add(-1) == 0 && b.retired.Load() {
+		b.closeOnce.Do(func() { b.closeErr = b.data.Close() })
+	}
+}
+
+// retire closes the block now if unused, else when its last query ends.
+func (b *block) retire() error {
+	b.retired.Store(true)
+	if b.refs.Load() == 0 {
+		b.closeOnce.Do(func() { b.closeErr = b.data.Close() })
+		return b.closeErr
+	}
+	return nil
+}
+
+func openBlock(dir string, dec *zstd.Decoder) (*block, error) {
+	mb, err := os.ReadFile(filepath.Join(dir, metaFile))
+	if err != nil {
+		return nil, err
+	}
+	b := &block{dir: dir, dec: dec}
+	if err := json.Unmarshal(mb, &b.meta); err != nil {
+		return nil, fmt.Errorf("decode meta: %w", err)
+	}
+	if b.meta.Version != formatVersion {
+		return nil, fmt.Errorf("unsupported block version %d", b.meta.Version)
+	}
+	ib, err := os.ReadFile(filepath.Join(dir, indexFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := b.decodeIndex(ib); err != nil {
+		return nil, fmt.Errorf("decode index: %w", err)
+	}
+	f, err := os.Open(filepath.Join(dir, dataFile))
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	b.data = f
+	b.size = st.Size() + int64(len(ib)) + int64(len(mb))
+	return b, nil
+}
+
+var errCorruptIndex = errors.New("corrupt index")
+
+type byteReader struct {
+	b   []byte
+	err error
+}
+
+func (r *byteReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errCorruptIndex
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *byteReader) bytes(n int) []byte {
+	if r.err != nil || n < 0 || n > len(r.b) {
+		r.err = errCorruptIndex
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *byteReader) count() int {
+	v := r.uvarint()
+	if v > uint64(len(r.b)) { // every element takes at least one byte
+		r.err = errCorruptIndex
+		return 0
+	}
+	return int(v)
+}
+
+func (b *block) decodeIndex(ib []byte) error {
+	if len(ib) < 9 || string(ib[:4]) != indexMagic || ib[4] != formatVersion {
+		return errCorruptIndex
+	}
+	body, sum := ib[:len(ib)-4], binary.LittleEndian.Uint32(ib[len(ib)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return fmt.Errorf("%w: checksum mismatch", errCorruptIndex)
+	}
+	r := &byteReader{b: body[5:]}
+	n := r.count()
+	b.ids = make([]TraceID, n)
+	b.entries = make([]indexEntry, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		copy(b.ids[i][:], r.bytes(16))
+		e := &b.entries[i]
+		e.page, e.off, e.len, e.spans = uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint())
+		e.start = r.uvarint()
+		e.end = e.start + r.uvarint()
+	}
+	np := r.count()
+	b.pages = make([]pageRef, np)
+	for i := 0; i < np && r.err == nil; i++ {
+		b.pages[i] = pageRef{off: r.uvarint(), clen: uint32(r.uvarint()), ulen: uint32(r.uvarint())}
+	}
+	b.bloom.k = uint32(r.uvarint())
+	nw := r.count()
+	words := r.bytes(nw * 8)
+	if r.err == nil {
+		b.bloom.bits = make([]uint64, nw)
+		for i := range b.bloom.bits {
+			b.bloom.bits[i] = binary.LittleEndian.Uint64(words[i*8:])
+		}
+	}
+	nk := r.count()
+	b.postings = make(map[string]*keyPostings, nk)
+	for i := 0; i < nk && r.err == nil; i++ {
+		k := string(r.bytes(int(r.uvarint())))
+		flag := r.bytes(1)
+		kp := &keyPostings{complete: len(flag) == 1 && flag[0] == 1}
+		nv := r.count()
+		kp.values = make(map[string][]uint32, nv)
+		for j := 0; j < nv && r.err == nil; j++ {
+			v := string(r.bytes(int(r.uvarint())))
+			nl := r.count()
+			list := make([]uint32, nl)
+			prev := uint32(0)
+			for x := range list {
+				prev += uint32(r.uvarint())
+				list[x] = prev
+			}
+			kp.values[v] = list
+		}
+		b.postings[k] = kp
+	}
+	if r.err != nil {
+		return r.err
+	}
+	for _, e := range b.entries {
+		if int(e.page) >= len(b.pages) || uint64(e.off)+uint64(e.len) > uint64(b.pages[e.page].ulen) {
+			return fmt.Errorf("%w: entry points outside its page", errCorruptIndex)
+		}
+	}
+	return nil
+}
+
+func (b *block) close() error { return b.retire() }
+
+// find returns the ordinal of id, using the bloom filter and the ID fence first.
+func (b *block) find(id TraceID) (int, bool) {
+	if len(b.ids) == 0 || idLess(id, b.ids[0]) || idLess(b.ids[len(b.ids)-1], id) || !b.bloom.mayContain(id) {
+		return 0, false
+	}
+	i := sort.Search(len(b.ids), func(i int) bool { return !idLess(b.ids[i], id) })
+	return i, i < len(b.ids) && b.ids[i] == id
+}
+
+// pageReader decodes pages, keeping the last one for sequential scans.
+type pageReader struct {
+	b       *block
+	cur     int
+	buf     []byte
+	cbuf    []byte
+	decoded int64
+}
+
+func (b *block) newPageReader() *pageReader { return &pageReader{b: b, cur: -1} }
+
+func (pr *pageReader) trace(ord int) ([]byte, error) {
+	e := pr.b.entries[ord]
+	if int(e.page) != pr.cur {
+		p := pr.b.pages[e.page]
+		if cap(pr.cbuf) < int(p.clen) {
+			pr.cbuf = make([]byte, p.clen)
+		}
+		pr.cbuf = pr.cbuf[:p.clen]
+		if _, err := pr.b.data.ReadAt(pr.cbuf, int64(p.off)); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read page %d: %w", e.page, err)
+		}
+		out, err := pr.b.dec.DecodeAll(pr.cbuf, pr.buf[:0])
+		if err != nil {
+			pr.cur = -1
+			return nil, fmt.Errorf("decompress page %d: %w", e.page, err)
+		}
+		if len(out) != int(p.ulen) {
+			pr.cur = -1
+			return nil, fmt.Errorf("page %d: %d bytes, index says %d", e.page, len(out), p.ulen)
+		}
+		pr.buf, pr.cur = out, int(e.page)
+		pr.decoded += int64(p.clen)
+	}
+	return pr.buf[e.off : e.off+e.len], nil
+}

@@ -1,0 +1,518 @@
+// Package tracestore is nx-watcher's trace database: a write-ahead log, an
+// in-memory head that groups spans by trace ID, and immutable compressed
+// blocks with a trace-ID index and attribute postings, plus compaction and
+// retention. The on-disk format is documented in docs/formats/tracestore.md.
+//
+// Lifecycle: Open (replays WAL, discards half-written blocks), then Run in its
+// own goroutine (cuts idle traces into blocks, compacts, applies retention),
+// then Close after Run has returned. ConsumeTraces returns only after the
+// spans are in the WAL.
+package tracestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/tsdb/record"
+	"github.com/prometheus/prometheus/tsdb/wlog"
+	"github.com/prometheus/prometheus/util/compression"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// Deps are the store's injected collaborators.
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// DB is an open trace store. All methods are safe for concurrent use.
+type DB struct {
+	dir    string
+	opts   Options
+	logger *slog.Logger
+	m      *metrics
+
+	// appendMu orders WAL writes with head inserts and with the WAL cut of a
+	// block flush, so a checkpoint always matches the segments it replaces.
+	appendMu sync.Mutex
+	wal      *wlog.WL
+	head     *head
+	recBuf   []byte
+
+	// mu guards blocks and flushing (traces being written to a block; they
+	// stay visible to queries until the block is open).
+	mu       sync.RWMutex
+	blocks   []*block
+	flushing map[TraceID]*headTrace
+
+	// cutMu serialises cuts, compactions and retention.
+	cutMu   sync.Mutex
+	lastCut time.Time
+
+	enc    *zstd.Encoder
+	dec    *zstd.Decoder
+	closed atomic.Bool
+}
+
+const walDirName = "wal"
+
+// Open opens or creates the store in dir and replays its WAL. It returns once
+// the store is ready to ingest and query.
+func Open(dir string, opts Options, deps Deps) (*DB, error) {
+	opts = opts.withDefaults()
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	db := &DB{dir: dir, opts: opts, logger: logger.With("component", "tracestore"), head: newHead()}
+	m, err := newMetrics(deps.Registerer, db)
+	if err != nil {
+		return nil, fmt.Errorf("open tracestore: %w", err)
+	}
+	db.m = m
+	if err := os.MkdirAll(filepath.Join(dir, walDirName), 0o777); err != nil {
+		return nil, fmt.Errorf("open tracestore: %w", err)
+	}
+	db.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, fmt.Errorf("open tracestore: zstd encoder: %w", err)
+	}
+	db.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		db.enc.Close()
+		return nil, fmt.Errorf("open tracestore: zstd decoder: %w", err)
+	}
+	if err := db.open(deps.Registerer); err != nil {
+		db.closeResources()
+		return nil, fmt.Errorf("open tracestore: %w", err)
+	}
+	db.lastCut = opts.Now()
+	return db, nil
+}
+
+func (db *DB) open(reg prometheus.Registerer) error {
+	walDir := filepath.Join(db.dir, walDirName)
+	cpDir, cpIdx, err := wlog.LastCheckpoint(walDir)
+	if errors.Is(err, record.ErrNotFound) {
+		cpDir, cpIdx = "", -1
+	} else if err != nil {
+		return fmt.Errorf("find checkpoint: %w", err)
+	}
+	if err := db.loadBlocks(cpIdx); err != nil {
+		return err
+	}
+	var walReg prometheus.Registerer
+	if reg != nil {
+		walReg = prometheus.WrapRegistererWithPrefix("nxwatcher_tracestore_", reg)
+	}
+	w, err := wlog.NewSize(db.logger, walReg, walDir, db.opts.WALSegmentSize, compression.Snappy)
+	if err != nil {
+		return fmt.Errorf("open wal: %w", err)
+	}
+	db.wal = w
+	now := db.opts.Now().UnixNano()
+	if cpDir != "" {
+		if err := db.replay(cpDir, 0, now, false); err != nil {
+			return fmt.Errorf("replay checkpoint %d: %w", cpIdx, err)
+		}
+	}
+	return db.replay(walDir, cpIdx+1, now, true)
+}
+
+// replay reads segments from first on into the head. Only the live WAL may
+// be repaired; a corrupt checkpoint is an error.
+func (db *DB) replay(dir string, first int, now int64, repair bool) error {
+	sr, err := wlog.NewSegmentsRangeReader(wlog.SegmentRange{Dir: dir, First: first, Last: -1})
+	if err != nil {
+		return fmt.Errorf("open segments: %w", err)
+	}
+	defer sr.Close()
+	r := wlog.NewReader(sr)
+	var tdu ptrace.ProtoUnmarshaler
+	for r.Next() {
+		pieces, err := decodeRecord(r.Record())
+		if err != nil {
+			return fmt.Errorf("decode record in segment %d: %w", r.Segment(), err)
+		}
+		db.head.addPieces(pieces, now, true)
+		for _, p := range pieces {
+			if td, err := tdu.UnmarshalTraces(p.data); err == nil {
+				db.head.collectTags(td)
+			}
+		}
+		db.m.walReplayed.Inc()
+	}
+	if err := r.Err(); err != nil {
+		if !repair {
+			return err
+		}
+		db.m.walCorruptions.Inc()
+		db.logger.Warn("repairing torn wal tail", "err", err)
+		if err := db.wal.Repair(err); err != nil {
+			return fmt.Errorf("repair wal: %w", err)
+		}
+	}
+	return nil
+}
+
+// loadBlocks opens every block, dropping leftovers of interrupted work:
+// temporary directories, blocks whose WAL checkpoint was never committed, and
+// compaction sources that a committed compacted block replaces.
+func (db *DB) loadBlocks(cpIdx int) error {
+	entries, err := os.ReadDir(db.dir)
+	if err != nil {
+		return fmt.Errorf("read dir: %w", err)
+	}
+	var metas []*block
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || name == walDirName {
+			continue
+		}
+		path := filepath.Join(db.dir, name)
+		if strings.HasSuffix(name, ".tmp") {
+			if err := os.RemoveAll(path); err != nil {
+				return fmt.Errorf("remove %s: %w", name, err)
+			}
+			continue
+		}
+		b, err := openBlock(path, db.dec)
+		if err != nil {
+			return fmt.Errorf("open block %s: %w", name, err)
+		}
+		if b.meta.Level == 0 && b.meta.WALCheckpoint > cpIdx {
+			db.logger.Info("discarding block of an interrupted cut; its spans replay from the wal", "block", name)
+			_ = b.close()
+			if err := os.RemoveAll(path); err != nil {
+				return fmt.Errorf("remove %s: %w", name, err)
+			}
+			continue
+		}
+		metas = append(metas, b)
+	}
+	replaced := map[string]bool{}
+	for _, b := range metas {
+		for _, s := range b.meta.Sources {
+			replaced[s] = true
+		}
+	}
+	for _, b := range metas {
+		if replaced[b.meta.ULID] {
+			_ = b.close()
+			if err := os.RemoveAll(b.dir); err != nil {
+				return fmt.Errorf("remove compacted source %s: %w", b.meta.ULID, err)
+			}
+			continue
+		}
+		db.blocks = append(db.blocks, b)
+	}
+	sortBlocks(db.blocks)
+	return nil
+}
+
+func sortBlocks(bs []*block) {
+	slices.SortFunc(bs, func(a, b *block) int {
+		if a.meta.MinTime != b.meta.MinTime {
+			if a.meta.MinTime < b.meta.MinTime {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.meta.ULID, b.meta.ULID)
+	})
+}
+
+// Ready reports whether the store accepts writes and queries: true from a
+// successful Open until Close.
+func (db *DB) Ready() bool { return !db.closed.Load() }
+
+// ConsumeTraces validates td, writes it to the WAL and adds it to the head.
+// It returns nil only once the spans are in the WAL (written to the OS; see
+// the format doc for the durability contract). An *InvalidIDError (matching
+// ErrInvalidID) means nothing of td was stored.
+func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n, err := validate(td)
+	if err != nil {
+		db.m.spansRejected.WithLabelValues("invalid_id").Add(float64(td.SpanCount()))
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	pieces, err := split(td)
+	if err != nil {
+		db.m.spansRejected.WithLabelValues("encode").Add(float64(n))
+		return fmt.Errorf("encode spans: %w", err)
+	}
+	size := 0
+	for _, p := range pieces {
+		size += len(p.data)
+	}
+
+	db.appendMu.Lock()
+	if db.closed.Load() {
+		db.appendMu.Unlock()
+		return ErrClosed
+	}
+	if limit := db.opts.MaxTraceBytes; limit > 0 {
+		for _, p := range pieces {
+			cur := 0
+			if t := db.head.get(p.id); t != nil {
+				cur = t.size
+			}
+			if int64(cur+len(p.data)) > limit {
+				db.appendMu.Unlock()
+				db.m.spansRejected.WithLabelValues("trace_too_large").Add(float64(n))
+				return fmt.Errorf("%w: trace %x would hold %d bytes, limit %d", ErrTraceTooLarge, p.id, cur+len(p.data), limit)
+			}
+		}
+	}
+	db.recBuf = encodeRecord(db.recBuf, pieces)
+	if err := db.wal.Log(db.recBuf); err != nil {
+		db.appendMu.Unlock()
+		db.m.spansRejected.WithLabelValues("wal_write").Add(float64(n))
+		return fmt.Errorf("write wal: %w", err)
+	}
+	db.head.addPieces(pieces, db.opts.Now().UnixNano(), false)
+	db.appendMu.Unlock()
+
+	db.head.collectTags(td)
+	db.m.spansIngested.Add(float64(n))
+	db.m.bytesIngested.Add(float64(size))
+	return nil
+}
+
+// Run cuts blocks, compacts and applies retention until ctx ends.
+func (db *DB) Run(ctx context.Context) error {
+	t := time.NewTicker(db.opts.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			db.Maintain(ctx)
+		}
+	}
+}
+
+// Maintain does one round of background work: cut, compact, retention.
+// Errors are logged and counted; the next round retries.
+func (db *DB) Maintain(ctx context.Context) {
+	if err := db.cut(false); err != nil {
+		db.m.cutFailures.Inc()
+		db.logger.Error("cut block", "err", err)
+	}
+	if err := db.compact(ctx); err != nil {
+		db.m.compactFailures.Inc()
+		db.logger.Error("compact blocks", "err", err)
+	}
+	if err := db.applyRetention(); err != nil {
+		db.logger.Error("apply retention", "err", err)
+	}
+}
+
+// Flush cuts every head trace into a block, idle or not. Tests and shutdown
+// hooks use it; Run cuts only idle traces.
+func (db *DB) Flush() error { return db.cut(true) }
+
+func (db *DB) cut(force bool) error {
+	db.cutMu.Lock()
+	defer db.cutMu.Unlock()
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	now := db.opts.Now()
+	idleBefore := now.Add(-db.opts.TraceIdle).UnixNano()
+	liveBefore := now.Add(-db.opts.MaxTraceLive).UnixNano()
+
+	db.appendMu.Lock()
+	all := db.head.all()
+	st := db.head.stats()
+	full := st.bytes >= db.opts.MaxHeadBytes
+	var sel, rest []*headTrace
+	var selBytes int64
+	for _, t := range all {
+		if force || full || t.lastSeen <= idleBefore || t.firstSeen <= liveBefore {
+			sel = append(sel, t)
+			selBytes += int64(t.size)
+		} else {
+			rest = append(rest, t)
+		}
+	}
+	due := force || full || selBytes >= db.opts.MaxBlockBytes || now.Sub(db.lastCut) >= db.opts.MaxBlockDuration
+	if len(sel) == 0 || !due {
+		db.appendMu.Unlock()
+		return nil
+	}
+	db.mu.Lock()
+	db.head.remove(sel)
+	db.flushing = make(map[TraceID]*headTrace, len(sel))
+	for _, t := range sel {
+		db.flushing[t.id] = t
+	}
+	db.mu.Unlock()
+	next, err := db.wal.NextSegment()
+	db.appendMu.Unlock()
+	if err != nil {
+		db.abandonCut(sel)
+		return fmt.Errorf("cut wal segment: %w", err)
+	}
+	cp := next - 1
+
+	slices.SortFunc(sel, func(a, b *headTrace) int { return compareIDs(a.id, b.id) })
+	b, err := db.writeBlock(func(yield func(traceRecord) error) error {
+		for _, t := range sel {
+			if err := yield(traceRecord{id: t.id, data: t.data(), spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, 0, nil, cp)
+	if err != nil {
+		db.abandonCut(sel)
+		return fmt.Errorf("write block: %w", err)
+	}
+	// The checkpoint commits the block: until it exists, Open discards the
+	// block and replays its spans from the WAL instead.
+	if err := db.writeCheckpoint(cp, rest); err != nil {
+		_ = b.close()
+		_ = os.RemoveAll(b.dir)
+		db.abandonCut(sel)
+		return fmt.Errorf("write checkpoint %d: %w", cp, err)
+	}
+	db.mu.Lock()
+	db.blocks = append(db.blocks, b)
+	sortBlocks(db.blocks)
+	db.flushing = nil
+	db.mu.Unlock()
+	db.lastCut = now
+	db.m.blocksCut.Inc()
+
+	walDir := filepath.Join(db.dir, walDirName)
+	if err := db.wal.Truncate(next); err != nil {
+		db.logger.Warn("truncate wal", "err", err)
+	}
+	if err := wlog.DeleteCheckpoints(walDir, cp); err != nil {
+		db.logger.Warn("delete old checkpoints", "err", err)
+	}
+	db.logger.Debug("cut block", "block", b.meta.ULID, "traces", b.meta.Traces, "spans", b.meta.Spans)
+	return nil
+}
+
+func (db *DB) abandonCut(sel []*headTrace) {
+	db.mu.Lock()
+	db.head.restore(sel)
+	db.flushing = nil
+	db.mu.Unlock()
+}
+
+func compareIDs(a, b TraceID) int { return strings.Compare(string(a[:]), string(b[:])) }
+
+// writeBlock writes the records that iter yields (ascending IDs) as a block and opens it.
+func (db *DB) writeBlock(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int) (*block, error) {
+	bw, err := newBlockWriter(db.dir, db.enc, db.opts.PageSize, level, sources, cp)
+	if err != nil {
+		return nil, err
+	}
+	if err := iter(bw.add); err != nil {
+		return nil, bw.abort(err)
+	}
+	dir, err := bw.finish()
+	if err != nil {
+		return nil, err
+	}
+	return openBlock(dir, db.dec)
+}
+
+// writeCheckpoint writes the head traces that stay in memory as checkpoint
+// idx, replacing WAL segments 0..idx.
+func (db *DB) writeCheckpoint(idx int, rest []*headTrace) error {
+	walDir := filepath.Join(db.dir, walDirName)
+	final := wlog.CheckpointDir(walDir, idx)
+	tmp := final + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	cw, err := wlog.New(nil, nil, tmp, compression.Snappy)
+	if err != nil {
+		return err
+	}
+	var buf []byte
+	for _, t := range rest {
+		buf = encodeRecord(buf, []tracePiece{{id: t.id, data: t.data(), spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd}})
+		if err := cw.Log(buf); err != nil {
+			_ = cw.Close()
+			return err
+		}
+	}
+	if err := cw.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	return syncDir(walDir)
+}
+
+// Close stops ingestion and closes the WAL and blocks. Traces still in the
+// head are replayed from the WAL on the next Open.
+func (db *DB) Close() error {
+	db.cutMu.Lock()
+	defer db.cutMu.Unlock()
+	db.appendMu.Lock()
+	defer db.appendMu.Unlock()
+	if db.closed.Swap(true) {
+		return nil
+	}
+	return db.closeResources()
+}
+
+func (db *DB) closeResources() error {
+	var errs []error
+	if db.wal != nil {
+		if err := db.wal.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close wal: %w", err))
+		}
+	}
+	db.mu.Lock()
+	for _, b := range db.blocks {
+		if err := b.retire(); err != nil {
+			errs = append(errs, fmt.Errorf("close block %s: %w", b.meta.ULID, err))
+		}
+	}
+	db.blocks = nil
+	db.mu.Unlock()
+	if db.enc != nil {
+		_ = db.enc.Close()
+	}
+	if db.dec != nil {
+		db.dec.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func (db *DB) headStats() headStats { return db.head.stats() }
+
+func (db *DB) blockStats() (n int, bytes int64) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	for _, b := range db.blocks {
+		bytes += b.size
+	}
+	return len(db.blocks), bytes
+}

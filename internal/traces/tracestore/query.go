@@ -1,0 +1,442 @@
+package tracestore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// snapshot is a consistent view for one query: blocks (referenced), traces
+// being cut, and access to the head. Release it when done.
+type snapshot struct {
+	db       *DB
+	blocks   []*block
+	flushing map[TraceID]*headTrace
+}
+
+func (db *DB) snapshot() *snapshot {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	s := &snapshot{db: db, blocks: slices.Clone(db.blocks), flushing: db.flushing}
+	for _, b := range s.blocks {
+		b.refs.Add(1)
+	}
+	return s
+}
+
+func (s *snapshot) release() {
+	for _, b := range s.blocks {
+		b.release()
+	}
+}
+
+// traceData concatenates a trace's pieces from blocks (oldest first), the
+// traces being cut and the head. Concatenated TracesData is valid TracesData.
+func (s *snapshot) traceData(ctx context.Context, id TraceID, head *headTrace) ([]byte, error) {
+	var out []byte
+	for _, b := range s.blocks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ord, ok := b.find(id)
+		if !ok {
+			continue
+		}
+		d, err := b.newPageReader().trace(ord)
+		if err != nil {
+			return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
+		out = append(out, d...)
+	}
+	if t := s.flushing[id]; t != nil {
+		for _, p := range t.pieces {
+			out = append(out, p...)
+		}
+	}
+	if head != nil {
+		for _, p := range head.pieces {
+			out = append(out, p...)
+		}
+	}
+	return out, nil
+}
+
+// TraceByID returns every stored span of the trace, merged across the head
+// and all blocks. found is false when no span of it is stored.
+func (db *DB) TraceByID(ctx context.Context, id TraceID) (td ptrace.Traces, found bool, err error) {
+	start := time.Now()
+	defer func() {
+		db.m.lookups.Inc()
+		db.m.lookupSeconds.Observe(time.Since(start).Seconds())
+	}()
+	s, h := db.snapshotWithHead(id)
+	defer s.release()
+	data, err := s.traceData(ctx, id, h)
+	if err != nil {
+		return ptrace.Traces{}, false, fmt.Errorf("trace %x: %w", id[:], err)
+	}
+	if len(data) == 0 {
+		return ptrace.NewTraces(), false, nil
+	}
+	var u ptrace.ProtoUnmarshaler
+	td, err = u.UnmarshalTraces(data)
+	if err != nil {
+		return ptrace.Traces{}, false, fmt.Errorf("trace %x: decode: %w", id[:], err)
+	}
+	return td, true, nil
+}
+
+// TraceBytesByID is TraceByID without decoding: the trace as one protobuf
+// TracesData (which is also the wire form of Tempo's tempopb.Trace).
+func (db *DB) TraceBytesByID(ctx context.Context, id TraceID) ([]byte, bool, error) {
+	s, h := db.snapshotWithHead(id)
+	defer s.release()
+	data, err := s.traceData(ctx, id, h)
+	if err != nil {
+		return nil, false, fmt.Errorf("trace %x: %w", id[:], err)
+	}
+	return data, len(data) > 0, nil
+}
+
+// snapshotWithHead takes the snapshot and the head's copy of id under one
+// lock, so a concurrent cut can never hide the trace.
+func (db *DB) snapshotWithHead(id TraceID) (*snapshot, *headTrace) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	s := &snapshot{db: db, blocks: slices.Clone(db.blocks), flushing: db.flushing}
+	for _, b := range s.blocks {
+		b.refs.Add(1)
+	}
+	return s, db.head.get(id)
+}
+
+// Cond is a pruning condition: some span of the trace carries one of Keys
+// with one of Values (posting form, see EncodeValue). Blocks use postings to
+// skip traces that cannot match; the query engine still checks every trace.
+type Cond struct {
+	Keys   []string
+	Values []string
+}
+
+// SearchRequest selects candidate traces.
+type SearchRequest struct {
+	// Start and End bound the traces (by span time) that may be returned; zero means open.
+	Start, End time.Time
+	// Conds must all hold; used only to skip traces.
+	Conds []Cond
+}
+
+// SearchStats report the work a search did, for Tempo's "metrics" object.
+type SearchStats struct {
+	InspectedTraces int
+	InspectedBytes  int64
+	TotalBlocks     int
+}
+
+// Search calls fn with each candidate trace (complete: all of its spans from
+// every block and the head), newest data first, until fn returns false, an
+// error, or ctx ends. Each trace is passed at most once.
+func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID, td ptrace.Traces) (bool, error)) (SearchStats, error) {
+	var st SearchStats
+	db.mu.RLock()
+	s := &snapshot{db: db, blocks: slices.Clone(db.blocks), flushing: db.flushing}
+	for _, b := range s.blocks {
+		b.refs.Add(1)
+	}
+	heads := db.head.all()
+	db.mu.RUnlock()
+	defer s.release()
+	st.TotalBlocks = len(s.blocks)
+
+	var lo, hi uint64 = 0, ^uint64(0)
+	if !req.Start.IsZero() {
+		lo = uint64(max(0, req.Start.UnixNano()))
+	}
+	if !req.End.IsZero() {
+		hi = uint64(max(0, req.End.UnixNano()))
+	}
+	seen := map[TraceID]struct{}{}
+	var u ptrace.ProtoUnmarshaler
+	emit := func(id TraceID, data []byte) (bool, error) {
+		seen[id] = struct{}{}
+		st.InspectedTraces++
+		st.InspectedBytes += int64(len(data))
+		db.m.searchTraces.Inc()
+		td, err := u.UnmarshalTraces(data)
+		if err != nil {
+			return false, fmt.Errorf("decode trace %x: %w", id[:], err)
+		}
+		return fn(id, td)
+	}
+	// complete returns the whole trace if parts of it live elsewhere.
+	complete := func(id TraceID, own []byte, from *block) ([]byte, error) {
+		elsewhere := db.head.get(id)
+		if elsewhere == nil && s.flushing[id] == nil {
+			for _, b := range s.blocks {
+				if b == from {
+					continue
+				}
+				if _, ok := b.find(id); ok {
+					elsewhere = &headTrace{}
+					break
+				}
+			}
+		}
+		if elsewhere == nil && s.flushing[id] == nil {
+			return own, nil
+		}
+		return s.traceData(ctx, id, db.head.get(id))
+	}
+
+	slices.SortFunc(heads, func(a, b *headTrace) int { return cmpUint(b.maxEnd, a.maxEnd) })
+	for _, t := range append(heads, flushingList(s.flushing)...) {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		if _, dup := seen[t.id]; dup || t.maxEnd < lo || t.minStart > hi {
+			continue
+		}
+		data, err := complete(t.id, nil, nil)
+		if err != nil {
+			return st, err
+		}
+		if len(data) == 0 {
+			data = t.data()
+		}
+		more, err := emit(t.id, data)
+		if err != nil || !more {
+			return st, err
+		}
+	}
+
+	blocks := slices.Clone(s.blocks)
+	slices.SortFunc(blocks, func(a, b *block) int { return cmpInt(b.meta.MaxTime, a.meta.MaxTime) })
+	for _, b := range blocks {
+		if uint64(b.meta.MaxTime) < lo || uint64(b.meta.MinTime) > hi {
+			continue
+		}
+		cands, all := b.candidates(req.Conds)
+		pr := b.newPageReader()
+		n := len(b.ids)
+		if !all {
+			n = len(cands)
+		}
+		// Newest traces sit at random ordinals; walk in ordinal order so pages decode once.
+		for i := 0; i < n; i++ {
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+			ord := i
+			if !all {
+				ord = int(cands[i])
+			}
+			e := b.entries[ord]
+			if e.end < lo || e.start > hi {
+				continue
+			}
+			id := b.ids[ord]
+			if _, dup := seen[id]; dup {
+				continue
+			}
+			own, err := pr.trace(ord)
+			if err != nil {
+				return st, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+			}
+			data, err := complete(id, slices.Clone(own), b)
+			if err != nil {
+				return st, err
+			}
+			more, err := emit(id, data)
+			if err != nil || !more {
+				return st, err
+			}
+		}
+	}
+	return st, nil
+}
+
+func flushingList(m map[TraceID]*headTrace) []*headTrace {
+	out := make([]*headTrace, 0, len(m))
+	for _, t := range m {
+		out = append(out, t)
+	}
+	return out
+}
+
+// candidates intersects the postings of every condition. all=true means no
+// condition could be used and every trace is a candidate.
+func (b *block) candidates(conds []Cond) (ords []uint32, all bool) {
+	all = true
+	for _, c := range conds {
+		var union []uint32
+		usable := true
+		for _, k := range c.Keys {
+			kp := b.postings[k]
+			if kp == nil {
+				continue // no span in this block carries the key
+			}
+			if !kp.complete {
+				usable = false
+				break
+			}
+			for _, v := range c.Values {
+				union = mergeUnion(union, kp.values[v])
+			}
+		}
+		if !usable {
+			continue
+		}
+		if all {
+			ords, all = union, false
+		} else {
+			ords = intersect(ords, union)
+		}
+		if len(ords) == 0 {
+			return nil, false
+		}
+	}
+	return ords, all
+}
+
+func mergeUnion(a, b []uint32) []uint32 {
+	if len(a) == 0 {
+		return slices.Clone(b)
+	}
+	out := make([]uint32, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] < b[j]:
+			out = append(out, a[i])
+			i++
+		case a[i] > b[j]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+func intersect(a, b []uint32) []uint32 {
+	var out []uint32
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// TagNames returns the posting keys ("span.x", "resource.x", "name",
+// "status", "kind") seen in the head and in blocks overlapping [start, end].
+func (db *DB) TagNames(ctx context.Context, start, end time.Time) ([]string, error) {
+	s := db.snapshot()
+	defer s.release()
+	set := map[string]struct{}{}
+	db.head.mu.RLock()
+	for k := range db.head.tags.keys {
+		set[k] = struct{}{}
+	}
+	db.head.mu.RUnlock()
+	for _, b := range s.blocks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !b.overlaps(start, end) {
+			continue
+		}
+		for k := range b.postings {
+			set[k] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// TagValues returns up to limit distinct values of one posting key (0 = no limit).
+func (db *DB) TagValues(ctx context.Context, key string, start, end time.Time, limit int) ([]TypedValue, error) {
+	s := db.snapshot()
+	defer s.release()
+	set := map[string]struct{}{}
+	db.head.mu.RLock()
+	for v := range db.head.tags.keys[key] {
+		set[v] = struct{}{}
+	}
+	db.head.mu.RUnlock()
+	for _, b := range s.blocks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !b.overlaps(start, end) {
+			continue
+		}
+		if kp := b.postings[key]; kp != nil {
+			for v := range kp.values {
+				set[v] = struct{}{}
+			}
+		}
+	}
+	vals := make([]string, 0, len(set))
+	for v := range set {
+		vals = append(vals, v)
+	}
+	slices.Sort(vals)
+	if limit > 0 && len(vals) > limit {
+		vals = vals[:limit]
+	}
+	out := make([]TypedValue, len(vals))
+	for i, v := range vals {
+		out[i] = DecodeValue(v)
+	}
+	return out, nil
+}
+
+func (b *block) overlaps(start, end time.Time) bool {
+	if !start.IsZero() && b.meta.MaxTime < start.UnixNano() {
+		return false
+	}
+	if !end.IsZero() && b.meta.MinTime > end.UnixNano() {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,110 @@
+package tracestore
+
+import (
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// TraceID is a 16-byte trace ID.
+type TraceID = pcommon.TraceID
+
+// validate rejects the request if any span has an all-zero trace or span ID.
+// A zero parent ID is valid: it marks a root span.
+func validate(td ptrace.Traces) (spans int, err error) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			sp := sss.At(j).Spans()
+			for k := 0; k < sp.Len(); k++ {
+				s := sp.At(k)
+				if s.TraceID().IsEmpty() {
+					return 0, &InvalidIDError{i, j, k, "trace_id", "all zero"}
+				}
+				if s.SpanID().IsEmpty() {
+					return 0, &InvalidIDError{i, j, k, "span_id", "all zero"}
+				}
+				spans++
+			}
+		}
+	}
+	return spans, nil
+}
+
+// tracePiece is the part of one request that belongs to one trace, kept as a
+// protobuf TracesData. Concatenated pieces are again a valid TracesData, which
+// is how the head, blocks and compaction merge a trace without re-encoding.
+type tracePiece struct {
+	id       TraceID
+	data     []byte
+	spans    int
+	minStart uint64
+	maxEnd   uint64
+}
+
+type splitState struct {
+	td       ptrace.Traces
+	rsIdx    int
+	ssIdx    int
+	rs       ptrace.ResourceSpans
+	ss       ptrace.ScopeSpans
+	spans    int
+	minStart uint64
+	maxEnd   uint64
+}
+
+// split groups the spans of td by trace ID, in first-seen order.
+func split(td ptrace.Traces) ([]tracePiece, error) {
+	states := map[TraceID]*splitState{}
+	var order []TraceID
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j)
+			sp := ss.Spans()
+			for k := 0; k < sp.Len(); k++ {
+				s := sp.At(k)
+				id := s.TraceID()
+				st := states[id]
+				if st == nil {
+					st = &splitState{td: ptrace.NewTraces(), rsIdx: -1, ssIdx: -1, minStart: ^uint64(0)}
+					states[id] = st
+					order = append(order, id)
+				}
+				if st.rsIdx != i {
+					st.rs = st.td.ResourceSpans().AppendEmpty()
+					rs.Resource().CopyTo(st.rs.Resource())
+					st.rs.SetSchemaUrl(rs.SchemaUrl())
+					st.rsIdx, st.ssIdx = i, -1
+				}
+				if st.ssIdx != j {
+					st.ss = st.rs.ScopeSpans().AppendEmpty()
+					ss.Scope().CopyTo(st.ss.Scope())
+					st.ss.SetSchemaUrl(ss.SchemaUrl())
+					st.ssIdx = j
+				}
+				s.CopyTo(st.ss.Spans().AppendEmpty())
+				st.spans++
+				start, end := uint64(s.StartTimestamp()), uint64(s.EndTimestamp())
+				if end < start {
+					end = start
+				}
+				st.minStart = min(st.minStart, start)
+				st.maxEnd = max(st.maxEnd, end)
+			}
+		}
+	}
+	var m ptrace.ProtoMarshaler
+	out := make([]tracePiece, 0, len(order))
+	for _, id := range order {
+		st := states[id]
+		b, err := m.MarshalTraces(st.td)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tracePiece{id: id, data: b, spans: st.spans, minStart: st.minStart, maxEnd: st.maxEnd})
+	}
+	return out, nil
+}
