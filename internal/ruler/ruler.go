@@ -1,0 +1,303 @@
+package ruler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Deps are the ruler's collaborators.
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Queryable is read by rule expressions and by the restore of `for`
+	// state (ALERTS_FOR_STATE); Appendable receives recorded series and
+	// ALERTS / ALERTS_FOR_STATE. A *tsdb.DB is both.
+	Queryable  storage.Queryable
+	Appendable storage.AppendableV2
+	Engine     promql.QueryEngine
+	// ExternalURL is Prometheus's --web.external-url: generator URLs of
+	// alerts and $externalURL in templates. No trailing "/".
+	ExternalURL string
+	// Notify, when set, receives every alert in-process (the embedded
+	// Alertmanager's Send), after external labels and alert_relabel_configs,
+	// exactly as an external Alertmanager would see it.
+	Notify func(alerts ...*notifier.Alert)
+	// SDMetrics are the service-discovery metrics shared with the scrape
+	// discovery manager (discovery.CreateAndRegisterSDMetrics can run only
+	// once per registry). When nil the notifier's discovery keeps them on a
+	// private registry.
+	SDMetrics *discovery.SDMetrics
+}
+
+// Ruler evaluates the rule files of a prometheus.yml with Prometheus's
+// rules manager and sends the alerts to the Alertmanagers of its
+// alerting section (Prometheus's notifier, with its own discovery) and
+// in-process to Deps.Notify.
+type Ruler struct {
+	logger      *slog.Logger
+	cfg         Config
+	externalURL string
+	notify      func(alerts ...*notifier.Alert)
+
+	rules     *rules.Manager
+	notifier  *notifier.Manager
+	discovery *discovery.Manager
+	ctx       context.Context
+	cancel    context.CancelFunc
+
+	// What the in-process path applies, as the notifier does for its own.
+	sendMu         sync.RWMutex
+	externalLabels labels.Labels
+	relabelConfigs []*relabel.Config
+
+	applyMu   sync.Mutex
+	ruleFiles atomic.Pointer[[]string]
+	metrics   *metrics
+}
+
+// New builds the rules manager, the notifier and the notifier's discovery
+// manager. Nothing evaluates or sends until Run; ApplyConfig may come
+// before Run (and should, as in Prometheus).
+func New(cfg Config, deps Deps) (*Ruler, error) {
+	switch {
+	case deps.Logger == nil:
+		return nil, errors.New("new ruler: logger is required")
+	case deps.Registerer == nil:
+		return nil, errors.New("new ruler: registerer is required")
+	case deps.Queryable == nil || deps.Appendable == nil:
+		return nil, errors.New("new ruler: queryable and appendable are required")
+	case deps.Engine == nil:
+		return nil, errors.New("new ruler: engine is required")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new ruler: %w", err)
+	}
+	extURL, err := url.Parse(strings.TrimSuffix(deps.ExternalURL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("new ruler: external url: %w", err)
+	}
+	logger := deps.Logger
+	r := &Ruler{
+		logger:      logger.With("component", "ruler"),
+		cfg:         cfg,
+		externalURL: extURL.String(),
+		notify:      deps.Notify,
+		metrics:     newMetrics(deps.Registerer),
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+
+	sdMetrics := deps.SDMetrics
+	if sdMetrics == nil {
+		sdMetrics, err = discovery.CreateAndRegisterSDMetrics(prometheus.NewRegistry())
+		if err != nil {
+			r.cancel()
+			return nil, fmt.Errorf("new ruler: discovery metrics: %w", err)
+		}
+	}
+	r.discovery = discovery.NewManager(r.ctx, logger.With("component", "discovery manager notify"),
+		deps.Registerer, sdMetrics, discovery.Name("notify"))
+	if r.discovery == nil {
+		r.cancel()
+		return nil, errors.New("new ruler: create notifier discovery manager: see log")
+	}
+	r.notifier = notifier.NewManager(&notifier.Options{
+		QueueCapacity:   cfg.NotificationQueueCapacity,
+		DrainOnShutdown: true,
+		Registerer:      deps.Registerer,
+	}, model.UTF8Validation, logger.With("component", "notifier"))
+
+	r.rules = rules.NewManager(&rules.ManagerOptions{
+		NameValidationScheme: model.UTF8Validation,
+		ExternalURL:          extURL,
+		QueryFunc:            rules.EngineQueryFunc(deps.Engine, deps.Queryable),
+		NotifyFunc:           rules.SendAlerts(sender{r}, r.externalURL),
+		Context:              r.ctx,
+		AppendableV2:         deps.Appendable,
+		Queryable:            deps.Queryable,
+		Logger:               logger.With("component", "rule manager"),
+		Registerer:           deps.Registerer,
+		OutageTolerance:      time.Duration(cfg.OutageTolerance),
+		ForGracePeriod:       time.Duration(cfg.ForGracePeriod),
+		ResendDelay:          time.Duration(cfg.ResendDelay),
+	})
+	return r, nil
+}
+
+// ApplyConfig applies a prometheus.yml already parsed by Prometheus's
+// config package: alerting (alertmanagers, alert_relabel_configs),
+// external labels, evaluation_interval and rule_files. Rule files are
+// parsed first; if any is broken the error names file:line:column and the
+// rules already running are kept.
+func (r *Ruler) ApplyConfig(pc *promconfig.Config) error {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+
+	files, err := globRuleFiles(pc.RuleFiles)
+	if err == nil {
+		err = parseRuleFiles(files)
+	}
+	if err != nil {
+		r.metrics.reloads.WithLabelValues("failure").Inc()
+		return fmt.Errorf("apply rules config: %w", err)
+	}
+
+	// Prometheus main's order: notifier, then its discovery, then rules.
+	if err := r.notifier.ApplyConfig(pc); err != nil {
+		r.metrics.reloads.WithLabelValues("failure").Inc()
+		return fmt.Errorf("apply notifier config: %w", err)
+	}
+	sd := make(map[string]discovery.Configs)
+	for k, v := range pc.AlertingConfig.AlertmanagerConfigs.ToMap() {
+		sd[k] = v.ServiceDiscoveryConfigs
+	}
+	if err := r.discovery.ApplyConfig(sd); err != nil {
+		r.metrics.reloads.WithLabelValues("failure").Inc()
+		return fmt.Errorf("apply notifier discovery config: %w", err)
+	}
+	r.sendMu.Lock()
+	r.externalLabels = pc.GlobalConfig.ExternalLabels
+	r.relabelConfigs = pc.AlertingConfig.AlertRelabelConfigs
+	r.sendMu.Unlock()
+
+	interval := time.Duration(pc.GlobalConfig.EvaluationInterval)
+	if interval <= 0 {
+		interval = time.Duration(promconfig.DefaultGlobalConfig.EvaluationInterval)
+	}
+	if err := r.rules.Update(interval, files, pc.GlobalConfig.ExternalLabels, r.externalURL, nil); err != nil {
+		r.metrics.reloads.WithLabelValues("failure").Inc()
+		return fmt.Errorf("apply rules config: %w", err)
+	}
+	r.ruleFiles.Store(&files)
+	r.metrics.reloads.WithLabelValues("success").Inc()
+	return nil
+}
+
+// globRuleFiles expands rule_files patterns as Prometheus does (they are
+// already relative to the config file's directory after config.Load).
+func globRuleFiles(patterns []string) ([]string, error) {
+	var files []string
+	for _, pat := range patterns {
+		fs, err := filepath.Glob(pat)
+		if err != nil {
+			return nil, fmt.Errorf("rule_files %q: %w", pat, err)
+		}
+		files = append(files, fs...)
+	}
+	return files, nil
+}
+
+// parseRuleFiles checks every file fully, reporting all errors with
+// file:line:column (the rules manager only logs them).
+func parseRuleFiles(files []string) error {
+	var errs []error
+	p := parser.NewParser(parser.Options{})
+	for _, f := range files {
+		if _, fileErrs := rulefmt.ParseFile(f, false, model.UTF8Validation, p, slog.New(slog.DiscardHandler)); len(fileErrs) > 0 {
+			errs = append(errs, fileErrs...)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RuleFiles lists the files of the rules in force.
+func (r *Ruler) RuleFiles() []string {
+	if p := r.ruleFiles.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Manager is the rules manager; it implements web/api/v1's RulesRetriever
+// (for /api/v1/rules and /api/v1/alerts).
+func (r *Ruler) Manager() *rules.Manager { return r.rules }
+
+// Notifier is the notifier manager; it implements web/api/v1's
+// AlertmanagerRetriever (for /api/v1/alertmanagers).
+func (r *Ruler) Notifier() *notifier.Manager { return r.notifier }
+
+// Run evaluates rules and sends alerts until ctx ends, then stops rule
+// evaluation first and drains the notification queue.
+func (r *Ruler) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := r.discovery.Run(); err != nil {
+			r.logger.Error("notifier discovery stopped", "err", err)
+		}
+	})
+	wg.Go(func() { r.notifier.Run(r.discovery.SyncCh()) })
+	rulesDone := make(chan struct{})
+	go func() {
+		defer close(rulesDone)
+		r.rules.Run()
+	}()
+
+	<-ctx.Done()
+	r.rules.Stop()
+	<-rulesDone
+	r.notifier.Stop()
+	r.cancel() // ends discovery
+	wg.Wait()
+	return nil
+}
+
+// sender fans alerts out to the notifier (external Alertmanagers) and
+// the in-process Alertmanager.
+type sender struct{ r *Ruler }
+
+func (s sender) Send(alerts ...*notifier.Alert) {
+	s.r.notifier.Send(alerts...)
+	if s.r.notify == nil {
+		return
+	}
+	s.r.sendMu.RLock()
+	out := relabelAlerts(s.r.relabelConfigs, s.r.externalLabels, alerts)
+	s.r.sendMu.RUnlock()
+	if len(out) > 0 {
+		s.r.notify(out...)
+	}
+	s.r.metrics.sentInProcess.Add(float64(len(out)))
+}
+
+// relabelAlerts adds external labels and applies alert_relabel_configs,
+// as the notifier does before it sends; inputs are not modified.
+func relabelAlerts(cfgs []*relabel.Config, external labels.Labels, alerts []*notifier.Alert) []*notifier.Alert {
+	lb := labels.NewBuilder(labels.EmptyLabels())
+	out := make([]*notifier.Alert, 0, len(alerts))
+	for _, a := range alerts {
+		lb.Reset(a.Labels)
+		external.Range(func(l labels.Label) {
+			if a.Labels.Get(l.Name) == "" {
+				lb.Set(l.Name, l.Value)
+			}
+		})
+		if !relabel.ProcessBuilder(lb, cfgs...) {
+			continue
+		}
+		if ls := lb.Labels(); !labels.Equal(ls, a.Labels) {
+			a = &notifier.Alert{Labels: ls, Annotations: a.Annotations, StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL}
+		}
+		out = append(out, a)
+	}
+	return out
+}
