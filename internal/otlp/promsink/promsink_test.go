@@ -1,0 +1,172 @@
+package promsink
+
+import (
+	"errors"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/tsdb"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/goleak"
+
+	"github.com/nx-watcher/nxwatcher/internal/otlp"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func openDB(t *testing.T) *tsdb.DB {
+	t.Helper()
+	opts := tsdb.DefaultOptions()
+	opts.OutOfOrderTimeWindow = 0
+	db, err := tsdb.Open(t.TempDir(), slog.New(slog.DiscardHandler), prometheus.NewRegistry(), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func newSink(t *testing.T, db *tsdb.DB) *Sink {
+	t.Helper()
+	s, err := New(Options{}, Deps{Appendable: db, Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// query runs an instant PromQL query and renders each series as
+// `{labels} value`, sorted, so tests compare whole results.
+func query(t *testing.T, db *tsdb.DB, q string, at time.Time) []string {
+	t.Helper()
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	qry, err := eng.NewInstantQuery(t.Context(), db, nil, q, at)
+	if err != nil {
+		t.Fatalf("parse %s: %v", q, err)
+	}
+	defer qry.Close()
+	res := qry.Exec(t.Context())
+	if res.Err != nil {
+		t.Fatalf("query %s: %v", q, res.Err)
+	}
+	vec, err := res.Vector()
+	if err != nil {
+		t.Fatalf("query %s: %v", q, err)
+	}
+	var out []string
+	for _, s := range vec {
+		out = append(out, s.Metric.String()+" "+strconv.FormatFloat(s.F, 'g', -1, 64))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func metricsBatch(ts time.Time) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "checkout")
+	rm.Resource().Attributes().PutStr("service.namespace", "shop")
+	rm.Resource().Attributes().PutStr("service.instance.id", "pod-1")
+	rm.Resource().Attributes().PutStr("k8s.cluster.name", "bana")
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+
+	orders := ms.AppendEmpty()
+	orders.SetName("orders")
+	orders.SetUnit("{order}")
+	sum := orders.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for shop, v := range map[string]int64{"a": 3, "b": 4} {
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+		dp.SetIntValue(v)
+		dp.Attributes().PutStr("shop.id", shop)
+	}
+
+	temp := ms.AppendEmpty()
+	temp.SetName("room.temperature")
+	temp.SetUnit("Cel")
+	g := temp.SetEmptyGauge().DataPoints().AppendEmpty()
+	g.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	g.SetDoubleValue(21.5)
+
+	lat := ms.AppendEmpty()
+	lat.SetName("http.server.request.duration")
+	lat.SetUnit("s")
+	h := lat.SetEmptyHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	hp := h.DataPoints().AppendEmpty()
+	hp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	hp.ExplicitBounds().FromRaw([]float64{0.1, 1})
+	hp.BucketCounts().FromRaw([]uint64{2, 3, 1})
+	hp.SetCount(6)
+	hp.SetSum(4.2)
+	return md
+}
+
+func TestTranslationAsPrometheusInPromQL(t *testing.T) {
+	db := openDB(t)
+	s := newSink(t, db)
+	ts := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	if err := s.ConsumeMetrics(t.Context(), metricsBatch(ts)); err != nil {
+		t.Fatal(err)
+	}
+	at := ts.Add(time.Second)
+	for q, want := range map[string][]string{
+		`orders_total`: {
+			`{__name__="orders_total", instance="pod-1", job="shop/checkout", shop_id="a"} 3`,
+			`{__name__="orders_total", instance="pod-1", job="shop/checkout", shop_id="b"} 4`,
+		},
+		`room_temperature_celsius`: {`{__name__="room_temperature_celsius", instance="pod-1", job="shop/checkout"} 21.5`},
+		`http_server_request_duration_seconds_bucket`: {
+			`{__name__="http_server_request_duration_seconds_bucket", instance="pod-1", job="shop/checkout", le="+Inf"} 6`,
+			`{__name__="http_server_request_duration_seconds_bucket", instance="pod-1", job="shop/checkout", le="0.1"} 2`,
+			`{__name__="http_server_request_duration_seconds_bucket", instance="pod-1", job="shop/checkout", le="1"} 5`,
+		},
+		`http_server_request_duration_seconds_sum`:   {`{__name__="http_server_request_duration_seconds_sum", instance="pod-1", job="shop/checkout"} 4.2`},
+		`http_server_request_duration_seconds_count`: {`{__name__="http_server_request_duration_seconds_count", instance="pod-1", job="shop/checkout"} 6`},
+		`target_info`: {`{__name__="target_info", instance="pod-1", job="shop/checkout", k8s_cluster_name="bana"} 1`},
+	} {
+		got := query(t, db, q, at)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s:\n got %q\nwant %q", q, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(s.samples); got != 2+1+5+1 {
+		t.Errorf("appended samples = %v, want 9 (2 sums, 1 gauge, 3 buckets + sum + count, target_info)", got)
+	}
+}
+
+func TestOutOfOrderIsInvalidInputAndRolledBack(t *testing.T) {
+	db := openDB(t)
+	s := newSink(t, db)
+	ts := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	if err := s.ConsumeMetrics(t.Context(), metricsBatch(ts)); err != nil {
+		t.Fatal(err)
+	}
+	old := metricsBatch(ts.Add(-30 * time.Second))
+	err := s.ConsumeMetrics(t.Context(), old)
+	if !errors.Is(err, otlp.ErrInvalidInput) {
+		t.Fatalf("out-of-order batch: %v, want ErrInvalidInput", err)
+	}
+	if got := testutil.ToFloat64(s.failed.WithLabelValues("invalid")); got != 1 {
+		t.Errorf("failed{invalid} = %v", got)
+	}
+	// The good batch is intact: the rejected one added nothing.
+	if got := query(t, db, `count_over_time(orders_total[5m])`, ts.Add(time.Second)); len(got) != 2 || !strings.HasSuffix(got[0], " 1") {
+		t.Errorf("samples per series after refused batch: %q, want one each", got)
+	}
+
+	future := metricsBatch(time.Now().Add(time.Hour))
+	if err := s.ConsumeMetrics(t.Context(), future); !errors.Is(err, otlp.ErrInvalidInput) || !strings.Contains(err.Error(), "future") {
+		t.Fatalf("future batch: %v, want ErrInvalidInput about the future", err)
+	}
+}
