@@ -1,0 +1,849 @@
+package logql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+)
+
+// Storage is what the engine reads from; *logstore.DB implements it.
+type Storage interface {
+	Querier(mint, maxt int64) (*logstore.Querier, error)
+}
+
+// EngineOpts are the engine's limits.
+type EngineOpts struct {
+	MaxSeries  int // metric queries returning more series fail; 0 = unlimited
+	MaxSamples int // samples held by one query before it fails; 0 = unlimited
+}
+
+// Engine evaluates LogQL against a Storage.
+type Engine struct{ opts EngineOpts }
+
+// NewEngine returns an engine.
+func NewEngine(opts EngineOpts) *Engine { return &Engine{opts: opts} }
+
+// Params describe one evaluation. Start is inclusive, End exclusive for log
+// queries; metric queries evaluate at Start, Start+Step, ... up to End.
+type Params struct {
+	Start, End time.Time
+	Step       time.Duration
+	Interval   time.Duration // log queries: at most one entry per stream per interval
+	Limit      int           // log queries: entries returned
+	Backward   bool
+	Instant    bool // metric queries: evaluate once at End
+}
+
+// Stats counts the work of a query.
+type Stats struct {
+	Streams        int
+	Chunks         int
+	Lines          int64 // lines read from the store (after pushed-down filters)
+	Bytes          int64
+	PostFilter     int64 // lines that passed the whole pipeline
+	Returned       int64
+	ExecTime       time.Duration
+	ChunkRefsTotal int
+}
+
+// Result is a query's value and stats.
+type Result struct {
+	Value Value
+	Stats Stats
+}
+
+// ErrLimit is returned when a query exceeds a configured limit.
+var ErrLimit = errors.New("query limit exceeded")
+
+// Exec parses and runs a query.
+func (e *Engine) Exec(ctx context.Context, st Storage, query string, p Params) (Result, error) {
+	expr, err := ParseExpr(query)
+	if err != nil {
+		return Result{}, err
+	}
+	return e.Eval(ctx, st, expr, p)
+}
+
+// Eval runs a parsed query.
+func (e *Engine) Eval(ctx context.Context, st Storage, expr Expr, p Params) (Result, error) {
+	start := time.Now()
+	ev := &evaluator{e: e, st: st, p: p, ctx: ctx}
+	var res Result
+	var err error
+	if ls, ok := expr.(*LogSelectorExpr); ok {
+		res.Value, err = ev.logQuery(ls)
+	} else {
+		res.Value, err = ev.metricQuery(expr)
+	}
+	ev.stats.ExecTime = time.Since(start)
+	res.Stats = ev.stats
+	return res, err
+}
+
+type evaluator struct {
+	e     *Engine
+	st    Storage
+	p     Params
+	ctx   context.Context
+	stats Stats
+	steps []int64 // Unix ns
+}
+
+// pushdown returns the hints for the store and the stages left to run here.
+func pushdown(sel *LogSelectorExpr) (needles []string, filter func(string) bool, rest []Stage) {
+	needles, filter = lineFilterHints(sel.Pipeline)
+	rest = sel.Pipeline
+	for len(rest) > 0 {
+		if _, ok := rest[0].(*LineFilter); !ok {
+			break
+		}
+		rest = rest[1:]
+	}
+	return needles, filter, rest
+}
+
+type logLine struct {
+	ts     int64
+	line   string
+	lbls   labels.Labels
+	stream int
+}
+
+func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
+	mint, maxt := ev.p.Start.UnixNano(), ev.p.End.UnixNano()
+	if ev.p.Instant {
+		mint = 0
+		maxt++
+	}
+	limit := ev.p.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q, err := ev.st.Querier(mint, maxt)
+	if err != nil {
+		return nil, fmt.Errorf("open querier: %w", err)
+	}
+	defer q.Close()
+	needles, filter, stages := pushdown(sel)
+	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Needles: needles, Filter: filter, Backward: ev.p.Backward}, sel.Matchers...)
+	var kept []logLine
+	better := func(a, b logLine) int { // sort order of the result
+		c := cmpI64(a.ts, b.ts)
+		if ev.p.Backward {
+			c = -c
+		}
+		return c
+	}
+	var ls labelSet
+	pc := &pipelineCtx{}
+	streamNo := 0
+	for ss.Next() {
+		s := ss.At()
+		ev.stats.Streams++
+		c, _, _ := s.ChunkStats()
+		ev.stats.Chunks += c
+		it := s.Iterator(ev.ctx)
+		n := 0
+		var lastTs int64
+		haveLast := false
+		for it.Next() && n < limit {
+			ent := it.At()
+			ev.stats.Lines++
+			ev.stats.Bytes += int64(len(ent.Line))
+			ls.reset(s.Labels, ent.Metadata)
+			pc.ts = ent.Timestamp
+			line, ok := process(stages, pc, ent.Line, &ls)
+			if !ok {
+				continue
+			}
+			if ev.p.Interval > 0 && haveLast {
+				d := ent.Timestamp - lastTs
+				if d < 0 {
+					d = -d
+				}
+				if d < int64(ev.p.Interval) {
+					continue
+				}
+			}
+			lastTs, haveLast = ent.Timestamp, true
+			ev.stats.PostFilter++
+			kept = append(kept, logLine{ts: ent.Timestamp, line: strings.Clone(line), lbls: ls.labels(), stream: streamNo})
+			n++
+		}
+		err := it.Err()
+		it.Close()
+		if err != nil {
+			return nil, err
+		}
+		streamNo++
+		if len(kept) > 2*limit {
+			slices.SortStableFunc(kept, better)
+			kept = kept[:limit]
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(kept, better)
+	if len(kept) > limit {
+		kept = kept[:limit]
+	}
+	ev.stats.Returned = int64(len(kept))
+	groups := map[string]int{}
+	var out Streams
+	for _, l := range kept {
+		k := l.lbls.String()
+		i, ok := groups[k]
+		if !ok {
+			i = len(out)
+			groups[k] = i
+			out = append(out, StreamResult{Labels: l.lbls})
+		}
+		out[i].Entries = append(out[i].Entries, logstore.Entry{Timestamp: l.ts, Line: l.line})
+	}
+	slices.SortFunc(out, func(a, b StreamResult) int { return labels.Compare(a.Labels, b.Labels) })
+	return out, nil
+}
+
+func cmpI64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// stepValues is an expression's value at every step: scalars or vectors.
+type stepValues struct {
+	scalar bool
+	s      []float64
+	v      []Vector
+}
+
+func (ev *evaluator) metricQuery(expr Expr) (Value, error) {
+	if ev.p.Instant || ev.p.Step <= 0 {
+		ev.steps = []int64{ev.p.End.UnixNano()}
+	} else {
+		for t := ev.p.Start.UnixNano(); t <= ev.p.End.UnixNano(); t += int64(ev.p.Step) {
+			ev.steps = append(ev.steps, t)
+		}
+		if len(ev.steps) > 11000 {
+			return nil, fmt.Errorf("%w: exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter", ErrLimit)
+		}
+	}
+	sv, err := ev.eval(expr)
+	if err != nil {
+		return nil, err
+	}
+	if ev.p.Instant {
+		if sv.scalar {
+			return Scalar{T: ev.steps[0] / 1e6, V: sv.s[0]}, nil
+		}
+		vec := sv.v[0]
+		if ev.e.opts.MaxSeries > 0 && len(vec) > ev.e.opts.MaxSeries {
+			return nil, fmt.Errorf("%w: maximum of series (%d) reached for a single query", ErrLimit, ev.e.opts.MaxSeries)
+		}
+		return vec, nil
+	}
+	byKey := map[string]int{}
+	var m Matrix
+	for i, t := range ev.steps {
+		if sv.scalar {
+			if len(m) == 0 {
+				m = append(m, Series{Metric: labels.EmptyLabels()})
+			}
+			m[0].Points = append(m[0].Points, Point{T: t / 1e6, V: sv.s[i]})
+			continue
+		}
+		for _, s := range sv.v[i] {
+			k := s.Metric.String()
+			j, ok := byKey[k]
+			if !ok {
+				j = len(m)
+				byKey[k] = j
+				m = append(m, Series{Metric: s.Metric})
+				if ev.e.opts.MaxSeries > 0 && len(m) > ev.e.opts.MaxSeries {
+					return nil, fmt.Errorf("%w: maximum of series (%d) reached for a single query", ErrLimit, ev.e.opts.MaxSeries)
+				}
+			}
+			m[j].Points = append(m[j].Points, Point{T: t / 1e6, V: s.V})
+		}
+	}
+	slices.SortFunc(m, func(a, b Series) int { return labels.Compare(a.Metric, b.Metric) })
+	return m, nil
+}
+
+func (ev *evaluator) eval(expr Expr) (stepValues, error) {
+	if err := ev.ctx.Err(); err != nil {
+		return stepValues{}, err
+	}
+	switch e := expr.(type) {
+	case *ParenExpr:
+		return ev.eval(e.Inner)
+	case *LiteralExpr:
+		s := make([]float64, len(ev.steps))
+		for i := range s {
+			s[i] = e.Val
+		}
+		return stepValues{scalar: true, s: s}, nil
+	case *VectorExpr:
+		v := make([]Vector, len(ev.steps))
+		for i, t := range ev.steps {
+			v[i] = Vector{{Metric: labels.EmptyLabels(), T: t / 1e6, V: e.Val}}
+		}
+		return stepValues{v: v}, nil
+	case *RangeAggExpr:
+		return ev.rangeAgg(e)
+	case *VectorAggExpr:
+		return ev.vectorAgg(e)
+	case *BinOpExpr:
+		return ev.binOp(e)
+	case *LogSelectorExpr:
+		return stepValues{}, errors.New("a log query cannot be used as a metric query: wrap it in a range aggregation such as count_over_time")
+	}
+	return stepValues{}, fmt.Errorf("unsupported expression %T", expr)
+}
+
+type rangeSample struct {
+	t int64
+	v float64
+}
+
+func (ev *evaluator) rangeAgg(e *RangeAggExpr) (stepValues, error) {
+	r := e.Left
+	iv, off := int64(r.Interval), int64(r.Offset)
+	mint := ev.steps[0] - off - iv + 1
+	maxt := ev.steps[len(ev.steps)-1] - off + 1
+	q, err := ev.st.Querier(mint, maxt)
+	if err != nil {
+		return stepValues{}, fmt.Errorf("open querier: %w", err)
+	}
+	defer q.Close()
+	needles, filter, stages := pushdown(r.Left)
+	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Needles: needles, Filter: filter}, r.Left.Matchers...)
+	series := map[string]*struct {
+		lbls    labels.Labels
+		samples []rangeSample
+	}{}
+	var ls labelSet
+	pc := &pipelineCtx{}
+	total := 0
+	for ss.Next() {
+		s := ss.At()
+		ev.stats.Streams++
+		c, _, _ := s.ChunkStats()
+		ev.stats.Chunks += c
+		it := s.Iterator(ev.ctx)
+		for it.Next() {
+			ent := it.At()
+			ev.stats.Lines++
+			ev.stats.Bytes += int64(len(ent.Line))
+			ls.reset(s.Labels, ent.Metadata)
+			pc.ts = ent.Timestamp
+			line, ok := process(stages, pc, ent.Line, &ls)
+			if !ok {
+				continue
+			}
+			var v float64 = 1
+			switch {
+			case r.Unwrap != nil:
+				x, ok := unwrapValue(r.Unwrap, &ls)
+				v = x
+				pass := true
+				for _, f := range r.Unwrap.PostFilters {
+					if !evalLabelFilter(f, &ls) {
+						pass = false
+						break
+					}
+				}
+				if !pass {
+					continue
+				}
+				if !ok && !ls.hasError() {
+					continue
+				}
+				ls.del(r.Unwrap.Label)
+			case e.Op == "bytes_over_time" || e.Op == "bytes_rate":
+				v = float64(len(line))
+			}
+			ev.stats.PostFilter++
+			if errv, bad := ls.get(ErrorLabel); bad {
+				ls.del(ErrorDetailsLabel)
+				return stepValues{}, fmt.Errorf("pipeline error: '%s' for series: '%s'. Use a label filter to intentionally skip this error. (e.g | __error__!=\"%s\"). To skip all potential errors you can match empty errors.(e.g __error__=\"\") The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )", errv, ls.labels(), errv)
+			}
+			ls.del(ErrorDetailsLabel)
+			out := ls.labels()
+			if e.Grouping != nil {
+				out = groupLabels(out, e.Grouping)
+			}
+			k := out.String()
+			sr := series[k]
+			if sr == nil {
+				sr = &struct {
+					lbls    labels.Labels
+					samples []rangeSample
+				}{lbls: out}
+				series[k] = sr
+			}
+			sr.samples = append(sr.samples, rangeSample{ent.Timestamp, v})
+			total++
+			if ev.e.opts.MaxSamples > 0 && total > ev.e.opts.MaxSamples {
+				it.Close()
+				return stepValues{}, fmt.Errorf("%w: query processes more than %d samples", ErrLimit, ev.e.opts.MaxSamples)
+			}
+		}
+		err := it.Err()
+		it.Close()
+		if err != nil {
+			return stepValues{}, err
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return stepValues{}, err
+	}
+	out := make([]Vector, len(ev.steps))
+	if e.Op == "absent_over_time" {
+		for i, t := range ev.steps {
+			lo, hi := t-off-iv, t-off
+			present := false
+			for _, sr := range series {
+				a := sort.Search(len(sr.samples), func(j int) bool { return sr.samples[j].t > lo })
+				if a < len(sr.samples) && sr.samples[a].t <= hi {
+					present = true
+					break
+				}
+			}
+			if !present {
+				out[i] = Vector{{Metric: absentLabels(r.Left.Matchers), T: t / 1e6, V: 1}}
+			}
+		}
+		return stepValues{v: out}, nil
+	}
+	keys := sortedSeriesKeys(series)
+	for _, k := range keys {
+		sr := series[k]
+		slices.SortStableFunc(sr.samples, func(a, b rangeSample) int { return cmpI64(a.t, b.t) })
+		for i, t := range ev.steps {
+			lo, hi := t-off-iv, t-off
+			a := sort.Search(len(sr.samples), func(j int) bool { return sr.samples[j].t > lo })
+			b := sort.Search(len(sr.samples), func(j int) bool { return sr.samples[j].t > hi })
+			if a >= b {
+				continue
+			}
+			v, ok := rangeFn(e.Op, e.Param, sr.samples[a:b], r.Interval, r.Unwrap != nil)
+			if ok {
+				out[i] = append(out[i], Sample{Metric: sr.lbls, T: t / 1e6, V: v})
+			}
+		}
+	}
+	return stepValues{v: out}, nil
+}
+
+func sortedSeriesKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func absentLabels(ms []*labels.Matcher) labels.Labels {
+	b := labels.NewScratchBuilder(len(ms))
+	seen := map[string]bool{}
+	for _, m := range ms {
+		if m.Type == labels.MatchEqual && !seen[m.Name] {
+			b.Add(m.Name, m.Value)
+			seen[m.Name] = true
+		}
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+func rangeFn(op string, param float64, s []rangeSample, iv time.Duration, unwrapped bool) (float64, bool) {
+	secs := iv.Seconds()
+	sum := func() float64 {
+		var x float64
+		for _, p := range s {
+			x += p.v
+		}
+		return x
+	}
+	switch op {
+	case "count_over_time":
+		return float64(len(s)), true
+	case "rate":
+		if unwrapped {
+			return sum() / secs, true
+		}
+		return float64(len(s)) / secs, true
+	case "bytes_over_time", "sum_over_time":
+		return sum(), true
+	case "bytes_rate":
+		return sum() / secs, true
+	case "avg_over_time":
+		return sum() / float64(len(s)), true
+	case "max_over_time":
+		m := math.Inf(-1)
+		for _, p := range s {
+			m = math.Max(m, p.v)
+		}
+		return m, true
+	case "min_over_time":
+		m := math.Inf(1)
+		for _, p := range s {
+			m = math.Min(m, p.v)
+		}
+		return m, true
+	case "first_over_time":
+		return s[0].v, true
+	case "last_over_time":
+		return s[len(s)-1].v, true
+	case "stdvar_over_time", "stddev_over_time":
+		var mean, m2 float64
+		for i, p := range s {
+			d := p.v - mean
+			mean += d / float64(i+1)
+			m2 += d * (p.v - mean)
+		}
+		v := m2 / float64(len(s))
+		if op == "stddev_over_time" {
+			return math.Sqrt(v), true
+		}
+		return v, true
+	case "quantile_over_time":
+		vals := make([]float64, len(s))
+		for i, p := range s {
+			vals[i] = p.v
+		}
+		return quantile(param, vals), true
+	case "rate_counter":
+		var inc float64
+		for i := 1; i < len(s); i++ {
+			if s[i].v < s[i-1].v {
+				inc += s[i].v // counter reset
+			} else {
+				inc += s[i].v - s[i-1].v
+			}
+		}
+		return inc / secs, true
+	}
+	return 0, false
+}
+
+// quantile is Prometheus' linear interpolation between closest ranks.
+func quantile(q float64, vals []float64) float64 {
+	if len(vals) == 0 || math.IsNaN(q) {
+		return math.NaN()
+	}
+	if q < 0 {
+		return math.Inf(-1)
+	}
+	if q > 1 {
+		return math.Inf(1)
+	}
+	slices.Sort(vals)
+	n := float64(len(vals))
+	rank := q * (n - 1)
+	lo := math.Max(0, math.Floor(rank))
+	hi := math.Min(n-1, lo+1)
+	w := rank - lo
+	return vals[int(lo)]*(1-w) + vals[int(hi)]*w
+}
+
+func groupLabels(ls labels.Labels, g *Grouping) labels.Labels {
+	if g.Without {
+		b := labels.NewBuilder(ls)
+		b.Del(g.Labels...)
+		return b.Labels()
+	}
+	b := labels.NewBuilder(ls)
+	b.Keep(g.Labels...)
+	return b.Labels()
+}
+
+func (ev *evaluator) vectorAgg(e *VectorAggExpr) (stepValues, error) {
+	in, err := ev.eval(e.Left)
+	if err != nil {
+		return stepValues{}, err
+	}
+	if in.scalar {
+		return stepValues{}, fmt.Errorf("%s needs a vector, not a scalar", e.Op)
+	}
+	g := e.Grouping
+	if g == nil {
+		g = &Grouping{}
+	}
+	out := make([]Vector, len(ev.steps))
+	for i, vec := range in.v {
+		groups := map[string][]Sample{}
+		glbl := map[string]labels.Labels{}
+		var order []string
+		for _, s := range vec {
+			gl := groupLabels(s.Metric, g)
+			k := gl.String()
+			if _, ok := groups[k]; !ok {
+				order = append(order, k)
+				glbl[k] = gl
+			}
+			groups[k] = append(groups[k], s)
+		}
+		slices.Sort(order)
+		t := ev.steps[i] / 1e6
+		switch e.Op {
+		case "topk", "bottomk":
+			for _, k := range order {
+				ss := slices.Clone(groups[k])
+				slices.SortStableFunc(ss, func(a, b Sample) int {
+					if e.Op == "topk" {
+						return cmpF(b.V, a.V)
+					}
+					return cmpF(a.V, b.V)
+				})
+				out[i] = append(out[i], ss[:min(e.Param, len(ss))]...)
+			}
+			continue
+		case "sort", "sort_desc":
+			ss := slices.Clone(vec)
+			slices.SortStableFunc(ss, func(a, b Sample) int {
+				if e.Op == "sort" {
+					return cmpF(a.V, b.V)
+				}
+				return cmpF(b.V, a.V)
+			})
+			out[i] = ss
+			continue
+		}
+		for _, k := range order {
+			ss := groups[k]
+			var v float64
+			switch e.Op {
+			case "sum":
+				for _, s := range ss {
+					v += s.V
+				}
+			case "avg":
+				for _, s := range ss {
+					v += s.V
+				}
+				v /= float64(len(ss))
+			case "count":
+				v = float64(len(ss))
+			case "min":
+				v = math.Inf(1)
+				for _, s := range ss {
+					v = math.Min(v, s.V)
+				}
+			case "max":
+				v = math.Inf(-1)
+				for _, s := range ss {
+					v = math.Max(v, s.V)
+				}
+			case "stddev", "stdvar":
+				var mean, m2 float64
+				for j, s := range ss {
+					d := s.V - mean
+					mean += d / float64(j+1)
+					m2 += d * (s.V - mean)
+				}
+				v = m2 / float64(len(ss))
+				if e.Op == "stddev" {
+					v = math.Sqrt(v)
+				}
+			}
+			out[i] = append(out[i], Sample{Metric: glbl[k], T: t, V: v})
+		}
+	}
+	return stepValues{v: out}, nil
+}
+
+func cmpF(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (ev *evaluator) binOp(e *BinOpExpr) (stepValues, error) {
+	l, err := ev.eval(e.LHS)
+	if err != nil {
+		return stepValues{}, err
+	}
+	r, err := ev.eval(e.RHS)
+	if err != nil {
+		return stepValues{}, err
+	}
+	switch e.Op {
+	case "and", "or", "unless":
+		if l.scalar || r.scalar {
+			return stepValues{}, fmt.Errorf("set operator %q not allowed in binary scalar expression", e.Op)
+		}
+	}
+	if l.scalar && r.scalar {
+		out := make([]float64, len(ev.steps))
+		for i := range out {
+			v, keep := arith(e.Op, l.s[i], r.s[i], true)
+			if !keep {
+				v = 0
+			}
+			out[i] = v
+		}
+		return stepValues{scalar: true, s: out}, nil
+	}
+	out := make([]Vector, len(ev.steps))
+	for i := range ev.steps {
+		switch {
+		case r.scalar:
+			for _, s := range l.v[i] {
+				if v, keep := arith(e.Op, s.V, r.s[i], e.Bool); keep {
+					if isComparison(e.Op) && !e.Bool {
+						v = s.V
+					}
+					out[i] = append(out[i], Sample{Metric: s.Metric, T: s.T, V: v})
+				}
+			}
+		case l.scalar:
+			for _, s := range r.v[i] {
+				if v, keep := arith(e.Op, l.s[i], s.V, e.Bool); keep {
+					if isComparison(e.Op) && !e.Bool {
+						v = s.V
+					}
+					out[i] = append(out[i], Sample{Metric: s.Metric, T: s.T, V: v})
+				}
+			}
+		default:
+			v, err := vectorBinOp(e, l.v[i], r.v[i])
+			if err != nil {
+				return stepValues{}, err
+			}
+			out[i] = v
+		}
+	}
+	return stepValues{v: out}, nil
+}
+
+func signature(ls labels.Labels, m *VectorMatching) string {
+	if m == nil {
+		return ls.String()
+	}
+	b := labels.NewBuilder(ls)
+	if m.On {
+		b.Keep(m.Labels...)
+	} else {
+		b.Del(m.Labels...)
+	}
+	return b.Labels().String()
+}
+
+func vectorBinOp(e *BinOpExpr, l, r Vector) (Vector, error) {
+	rs := map[string]Sample{}
+	for _, s := range r {
+		k := signature(s.Metric, e.Matching)
+		if _, dup := rs[k]; dup && e.Op != "and" && e.Op != "or" && e.Op != "unless" {
+			return nil, fmt.Errorf("found duplicate series for the match group %s on the right hand-side of the operation; many-to-one matching must be explicit (group_left/group_right)", k)
+		}
+		rs[k] = s
+	}
+	var out Vector
+	switch e.Op {
+	case "and":
+		for _, s := range l {
+			if _, ok := rs[signature(s.Metric, e.Matching)]; ok {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	case "unless":
+		for _, s := range l {
+			if _, ok := rs[signature(s.Metric, e.Matching)]; !ok {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	case "or":
+		ls := map[string]bool{}
+		for _, s := range l {
+			ls[signature(s.Metric, e.Matching)] = true
+			out = append(out, s)
+		}
+		for _, s := range r {
+			if !ls[signature(s.Metric, e.Matching)] {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	}
+	seen := map[string]bool{}
+	for _, s := range l {
+		k := signature(s.Metric, e.Matching)
+		rv, ok := rs[k]
+		if !ok {
+			continue
+		}
+		if seen[k] {
+			return nil, fmt.Errorf("found duplicate series for the match group %s on the left hand-side of the operation; many-to-one matching must be explicit (group_left/group_right)", k)
+		}
+		seen[k] = true
+		v, keep := arith(e.Op, s.V, rv.V, e.Bool)
+		if !keep {
+			continue
+		}
+		if isComparison(e.Op) && !e.Bool {
+			v = s.V
+		}
+		metric := s.Metric
+		if e.Matching != nil && e.Matching.On {
+			b := labels.NewBuilder(metric)
+			b.Keep(e.Matching.Labels...)
+			metric = b.Labels()
+		} else if e.Matching != nil {
+			b := labels.NewBuilder(metric)
+			b.Del(e.Matching.Labels...)
+			metric = b.Labels()
+		}
+		out = append(out, Sample{Metric: metric, T: s.T, V: v})
+	}
+	return out, nil
+}
+
+// arith applies op; for comparisons it reports whether the pair is kept
+// (or, with returnBool, gives 0/1 and always keeps).
+func arith(op string, a, b float64, returnBool bool) (float64, bool) {
+	switch op {
+	case "+":
+		return a + b, true
+	case "-":
+		return a - b, true
+	case "*":
+		return a * b, true
+	case "/":
+		return a / b, true
+	case "%":
+		return math.Mod(a, b), true
+	case "^":
+		return math.Pow(a, b), true
+	}
+	ok := compare(op, a, b)
+	if returnBool {
+		if ok {
+			return 1, true
+		}
+		return 0, true
+	}
+	return a, ok
+}

@@ -1,0 +1,542 @@
+package logql
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/nx-watcher/nxwatcher/internal/units"
+)
+
+// Error label names and values, as in Loki.
+const (
+	ErrorLabel        = "__error__"
+	ErrorDetailsLabel = "__error_details__"
+	errJSON           = "JSONParserErr"
+	errLogfmt         = "LogfmtParserErr"
+	errLabelFilter    = "LabelFilterErr"
+	errSample         = "SampleExtractionErr"
+	errTemplate       = "TemplateFormatErr"
+)
+
+// labelSet is the mutable label set a line carries through a pipeline:
+// stream labels, structured metadata, then extracted labels.
+type labelSet struct {
+	ls     []labels.Label
+	stream map[string]bool
+}
+
+func (s *labelSet) reset(stream, md labels.Labels) {
+	s.ls = s.ls[:0]
+	if s.stream == nil {
+		s.stream = map[string]bool{}
+	}
+	clear(s.stream)
+	stream.Range(func(l labels.Label) {
+		s.ls = append(s.ls, l)
+		s.stream[l.Name] = true
+	})
+	md.Range(func(l labels.Label) { s.set(l.Name, l.Value) })
+}
+
+func (s *labelSet) get(name string) (string, bool) {
+	for _, l := range s.ls {
+		if l.Name == name {
+			return l.Value, true
+		}
+	}
+	return "", false
+}
+
+func (s *labelSet) set(name, value string) {
+	for i := range s.ls {
+		if s.ls[i].Name == name {
+			s.ls[i].Value = value
+			return
+		}
+	}
+	s.ls = append(s.ls, labels.Label{Name: name, Value: value})
+}
+
+// setExtracted adds a parsed label; one that clashes with a stream label
+// gets the _extracted suffix, as Loki does.
+func (s *labelSet) setExtracted(name, value string) {
+	name = sanitizeLabelName(name)
+	if name == "" {
+		return
+	}
+	if s.stream[name] {
+		name += "_extracted"
+	}
+	s.set(name, value)
+}
+
+func (s *labelSet) del(name string) {
+	s.ls = slices.DeleteFunc(s.ls, func(l labels.Label) bool { return l.Name == name })
+}
+
+func (s *labelSet) hasError() bool {
+	_, ok := s.get(ErrorLabel)
+	return ok
+}
+
+func (s *labelSet) setError(kind, details string) {
+	if s.hasError() {
+		return // the first error wins
+	}
+	s.set(ErrorLabel, kind)
+	if details != "" {
+		s.set(ErrorDetailsLabel, details)
+	}
+}
+
+func (s *labelSet) labels() labels.Labels {
+	b := labels.NewScratchBuilder(len(s.ls))
+	for _, l := range s.ls {
+		if l.Value != "" {
+			b.Add(l.Name, l.Value)
+		}
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+func (s *labelSet) asMap() map[string]string {
+	m := make(map[string]string, len(s.ls))
+	for _, l := range s.ls {
+		m[l.Name] = l.Value
+	}
+	return m
+}
+
+func sanitizeLabelName(n string) string {
+	if n == "" {
+		return ""
+	}
+	var b strings.Builder
+	for i, r := range n {
+		ok := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || (i > 0 && r >= '0' && r <= '9')
+		if ok {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// pipelineCtx holds what stages need beyond the line and labels.
+type pipelineCtx struct {
+	ts int64
+}
+
+// process runs the stages; false means the line is dropped.
+func process(stages []Stage, pc *pipelineCtx, line string, ls *labelSet) (string, bool) {
+	for _, st := range stages {
+		switch s := st.(type) {
+		case *LineFilter:
+			if !s.match(line) {
+				return "", false
+			}
+		case *ParserStage:
+			line = s.parse(line, ls)
+		case *LabelFilterStage:
+			if !evalLabelFilter(s.F, ls) {
+				return "", false
+			}
+		case *LineFormatStage:
+			line = s.format(pc, line, ls)
+		case *LabelFormatStage:
+			s.apply(pc, line, ls)
+		case *KeepStage:
+			ls.ls = slices.DeleteFunc(ls.ls, func(l labels.Label) bool {
+				for _, it := range s.Items {
+					if it.Name == l.Name && (it.Matcher == nil || it.Matcher.Matches(l.Value)) {
+						return false
+					}
+				}
+				return true
+			})
+		case *DropStage:
+			ls.ls = slices.DeleteFunc(ls.ls, func(l labels.Label) bool {
+				for _, it := range s.Items {
+					if it.Name == l.Name && (it.Matcher == nil || it.Matcher.Matches(l.Value)) {
+						return true
+					}
+				}
+				return false
+			})
+		case *DecolorizeStage:
+			line = ansiRE.ReplaceAllString(line, "")
+		}
+	}
+	return line, true
+}
+
+var ansiRE = regexp.MustCompile(`\x1b\[[0-9;]*[a-zA-Z]`)
+
+func (f *LineFilter) match(line string) bool {
+	any := false
+	for i, v := range f.Values {
+		var m bool
+		switch f.Op {
+		case "|=", "!=":
+			m = strings.Contains(line, v)
+		case "|~", "!~":
+			m = f.res[i].MatchString(line)
+		case "|>", "!>":
+			m = f.pats[i].match(line, nil)
+		}
+		if m {
+			any = true
+			break
+		}
+	}
+	if f.Op[0] == '!' {
+		return !any
+	}
+	return any
+}
+
+func (p *ParserStage) parse(line string, ls *labelSet) string {
+	switch p.Kind {
+	case "json":
+		parseJSON(line, p.Params, ls)
+	case "logfmt":
+		parseLogfmt(line, p, ls)
+	case "regexp":
+		m := p.re.FindStringSubmatch(line)
+		if m != nil {
+			for i, n := range p.re.SubexpNames() {
+				if n != "" {
+					ls.setExtracted(n, m[i])
+				}
+			}
+		}
+	case "pattern":
+		p.pat.match(line, func(n, v string) { ls.setExtracted(n, v) })
+	case "unpack":
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(line), &obj); err != nil {
+			ls.setError(errJSON, err.Error())
+			return line
+		}
+		for k, v := range obj {
+			s, ok := v.(string)
+			if !ok {
+				continue
+			}
+			if k == "_entry" {
+				line = s
+				continue
+			}
+			ls.setExtracted(k, s)
+		}
+	}
+	return line
+}
+
+func parseJSON(line string, params []Extraction, ls *labelSet) {
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		ls.setError(errJSON, err.Error())
+		return
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		ls.setError(errJSON, "line is not a JSON object")
+		return
+	}
+	if len(params) > 0 {
+		for _, x := range params {
+			val, ok := jsonPath(obj, x.Expr)
+			if ok {
+				ls.setExtracted(x.Name, val)
+			}
+		}
+		return
+	}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			name := k
+			if prefix != "" {
+				name = prefix + "_" + k
+			}
+			switch t := v.(type) {
+			case map[string]any:
+				walk(name, t)
+			case []any:
+				// Arrays are skipped, as in Loki; pick elements with parameters.
+			default:
+				ls.setExtracted(name, jsonScalar(t))
+			}
+		}
+	}
+	walk("", obj)
+}
+
+func jsonScalar(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case json.Number:
+		return t.String()
+	case bool:
+		return strconv.FormatBool(t)
+	case nil:
+		return ""
+	default:
+		b, _ := json.Marshal(t)
+		return string(b)
+	}
+}
+
+// jsonPath follows `a.b[0]["c d"]`.
+func jsonPath(root any, path string) (string, bool) {
+	cur := root
+	for path != "" {
+		switch {
+		case path[0] == '.':
+			path = path[1:]
+		case path[0] == '[':
+			end := strings.IndexByte(path, ']')
+			if end < 0 {
+				return "", false
+			}
+			key := path[1:end]
+			path = path[end+1:]
+			if uq, err := strconv.Unquote(key); err == nil {
+				m, ok := cur.(map[string]any)
+				if !ok {
+					return "", false
+				}
+				cur = m[uq]
+				continue
+			}
+			idx, err := strconv.Atoi(key)
+			arr, ok := cur.([]any)
+			if err != nil || !ok || idx < 0 || idx >= len(arr) {
+				return "", false
+			}
+			cur = arr[idx]
+		default:
+			end := strings.IndexAny(path, ".[")
+			if end < 0 {
+				end = len(path)
+			}
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return "", false
+			}
+			var found bool
+			cur, found = m[path[:end]]
+			if !found {
+				return "", false
+			}
+			path = path[end:]
+		}
+	}
+	switch cur.(type) {
+	case map[string]any, []any:
+		b, _ := json.Marshal(cur)
+		return string(b), true
+	}
+	return jsonScalar(cur), true
+}
+
+// parseLogfmt reads key=value pairs; values may be quoted.
+func parseLogfmt(line string, p *ParserStage, ls *labelSet) {
+	strict := slices.Contains(p.Flags, "--strict")
+	keepEmpty := slices.Contains(p.Flags, "--keep-empty")
+	want := map[string]string{} // logfmt key → label name
+	for _, x := range p.Params {
+		want[x.Expr] = x.Name
+	}
+	i := 0
+	for i < len(line) {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		if i >= len(line) {
+			break
+		}
+		ks := i
+		for i < len(line) && line[i] != '=' && line[i] != ' ' && line[i] != '\t' {
+			i++
+		}
+		key := line[ks:i]
+		var val string
+		if i < len(line) && line[i] == '=' {
+			i++
+			if i < len(line) && line[i] == '"' {
+				vs := i
+				i++
+				for i < len(line) && line[i] != '"' {
+					if line[i] == '\\' {
+						i++
+					}
+					i++
+				}
+				if i >= len(line) {
+					if strict {
+						ls.setError(errLogfmt, fmt.Sprintf("logfmt syntax error at pos %d : unterminated quoted value", vs+1))
+						return
+					}
+					val = line[vs+1:]
+				} else {
+					uq, err := strconv.Unquote(line[vs : i+1])
+					if err != nil {
+						uq = line[vs+1 : i]
+					}
+					val = uq
+					i++
+				}
+			} else {
+				vs := i
+				for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+					i++
+				}
+				val = line[vs:i]
+			}
+		} else if key == "" || !keepEmpty {
+			if strict && key != "" && !utf8.ValidString(key) {
+				ls.setError(errLogfmt, "invalid key")
+				return
+			}
+			continue
+		}
+		if key == "" {
+			if strict {
+				ls.setError(errLogfmt, fmt.Sprintf("logfmt syntax error at pos %d : unexpected '='", ks+1))
+				return
+			}
+			continue
+		}
+		if len(want) > 0 {
+			name, ok := want[key]
+			if !ok {
+				continue
+			}
+			key = name
+		}
+		ls.setExtracted(key, val)
+	}
+}
+
+// evalLabelFilter applies a filter; conversion failures keep the line and
+// mark it with __error__, as Loki does.
+func evalLabelFilter(f LabelFilter, ls *labelSet) bool {
+	switch t := f.(type) {
+	case *ParenLabelFilter:
+		return evalLabelFilter(t.Inner, ls)
+	case *BinaryLabelFilter:
+		if t.And {
+			return evalLabelFilter(t.L, ls) && evalLabelFilter(t.R, ls)
+		}
+		return evalLabelFilter(t.L, ls) || evalLabelFilter(t.R, ls)
+	case *StringLabelFilter:
+		v, _ := ls.get(t.M.Name)
+		return t.M.Matches(v)
+	case *NumericLabelFilter:
+		v, ok := ls.get(t.Name)
+		if !ok {
+			return false
+		}
+		x, err := convertValue(v, t.Kind)
+		if err != nil {
+			ls.setError(errLabelFilter, err.Error())
+			return true
+		}
+		return compare(t.Op, x, t.Val)
+	}
+	return false
+}
+
+func convertValue(v, kind string) (float64, error) {
+	switch kind {
+	case "duration", "duration_seconds":
+		d, err := parseDuration(v)
+		if err != nil {
+			return 0, err
+		}
+		return d.Seconds(), nil
+	case "bytes":
+		b, err := units.ParseBytes(v)
+		if err != nil {
+			return 0, err
+		}
+		return float64(b), nil
+	}
+	return strconv.ParseFloat(strings.TrimSpace(v), 64)
+}
+
+func compare(op string, a, b float64) bool {
+	switch op {
+	case "==":
+		return a == b
+	case "!=":
+		return a != b
+	case ">":
+		return a > b
+	case ">=":
+		return a >= b
+	case "<":
+		return a < b
+	case "<=":
+		return a <= b
+	}
+	return false
+}
+
+// unwrapValue extracts the sample value; failures mark the labels.
+func unwrapValue(u *Unwrap, ls *labelSet) (float64, bool) {
+	v, ok := ls.get(u.Label)
+	if !ok {
+		ls.setError(errSample, fmt.Sprintf("label %q not found", u.Label))
+		return 0, false
+	}
+	x, err := convertValue(v, u.Conv)
+	if err != nil {
+		ls.setError(errSample, err.Error())
+		return 0, false
+	}
+	return x, true
+}
+
+// lineFilterHints extracts substrings every matching line must contain, for
+// the store's bloom filters, and whether the first stages are pure line
+// filters that can run in the store's parallel chunk workers.
+func lineFilterHints(stages []Stage) (needles []string, filter func(string) bool) {
+	var pre []*LineFilter
+	for _, st := range stages {
+		lf, ok := st.(*LineFilter)
+		if !ok {
+			break
+		}
+		pre = append(pre, lf)
+		if lf.Op == "|=" && len(lf.Values) == 1 {
+			needles = append(needles, lf.Values[0])
+		}
+	}
+	if len(pre) == 0 {
+		return nil, nil
+	}
+	return needles, func(line string) bool {
+		for _, lf := range pre {
+			if !lf.match(line) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
