@@ -1,0 +1,550 @@
+package traceql
+
+import (
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// Span is one span of an evaluated trace with its resource and scope.
+type Span struct {
+	Span     ptrace.Span
+	Resource pcommon.Resource
+	Scope    pcommon.InstrumentationScope
+	parent   int // index in Trace.Spans, -1 for none or unknown
+}
+
+// Trace is one trace prepared for evaluation.
+type Trace struct {
+	ID              pcommon.TraceID
+	Spans           []Span
+	RootName        string
+	RootServiceName string
+	Start, End      uint64 // Unix ns over all spans
+	children        [][]int
+}
+
+// NewTrace indexes td, which must hold spans of one trace.
+func NewTrace(td ptrace.Traces) *Trace {
+	t := &Trace{Start: ^uint64(0)}
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		for j := 0; j < rs.ScopeSpans().Len(); j++ {
+			ss := rs.ScopeSpans().At(j)
+			for k := 0; k < ss.Spans().Len(); k++ {
+				s := ss.Spans().At(k)
+				t.Spans = append(t.Spans, Span{Span: s, Resource: rs.Resource(), Scope: ss.Scope(), parent: -1})
+			}
+		}
+	}
+	byID := make(map[pcommon.SpanID]int, len(t.Spans))
+	for i, s := range t.Spans {
+		byID[s.Span.SpanID()] = i
+		t.ID = s.Span.TraceID()
+		t.Start = min(t.Start, uint64(s.Span.StartTimestamp()))
+		t.End = max(t.End, uint64(s.Span.EndTimestamp()))
+	}
+	if len(t.Spans) == 0 {
+		t.Start = 0
+	}
+	t.children = make([][]int, len(t.Spans))
+	rootStart := ^uint64(0)
+	for i := range t.Spans {
+		s := &t.Spans[i]
+		p := s.Span.ParentSpanID()
+		if pi, ok := byID[p]; ok && !p.IsEmpty() && pi != i {
+			s.parent = pi
+			t.children[pi] = append(t.children[pi], i)
+		}
+		// The root is the span without a parent; the earliest one wins.
+		if p.IsEmpty() && uint64(s.Span.StartTimestamp()) < rootStart {
+			rootStart = uint64(s.Span.StartTimestamp())
+			t.RootName = s.Span.Name()
+			if v, ok := s.Resource.Attributes().Get("service.name"); ok {
+				t.RootServiceName = v.AsString()
+			}
+		}
+	}
+	return t
+}
+
+// Spanset is a group of matching spans of one trace.
+type Spanset struct {
+	Spans []int // indexes into Trace.Spans, ascending
+	// Attributes of the whole spanset, e.g. by() values.
+	Attributes []KeyValue
+}
+
+// KeyValue is a named value in results.
+type KeyValue struct {
+	Key   string
+	Value Static
+}
+
+// Eval evaluates the query on one trace and returns its matching spansets
+// (none when the trace does not match).
+func (q *Query) Eval(t *Trace) []Spanset {
+	all := make([]int, len(t.Spans))
+	for i := range all {
+		all[i] = i
+	}
+	return evalPipeline(q.Pipeline, t, all)
+}
+
+func evalPipeline(p *Pipeline, t *Trace, universe []int) []Spanset {
+	first := evalSpanset(p.Stages[0].(SpansetExpr), t, universe)
+	if len(first) == 0 {
+		return nil
+	}
+	sets := []Spanset{{Spans: first}}
+	for _, st := range p.Stages[1:] {
+		sets = applyStage(st, t, sets)
+		if len(sets) == 0 {
+			return nil
+		}
+	}
+	return sets
+}
+
+func applyStage(st Stage, t *Trace, sets []Spanset) []Spanset {
+	var out []Spanset
+	switch s := st.(type) {
+	case *ScalarFilter:
+		for _, ss := range sets {
+			if v, ok := aggregate(s, t, ss.Spans); ok && compare(s.Op, v, s.Value) {
+				out = append(out, ss)
+			}
+		}
+	case *GroupBy:
+		key := s.String()
+		for _, ss := range sets {
+			var groups []Spanset
+			index := map[Static]int{}
+			for _, i := range ss.Spans {
+				vals := evalField(s.Expr, t, i)
+				v := Static{}
+				if len(vals) > 0 {
+					v = vals[0]
+				}
+				g, ok := index[v]
+				if !ok {
+					g = len(groups)
+					index[v] = g
+					attrs := append(slices.Clone(ss.Attributes), KeyValue{Key: key, Value: v})
+					groups = append(groups, Spanset{Attributes: attrs})
+				}
+				groups[g].Spans = append(groups[g].Spans, i)
+			}
+			out = append(out, groups...)
+		}
+	case *Select:
+		out = sets // selected attributes are read by Result from the query
+	case *Coalesce:
+		var merged Spanset
+		for _, ss := range sets {
+			merged.Spans = append(merged.Spans, ss.Spans...)
+		}
+		slices.Sort(merged.Spans)
+		merged.Spans = slices.Compact(merged.Spans)
+		out = []Spanset{merged}
+	case *SubPipeline:
+		for _, ss := range sets {
+			out = append(out, evalPipeline(s.Pipeline, t, ss.Spans)...)
+		}
+	case SpansetExpr:
+		for _, ss := range sets {
+			if m := evalSpanset(s, t, ss.Spans); len(m) > 0 {
+				out = append(out, Spanset{Spans: m, Attributes: ss.Attributes})
+			}
+		}
+	}
+	return out
+}
+
+func aggregate(s *ScalarFilter, t *Trace, spans []int) (Static, bool) {
+	if s.Agg == "count" {
+		return Int(int64(len(spans))), true
+	}
+	var sum float64
+	var n int
+	var mn, mx float64
+	kind := KindInt
+	for _, i := range spans {
+		for _, v := range evalField(s.Arg, t, i) {
+			var f float64
+			switch v.Kind {
+			case KindInt:
+				f = float64(v.I)
+			case KindFloat:
+				f, kind = v.F, KindFloat
+			case KindDuration:
+				f, kind = float64(v.I), KindDuration
+			default:
+				continue
+			}
+			if n == 0 || f < mn {
+				mn = f
+			}
+			if n == 0 || f > mx {
+				mx = f
+			}
+			sum += f
+			n++
+			break // one value per span
+		}
+	}
+	if n == 0 {
+		return Static{}, false
+	}
+	var r float64
+	switch s.Agg {
+	case "sum":
+		r = sum
+	case "avg":
+		r = sum / float64(n)
+		if kind == KindInt {
+			kind = KindFloat
+		}
+	case "min":
+		r = mn
+	case "max":
+		r = mx
+	}
+	switch kind {
+	case KindDuration:
+		return Static{Kind: KindDuration, I: int64(r)}, true
+	case KindInt:
+		return Int(int64(r)), true
+	}
+	return Float(r), true
+}
+
+// evalSpanset returns the ascending indexes of matching spans within universe.
+func evalSpanset(e SpansetExpr, t *Trace, universe []int) []int {
+	switch s := e.(type) {
+	case *SpansetFilter:
+		var out []int
+		for _, i := range universe {
+			if s.Expr == nil || truthy(evalField(s.Expr, t, i)) {
+				out = append(out, i)
+			}
+		}
+		return out
+	case *SubPipeline:
+		var out []int
+		for _, ss := range evalPipeline(s.Pipeline, t, universe) {
+			out = append(out, ss.Spans...)
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	case *SpansetOp:
+		l := evalSpanset(s.L, t, universe)
+		r := evalSpanset(s.R, t, universe)
+		switch s.Op {
+		case "&&":
+			if len(l) == 0 || len(r) == 0 {
+				return nil
+			}
+			return union(l, r)
+		case "||":
+			return union(l, r)
+		}
+		neg := strings.HasPrefix(s.Op, "!")
+		rel := strings.TrimPrefix(s.Op, "!")
+		inL := make(map[int]bool, len(l))
+		for _, i := range l {
+			inL[i] = true
+		}
+		var out []int
+		for _, i := range r {
+			if related(rel, t, i, inL) != neg {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// related reports whether span i (from the right side) stands in relation
+// rel to some span of the left side.
+func related(rel string, t *Trace, i int, inL map[int]bool) bool {
+	switch rel {
+	case ">": // i is a child of a left span
+		p := t.Spans[i].parent
+		return p >= 0 && inL[p]
+	case ">>": // i is a descendant of a left span
+		for p, n := t.Spans[i].parent, 0; p >= 0 && n < len(t.Spans); p, n = t.Spans[p].parent, n+1 {
+			if inL[p] {
+				return true
+			}
+		}
+	case "<": // i is the parent of a left span
+		for _, c := range t.children[i] {
+			if inL[c] {
+				return true
+			}
+		}
+	case "<<": // i is an ancestor of a left span
+		stack := slices.Clone(t.children[i])
+		seen := map[int]bool{}
+		for len(stack) > 0 {
+			c := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			if inL[c] {
+				return true
+			}
+			stack = append(stack, t.children[c]...)
+		}
+	case "~": // i has a sibling on the left
+		p := t.Spans[i].parent
+		if p < 0 {
+			return false
+		}
+		for _, c := range t.children[p] {
+			if c != i && inL[c] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func union(a, b []int) []int {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func truthy(vs []Static) bool {
+	for _, v := range vs {
+		if v.Kind == KindBool && v.B {
+			return true
+		}
+	}
+	return false
+}
+
+// evalField returns the values of e on span i: none when an attribute is
+// missing, several for multi-valued intrinsics like event:name.
+func evalField(e FieldExpr, t *Trace, i int) []Static {
+	switch f := e.(type) {
+	case *Literal:
+		return []Static{f.Value}
+	case *Attribute:
+		return attributeValues(f, t, i)
+	case *UnaryOp:
+		return []Static{Bool(!truthy(evalField(f.Expr, t, i)))}
+	case *BinaryOp:
+		switch f.Op {
+		case "&&":
+			return []Static{Bool(truthy(evalField(f.L, t, i)) && truthy(evalField(f.R, t, i)))}
+		case "||":
+			return []Static{Bool(truthy(evalField(f.L, t, i)) || truthy(evalField(f.R, t, i)))}
+		}
+		l, r := evalField(f.L, t, i), evalField(f.R, t, i)
+		if len(l) == 0 {
+			l = []Static{{}}
+		}
+		if len(r) == 0 {
+			r = []Static{{}}
+		}
+		for _, a := range l {
+			for _, b := range r {
+				if f.re != nil {
+					if a.Kind == KindString && f.re.MatchString(a.S) == (f.Op == "=~") {
+						return []Static{Bool(true)}
+					}
+					continue
+				}
+				if compare(f.Op, a, b) {
+					return []Static{Bool(true)}
+				}
+			}
+		}
+		return []Static{Bool(false)}
+	}
+	return nil
+}
+
+func attributeValues(a *Attribute, t *Trace, i int) []Static {
+	sp := &t.Spans[i]
+	s := sp.Span
+	switch a.Scope {
+	case ScopeIntrinsic:
+		switch a.Name {
+		case IntrinsicName:
+			return []Static{String(s.Name())}
+		case IntrinsicStatus:
+			return []Static{Status(s.Status().Code())}
+		case IntrinsicStatusMessage:
+			return []Static{String(s.Status().Message())}
+		case IntrinsicKind:
+			return []Static{SpanKindValue(s.Kind())}
+		case IntrinsicDuration:
+			return []Static{Static{Kind: KindDuration, I: int64(s.EndTimestamp()) - int64(s.StartTimestamp())}}
+		case IntrinsicRootName:
+			return []Static{String(t.RootName)}
+		case IntrinsicRootServiceName:
+			return []Static{String(t.RootServiceName)}
+		case IntrinsicTraceDuration:
+			return []Static{Static{Kind: KindDuration, I: int64(t.End - t.Start)}}
+		case IntrinsicSpanID:
+			return []Static{String(s.SpanID().String())}
+		case IntrinsicParentID:
+			return []Static{String(s.ParentSpanID().String())}
+		case IntrinsicTraceID:
+			return []Static{String(s.TraceID().String())}
+		case IntrinsicEventName:
+			var out []Static
+			for j := 0; j < s.Events().Len(); j++ {
+				out = append(out, String(s.Events().At(j).Name()))
+			}
+			return out
+		case IntrinsicLinkTraceID, IntrinsicLinkSpanID:
+			var out []Static
+			for j := 0; j < s.Links().Len(); j++ {
+				l := s.Links().At(j)
+				if a.Name == IntrinsicLinkTraceID {
+					out = append(out, String(l.TraceID().String()))
+				} else {
+					out = append(out, String(l.SpanID().String()))
+				}
+			}
+			return out
+		}
+	case ScopeSpan:
+		return mapValue(s.Attributes(), a.Name)
+	case ScopeResource:
+		return mapValue(sp.Resource.Attributes(), a.Name)
+	case ScopeInstrumentation:
+		return mapValue(sp.Scope.Attributes(), a.Name)
+	case ScopeNone:
+		if v := mapValue(s.Attributes(), a.Name); v != nil {
+			return v
+		}
+		return mapValue(sp.Resource.Attributes(), a.Name)
+	case ScopeEvent:
+		var out []Static
+		for j := 0; j < s.Events().Len(); j++ {
+			out = append(out, mapValue(s.Events().At(j).Attributes(), a.Name)...)
+		}
+		return out
+	case ScopeLink:
+		var out []Static
+		for j := 0; j < s.Links().Len(); j++ {
+			out = append(out, mapValue(s.Links().At(j).Attributes(), a.Name)...)
+		}
+		return out
+	}
+	return nil
+}
+
+func mapValue(m pcommon.Map, key string) []Static {
+	v, ok := m.Get(key)
+	if !ok {
+		return nil
+	}
+	return []Static{FromValue(v)}
+}
+
+// FromValue converts an OTLP attribute value; maps, slices and bytes become strings.
+func FromValue(v pcommon.Value) Static {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return String(v.Str())
+	case pcommon.ValueTypeInt:
+		return Int(v.Int())
+	case pcommon.ValueTypeDouble:
+		return Float(v.Double())
+	case pcommon.ValueTypeBool:
+		return Bool(v.Bool())
+	case pcommon.ValueTypeEmpty:
+		return Static{}
+	}
+	return String(v.AsString())
+}
+
+// SpanAttributes returns the values the query mentions (filters, by and
+// select) for span i, to show in search results.
+func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
+	var out []KeyValue
+	seen := map[string]bool{}
+	for _, a := range q.Attributes() {
+		if a.Scope == ScopeIntrinsic && (a.Name == IntrinsicDuration || a.Name == IntrinsicTraceDuration ||
+			a.Name == IntrinsicRootName || a.Name == IntrinsicRootServiceName) {
+			continue
+		}
+		key := a.Name
+		if a.Scope == ScopeIntrinsic || seen[key] {
+			if seen[key] {
+				continue
+			}
+		}
+		vals := attributeValues(a, t, i)
+		if len(vals) == 0 {
+			continue
+		}
+		seen[key] = true
+		v := vals[0]
+		if v.Kind == KindStatus || v.Kind == KindSpanKind {
+			v = String(v.Text())
+		}
+		out = append(out, KeyValue{Key: key, Value: v})
+	}
+	return out
+}
+
+// Attributes lists every attribute and intrinsic the query refers to, in order.
+func (q *Query) Attributes() []*Attribute {
+	var out []*Attribute
+	var walkField func(FieldExpr)
+	walkField = func(e FieldExpr) {
+		switch f := e.(type) {
+		case *Attribute:
+			out = append(out, f)
+		case *UnaryOp:
+			walkField(f.Expr)
+		case *BinaryOp:
+			walkField(f.L)
+			walkField(f.R)
+		}
+	}
+	var walkPipeline func(*Pipeline)
+	var walkStage func(Stage)
+	walkStage = func(st Stage) {
+		switch s := st.(type) {
+		case *SpansetFilter:
+			if s.Expr != nil {
+				walkField(s.Expr)
+			}
+		case *SpansetOp:
+			walkStage(s.L)
+			walkStage(s.R)
+		case *SubPipeline:
+			walkPipeline(s.Pipeline)
+		case *ScalarFilter:
+			if s.Arg != nil {
+				walkField(s.Arg)
+			}
+		case *GroupBy:
+			walkField(s.Expr)
+		case *Select:
+			out = append(out, s.Attrs...)
+		}
+	}
+	walkPipeline = func(p *Pipeline) {
+		for _, st := range p.Stages {
+			walkStage(st)
+		}
+	}
+	walkPipeline(q.Pipeline)
+	return out
+}
