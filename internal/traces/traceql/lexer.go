@@ -24,7 +24,9 @@ type ParseError struct {
 	Msg string
 }
 
-func (e *ParseError) Error() string { return fmt.Sprintf("parse error at position %d: %s", e.Pos+1, e.Msg) }
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("parse error at position %d: %s", e.Pos+1, e.Msg)
+}
 
 type tokKind int
 

@@ -39,7 +39,7 @@ func Parse(src string) (*Query, error) {
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
-func (p *parser) next() token  { t := p.toks[p.i]; p.i++; return t }
+func (p *parser) next() token { t := p.toks[p.i]; p.i++; return t }
 
 func (p *parser) isPunct(s string) bool { t := p.peek(); return t.kind == tPunct && t.text == s }
 
