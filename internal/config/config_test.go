@@ -1,0 +1,187 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/discovery/kubernetes"
+
+	"github.com/nx-watcher/nxwatcher/internal/units"
+)
+
+var nop = promslog.NewNopLogger()
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultScrapesItself(t *testing.T) {
+	cfg, err := Default("localhost:9999", nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := cfg.Metrics.Parsed
+	if len(pc.ScrapeConfigs) != 1 || pc.ScrapeConfigs[0].JobName != "nxwatcher" {
+		t.Fatalf("default scrape configs = %v, want one job nxwatcher", pc.ScrapeConfigs)
+	}
+	if got := pc.ScrapeConfigs[0].ServiceDiscoveryConfigs; len(got) != 1 || !strings.Contains(pc.String(), "localhost:9999") {
+		t.Fatalf("default does not target the listener:\n%s", pc.String())
+	}
+	if time.Duration(cfg.Metrics.Retention) != 30*24*time.Hour {
+		t.Fatalf("default retention = %v, want 30d", cfg.Metrics.Retention)
+	}
+}
+
+func TestUnknownKeyNamesKeyAndLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, text, wantKey, wantLine string
+	}{
+		{"top level", "metrics:\n  retention: 30d\nmetricz: {}\n", "metricz", "line 3"},
+		{"nested", "metrics:\n  retention: 30d\n  query:\n    timeot: 1m\n", "timeot", "line 4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.text), ".", nop)
+			if err == nil {
+				t.Fatal("want an error for an unknown key")
+			}
+			if !strings.Contains(err.Error(), tc.wantKey) || !strings.Contains(err.Error(), tc.wantLine) {
+				t.Fatalf("error %q does not name %q at %q", err, tc.wantKey, tc.wantLine)
+			}
+		})
+	}
+}
+
+func TestUnknownKeyInPrometheusSectionIsUpstreamErrorAtFileLine(t *testing.T) {
+	text := "metrics:\n" +
+		"  retention: 1d\n" +
+		"  prometheus:\n" +
+		"    global:\n" +
+		"      scrape_intervall: 15s\n"
+	_, err := Parse([]byte(text), ".", nop)
+	if err == nil {
+		t.Fatal("want an error from Prometheus's parser")
+	}
+	// Prometheus's own message, with the line shifted to the serve config file.
+	if !strings.Contains(err.Error(), "field scrape_intervall not found") || !strings.Contains(err.Error(), "line 5") {
+		t.Fatalf("error = %q, want upstream's message at line 5", err)
+	}
+}
+
+func TestSeedPrometheusConfigLoadsUnchanged(t *testing.T) {
+	inline, err := LoadFile("testdata/seed-serve.yml", nop)
+	if err != nil {
+		t.Fatalf("seed config as prometheus: section: %v", err)
+	}
+	fromFile := writeFile(t, "serve.yml", "metrics:\n  prometheus_config_file: "+mustAbs(t, "../../deploy/prometheus/prometheus.yml")+"\n")
+	byPath, err := LoadFile(fromFile, nop)
+	if err != nil {
+		t.Fatalf("seed config by path: %v", err)
+	}
+	for name, cfg := range map[string]*Config{"inline": inline, "by path": byPath} {
+		pc := cfg.Metrics.Parsed
+		var jobs []string
+		for _, sc := range pc.ScrapeConfigs {
+			jobs = append(jobs, sc.JobName)
+		}
+		if got, want := strings.Join(jobs, ","), "traefik,nx-backend,postgresql,redis,kafka"; got != want {
+			t.Errorf("%s: jobs = %s, want %s", name, got, want)
+		}
+		backend := pc.ScrapeConfigs[1]
+		if _, ok := backend.ServiceDiscoveryConfigs[0].(*kubernetes.SDConfig); !ok {
+			t.Errorf("%s: nx-backend SD = %T, want kubernetes", name, backend.ServiceDiscoveryConfigs[0])
+		}
+		if len(backend.RelabelConfigs) != 3 {
+			t.Errorf("%s: nx-backend relabel configs = %d, want 3", name, len(backend.RelabelConfigs))
+		}
+		if len(pc.AlertingConfig.AlertmanagerConfigs) != 1 || len(pc.RuleFiles) != 1 {
+			t.Errorf("%s: alerting/rule_files not carried over: %+v %v", name, pc.AlertingConfig, pc.RuleFiles)
+		}
+		if pc.GlobalConfig.ScrapeInterval != model.Duration(15*time.Second) {
+			t.Errorf("%s: scrape_interval = %v", name, pc.GlobalConfig.ScrapeInterval)
+		}
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	text := "metrics:\n  retention: 0s\n  retention_size: 0B\n  prometheus: {global: {}}\n  prometheus_config_file: x.yml\n  query:\n    max_samples: -1\n"
+	_, err := Parse([]byte(text), ".", nop)
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{"retention or retention_size", "not both", "max_samples"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestSizesAndDurations(t *testing.T) {
+	cfg, err := Parse([]byte("metrics:\n  retention: 15d\n  retention_size: 8GiB\n"), ".", nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Metrics.RetentionSize != 8*units.Bytes(1<<30) || time.Duration(cfg.Metrics.Retention) != 15*24*time.Hour {
+		t.Fatalf("got retention %v size %v", cfg.Metrics.Retention, cfg.Metrics.RetentionSize)
+	}
+}
+
+func TestRelativePathsResolveAgainstConfigDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "prom.yml"), []byte("scrape_configs:\n  - job_name: a\n    file_sd_configs: [{files: [targets.json]}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serve := filepath.Join(dir, "serve.yml")
+	if err := os.WriteFile(serve, []byte("metrics:\n  prometheus_config_file: prom.yml\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadFile(serve, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cfg.Metrics.Parsed.String(), filepath.Join(dir, "targets.json")) {
+		t.Fatalf("file_sd path not resolved against %s:\n%s", dir, cfg.Metrics.Parsed.String())
+	}
+}
+
+func TestCheckFile(t *testing.T) {
+	for _, tc := range []struct {
+		name, text, kind, wantErr string
+	}{
+		{"serve config", "metrics:\n  retention: 1d\n", KindServe, ""},
+		{"bare prometheus.yml", "global: {scrape_interval: 10s}\nscrape_configs: [{job_name: x, static_configs: [{targets: ['a:1']}]}]\n", KindPrometheus, ""},
+		{"bad prometheus.yml", "scrape_configs: [{job_name: x, scrape_interval: banana}]\n", KindPrometheus, "banana"},
+		{"bad serve config", "metrics:\n  prometheus:\n    scrape_configs: [{job_name: x}, {job_name: x}]\n", KindServe, `found multiple scrape configs with job name "x"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kind, err := CheckFile(writeFile(t, "c.yml", tc.text), nop)
+			if kind != tc.kind {
+				t.Errorf("kind = %q, want %q", kind, tc.kind)
+			}
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
