@@ -351,5 +351,7 @@ func (e *BinOpExpr) String() string {
 }
 
 func (e *LiteralExpr) String() string { return strconv.FormatFloat(e.Val, 'g', -1, 64) }
-func (e *VectorExpr) String() string  { return "vector(" + strconv.FormatFloat(e.Val, 'g', -1, 64) + ")" }
-func (e *ParenExpr) String() string   { return "(" + e.Inner.String() + ")" }
+func (e *VectorExpr) String() string {
+	return "vector(" + strconv.FormatFloat(e.Val, 'g', -1, 64) + ")"
+}
+func (e *ParenExpr) String() string { return "(" + e.Inner.String() + ")" }

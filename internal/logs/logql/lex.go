@@ -7,8 +7,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/prometheus/common/model"
 	"github.com/nx-watcher/nxwatcher/internal/units"
+	"github.com/prometheus/common/model"
 )
 
 // ParseError is a syntax error with the 1-based position it was found at.
@@ -195,6 +195,18 @@ func lex(src string) ([]token, error) {
 			j := i
 			for j < len(src) && (src[j] >= '0' && src[j] <= '9' || src[j] == '.') {
 				j++
+			}
+			if j < len(src) && (src[j] == 'e' || src[j] == 'E') {
+				e := j + 1
+				if e < len(src) && (src[e] == '+' || src[e] == '-') {
+					e++
+				}
+				if e < len(src) && src[e] >= '0' && src[e] <= '9' {
+					for e < len(src) && src[e] >= '0' && src[e] <= '9' {
+						e++
+					}
+					j = e
+				}
 			}
 			k := j
 			for k < len(src) && (unicode.IsLetter(rune(src[k])) || src[k] >= '0' && src[k] <= '9' || src[k] == '.') {

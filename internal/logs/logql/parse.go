@@ -121,7 +121,7 @@ func (p *parser) describe(t token) string {
 	return strconv.Quote(tokNames[t.kind])
 }
 
-func (p *parser) peek() token   { return p.toks[p.i] }
+func (p *parser) peek() token { return p.toks[p.i] }
 func (p *parser) peekN(n int) token {
 	if p.i+n < len(p.toks) {
 		return p.toks[p.i+n]

@@ -539,4 +539,3 @@ func lineFilterHints(stages []Stage) (needles []string, filter func(string) bool
 		return true
 	}
 }
-

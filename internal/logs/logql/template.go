@@ -20,10 +20,10 @@ func templateFuncs(pc *pipelineCtx, line *string) template.FuncMap {
 		"__timestamp__": func() time.Time { return time.Unix(0, pc.ts).UTC() },
 		"ToLower":       strings.ToLower, "ToUpper": strings.ToUpper,
 		"lower": strings.ToLower, "upper": strings.ToUpper,
-		"title":      strings.Title, //nolint:staticcheck // Loki's title has the same word rules
-		"Replace":    strings.Replace,
-		"replace":    func(old, new, src string) string { return strings.ReplaceAll(src, old, new) },
-		"Trim":       strings.Trim, "TrimLeft": strings.TrimLeft, "TrimRight": strings.TrimRight,
+		"title":   strings.Title, //nolint:staticcheck // Loki's title has the same word rules
+		"Replace": strings.Replace,
+		"replace": func(old, new, src string) string { return strings.ReplaceAll(src, old, new) },
+		"Trim":    strings.Trim, "TrimLeft": strings.TrimLeft, "TrimRight": strings.TrimRight,
 		"TrimPrefix": strings.TrimPrefix, "TrimSuffix": strings.TrimSuffix, "TrimSpace": strings.TrimSpace,
 		"trim":       strings.TrimSpace,
 		"trimAll":    func(cut, s string) string { return strings.Trim(s, cut) },
@@ -49,8 +49,12 @@ func templateFuncs(pc *pipelineCtx, line *string) template.FuncMap {
 			}
 			return s[start:end]
 		},
-		"indent":  func(n int, s string) string { return strings.Repeat(" ", n) + strings.ReplaceAll(s, "\n", "\n"+strings.Repeat(" ", n)) },
-		"nindent": func(n int, s string) string { return "\n" + strings.Repeat(" ", n) + strings.ReplaceAll(s, "\n", "\n"+strings.Repeat(" ", n)) },
+		"indent": func(n int, s string) string {
+			return strings.Repeat(" ", n) + strings.ReplaceAll(s, "\n", "\n"+strings.Repeat(" ", n))
+		},
+		"nindent": func(n int, s string) string {
+			return "\n" + strings.Repeat(" ", n) + strings.ReplaceAll(s, "\n", "\n"+strings.Repeat(" ", n))
+		},
 		"regexReplaceAll": func(re, s, repl string) (string, error) {
 			r, err := regexp.Compile(re)
 			if err != nil {
@@ -71,7 +75,13 @@ func templateFuncs(pc *pipelineCtx, line *string) template.FuncMap {
 			}
 			return v[0]
 		},
-		"count":     func(re, s string) (int, error) { r, err := regexp.Compile(re); if err != nil { return 0, err }; return len(r.FindAllStringIndex(s, -1)), nil },
+		"count": func(re, s string) (int, error) {
+			r, err := regexp.Compile(re)
+			if err != nil {
+				return 0, err
+			}
+			return len(r.FindAllStringIndex(s, -1)), nil
+		},
 		"urlencode": url.QueryEscape,
 		"urldecode": url.QueryUnescape,
 		"b64enc":    func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
@@ -82,18 +92,18 @@ func templateFuncs(pc *pipelineCtx, line *string) template.FuncMap {
 			}
 			return string(b)
 		},
-		"unixEpoch":     func(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) },
+		"unixEpoch":       func(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) },
 		"unixEpochMillis": func(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) },
-		"date":          func(layout string, t time.Time) string { return t.Format(layout) },
+		"date":            func(layout string, t time.Time) string { return t.Format(layout) },
 		"toDate": func(layout, s string) time.Time {
 			t, _ := time.Parse(layout, s)
 			return t
 		},
 		"now": time.Now,
 		"add": func(a, b any) float64 { return toF(a) + toF(b) }, "sub": func(a, b any) float64 { return toF(a) - toF(b) },
-		"mul": func(a, b any) float64 { return toF(a) * toF(b) },
-		"div": func(a, b any) float64 { return toF(a) / toF(b) },
-		"mod": func(a, b any) float64 { return math.Mod(toF(a), toF(b)) },
+		"mul":     func(a, b any) float64 { return toF(a) * toF(b) },
+		"div":     func(a, b any) float64 { return toF(a) / toF(b) },
+		"mod":     func(a, b any) float64 { return math.Mod(toF(a), toF(b)) },
 		"float64": toF,
 		"int":     func(a any) int { return int(toF(a)) },
 		"round":   func(a any) float64 { return math.Round(toF(a)) },
