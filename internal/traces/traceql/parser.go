@@ -472,3 +472,40 @@ func (p *parser) identifier(t token) (FieldExpr, error) {
 	}
 	return nil, p.errf(t, "unknown identifier %q (attributes need a scope: span., resource. or a leading '.')", text)
 }
+
+// ParseAttribute parses one attribute or intrinsic as written in a query,
+// e.g. "resource.service.name", ".http.method", "status" or "span:name".
+func ParseAttribute(s string) (*Attribute, error) {
+	toks, err := lex(s)
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{toks: toks}
+	t := p.peek()
+	if t.kind != tIdent {
+		return nil, p.errf(t, "expected an attribute, got %s", describe(t))
+	}
+	e, err := p.operand()
+	if err != nil {
+		return nil, err
+	}
+	a, ok := e.(*Attribute)
+	if !ok {
+		return nil, p.errf(t, "expected an attribute, got %s", describe(t))
+	}
+	if t := p.peek(); t.kind != tEOF {
+		return nil, p.errf(t, "unexpected %s after attribute", describe(t))
+	}
+	return a, nil
+}
+
+// PostingKeys returns the store posting keys that hold a's values, or nil
+// when the store does not index it.
+func PostingKeys(a *Attribute) []string { return hintKeys(a) }
+
+// Intrinsics lists the intrinsic names offered by tag APIs.
+func Intrinsics() []string {
+	return []string{IntrinsicDuration, IntrinsicEventName, IntrinsicKind, IntrinsicLinkSpanID, IntrinsicLinkTraceID,
+		IntrinsicName, IntrinsicRootName, IntrinsicRootServiceName, IntrinsicParentID, IntrinsicSpanID,
+		IntrinsicStatus, IntrinsicStatusMessage, IntrinsicTraceID, IntrinsicTraceDuration}
+}

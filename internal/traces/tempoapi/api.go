@@ -1,0 +1,558 @@
+// Package tempoapi serves Tempo's HTTP query API over the trace store and the
+// TraceQL engine, with Tempo's paths, parameters, status codes and JSON and
+// protobuf shapes, so Grafana's Tempo data source works unchanged.
+//
+// The package registers no routes itself. Routes returns the table below;
+// patterns use Go 1.22 ServeMux syntax and handlers read r.PathValue("id")
+// and r.PathValue("tag"), so mount them on an http.ServeMux with exactly
+// these patterns:
+//
+//	GET /api/traces/{id}                    TraceByID        (JSON {"batches":[...]} or protobuf tempopb.Trace by Accept)
+//	GET /api/v2/traces/{id}                 TraceByIDV2      (JSON {"trace":{...}} or protobuf TraceByIDResponse by Accept)
+//	GET /api/search                         Search           (q, tags, minDuration, maxDuration, limit, spss, start, end)
+//	GET /api/search/tags                    SearchTags       ({"tagNames":[...]})
+//	GET /api/v2/search/tags                 SearchTagsV2     ({"scopes":[{"name":..,"tags":[..]}]}; scope=)
+//	GET /api/search/tag/{tag}/values        SearchTagValues  ({"tagValues":["..."]})
+//	GET /api/v2/search/tag/{tag}/values     SearchTagValuesV2 ({"tagValues":[{"type":..,"value":..}]})
+//	GET /api/echo                           Echo             ("echo")
+//	GET /api/status/buildinfo               BuildInfo        (Tempo-style build info JSON)
+//	GET /ready                              Ready            ("ready" / 503)
+package tempoapi
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/traces/traceql"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
+)
+
+// Config holds the query limits; the foundation embeds it as `traces.search`.
+type Config struct {
+	// DefaultLimit is the number of traces /api/search returns without limit=.
+	DefaultLimit int `yaml:"default_limit"`
+	// MaxLimit caps limit=; larger values are clamped.
+	MaxLimit int `yaml:"max_limit"`
+	// DefaultSpansPerSpanSet is spss when the request does not say.
+	DefaultSpansPerSpanSet int `yaml:"default_spans_per_span_set"`
+	// MaxSpansPerSpanSet caps spss.
+	MaxSpansPerSpanSet int `yaml:"max_spans_per_span_set"`
+	// MaxSearchDuration rejects start..end windows longer than this (0 = no limit).
+	MaxSearchDuration model.Duration `yaml:"max_search_duration"`
+	// QueryTimeout bounds each request.
+	QueryTimeout model.Duration `yaml:"query_timeout"`
+	// MaxTagValues caps the values one tag-values request returns.
+	MaxTagValues int `yaml:"max_tag_values"`
+}
+
+// DefaultConfig mirrors Tempo's defaults where Tempo has one.
+func DefaultConfig() Config {
+	return Config{
+		DefaultLimit:           20,
+		MaxLimit:               1000,
+		DefaultSpansPerSpanSet: 3,
+		MaxSpansPerSpanSet:     100,
+		MaxSearchDuration:      0,
+		QueryTimeout:           model.Duration(30 * time.Second),
+		MaxTagValues:           1000,
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DefaultLimit <= 0 {
+		errs = append(errs, fmt.Errorf("traces.search.default_limit must be positive, got %d", c.DefaultLimit))
+	}
+	if c.MaxLimit < c.DefaultLimit {
+		errs = append(errs, fmt.Errorf("traces.search.max_limit (%d) must be at least default_limit (%d)", c.MaxLimit, c.DefaultLimit))
+	}
+	if c.DefaultSpansPerSpanSet <= 0 {
+		errs = append(errs, fmt.Errorf("traces.search.default_spans_per_span_set must be positive, got %d", c.DefaultSpansPerSpanSet))
+	}
+	if c.MaxSpansPerSpanSet < c.DefaultSpansPerSpanSet {
+		errs = append(errs, fmt.Errorf("traces.search.max_spans_per_span_set (%d) must be at least default_spans_per_span_set (%d)", c.MaxSpansPerSpanSet, c.DefaultSpansPerSpanSet))
+	}
+	if c.MaxSearchDuration < 0 {
+		errs = append(errs, fmt.Errorf("traces.search.max_search_duration must not be negative"))
+	}
+	if c.QueryTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("traces.search.query_timeout must be positive"))
+	}
+	if c.MaxTagValues <= 0 {
+		errs = append(errs, fmt.Errorf("traces.search.max_tag_values must be positive, got %d", c.MaxTagValues))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is what the API needs from the trace store; *tracestore.DB implements it.
+type Store interface {
+	TraceBytesByID(ctx context.Context, id tracestore.TraceID) ([]byte, bool, error)
+	Search(ctx context.Context, req tracestore.SearchRequest, fn func(tracestore.TraceID, ptrace.Traces) (bool, error)) (tracestore.SearchStats, error)
+	TagNames(ctx context.Context, start, end time.Time) ([]string, error)
+	TagValues(ctx context.Context, key string, start, end time.Time, limit int) ([]tracestore.TypedValue, error)
+	Ready() bool
+}
+
+// BuildInfo is reported by /api/status/buildinfo. Grafana reads Version to
+// pick features, so it defaults to the Tempo release we are compatible with.
+type BuildInfo struct {
+	Version   string `json:"version"`
+	Revision  string `json:"revision"`
+	Branch    string `json:"branch"`
+	BuildUser string `json:"buildUser"`
+	BuildDate string `json:"buildDate"`
+	GoVersion string `json:"goVersion"`
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Store      Store
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	BuildInfo  BuildInfo
+}
+
+// API holds the handlers.
+type API struct {
+	cfg      Config
+	store    Store
+	logger   *slog.Logger
+	build    BuildInfo
+	requests *prometheus.CounterVec
+	bad      *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// New builds the API. It fails on an invalid config, a missing store or a
+// metrics registration conflict.
+func New(cfg Config, deps Deps) (*API, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("tempoapi: %w", err)
+	}
+	if deps.Store == nil {
+		return nil, errors.New("tempoapi: no store")
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	b := deps.BuildInfo
+	if b.Version == "" {
+		b.Version = "2.7.1"
+	}
+	if b.GoVersion == "" {
+		b.GoVersion = runtime.Version()
+	}
+	a := &API{cfg: cfg, store: deps.Store, logger: logger.With("component", "tempoapi"), build: b,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nxwatcher_tempoapi_requests_total", Help: "Tempo API requests by handler and status code.",
+		}, []string{"handler", "code"}),
+		bad: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nxwatcher_tempoapi_bad_requests_total", Help: "Tempo API requests rejected as invalid, by handler.",
+		}, []string{"handler"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "nxwatcher_tempoapi_request_duration_seconds", Help: "Tempo API request latency by handler.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}, []string{"handler"}),
+	}
+	if deps.Registerer != nil {
+		for _, c := range []prometheus.Collector{a.requests, a.bad, a.duration} {
+			if err := deps.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("tempoapi: register metrics: %w", err)
+			}
+		}
+	}
+	return a, nil
+}
+
+// Route is one entry of the route table.
+type Route struct {
+	Method  string
+	Path    string // Go 1.22 ServeMux pattern without the method
+	Handler http.HandlerFunc
+}
+
+// Routes returns the route table documented in the package comment.
+func (a *API) Routes() []Route {
+	return []Route{
+		{http.MethodGet, "/api/traces/{id}", a.TraceByID},
+		{http.MethodGet, "/api/v2/traces/{id}", a.TraceByIDV2},
+		{http.MethodGet, "/api/search", a.Search},
+		{http.MethodGet, "/api/search/tags", a.SearchTags},
+		{http.MethodGet, "/api/v2/search/tags", a.SearchTagsV2},
+		{http.MethodGet, "/api/search/tag/{tag}/values", a.SearchTagValues},
+		{http.MethodGet, "/api/v2/search/tag/{tag}/values", a.SearchTagValuesV2},
+		{http.MethodGet, "/api/echo", a.Echo},
+		{http.MethodGet, "/api/status/buildinfo", a.BuildInfo},
+		{http.MethodGet, "/ready", a.Ready},
+	}
+}
+
+// statusWriter records the status for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (a *API) instrument(name string, w http.ResponseWriter, fn func(w http.ResponseWriter)) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	fn(sw)
+	a.requests.WithLabelValues(name, strconv.Itoa(sw.code)).Inc()
+	a.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+}
+
+func (a *API) badRequest(name string, w http.ResponseWriter, format string, args ...any) {
+	a.bad.WithLabelValues(name).Inc()
+	http.Error(w, fmt.Sprintf(format, args...), http.StatusBadRequest)
+}
+
+func (a *API) serverError(name string, w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		http.Error(w, "query timed out", http.StatusGatewayTimeout)
+		return
+	}
+	if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
+		// Tempo and Prometheus use 499 for a client that went away.
+		w.WriteHeader(499)
+		return
+	}
+	a.logger.Error("query failed", "handler", name, "err", err)
+	http.Error(w, err.Error(), http.StatusInternalServerError)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ParseTraceID accepts 1 to 32 hex digits; shorter IDs are zero-padded on
+// the left as Tempo does for 64-bit IDs.
+func ParseTraceID(s string) (pcommon.TraceID, error) {
+	var id pcommon.TraceID
+	if len(s) == 0 || len(s) > 32 {
+		return id, fmt.Errorf("invalid trace id %q: want 1 to 32 hex digits", s)
+	}
+	padded := strings.Repeat("0", 32-len(s)) + s
+	b, err := hex.DecodeString(padded)
+	if err != nil {
+		return id, fmt.Errorf("invalid trace id %q: not hex", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+func wantsProtobuf(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/protobuf")
+}
+
+func (a *API) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), time.Duration(a.cfg.QueryTimeout))
+}
+
+// TraceByID serves GET /api/traces/{id}.
+func (a *API) TraceByID(w http.ResponseWriter, r *http.Request) {
+	a.instrument("trace_by_id", w, func(w http.ResponseWriter) { a.traceByID("trace_by_id", w, r, false) })
+}
+
+// TraceByIDV2 serves GET /api/v2/traces/{id}.
+func (a *API) TraceByIDV2(w http.ResponseWriter, r *http.Request) {
+	a.instrument("trace_by_id_v2", w, func(w http.ResponseWriter) { a.traceByID("trace_by_id_v2", w, r, true) })
+}
+
+func (a *API) traceByID(name string, w http.ResponseWriter, r *http.Request, v2 bool) {
+	id, err := ParseTraceID(r.PathValue("id"))
+	if err != nil {
+		a.badRequest(name, w, "%v", err)
+		return
+	}
+	if _, _, err := parseRange(r); err != nil {
+		a.badRequest(name, w, "%v", err)
+		return
+	}
+	ctx, cancel := a.ctx(r)
+	defer cancel()
+	data, found, err := a.store.TraceBytesByID(ctx, id)
+	if err != nil {
+		a.serverError(name, w, r, err)
+		return
+	}
+	if !found {
+		http.Error(w, "trace not found", http.StatusNotFound)
+		return
+	}
+	if wantsProtobuf(r) {
+		w.Header().Set("Content-Type", "application/protobuf")
+		if v2 {
+			// TraceByIDResponse{trace = 1}: a length-delimited field around tempopb.Trace.
+			hdr := binary.AppendUvarint([]byte{0x0a}, uint64(len(data)))
+			_, _ = w.Write(hdr)
+		}
+		_, _ = w.Write(data) // tempopb.Trace and OTLP TracesData share field 1
+		return
+	}
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(data)
+	if err != nil {
+		a.serverError(name, w, r, fmt.Errorf("decode stored trace: %w", err))
+		return
+	}
+	var b []byte
+	if v2 {
+		b = append(b, `{"trace":`...)
+		b = appendTraceJSON(b, td)
+		b = append(b, '}')
+	} else {
+		b = appendTraceJSON(b, td)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+// parseRange reads start and end (Unix seconds); zero means open.
+func parseRange(r *http.Request) (time.Time, time.Time, error) {
+	var start, end time.Time
+	q := r.URL.Query()
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"start", &start}, {"end", &end}} {
+		s := q.Get(p.name)
+		if s == "" {
+			continue
+		}
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			return start, end, fmt.Errorf("invalid %s %q: want Unix seconds", p.name, s)
+		}
+		*p.dst = time.Unix(v, 0)
+	}
+	if !start.IsZero() && !end.IsZero() && end.Before(start) {
+		return start, end, fmt.Errorf("invalid range: end %d before start %d", end.Unix(), start.Unix())
+	}
+	return start, end, nil
+}
+
+// Echo serves GET /api/echo; Grafana calls it to test the data source.
+func (a *API) Echo(w http.ResponseWriter, r *http.Request) {
+	a.instrument("echo", w, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("echo"))
+	})
+}
+
+// BuildInfo serves GET /api/status/buildinfo.
+func (a *API) BuildInfo(w http.ResponseWriter, r *http.Request) {
+	a.instrument("buildinfo", w, func(w http.ResponseWriter) { writeJSON(w, a.build) })
+}
+
+// Ready serves GET /ready: 200 "ready" once the store is open, else 503.
+func (a *API) Ready(w http.ResponseWriter, r *http.Request) {
+	a.instrument("ready", w, func(w http.ResponseWriter) {
+		if !a.store.Ready() {
+			http.Error(w, "trace store not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ready"))
+	})
+}
+
+// tagNameLists splits posting keys into span, resource and intrinsic names.
+func tagNameLists(keys []string) (span, resource []string) {
+	for _, k := range keys {
+		switch scope, name := tracestore.SplitTagKey(k); scope {
+		case "span":
+			span = append(span, name)
+		case "resource":
+			resource = append(resource, name)
+		}
+	}
+	return span, resource
+}
+
+// SearchTags serves GET /api/search/tags (v1: unscoped attribute names).
+func (a *API) SearchTags(w http.ResponseWriter, r *http.Request) {
+	const name = "search_tags"
+	a.instrument(name, w, func(w http.ResponseWriter) {
+		start, end, err := parseRange(r)
+		if err != nil {
+			a.badRequest(name, w, "%v", err)
+			return
+		}
+		ctx, cancel := a.ctx(r)
+		defer cancel()
+		keys, err := a.store.TagNames(ctx, start, end)
+		if err != nil {
+			a.serverError(name, w, r, err)
+			return
+		}
+		span, res := tagNameLists(keys)
+		names := append(span, res...)
+		slices.Sort(names)
+		names = slices.Compact(names)
+		if names == nil {
+			names = []string{}
+		}
+		writeJSON(w, map[string]any{"tagNames": names})
+	})
+}
+
+type tagScope struct {
+	Name string   `json:"name"`
+	Tags []string `json:"tags"`
+}
+
+// SearchTagsV2 serves GET /api/v2/search/tags?scope=span|resource|intrinsic|none.
+func (a *API) SearchTagsV2(w http.ResponseWriter, r *http.Request) {
+	const name = "search_tags_v2"
+	a.instrument(name, w, func(w http.ResponseWriter) {
+		start, end, err := parseRange(r)
+		if err != nil {
+			a.badRequest(name, w, "%v", err)
+			return
+		}
+		scope := r.URL.Query().Get("scope")
+		switch scope {
+		case "", "none", "all", "span", "resource", "intrinsic":
+		default:
+			a.badRequest(name, w, "invalid scope %q: want span, resource, intrinsic or none", scope)
+			return
+		}
+		ctx, cancel := a.ctx(r)
+		defer cancel()
+		keys, err := a.store.TagNames(ctx, start, end)
+		if err != nil {
+			a.serverError(name, w, r, err)
+			return
+		}
+		span, res := tagNameLists(keys)
+		if span == nil {
+			span = []string{}
+		}
+		if res == nil {
+			res = []string{}
+		}
+		all := []tagScope{{"span", span}, {"resource", res}, {"intrinsic", traceql.Intrinsics()}}
+		var out []tagScope
+		for _, s := range all {
+			if scope == "" || scope == "none" || scope == "all" || scope == s.Name {
+				out = append(out, s)
+			}
+		}
+		writeJSON(w, map[string]any{"scopes": out})
+	})
+}
+
+// SearchTagValues serves GET /api/search/tag/{tag}/values (v1: unscoped name).
+func (a *API) SearchTagValues(w http.ResponseWriter, r *http.Request) {
+	const name = "search_tag_values"
+	a.instrument(name, w, func(w http.ResponseWriter) {
+		tag := r.PathValue("tag")
+		if tag == "" {
+			a.badRequest(name, w, "tag name missing")
+			return
+		}
+		start, end, err := parseRange(r)
+		if err != nil {
+			a.badRequest(name, w, "%v", err)
+			return
+		}
+		keys := []string{"span." + tag, "resource." + tag}
+		switch tag {
+		case "name", "status", "kind":
+			keys = []string{tag}
+		}
+		vals, err := a.tagValues(r, keys, start, end)
+		if err != nil {
+			a.serverError(name, w, r, err)
+			return
+		}
+		out := make([]string, 0, len(vals))
+		for _, v := range vals {
+			out = append(out, v.Value)
+		}
+		slices.Sort(out)
+		writeJSON(w, map[string]any{"tagValues": slices.Compact(out)})
+	})
+}
+
+// SearchTagValuesV2 serves GET /api/v2/search/tag/{tag}/values with a
+// TraceQL attribute such as resource.service.name, .http.method or status.
+func (a *API) SearchTagValuesV2(w http.ResponseWriter, r *http.Request) {
+	const name = "search_tag_values_v2"
+	a.instrument(name, w, func(w http.ResponseWriter) {
+		tag := r.PathValue("tag")
+		attr, err := traceql.ParseAttribute(tag)
+		if err != nil {
+			a.badRequest(name, w, "invalid tag %q: %v", tag, err)
+			return
+		}
+		start, end, err := parseRange(r)
+		if err != nil {
+			a.badRequest(name, w, "%v", err)
+			return
+		}
+		keys := traceql.PostingKeys(attr)
+		if keys == nil {
+			writeJSON(w, map[string]any{"tagValues": []any{}})
+			return
+		}
+		vals, err := a.tagValues(r, keys, start, end)
+		if err != nil {
+			a.serverError(name, w, r, err)
+			return
+		}
+		type tv struct {
+			Type  string `json:"type"`
+			Value string `json:"value"`
+		}
+		out := make([]tv, 0, len(vals))
+		for _, v := range vals {
+			out = append(out, tv{v.Type, v.Value})
+		}
+		writeJSON(w, map[string]any{"tagValues": out})
+	})
+}
+
+func (a *API) tagValues(r *http.Request, keys []string, start, end time.Time) ([]tracestore.TypedValue, error) {
+	ctx, cancel := a.ctx(r)
+	defer cancel()
+	seen := map[tracestore.TypedValue]bool{}
+	var out []tracestore.TypedValue
+	for _, k := range keys {
+		vals, err := a.store.TagValues(ctx, k, start, end, a.cfg.MaxTagValues)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vals {
+			if !seen[v] && len(out) < a.cfg.MaxTagValues {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	return out, nil
+}

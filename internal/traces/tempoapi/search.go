@@ -1,0 +1,286 @@
+package tempoapi
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/traces/traceql"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
+)
+
+// Search result shapes, as Tempo's /api/search returns them.
+type searchResponse struct {
+	Traces  []*traceResult `json:"traces"`
+	Metrics searchMetrics  `json:"metrics"`
+}
+
+type searchMetrics struct {
+	InspectedTraces int    `json:"inspectedTraces"`
+	InspectedBytes  string `json:"inspectedBytes"`
+	TotalBlocks     int    `json:"totalBlocks"`
+}
+
+type traceResult struct {
+	TraceID           string     `json:"traceID"`
+	RootServiceName   string     `json:"rootServiceName"`
+	RootTraceName     string     `json:"rootTraceName,omitempty"`
+	StartTimeUnixNano string     `json:"startTimeUnixNano"`
+	DurationMs        uint64     `json:"durationMs"`
+	SpanSet           *spanSet   `json:"spanSet,omitempty"` // deprecated by Tempo, still read by older Grafana
+	SpanSets          []*spanSet `json:"spanSets,omitempty"`
+	start             uint64
+}
+
+type spanSet struct {
+	Spans      []spanResult `json:"spans"`
+	Matched    int          `json:"matched"`
+	Attributes []attribute  `json:"attributes,omitempty"`
+}
+
+type spanResult struct {
+	SpanID            string      `json:"spanID"`
+	Name              string      `json:"name,omitempty"`
+	StartTimeUnixNano string      `json:"startTimeUnixNano"`
+	DurationNanos     string      `json:"durationNanos"`
+	Attributes        []attribute `json:"attributes,omitempty"`
+}
+
+type attribute struct {
+	Key   string         `json:"key"`
+	Value map[string]any `json:"value"`
+}
+
+func toAttribute(kv traceql.KeyValue) attribute {
+	v := kv.Value
+	var val map[string]any
+	switch v.Kind {
+	case traceql.KindInt:
+		val = map[string]any{"intValue": strconv.FormatInt(v.I, 10)}
+	case traceql.KindFloat:
+		val = map[string]any{"doubleValue": v.F}
+	case traceql.KindBool:
+		val = map[string]any{"boolValue": v.B}
+	case traceql.KindString:
+		val = map[string]any{"stringValue": v.S}
+	case traceql.KindNil:
+		val = map[string]any{}
+	default:
+		val = map[string]any{"stringValue": v.Text()}
+	}
+	return attribute{Key: kv.Key, Value: val}
+}
+
+type searchParams struct {
+	query      *traceql.Query
+	limit      int
+	spss       int
+	start, end time.Time
+	minDur     time.Duration
+	maxDur     time.Duration
+}
+
+func (a *API) parseSearch(r *http.Request) (searchParams, error) {
+	q := r.URL.Query()
+	p := searchParams{limit: a.cfg.DefaultLimit, spss: a.cfg.DefaultSpansPerSpanSet}
+	var err error
+	if p.start, p.end, err = parseRange(r); err != nil {
+		return p, err
+	}
+	if d := time.Duration(a.cfg.MaxSearchDuration); d > 0 && !p.start.IsZero() && !p.end.IsZero() && p.end.Sub(p.start) > d {
+		return p, fmt.Errorf("range %s exceeds max_search_duration %s", p.end.Sub(p.start), d)
+	}
+	if s := q.Get("limit"); s != "" {
+		if p.limit, err = strconv.Atoi(s); err != nil || p.limit <= 0 {
+			return p, fmt.Errorf("invalid limit %q: want a positive integer", s)
+		}
+		p.limit = min(p.limit, a.cfg.MaxLimit)
+	}
+	if s := q.Get("spss"); s != "" {
+		if p.spss, err = strconv.Atoi(s); err != nil || p.spss <= 0 {
+			return p, fmt.Errorf("invalid spss %q: want a positive integer", s)
+		}
+		p.spss = min(p.spss, a.cfg.MaxSpansPerSpanSet)
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"minDuration", &p.minDur}, {"maxDuration", &p.maxDur}} {
+		if s := q.Get(d.name); s != "" {
+			if *d.dst, err = time.ParseDuration(s); err != nil || *d.dst < 0 {
+				return p, fmt.Errorf("invalid %s %q: want a duration such as 100ms", d.name, s)
+			}
+		}
+	}
+	if p.minDur > 0 && p.maxDur > 0 && p.maxDur < p.minDur {
+		return p, fmt.Errorf("invalid maxDuration %s: below minDuration %s", p.maxDur, p.minDur)
+	}
+	text := q.Get("q")
+	if text == "" {
+		if text, err = tagsToTraceQL(q.Get("tags")); err != nil {
+			return p, err
+		}
+	}
+	if p.query, err = traceql.Parse(text); err != nil {
+		return p, fmt.Errorf("invalid TraceQL query: %w", err)
+	}
+	return p, nil
+}
+
+// tagsToTraceQL turns the logfmt tags= parameter ("service.name=api
+// http.status_code=500") into the equivalent TraceQL filter.
+func tagsToTraceQL(tags string) (string, error) {
+	tags = strings.TrimSpace(tags)
+	if tags == "" {
+		return "{}", nil
+	}
+	var conds []string
+	for len(tags) > 0 {
+		k, rest, ok := strings.Cut(tags, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return "", fmt.Errorf("invalid tags %q: want key=value pairs", tags)
+		}
+		var v string
+		if strings.HasPrefix(rest, `"`) {
+			end := strings.Index(rest[1:], `"`)
+			if end < 0 {
+				return "", fmt.Errorf("invalid tags: unterminated quote")
+			}
+			v, rest = rest[1:end+1], rest[end+2:]
+		} else {
+			v, rest, _ = strings.Cut(rest, " ")
+		}
+		k = strings.TrimSpace(k)
+		lhs := "." + k
+		switch k {
+		case "name", "status", "kind":
+			lhs = k
+		}
+		if strings.ContainsAny(k, " \"{}()=!<>~|&") {
+			lhs = "." + strconv.Quote(k)
+		}
+		switch k {
+		case "status", "kind":
+			conds = append(conds, lhs+" = "+v)
+		default:
+			conds = append(conds, lhs+" = "+strconv.Quote(v))
+		}
+		tags = strings.TrimSpace(rest)
+	}
+	return "{ " + strings.Join(conds, " && ") + " }", nil
+}
+
+// hintsToConds converts TraceQL hints into store pruning conditions.
+func hintsToConds(hs []traceql.Hint) []tracestore.Cond {
+	out := make([]tracestore.Cond, 0, len(hs))
+	for _, h := range hs {
+		c := tracestore.Cond{Keys: h.Keys}
+		for _, v := range h.Values {
+			c.Values = append(c.Values, tracestore.EncodeValue(tracestore.TypedValue{Type: v.Type, Value: v.Value}))
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Search serves GET /api/search.
+func (a *API) Search(w http.ResponseWriter, r *http.Request) {
+	const name = "search"
+	a.instrument(name, w, func(w http.ResponseWriter) {
+		p, err := a.parseSearch(r)
+		if err != nil {
+			a.badRequest(name, w, "%v", err)
+			return
+		}
+		ctx, cancel := a.ctx(r)
+		defer cancel()
+		var results []*traceResult
+		req := tracestore.SearchRequest{Start: p.start, End: p.end, Conds: hintsToConds(p.query.Hints())}
+		st, err := a.store.Search(ctx, req, func(id tracestore.TraceID, td ptrace.Traces) (bool, error) {
+			tr := traceql.NewTrace(td)
+			dur := time.Duration(tr.End - tr.Start)
+			if (p.minDur > 0 && dur < p.minDur) || (p.maxDur > 0 && dur > p.maxDur) {
+				return true, nil
+			}
+			sets := p.query.Eval(tr)
+			if len(sets) == 0 {
+				return true, nil
+			}
+			results = append(results, a.traceResult(p, tr, sets))
+			return len(results) < p.limit, nil
+		})
+		if err != nil {
+			a.serverError(name, w, r, err)
+			return
+		}
+		slices.SortStableFunc(results, func(x, y *traceResult) int {
+			switch {
+			case x.start > y.start:
+				return -1
+			case x.start < y.start:
+				return 1
+			}
+			return 0
+		})
+		if results == nil {
+			results = []*traceResult{}
+		}
+		writeJSON(w, searchResponse{Traces: results, Metrics: searchMetrics{
+			InspectedTraces: st.InspectedTraces, InspectedBytes: strconv.FormatInt(st.InspectedBytes, 10), TotalBlocks: st.TotalBlocks,
+		}})
+	})
+}
+
+const rootNotYetReceived = "<root span not yet received>"
+
+func (a *API) traceResult(p searchParams, tr *traceql.Trace, sets []traceql.Spanset) *traceResult {
+	res := &traceResult{
+		TraceID:           strings.TrimLeft(tr.ID.String(), "0"),
+		RootServiceName:   tr.RootServiceName,
+		RootTraceName:     tr.RootName,
+		StartTimeUnixNano: strconv.FormatUint(tr.Start, 10),
+		DurationMs:        (tr.End - tr.Start) / 1e6,
+		start:             tr.Start,
+	}
+	if res.TraceID == "" {
+		res.TraceID = "0"
+	}
+	if res.RootServiceName == "" && res.RootTraceName == "" {
+		res.RootServiceName = rootNotYetReceived
+	}
+	for _, ss := range sets {
+		out := &spanSet{Matched: len(ss.Spans)}
+		for _, kv := range ss.Attributes {
+			out.Attributes = append(out.Attributes, toAttribute(kv))
+		}
+		for _, i := range ss.Spans[:min(len(ss.Spans), p.spss)] {
+			s := tr.Spans[i]
+			sr := spanResult{
+				SpanID:            s.Span.SpanID().String(),
+				Name:              s.Span.Name(),
+				StartTimeUnixNano: strconv.FormatUint(uint64(s.Span.StartTimestamp()), 10),
+				DurationNanos:     strconv.FormatUint(uint64(s.Span.EndTimestamp()-s.Span.StartTimestamp()), 10),
+			}
+			if v, ok := s.Resource.Attributes().Get("service.name"); ok {
+				sr.Attributes = append(sr.Attributes, attribute{Key: "service.name", Value: map[string]any{"stringValue": v.AsString()}})
+			}
+			for _, kv := range p.query.SpanAttributes(tr, i) {
+				if kv.Key == "service.name" {
+					continue
+				}
+				sr.Attributes = append(sr.Attributes, toAttribute(kv))
+			}
+			out.Spans = append(out.Spans, sr)
+		}
+		res.SpanSets = append(res.SpanSets, out)
+	}
+	if len(res.SpanSets) > 0 {
+		res.SpanSet = res.SpanSets[0]
+	}
+	return res
+}
