@@ -165,7 +165,13 @@ func New(opts Options, deps Deps) http.Handler {
 		false, // query cost
 		opts.QueryTimeout,
 	)
-	router := route.New().WithInstrumentation(deps.Instrument).WithPrefix("/api/v1")
+	router := route.New().WithPrefix("/api/v1")
+	if deps.Instrument != nil {
+		// The router names routes without its prefix; count them by full path.
+		router = router.WithInstrumentation(func(name string, h http.HandlerFunc) http.HandlerFunc {
+			return deps.Instrument("/api/v1"+name, h)
+		})
+	}
 	api.Register(router)
 	return router
 }
