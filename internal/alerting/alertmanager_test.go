@@ -299,6 +299,11 @@ func TestConfigValidation(t *testing.T) {
 			c.Retention = 0
 			return c
 		}, []string{"not both", "listen_address", "retention"}},
+		{"empty sub-route panics upstream", func() Config {
+			c := DefaultConfig()
+			c.Alertmanager = native.Section{Text: "route:\n  receiver: a\n  routes:\n    -\nreceivers: [{name: a}]\n", Line: 1}
+			return c
+		}, []string{"alerting.alertmanager", "invalid configuration"}},
 		{"missing file", func() Config {
 			c := DefaultConfig()
 			c.AlertmanagerConfigFile = "/nonexistent/am.yml"

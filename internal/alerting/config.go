@@ -84,7 +84,7 @@ func (c Config) Validate() error {
 func (c Config) LoadAlertmanagerConfig() (*amconfig.Config, error) {
 	switch {
 	case c.AlertmanagerConfigFile != "":
-		conf, err := amconfig.LoadFile(c.AlertmanagerConfigFile)
+		conf, err := loadAM(func() (*amconfig.Config, error) { return amconfig.LoadFile(c.AlertmanagerConfigFile) })
 		if err != nil {
 			return nil, fmt.Errorf("alerting.alertmanager_config_file (%s): %w", c.AlertmanagerConfigFile, err)
 		}
@@ -92,10 +92,10 @@ func (c Config) LoadAlertmanagerConfig() (*amconfig.Config, error) {
 	case !c.Alertmanager.IsZero():
 		text := c.Alertmanager.Text
 		if c.Alertmanager.File != "" {
-			conf, err := amconfig.LoadFile(c.Alertmanager.File)
+			conf, err := loadAM(func() (*amconfig.Config, error) { return amconfig.LoadFile(c.Alertmanager.File) })
 			return conf, c.Alertmanager.Explain("alerting.alertmanager", err)
 		}
-		conf, err := amconfig.Load(text)
+		conf, err := loadAM(func() (*amconfig.Config, error) { return amconfig.Load(text) })
 		if err != nil {
 			return nil, c.Alertmanager.Explain("alerting.alertmanager", err)
 		}
@@ -107,4 +107,17 @@ func (c Config) LoadAlertmanagerConfig() (*amconfig.Config, error) {
 		}
 		return conf, nil
 	}
+}
+
+// loadAM turns a panic of Alertmanager's config parser into an error:
+// v0.34.2 dereferences a nil sub-route for input like "routes: [-]"
+// (found by FuzzLoadAlertmanagerConfig), and a reload must not crash the
+// server.
+func loadAM(load func() (*amconfig.Config, error)) (conf *amconfig.Config, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			conf, err = nil, fmt.Errorf("invalid configuration (the parser failed: %v); check for empty list items such as a bare '-' under routes", r)
+		}
+	}()
+	return load()
 }

@@ -102,7 +102,7 @@ type testAM struct {
 
 // startAM builds an Alertmanager over dataDir with the given
 // alertmanager.yml body and serves its API on 127.0.0.1:0.
-func startAM(t *testing.T, dataDir, amYAML string) *testAM {
+func startAM(t testing.TB, dataDir, amYAML string) *testAM {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Alertmanager = native.Section{Text: amYAML, Line: 3}
