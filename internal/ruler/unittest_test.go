@@ -2,6 +2,7 @@ package ruler
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,6 +229,17 @@ func TestDebianPromtoolAgrees(t *testing.T) {
 		b, err := exec.CommandContext(t.Context(), promtool, args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("promtool %v: %v\n%s", args, err, b)
+		}
+	}
+}
+
+// BenchmarkBanaUnitTests times a full `test rules` run of the bana tests
+// (seven groups, each with its own TSDB and evaluation loop).
+func BenchmarkBanaUnitTests(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if TestRuleFiles(io.Discard, banaTests) {
+			b.Fatal("bana unit tests failed")
 		}
 	}
 }
