@@ -31,7 +31,10 @@ const (
 	indexMagic    = "NXTI"
 	// maxPostingValues caps distinct values per key per block; beyond it the
 	// key is kept for the tags API but marked incomplete (never used to prune).
-	maxPostingValues = 5000
+	maxPostingValues = 2000
+	// sampleValues is how many values an incomplete key keeps (without
+	// postings) so the tag-values API can still suggest some.
+	sampleValues = 100
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -233,9 +236,20 @@ func (bw *blockWriter) finish() (string, error) {
 	return bw.finalDir, syncDir(filepath.Dir(bw.finalDir))
 }
 
+// encodeIndex returns the index file: magic, version, zstd(body), CRC32C of
+// everything before it. Postings are runs of small deltas and compress well.
 func (bw *blockWriter) encodeIndex() []byte {
-	b := append([]byte(indexMagic), formatVersion)
+	out := append([]byte(indexMagic), formatVersion)
+	out = bw.enc.EncodeAll(bw.indexBody(), out)
+	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
+}
+
+func (bw *blockWriter) indexBody() []byte {
+	var b []byte
 	b = binary.AppendUvarint(b, uint64(len(bw.ids)))
+	// Start times are stored relative to the block's earliest start.
+	base := uint64(bw.meta.MinTime)
+	b = binary.AppendUvarint(b, base)
 	for i, id := range bw.ids {
 		e := bw.entries[i]
 		b = append(b, id[:]...)
@@ -243,7 +257,7 @@ func (bw *blockWriter) encodeIndex() []byte {
 		b = binary.AppendUvarint(b, uint64(e.off))
 		b = binary.AppendUvarint(b, uint64(e.len))
 		b = binary.AppendUvarint(b, uint64(e.spans))
-		b = binary.AppendUvarint(b, e.start)
+		b = binary.AppendUvarint(b, e.start-base)
 		b = binary.AppendUvarint(b, e.end-e.start)
 	}
 	b = binary.AppendUvarint(b, uint64(len(bw.pages)))
@@ -280,10 +294,16 @@ func (bw *blockWriter) encodeIndex() []byte {
 			vals = append(vals, v)
 		}
 		slices.Sort(vals)
+		if !kp.complete {
+			vals = vals[:min(len(vals), sampleValues)]
+		}
 		b = binary.AppendUvarint(b, uint64(len(vals)))
 		for _, v := range vals {
 			b = appendString(b, v)
 			list := kp.values[v]
+			if !kp.complete {
+				list = nil // unusable for pruning; keep the value only
+			}
 			b = binary.AppendUvarint(b, uint64(len(list)))
 			prev := uint32(0)
 			for _, o := range list {
@@ -292,7 +312,7 @@ func (bw *blockWriter) encodeIndex() []byte {
 			}
 		}
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return b
 }
 
 func appendString(b []byte, s string) []byte {
@@ -446,15 +466,20 @@ func (b *block) decodeIndex(ib []byte) error {
 	if crc32.Checksum(body, castagnoli) != sum {
 		return fmt.Errorf("%w: checksum mismatch", errCorruptIndex)
 	}
-	r := &byteReader{b: body[5:]}
+	raw, err := b.dec.DecodeAll(body[5:], nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errCorruptIndex, err)
+	}
+	r := &byteReader{b: raw}
 	n := r.count()
 	b.ids = make([]TraceID, n)
 	b.entries = make([]indexEntry, n)
+	base := r.uvarint()
 	for i := 0; i < n && r.err == nil; i++ {
 		copy(b.ids[i][:], r.bytes(16))
 		e := &b.entries[i]
 		e.page, e.off, e.len, e.spans = uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint())
-		e.start = r.uvarint()
+		e.start = base + r.uvarint()
 		e.end = e.start + r.uvarint()
 	}
 	np := r.count()

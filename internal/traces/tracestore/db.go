@@ -60,8 +60,9 @@ type DB struct {
 	cutMu   sync.Mutex
 	lastCut time.Time
 
-	enc    *zstd.Encoder
-	dec    *zstd.Decoder
+	enc     *zstd.Encoder
+	encBest *zstd.Encoder
+	dec     *zstd.Decoder
 	closed atomic.Bool
 }
 
@@ -84,13 +85,20 @@ func Open(dir string, opts Options, deps Deps) (*DB, error) {
 	if err := os.MkdirAll(filepath.Join(dir, walDirName), 0o777); err != nil {
 		return nil, fmt.Errorf("open tracestore: %w", err)
 	}
+	// Cuts favour speed; compaction rewrites blocks at the best ratio.
 	db.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
 	if err != nil {
+		return nil, fmt.Errorf("open tracestore: zstd encoder: %w", err)
+	}
+	db.encBest, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		db.enc.Close()
 		return nil, fmt.Errorf("open tracestore: zstd encoder: %w", err)
 	}
 	db.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 	if err != nil {
 		db.enc.Close()
+		db.encBest.Close()
 		return nil, fmt.Errorf("open tracestore: zstd decoder: %w", err)
 	}
 	if err := db.open(deps.Registerer); err != nil {
@@ -425,7 +433,11 @@ func compareIDs(a, b TraceID) int { return strings.Compare(string(a[:]), string(
 
 // writeBlock writes the records that iter yields (ascending IDs) as a block and opens it.
 func (db *DB) writeBlock(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int) (*block, error) {
-	bw, err := newBlockWriter(db.dir, db.enc, db.opts.PageSize, level, sources, cp)
+	enc := db.enc
+	if level > 0 {
+		enc = db.encBest
+	}
+	bw, err := newBlockWriter(db.dir, enc, db.opts.PageSize, level, sources, cp)
 	if err != nil {
 		return nil, err
 	}
@@ -499,6 +511,9 @@ func (db *DB) closeResources() error {
 	db.mu.Unlock()
 	if db.enc != nil {
 		_ = db.enc.Close()
+	}
+	if db.encBest != nil {
+		_ = db.encBest.Close()
 	}
 	if db.dec != nil {
 		db.dec.Close()

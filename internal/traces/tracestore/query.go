@@ -440,3 +440,16 @@ func (b *block) overlaps(start, end time.Time) bool {
 	}
 	return true
 }
+
+// HeadStats describes the in-memory head.
+type HeadStats struct {
+	Traces int
+	Spans  int64
+	Bytes  int64
+}
+
+// HeadStats reports the head's size (for benchmarks and status pages).
+func (db *DB) HeadStats() HeadStats {
+	st := db.head.stats()
+	return HeadStats{Traces: st.traces, Spans: st.spans, Bytes: st.bytes}
+}

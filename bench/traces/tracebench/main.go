@@ -1,0 +1,190 @@
+// Command tracebench loads the trace store with generated traces and reports
+// ingest rate (durable: each batch acknowledged after its WAL write), bytes
+// per span on disk, trace-by-ID latency percentiles and a TraceQL search.
+//
+//	go run ./bench/traces/tracebench -spans 1000000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/traces/traceql"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
+)
+
+func main() {
+	spans := flag.Int("spans", 1_000_000, "spans to ingest")
+	batch := flag.Int("batch", 100, "traces per ConsumeTraces call")
+	lookups := flag.Int("lookups", 2000, "random trace-by-ID lookups")
+	dir := flag.String("dir", "", "data directory (default: a temporary one, removed after)")
+	page := flag.Int("page", 0, "uncompressed data page size in bytes (0 = store default)")
+	query := flag.String("q", `{ resource.service.name = "payment" && span.http.status_code = 500 }`, "TraceQL search to time")
+	flag.Parse()
+	if err := run(*spans, *batch, *lookups, *page, *dir, *query); err != nil {
+		fmt.Fprintln(os.Stderr, "tracebench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(nSpans, batch, nLookups, page int, dir, query string) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "tracebench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	opts := tracestore.DefaultOptions()
+	if page > 0 {
+		opts.PageSize = page
+	}
+	db, err := tracestore.Open(dir, opts, tracestore.Deps{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).UnixNano()
+	g := storetest.NewGen(42, base)
+
+	// Pre-build batches so generation is not timed.
+	type req struct {
+		td  ptrace.Traces
+		ids []pcommon.TraceID
+		n   int
+	}
+	var reqs []req
+	total := 0
+	for total < nSpans {
+		r := req{td: ptrace.NewTraces()}
+		for i := 0; i < batch && total < nSpans; i++ {
+			id := g.TraceID()
+			n := 3 + i%6 // 3..8 spans, ~5.5 on average
+			g.AppendTrace(r.td, id, n, pcommon.SpanID{})
+			r.ids = append(r.ids, id)
+			r.n += n
+			total += n
+		}
+		reqs = append(reqs, r)
+	}
+	var ids []pcommon.TraceID
+	runtime.GC()
+	start := time.Now()
+	cpuStart := cpuTime()
+	for _, r := range reqs {
+		if err := db.ConsumeTraces(ctx, r.td); err != nil {
+			return err
+		}
+		ids = append(ids, r.ids...)
+	}
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpuStart
+	heads := db.HeadStats()
+	fmt.Printf("ingest: %d spans in %d traces, %.2fs wall, %.2fs CPU: %.0f spans/s wall, %.0f spans/s per CPU-second\n",
+		total, len(ids), elapsed.Seconds(), cpu.Seconds(), float64(total)/elapsed.Seconds(), float64(total)/cpu.Seconds())
+
+	_, walBytes := dirSizes(dir)
+	fmt.Printf("head after ingest: %d traces, %.1f MiB protobuf; wal %.1f MiB = %.1f bytes/span\n", heads.Traces, float64(heads.Bytes)/(1<<20),
+		float64(walBytes)/(1<<20), float64(walBytes)/float64(total))
+
+	start, cpuStart = time.Now(), cpuTime()
+	if err := db.Flush(); err != nil {
+		return err
+	}
+	fmt.Printf("cut head to a level-0 block: %.2fs wall, %.2fs CPU (%.0f spans/s per CPU-second)\n", time.Since(start).Seconds(),
+		(cpuTime() - cpuStart).Seconds(), float64(total)/(cpuTime()-cpuStart).Seconds())
+	blockBytes, _ := dirSizes(dir)
+	fmt.Printf("disk (level 0, zstd better): %.1f bytes/span\n", float64(blockBytes)/float64(total))
+	// A second, small block in the same window makes compaction rewrite everything.
+	extra := ptrace.NewTraces()
+	g.AppendTrace(extra, g.TraceID(), 3, pcommon.SpanID{})
+	if err := db.ConsumeTraces(ctx, extra); err != nil {
+		return err
+	}
+	if err := db.Flush(); err != nil {
+		return err
+	}
+	start, cpuStart = time.Now(), cpuTime()
+	db.Maintain(ctx)
+	fmt.Printf("compaction: %.2fs wall, %.2fs CPU\n", time.Since(start).Seconds(), (cpuTime() - cpuStart).Seconds())
+	blockBytes, _ = dirSizes(dir)
+	fmt.Printf("disk (compacted, zstd best): blocks %d bytes = %.1f bytes/span\n", blockBytes, float64(blockBytes)/float64(total))
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	lat := make([]time.Duration, 0, nLookups)
+	for i := 0; i < nLookups; i++ {
+		id := ids[rng.IntN(len(ids))]
+		t0 := time.Now()
+		_, found, err := db.TraceByID(ctx, id)
+		lat = append(lat, time.Since(t0))
+		if err != nil || !found {
+			return fmt.Errorf("lookup %s: found=%v err=%v", id, found, err)
+		}
+	}
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
+	fmt.Printf("trace by ID (%d lookups, decoded): p50 %s p90 %s p99 %s max %s\n", nLookups, pct(0.5), pct(0.9), pct(0.99), lat[len(lat)-1])
+
+	q, err := traceql.Parse(query)
+	if err != nil {
+		return err
+	}
+	hints := q.Hints()
+	var conds []tracestore.Cond
+	for _, h := range hints {
+		c := tracestore.Cond{Keys: h.Keys}
+		for _, v := range h.Values {
+			c.Values = append(c.Values, tracestore.EncodeValue(tracestore.TypedValue{Type: v.Type, Value: v.Value}))
+		}
+		conds = append(conds, c)
+	}
+	for _, limit := range []int{20, 1 << 30} {
+		start = time.Now()
+		matched := 0
+		st, err := db.Search(ctx, tracestore.SearchRequest{Conds: conds}, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
+			if len(q.Eval(traceql.NewTrace(td))) > 0 {
+				matched++
+			}
+			return matched < limit, nil
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("search %s limit=%d: %d matched, %d traces inspected, %.1f MB decoded, %s\n", query, min(limit, 1<<20), matched,
+			st.InspectedTraces, float64(st.InspectedBytes)/1e6, time.Since(start).Round(time.Millisecond))
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("go heap in use: %.1f MiB\n", float64(ms.HeapInuse)/(1<<20))
+	return nil
+}
+
+func dirSizes(dir string) (blocks, wal int64) {
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if filepath.HasPrefix(rel, "wal") {
+			wal += info.Size()
+		} else {
+			blocks += info.Size()
+		}
+		return nil
+	})
+	return blocks, wal
+}
