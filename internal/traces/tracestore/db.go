@@ -63,7 +63,7 @@ type DB struct {
 	enc     *zstd.Encoder
 	encBest *zstd.Encoder
 	dec     *zstd.Decoder
-	closed atomic.Bool
+	closed  atomic.Bool
 }
 
 const walDirName = "wal"
