@@ -42,8 +42,8 @@ func serviceName(res pcommon.Map) string {
 	return ""
 }
 
-// attribute looks name up on the span first, then on its resource.
-func attribute(span, res pcommon.Map, name string) string {
+// lookupAttribute looks name up on the span first, then on its resource.
+func lookupAttribute(span, res pcommon.Map, name string) string {
 	if v, ok := span.Get(name); ok {
 		return v.AsString()
 	}

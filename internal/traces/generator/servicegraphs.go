@@ -111,11 +111,11 @@ func (g *serviceGraphs) record(span ptrace.Span, svc string, res pcommon.Map, no
 		failed:   span.Status().Code() == ptrace.StatusCodeError,
 	}
 	for _, d := range g.cfg.Dimensions {
-		s.dims = append(s.dims, attribute(span.Attributes(), res, d))
+		s.dims = append(s.dims, lookupAttribute(span.Attributes(), res, d))
 	}
 	if isClient {
 		for _, p := range g.cfg.PeerAttributes {
-			if v := attribute(span.Attributes(), res, p); v != "" {
+			if v := lookupAttribute(span.Attributes(), res, p); v != "" {
 				s.peer = v
 				break
 			}

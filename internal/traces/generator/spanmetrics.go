@@ -62,7 +62,7 @@ func (m *spanMetrics) record(span ptrace.Span, svc string, res pcommon.Map, now 
 		v = append(v, span.Status().Message())
 	}
 	for _, d := range m.dims {
-		v = append(v, attribute(span.Attributes(), res, d))
+		v = append(v, lookupAttribute(span.Attributes(), res, d))
 	}
 	m.values = v
 	m.calls.inc(v, 1, now)
