@@ -67,3 +67,40 @@ type MetricsConsumerFunc func(context.Context, pmetric.Metrics) error
 func (f MetricsConsumerFunc) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
 	return f(ctx, md)
 }
+
+// invalidAs wraps err with ErrInvalidInput when it matches one of invalid.
+func invalidAs(err error, invalid []error) error {
+	if err == nil || errors.Is(err, ErrInvalidInput) {
+		return err
+	}
+	for _, target := range invalid {
+		if errors.Is(err, target) {
+			return fmt.Errorf("%w: %w", ErrInvalidInput, err)
+		}
+	}
+	return err
+}
+
+// TracesInvalidOn adapts a consumer whose own sentinel errors mean "the
+// sender's fault" (tracestore.ErrInvalidID, tracestore.ErrTraceTooLarge):
+// errors matching any of invalid (errors.Is) are answered 400 /
+// InvalidArgument instead of a retryable 503 / Unavailable.
+func TracesInvalidOn(c TracesConsumer, invalid ...error) TracesConsumer {
+	return TracesConsumerFunc(func(ctx context.Context, td ptrace.Traces) error {
+		return invalidAs(c.ConsumeTraces(ctx, td), invalid)
+	})
+}
+
+// LogsInvalidOn is TracesInvalidOn for logs.
+func LogsInvalidOn(c LogsConsumer, invalid ...error) LogsConsumer {
+	return LogsConsumerFunc(func(ctx context.Context, ld plog.Logs) error {
+		return invalidAs(c.ConsumeLogs(ctx, ld), invalid)
+	})
+}
+
+// MetricsInvalidOn is TracesInvalidOn for metrics.
+func MetricsInvalidOn(c MetricsConsumer, invalid ...error) MetricsConsumer {
+	return MetricsConsumerFunc(func(ctx context.Context, md pmetric.Metrics) error {
+		return invalidAs(c.ConsumeMetrics(ctx, md), invalid)
+	})
+}

@@ -3,6 +3,7 @@ package otlp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -304,5 +305,34 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestInvalidOnAdapters(t *testing.T) {
+	errTooLarge := errors.New("trace too large")
+	errClosed := errors.New("store closed")
+	var next error
+	store := TracesConsumerFunc(func(context.Context, ptrace.Traces) error { return next })
+	c := TracesInvalidOn(store, errTooLarge)
+	for _, tt := range []struct {
+		err         error
+		wantInvalid bool
+	}{
+		{fmt.Errorf("trace 0a: %w", errTooLarge), true},
+		{errClosed, false},
+		{nil, false},
+	} {
+		next = tt.err
+		got := c.ConsumeTraces(t.Context(), ptrace.NewTraces())
+		if errors.Is(got, ErrInvalidInput) != tt.wantInvalid || !errors.Is(got, tt.err) {
+			t.Errorf("%v -> %v, want invalid=%v and the original kept", tt.err, got, tt.wantInvalid)
+		}
+	}
+	var logErr error = errTooLarge
+	if err := LogsInvalidOn(LogsConsumerFunc(func(context.Context, plog.Logs) error { return logErr }), errTooLarge).ConsumeLogs(t.Context(), plog.NewLogs()); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("logs adapter: %v", err)
+	}
+	if err := MetricsInvalidOn(MetricsConsumerFunc(func(context.Context, pmetric.Metrics) error { return errClosed }), errTooLarge).ConsumeMetrics(t.Context(), pmetric.NewMetrics()); errors.Is(err, ErrInvalidInput) {
+		t.Errorf("metrics adapter marked an unrelated error invalid: %v", err)
 	}
 }
