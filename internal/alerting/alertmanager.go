@@ -188,7 +188,7 @@ func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("new alertmanager: api: %w", err)
 	}
-	a.handler = a.persistSilenceChanges(a.api.Register(route.New(), "/"))
+	a.handler = a.countRejected(a.persistSilenceChanges(a.api.Register(route.New(), "/")))
 
 	a.pipelineBuilder = notify.NewPipelineBuilder(reg, flags, a.recorder)
 	a.dispatcherMetrics = dispatch.NewDispatcherMetrics(false, reg, flags)
@@ -434,6 +434,53 @@ func (a *Alertmanager) persistSilenceChanges(next http.Handler) http.Handler {
 		_, _ = w.Write(rec.body.Bytes())
 	})
 }
+
+// countRejected counts 4xx answers per endpoint, so bad input shows in
+// metrics even where upstream keeps no counter (silences).
+func (a *Alertmanager) countRejected(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		if sw.status >= 400 && sw.status < 500 {
+			a.metrics.rejected.WithLabelValues(endpointOf(r.URL.Path)).Inc()
+		}
+	})
+}
+
+// endpointOf maps a request path to a bounded label value.
+func endpointOf(path string) string {
+	rest, ok := strings.CutPrefix(path, "/api/v2/")
+	if !ok {
+		return "other"
+	}
+	switch {
+	case rest == "alerts", rest == "alerts/groups", rest == "silences", rest == "receivers", rest == "status":
+		return rest
+	case strings.HasPrefix(rest, "silence/"):
+		return "silence"
+	}
+	return "other"
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(p)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 type bufferedResponse struct {
 	header      http.Header

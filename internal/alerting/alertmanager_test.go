@@ -244,6 +244,12 @@ func TestBadInputToAPI(t *testing.T) {
 			}
 		})
 	}
+	if v := metricValue(t, ta.reg, "nxwatcher_alerting_api_rejected_requests_total", map[string]string{"endpoint": "silences"}); v != 2 {
+		t.Fatalf("rejected silences = %v, want 2", v)
+	}
+	if v := metricValue(t, ta.reg, "nxwatcher_alerting_api_rejected_requests_total", map[string]string{"endpoint": "alerts"}); v != 3 {
+		t.Fatalf("rejected alerts = %v, want 3", v)
+	}
 	if v := metricValue(t, ta.reg, "alertmanager_alerts_invalid_total", nil); v < 2 {
 		t.Fatalf("alertmanager_alerts_invalid_total = %v, want >= 2", v)
 	}

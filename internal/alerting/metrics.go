@@ -19,6 +19,7 @@ type metrics struct {
 	inProcess       *prometheus.CounterVec
 	snapshotErrors  *prometheus.CounterVec
 	snapshotBytes   *prometheus.GaugeVec
+	rejected        *prometheus.CounterVec
 }
 
 // newMetrics registers upstream's own Alertmanager process metrics (the
@@ -62,5 +63,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "nxwatcher_alerting_snapshot_size_bytes",
 			Help: "Size of the last snapshot written, by state (silences, nflog).",
 		}, []string{"state"}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "nxwatcher_alerting_api_rejected_requests_total",
+			Help: "API v2 requests answered with a 4xx status, by endpoint.",
+		}, []string{"endpoint"}),
 	}
 }

@@ -137,6 +137,7 @@ func startRuler(t *testing.T, st *stack, promYAML string, notify func(...*notifi
 		Logger: discard, Registerer: prometheus.NewRegistry(),
 		Queryable: st.db, Appendable: st.db, Engine: st.engine,
 		ExternalURL: "http://nxwatcher.example:9090", Notify: notify,
+		NotifyURL: "http://nxwatcher.example:9090/api/v2/alerts",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -272,6 +273,10 @@ rule_files: [%q]
 	})
 	if n := len(r.Notifier().Alertmanagers()); n != 1 {
 		t.Fatalf("notifier knows %d alertmanagers, want 1", n)
+	}
+	ams := r.Alertmanagers()
+	if len(ams) != 2 || ams[0].Host != extURL.Host || ams[1].String() != "http://nxwatcher.example:9090/api/v2/alerts" {
+		t.Fatalf("Alertmanagers() = %v", ams)
 	}
 
 	// ALERTS and ALERTS_FOR_STATE were written to the TSDB.

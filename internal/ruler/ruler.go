@@ -43,6 +43,10 @@ type Deps struct {
 	// Alertmanager's Send), after external labels and alert_relabel_configs,
 	// exactly as an external Alertmanager would see it.
 	Notify func(alerts ...*notifier.Alert)
+	// NotifyURL is listed by Alertmanagers() for the in-process path, e.g.
+	// "http://localhost:9090/api/v2/alerts", so /api/v1/alertmanagers shows
+	// the embedded Alertmanager next to the external ones. Optional.
+	NotifyURL string
 	// SDMetrics are the service-discovery metrics shared with the scrape
 	// discovery manager (discovery.CreateAndRegisterSDMetrics can run only
 	// once per registry). When nil the notifier's discovery keeps them on a
@@ -59,6 +63,7 @@ type Ruler struct {
 	cfg         Config
 	externalURL string
 	notify      func(alerts ...*notifier.Alert)
+	notifyURL   *url.URL
 
 	rules     *rules.Manager
 	notifier  *notifier.Manager
@@ -97,8 +102,15 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new ruler: external url: %w", err)
 	}
+	var notifyURL *url.URL
+	if deps.NotifyURL != "" {
+		if notifyURL, err = url.Parse(deps.NotifyURL); err != nil {
+			return nil, fmt.Errorf("new ruler: notify url: %w", err)
+		}
+	}
 	logger := deps.Logger
 	r := &Ruler{
+		notifyURL:   notifyURL,
 		logger:      logger.With("component", "ruler"),
 		cfg:         cfg,
 		externalURL: extURL.String(),
@@ -232,9 +244,22 @@ func (r *Ruler) RuleFiles() []string {
 // (for /api/v1/rules and /api/v1/alerts).
 func (r *Ruler) Manager() *rules.Manager { return r.rules }
 
-// Notifier is the notifier manager; it implements web/api/v1's
-// AlertmanagerRetriever (for /api/v1/alertmanagers).
+// Notifier is the notifier manager (external Alertmanagers only).
 func (r *Ruler) Notifier() *notifier.Manager { return r.notifier }
+
+// Alertmanagers lists the active Alertmanagers: the external ones the
+// notifier discovered, then Deps.NotifyURL. With DroppedAlertmanagers the
+// Ruler implements web/api/v1's AlertmanagerRetriever.
+func (r *Ruler) Alertmanagers() []*url.URL {
+	out := r.notifier.Alertmanagers()
+	if r.notifyURL != nil {
+		out = append(out, r.notifyURL)
+	}
+	return out
+}
+
+// DroppedAlertmanagers lists Alertmanagers dropped by relabelling.
+func (r *Ruler) DroppedAlertmanagers() []*url.URL { return r.notifier.DroppedAlertmanagers() }
 
 // Run evaluates rules and sends alerts until ctx ends, then stops rule
 // evaluation first and drains the notification queue.
