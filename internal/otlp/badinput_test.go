@@ -465,3 +465,42 @@ func TestOverloadOnlyRetryableRefusals(t *testing.T) {
 	}
 	t.Logf("ok=%d refused=%d peak in-flight=%d", ok.Load(), refused.Load(), peak.Load())
 }
+
+// rawCodec sends bytes as they are, to put malformed protobuf on the wire.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error)      { return v.([]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error { *(v.(*[]byte)) = data; return nil }
+func (rawCodec) Name() string                       { return "proto" }
+
+func TestGRPCBadInputCounted(t *testing.T) {
+	rec := &recorder{}
+	cfg := testConfig()
+	srv := startServer(t, cfg, Deps{Traces: rec})
+	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const method = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+	var out []byte
+	err = conn.Invoke(t.Context(), method, []byte{0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01}, &out, grpc.ForceCodec(rawCodec{}))
+	if code := status.Code(err); code != codes.Internal && code != codes.InvalidArgument {
+		t.Fatalf("malformed protobuf: %v", err)
+	}
+	big := protoBody(t, tracesRequest(1, int(cfg.MaxRequestBytes)))
+	err = conn.Invoke(t.Context(), method, big, &out, grpc.ForceCodec(rawCodec{}))
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("oversized message: %v, want ResourceExhausted", err)
+	}
+	waitFor(t, "refusals counted", func() bool {
+		return srv.refused(SignalTraces, transportGRPC, reasonMalformed) == 1 && srv.refused(SignalTraces, transportGRPC, reasonTooLarge) == 1
+	})
+	// Nothing else lost: a good export still lands.
+	if _, err := ptraceotlp.NewGRPCClient(conn).Export(t.Context(), tracesRequest(2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rec.spans()); got != 2 {
+		t.Fatalf("consumer holds %d spans, want 2", got)
+	}
+}

@@ -28,12 +28,14 @@ func (r *Receiver) RegisterGRPC(s *grpc.Server) {
 }
 
 // GRPCServerOptions caps the receive size at max_request_bytes (after
-// decompression, as gRPC does) and refuses new OTLP calls while the
-// memory limit is reached, before their messages are read.
+// decompression, as gRPC does), refuses new OTLP calls while the memory
+// limit is reached, before their messages are read, and counts the
+// refusals gRPC makes itself (undecodable or oversized messages).
 func (r *Receiver) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
 		grpc.InTapHandle(r.tapMemoryLimit),
+		grpc.StatsHandler(grpcRefusalCounter{r: r}),
 	}
 }
 
