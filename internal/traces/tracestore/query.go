@@ -371,7 +371,7 @@ func (db *DB) TagNames(ctx context.Context, start, end time.Time) ([]string, err
 	set := map[string]struct{}{}
 	db.head.mu.RLock()
 	for k := range db.head.tags.keys {
-		set[k] = struct{}{}
+		set[k.encode()] = struct{}{}
 	}
 	db.head.mu.RUnlock()
 	for _, b := range s.blocks {
@@ -399,8 +399,8 @@ func (db *DB) TagValues(ctx context.Context, key string, start, end time.Time, l
 	defer s.release()
 	set := map[string]struct{}{}
 	db.head.mu.RLock()
-	for v := range db.head.tags.keys[key] {
-		set[v] = struct{}{}
+	for v := range db.head.tags.keys[parseTagKey(key)] {
+		set[v.encode()] = struct{}{}
 	}
 	db.head.mu.RUnlock()
 	for _, b := range s.blocks {

@@ -135,29 +135,116 @@ func forEachPosting(td ptrace.Traces, fn func(key, value string, indexed bool)) 
 	}
 }
 
-// tagSet is the set of tag names and (capped) values seen.
+// tagSet is the head's set of tag names and (capped) values. It is keyed
+// without building posting strings, because it is updated on every ingest.
 type tagSet struct {
 	limit int
-	keys  map[string]map[string]struct{}
+	keys  map[tagKey]map[tagValue]struct{}
+}
+
+type tagKey struct {
+	scope byte // 's' span, 'r' resource, 'i' intrinsic
+	name  string
+}
+
+type tagValue struct {
+	typ byte // posting type byte: s i f b k
+	s   string
+	n   int64
+	f   float64
+}
+
+func (v tagValue) encode() string {
+	switch v.typ {
+	case 'i':
+		return "i" + strconv.FormatInt(v.n, 10)
+	case 'f':
+		return "f" + strconv.FormatFloat(v.f, 'g', -1, 64)
+	}
+	return string(v.typ) + v.s
+}
+
+func (k tagKey) encode() string {
+	switch k.scope {
+	case 's':
+		return "span." + k.name
+	case 'r':
+		return "resource." + k.name
+	}
+	return k.name
+}
+
+func parseTagKey(key string) tagKey {
+	switch scope, name := SplitTagKey(key); scope {
+	case "span":
+		return tagKey{'s', name}
+	case "resource":
+		return tagKey{'r', name}
+	default:
+		return tagKey{'i', name}
+	}
 }
 
 func newTagSet(limit int) *tagSet {
-	return &tagSet{limit: limit, keys: map[string]map[string]struct{}{}}
+	return &tagSet{limit: limit, keys: map[tagKey]map[tagValue]struct{}{}}
 }
 
-func (t *tagSet) add(key, value string, indexed bool) {
-	vals := t.keys[key]
+func (t *tagSet) add(k tagKey, v tagValue, indexed bool) {
+	vals := t.keys[k]
 	if vals == nil {
-		vals = map[string]struct{}{}
-		t.keys[key] = vals
+		vals = map[tagValue]struct{}{}
+		t.keys[k] = vals
 	}
 	if indexed && len(vals) < t.limit {
-		vals[value] = struct{}{}
+		vals[v] = struct{}{}
 	}
+}
+
+func toTagValue(v pcommon.Value) (tagValue, bool) {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		if len(v.Str()) > maxIndexedValueLen {
+			return tagValue{}, false
+		}
+		return tagValue{typ: 's', s: v.Str()}, true
+	case pcommon.ValueTypeInt:
+		return tagValue{typ: 'i', n: v.Int()}, true
+	case pcommon.ValueTypeDouble:
+		return tagValue{typ: 'f', f: v.Double()}, true
+	case pcommon.ValueTypeBool:
+		if v.Bool() {
+			return tagValue{typ: 'b', s: "true"}, true
+		}
+		return tagValue{typ: 'b', s: "false"}, true
+	}
+	return tagValue{}, false
 }
 
 func addTraceTags(t *tagSet, td ptrace.Traces) {
-	forEachPosting(td, t.add)
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		rs.Resource().Attributes().Range(func(k string, v pcommon.Value) bool {
+			tv, ok := toTagValue(v)
+			t.add(tagKey{'r', k}, tv, ok)
+			return true
+		})
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			sp := sss.At(j).Spans()
+			for k := 0; k < sp.Len(); k++ {
+				s := sp.At(k)
+				t.add(tagKey{'i', KeyName}, tagValue{typ: 's', s: s.Name()}, len(s.Name()) <= maxIndexedValueLen)
+				t.add(tagKey{'i', KeyStatus}, tagValue{typ: 'k', s: StatusKeyword(s.Status().Code())}, true)
+				t.add(tagKey{'i', KeyKind}, tagValue{typ: 'k', s: KindKeyword(s.Kind())}, true)
+				s.Attributes().Range(func(k string, v pcommon.Value) bool {
+					tv, ok := toTagValue(v)
+					t.add(tagKey{'s', k}, tv, ok)
+					return true
+				})
+			}
+		}
+	}
 }
 
 // SplitTagKey splits "span.http.method" into ("span", "http.method");
