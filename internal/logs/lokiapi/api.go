@@ -1,0 +1,207 @@
+// Package lokiapi serves Loki's HTTP API over logstore and logql: push
+// (protobuf+snappy, JSON, gzip), OTLP logs, queries, labels, series, index
+// stats and volume, and tail over WebSocket.
+//
+// The package registers no routes itself. Routes returns the table the
+// server mounts; paths use net/http patterns ({name} is a path value):
+//
+//	POST      /loki/api/v1/push                 Push
+//	POST      /otlp/v1/logs                     OTLPLogs (also mount on the OTLP port at /v1/logs)
+//	GET, POST /loki/api/v1/query                Query
+//	GET, POST /loki/api/v1/query_range          QueryRange
+//	GET, POST /loki/api/v1/labels               Labels
+//	GET, POST /loki/api/v1/label/{name}/values  LabelValues
+//	GET, POST /loki/api/v1/series               Series
+//	GET, POST /loki/api/v1/index/stats          IndexStats
+//	GET, POST /loki/api/v1/index/volume         IndexVolume
+//	GET       /loki/api/v1/tail                 Tail (WebSocket)
+//	GET       /ready                            ReadyHandler
+package lokiapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"golang.org/x/time/rate"
+
+	"github.com/nx-watcher/nxwatcher/internal/logs/logql"
+	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+)
+
+// Store is what the API needs from the log store; *logstore.DB implements it.
+type Store interface {
+	logql.Storage
+	Appender() *logstore.Appender
+	Ready() bool
+	SetLimits(logstore.Limits)
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Store      Store
+	// Now is the clock, for tests; defaults to time.Now.
+	Now func() time.Time
+}
+
+// Route is one entry of the route table.
+type Route struct {
+	Method  string
+	Path    string
+	Handler http.HandlerFunc
+}
+
+// API serves the Loki HTTP API.
+type API struct {
+	store   Store
+	logger  *slog.Logger
+	now     func() time.Time
+	m       *apiMetrics
+	limits  atomic.Pointer[Limits]
+	engine  atomic.Pointer[logql.Engine]
+	limiter *rate.Limiter
+
+	labelCacheMu sync.Mutex
+	labelCache   map[string]labels.Labels
+
+	tails   tailSet
+	tailWG  sync.WaitGroup
+	closing chan struct{}
+	closeMu sync.Once
+}
+
+// New builds the API. cfg must have passed Validate.
+func New(cfg Config, deps Deps) (*API, error) {
+	if deps.Store == nil {
+		return nil, errors.New("new loki api: no store")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	a := &API{
+		store:      deps.Store,
+		logger:     deps.Logger.With("component", "lokiapi"),
+		now:        deps.Now,
+		limiter:    rate.NewLimiter(rate.Inf, 0),
+		labelCache: map[string]labels.Labels{},
+		closing:    make(chan struct{}),
+		tails:      tailSet{m: map[*tailer]struct{}{}},
+	}
+	m, err := newAPIMetrics(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("new loki api: %w", err)
+	}
+	a.m = m
+	if err := a.ApplyConfig(cfg); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// ApplyConfig re-applies the limits (on reload). Storage settings that need
+// a reopen (WAL, retention) are read by the store only at Open.
+func (a *API) ApplyConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("apply logs config: %w", err)
+	}
+	l := cfg.Limits
+	a.limits.Store(&l)
+	a.engine.Store(logql.NewEngine(logql.EngineOpts{MaxSeries: l.MaxQuerySeries}))
+	if l.IngestionRateMB > 0 {
+		a.limiter.SetLimit(rate.Limit(l.IngestionRateMB * (1 << 20)))
+		a.limiter.SetBurst(int(l.IngestionBurstSizeMB * (1 << 20)))
+	} else {
+		a.limiter.SetLimit(rate.Inf)
+	}
+	a.store.SetLimits(l.storeLimits())
+	return nil
+}
+
+// Ready reports whether the store is open and serving.
+func (a *API) Ready() bool { return a.store.Ready() }
+
+// Close ends running tails and waits for them.
+func (a *API) Close() error {
+	a.closeMu.Do(func() { close(a.closing) })
+	a.tailWG.Wait()
+	return nil
+}
+
+// Routes is the route table documented in the package comment.
+func (a *API) Routes() []Route {
+	var rs []Route
+	both := func(path string, h http.HandlerFunc) {
+		rs = append(rs, Route{http.MethodGet, path, h}, Route{http.MethodPost, path, h})
+	}
+	rs = append(rs, Route{http.MethodPost, "/loki/api/v1/push", a.Push})
+	rs = append(rs, Route{http.MethodPost, "/otlp/v1/logs", a.OTLPLogs})
+	both("/loki/api/v1/query", a.Query)
+	both("/loki/api/v1/query_range", a.QueryRange)
+	both("/loki/api/v1/labels", a.Labels)
+	both("/loki/api/v1/label/{name}/values", a.LabelValues)
+	both("/loki/api/v1/series", a.Series)
+	both("/loki/api/v1/index/stats", a.IndexStats)
+	both("/loki/api/v1/index/volume", a.IndexVolume)
+	rs = append(rs, Route{http.MethodGet, "/loki/api/v1/tail", a.Tail})
+	rs = append(rs, Route{http.MethodGet, "/ready", a.ReadyHandler})
+	return rs
+}
+
+// ReadyHandler answers /ready like Loki: 200 "ready" or 503.
+func (a *API) ReadyHandler(w http.ResponseWriter, r *http.Request) {
+	if !a.Ready() {
+		http.Error(w, "logstore not ready", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ready\n"))
+}
+
+func (a *API) queryContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), time.Duration(a.limits.Load().QueryTimeout))
+}
+
+type apiMetrics struct {
+	pushRequests     *prometheus.CounterVec
+	receivedEntries  *prometheus.CounterVec
+	receivedBytes    *prometheus.CounterVec
+	discardedEntries *prometheus.CounterVec
+	discardedBytes   *prometheus.CounterVec
+	queries          *prometheus.CounterVec
+	queryDuration    *prometheus.HistogramVec
+	tails            prometheus.Gauge
+}
+
+func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
+	ns := "nxwatcher_logs_"
+	m := &apiMetrics{
+		pushRequests:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "push_requests_total", Help: "Push requests by format and HTTP status code."}, []string{"format", "code"}),
+		receivedEntries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "received_entries_total", Help: "Log entries received, before validation."}, []string{"format"}),
+		receivedBytes:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "received_bytes_total", Help: "Bytes of log lines received, before validation."}, []string{"format"}),
+		discardedEntries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "discarded_entries_total", Help: "Log entries refused, by Loki's reason name."}, []string{"reason"}),
+		discardedBytes:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "discarded_bytes_total", Help: "Bytes of log lines refused, by reason."}, []string{"reason"}),
+		queries:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "queries_total", Help: "Read requests by endpoint and HTTP status code."}, []string{"endpoint", "code"}),
+		queryDuration:    prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "query_duration_seconds", Help: "Read request latency by endpoint.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, []string{"endpoint"}),
+		tails:            prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "active_tails", Help: "Open tail WebSockets."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.pushRequests, m.receivedEntries, m.receivedBytes, m.discardedEntries, m.discardedBytes, m.queries, m.queryDuration, m.tails} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

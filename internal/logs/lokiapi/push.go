@@ -1,0 +1,374 @@
+package lokiapi
+
+import (
+	"compress/flate"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+)
+
+// PushError is a refused push (or part of one), with the HTTP status Loki
+// would answer: 400 for invalid input, 429 for rate and stream limits,
+// 413 for oversized bodies, 5xx for store failures. For OTLP gRPC, 400
+// maps to InvalidArgument (permanent) and 429 to ResourceExhausted (retry).
+type PushError struct {
+	Status int
+	Msg    string
+}
+
+func (e *PushError) Error() string { return e.Msg }
+
+// Loki's discard reasons, used as the metric label.
+const (
+	reasonInvalidLabels   = "invalid_labels"
+	reasonMissingLabels   = "missing_labels"
+	reasonTooManyLabels   = "max_label_names_per_series"
+	reasonNameTooLong     = "label_name_too_long"
+	reasonValueTooLong    = "label_value_too_long"
+	reasonDuplicateLabel  = "duplicate_label_names"
+	reasonLineTooLong     = "line_too_long"
+	reasonTooOld          = "greater_than_max_sample_age"
+	reasonTooNew          = "too_far_in_future"
+	reasonRateLimited     = "rate_limited"
+	reasonStreamLimit     = "stream_limit"
+	reasonOutOfOrder      = "too_far_behind"
+	reasonMetadataTooBig  = "structured_metadata_too_large"
+	reasonMetadataTooMany = "structured_metadata_too_many"
+	reasonNoMetadata      = "disallow_structured_metadata"
+	reasonMalformed       = "malformed"
+)
+
+// Push handles POST /loki/api/v1/push.
+func (a *API) Push(w http.ResponseWriter, r *http.Request) {
+	format := "protobuf"
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		format = "json"
+	}
+	perr := a.push(r, format, ct)
+	code := http.StatusNoContent
+	if perr != nil {
+		code = perr.Status
+	}
+	a.m.pushRequests.WithLabelValues(format, strconv.Itoa(code)).Inc()
+	if perr != nil {
+		http.Error(w, perr.Msg, perr.Status)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) push(r *http.Request, format, ct string) *PushError {
+	lim := a.limits.Load()
+	body, perr := readBody(r, int64(lim.MaxPushBodySize))
+	if perr != nil {
+		a.m.discardedEntries.WithLabelValues(reasonMalformed).Inc()
+		return perr
+	}
+	var streams []pushStream
+	var err error
+	if format == "json" {
+		streams, err = decodePushJSON(body)
+	} else {
+		if ct != "" && ct != "application/x-protobuf" {
+			a.m.discardedEntries.WithLabelValues(reasonMalformed).Inc()
+			return &PushError{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: use application/x-protobuf (snappy) or application/json", ct)}
+		}
+		raw, derr := s2.Decode(nil, body) // s2 reads snappy block format
+		if derr != nil {
+			a.m.discardedEntries.WithLabelValues(reasonMalformed).Inc()
+			return &PushError{Status: http.StatusBadRequest, Msg: "malformed protobuf push: snappy: " + derr.Error()}
+		}
+		streams, err = decodePushProto(raw)
+	}
+	if err != nil {
+		a.m.discardedEntries.WithLabelValues(reasonMalformed).Inc()
+		return &PushError{Status: http.StatusBadRequest, Msg: err.Error()}
+	}
+	return a.ingest(streams, format)
+}
+
+// readBody reads the body with a size cap, undoing Content-Encoding.
+func readBody(r *http.Request, maxSize int64) ([]byte, *PushError) {
+	var rd io.Reader = http.MaxBytesReader(nil, r.Body, maxSize)
+	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
+	case "", "identity":
+	case "gzip":
+		gz, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, &PushError{Status: http.StatusBadRequest, Msg: "malformed gzip body: " + err.Error()}
+		}
+		defer gz.Close()
+		rd = io.LimitReader(gz, maxSize+1)
+	case "deflate":
+		fr := flate.NewReader(rd)
+		defer fr.Close()
+		rd = io.LimitReader(fr, maxSize+1)
+	case "snappy":
+		// Body is still the snappy block Loki expects; handled by the decoder.
+	default:
+		return nil, &PushError{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Encoding %q", enc)}
+	}
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &PushError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("push body exceeds max_push_body_size (%d bytes)", maxSize)}
+		}
+		return nil, &PushError{Status: http.StatusBadRequest, Msg: "read push body: " + err.Error()}
+	}
+	if int64(len(b)) > maxSize {
+		return nil, &PushError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("decompressed push body exceeds max_push_body_size (%d bytes)", maxSize)}
+	}
+	return b, nil
+}
+
+// rejections collects refusals; the first few messages go back to the client.
+type rejections struct {
+	msgs       []string
+	n          int
+	status     int
+	a          *API
+	entriesBad int
+}
+
+func (rj *rejections) add(status int, reason string, entries, bytes int, msg string) {
+	rj.a.m.discardedEntries.WithLabelValues(reason).Add(float64(entries))
+	rj.a.m.discardedBytes.WithLabelValues(reason).Add(float64(bytes))
+	rj.n++
+	rj.entriesBad += entries
+	if len(rj.msgs) < 10 {
+		rj.msgs = append(rj.msgs, msg)
+	}
+	// Validation errors (400) win over limits (429): the client must fix them.
+	if rj.status == 0 || status == http.StatusBadRequest {
+		rj.status = status
+	}
+}
+
+func (rj *rejections) err() *PushError {
+	if rj.n == 0 {
+		return nil
+	}
+	msg := strings.Join(rj.msgs, "\n")
+	if rj.n > len(rj.msgs) {
+		msg += fmt.Sprintf("\n(and %d more errors)", rj.n-len(rj.msgs))
+	}
+	return &PushError{Status: rj.status, Msg: msg}
+}
+
+func entryBytes(es []logstore.Entry) int {
+	n := 0
+	for _, e := range es {
+		n += len(e.Line)
+	}
+	return n
+}
+
+func (a *API) streamLabels(s *pushStream) (labels.Labels, error) {
+	if s.parsed {
+		return s.lbls, nil
+	}
+	a.labelCacheMu.Lock()
+	ls, ok := a.labelCache[s.labelString]
+	a.labelCacheMu.Unlock()
+	if ok {
+		return ls, nil
+	}
+	ls, err := parseLabelString(s.labelString)
+	if err != nil {
+		return ls, err
+	}
+	a.labelCacheMu.Lock()
+	if len(a.labelCache) > 100_000 { // bound memory against label churn
+		clear(a.labelCache)
+	}
+	a.labelCache[s.labelString] = ls
+	a.labelCacheMu.Unlock()
+	return ls, nil
+}
+
+// validateLabels applies Loki's stream label checks.
+func validateLabels(ls labels.Labels, lim *Limits) (reason, msg string) {
+	if ls.IsEmpty() {
+		return reasonMissingLabels, "error at least one label pair is required per stream"
+	}
+	if n := ls.Len(); n > lim.MaxLabelNamesPerSeries {
+		return reasonTooManyLabels, fmt.Sprintf("entry for stream '%s' has %d label names; limit %d", ls, n, lim.MaxLabelNamesPerSeries)
+	}
+	if dup, ok := ls.HasDuplicateLabelNames(); ok {
+		return reasonDuplicateLabel, fmt.Sprintf("stream '%s' has duplicate label name: '%s'", ls, dup)
+	}
+	ls.Range(func(l labels.Label) {
+		if reason != "" {
+			return
+		}
+		switch {
+		case len(l.Name) > lim.MaxLabelNameLength:
+			reason, msg = reasonNameTooLong, fmt.Sprintf("stream '%s' has label name too long: '%s'", ls, l.Name)
+		case len(l.Value) > lim.MaxLabelValueLength:
+			reason, msg = reasonValueTooLong, fmt.Sprintf("stream '%s' has label value too long: '%s'", ls, l.Value)
+		case !validLabelName(l.Name):
+			reason, msg = reasonInvalidLabels, fmt.Sprintf("error parsing labels '%s' with error: invalid label name %q", ls, l.Name)
+		case l.Value == "":
+			reason, msg = reasonInvalidLabels, fmt.Sprintf("error parsing labels '%s' with error: label %q has an empty value", ls, l.Name)
+		}
+	})
+	return reason, msg
+}
+
+func validLabelName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// ingest validates streams, applies limits and commits what is valid. The
+// valid entries of a push are kept even when others are refused.
+func (a *API) ingest(streams []pushStream, format string) *PushError {
+	lim := a.limits.Load()
+	now := a.now()
+	rj := &rejections{a: a}
+	app := a.store.Appender()
+	total, totalBytes := 0, 0
+	var ok []accepted
+	for i := range streams {
+		s := &streams[i]
+		nb := entryBytes(s.entries)
+		a.m.receivedEntries.WithLabelValues(format).Add(float64(len(s.entries)))
+		a.m.receivedBytes.WithLabelValues(format).Add(float64(nb))
+		if len(s.entries) == 0 {
+			continue
+		}
+		ls, err := a.streamLabels(s)
+		if err != nil {
+			rj.add(http.StatusBadRequest, reasonInvalidLabels, len(s.entries), nb, fmt.Sprintf("error parsing labels '%s' with error: %v", s.labelString, err))
+			continue
+		}
+		if reason, msg := validateLabels(ls, lim); reason != "" {
+			rj.add(http.StatusBadRequest, reason, len(s.entries), nb, msg)
+			continue
+		}
+		keep := s.entries[:0]
+		for _, e := range s.entries {
+			if reason, msg := a.validateEntry(&e, ls, lim, now); reason != "" {
+				rj.add(http.StatusBadRequest, reason, 1, len(e.Line), msg)
+				continue
+			}
+			keep = append(keep, e)
+		}
+		if len(keep) == 0 {
+			continue
+		}
+		ok = append(ok, accepted{ls, keep})
+		total += len(keep)
+		totalBytes += entryBytes(keep)
+	}
+	if totalBytes > 0 && !a.limiter.AllowN(now, totalBytes) {
+		rj.add(http.StatusTooManyRequests, reasonRateLimited, total, totalBytes,
+			fmt.Sprintf("Ingestion rate limit exceeded for user fake (limit: %d bytes/sec) while attempting to ingest '%d' lines totaling '%d' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased",
+				int64(lim.IngestionRateMB*(1<<20)), total, totalBytes))
+		return rj.err()
+	}
+	for _, s := range ok {
+		for _, e := range s.es {
+			app.Append(s.ls, e)
+		}
+	}
+	refused, err := app.Commit()
+	if err != nil {
+		a.logger.Error("commit push", "err", err)
+		return &PushError{Status: http.StatusInternalServerError, Msg: "store push: " + err.Error()}
+	}
+	if len(refused) == 0 {
+		for _, s := range ok {
+			a.notifyTails(s.ls, s.es)
+		}
+	} else {
+		a.notifyAccepted(ok, refused)
+	}
+	for _, rf := range refused {
+		switch {
+		case errors.Is(rf.Err, logstore.ErrTooManyStreams):
+			rj.add(http.StatusTooManyRequests, reasonStreamLimit, rf.Dropped, len(rf.Entry.Line)*rf.Dropped,
+				"Maximum active stream limit exceeded, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: 'fake'")
+		case errors.Is(rf.Err, logstore.ErrOutOfOrder):
+			rj.add(http.StatusBadRequest, reasonOutOfOrder, rf.Dropped, len(rf.Entry.Line)*rf.Dropped,
+				fmt.Sprintf("entry with timestamp %s ignored, reason: 'entry too far behind, oldest acceptable timestamp is: %s', stream: %s",
+					time.Unix(0, rf.Entry.Timestamp).UTC().Format(time.RFC3339Nano), "(stream newest minus out_of_order_window)", rf.Labels))
+		default:
+			rj.add(http.StatusBadRequest, "other", rf.Dropped, 0, rf.Err.Error())
+		}
+	}
+	return rj.err()
+}
+
+func (a *API) validateEntry(e *logstore.Entry, ls labels.Labels, lim *Limits, now time.Time) (reason, msg string) {
+	ts := time.Unix(0, e.Timestamp)
+	if lim.RejectOldSamples && ts.Before(now.Add(-time.Duration(lim.RejectOldSamplesMaxAge))) {
+		return reasonTooOld, fmt.Sprintf("entry for stream '%s' has timestamp too old: %s, oldest acceptable timestamp is: %s",
+			ls, ts.UTC().Format(time.RFC3339), now.Add(-time.Duration(lim.RejectOldSamplesMaxAge)).UTC().Format(time.RFC3339))
+	}
+	if ts.After(now.Add(time.Duration(lim.CreationGracePeriod))) {
+		return reasonTooNew, fmt.Sprintf("entry for stream '%s' has timestamp too new: %s", ls, ts.UTC().Format(time.RFC3339))
+	}
+	if lim.MaxLineSize > 0 && len(e.Line) > int(lim.MaxLineSize) {
+		if lim.MaxLineSizeTruncate {
+			e.Line = e.Line[:lim.MaxLineSize]
+		} else {
+			return reasonLineTooLong, fmt.Sprintf("Max entry size '%d' bytes exceeded for stream '%s' while adding an entry with length '%d' bytes", lim.MaxLineSize, ls, len(e.Line))
+		}
+	}
+	if n := e.Metadata.Len(); n > 0 {
+		if !lim.AllowStructuredMetadata {
+			return reasonNoMetadata, fmt.Sprintf("stream '%s' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it.", ls)
+		}
+		if lim.MaxStructuredMetadataEntriesCount > 0 && n > lim.MaxStructuredMetadataEntriesCount {
+			return reasonMetadataTooMany, fmt.Sprintf("stream '%s' has too many structured metadata labels: '%d', limit: '%d'. Please see `limits_config.max_structured_metadata_entries_count` or contact your Loki administrator to increase it.", ls, n, lim.MaxStructuredMetadataEntriesCount)
+		}
+		size := 0
+		e.Metadata.Range(func(l labels.Label) { size += len(l.Name) + len(l.Value) })
+		if lim.MaxStructuredMetadataSize > 0 && size > int(lim.MaxStructuredMetadataSize) {
+			return reasonMetadataTooBig, fmt.Sprintf("stream '%s' has structured metadata too large: '%d' bytes, limit: '%d' bytes. Please see `limits_config.max_structured_metadata_size` or contact your Loki administrator to increase it.", ls, size, lim.MaxStructuredMetadataSize)
+		}
+	}
+	return "", ""
+}
+
+type accepted struct {
+	ls labels.Labels
+	es []logstore.Entry
+}
+
+// notifyAccepted tells tails about entries the store kept when it refused some.
+func (a *API) notifyAccepted(ok []accepted, refused []logstore.Rejection) {
+	skip := map[string]bool{}
+	for _, rf := range refused {
+		if errors.Is(rf.Err, logstore.ErrTooManyStreams) {
+			skip[rf.Labels.String()] = true
+		}
+	}
+	for _, s := range ok {
+		if !skip[s.ls.String()] {
+			a.notifyTails(s.ls, s.es)
+		}
+	}
+}

@@ -1,0 +1,628 @@
+package lokiapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/nx-watcher/nxwatcher/internal/logs/logql"
+	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+)
+
+// badRequest is answered with 400 and the message as text, as Loki does.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func badf(format string, args ...any) error { return &badRequest{fmt.Sprintf(format, args...)} }
+
+// observe wraps a read handler with its metrics and error mapping.
+func (a *API) observe(endpoint string, w http.ResponseWriter, r *http.Request, fn func() (any, error)) {
+	start := time.Now()
+	code := http.StatusOK
+	defer func() {
+		a.m.queries.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+		a.m.queryDuration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	}()
+	if err := r.ParseForm(); err != nil {
+		code = http.StatusBadRequest
+		http.Error(w, "invalid form: "+err.Error(), code)
+		return
+	}
+	v, err := fn()
+	if err != nil {
+		var br *badRequest
+		var pe *logql.ParseError
+		switch {
+		case errors.As(err, &br), errors.As(err, &pe):
+			code = http.StatusBadRequest
+		case errors.Is(err, logql.ErrLimit):
+			code = http.StatusBadRequest
+		case errors.Is(err, context.DeadlineExceeded):
+			code = http.StatusGatewayTimeout
+		case errors.Is(err, context.Canceled):
+			code = 499 // client closed request, as Loki logs it
+		case strings.HasPrefix(err.Error(), "pipeline error"):
+			code = http.StatusBadRequest
+		default:
+			code = http.StatusInternalServerError
+			a.logger.Error("query failed", "endpoint", endpoint, "err", err)
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		code = http.StatusInternalServerError
+		http.Error(w, "encode response: "+err.Error(), code)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Write(buf.Bytes())
+}
+
+// parseTime reads Loki's time forms: Unix ns, s, ms or float seconds, or RFC3339.
+func parseTime(s string, def time.Time) (time.Time, error) {
+	if s == "" {
+		return def, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		switch digits := len(strings.TrimPrefix(s, "-")); {
+		case digits <= 10:
+			return time.Unix(n, 0), nil
+		case digits <= 13:
+			return time.UnixMilli(n), nil
+		case digits <= 16:
+			return time.UnixMicro(n), nil
+		}
+		return time.Unix(0, n), nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, badf("cannot parse %q to a valid timestamp", s)
+}
+
+func parseStep(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	if d, err := parseModelDuration(s); err == nil {
+		return d, nil
+	}
+	return 0, badf("cannot parse %q to a valid duration", s)
+}
+
+// timeRange reads start/end/since with Loki's defaults (the last hour).
+func (a *API) timeRange(r *http.Request) (time.Time, time.Time, error) {
+	now := a.now()
+	end, err := parseTime(r.Form.Get("end"), now)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	since := time.Hour
+	if s := r.Form.Get("since"); s != "" {
+		if since, err = parseStep(s); err != nil {
+			return time.Time{}, time.Time{}, err
+		}
+	}
+	start, err := parseTime(r.Form.Get("start"), end.Add(-since))
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	if end.Before(start) {
+		return time.Time{}, time.Time{}, badf("end timestamp must not be before or equal to start time")
+	}
+	return start, end, nil
+}
+
+func (a *API) limitAndDirection(r *http.Request) (int, bool, error) {
+	lim := a.limits.Load()
+	limit := 100
+	if s := r.Form.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return 0, false, badf("cannot parse limit %q: want an integer", s)
+		}
+		if n <= 0 {
+			return 0, false, badf("limit must be a positive value")
+		}
+		limit = n
+	}
+	if limit > lim.MaxEntriesLimitPerQuery {
+		return 0, false, badf("max entries limit per query exceeded, limit > max_entries_limit_per_query (%d > %d)", limit, lim.MaxEntriesLimitPerQuery)
+	}
+	backward := true
+	switch strings.ToLower(r.Form.Get("direction")) {
+	case "", "backward":
+	case "forward":
+		backward = false
+	default:
+		return 0, false, badf("invalid direction %q: want forward or backward", r.Form.Get("direction"))
+	}
+	return limit, backward, nil
+}
+
+type queryResponse struct {
+	Status string    `json:"status"`
+	Data   queryData `json:"data"`
+}
+
+type queryData struct {
+	ResultType string          `json:"resultType"`
+	Result     json.RawMessage `json:"result"`
+	Stats      any             `json:"stats"`
+}
+
+// QueryRange handles /loki/api/v1/query_range.
+func (a *API) QueryRange(w http.ResponseWriter, r *http.Request) {
+	a.observe("query_range", w, r, func() (any, error) {
+		q := r.Form.Get("query")
+		if q == "" {
+			return nil, badf("query parameter is required")
+		}
+		start, end, err := a.timeRange(r)
+		if err != nil {
+			return nil, err
+		}
+		if max := time.Duration(a.limits.Load().MaxQueryLength); max > 0 && end.Sub(start) > max {
+			return nil, badf("the query time range exceeds the limit (query length: %s, limit: %s)", end.Sub(start), max)
+		}
+		limit, backward, err := a.limitAndDirection(r)
+		if err != nil {
+			return nil, err
+		}
+		step := defaultStep(start, end)
+		if s := r.Form.Get("step"); s != "" {
+			if step, err = parseStep(s); err != nil {
+				return nil, err
+			}
+			if step <= 0 {
+				return nil, badf("zero or negative query resolution step widths are not accepted. Try a positive integer")
+			}
+		}
+		var interval time.Duration
+		if s := r.Form.Get("interval"); s != "" {
+			if interval, err = parseStep(s); err != nil {
+				return nil, err
+			}
+		}
+		ctx, cancel := a.queryContext(r)
+		defer cancel()
+		res, err := a.engine.Load().Exec(ctx, a.store, q, logql.Params{Start: start, End: end, Step: step, Interval: interval, Limit: limit, Backward: backward})
+		if err != nil {
+			return nil, err
+		}
+		return encodeResult(res)
+	})
+}
+
+// Query handles /loki/api/v1/query (instant).
+func (a *API) Query(w http.ResponseWriter, r *http.Request) {
+	a.observe("query", w, r, func() (any, error) {
+		q := r.Form.Get("query")
+		if q == "" {
+			return nil, badf("query parameter is required")
+		}
+		ts, err := parseTime(r.Form.Get("time"), a.now())
+		if err != nil {
+			return nil, err
+		}
+		limit, backward, err := a.limitAndDirection(r)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := a.queryContext(r)
+		defer cancel()
+		res, err := a.engine.Load().Exec(ctx, a.store, q, logql.Params{Start: ts.Add(-time.Hour), End: ts, Limit: limit, Backward: backward, Instant: true})
+		if err != nil {
+			return nil, err
+		}
+		return encodeResult(res)
+	})
+}
+
+// defaultStep is Loki's: the range over 250 points, at least a second.
+func defaultStep(start, end time.Time) time.Duration {
+	s := math.Max(math.Floor(end.Sub(start).Seconds()/250), 1)
+	return time.Duration(s) * time.Second
+}
+
+func encodeResult(res logql.Result) (any, error) {
+	var b bytes.Buffer
+	switch v := res.Value.(type) {
+	case logql.Streams:
+		b.WriteByte('[')
+		for i, s := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`{"stream":`)
+			writeLabels(&b, s.Labels)
+			b.WriteString(`,"values":[`)
+			for j, e := range s.Entries {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`["`)
+				b.WriteString(strconv.FormatInt(e.Timestamp, 10))
+				b.WriteString(`",`)
+				writeJSONString(&b, e.Line)
+				b.WriteByte(']')
+			}
+			b.WriteString("]}")
+		}
+		b.WriteByte(']')
+	case logql.Matrix:
+		b.WriteByte('[')
+		for i, s := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`{"metric":`)
+			writeLabels(&b, s.Metric)
+			b.WriteString(`,"values":[`)
+			for j, p := range s.Points {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				writePoint(&b, p.T, p.V)
+			}
+			b.WriteString("]}")
+		}
+		b.WriteByte(']')
+	case logql.Vector:
+		b.WriteByte('[')
+		for i, s := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`{"metric":`)
+			writeLabels(&b, s.Metric)
+			b.WriteString(`,"value":`)
+			writePoint(&b, s.T, s.V)
+			b.WriteByte('}')
+		}
+		b.WriteByte(']')
+	case logql.Scalar:
+		writePoint(&b, v.T, v.V)
+	default:
+		return nil, fmt.Errorf("unexpected result type %T", res.Value)
+	}
+	return queryResponse{Status: "success", Data: queryData{ResultType: res.Value.Type(), Result: b.Bytes(), Stats: statsJSON(res.Stats)}}, nil
+}
+
+func writeLabels(b *bytes.Buffer, ls labels.Labels) {
+	b.WriteByte('{')
+	first := true
+	ls.Range(func(l labels.Label) {
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		writeJSONString(b, l.Name)
+		b.WriteByte(':')
+		writeJSONString(b, l.Value)
+	})
+	b.WriteByte('}')
+}
+
+func writeJSONString(b *bytes.Buffer, s string) {
+	enc, _ := json.Marshal(s)
+	b.Write(enc)
+}
+
+// writePoint writes [<seconds as a number>, "<value>"], Prometheus style.
+func writePoint(b *bytes.Buffer, tms int64, v float64) {
+	b.WriteByte('[')
+	b.WriteString(strconv.FormatFloat(float64(tms)/1000, 'f', -1, 64))
+	b.WriteString(`,"`)
+	switch {
+	case math.IsNaN(v):
+		b.WriteString("NaN")
+	case math.IsInf(v, 1):
+		b.WriteString("+Inf")
+	case math.IsInf(v, -1):
+		b.WriteString("-Inf")
+	default:
+		b.WriteString(strconv.FormatFloat(v, 'f', -1, 64))
+	}
+	b.WriteString(`"]`)
+}
+
+// statsJSON follows the shape of Loki's stats block (the parts we measure;
+// the rest are zero so clients that read them keep working).
+func statsJSON(s logql.Stats) map[string]any {
+	secs := s.ExecTime.Seconds()
+	perSec := func(n int64) int64 {
+		if secs <= 0 {
+			return 0
+		}
+		return int64(float64(n) / secs)
+	}
+	chunk := map[string]any{
+		"headChunkBytes": 0, "headChunkLines": 0, "decompressedBytes": s.Bytes, "decompressedLines": s.Lines,
+		"compressedBytes": 0, "totalDuplicates": 0, "postFilterLines": s.PostFilter,
+		"headChunkStructuredMetadataBytes": 0, "decompressedStructuredMetadataBytes": 0,
+	}
+	store := map[string]any{
+		"totalChunksRef": s.Chunks, "totalChunksDownloaded": s.Chunks, "chunksDownloadTime": 0,
+		"queryReferencedStructuredMetadata": false, "chunk": chunk, "chunkRefsFetchTime": 0, "congestionControlLatency": 0,
+		"pipelineWrapperFilteredLines": 0,
+	}
+	zeroChunk := map[string]any{
+		"headChunkBytes": 0, "headChunkLines": 0, "decompressedBytes": 0, "decompressedLines": 0,
+		"compressedBytes": 0, "totalDuplicates": 0, "postFilterLines": 0,
+		"headChunkStructuredMetadataBytes": 0, "decompressedStructuredMetadataBytes": 0,
+	}
+	return map[string]any{
+		"summary": map[string]any{
+			"bytesProcessedPerSecond": perSec(s.Bytes), "linesProcessedPerSecond": perSec(s.Lines),
+			"totalBytesProcessed": s.Bytes, "totalLinesProcessed": s.Lines, "execTime": secs, "queueTime": 0,
+			"subqueries": 0, "totalEntriesReturned": s.Returned, "splits": 0, "shards": 0,
+			"totalPostFilterLines": s.PostFilter, "totalStructuredMetadataBytesProcessed": 0,
+		},
+		"querier": map[string]any{"store": store},
+		"ingester": map[string]any{
+			"totalReached": 0, "totalChunksMatched": 0, "totalBatches": 0, "totalLinesSent": 0,
+			"store": map[string]any{"totalChunksRef": 0, "totalChunksDownloaded": 0, "chunksDownloadTime": 0, "chunk": zeroChunk},
+		},
+	}
+}
+
+type stringsResponse struct {
+	Status string   `json:"status"`
+	Data   []string `json:"data"`
+}
+
+// matchersParam parses an optional stream selector parameter.
+func matchersParam(s string) ([]*labels.Matcher, error) {
+	if s == "" {
+		return nil, nil
+	}
+	ms, err := logql.ParseMatchers(s)
+	if err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
+
+func (a *API) querier(r *http.Request) (*logstore.Querier, error) {
+	start, end, err := a.timeRange(r)
+	if err != nil {
+		return nil, err
+	}
+	return a.store.Querier(start.UnixNano(), end.UnixNano()+1)
+}
+
+// Labels handles /loki/api/v1/labels.
+func (a *API) Labels(w http.ResponseWriter, r *http.Request) {
+	a.observe("labels", w, r, func() (any, error) {
+		ms, err := matchersParam(r.Form.Get("query"))
+		if err != nil {
+			return nil, err
+		}
+		q, err := a.querier(r)
+		if err != nil {
+			return nil, err
+		}
+		defer q.Close()
+		ctx, cancel := a.queryContext(r)
+		defer cancel()
+		if ms == nil {
+			ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".*")}
+		}
+		names, err := q.LabelNames(ctx, ms...)
+		return stringsResponse{Status: "success", Data: nonNil(names)}, err
+	})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// LabelValues handles /loki/api/v1/label/{name}/values.
+func (a *API) LabelValues(w http.ResponseWriter, r *http.Request) {
+	a.observe("label_values", w, r, func() (any, error) {
+		name := r.PathValue("name")
+		if name == "" {
+			// Mounted without a pattern: take it from the path.
+			p := strings.TrimPrefix(r.URL.Path, "/loki/api/v1/label/")
+			name = strings.TrimSuffix(p, "/values")
+		}
+		if !validLabelName(name) {
+			return nil, badf("invalid label name %q", name)
+		}
+		ms, err := matchersParam(r.Form.Get("query"))
+		if err != nil {
+			return nil, err
+		}
+		q, err := a.querier(r)
+		if err != nil {
+			return nil, err
+		}
+		defer q.Close()
+		ctx, cancel := a.queryContext(r)
+		defer cancel()
+		vals, err := q.LabelValues(ctx, name, ms...)
+		return stringsResponse{Status: "success", Data: nonNil(vals)}, err
+	})
+}
+
+// Series handles /loki/api/v1/series?match[]=...
+func (a *API) Series(w http.ResponseWriter, r *http.Request) {
+	a.observe("series", w, r, func() (any, error) {
+		matches := r.Form["match[]"]
+		if len(matches) == 0 {
+			matches = r.Form["match"]
+		}
+		q, err := a.querier(r)
+		if err != nil {
+			return nil, err
+		}
+		defer q.Close()
+		ctx, cancel := a.queryContext(r)
+		defer cancel()
+		seen := map[string]labels.Labels{}
+		if len(matches) == 0 {
+			matches = []string{`{__name__=~".*"}`}
+		}
+		for _, m := range matches {
+			var ms []*labels.Matcher
+			if m == `{__name__=~".*"}` {
+				ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".*")}
+			} else if ms, err = logql.ParseMatchers(m); err != nil {
+				return nil, err
+			}
+			ss, err := q.Series(ctx, ms...)
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range ss {
+				seen[s.String()] = s
+			}
+		}
+		keys := make([]string, 0, len(seen))
+		for k := range seen {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		data := make([]map[string]string, 0, len(keys))
+		for _, k := range keys {
+			data = append(data, seen[k].Map())
+		}
+		return struct {
+			Status string              `json:"status"`
+			Data   []map[string]string `json:"data"`
+		}{"success", data}, nil
+	})
+}
+
+// IndexStats handles /loki/api/v1/index/stats.
+func (a *API) IndexStats(w http.ResponseWriter, r *http.Request) {
+	a.observe("index_stats", w, r, func() (any, error) {
+		sel, err := logql.ParseLogSelector(r.Form.Get("query"))
+		if err != nil {
+			return nil, err
+		}
+		q, err := a.querier(r)
+		if err != nil {
+			return nil, err
+		}
+		defer q.Close()
+		ctx, cancel := a.queryContext(r)
+		defer cancel()
+		start, end, _ := a.timeRange(r)
+		ss := q.Select(ctx, logstore.SelectHints{Start: start.UnixNano(), End: end.UnixNano() + 1}, sel.Matchers...)
+		var out struct {
+			Streams int   `json:"streams"`
+			Chunks  int   `json:"chunks"`
+			Entries int   `json:"entries"`
+			Bytes   int64 `json:"bytes"`
+		}
+		for ss.Next() {
+			c, e, b := ss.At().ChunkStats()
+			out.Streams++
+			out.Chunks += c
+			out.Entries += e
+			out.Bytes += b
+		}
+		return out, ss.Err()
+	})
+}
+
+// IndexVolume handles /loki/api/v1/index/volume: bytes per group of the
+// labels named in the selector (or targetLabels), biggest first.
+func (a *API) IndexVolume(w http.ResponseWriter, r *http.Request) {
+	a.observe("index_volume", w, r, func() (any, error) {
+		sel, err := logql.ParseLogSelector(r.Form.Get("query"))
+		if err != nil {
+			return nil, err
+		}
+		start, end, err := a.timeRange(r)
+		if err != nil {
+			return nil, err
+		}
+		limit := 100
+		if s := r.Form.Get("limit"); s != "" {
+			if limit, err = strconv.Atoi(s); err != nil || limit <= 0 {
+				return nil, badf("limit must be a positive integer")
+			}
+		}
+		var by []string
+		if t := r.Form.Get("targetLabels"); t != "" {
+			by = strings.Split(t, ",")
+		} else {
+			for _, m := range sel.Matchers {
+				if !slices.Contains(by, m.Name) {
+					by = append(by, m.Name)
+				}
+			}
+		}
+		series := r.Form.Get("aggregateBy") == "series"
+		q, err := a.store.Querier(start.UnixNano(), end.UnixNano()+1)
+		if err != nil {
+			return nil, err
+		}
+		defer q.Close()
+		ctx, cancel := a.queryContext(r)
+		defer cancel()
+		ss := q.Select(ctx, logstore.SelectHints{Start: start.UnixNano(), End: end.UnixNano() + 1}, sel.Matchers...)
+		vols := map[string]*logql.Sample{}
+		for ss.Next() {
+			s := ss.At()
+			_, _, bytes := s.ChunkStats()
+			key := s.Labels
+			if !series {
+				key = labels.NewBuilder(s.Labels).Keep(by...).Labels()
+			}
+			k := key.String()
+			if vols[k] == nil {
+				vols[k] = &logql.Sample{Metric: key, T: end.UnixMilli()}
+			}
+			vols[k].V += float64(bytes)
+		}
+		if err := ss.Err(); err != nil {
+			return nil, err
+		}
+		vec := make(logql.Vector, 0, len(vols))
+		for _, v := range vols {
+			vec = append(vec, *v)
+		}
+		slices.SortFunc(vec, func(a, b logql.Sample) int {
+			if a.V != b.V {
+				if a.V > b.V {
+					return -1
+				}
+				return 1
+			}
+			return labels.Compare(a.Metric, b.Metric)
+		})
+		if len(vec) > limit {
+			vec = vec[:limit]
+		}
+		return encodeResult(logql.Result{Value: vec})
+	})
+}
