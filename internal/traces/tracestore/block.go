@@ -102,6 +102,9 @@ type blockWriter struct {
 	meta     blockMeta
 	td       ptrace.ProtoUnmarshaler
 	last     TraceID
+	// merged is set by compaction: postings come from the sources
+	// (mergePostings) instead of decoding every trace again.
+	merged bool
 }
 
 func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sources []string, walCheckpoint int) (*blockWriter, error) {
@@ -152,6 +155,9 @@ func (bw *blockWriter) add(r traceRecord) error {
 		bw.meta.MinTime = int64(r.minStart)
 	}
 	bw.meta.MaxTime = max(bw.meta.MaxTime, int64(r.maxEnd))
+	if bw.merged {
+		return nil
+	}
 
 	td, err := bw.td.UnmarshalTraces(r.data)
 	if err != nil {
@@ -177,6 +183,32 @@ func (bw *blockWriter) add(r traceRecord) error {
 		}
 	})
 	return nil
+}
+
+// mergePostings adds a source block's postings, renumbered by newOrd
+// (source ordinal -> ordinal in this block).
+func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) {
+	for key, skp := range src.postings {
+		kp := bw.postings[key]
+		if kp == nil {
+			kp = &keyPostings{complete: true, values: map[string][]uint32{}}
+			bw.postings[key] = kp
+		}
+		if !skp.complete {
+			kp.complete = false
+		}
+		for v, list := range skp.values {
+			cur, ok := kp.values[v]
+			if !ok && len(kp.values) >= maxPostingValues {
+				kp.complete = false
+				continue
+			}
+			for _, o := range list {
+				cur = append(cur, newOrd[o])
+			}
+			kp.values[v] = cur
+		}
+	}
 }
 
 func (bw *blockWriter) flushPage() error {
@@ -301,6 +333,10 @@ func (bw *blockWriter) indexBody() []byte {
 		for _, v := range vals {
 			b = appendString(b, v)
 			list := kp.values[v]
+			if bw.merged {
+				slices.Sort(list)
+				list = slices.Compact(list)
+			}
 			if !kp.complete {
 				list = nil // unusable for pruning; keep the value only
 			}

@@ -84,10 +84,13 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 	// Stable: pieces of one trace keep block order (blocks sort by time).
 	slices.SortStableFunc(refs, func(a, b compactRef) int { return compareIDs(a.id, b.id) })
 	readers := make([]*pageReader, len(group))
+	newOrd := make([][]uint32, len(group))
 	for i, b := range group {
 		readers[i] = b.newPageReader()
+		newOrd[i] = make([]uint32, len(b.ids))
 	}
-	nb, err := db.writeBlock(func(yield func(traceRecord) error) error {
+	next := uint32(0)
+	nb, err := db.writeBlockWith(func(yield func(traceRecord) error) error {
 		for i := 0; i < len(refs); {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -101,6 +104,7 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 					return fmt.Errorf("read block %s: %w", group[r.src].meta.ULID, err)
 				}
 				rec.data = append(rec.data, d...)
+				newOrd[r.src][r.ord] = next
 				e := group[r.src].entries[r.ord]
 				rec.spans += int(e.spans)
 				rec.minStart = min(rec.minStart, e.start)
@@ -109,10 +113,15 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 			if err := yield(rec); err != nil {
 				return err
 			}
+			next++
 			i = j
 		}
 		return nil
-	}, level+1, sources, cp)
+	}, level+1, sources, cp, func(bw *blockWriter) {
+		for i, b := range group {
+			bw.mergePostings(b, newOrd[i])
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("write compacted block: %w", err)
 	}

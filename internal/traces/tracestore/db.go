@@ -433,6 +433,12 @@ func compareIDs(a, b TraceID) int { return strings.Compare(string(a[:]), string(
 
 // writeBlock writes the records that iter yields (ascending IDs) as a block and opens it.
 func (db *DB) writeBlock(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int) (*block, error) {
+	return db.writeBlockWith(iter, level, sources, cp, nil)
+}
+
+// writeBlockWith is writeBlock; a non-nil postings callback supplies the
+// postings (compaction merges its sources') and traces are not decoded.
+func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int, postings func(*blockWriter)) (*block, error) {
 	enc := db.enc
 	if level > 0 {
 		enc = db.encBest
@@ -441,8 +447,12 @@ func (db *DB) writeBlock(iter func(yield func(traceRecord) error) error, level i
 	if err != nil {
 		return nil, err
 	}
+	bw.merged = postings != nil
 	if err := iter(bw.add); err != nil {
 		return nil, bw.abort(err)
+	}
+	if postings != nil {
+		postings(bw)
 	}
 	dir, err := bw.finish()
 	if err != nil {
