@@ -483,10 +483,8 @@ func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
 			continue
 		}
 		key := a.Name
-		if a.Scope == ScopeIntrinsic || seen[key] {
-			if seen[key] {
-				continue
-			}
+		if seen[key] {
+			continue
 		}
 		vals := attributeValues(a, t, i)
 		if len(vals) == 0 {
