@@ -134,7 +134,7 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 	}
 	defer q.Close()
 	needles, filter, stages := pushdown(sel)
-	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Needles: needles, Filter: filter, Backward: ev.p.Backward}, sel.Matchers...)
+	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Contains: needles, Filter: filter, Backward: ev.p.Backward}, sel.Matchers...)
 	var kept []logLine
 	better := func(a, b logLine) int { // sort order of the result
 		c := cmpI64(a.ts, b.ts)
@@ -331,7 +331,7 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr) (stepValues, error) {
 	}
 	defer q.Close()
 	needles, filter, stages := pushdown(r.Left)
-	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Needles: needles, Filter: filter}, r.Left.Matchers...)
+	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Contains: needles, Filter: filter}, r.Left.Matchers...)
 	series := map[string]*struct {
 		lbls    labels.Labels
 		samples []rangeSample

@@ -512,26 +512,28 @@ func unwrapValue(u *Unwrap, ls *labelSet) (float64, bool) {
 	return x, true
 }
 
-// lineFilterHints extracts substrings every matching line must contain, for
-// the store's bloom filters, and whether the first stages are pure line
-// filters that can run in the store's parallel chunk workers.
-func lineFilterHints(stages []Stage) (needles []string, filter func(string) bool) {
-	var pre []*LineFilter
+// lineFilterHints splits the leading line filters of a pipeline for the
+// store: single `|=` filters become Contains (bloom skipping and one
+// bytes.Index per chunk); the other leading line filters become one Filter
+// run in the store's parallel chunk workers.
+func lineFilterHints(stages []Stage) (contains []string, filter func(string) bool) {
+	var rest []*LineFilter
 	for _, st := range stages {
 		lf, ok := st.(*LineFilter)
 		if !ok {
 			break
 		}
-		pre = append(pre, lf)
-		if lf.Op == "|=" && len(lf.Values) == 1 {
-			needles = append(needles, lf.Values[0])
+		if lf.Op == "|=" && len(lf.Values) == 1 && lf.Values[0] != "" {
+			contains = append(contains, lf.Values[0])
+			continue
 		}
+		rest = append(rest, lf)
 	}
-	if len(pre) == 0 {
-		return nil, nil
+	if len(rest) == 0 {
+		return contains, nil
 	}
-	return needles, func(line string) bool {
-		for _, lf := range pre {
+	return contains, func(line string) bool {
+		for _, lf := range rest {
 			if !lf.match(line) {
 				return false
 			}

@@ -2,12 +2,12 @@ package logstore
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -281,6 +281,7 @@ type block struct {
 	postings map[string]map[string][]int
 	chunks   *os.File
 	blooms   *os.File
+	bloomMap []byte // the blooms file, mmapped: checked without reads or copies
 
 	mu       sync.Mutex
 	refs     int
@@ -315,6 +316,11 @@ func openBlock(dir string) (*block, error) {
 	if b.blooms, err = os.Open(filepath.Join(dir, bloomsFile)); err != nil {
 		b.chunks.Close()
 		return nil, fmt.Errorf("open blooms: %w", err)
+	}
+	if b.bloomMap, err = mmapFile(b.blooms); err != nil {
+		b.chunks.Close()
+		b.blooms.Close()
+		return nil, fmt.Errorf("mmap blooms: %w", err)
 	}
 	return b, nil
 }
@@ -428,7 +434,7 @@ func (b *block) markDeleted() <-chan struct{} {
 }
 
 func (b *block) close() error {
-	return errors.Join(b.chunks.Close(), b.blooms.Close())
+	return errors.Join(munmap(b.bloomMap), b.chunks.Close(), b.blooms.Close())
 }
 
 func (b *block) streamsMatching(ms []*labels.Matcher) []int {
@@ -469,30 +475,35 @@ type blockChunkHandle struct {
 func (h blockChunkHandle) Meta() ChunkMeta { return h.c.meta }
 
 func (h blockChunkHandle) mayContain(needles []string) bool {
-	if len(needles) == 0 || h.c.bloomLen == 0 {
+	end := h.c.bloomOff + h.c.bloomLen
+	if len(needles) == 0 || h.c.bloomLen == 0 || end > uint64(len(h.b.bloomMap)) {
 		return true
 	}
-	buf := make([]byte, h.c.bloomLen)
-	if _, err := h.b.blooms.ReadAt(buf, int64(h.c.bloomOff)); err != nil && !errors.Is(err, io.EOF) {
-		return true // unreadable bloom: fall back to reading the chunk
-	}
-	bl, err := decodeBloom(buf)
-	if err != nil {
-		return true
-	}
-	return bl.mayContain(needles)
+	return bloomMayContain(h.b.bloomMap[h.c.bloomOff:end], needles)
 }
 
-func (h blockChunkHandle) load() ([]Entry, error) {
-	buf := make([]byte, h.c.length)
+var storedBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+func (h blockChunkHandle) view(pooled bool) (*chunkView, func(), error) {
+	bp := storedBufs.Get().(*[]byte)
+	defer storedBufs.Put(bp)
+	if uint64(cap(*bp)) < h.c.length {
+		*bp = make([]byte, h.c.length)
+	}
+	buf := (*bp)[:h.c.length]
 	if _, err := h.b.chunks.ReadAt(buf, int64(h.c.off)); err != nil {
-		return nil, fmt.Errorf("read chunk at %d: %w", h.c.off, err)
+		return nil, func() {}, fmt.Errorf("read chunk at %d: %w", h.c.off, err)
 	}
-	raw, err := decompressChunk(buf)
+	raw, release, err := decompressChunk(buf, pooled)
 	if err != nil {
-		return nil, fmt.Errorf("chunk at %d: %w", h.c.off, err)
+		return nil, release, fmt.Errorf("chunk at %d: %w", h.c.off, err)
 	}
-	return sortedEntries(raw, h.c.meta.Entries)
+	v, err := parseChunk(raw)
+	if err != nil {
+		release()
+		return nil, func() {}, fmt.Errorf("chunk at %d: %w", h.c.off, err)
+	}
+	return v, release, nil
 }
 
 // readRaw returns the stored bytes, for compaction that keeps a chunk as is.
@@ -501,9 +512,9 @@ func (h blockChunkHandle) readRaw() ([]byte, []byte, error) {
 	if _, err := h.b.chunks.ReadAt(buf, int64(h.c.off)); err != nil {
 		return nil, nil, fmt.Errorf("read chunk at %d: %w", h.c.off, err)
 	}
-	bl := make([]byte, h.c.bloomLen)
-	if _, err := h.b.blooms.ReadAt(bl, int64(h.c.bloomOff)); err != nil {
-		return nil, nil, fmt.Errorf("read bloom at %d: %w", h.c.bloomOff, err)
+	end := h.c.bloomOff + h.c.bloomLen
+	if end > uint64(len(h.b.bloomMap)) {
+		return nil, nil, fmt.Errorf("bloom at %d beyond the blooms file", h.c.bloomOff)
 	}
-	return buf, bl, nil
+	return buf, bytes.Clone(h.b.bloomMap[h.c.bloomOff:end]), nil
 }

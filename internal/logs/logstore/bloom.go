@@ -2,133 +2,115 @@ package logstore
 
 import (
 	"encoding/binary"
-	"errors"
+	"math"
 	"math/bits"
 	"sync"
 )
 
-// A chunk's bloom filter holds every byte trigram of its lines. A line filter
-// `|= "needle"` can only match a chunk holding all of the needle's trigrams,
-// so chunks missing one are skipped without being read or decompressed.
-// Trigrams (not whole tokens) keep the test exact for substring matches.
+// Each chunk carries a bloom filter over the 6-byte n-grams of its lines. A
+// line filter `|= "needle"` can only match a chunk that holds every n-gram of
+// the needle, so chunks missing one are skipped unread. Six bytes (not three)
+// keep random IDs distinctive: every hex trigram occurs in every chunk of
+// real logs, but a given 6-gram of a trace ID almost never does. Needles
+// shorter than 6 bytes cannot prune.
+//
+// The filter is built in one pass into a large scratch filter, the number
+// of distinct n-grams is estimated from its fill, and it is folded (OR of
+// halves, valid because positions are hash & (m-1)) down to about 4 bits
+// per n-gram. With two hashes that is a ~15% false positive rate per n-gram,
+// and a needle of length L must pass all L-5 of them.
 
 const (
-	bloomHashes  = 3
-	bloomMinBits = 1 << 10
-	bloomMaxBits = 1 << 21 // 256 KiB: bigger chunks saturate rather than grow
+	gramLen      = 6
+	bloomHashes  = 2
+	bloomMinBits = 1 << 9
+	bloomMaxBits = 1 << 21
+	bitsPerGram  = 4
 )
 
-type bloom struct {
-	bits []uint64
-	mask uint32
-}
+var bloomScratch = sync.Pool{New: func() any { s := make([]uint64, bloomMaxBits/64); return &s }}
 
-// trigramSet dedupes trigrams with a 2^24-bit bitmap shared through a pool.
-type trigramSet struct {
-	seen    []uint64
-	touched []uint32
-}
-
-var trigramSets = sync.Pool{New: func() any { return &trigramSet{seen: make([]uint64, 1<<24/64)} }}
-
-func (s *trigramSet) add(line string) {
-	if len(line) < 3 {
-		return
-	}
-	t := uint32(line[0])<<8 | uint32(line[1])
-	for i := 2; i < len(line); i++ {
-		t = (t<<8 | uint32(line[i])) & 0xFFFFFF
-		w, b := t>>6, uint64(1)<<(t&63)
-		if s.seen[w]&b == 0 {
-			s.seen[w] |= b
-			s.touched = append(s.touched, t)
-		}
-	}
-}
-
-func (s *trigramSet) reset() {
-	for _, t := range s.touched {
-		s.seen[t>>6] = 0
-	}
-	s.touched = s.touched[:0]
-}
-
-func trigramHashes(t uint32) (uint32, uint32) {
-	h := uint64(t) * 0x9E3779B97F4A7C15
+func gramHash(b []byte) (uint32, uint32) {
+	g := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40
+	h := g * 0x9E3779B97F4A7C15
+	h ^= h >> 29
 	return uint32(h >> 32), uint32(h) | 1
 }
 
-func newBloomFromSet(s *trigramSet) *bloom {
-	m := max(bloomMinBits, 1<<bits.Len(uint(len(s.touched)*8)))
-	m = min(m, bloomMaxBits)
-	b := &bloom{bits: make([]uint64, m/64), mask: uint32(m - 1)}
-	for _, t := range s.touched {
-		h1, h2 := trigramHashes(t)
-		for i := uint32(0); i < bloomHashes; i++ {
-			p := (h1 + i*h2) & b.mask
-			b.bits[p>>6] |= 1 << (p & 63)
+// buildBloom indexes every line of a chunk view; the result is encoded as
+// log2(bits), hash count, then the words little-endian.
+func buildBloom(v *chunkView) []byte {
+	grams := len(v.lines) - (gramLen-1)*v.len()
+	m := bloomMinBits
+	for m < bloomMaxBits && m < grams*16 {
+		m <<= 1
+	}
+	sp := bloomScratch.Get().(*[]uint64)
+	words := (*sp)[:m/64]
+	mask := uint32(m - 1)
+	for i := range v.len() {
+		l := v.line(i)
+		for j := 0; j+gramLen <= len(l); j++ {
+			h1, h2 := gramHash(l[j:])
+			for k := uint32(0); k < bloomHashes; k++ {
+				p := (h1 + k*h2) & mask
+				words[p>>6] |= 1 << (p & 63)
+			}
 		}
 	}
-	return b
+	set := 0
+	for _, w := range words {
+		set += bits.OnesCount64(w)
+	}
+	// Distinct n-grams from the fill ratio of the scratch filter.
+	distinct := float64(m)
+	if set < m {
+		distinct = -float64(m) / bloomHashes * math.Log(1-float64(set)/float64(m))
+	}
+	target := bloomMinBits
+	for target < m && float64(target) < distinct*bitsPerGram {
+		target <<= 1
+	}
+	for cur := m; cur > target; cur >>= 1 {
+		half := cur / 128
+		for i := range half {
+			words[i] |= words[i+half]
+		}
+	}
+	out := make([]byte, 2, 2+target/8)
+	out[0] = byte(bits.Len(uint(target)) - 1)
+	out[1] = bloomHashes
+	for _, w := range words[:target/64] {
+		out = binary.LittleEndian.AppendUint64(out, w)
+	}
+	clear(words)
+	bloomScratch.Put(sp)
+	return out
 }
 
-// mayContain reports whether every trigram of every needle may be present.
-func (b *bloom) mayContain(needles []string) bool {
-	if b == nil {
+// bloomMayContain tests an encoded filter (from memory or an mmapped file)
+// without decoding it.
+func bloomMayContain(f []byte, needles []string) bool {
+	if len(f) < 2 {
 		return true
 	}
+	lg := int(f[0])
+	if lg < 6 || lg > 24 || len(f) != 2+(1<<lg)/8 {
+		return true // unreadable filter: read the chunk instead
+	}
+	mask := uint32(1<<lg - 1)
+	k := uint32(f[1])
+	words := f[2:]
 	for _, n := range needles {
-		if len(n) < 3 {
-			continue
-		}
-		t := uint32(n[0])<<8 | uint32(n[1])
-		for i := 2; i < len(n); i++ {
-			t = (t<<8 | uint32(n[i])) & 0xFFFFFF
-			h1, h2 := trigramHashes(t)
-			for k := uint32(0); k < bloomHashes; k++ {
-				p := (h1 + k*h2) & b.mask
-				if b.bits[p>>6]&(1<<(p&63)) == 0 {
+		for j := 0; j+gramLen <= len(n); j++ {
+			h1, h2 := gramHash([]byte(n[j : j+gramLen]))
+			for i := uint32(0); i < k; i++ {
+				p := (h1 + i*h2) & mask
+				if words[p>>3]&(1<<(p&7)) == 0 {
 					return false
 				}
 			}
 		}
 	}
 	return true
-}
-
-// encode: log2(bits) byte, then the words little-endian.
-func (b *bloom) encode() []byte {
-	out := make([]byte, 1, 1+len(b.bits)*8)
-	out[0] = byte(bits.Len32(b.mask))
-	for _, w := range b.bits {
-		out = binary.LittleEndian.AppendUint64(out, w)
-	}
-	return out
-}
-
-func decodeBloom(p []byte) (*bloom, error) {
-	if len(p) < 1 {
-		return nil, errors.New("empty bloom")
-	}
-	lg := int(p[0])
-	if lg < 6 || lg > 24 || len(p) != 1+(1<<lg)/8 {
-		return nil, errors.New("bloom size mismatch")
-	}
-	b := &bloom{bits: make([]uint64, (1<<lg)/64), mask: uint32(1<<lg - 1)}
-	for i := range b.bits {
-		b.bits[i] = binary.LittleEndian.Uint64(p[1+8*i:])
-	}
-	return b, nil
-}
-
-// buildBloom indexes the lines of sorted entries.
-func buildBloom(es []Entry) *bloom {
-	s := trigramSets.Get().(*trigramSet)
-	for _, e := range es {
-		s.add(e.Line)
-	}
-	b := newBloomFromSet(s)
-	s.reset()
-	trigramSets.Put(s)
-	return b
 }

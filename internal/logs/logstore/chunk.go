@@ -1,11 +1,13 @@
 package logstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"slices"
+	"sync"
 	"unsafe"
 
 	"github.com/klauspost/compress/s2"
@@ -26,17 +28,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // ErrCorruptChunk reports a chunk whose checksum or layout does not add up.
 var ErrCorruptChunk = errors.New("corrupt chunk")
 
-// rawChunk accumulates entries in the uncompressed chunk layout
-// (see docs/formats/logstore.md) so an open chunk costs one buffer, not one
-// allocation per line.
+// rawChunk accumulates entries column by column (see docs/formats/logstore.md):
+// timestamps, line lengths, metadata, and all lines back to back, so a line
+// filter can run one bytes.Index over every line of a chunk at once.
 type rawChunk struct {
-	buf      []byte
-	entries  int
-	minT     int64
-	maxT     int64
-	lastT    int64
-	unsorted bool
+	ts, lens, md, lines []byte
+	entries             int
+	minT, maxT, lastT   int64
+	unsorted            bool
 }
+
+func (c *rawChunk) size() int { return len(c.ts) + len(c.lens) + len(c.md) + len(c.lines) }
 
 func (c *rawChunk) append(ts int64, line string, md labels.Labels) {
 	if c.entries == 0 {
@@ -48,85 +50,227 @@ func (c *rawChunk) append(ts int64, line string, md labels.Labels) {
 		c.minT = min(c.minT, ts)
 		c.maxT = max(c.maxT, ts)
 	}
-	c.buf = binary.AppendVarint(c.buf, ts-c.lastT)
+	c.ts = binary.AppendVarint(c.ts, ts-c.lastT)
 	c.lastT = ts
-	c.buf = binary.AppendUvarint(c.buf, uint64(len(line)))
-	c.buf = append(c.buf, line...)
-	c.buf = binary.AppendUvarint(c.buf, uint64(md.Len()))
-	md.Range(func(l labels.Label) {
-		c.buf = binary.AppendUvarint(c.buf, uint64(len(l.Name)))
-		c.buf = append(c.buf, l.Name...)
-		c.buf = binary.AppendUvarint(c.buf, uint64(len(l.Value)))
-		c.buf = append(c.buf, l.Value...)
-	})
+	c.lens = binary.AppendUvarint(c.lens, uint64(len(line)))
+	c.lines = append(c.lines, line...)
+	if md.IsEmpty() {
+		c.md = append(c.md, 0)
+	} else {
+		var blob []byte
+		blob = binary.AppendUvarint(blob, uint64(md.Len()))
+		md.Range(func(l labels.Label) {
+			blob = appendString(blob, l.Name)
+			blob = appendString(blob, l.Value)
+		})
+		c.md = binary.AppendUvarint(c.md, uint64(len(blob)))
+		c.md = append(c.md, blob...)
+	}
 	c.entries++
 }
 
-// decodeEntries parses the uncompressed layout. Lines alias buf, which must
-// never be reused afterwards.
-func decodeEntries(buf []byte, n int, fn func(ts int64, line string, md labels.Labels) bool) error {
-	var ts int64
-	var sb labels.ScratchBuilder
-	for i := 0; len(buf) > 0; i++ {
-		d, k := binary.Varint(buf)
+// snapshot captures the chunk for a reader; later appends never rewrite
+// bytes a snapshot can see.
+func (c *rawChunk) snapshot() rawChunk {
+	s := *c
+	s.ts, s.lens, s.md, s.lines = c.ts[:len(c.ts):len(c.ts)], c.lens[:len(c.lens):len(c.lens)], c.md[:len(c.md):len(c.md)], c.lines[:len(c.lines):len(c.lines)]
+	return s
+}
+
+// encode lays the columns out behind a small header.
+func (c *rawChunk) encode() []byte {
+	b := make([]byte, 0, c.size()+4*binary.MaxVarintLen64)
+	b = binary.AppendUvarint(b, uint64(c.entries))
+	b = binary.AppendUvarint(b, uint64(len(c.ts)))
+	b = binary.AppendUvarint(b, uint64(len(c.lens)))
+	b = binary.AppendUvarint(b, uint64(len(c.md)))
+	b = append(b, c.ts...)
+	b = append(b, c.lens...)
+	b = append(b, c.md...)
+	return append(b, c.lines...)
+}
+
+// chunkView is a decoded chunk: timestamps and offsets in slices, lines and
+// metadata still in the (uncompressed) buffer.
+type chunkView struct {
+	ts      []int64
+	lineOff []int // n+1 offsets into lines
+	lines   []byte
+	mdOff   []int // n+1 offsets into md; an entry's blob is md[mdOff[i]:mdOff[i+1]]
+	md      []byte
+}
+
+func (v *chunkView) len() int { return len(v.ts) }
+
+func (v *chunkView) line(i int) []byte { return v.lines[v.lineOff[i]:v.lineOff[i+1]] }
+
+// entry materialises entry i; with alias the line shares the chunk buffer,
+// which must then never be reused.
+func (v *chunkView) entry(i int, alias bool) (Entry, error) {
+	l := v.line(i)
+	e := Entry{Timestamp: v.ts[i]}
+	if alias {
+		e.Line = unsafe.String(unsafe.SliceData(l), len(l))
+	} else {
+		e.Line = string(l)
+	}
+	blob := v.md[v.mdOff[i]:v.mdOff[i+1]]
+	if len(blob) > 0 {
+		d := decoder{b: blob}
+		var sb labels.ScratchBuilder
+		e.Metadata = d.labels(&sb)
+		if d.err != nil {
+			return e, fmt.Errorf("%w: entry %d metadata: %w", ErrCorruptChunk, i, d.err)
+		}
+	}
+	return e, nil
+}
+
+func parseChunk(raw []byte) (*chunkView, error) {
+	d := decoder{b: raw}
+	n, lt, ll, lm := d.uvarint(), d.uvarint(), d.uvarint(), d.uvarint()
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: header: %w", ErrCorruptChunk, d.err)
+	}
+	rest := d.b
+	if lt+ll+lm > uint64(len(rest)) || n > uint64(len(rest)) {
+		return nil, fmt.Errorf("%w: columns exceed %d bytes", ErrCorruptChunk, len(rest))
+	}
+	return parseColumns(int(n), rest[:lt], rest[lt:lt+ll], rest[lt+ll:lt+ll+lm], rest[lt+ll+lm:])
+}
+
+func parseColumns(n int, tsCol, lensCol, mdCol, lines []byte) (*chunkView, error) {
+	v := &chunkView{ts: make([]int64, n), lineOff: make([]int, n+1), mdOff: make([]int, n+1), lines: lines, md: mdCol}
+	var t int64
+	for i := range n {
+		dt, k := binary.Varint(tsCol)
 		if k <= 0 {
-			return fmt.Errorf("%w: entry %d: bad timestamp", ErrCorruptChunk, i)
+			return nil, fmt.Errorf("%w: timestamp %d", ErrCorruptChunk, i)
 		}
-		ts += d
-		buf = buf[k:]
-		line, rest, err := readBytes(buf)
+		tsCol = tsCol[k:]
+		t += dt
+		v.ts[i] = t
+		l, k := binary.Uvarint(lensCol)
+		if k <= 0 {
+			return nil, fmt.Errorf("%w: line length %d", ErrCorruptChunk, i)
+		}
+		lensCol = lensCol[k:]
+		v.lineOff[i+1] = v.lineOff[i] + int(l)
+		if v.lineOff[i+1] > len(lines) || v.lineOff[i+1] < v.lineOff[i] {
+			return nil, fmt.Errorf("%w: line %d beyond the lines column", ErrCorruptChunk, i)
+		}
+	}
+	// Metadata blobs are stored as length + bytes. Most chunks have none
+	// (every length 0): then md stays empty. Otherwise the blobs are packed
+	// so md[mdOff[i]:mdOff[i+1]] is exactly blob i.
+	v.md = nil
+	if len(mdCol) == n && bytes.Count(mdCol, []byte{0}) == n {
+		return v, nil
+	}
+	packed := make([]byte, 0, len(mdCol))
+	off := 0
+	for i := range n {
+		bl, k := binary.Uvarint(mdCol[off:])
+		if k <= 0 || uint64(len(mdCol)-off-k) < bl {
+			return nil, fmt.Errorf("%w: metadata %d", ErrCorruptChunk, i)
+		}
+		v.mdOff[i] = len(packed)
+		packed = append(packed, mdCol[off+k:off+k+int(bl)]...)
+		off += k + int(bl)
+	}
+	v.mdOff[n] = len(packed)
+	v.md = packed
+	return v, nil
+}
+
+// sortedOrder returns entry indexes by time, or nil if already in order.
+func (v *chunkView) sortedOrder() []int {
+	if slices.IsSorted(v.ts) {
+		return nil
+	}
+	order := make([]int, v.len())
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmpInt64(v.ts[a], v.ts[b]) })
+	return order
+}
+
+// entries materialises all entries in time order, aliasing the buffer.
+func (v *chunkView) entries() ([]Entry, error) {
+	out := make([]Entry, 0, v.len())
+	order := v.sortedOrder()
+	for k := range v.len() {
+		i := k
+		if order != nil {
+			i = order[k]
+		}
+		e, err := v.entry(i, true)
 		if err != nil {
-			return fmt.Errorf("%w: entry %d: line: %w", ErrCorruptChunk, i, err)
+			return nil, err
 		}
-		buf = rest
-		cnt, k := binary.Uvarint(buf)
-		if k <= 0 || cnt > uint64(len(buf)) {
-			return fmt.Errorf("%w: entry %d: bad metadata count", ErrCorruptChunk, i)
-		}
-		buf = buf[k:]
-		md := labels.EmptyLabels()
-		if cnt > 0 {
-			sb.Reset()
-			for range cnt {
-				var name, value []byte
-				if name, buf, err = readBytes(buf); err != nil {
-					return fmt.Errorf("%w: entry %d: metadata name: %w", ErrCorruptChunk, i, err)
-				}
-				if value, buf, err = readBytes(buf); err != nil {
-					return fmt.Errorf("%w: entry %d: metadata value: %w", ErrCorruptChunk, i, err)
-				}
-				sb.Add(string(name), string(value))
-			}
-			md = sb.Labels()
-		}
-		if !fn(ts, unsafe.String(unsafe.SliceData(line), len(line)), md) {
-			return nil
-		}
+		out = append(out, e)
 	}
-	_ = n
-	return nil
+	return out, nil
 }
 
-func readBytes(buf []byte) (b, rest []byte, err error) {
-	l, k := binary.Uvarint(buf)
-	if k <= 0 || l > uint64(len(buf)-k) {
-		return nil, nil, errors.New("length out of range")
+// search calls fn with the index of every line containing needle. It scans
+// the whole lines column at once for the needle's rarest byte (IndexByte is
+// vectorised), checks the needle around each hit, and skips a match that
+// spans two lines.
+func (v *chunkView) search(needle []byte, fn func(i int)) {
+	if len(needle) == 0 {
+		for i := range v.len() {
+			fn(i)
+		}
+		return
 	}
-	return buf[k : k+int(l)], buf[k+int(l):], nil
+	k := rarestByte(needle)
+	c := needle[k]
+	lines := v.lines
+	p := k // position of the pivot byte of the next candidate
+	for p < len(lines) {
+		j := bytes.IndexByte(lines[p:], c)
+		if j < 0 {
+			return
+		}
+		at := p + j - k // candidate start
+		p += j + 1
+		if at < 0 || at+len(needle) > len(lines) || !bytes.Equal(lines[at:at+len(needle)], needle) {
+			continue
+		}
+		i, _ := slices.BinarySearch(v.lineOff, at+1)
+		i--
+		end := v.lineOff[i+1]
+		if at+len(needle) <= end {
+			fn(i)
+			p = max(p, end+k) // next line
+		}
+	}
 }
 
-// sortedEntries decodes a raw chunk into entries sorted by timestamp.
-func sortedEntries(buf []byte, n int) ([]Entry, error) {
-	out := make([]Entry, 0, n)
-	err := decodeEntries(buf, n, func(ts int64, line string, md labels.Labels) bool {
-		out = append(out, Entry{Timestamp: ts, Line: line, Metadata: md})
-		return true
-	})
-	byTime := func(a, b Entry) int { return cmpInt64(a.Timestamp, b.Timestamp) }
-	if !slices.IsSortedFunc(out, byTime) {
-		slices.SortStableFunc(out, byTime)
+// byteRank orders bytes by how common they are in log text (lower is rarer),
+// from letter frequencies in English and the punctuation of logfmt and JSON.
+var byteRank = func() [256]uint8 {
+	var r [256]uint8
+	common := " etaoinsrlcdu=\"m.:hpg0fy1b2/w-v_,k53489x76jqz{}[]"
+	for i := range r {
+		r[i] = 0 // anything unlisted (upper case, rare symbols) is rare
 	}
-	return out, err
+	for i, c := range []byte(common) {
+		r[c] = uint8(len(common) - i)
+	}
+	return r
+}()
+
+func rarestByte(needle []byte) int {
+	best := 0
+	for i := 1; i < len(needle); i++ {
+		if byteRank[needle[i]] < byteRank[needle[best]] {
+			best = i
+		}
+	}
+	return best
 }
 
 func cmpInt64(a, b int64) int {
@@ -139,8 +283,8 @@ func cmpInt64(a, b int64) int {
 	return 0
 }
 
-// encodeSortedChunk re-encodes entries (sorted) into the raw layout.
-func encodeSortedChunk(es []Entry) *rawChunk {
+// encodeSorted rebuilds a chunk from sorted entries.
+func encodeSorted(es []Entry) *rawChunk {
 	c := &rawChunk{}
 	for _, e := range es {
 		c.append(e.Timestamp, e.Line, e.Metadata)
@@ -148,7 +292,7 @@ func encodeSortedChunk(es []Entry) *rawChunk {
 	return c
 }
 
-// compressChunk turns a raw chunk into its stored form: encoding byte,
+// compressChunk turns an encoded chunk into its stored form: encoding byte,
 // s2 block, CRC32-C of everything before it.
 func compressChunk(raw []byte) []byte {
 	enc := s2.Encode(nil, raw)
@@ -158,21 +302,41 @@ func compressChunk(raw []byte) []byte {
 	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 }
 
-// decompressChunk checks and inflates a stored chunk into a fresh buffer.
-func decompressChunk(stored []byte) ([]byte, error) {
+var chunkBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// decompressChunk checks and inflates a stored chunk. With pooled, the
+// buffer comes from a pool and release returns it; otherwise release is a no-op.
+func decompressChunk(stored []byte, pooled bool) (raw []byte, release func(), err error) {
+	release = func() {}
 	if len(stored) < 5 {
-		return nil, fmt.Errorf("%w: %d bytes", ErrCorruptChunk, len(stored))
+		return nil, release, fmt.Errorf("%w: %d bytes", ErrCorruptChunk, len(stored))
 	}
 	body := stored[:len(stored)-4]
 	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(stored[len(stored)-4:]) {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorruptChunk)
+		return nil, release, fmt.Errorf("%w: checksum mismatch", ErrCorruptChunk)
 	}
 	if body[0] != chunkEncodingS2 {
-		return nil, fmt.Errorf("%w: unknown encoding %d", ErrCorruptChunk, body[0])
+		return nil, release, fmt.Errorf("%w: unknown encoding %d", ErrCorruptChunk, body[0])
 	}
-	raw, err := s2.Decode(nil, body[1:])
+	n, err := s2.DecodedLen(body[1:])
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorruptChunk, err)
+		return nil, release, fmt.Errorf("%w: %w", ErrCorruptChunk, err)
 	}
-	return raw, nil
+	var dst []byte
+	if pooled {
+		bp := chunkBufs.Get().(*[]byte)
+		if cap(*bp) < n {
+			*bp = make([]byte, n)
+		}
+		dst = (*bp)[:n]
+		release = func() { chunkBufs.Put(bp) }
+	} else {
+		dst = make([]byte, n)
+	}
+	raw, err = s2.Decode(dst, body[1:])
+	if err != nil {
+		release()
+		return nil, func() {}, fmt.Errorf("%w: %w", ErrCorruptChunk, err)
+	}
+	return raw, release, nil
 }

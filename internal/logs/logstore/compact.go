@@ -148,7 +148,7 @@ func (db *DB) rechunk(cs []chunkHandle) ([]storedChunk, error) {
 		for it.Next() {
 			e := it.At()
 			rc.append(e.Timestamp, e.Line, e.Metadata)
-			if len(rc.buf) >= db.opts.ChunkTargetSize {
+			if rc.size() >= db.opts.ChunkTargetSize {
 				out = append(out, storedFromRaw(&rc))
 				rc = rawChunk{}
 			}
@@ -184,7 +184,7 @@ func (db *DB) rechunk(cs []chunkHandle) ([]storedChunk, error) {
 
 func storedFromRaw(rc *rawChunk) storedChunk {
 	c := cutChunk(rc)
-	return storedChunk{meta: c.meta, data: c.data, bloom: c.bloom.encode()}
+	return storedChunk{meta: c.meta, data: c.data, bloom: c.bloom}
 }
 
 // ApplyRetention deletes blocks past the age limit, then the oldest blocks

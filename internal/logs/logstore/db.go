@@ -586,7 +586,7 @@ func (db *DB) writeHeadBlock(h *head, lastSeg int) (*block, error) {
 		s.mu.Unlock()
 		sc := make([]storedChunk, len(cs))
 		for i, c := range cs {
-			sc[i] = storedChunk{meta: c.meta, data: c.data, bloom: c.bloom.encode()}
+			sc[i] = storedChunk{meta: c.meta, data: c.data, bloom: c.bloom}
 		}
 		slices.SortStableFunc(sc, func(a, b storedChunk) int { return cmpInt64(a.meta.MinTime, b.meta.MinTime) })
 		if err := w.addStream(s.lbls, sc); err != nil {

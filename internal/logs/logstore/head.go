@@ -19,7 +19,7 @@ type ChunkMeta struct {
 type memChunk struct {
 	meta  ChunkMeta
 	data  []byte
-	bloom *bloom
+	bloom []byte // encoded, as stored in a block
 }
 
 type memStream struct {
@@ -108,16 +108,16 @@ func (h *head) numStreams() int {
 func (h *head) appendEntries(s *memStream, es []Entry, chunkTarget int) {
 	s.mu.Lock()
 	var delta int64
-	prev := len(s.open.buf)
+	prev := s.open.size()
 	for _, e := range es {
 		s.open.append(e.Timestamp, e.Line, e.Metadata)
 		s.maxT = max(s.maxT, e.Timestamp)
-		delta += int64(len(s.open.buf) - prev)
-		prev = len(s.open.buf)
-		if len(s.open.buf) >= chunkTarget {
+		delta += int64(s.open.size() - prev)
+		prev = s.open.size()
+		if prev >= chunkTarget {
 			c := cutChunk(&s.open)
 			s.chunks = append(s.chunks, c)
-			delta += int64(len(c.data) - len(s.open.buf))
+			delta += int64(len(c.data) - prev)
 			s.open = rawChunk{}
 			prev = 0
 		}
@@ -149,19 +149,23 @@ func updateMax(a *atomic.Int64, v int64) {
 
 // cutChunk sorts, indexes and compresses an open chunk.
 func cutChunk(rc *rawChunk) *memChunk {
-	raw := rc.buf
-	var es []Entry
 	if rc.unsorted {
-		es, _ = sortedEntries(raw, rc.entries) // raw was written by us: cannot be corrupt
-		raw = encodeSortedChunk(es).buf
-	} else {
-		es, _ = sortedEntries(raw, rc.entries)
+		// Our own bytes: they cannot be corrupt.
+		v, _ := rc.view()
+		es, _ := v.entries()
+		rc = encodeSorted(es)
 	}
+	v, _ := rc.view()
+	raw := rc.encode()
 	return &memChunk{
 		meta:  ChunkMeta{MinTime: rc.minT, MaxTime: rc.maxT, Entries: rc.entries, RawBytes: len(raw)},
 		data:  compressChunk(raw),
-		bloom: buildBloom(es),
+		bloom: buildBloom(v),
 	}
+}
+
+func (c *rawChunk) view() (*chunkView, error) {
+	return parseColumns(c.entries, c.ts, c.lens, c.md, c.lines)
 }
 
 // snapshot returns the stream's chunks as query handles. The open chunk is
@@ -174,9 +178,7 @@ func (s *memStream) snapshot() []chunkHandle {
 		out = append(out, c)
 	}
 	if s.open.entries > 0 {
-		o := s.open
-		o.buf = o.buf[:len(o.buf):len(o.buf)]
-		out = append(out, &openChunk{raw: o})
+		out = append(out, &openChunk{raw: s.open.snapshot()})
 	}
 	return out
 }
@@ -227,20 +229,26 @@ func (h *head) allStreams() []*memStream {
 }
 
 // memChunk and openChunk implement chunkHandle.
-func (c *memChunk) Meta() ChunkMeta                  { return c.meta }
-func (c *memChunk) mayContain(needles []string) bool { return c.bloom.mayContain(needles) }
-func (c *memChunk) load() ([]Entry, error) {
-	raw, err := decompressChunk(c.data)
+func (c *memChunk) Meta() ChunkMeta { return c.meta }
+func (c *memChunk) mayContain(needles []string) bool {
+	return bloomMayContain(c.bloom, needles)
+}
+func (c *memChunk) view(pooled bool) (*chunkView, func(), error) {
+	raw, release, err := decompressChunk(c.data, pooled)
 	if err != nil {
-		return nil, err
+		return nil, release, err
 	}
-	return sortedEntries(raw, c.meta.Entries)
+	v, err := parseChunk(raw)
+	return v, release, err
 }
 
 type openChunk struct{ raw rawChunk }
 
 func (c *openChunk) Meta() ChunkMeta {
-	return ChunkMeta{MinTime: c.raw.minT, MaxTime: c.raw.maxT, Entries: c.raw.entries, RawBytes: len(c.raw.buf)}
+	return ChunkMeta{MinTime: c.raw.minT, MaxTime: c.raw.maxT, Entries: c.raw.entries, RawBytes: c.raw.size()}
 }
 func (c *openChunk) mayContain([]string) bool { return true }
-func (c *openChunk) load() ([]Entry, error)   { return sortedEntries(c.raw.buf, c.raw.entries) }
+func (c *openChunk) view(bool) (*chunkView, func(), error) {
+	v, err := c.raw.view()
+	return v, func() {}, err
+}

@@ -177,7 +177,7 @@ func conformance(t *testing.T, db *DB, f *fixture) {
 	})
 	t.Run("needle", func(t *testing.T) {
 		needle := "id=req-000123"
-		got := readAll(t, db, SelectHints{Needles: []string{needle}, Filter: func(l string) bool { return strings.Contains(l, needle) }},
+		got := readAll(t, db, SelectHints{Contains: []string{needle}},
 			labels.MustNewMatcher(labels.MatchRegexp, "app", ".+"))
 		n := 0
 		for _, es := range got {
@@ -255,7 +255,7 @@ func TestBloomSkipsChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := testCounter(db.m.query.chunksSkipped)
-	got := readAll(t, db, SelectHints{Needles: []string{"id=req-001234"}}, labels.MustNewMatcher(labels.MatchEqual, "app", "web"))
+	got := readAll(t, db, SelectHints{Contains: []string{"id=req-001234"}}, labels.MustNewMatcher(labels.MatchEqual, "app", "web"))
 	skipped := testCounter(db.m.query.chunksSkipped) - before
 	if skipped == 0 {
 		t.Fatal("no chunk skipped by the bloom filter")

@@ -1,11 +1,13 @@
 package logstore
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"runtime"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -14,15 +16,21 @@ import (
 type chunkHandle interface {
 	Meta() ChunkMeta
 	mayContain(needles []string) bool
-	load() ([]Entry, error) // entries sorted by time
+	// view decodes the chunk; with pooled the buffer is recycled by release,
+	// so nothing may alias it afterwards.
+	view(pooled bool) (v *chunkView, release func(), err error)
 }
 
 // SelectHints narrow a Select. Start is inclusive, End exclusive (Unix ns).
 type SelectHints struct {
 	Start, End int64
-	// Needles are substrings every wanted line contains (from `|=` filters);
-	// chunks whose bloom filter rules one out are never read.
-	Needles []string
+	// Contains are substrings every returned line contains (from `|=`
+	// filters). Chunks whose bloom filter rules one out are never read; in the
+	// others one bytes.Index runs over all lines of the chunk at once.
+	Contains []string
+	// IgnoreBlooms reads every chunk even when its bloom rules it out, to
+	// measure brute-force scans.
+	IgnoreBlooms bool
 	// Filter, if set, is applied to every line in the chunk workers, in parallel.
 	Filter func(line string) bool
 	// Backward yields newest entries first.
@@ -130,7 +138,7 @@ func (q *Querier) Select(ctx context.Context, hints SelectHints, ms ...*labels.M
 			if q.stats != nil {
 				q.stats.chunksConsidered.Inc()
 			}
-			if len(hints.Needles) > 0 && !c.mayContain(hints.Needles) {
+			if len(hints.Contains) > 0 && !hints.IgnoreBlooms && !c.mayContain(hints.Contains) {
 				if q.stats != nil {
 					q.stats.chunksSkipped.Inc()
 				}
@@ -300,29 +308,70 @@ func (it *mergeIter) start(i int) {
 	}()
 }
 
-// filterChunk loads a chunk and keeps the entries in range that pass the filter,
-// in iteration order.
-func filterChunk(c chunkHandle, hints SelectHints) ([]Entry, error) {
-	es, err := c.load()
+// filterChunk loads a chunk and keeps the entries in range that pass the
+// filters, in iteration order.
+func filterChunk(c chunkHandle, h SelectHints) ([]Entry, error) {
+	search := len(h.Contains) > 0
+	v, release, err := c.view(search)
 	if err != nil {
 		return nil, err
 	}
-	lo, _ := slices.BinarySearchFunc(es, hints.Start, func(e Entry, t int64) int { return cmpInt64(e.Timestamp, t) })
-	hi, _ := slices.BinarySearchFunc(es, hints.End, func(e Entry, t int64) int { return cmpInt64(e.Timestamp, t) })
-	es = es[lo:hi]
-	if hints.Filter != nil {
-		kept := es[:0]
-		for _, e := range es {
-			if hints.Filter(e.Line) {
-				kept = append(kept, e)
+	defer release()
+	var out []Entry
+	var ferr error
+	keep := func(i int, alias bool) {
+		ts := v.ts[i]
+		if ts < h.Start || ts >= h.End || ferr != nil {
+			return
+		}
+		l := v.line(i)
+		for _, n := range h.Contains {
+			if !bytes.Contains(l, []byte(n)) {
+				return
 			}
 		}
-		es = kept
+		if h.Filter != nil && !h.Filter(unsafe.String(unsafe.SliceData(l), len(l))) {
+			return
+		}
+		e, err := v.entry(i, alias)
+		if err != nil {
+			ferr = err
+			return
+		}
+		out = append(out, e)
 	}
-	if hints.Backward {
-		slices.Reverse(es)
+	order := v.sortedOrder()
+	if search {
+		// Lines are copied: the pooled buffer is reused after release.
+		longest := h.Contains[0]
+		for _, n := range h.Contains[1:] {
+			if len(n) > len(longest) {
+				longest = n
+			}
+		}
+		v.search([]byte(longest), func(i int) { keep(i, false) })
+		if order != nil {
+			slices.SortStableFunc(out, func(a, b Entry) int { return cmpInt64(a.Timestamp, b.Timestamp) })
+		}
+	} else if order == nil {
+		lo, _ := slices.BinarySearch(v.ts, h.Start)
+		hi, _ := slices.BinarySearch(v.ts, h.End)
+		out = make([]Entry, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			keep(i, true)
+		}
+	} else {
+		for _, i := range order {
+			keep(i, true)
+		}
 	}
-	return es, nil
+	if ferr != nil {
+		return nil, ferr
+	}
+	if h.Backward {
+		slices.Reverse(out)
+	}
+	return out, nil
 }
 
 func (it *mergeIter) chunkBefore(i int) bool {

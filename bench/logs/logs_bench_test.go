@@ -1,0 +1,259 @@
+// Package logs holds the log benchmarks; see bench/README.md ("logs") for
+// the commands and the figures measured.
+package logs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gogo/protobuf/proto"
+	"github.com/golang/snappy"
+	"github.com/grafana/loki/pkg/push"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/nx-watcher/nxwatcher/internal/logs/logql"
+	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+	"github.com/nx-watcher/nxwatcher/internal/logs/lokiapi"
+)
+
+var paths = []string{"/api/v1/users", "/api/v1/orders", "/api/v1/cart", "/healthz", "/api/v1/payments"}
+
+// Line makes a realistic ~160-byte logfmt line with a random trace ID.
+func Line(r *rand.Rand, i int) string {
+	lvl := "info"
+	if i%50 == 0 {
+		lvl = "error"
+	}
+	return fmt.Sprintf("level=%s caller=handler.go:%d method=GET path=%s/%d status=200 duration=%d.%dms trace_id=%016x%016x msg=\"request served\"",
+		lvl, 100+i%400, paths[i%len(paths)], r.IntN(100000), r.IntN(200), r.IntN(10), r.Uint64(), r.Uint64())
+}
+
+// PushBody builds one snappy protobuf push of n lines over `streams` streams,
+// as Promtail sends them.
+func PushBody(r *rand.Rand, base time.Time, seq, n, streams int) ([]byte, int) {
+	req := &push.PushRequest{}
+	raw := 0
+	per := n / streams
+	for s := range streams {
+		st := push.Stream{Labels: fmt.Sprintf(`{app="bench", namespace="prod", pod="api-%d"}`, s)}
+		for i := range per {
+			k := seq*n + s*per + i
+			l := Line(r, k)
+			raw += len(l)
+			st.Entries = append(st.Entries, push.Entry{Timestamp: base.Add(time.Duration(k) * time.Microsecond), Line: l})
+		}
+		req.Streams = append(req.Streams, st)
+	}
+	b, _ := proto.Marshal(req)
+	return snappy.Encode(nil, b), raw
+}
+
+type server struct {
+	db  *logstore.DB
+	api *lokiapi.API
+}
+
+func newServer(b *testing.B) *server {
+	cfg := lokiapi.DefaultConfig()
+	cfg.Limits.IngestionRateMB = 0 // measure the engine, not the limiter
+	cfg.Limits.RejectOldSamples = false
+	cfg.Limits.CreationGracePeriod = 0
+	db, err := logstore.Open(b.TempDir(), cfg.StoreOptions(), logstore.Deps{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Limits.CreationGracePeriod = 1 << 62
+	api, err := lokiapi.New(cfg, lokiapi.Deps{Registerer: prometheus.NewRegistry(), Store: db})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { api.Close(); db.Close() })
+	return &server{db, api}
+}
+
+// BenchmarkPush measures /loki/api/v1/push end to end in-process: snappy,
+// protobuf decode, validation, WAL write (acknowledged after it), head
+// append, chunk cutting with bloom building. b.SetBytes uses raw line bytes,
+// so MB/s is log volume; lines/s is reported too.
+func BenchmarkPush(b *testing.B) {
+	s := newServer(b)
+	r := rand.New(rand.NewPCG(1, 2))
+	const batch, streams = 1000, 10
+	bodies := make([][]byte, 64)
+	raw := 0
+	base := time.Now().Add(-time.Hour)
+	for i := range bodies {
+		var n int
+		bodies[i], n = PushBody(r, base, i, batch, streams)
+		raw += n
+	}
+	b.SetBytes(int64(raw / len(bodies)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req := httptest.NewRequest(http.MethodPost, "/loki/api/v1/push", bytes.NewReader(bodies[i%len(bodies)]))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		w := httptest.NewRecorder()
+		s.api.Push(w, req)
+		if w.Code != http.StatusNoContent {
+			b.Fatalf("push: %d %s", w.Code, w.Body)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// scanStore builds a store with ~mb MiB of raw log lines flushed to a
+// compacted block, returning it and the raw size.
+func scanStore(b *testing.B, mb int) (*logstore.DB, int64, string) {
+	db, err := logstore.Open(b.TempDir(), logstore.Options{}, logstore.Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	r := rand.New(rand.NewPCG(3, 4))
+	var raw int64
+	needleAt := -1
+	needle := ""
+	base := time.Unix(1_700_000_000, 0)
+	ls := []labels.Labels{}
+	for s := range 4 {
+		ls = append(ls, labels.FromStrings("app", "bench", "pod", fmt.Sprint("api-", s)))
+	}
+	for i := 0; raw < int64(mb)<<20; i++ {
+		app := db.Appender()
+		for j := range 1000 {
+			k := i*1000 + j
+			l := Line(r, k)
+			if needleAt < 0 && raw > int64(mb)<<19 { // one line in the middle
+				needleAt = k
+				needle = l[strings.Index(l, "trace_id=")+9:][:32]
+			}
+			raw += int64(len(l))
+			app.Append(ls[k%4], logstore.Entry{Timestamp: base.Add(time.Duration(k) * time.Millisecond).UnixNano(), Line: l})
+		}
+		if _, err := app.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		if i%200 == 199 {
+			db.FlushHead()
+		}
+	}
+	if err := db.FlushHead(); err != nil {
+		b.Fatal(err)
+	}
+	for len(db.Blocks()) > 1 {
+		before := len(db.Blocks())
+		if err := db.Compact(); err != nil {
+			b.Fatal(err)
+		}
+		if len(db.Blocks()) == before {
+			break
+		}
+	}
+	return db, raw, needle
+}
+
+// BenchmarkScanBruteForce reads every chunk and runs the line filter on every
+// line: the cost of `|= "needle"` with no index help. Single worker, so the
+// figure is per core.
+func BenchmarkScanBruteForce(b *testing.B) {
+	db, raw, traceID := scanStore(b, 64)
+	for _, tc := range []struct {
+		name, needle string
+		want         int
+	}{
+		{"trace_id", traceID, 1},             // hex: every byte of it is common in logs
+		{"rare_word", "OutOfMemoryError", 0}, // upper case: the pivot byte is rare
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(raw)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				n := scan(b, db, logstore.SelectHints{Contains: []string{tc.needle}, IgnoreBlooms: true})
+				if n != tc.want {
+					b.Fatalf("found %d lines, want %d", n, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkScanGenericFilter is the brute-force scan through the generic
+// per-line filter (the path `|~` and `!=` take): every line is materialised.
+func BenchmarkScanGenericFilter(b *testing.B) {
+	db, raw, needle := scanStore(b, 64)
+	b.SetBytes(raw)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := scan(b, db, logstore.SelectHints{Filter: func(l string) bool { return strings.Contains(l, needle) }})
+		if n != 1 {
+			b.Fatalf("found %d lines, want 1", n)
+		}
+	}
+}
+
+// BenchmarkScanNeedleIndexed runs the same search with the needle handed to
+// the store, so chunk blooms skip chunks that cannot hold it. SetBytes is the
+// same raw size, so MB/s compares directly with the brute-force scan.
+func BenchmarkScanNeedleIndexed(b *testing.B) {
+	db, raw, needle := scanStore(b, 64)
+	b.SetBytes(raw)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := scan(b, db, logstore.SelectHints{Contains: []string{needle}})
+		if n != 1 {
+			b.Fatalf("found %d lines, want 1", n)
+		}
+	}
+}
+
+// BenchmarkLogQLNeedle is the same needle query through the LogQL engine
+// (pushdown of the line filter and its needle).
+func BenchmarkLogQLNeedle(b *testing.B) {
+	db, raw, needle := scanStore(b, 64)
+	eng := logql.NewEngine(logql.EngineOpts{})
+	q := fmt.Sprintf(`{app="bench"} |= %q`, needle)
+	b.SetBytes(raw)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := eng.Exec(context.Background(), db, q, logql.Params{Start: time.Unix(0, 0), End: time.Now(), Limit: 100, Backward: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := len(res.Value.(logql.Streams)); n != 1 {
+			b.Fatalf("%d streams", n)
+		}
+	}
+}
+
+func scan(b *testing.B, db *logstore.DB, h logstore.SelectHints) int {
+	q, err := db.Querier(0, 1<<62)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	n := 0
+	ss := q.Select(context.Background(), h, labels.MustNewMatcher(labels.MatchEqual, "app", "bench"))
+	for ss.Next() {
+		it := ss.At().Iterator(context.Background())
+		for it.Next() {
+			n++
+		}
+		if err := it.Err(); err != nil {
+			b.Fatal(err)
+		}
+		it.Close()
+	}
+	return n
+}
