@@ -165,7 +165,9 @@ func TestQueryLimitsAreConfigurable(t *testing.T) {
 	}
 }
 
-func unixString(t time.Time) string { return strings.TrimSuffix(model.TimeFromUnixNano(t.UnixNano()).String(), ".000") }
+func unixString(t time.Time) string {
+	return strings.TrimSuffix(model.TimeFromUnixNano(t.UnixNano()).String(), ".000")
+}
 
 func asError(err error, target **promv1.Error) bool {
 	e, ok := err.(*promv1.Error)
