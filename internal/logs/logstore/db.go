@@ -65,7 +65,7 @@ func DefaultOptions() Options {
 		FsyncInterval:    time.Second,
 		WALSegmentSize:   64 << 20,
 		ChunkTargetSize:  256 << 10,
-		HeadMaxBytes:     64 << 20,
+		HeadMaxBytes:     16 << 20,
 		HeadMaxAge:       30 * time.Minute,
 		MaxBlockSize:     1 << 30,
 		MaxBlockSpan:     24 * time.Hour,

@@ -78,7 +78,7 @@ func DefaultConfig() Config {
 		},
 		Storage: StorageConfig{
 			ChunkTargetSize: 256 << 10,
-			HeadMaxBytes:    64 << 20,
+			HeadMaxBytes:    16 << 20,
 			HeadMaxAge:      model.Duration(30 * time.Minute),
 			MaxBlockSize:    1 << 30,
 			MaxBlockSpan:    model.Duration(24 * time.Hour),
