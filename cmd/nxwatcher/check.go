@@ -7,11 +7,12 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/nx-watcher/nxwatcher/internal/config"
+	"github.com/nx-watcher/nxwatcher/internal/ruler"
 )
 
 func check(args []string, stdout, stderr io.Writer) int {
 	if len(args) < 2 {
-		fmt.Fprint(stderr, "usage: nxwatcher check config FILE...\n")
+		fmt.Fprint(stderr, "usage: nxwatcher check config|rules FILE...\n")
 		return 2
 	}
 	switch args[0] {
@@ -30,8 +31,26 @@ func check(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "rules":
+		if err := ruler.CheckRuleFiles(stdout, args[1:]...); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
 	default:
-		fmt.Fprintf(stderr, "check: unknown target %q (want: config)\n", args[0])
+		fmt.Fprintf(stderr, "check: unknown target %q (want: config or rules)\n", args[0])
 		return 2
 	}
+}
+
+// testCmd runs promtool-format rule unit tests.
+func testCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) < 2 || args[0] != "rules" {
+		fmt.Fprint(stderr, "usage: nxwatcher test rules TEST_FILE...\n")
+		return 2
+	}
+	if ruler.TestRuleFiles(stdout, args[1:]...) {
+		return 1
+	}
+	return 0
 }

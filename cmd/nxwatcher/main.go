@@ -22,7 +22,9 @@ const usage = `usage: nxwatcher <command> [flags]
 
 commands:
   serve                 run the all-in-one server (metrics, alerting, logs, traces)
-  check config FILE     validate a serve config or a bare prometheus.yml
+  check config FILE...  validate a serve config or a bare prometheus.yml
+  check rules FILE...   validate rule files (as promtool check rules)
+  test rules FILE...    run rule unit tests (as promtool test rules)
   version               print the build
 `
 
@@ -40,6 +42,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "test":
+		return testCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		i := version.Get()
 		fmt.Fprintf(stdout, "nxwatcher, version %s (revision: %s)\n  go version: %s\n  prometheus api: %s\n",

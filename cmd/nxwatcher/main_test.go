@@ -145,7 +145,7 @@ func query(t *testing.T, url, q string) model.Vector {
 	return v.(model.Vector)
 }
 
-const quietConfig = "metrics:\n  prometheus:\n    global: {scrape_interval: 1h}\n"
+const quietConfig = "otlp: {grpc_endpoint: '127.0.0.1:0', http_endpoint: '127.0.0.1:0'}\nmetrics:\n  prometheus:\n    global: {scrape_interval: 1h}\n"
 
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
@@ -312,6 +312,10 @@ func TestCheckConfig(t *testing.T) {
 		{[]string{"check", "config", bad}, 1, "scrape timeout greater than scrape interval"},
 		{[]string{"check", "config", filepath.Join(dir, "missing.yml")}, 1, "no such file"},
 		{[]string{"check"}, 2, "usage"},
+		{[]string{"check", "rules", "../../deploy/rules/bana.rules.yml"}, 0, "SUCCESS: 7 rules found"},
+		{[]string{"check", "rules", bad}, 1, "bad.yml"},
+		{[]string{"test", "rules", "../../deploy/rules/bana.rules.test.yml"}, 0, "SUCCESS"},
+		{[]string{"test", "rules"}, 2, "usage"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := runMain(tc.args, &stdout, &stderr)

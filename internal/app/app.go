@@ -22,7 +22,13 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/nx-watcher/nxwatcher/internal/alerting"
 	"github.com/nx-watcher/nxwatcher/internal/config"
+	"github.com/nx-watcher/nxwatcher/internal/otlp"
+	"github.com/nx-watcher/nxwatcher/internal/ruler"
+	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tempoapi"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
 	"github.com/nx-watcher/nxwatcher/internal/metrics"
 	"github.com/nx-watcher/nxwatcher/internal/metrics/promapi"
 	"github.com/nx-watcher/nxwatcher/internal/server"
@@ -42,19 +48,37 @@ type Options struct {
 // Deps are what the process gives the app.
 type Deps struct {
 	Logger *slog.Logger
-	// Registerer and Gatherer default to a fresh private registry.
+	// Registry defaults to a fresh private registry.
 	Registry *prometheus.Registry
+	// AdjustConfig, when set, edits every loaded config before it is used;
+	// tests move fixed ports (OTLP 4317/4318) to 127.0.0.1:0 with it.
+	AdjustConfig func(*config.Config)
 }
 
 // App is a running `nxwatcher serve`.
 type App struct {
 	opts   Options
+	deps   Deps
 	logger *slog.Logger
 
 	server  *server.Server
 	db      *metrics.TSDB
 	engine  *metrics.Engine
 	scraper *metrics.Scraper
+
+	// Optional roles; nil when their section turns them off.
+	alertmanager *alerting.Alertmanager
+	amServer     *server.Server
+	ruler        *ruler.Ruler
+	traces       *tracestore.DB
+	generator    *generator.Generator
+	otlp         *otlp.Receiver
+	otlpGRPC     net.Listener
+	otlpHTTP     net.Listener
+
+	// firstApplied closes when the first config is in force; loops that
+	// must not start before it (the ruler) wait for it.
+	firstApplied chan struct{}
 
 	closers []func() error
 
@@ -79,7 +103,7 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	a := &App{opts: opts, logger: deps.Logger}
+	a := &App{opts: opts, deps: deps, logger: deps.Logger, firstApplied: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			if cerr := a.Close(); cerr != nil {
@@ -114,20 +138,56 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	externalURL := externalURL(a.server.Addr())
+	if err := a.openAlerting(cfg, reg, externalURL); err != nil {
+		return nil, err
+	}
+	if err := a.openTraces(cfg, reg); err != nil {
+		return nil, err
+	}
+	if err := a.openOTLP(cfg, reg); err != nil {
+		return nil, err
+	}
 
 	gatherer := prometheus.Gatherers{reg, prometheus.DefaultGatherer}
 	instr := server.NewInstrumentation(reg)
-	promAPI := promapi.New(promapi.Options{
-		ListenAddress:       a.server.Addr().String(),
-		StorageDir:          opts.StoragePath,
-		Flags:               opts.Flags,
-		LookbackDelta:       time.Duration(cfg.Metrics.Query.LookbackDelta),
-		QueryTimeout:        time.Duration(cfg.Metrics.Query.Timeout),
-		Version:             prometheusVersion(),
-		RemoteWriteReceiver: cfg.Metrics.RemoteWriteReceiver,
-		OTLPReceiver:        cfg.Metrics.OTLPReceiver,
-	}, promapi.Deps{
-		Logger:     deps.Logger,
+	h := server.Handlers{
+		Healthy:       healthy,
+		Ready:         a.serveReady,
+		Reload:        a.serveReload,
+		Metrics:       promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}),
+		PrometheusAPI: a.prometheusAPI(cfg, reg, gatherer, instr),
+	}
+	if a.alertmanager != nil {
+		h.AlertmanagerAPI = a.alertmanager.Handler()
+	}
+	if a.traces != nil {
+		tempo, err := tempoapi.New(cfg.Traces.Search, tempoapi.Deps{Store: a.traces, Logger: deps.Logger, Registerer: reg})
+		if err != nil {
+			return nil, fmt.Errorf("tempo api: %w", err)
+		}
+		for _, r := range tempo.Routes() {
+			if r.Path == "/ready" {
+				continue // one /ready for every role, below
+			}
+			h.Tempo = append(h.Tempo, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
+		}
+	}
+	if a.otlp != nil {
+		for _, r := range a.otlp.Routes() {
+			h.OTLP = append(h.OTLP, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
+		}
+	}
+	a.server.Serve(server.Routes(h, instr))
+	if a.amServer != nil {
+		a.amServer.Serve(server.AlertmanagerRoutes(h, instr))
+	}
+	return a, nil
+}
+
+func (a *App) prometheusAPI(cfg *config.Config, reg *prometheus.Registry, gatherer prometheus.Gatherer, instr *server.Instrumentation) http.Handler {
+	d := promapi.Deps{
+		Logger:     a.logger,
 		Registerer: reg,
 		Gatherer:   gatherer,
 		Engine:     a.engine,
@@ -144,15 +204,21 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 		},
 		Ready:      a.readyOnly,
 		Instrument: instr.WrapFunc,
-	})
-	a.server.Serve(server.Routes(server.Handlers{
-		Healthy:       healthy,
-		Ready:         a.serveReady,
-		Reload:        a.serveReload,
-		Metrics:       promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}),
-		PrometheusAPI: promAPI,
-	}, instr))
-	return a, nil
+	}
+	if a.ruler != nil {
+		d.Rules = func(context.Context) v1.RulesRetriever { return a.ruler.Manager() }
+		d.Alertmanagers = func(context.Context) v1.AlertmanagerRetriever { return a.ruler }
+	}
+	return promapi.New(promapi.Options{
+		ListenAddress:       a.server.Addr().String(),
+		StorageDir:          a.opts.StoragePath,
+		Flags:               a.opts.Flags,
+		LookbackDelta:       time.Duration(cfg.Metrics.Query.LookbackDelta),
+		QueryTimeout:        time.Duration(cfg.Metrics.Query.Timeout),
+		Version:             prometheusVersion(),
+		RemoteWriteReceiver: cfg.Metrics.RemoteWriteReceiver,
+		OTLPReceiver:        cfg.Metrics.OTLPReceiver,
+	}, d)
 }
 
 // Addr is the address of the main listener.
@@ -182,6 +248,7 @@ func (a *App) Run(ctx context.Context) error {
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return a.scraper.Run(ctx) }, func(error) { cancel() })
 	}
+	a.addRoleLoops(ctx, &g)
 	{
 		// The first config is applied inside the group, so /-/ready says 503
 		// until it is in force.
@@ -190,6 +257,7 @@ func (a *App) Run(ctx context.Context) error {
 			if err := a.apply(a.current.Load()); err != nil {
 				return fmt.Errorf("apply initial config: %w", err)
 			}
+			close(a.firstApplied)
 			a.ready.Store(true)
 			a.logger.Info("Server is ready")
 			<-ctx.Done()
@@ -238,10 +306,17 @@ func (a *App) apply(cfg *config.Config) error {
 func (a *App) applyLocked(cfg *config.Config) error {
 	now := time.Now()
 	a.lastReload.Store(&now)
-	err := errors.Join(
+	errs := []error{
 		a.db.ApplyConfig(metrics.TSDBConfig(cfg.Metrics)),
 		a.scraper.ApplyConfig(cfg.Metrics.Parsed),
-	)
+	}
+	if a.ruler != nil {
+		errs = append(errs, a.ruler.ApplyConfig(cfg.Metrics.Parsed))
+	}
+	if a.alertmanager != nil {
+		errs = append(errs, a.alertmanager.ApplyConfig(cfg.Alerting))
+	}
+	err := errors.Join(errs...)
 	a.engine.SetEvaluationInterval(time.Duration(cfg.Metrics.Parsed.GlobalConfig.EvaluationInterval))
 	a.reloadOK.Store(err == nil)
 	if err != nil {
@@ -254,14 +329,23 @@ func (a *App) applyLocked(cfg *config.Config) error {
 }
 
 func (a *App) loadConfig() (*config.Config, error) {
+	var (
+		cfg *config.Config
+		err error
+	)
 	if a.opts.ConfigFile != "" {
-		cfg, err := config.LoadFile(a.opts.ConfigFile, a.logger)
-		if err != nil {
-			a.reloadSuccess.Set(0)
-		}
-		return cfg, err
+		cfg, err = config.LoadFile(a.opts.ConfigFile, a.logger)
+	} else {
+		cfg, err = config.Default(selfTarget(a.server.Addr()), a.logger)
 	}
-	return config.Default(selfTarget(a.server.Addr()), a.logger)
+	if err != nil {
+		a.reloadSuccess.Set(0)
+		return nil, err
+	}
+	if a.deps.AdjustConfig != nil {
+		a.deps.AdjustConfig(cfg)
+	}
+	return cfg, nil
 }
 
 // selfTarget is a scrape address for our own listener.
@@ -319,7 +403,7 @@ func healthy(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *App) serveReady(w http.ResponseWriter, _ *http.Request) {
-	if !a.ready.Load() {
+	if !a.isReady() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "Service Unavailable")
 		return
@@ -331,13 +415,24 @@ func (a *App) serveReady(w http.ResponseWriter, _ *http.Request) {
 // readyOnly answers 503 until the first config is in force, as Prometheus does.
 func (a *App) readyOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !a.ready.Load() {
+		if !a.isReady() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "Service Unavailable")
 			return
 		}
 		h(w, r)
 	}
+}
+
+// isReady is true once the first config is in force and every store is open.
+func (a *App) isReady() bool {
+	if !a.ready.Load() {
+		return false
+	}
+	if a.traces != nil && !a.traces.Ready() {
+		return false
+	}
+	return true
 }
 
 func (a *App) serveReload(w http.ResponseWriter, _ *http.Request) {

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
+	"github.com/nx-watcher/nxwatcher/internal/config"
 )
 
 // testServer is an in-process `nxwatcher serve` on 127.0.0.1:0.
@@ -46,7 +48,7 @@ func startServer(t *testing.T, configText string) *testServer {
 		StoragePath:   ts.dataDir,
 		ListenAddress: "127.0.0.1:0",
 		Flags:         map[string]string{"storage.path": ts.dataDir},
-	}, Deps{Logger: promslog.NewNopLogger()})
+	}, Deps{Logger: promslog.NewNopLogger(), AdjustConfig: loopbackOTLP})
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
@@ -66,6 +68,12 @@ func startServer(t *testing.T, configText string) *testServer {
 		return resp.StatusCode == http.StatusOK
 	})
 	return ts
+}
+
+// loopbackOTLP moves the OTLP listeners off the fixed 4317/4318.
+func loopbackOTLP(c *config.Config) {
+	c.OTLP.GRPCEndpoint = "127.0.0.1:0"
+	c.OTLP.HTTPEndpoint = "127.0.0.1:0"
 }
 
 func (ts *testServer) stop(t *testing.T) {
@@ -347,7 +355,7 @@ func TestOTLPMetricsEndpoint(t *testing.T) {
 }
 
 func TestReadyOnlyAfterFirstConfig(t *testing.T) {
-	a, err := New(Options{StoragePath: t.TempDir(), ListenAddress: "127.0.0.1:0"}, Deps{Logger: promslog.NewNopLogger()})
+	a, err := New(Options{StoragePath: t.TempDir(), ListenAddress: "127.0.0.1:0"}, Deps{Logger: promslog.NewNopLogger(), AdjustConfig: loopbackOTLP})
 	if err != nil {
 		t.Fatal(err)
 	}

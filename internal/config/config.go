@@ -12,27 +12,65 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 
 	promconfig "github.com/prometheus/prometheus/config"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/nx-watcher/nxwatcher/internal/alerting"
 	"github.com/nx-watcher/nxwatcher/internal/metrics"
+	"github.com/nx-watcher/nxwatcher/internal/otlp"
+	"github.com/nx-watcher/nxwatcher/internal/ruler"
+	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tempoapi"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
 )
 
 // Config is the whole serve config. Each section belongs to the package that
 // runs it; this package only puts them together.
 type Config struct {
-	Metrics metrics.Config `yaml:"metrics"`
+	Metrics  metrics.Config  `yaml:"metrics"`
+	Rules    ruler.Config    `yaml:"rules"`
+	Alerting alerting.Config `yaml:"alerting"`
+	Traces   Traces          `yaml:"traces"`
+	OTLP     OTLP            `yaml:"otlp"`
 
 	// File is where the config was read from ("" for the embedded default).
 	File string `yaml:"-"`
 }
 
+// Traces is the `traces:` section: the trace store, its search API and the
+// metrics-generator.
+type Traces struct {
+	// Enabled runs the trace store, Tempo API and generator (the staging
+	// profile turns them off, as the design doc has no Tempo there).
+	Enabled           bool `yaml:"enabled"`
+	tracestore.Config `yaml:",inline"`
+	Search            tempoapi.Config  `yaml:"search"`
+	Generator         generator.Config `yaml:"generator"`
+}
+
+// OTLP is the `otlp:` section: the OTLP/gRPC and OTLP/HTTP receivers.
+type OTLP struct {
+	// Enabled opens the OTLP listeners.
+	Enabled     bool `yaml:"enabled"`
+	otlp.Config `yaml:",inline"`
+}
+
 // DefaultConfig is what every key defaults to when left out.
 func DefaultConfig() Config {
-	return Config{Metrics: metrics.DefaultConfig()}
+	return Config{
+		Metrics:  metrics.DefaultConfig(),
+		Rules:    ruler.DefaultConfig(),
+		Alerting: alerting.DefaultConfig(),
+		Traces: Traces{
+			Enabled:   true,
+			Config:    tracestore.DefaultConfig(),
+			Search:    tempoapi.DefaultConfig(),
+			Generator: generator.DefaultConfig(),
+		},
+		OTLP: OTLP{Enabled: true, Config: otlp.DefaultConfig()},
+	}
 }
 
 //go:embed default.yml
@@ -75,6 +113,7 @@ func Parse(data []byte, baseDir string, logger *slog.Logger) (*Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parse yaml: %w", err)
 	}
+	cfg.resolvePaths(baseDir)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -84,9 +123,39 @@ func Parse(data []byte, baseDir string, logger *slog.Logger) (*Config, error) {
 	return &cfg, nil
 }
 
+// resolvePaths makes file paths of native sections relative to the file
+// they were written in.
+func (c *Config) resolvePaths(baseDir string) {
+	if p := c.Alerting.AlertmanagerConfigFile; p != "" && !filepath.IsAbs(p) {
+		c.Alerting.AlertmanagerConfigFile = filepath.Join(baseDir, p)
+	}
+}
+
 // Validate reports every problem of every section at once.
 func (c *Config) Validate() error {
-	return errors.Join(c.Metrics.Validate())
+	errs := []error{
+		c.Metrics.Validate(),
+		prefixed("rules", c.Rules.Validate()),
+		c.Alerting.Validate(),
+	}
+	if c.Traces.Enabled {
+		errs = append(errs,
+			prefixed("traces", c.Traces.Config.Validate()),
+			prefixed("traces.search", c.Traces.Search.Validate()),
+			prefixed("traces.generator", c.Traces.Generator.Validate()))
+	}
+	if c.OTLP.Enabled {
+		errs = append(errs, prefixed("otlp", c.OTLP.Config.Validate()))
+	}
+	return errors.Join(errs...)
+}
+
+// prefixed names the section of an error unless the section already did.
+func prefixed(section string, err error) error {
+	if err == nil || strings.HasPrefix(err.Error(), section) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", section, err)
 }
 
 // String prints the config back as YAML, native sections included.
@@ -124,25 +193,12 @@ func CheckFile(path string, logger *slog.Logger) (kind string, err error) {
 }
 
 func isServeConfig(top map[string]yaml.Node) bool {
-	if len(top) == 0 {
-		return true
-	}
-	for _, key := range serveSections() {
+	// alerting: and otlp: exist in both formats; these keys only in prometheus.yml.
+	for _, key := range []string{"global", "scrape_configs", "scrape_config_files", "rule_files", "remote_write", "remote_read", "storage", "runtime", "tracing"} {
 		if _, ok := top[key]; ok {
-			return true
+			return false
 		}
 	}
-	return false
+	return true
 }
 
-// serveSections are the top-level keys of Config.
-func serveSections() []string {
-	t := reflect.TypeFor[Config]()
-	keys := make([]string, 0, t.NumField())
-	for i := range t.NumField() {
-		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag != "" && tag != "-" {
-			keys = append(keys, tag)
-		}
-	}
-	return keys
-}

@@ -27,6 +27,7 @@ import (
 // a job has nothing to scrape.
 type Scraper struct {
 	logger    *slog.Logger
+	sdMetrics *discovery.SDMetrics
 	discovery *discovery.Manager
 	scrape    *scrape.Manager
 	sdStatus  *discoveryStatus
@@ -58,7 +59,7 @@ func NewScraper(app storage.AppendableV2, deps Deps) (*Scraper, error) {
 		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)
 	}
-	return &Scraper{logger: logger, discovery: dm, scrape: sm, sdStatus: newDiscoveryStatus(), cancel: cancel}, nil
+	return &Scraper{logger: logger, sdMetrics: sdMetrics, discovery: dm, scrape: sm, sdStatus: newDiscoveryStatus(), cancel: cancel}, nil
 }
 
 // ApplyConfig applies scrape configs, then their discovery, in the order
@@ -116,6 +117,10 @@ func (s *Scraper) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// SDMetrics are the service-discovery metrics, registered once per registry;
+// other discovery managers (the notifier's) share them.
+func (s *Scraper) SDMetrics() *discovery.SDMetrics { return s.sdMetrics }
 
 // ScrapePools lists the scrape pools (for /api/v1/scrape_pools).
 func (s *Scraper) ScrapePools() []string { return s.scrape.ScrapePools() }

@@ -19,6 +19,22 @@ type Handlers struct {
 	// PrometheusAPI serves everything under /api/v1 (query, series, targets,
 	// status, remote write, OTLP metrics); it names its own routes.
 	PrometheusAPI http.Handler
+
+	// AlertmanagerAPI serves Alertmanager's API v2 under /api/v2/.
+	AlertmanagerAPI http.Handler
+
+	// Tempo is Tempo's HTTP API (trace by ID, search, tags).
+	Tempo []Route
+	// OTLP is OTLP/HTTP (/v1/traces, /v1/logs, /v1/metrics), also served on
+	// its own port.
+	OTLP []Route
+}
+
+// Route is one entry of a role's route table.
+type Route struct {
+	Method  string
+	Path    string // a ServeMux pattern without the method
+	Handler http.HandlerFunc
 }
 
 // Routes is the whole URL surface of the main listener, in one place.
@@ -47,8 +63,29 @@ func Routes(h Handlers, in *Instrumentation) http.Handler {
 	if h.PrometheusAPI != nil {
 		mux.Handle("/api/v1/", h.PrometheusAPI)
 	}
+	// Alertmanager API v2; Tempo's /api/v2/traces and /api/v2/search
+	// patterns below are more specific and win.
+	handle("/api/v2/", h.AlertmanagerAPI)
+	handle("GET /ready", h.Ready)
+	for _, r := range h.Tempo {
+		handle(r.Method+" "+r.Path, r.Handler)
+	}
+	for _, r := range h.OTLP {
+		handle(r.Method+" "+r.Path, r.Handler)
+	}
 
 	mux.HandleFunc("GET /{$}", index)
+	return mux
+}
+
+// AlertmanagerRoutes is the surface of the optional second port that serves
+// only Alertmanager (":9093" in the manifests).
+func AlertmanagerRoutes(h Handlers, in *Instrumentation) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/v2/", in.Wrap("alertmanager:/api/v2/", h.AlertmanagerAPI))
+	mux.Handle("GET /-/healthy", in.Wrap("alertmanager:/-/healthy", h.Healthy))
+	mux.Handle("GET /-/ready", in.Wrap("alertmanager:/-/ready", h.Ready))
+	mux.Handle("POST /-/reload", in.Wrap("alertmanager:/-/reload", h.Reload))
 	return mux
 }
 
@@ -60,6 +97,9 @@ func index(w http.ResponseWriter, _ *http.Request) {
   /api/v1/...        Prometheus HTTP API (query, query_range, series, labels, targets, status, ...)
   /api/v1/write      Prometheus remote write receiver (1.0 and 2.0)
   /api/v1/otlp/v1/metrics  OTLP metrics
+  /api/v2/...        Alertmanager API v2 (alerts, silences, status, receivers)
+  /api/traces/<id> /api/v2/traces/<id> /api/search ...   Tempo HTTP API
+  /v1/traces /v1/metrics /v1/logs                         OTLP/HTTP (also on the OTLP port)
   /metrics           nxwatcher's own metrics
   /-/healthy /-/ready /-/reload
 `)

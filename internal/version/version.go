@@ -22,6 +22,10 @@ var (
 // features of that version.
 const PrometheusAPI = "3.16.0"
 
+// AlertmanagerAPI is the Alertmanager release whose packages serve /api/v2;
+// its /api/v2/status reports it.
+const AlertmanagerAPI = "0.34.2"
+
 // Info is what /api/v1/status/buildinfo and `nxwatcher version` print.
 type Info struct {
 	Version   string

@@ -1,0 +1,201 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	commonversion "github.com/prometheus/common/version"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/notifier"
+
+	"github.com/nx-watcher/nxwatcher/internal/alerting"
+	"github.com/nx-watcher/nxwatcher/internal/config"
+	"github.com/nx-watcher/nxwatcher/internal/otlp"
+	"github.com/nx-watcher/nxwatcher/internal/otlp/promsink"
+	"github.com/nx-watcher/nxwatcher/internal/ruler"
+	"github.com/nx-watcher/nxwatcher/internal/server"
+	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
+	"github.com/nx-watcher/nxwatcher/internal/version"
+)
+
+// openAlerting opens the embedded Alertmanager (when enabled) and the ruler
+// that feeds it and the external Alertmanagers of the prometheus section.
+func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer, externalURL string) error {
+	var notify func(...*notifier.Alert)
+	notifyURL := ""
+	if cfg.Alerting.Enabled {
+		// Alertmanager's API reports prometheus/common/version, a process-wide
+		// value; amtool checks it, so it says which Alertmanager we speak for.
+		commonversion.Version = version.AlertmanagerAPI
+		commonversion.Revision = version.Get().Revision
+		am, err := alerting.New(cfg.Alerting, filepath.Join(a.opts.StoragePath, "alerting"), alerting.Deps{
+			Logger: a.logger, Registerer: reg, ExternalURL: externalURL,
+		})
+		if err != nil {
+			return fmt.Errorf("open alertmanager: %w", err)
+		}
+		a.alertmanager = am
+		a.push(am.Close)
+		notify = am.Send
+		notifyURL = externalURL + "/api/v2/alerts"
+		if addr := cfg.Alerting.ListenAddress; addr != "" {
+			a.amServer, err = server.Listen(addr, a.logger.With("listener", "alertmanager"))
+			if err != nil {
+				return fmt.Errorf("alertmanager listener: %w", err)
+			}
+			a.push(a.amServer.Close)
+		}
+	}
+	r, err := ruler.New(cfg.Rules, ruler.Deps{
+		Logger:      a.logger,
+		Registerer:  reg,
+		Queryable:   a.db,
+		Appendable:  a.db,
+		Engine:      a.engine,
+		ExternalURL: externalURL,
+		Notify:      notify,
+		NotifyURL:   notifyURL,
+		SDMetrics:   a.scraper.SDMetrics(),
+	})
+	if err != nil {
+		return fmt.Errorf("open ruler: %w", err)
+	}
+	a.ruler = r
+	return nil
+}
+
+// openTraces opens the trace store and the metrics-generator.
+func (a *App) openTraces(cfg *config.Config, reg prometheus.Registerer) error {
+	if !cfg.Traces.Enabled {
+		return nil
+	}
+	db, err := tracestore.Open(filepath.Join(a.opts.StoragePath, "traces"), cfg.Traces.Options(), tracestore.Deps{Logger: a.logger, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("open trace store: %w", err)
+	}
+	a.traces = db
+	a.push(db.Close)
+	gen, err := generator.New(cfg.Traces.Generator, generator.Deps{Appendable: a.db, Logger: a.logger, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("open metrics-generator: %w", err)
+	}
+	a.generator = gen
+	return nil
+}
+
+// openOTLP binds the OTLP listeners and builds the receiver: traces to the
+// store (and the generator behind it), metrics to the TSDB.
+func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
+	if !cfg.OTLP.Enabled {
+		return nil
+	}
+	sink, err := promsink.New(promsink.Options{
+		OTLP:          func() promconfig.OTLPConfig { return a.current.Load().Metrics.Parsed.OTLPConfig },
+		LookbackDelta: time.Duration(cfg.Metrics.Query.LookbackDelta),
+	}, promsink.Deps{Appendable: a.db, Logger: a.logger, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("otlp metrics sink: %w", err)
+	}
+	d := otlp.Deps{Metrics: sink, Logger: a.logger, Registerer: reg}
+	if a.traces != nil {
+		store := otlp.TracesInvalidOn(a.traces, tracestore.ErrInvalidID, tracestore.ErrTraceTooLarge)
+		fan, err := otlp.NewTracesFanout(a.logger, reg, store, otlp.Follower{Name: "generator", Traces: a.generator})
+		if err != nil {
+			return fmt.Errorf("otlp traces fan-out: %w", err)
+		}
+		d.Traces = fan
+	}
+	a.otlp, err = otlp.New(cfg.OTLP.Config, d)
+	if err != nil {
+		return fmt.Errorf("otlp receiver: %w", err)
+	}
+	if a.otlpGRPC, err = net.Listen("tcp", cfg.OTLP.GRPCEndpoint); err != nil {
+		return fmt.Errorf("listen otlp grpc %s: %w", cfg.OTLP.GRPCEndpoint, err)
+	}
+	a.push(closeIgnoringClosed(a.otlpGRPC))
+	if a.otlpHTTP, err = net.Listen("tcp", cfg.OTLP.HTTPEndpoint); err != nil {
+		return fmt.Errorf("listen otlp http %s: %w", cfg.OTLP.HTTPEndpoint, err)
+	}
+	a.push(closeIgnoringClosed(a.otlpHTTP))
+	return nil
+}
+
+// addRoleLoops adds the loops of the optional roles to the run group.
+func (a *App) addRoleLoops(ctx context.Context, g *run.Group) {
+	add := func(loop func(context.Context) error) {
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return loop(ctx) }, func(error) { cancel() })
+	}
+	if a.alertmanager != nil {
+		add(a.alertmanager.Run)
+	}
+	if a.amServer != nil {
+		add(a.amServer.Run)
+	}
+	if a.ruler != nil {
+		// Rules evaluate only once the first config has given them files.
+		add(func(ctx context.Context) error {
+			select {
+			case <-a.firstApplied:
+			case <-ctx.Done():
+				return nil
+			}
+			return a.ruler.Run(ctx)
+		})
+	}
+	if a.traces != nil {
+		add(a.traces.Run)
+	}
+	if a.generator != nil {
+		add(a.generator.Run)
+	}
+	if a.otlp != nil {
+		add(func(ctx context.Context) error { return a.otlp.RunGRPC(ctx, a.otlpGRPC) })
+		add(func(ctx context.Context) error { return a.otlp.RunHTTP(ctx, a.otlpHTTP) })
+	}
+}
+
+// OTLPAddrs are the bound OTLP listeners (gRPC, HTTP); nil when off.
+func (a *App) OTLPAddrs() (grpcAddr, httpAddr net.Addr) {
+	if a.otlp == nil {
+		return nil, nil
+	}
+	return a.otlpGRPC.Addr(), a.otlpHTTP.Addr()
+}
+
+// externalURL is how links in alerts reach us: the host name and our port,
+// as Prometheus derives its default --web.external-url.
+func externalURL(addr net.Addr) string {
+	_, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		port = "9090"
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	u := url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}
+	if _, err := strconv.Atoi(port); err != nil {
+		u.Host = host
+	}
+	return u.String()
+}
+
+func closeIgnoringClosed(l net.Listener) func() error {
+	return func() error {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+}
