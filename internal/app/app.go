@@ -24,14 +24,14 @@ import (
 
 	"github.com/nx-watcher/nxwatcher/internal/alerting"
 	"github.com/nx-watcher/nxwatcher/internal/config"
+	"github.com/nx-watcher/nxwatcher/internal/metrics"
+	"github.com/nx-watcher/nxwatcher/internal/metrics/promapi"
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
+	"github.com/nx-watcher/nxwatcher/internal/server"
 	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tempoapi"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
-	"github.com/nx-watcher/nxwatcher/internal/metrics"
-	"github.com/nx-watcher/nxwatcher/internal/metrics/promapi"
-	"github.com/nx-watcher/nxwatcher/internal/server"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 )
 

@@ -201,4 +201,3 @@ func isServeConfig(top map[string]yaml.Node) bool {
 	}
 	return true
 }
-
