@@ -313,7 +313,7 @@ func (db *DB) replay(walDir string, first, last int) error {
 	}
 	db.nextRef.Store(maxRef)
 	if db.head.entries.Load() > 0 {
-		db.head.createdAt = db.opts.Now().UnixNano()
+		db.head.createdAt.Store(db.opts.Now().UnixNano())
 	}
 	return nil
 }
@@ -459,8 +459,8 @@ func (a *Appender) Commit() ([]Rejection, error) {
 			db.m.bytes.Add(float64(len(e.Line)))
 		}
 	}
-	if h.createdAt == 0 {
-		h.createdAt = db.opts.Now().UnixNano()
+	if h.createdAt.Load() == 0 {
+		h.createdAt.Store(db.opts.Now().UnixNano())
 	}
 	if h.bytes.Load() >= db.opts.HeadMaxBytes {
 		select {
@@ -523,7 +523,8 @@ func newULID(now time.Time) string {
 }
 
 // FlushHead writes the head to a new block and starts an empty head; the WAL
-// segments it covered are deleted once the block is durable.
+// segments it covered are deleted once the block is durable. Heads whose
+// earlier flush failed are retried first, and their segments are kept until then.
 func (db *DB) FlushHead() error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
@@ -531,37 +532,47 @@ func (db *DB) FlushHead() error {
 	db.walMu.Lock()
 	db.mu.Lock()
 	old := db.head
-	if db.closed || old.entries.Load() == 0 {
+	if db.closed {
 		db.mu.Unlock()
 		db.walMu.Unlock()
 		return nil
 	}
-	next, err := db.wal.NextSegmentSync()
-	if err != nil {
-		db.mu.Unlock()
-		db.walMu.Unlock()
-		return fmt.Errorf("flush head: cut wal segment: %w", err)
+	if old.entries.Load() > 0 {
+		next, err := db.wal.NextSegmentSync()
+		if err != nil {
+			db.mu.Unlock()
+			db.walMu.Unlock()
+			return fmt.Errorf("flush head: cut wal segment: %w", err)
+		}
+		old.lastSegment = next - 1
+		db.head = newHead(next)
+		db.flushing = append(db.flushing, old)
 	}
-	db.head = newHead(next)
-	db.flushing = append(db.flushing, old)
+	pending := slices.Clone(db.flushing)
 	db.mu.Unlock()
 	db.walMu.Unlock()
 
-	start := time.Now()
-	b, err := db.writeHeadBlock(old, next-1)
-	if err != nil {
-		db.m.flushFailures.Inc()
-		// The old head stays queryable and in the WAL; the next flush retries it.
-		return fmt.Errorf("flush head: %w", err)
+	for _, h := range pending {
+		start := time.Now()
+		b, err := db.writeHeadBlock(h, h.lastSegment)
+		if err != nil {
+			db.m.flushFailures.Inc()
+			// The head stays queryable and its WAL segments stay; the next flush retries.
+			return fmt.Errorf("flush head: %w", err)
+		}
+		db.mu.Lock()
+		db.blocks = append(db.blocks, b)
+		db.sortBlocks()
+		db.flushing = slices.DeleteFunc(db.flushing, func(x *head) bool { return x == h })
+		db.mu.Unlock()
+		db.m.flushes.Inc()
+		db.m.flushDuration.Observe(time.Since(start).Seconds())
 	}
-	db.mu.Lock()
-	db.blocks = append(db.blocks, b)
-	db.sortBlocks()
-	db.flushing = slices.DeleteFunc(db.flushing, func(h *head) bool { return h == old })
-	db.mu.Unlock()
-	db.m.flushes.Inc()
-	db.m.flushDuration.Observe(time.Since(start).Seconds())
-	if err := db.wal.Truncate(next); err != nil {
+	// Every flushed head's segments precede the current head's first one.
+	db.mu.RLock()
+	keepFrom := db.head.firstSegment
+	db.mu.RUnlock()
+	if err := db.wal.Truncate(keepFrom); err != nil {
 		return fmt.Errorf("flush head: truncate wal: %w", err)
 	}
 	return nil
@@ -637,8 +648,8 @@ func (db *DB) Maintain() {
 	h := db.head
 	db.mu.RUnlock()
 	age := time.Duration(0)
-	if h.createdAt != 0 {
-		age = db.opts.Now().Sub(time.Unix(0, h.createdAt))
+	if c := h.createdAt.Load(); c != 0 {
+		age = db.opts.Now().Sub(time.Unix(0, c))
 	}
 	if h.bytes.Load() >= db.opts.HeadMaxBytes || (h.entries.Load() > 0 && age >= db.opts.HeadMaxAge) {
 		if err := db.FlushHead(); err != nil {

@@ -37,6 +37,7 @@ type memStream struct {
 // block is visible.
 type head struct {
 	firstSegment int // first WAL segment whose records belong to this head
+	lastSegment  int // last one, set when the head is rotated out for flushing
 
 	mu       sync.RWMutex
 	byHash   map[uint64][]*memStream
@@ -46,7 +47,7 @@ type head struct {
 	minT, maxT atomic.Int64
 	bytes      atomic.Int64 // open raw bytes + cut compressed bytes
 	entries    atomic.Int64
-	createdAt  int64 // Unix ns of the first append; 0 while empty
+	createdAt  atomic.Int64 // Unix ns of the first append; 0 while empty
 }
 
 func newHead(firstSegment int) *head {

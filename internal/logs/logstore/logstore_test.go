@@ -459,3 +459,32 @@ func testCounter(c interface{ Write(*dto.Metric) error }) float64 {
 	c.Write(&m)
 	return m.GetCounter().GetValue()
 }
+
+func TestRunFlushesCompactsAndStops(t *testing.T) {
+	db := openTest(t, t.TempDir(), func(o *Options) {
+		o.HeadMaxBytes = 16 << 10
+		o.CheckInterval = 5 * time.Millisecond
+	})
+	defer db.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- db.Run(ctx) }()
+	f := newFixture()
+	ingest(t, db, f, 0, 400)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		bs := db.Blocks()
+		if len(bs) > 0 && bs[len(bs)-1].Compaction.Level >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no compacted block after 10s: %+v", bs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	conformance(t, db, f)
+}
