@@ -50,12 +50,12 @@ type fixture struct {
 
 const base = int64(1_700_000_000_000_000_000)
 
-// ingest writes n entries per stream over several commits, some out of order,
-// some with structured metadata.
-func ingest(t testing.TB, db *DB, f *fixture, from, n int) {
-	t.Helper()
+// fixtureBatches yields the fixture's commits: n entries per stream, some
+// out of order, some with structured metadata. It records them in f.want.
+func fixtureBatches(f *fixture, from, n int, commit func(ls []labels.Labels, es []Entry) error) error {
 	for batch := from; batch < from+n; batch += 50 {
-		app := db.Appender()
+		var lss []labels.Labels
+		var es []Entry
 		for _, ls := range f.streams {
 			for i := batch; i < min(batch+50, from+n); i++ {
 				ts := base + int64(i)*int64(time.Millisecond)
@@ -66,17 +66,39 @@ func ingest(t testing.TB, db *DB, f *fixture, from, n int) {
 				if i%10 == 0 {
 					e.Metadata = labels.FromStrings("trace_id", fmt.Sprintf("%032x", i))
 				}
-				app.Append(ls, e)
+				lss = append(lss, ls)
+				es = append(es, e)
 				f.want[ls.String()] = append(f.want[ls.String()], e)
 			}
 		}
-		rej, err := app.Commit()
-		if err != nil || len(rej) > 0 {
-			t.Fatalf("commit: %v %v", err, rej)
+		if err := commit(lss, es); err != nil {
+			return err
 		}
 	}
 	for k := range f.want {
 		slices.SortStableFunc(f.want[k], func(a, b Entry) int { return cmpInt64(a.Timestamp, b.Timestamp) })
+	}
+	return nil
+}
+
+func commitTo(db *DB) func([]labels.Labels, []Entry) error {
+	return func(lss []labels.Labels, es []Entry) error {
+		app := db.Appender()
+		for i := range es {
+			app.Append(lss[i], es[i])
+		}
+		rej, err := app.Commit()
+		if err == nil && len(rej) > 0 {
+			err = fmt.Errorf("rejected: %v", rej)
+		}
+		return err
+	}
+}
+
+func ingest(t testing.TB, db *DB, f *fixture, from, n int) {
+	t.Helper()
+	if err := fixtureBatches(f, from, n, commitTo(db)); err != nil {
+		t.Fatalf("commit: %v", err)
 	}
 }
 
@@ -190,7 +212,7 @@ func conformance(t *testing.T, db *DB, f *fixture) {
 	t.Run("labels", func(t *testing.T) {
 		q, _ := db.Querier(minTime, maxTime)
 		defer q.Close()
-		names, _ := q.LabelNames(t.Context())
+		names, _ := q.LabelNames(t.Context(), labels.MustNewMatcher(labels.MatchRegexp, "app", ".+"))
 		vals, _ := q.LabelValues(t.Context(), "app", labels.MustNewMatcher(labels.MatchEqual, "env", "prod"))
 		if !slices.Equal(names, []string{"app", "env"}) || !slices.Equal(vals, []string{"api", "db", "web"}) {
 			t.Fatalf("names %v values %v", names, vals)
@@ -369,7 +391,13 @@ func crashChild(dir string) {
 		fmt.Println("open:", err)
 		os.Exit(2)
 	}
-	ls := []labels.Labels{labels.FromStrings("app", "a"), labels.FromStrings("app", "b")}
+	// The conformance fixture first, acknowledged as a whole...
+	if err := fixtureBatches(newFixture(), 0, 300, commitTo(db)); err != nil {
+		fmt.Println("fixture:", err)
+		os.Exit(2)
+	}
+	// ...then numbered lines until killed.
+	ls := []labels.Labels{labels.FromStrings("crash", "a"), labels.FromStrings("crash", "b")}
 	out := bufio.NewWriter(os.Stdout)
 	for seq := 0; ; seq++ {
 		app := db.Appender()
@@ -432,7 +460,7 @@ func TestCrashRecovery(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reopen after kill: %v", err)
 		}
-		got := readAll(t, db, SelectHints{}, labels.MustNewMatcher(labels.MatchRegexp, "app", ".+"))
+		got := readAll(t, db, SelectHints{}, labels.MustNewMatcher(labels.MatchRegexp, "crash", ".+"))
 		seen := map[int]int{}
 		for _, es := range got {
 			for _, e := range es {
@@ -450,6 +478,10 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatalf("round %d: line %d present %d times", round, n, c)
 			}
 		}
+		// The same conformance suite as the head, block and reopen cases.
+		f := newFixture()
+		fixtureBatches(f, 0, 300, func([]labels.Labels, []Entry) error { return nil })
+		t.Run(fmt.Sprintf("conformance after kill round %d", round), func(t *testing.T) { conformance(t, db, f) })
 		db.Close()
 	}
 }
