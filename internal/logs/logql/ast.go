@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -126,10 +127,14 @@ type LabelFilterStage struct{ F LabelFilter }
 type LineFormatStage struct {
 	Template string
 	tpl      *template.Template
+	mu       sync.Mutex // the template's per-line functions are rebound on each use
 }
 
 // LabelFormatStage renames or templates labels.
-type LabelFormatStage struct{ Items []LabelFmt }
+type LabelFormatStage struct {
+	Items []LabelFmt
+	mu    sync.Mutex // as LineFormatStage
+}
 
 // LabelFmt is dst=src (rename) or dst="template".
 type LabelFmt struct {

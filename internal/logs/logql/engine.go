@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -135,7 +138,6 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 	defer q.Close()
 	needles, filter, stages := pushdown(sel)
 	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Contains: needles, Filter: filter, Backward: ev.p.Backward}, sel.Matchers...)
-	var kept []logLine
 	better := func(a, b logLine) int { // sort order of the result
 		c := cmpI64(a.ts, b.ts)
 		if ev.p.Backward {
@@ -143,25 +145,27 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 		}
 		return c
 	}
-	var ls labelSet
-	pc := &pipelineCtx{}
-	streamNo := 0
-	for ss.Next() {
-		s := ss.At()
-		ev.stats.Streams++
+	type part struct {
+		kept  []logLine
+		stats Stats
+	}
+	parts, err := forStreams(ev.ctx, ss, func(s *logstore.Stream, w *worker[part]) error {
+		st := &w.acc.stats
+		st.Streams++
 		c, _, _ := s.ChunkStats()
-		ev.stats.Chunks += c
+		st.Chunks += c
 		it := s.Iterator(ev.ctx)
+		defer it.Close()
 		n := 0
 		var lastTs int64
 		haveLast := false
-		for it.Next() && n < limit {
+		for n < limit && it.Next() {
 			ent := it.At()
-			ev.stats.Lines++
-			ev.stats.Bytes += int64(len(ent.Line))
-			ls.reset(s.Labels, ent.Metadata)
-			pc.ts = ent.Timestamp
-			line, ok := process(stages, pc, ent.Line, &ls)
+			st.Lines++
+			st.Bytes += int64(len(ent.Line))
+			w.ls.reset(s.Labels, ent.Metadata)
+			w.pc.ts = ent.Timestamp
+			line, ok := process(stages, &w.pc, ent.Line, &w.ls)
 			if !ok {
 				continue
 			}
@@ -175,23 +179,23 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 				}
 			}
 			lastTs, haveLast = ent.Timestamp, true
-			ev.stats.PostFilter++
-			kept = append(kept, logLine{ts: ent.Timestamp, line: strings.Clone(line), lbls: ls.labels(), stream: streamNo})
+			st.PostFilter++
+			w.acc.kept = append(w.acc.kept, logLine{ts: ent.Timestamp, line: strings.Clone(line), lbls: w.ls.labels()})
 			n++
 		}
-		err := it.Err()
-		it.Close()
-		if err != nil {
-			return nil, err
+		if len(w.acc.kept) > 2*limit {
+			slices.SortStableFunc(w.acc.kept, better)
+			w.acc.kept = w.acc.kept[:limit]
 		}
-		streamNo++
-		if len(kept) > 2*limit {
-			slices.SortStableFunc(kept, better)
-			kept = kept[:limit]
-		}
-	}
-	if err := ss.Err(); err != nil {
+		return it.Err()
+	})
+	if err != nil {
 		return nil, err
+	}
+	var kept []logLine
+	for _, pt := range parts {
+		kept = append(kept, pt.kept...)
+		ev.stats.add(pt.stats)
 	}
 	slices.SortStableFunc(kept, better)
 	if len(kept) > limit {
@@ -320,6 +324,11 @@ type rangeSample struct {
 	v float64
 }
 
+type seriesSamples struct {
+	lbls    labels.Labels
+	samples []rangeSample
+}
+
 func (ev *evaluator) rangeAgg(e *RangeAggExpr) (stepValues, error) {
 	r := e.Left
 	iv, off := int64(r.Interval), int64(r.Offset)
@@ -332,55 +341,56 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr) (stepValues, error) {
 	defer q.Close()
 	needles, filter, stages := pushdown(r.Left)
 	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Contains: needles, Filter: filter}, r.Left.Matchers...)
-	series := map[string]*struct {
-		lbls    labels.Labels
-		samples []rangeSample
-	}{}
-	var ls labelSet
-	pc := &pipelineCtx{}
-	total := 0
-	for ss.Next() {
-		s := ss.At()
-		ev.stats.Streams++
+	type part struct {
+		series map[string]*seriesSamples
+		stats  Stats
+		total  int
+	}
+	var total atomic.Int64
+	parts, err := forStreams(ev.ctx, ss, func(s *logstore.Stream, w *worker[part]) error {
+		if w.acc.series == nil {
+			w.acc.series = map[string]*seriesSamples{}
+		}
+		st := &w.acc.stats
+		st.Streams++
 		c, _, _ := s.ChunkStats()
-		ev.stats.Chunks += c
+		st.Chunks += c
 		it := s.Iterator(ev.ctx)
+		defer it.Close()
+		ls := &w.ls
 		for it.Next() {
 			ent := it.At()
-			ev.stats.Lines++
-			ev.stats.Bytes += int64(len(ent.Line))
+			st.Lines++
+			st.Bytes += int64(len(ent.Line))
 			ls.reset(s.Labels, ent.Metadata)
-			pc.ts = ent.Timestamp
-			line, ok := process(stages, pc, ent.Line, &ls)
+			w.pc.ts = ent.Timestamp
+			line, ok := process(stages, &w.pc, ent.Line, ls)
 			if !ok {
 				continue
 			}
 			var v float64 = 1
 			switch {
 			case r.Unwrap != nil:
-				x, ok := unwrapValue(r.Unwrap, &ls)
+				x, ok := unwrapValue(r.Unwrap, ls)
 				v = x
 				pass := true
 				for _, f := range r.Unwrap.PostFilters {
-					if !evalLabelFilter(f, &ls) {
+					if !evalLabelFilter(f, ls) {
 						pass = false
 						break
 					}
 				}
-				if !pass {
-					continue
-				}
-				if !ok && !ls.hasError() {
+				if !pass || (!ok && !ls.hasError()) {
 					continue
 				}
 				ls.del(r.Unwrap.Label)
 			case e.Op == "bytes_over_time" || e.Op == "bytes_rate":
 				v = float64(len(line))
 			}
-			ev.stats.PostFilter++
+			st.PostFilter++
 			if errv, bad := ls.get(ErrorLabel); bad {
 				ls.del(ErrorDetailsLabel)
-				return stepValues{}, fmt.Errorf("pipeline error: '%s' for series: '%s'. Use a label filter to intentionally skip this error. (e.g | __error__!=\"%s\"). To skip all potential errors you can match empty errors.(e.g __error__=\"\") The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )", errv, ls.labels(), errv)
+				return fmt.Errorf("pipeline error: '%s' for series: '%s'. Use a label filter to intentionally skip this error. (e.g | __error__!=\"%s\"). To skip all potential errors you can match empty errors.(e.g __error__=\"\") The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )", errv, ls.labels(), errv)
 			}
 			ls.del(ErrorDetailsLabel)
 			out := ls.labels()
@@ -388,29 +398,31 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr) (stepValues, error) {
 				out = groupLabels(out, e.Grouping)
 			}
 			k := out.String()
-			sr := series[k]
+			sr := w.acc.series[k]
 			if sr == nil {
-				sr = &struct {
-					lbls    labels.Labels
-					samples []rangeSample
-				}{lbls: out}
-				series[k] = sr
+				sr = &seriesSamples{lbls: out}
+				w.acc.series[k] = sr
 			}
 			sr.samples = append(sr.samples, rangeSample{ent.Timestamp, v})
-			total++
-			if ev.e.opts.MaxSamples > 0 && total > ev.e.opts.MaxSamples {
-				it.Close()
-				return stepValues{}, fmt.Errorf("%w: query processes more than %d samples", ErrLimit, ev.e.opts.MaxSamples)
+			if n := total.Add(1); ev.e.opts.MaxSamples > 0 && n > int64(ev.e.opts.MaxSamples) {
+				return fmt.Errorf("%w: query processes more than %d samples", ErrLimit, ev.e.opts.MaxSamples)
 			}
 		}
-		err := it.Err()
-		it.Close()
-		if err != nil {
-			return stepValues{}, err
-		}
-	}
-	if err := ss.Err(); err != nil {
+		return it.Err()
+	})
+	if err != nil {
 		return stepValues{}, err
+	}
+	series := map[string]*seriesSamples{}
+	for _, pt := range parts {
+		ev.stats.add(pt.stats)
+		for k, sr := range pt.series {
+			if have := series[k]; have != nil {
+				have.samples = append(have.samples, sr.samples...)
+			} else {
+				series[k] = sr
+			}
+		}
 	}
 	out := make([]Vector, len(ev.steps))
 	if e.Op == "absent_over_time" {
@@ -846,4 +858,79 @@ func arith(op string, a, b float64, returnBool bool) (float64, bool) {
 		return 0, true
 	}
 	return a, ok
+}
+
+func (s *Stats) add(o Stats) {
+	s.Streams += o.Streams
+	s.Chunks += o.Chunks
+	s.Lines += o.Lines
+	s.Bytes += o.Bytes
+	s.PostFilter += o.PostFilter
+}
+
+// worker is one goroutine's state while streams are evaluated in parallel:
+// its own label scratch space and its own partial result.
+type worker[T any] struct {
+	ls  labelSet
+	pc  pipelineCtx
+	acc T
+}
+
+// forStreams runs fn over the selected streams on up to GOMAXPROCS workers
+// and returns each worker's partial result. The first error stops the rest.
+func forStreams[T any](ctx context.Context, ss logstore.StreamSet, fn func(*logstore.Stream, *worker[T]) error) ([]T, error) {
+	var streams []*logstore.Stream
+	for ss.Next() {
+		streams = append(streams, ss.At())
+	}
+	if err := ss.Err(); err != nil {
+		return nil, err
+	}
+	n := min(runtime.GOMAXPROCS(0), len(streams))
+	if n <= 1 {
+		w := &worker[T]{}
+		for _, s := range streams {
+			if err := fn(s, w); err != nil {
+				return nil, err
+			}
+		}
+		return []T{w.acc}, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var errOnce sync.Once
+	var firstErr error
+	workers := make([]*worker[T], n)
+	for i := range workers {
+		w := &worker[T]{}
+		workers[i] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(streams) || ctx.Err() != nil {
+					return
+				}
+				if err := fn(streams[k], w); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]T, n)
+	for i, w := range workers {
+		out[i] = w.acc
+	}
+	return out, nil
 }

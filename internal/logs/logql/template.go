@@ -170,6 +170,8 @@ func render(t *template.Template, pc *pipelineCtx, line string, ls *labelSet) (s
 }
 
 func (s *LineFormatStage) format(pc *pipelineCtx, line string, ls *labelSet) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	out, err := render(s.tpl, pc, line, ls)
 	if err != nil {
 		ls.setError(errTemplate, err.Error())
@@ -179,6 +181,8 @@ func (s *LineFormatStage) format(pc *pipelineCtx, line string, ls *labelSet) str
 }
 
 func (s *LabelFormatStage) apply(pc *pipelineCtx, line string, ls *labelSet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, it := range s.Items {
 		if !it.IsTpl {
 			v, _ := ls.get(it.Src)
