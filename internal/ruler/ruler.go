@@ -266,7 +266,8 @@ func (r *Ruler) DroppedAlertmanagers() []*url.URL { return r.notifier.DroppedAle
 func (r *Ruler) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := r.discovery.Run(); err != nil {
+		// Discovery returns its context's error when Run cancels it.
+		if err := r.discovery.Run(); err != nil && !errors.Is(err, context.Canceled) {
 			r.logger.Error("notifier discovery stopped", "err", err)
 		}
 	})
