@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 )
 
@@ -174,5 +177,56 @@ func TestSeedConfigWithoutKubernetes(t *testing.T) {
 	})
 	if code, _ := ts.get(t, "/-/healthy"); code != http.StatusOK {
 		t.Fatal("not healthy with the seed config")
+	}
+}
+
+// TestScrapeHonorLabelsNativeHistogramsExemplars scrapes a client_golang
+// target that exposes a job label, a native histogram and an exemplar.
+func TestScrapeHonorLabelsNativeHistogramsExemplars(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	jobbed := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "exported_thing", Help: "h"}, []string{"job"})
+	jobbed.WithLabelValues("from-target").Set(3)
+	hist := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "request_seconds", Help: "h",
+		NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: 100,
+	})
+	for _, v := range []float64{0.1, 0.2, 0.4, 0.8} {
+		hist.(prometheus.ExemplarObserver).ObserveWithExemplar(v, prometheus.Labels{"trace_id": "feedbeef"})
+	}
+	reg.MustRegister(jobbed, hist)
+	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	defer target.Close()
+	addr := strings.TrimPrefix(target.URL, "http://")
+
+	ts := startServer(t, fmt.Sprintf(`metrics:
+  prometheus:
+    global: {scrape_interval: 1s, scrape_timeout: 1s}
+    scrape_configs:
+      - job_name: honored
+        honor_labels: true
+        scrape_native_histograms: true
+        static_configs: [{targets: ['%[1]s']}]
+      - job_name: plain
+        static_configs: [{targets: ['%[1]s']}]
+`, addr))
+	papi := ts.promAPI(t)
+	waitFor(t, 20*time.Second, "both jobs scraped", func() bool {
+		return seriesCountNoFail(papi, `up == 1`) == 2
+	})
+	// honor_labels keeps the target's job; without it the target's label is renamed.
+	if n := seriesCountNoFail(papi, `exported_thing{job="from-target"}`); n != 1 {
+		t.Errorf("honor_labels: target job kept in %d series, want 1", n)
+	}
+	if n := seriesCountNoFail(papi, `exported_thing{job="plain",exported_job="from-target"}`); n != 1 {
+		t.Errorf("without honor_labels: exported_job series = %d, want 1", n)
+	}
+	// The native histogram arrives whole (one series, no _bucket) where asked for.
+	v, _, _, err := papi.Query(t.Context(), `histogram_count(request_seconds{job="honored"})`, time.Now())
+	if err != nil || len(v.(model.Vector)) != 1 || v.(model.Vector)[0].Value != 4 {
+		t.Fatalf("histogram_count of the native histogram = %v, %v; want 4", v, err)
+	}
+	ex, err := papi.QueryExemplars(t.Context(), `request_seconds_bucket{job="plain"}`, time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
+	if err != nil || len(ex) == 0 || ex[0].Exemplars[0].Labels["trace_id"] != "feedbeef" {
+		t.Fatalf("exemplars of the classic histogram = %+v, %v", ex, err)
 	}
 }
