@@ -29,6 +29,11 @@ var roundTrip = []string{
 	`(sum(rate({a="b"}[1m])) + 1) ^ 2`,
 	`absent_over_time({app="x"}[1h])`,
 	`-1 * 2`,
+	// What Grafana's Loki data source sends.
+	`sum by (level, detected_level) (count_over_time({app="x"} | drop __error__[1m]))`,
+	`vector(1)+vector(1)`,
+	`{app="x"} | json | line_format "{{.msg}}" | __error__=""`,
+	`sum by (app) (rate({app=~"a|b"} |= "x" [5m]))`,
 }
 
 func TestParseRoundTrip(t *testing.T) {

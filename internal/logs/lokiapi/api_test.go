@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,8 @@ import (
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	otellog "go.opentelemetry.io/otel/log"
@@ -445,6 +448,84 @@ func TestConfigValidate(t *testing.T) {
 	for _, want := range []string{"logs.wal.fsync", "max_label_names_per_series", "query_timeout"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not report %s", err, want)
+		}
+	}
+}
+
+func TestConsumeLogsDirect(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Limits.MaxLineSize = 32 })
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("k8s.pod.name", "web-1")
+	rl.Resource().Attributes().PutEmptyMap("host").PutStr("arch", "amd64")
+	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	ok := lrs.AppendEmpty()
+	ok.SetTimestamp(pcommon.NewTimestampFromTime(ts(1)))
+	ok.Body().SetStr("short line")
+	ok.SetTraceID(pcommon.TraceID{1, 2, 3})
+	long := lrs.AppendEmpty()
+	long.SetTimestamp(pcommon.NewTimestampFromTime(ts(2)))
+	long.Body().SetStr(strings.Repeat("z", 40))
+	err := e.api.ConsumeLogs(t.Context(), ld)
+	var perr *PushError
+	if !errors.As(err, &perr) || perr.Status != 400 || !strings.Contains(perr.Msg, "Max entry size '32' bytes exceeded") {
+		t.Fatalf("ConsumeLogs error %v", err)
+	}
+	code, body := e.get(t, "/loki/api/v1/query_range", rangeParams(`{service_name="unknown_service", k8s_pod_name="web-1"}`))
+	if code != 200 || !strings.Contains(string(body), `"short line"`) || !strings.Contains(string(body), `"host_arch":"amd64"`) ||
+		!strings.Contains(string(body), `"trace_id":"01020300000000000000000000000000"`) || strings.Contains(string(body), "zzzz") {
+		t.Fatalf("%d %s", code, body)
+	}
+}
+
+func TestOTLPJSONAndPostForms(t *testing.T) {
+	e := newEnv(t, nil)
+	body := fmt.Sprintf(`{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"cart"}}]},"scopeLogs":[{"logRecords":[{"timeUnixNano":"%d","body":{"stringValue":"json otlp"}}]}]}]}`, ts(3).UnixNano())
+	if code, msg := e.post(t, "/otlp/v1/logs", "application/json", "", []byte(body)); code != 200 || !json.Valid([]byte(msg)) {
+		t.Fatalf("otlp json: %d %q", code, msg)
+	}
+	form := rangeParams(`{service_name="cart"}`)
+	resp, err := http.PostForm(e.srv.URL+"/loki/api/v1/query_range", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"json otlp"`) {
+		t.Fatalf("POST query_range: %d %s", resp.StatusCode, b)
+	}
+	if code, msg := e.post(t, "/otlp/v1/logs", "text/plain", "", []byte("x")); code != 415 {
+		t.Fatalf("wrong content type: %d %s", code, msg)
+	}
+}
+
+func TestOutOfOrderWindow(t *testing.T) {
+	e := newEnv(t, nil)
+	if code, msg := e.pushProto(t, []push.Stream{{Labels: `{app="ooo"}`, Entries: []push.Entry{{Timestamp: ts(3000), Line: "new"}}}}); code != 204 {
+		t.Fatalf("%d %s", code, msg)
+	}
+	before := testutil.ToFloat64(e.api.m.discardedEntries.WithLabelValues(reasonOutOfOrder))
+	code, msg := e.pushProto(t, []push.Stream{{Labels: `{app="ooo"}`, Entries: []push.Entry{
+		{Timestamp: ts(3000 - 7200), Line: "two hours behind"}, {Timestamp: ts(2990), Line: "ten seconds behind"}}}})
+	if code != 400 || !strings.Contains(msg, "entry too far behind") {
+		t.Fatalf("%d %s", code, msg)
+	}
+	if testutil.ToFloat64(e.api.m.discardedEntries.WithLabelValues(reasonOutOfOrder)) != before+1 {
+		t.Fatal("too_far_behind not counted once")
+	}
+	p := url.Values{"query": {`{app="ooo"}`}, "start": {fmt.Sprint(ts(-8000).UnixNano())}, "end": {fmt.Sprint(ts(4000).UnixNano())}}
+	_, body := e.get(t, "/loki/api/v1/query_range", p)
+	if !strings.Contains(string(body), "ten seconds behind") || strings.Contains(string(body), "two hours behind") {
+		t.Fatalf("%s", body)
+	}
+}
+
+func TestTailRejectsBadQueries(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, q := range []string{`{app=`, `count_over_time({app="x"}[1m])`} {
+		code, body := e.get(t, "/loki/api/v1/tail", url.Values{"query": {q}})
+		if code != 400 {
+			t.Errorf("tail %s: %d %s", q, code, body)
 		}
 	}
 }
