@@ -14,6 +14,8 @@
 //	GET, POST /loki/api/v1/series               Series
 //	GET, POST /loki/api/v1/index/stats          IndexStats
 //	GET, POST /loki/api/v1/index/volume         IndexVolume
+//	GET, POST /loki/api/v1/format_query         FormatQuery
+//	GET       /loki/api/v1/status/buildinfo     BuildInfo
 //	GET       /loki/api/v1/tail                 Tail (WebSocket)
 //	GET       /ready                            ReadyHandler
 package lokiapi
@@ -51,6 +53,8 @@ type Deps struct {
 	Store      Store
 	// Now is the clock, for tests; defaults to time.Now.
 	Now func() time.Time
+	// Version is reported by /loki/api/v1/status/buildinfo.
+	Version string
 }
 
 // Route is one entry of the route table.
@@ -63,6 +67,7 @@ type Route struct {
 // API serves the Loki HTTP API.
 type API struct {
 	store   Store
+	version string
 	logger  *slog.Logger
 	now     func() time.Time
 	m       *apiMetrics
@@ -92,6 +97,7 @@ func New(cfg Config, deps Deps) (*API, error) {
 	}
 	a := &API{
 		store:      deps.Store,
+		version:    deps.Version,
 		logger:     deps.Logger.With("component", "lokiapi"),
 		now:        deps.Now,
 		limiter:    rate.NewLimiter(rate.Inf, 0),
@@ -154,6 +160,8 @@ func (a *API) Routes() []Route {
 	both("/loki/api/v1/series", a.Series)
 	both("/loki/api/v1/index/stats", a.IndexStats)
 	both("/loki/api/v1/index/volume", a.IndexVolume)
+	both("/loki/api/v1/format_query", a.FormatQuery)
+	rs = append(rs, Route{http.MethodGet, "/loki/api/v1/status/buildinfo", a.BuildInfo})
 	rs = append(rs, Route{http.MethodGet, "/loki/api/v1/tail", a.Tail})
 	rs = append(rs, Route{http.MethodGet, "/ready", a.ReadyHandler})
 	return rs

@@ -350,6 +350,8 @@ func TestLabelsSeriesStatsVolume(t *testing.T) {
 		{"/loki/api/v1/index/stats", with(p, "query", `{app="api"}`), `{"streams":1,"chunks":1,"entries":3,"bytes":`},
 		{"/loki/api/v1/index/volume", with(p, "query", `{env=~".+"}`), `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"env":"prod"},"value":[`},
 		{"/ready", nil, "ready"},
+		{"/loki/api/v1/format_query", url.Values{"query": {`sum(rate({a="b"}|="x"[1m]))by(c)`}}, `{"status":"success","data":"sum by (c) (rate({a=\"b\"} |= \"x\" [1m]))"}`},
+		{"/loki/api/v1/status/buildinfo", nil, `{"branch":"","buildDate":"","buildUser":"nxwatcher","goVersion":"go`},
 	} {
 		code, body := e.get(t, tc.path, tc.params)
 		if code != 200 || !strings.HasPrefix(string(body), tc.want) {

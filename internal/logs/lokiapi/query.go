@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -624,5 +625,34 @@ func (a *API) IndexVolume(w http.ResponseWriter, r *http.Request) {
 			vec = vec[:limit]
 		}
 		return encodeResult(logql.Result{Value: vec})
+	})
+}
+
+// FormatQuery handles /loki/api/v1/format_query: the query in canonical form.
+func (a *API) FormatQuery(w http.ResponseWriter, r *http.Request) {
+	a.observe("format_query", w, r, func() (any, error) {
+		e, err := logql.ParseExpr(r.Form.Get("query"))
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			Status string `json:"status"`
+			Data   string `json:"data"`
+		}{"success", e.String()}, nil
+	})
+}
+
+// BuildInfo handles /loki/api/v1/status/buildinfo. Clients such as Grafana
+// read the version to enable features; we answer as the Loki line we follow.
+func (a *API) BuildInfo(w http.ResponseWriter, r *http.Request) {
+	a.observe("buildinfo", w, r, func() (any, error) {
+		v := a.version
+		if v == "" {
+			v = "3.4.2"
+		}
+		return map[string]string{
+			"version": v, "revision": "", "branch": "", "buildUser": "nxwatcher", "buildDate": "",
+			"goVersion": runtime.Version(),
+		}, nil
 	})
 }
