@@ -308,7 +308,7 @@ func (ev *evaluator) eval(expr Expr) (stepValues, error) {
 		}
 		return stepValues{v: v}, nil
 	case *RangeAggExpr:
-		return ev.rangeAgg(e)
+		return ev.rangeAgg(e, nil)
 	case *VectorAggExpr:
 		return ev.vectorAgg(e)
 	case *BinOpExpr:
@@ -325,11 +325,11 @@ type rangeSample struct {
 }
 
 type seriesSamples struct {
-	lbls    labels.Labels
-	samples []rangeSample
+	lbls labels.Labels
+	win  map[int]*windowAcc // by step index; only windows with samples
 }
 
-func (ev *evaluator) rangeAgg(e *RangeAggExpr) (stepValues, error) {
+func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, error) {
 	r := e.Left
 	iv, off := int64(r.Interval), int64(r.Offset)
 	mint := ev.steps[0] - off - iv + 1
@@ -347,6 +347,9 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr) (stepValues, error) {
 		total  int
 	}
 	var total atomic.Int64
+	// Quantiles and counter rates need every value of a window; the other
+	// functions fold samples into per-window accumulators as they stream by.
+	keepValues := e.Op == "quantile_over_time" || e.Op == "rate_counter"
 	parts, err := forStreams(ev.ctx, ss, func(s *logstore.Stream, w *worker[part]) error {
 		if w.acc.series == nil {
 			w.acc.series = map[string]*seriesSamples{}
@@ -397,13 +400,16 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr) (stepValues, error) {
 			if e.Grouping != nil {
 				out = groupLabels(out, e.Grouping)
 			}
+			if pushed != nil {
+				out = groupLabels(out, pushed)
+			}
 			k := out.String()
 			sr := w.acc.series[k]
 			if sr == nil {
-				sr = &seriesSamples{lbls: out}
+				sr = &seriesSamples{lbls: out, win: map[int]*windowAcc{}}
 				w.acc.series[k] = sr
 			}
-			sr.samples = append(sr.samples, rangeSample{ent.Timestamp, v})
+			ev.accumulate(sr, ent.Timestamp, v, off, iv, keepValues)
 			if n := total.Add(1); ev.e.opts.MaxSamples > 0 && n > int64(ev.e.opts.MaxSamples) {
 				return fmt.Errorf("%w: query processes more than %d samples", ErrLimit, ev.e.opts.MaxSamples)
 			}
@@ -417,21 +423,26 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr) (stepValues, error) {
 	for _, pt := range parts {
 		ev.stats.add(pt.stats)
 		for k, sr := range pt.series {
-			if have := series[k]; have != nil {
-				have.samples = append(have.samples, sr.samples...)
-			} else {
+			have := series[k]
+			if have == nil {
 				series[k] = sr
+				continue
+			}
+			for i, w := range sr.win {
+				if have.win[i] == nil {
+					have.win[i] = w
+				} else {
+					have.win[i].merge(w)
+				}
 			}
 		}
 	}
 	out := make([]Vector, len(ev.steps))
 	if e.Op == "absent_over_time" {
 		for i, t := range ev.steps {
-			lo, hi := t-off-iv, t-off
 			present := false
 			for _, sr := range series {
-				a := sort.Search(len(sr.samples), func(j int) bool { return sr.samples[j].t > lo })
-				if a < len(sr.samples) && sr.samples[a].t <= hi {
+				if sr.win[i] != nil {
 					present = true
 					break
 				}
@@ -442,24 +453,127 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr) (stepValues, error) {
 		}
 		return stepValues{v: out}, nil
 	}
-	keys := sortedSeriesKeys(series)
-	for _, k := range keys {
+	for _, k := range sortedSeriesKeys(series) {
 		sr := series[k]
-		slices.SortStableFunc(sr.samples, func(a, b rangeSample) int { return cmpI64(a.t, b.t) })
 		for i, t := range ev.steps {
-			lo, hi := t-off-iv, t-off
-			a := sort.Search(len(sr.samples), func(j int) bool { return sr.samples[j].t > lo })
-			b := sort.Search(len(sr.samples), func(j int) bool { return sr.samples[j].t > hi })
-			if a >= b {
+			w := sr.win[i]
+			if w == nil {
 				continue
 			}
-			v, ok := rangeFn(e.Op, e.Param, sr.samples[a:b], r.Interval, r.Unwrap != nil)
-			if ok {
+			if v, ok := w.value(e.Op, e.Param, r.Interval, r.Unwrap != nil); ok {
 				out[i] = append(out[i], Sample{Metric: sr.lbls, T: t / 1e6, V: v})
 			}
 		}
 	}
 	return stepValues{v: out}, nil
+}
+
+// accumulate adds a sample to every step whose window (t-off-range, t-off] holds it.
+func (ev *evaluator) accumulate(sr *seriesSamples, ts int64, v float64, off, iv int64, keepValues bool) {
+	lo := sort.Search(len(ev.steps), func(k int) bool { return ev.steps[k] >= ts+off })
+	for k := lo; k < len(ev.steps) && ev.steps[k] < ts+off+iv; k++ {
+		w := sr.win[k]
+		if w == nil {
+			w = &windowAcc{min: math.Inf(1), max: math.Inf(-1), firstT: ts, lastT: ts, first: v, last: v}
+			sr.win[k] = w
+		}
+		w.add(ts, v, keepValues)
+	}
+}
+
+// windowAcc folds the samples of one window of one series.
+type windowAcc struct {
+	n             int
+	sum, sumSq    float64
+	min, max      float64
+	first, last   float64
+	firstT, lastT int64
+	values        []rangeSample // only for quantile_over_time and rate_counter
+}
+
+func (w *windowAcc) add(ts int64, v float64, keep bool) {
+	w.n++
+	w.sum += v
+	w.sumSq += v * v
+	w.min = math.Min(w.min, v)
+	w.max = math.Max(w.max, v)
+	if ts < w.firstT {
+		w.first, w.firstT = v, ts
+	}
+	if ts >= w.lastT {
+		w.last, w.lastT = v, ts
+	}
+	if keep {
+		w.values = append(w.values, rangeSample{ts, v})
+	}
+}
+
+func (w *windowAcc) merge(o *windowAcc) {
+	w.n += o.n
+	w.sum += o.sum
+	w.sumSq += o.sumSq
+	w.min = math.Min(w.min, o.min)
+	w.max = math.Max(w.max, o.max)
+	if o.firstT < w.firstT {
+		w.first, w.firstT = o.first, o.firstT
+	}
+	if o.lastT >= w.lastT {
+		w.last, w.lastT = o.last, o.lastT
+	}
+	w.values = append(w.values, o.values...)
+}
+
+func (w *windowAcc) value(op string, param float64, iv time.Duration, unwrapped bool) (float64, bool) {
+	secs := iv.Seconds()
+	switch op {
+	case "count_over_time":
+		return float64(w.n), true
+	case "rate":
+		if unwrapped {
+			return w.sum / secs, true
+		}
+		return float64(w.n) / secs, true
+	case "bytes_over_time", "sum_over_time":
+		return w.sum, true
+	case "bytes_rate":
+		return w.sum / secs, true
+	case "avg_over_time":
+		return w.sum / float64(w.n), true
+	case "max_over_time":
+		return w.max, true
+	case "min_over_time":
+		return w.min, true
+	case "first_over_time":
+		return w.first, true
+	case "last_over_time":
+		return w.last, true
+	case "stdvar_over_time", "stddev_over_time":
+		mean := w.sum / float64(w.n)
+		v := math.Max(0, w.sumSq/float64(w.n)-mean*mean)
+		if op == "stddev_over_time" {
+			return math.Sqrt(v), true
+		}
+		return v, true
+	case "quantile_over_time":
+		vals := make([]float64, len(w.values))
+		for i, p := range w.values {
+			vals[i] = p.v
+		}
+		return quantile(param, vals), true
+	case "rate_counter":
+		s := slices.Clone(w.values)
+		slices.SortStableFunc(s, func(a, b rangeSample) int { return cmpI64(a.t, b.t) })
+		var inc float64
+		for i := 1; i < len(s); i++ {
+			if s[i].v < s[i-1].v {
+				inc += s[i].v // counter reset
+			} else {
+				inc += s[i].v - s[i-1].v
+			}
+		}
+		return inc / secs, true
+	}
+	return 0, false
 }
 
 func sortedSeriesKeys[V any](m map[string]V) []string {
@@ -482,77 +596,6 @@ func absentLabels(ms []*labels.Matcher) labels.Labels {
 	}
 	b.Sort()
 	return b.Labels()
-}
-
-func rangeFn(op string, param float64, s []rangeSample, iv time.Duration, unwrapped bool) (float64, bool) {
-	secs := iv.Seconds()
-	sum := func() float64 {
-		var x float64
-		for _, p := range s {
-			x += p.v
-		}
-		return x
-	}
-	switch op {
-	case "count_over_time":
-		return float64(len(s)), true
-	case "rate":
-		if unwrapped {
-			return sum() / secs, true
-		}
-		return float64(len(s)) / secs, true
-	case "bytes_over_time", "sum_over_time":
-		return sum(), true
-	case "bytes_rate":
-		return sum() / secs, true
-	case "avg_over_time":
-		return sum() / float64(len(s)), true
-	case "max_over_time":
-		m := math.Inf(-1)
-		for _, p := range s {
-			m = math.Max(m, p.v)
-		}
-		return m, true
-	case "min_over_time":
-		m := math.Inf(1)
-		for _, p := range s {
-			m = math.Min(m, p.v)
-		}
-		return m, true
-	case "first_over_time":
-		return s[0].v, true
-	case "last_over_time":
-		return s[len(s)-1].v, true
-	case "stdvar_over_time", "stddev_over_time":
-		var mean, m2 float64
-		for i, p := range s {
-			d := p.v - mean
-			mean += d / float64(i+1)
-			m2 += d * (p.v - mean)
-		}
-		v := m2 / float64(len(s))
-		if op == "stddev_over_time" {
-			return math.Sqrt(v), true
-		}
-		return v, true
-	case "quantile_over_time":
-		vals := make([]float64, len(s))
-		for i, p := range s {
-			vals[i] = p.v
-		}
-		return quantile(param, vals), true
-	case "rate_counter":
-		var inc float64
-		for i := 1; i < len(s); i++ {
-			if s[i].v < s[i-1].v {
-				inc += s[i].v // counter reset
-			} else {
-				inc += s[i].v - s[i-1].v
-			}
-		}
-		return inc / secs, true
-	}
-	return 0, false
 }
 
 // quantile is Prometheus' linear interpolation between closest ranks.
@@ -586,8 +629,41 @@ func groupLabels(ls labels.Labels, g *Grouping) labels.Labels {
 	return b.Labels()
 }
 
+// groupingPushdown reports whether `op by (g) (inner)` equals inner grouped
+// by g while it accumulates: sums of counts, sums and rates, and max/min of
+// max/min. It keeps high-cardinality parsed labels (trace IDs…) from ever
+// becoming series of their own.
+func groupingPushdown(op string, inner Expr) (*RangeAggExpr, bool) {
+	ra, ok := unparen(inner).(*RangeAggExpr)
+	if !ok || ra.Grouping != nil {
+		return nil, false
+	}
+	switch op {
+	case "sum":
+		switch ra.Op {
+		case "count_over_time", "rate", "bytes_rate", "bytes_over_time", "sum_over_time":
+			return ra, true
+		}
+	case "max":
+		return ra, ra.Op == "max_over_time"
+	case "min":
+		return ra, ra.Op == "min_over_time"
+	}
+	return nil, false
+}
+
 func (ev *evaluator) vectorAgg(e *VectorAggExpr) (stepValues, error) {
-	in, err := ev.eval(e.Left)
+	var in stepValues
+	var err error
+	if ra, ok := groupingPushdown(e.Op, e.Left); ok {
+		g := e.Grouping
+		if g == nil {
+			g = &Grouping{} // sum(...) keeps no labels
+		}
+		in, err = ev.rangeAgg(ra, g)
+	} else {
+		in, err = ev.eval(e.Left)
+	}
 	if err != nil {
 		return stepValues{}, err
 	}
