@@ -263,3 +263,46 @@ func scan(b *testing.B, db *logstore.DB, h logstore.SelectHints) int {
 	}
 	return n
 }
+
+// BenchmarkLogQLMetric is a dashboard-style query over the whole 64 MiB:
+// every line is decoded, parsed by logfmt and counted per level.
+func BenchmarkLogQLMetric(b *testing.B) {
+	db, raw, _ := scanStore(b, 64)
+	eng := logql.NewEngine(logql.EngineOpts{})
+	for _, q := range []string{
+		`sum by (pod) (count_over_time({app="bench"}[1m]))`,
+		`sum by (level) (count_over_time({app="bench"} | logfmt [1m]))`,
+	} {
+		b.Run(q, func(b *testing.B) {
+			b.SetBytes(raw)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				_, err := eng.Exec(context.Background(), db, q, logql.Params{Start: time.Unix(1_700_000_000, 0), End: time.Unix(1_700_000_000, 0).Add(2 * time.Hour), Step: time.Minute})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLogQLRecent is Grafana's default: the newest 1000 lines of a stream selector.
+func BenchmarkLogQLRecent(b *testing.B) {
+	db, _, _ := scanStore(b, 64)
+	eng := logql.NewEngine(logql.EngineOpts{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := eng.Exec(context.Background(), db, `{app="bench"}`, logql.Params{Start: time.Unix(0, 0), End: time.Now(), Limit: 1000, Backward: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for _, s := range res.Value.(logql.Streams) {
+			n += len(s.Entries)
+		}
+		if n != 1000 {
+			b.Fatalf("%d lines", n)
+		}
+	}
+}

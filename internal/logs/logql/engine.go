@@ -326,6 +326,7 @@ type rangeSample struct {
 
 type seriesSamples struct {
 	lbls labels.Labels
+	key  string
 	win  map[int]*windowAcc // by step index; only windows with samples
 }
 
@@ -342,17 +343,17 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 	needles, filter, stages := pushdown(r.Left)
 	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Contains: needles, Filter: filter}, r.Left.Matchers...)
 	type part struct {
-		series map[string]*seriesSamples
+		byHash map[uint64][]*seriesSamples
+		series []*seriesSamples
 		stats  Stats
-		total  int
 	}
 	var total atomic.Int64
 	// Quantiles and counter rates need every value of a window; the other
 	// functions fold samples into per-window accumulators as they stream by.
 	keepValues := e.Op == "quantile_over_time" || e.Op == "rate_counter"
 	parts, err := forStreams(ev.ctx, ss, func(s *logstore.Stream, w *worker[part]) error {
-		if w.acc.series == nil {
-			w.acc.series = map[string]*seriesSamples{}
+		if w.acc.byHash == nil {
+			w.acc.byHash = map[uint64][]*seriesSamples{}
 		}
 		st := &w.acc.stats
 		st.Streams++
@@ -396,18 +397,25 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 				return fmt.Errorf("pipeline error: '%s' for series: '%s'. Use a label filter to intentionally skip this error. (e.g | __error__!=\"%s\"). To skip all potential errors you can match empty errors.(e.g __error__=\"\") The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )", errv, ls.labels(), errv)
 			}
 			ls.del(ErrorDetailsLabel)
-			out := ls.labels()
 			if e.Grouping != nil {
-				out = groupLabels(out, e.Grouping)
+				ls.applyGrouping(e.Grouping)
 			}
 			if pushed != nil {
-				out = groupLabels(out, pushed)
+				ls.applyGrouping(pushed)
 			}
-			k := out.String()
-			sr := w.acc.series[k]
+			h := ls.hash()
+			var sr *seriesSamples
+			for _, c := range w.acc.byHash[h] {
+				if ls.equal(c.lbls) {
+					sr = c
+					break
+				}
+			}
 			if sr == nil {
-				sr = &seriesSamples{lbls: out, win: map[int]*windowAcc{}}
-				w.acc.series[k] = sr
+				lbls := ls.labels()
+				sr = &seriesSamples{lbls: lbls, key: lbls.String(), win: map[int]*windowAcc{}}
+				w.acc.byHash[h] = append(w.acc.byHash[h], sr)
+				w.acc.series = append(w.acc.series, sr)
 			}
 			ev.accumulate(sr, ent.Timestamp, v, off, iv, keepValues)
 			if n := total.Add(1); ev.e.opts.MaxSamples > 0 && n > int64(ev.e.opts.MaxSamples) {
@@ -422,10 +430,10 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 	series := map[string]*seriesSamples{}
 	for _, pt := range parts {
 		ev.stats.add(pt.stats)
-		for k, sr := range pt.series {
-			have := series[k]
+		for _, sr := range pt.series {
+			have := series[sr.key]
 			if have == nil {
-				series[k] = sr
+				series[sr.key] = sr
 				continue
 			}
 			for i, w := range sr.win {

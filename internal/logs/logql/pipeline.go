@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/nx-watcher/nxwatcher/internal/units"
@@ -118,6 +119,14 @@ func (s *labelSet) asMap() map[string]string {
 func sanitizeLabelName(n string) string {
 	if n == "" {
 		return ""
+	}
+	valid := true
+	for i := 0; i < len(n) && valid; i++ {
+		c := n[i]
+		valid = c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || (i > 0 && c >= '0' && c <= '9')
+	}
+	if valid {
+		return n
 	}
 	var b strings.Builder
 	for i, r := range n {
@@ -540,4 +549,54 @@ func lineFilterHints(stages []Stage) (contains []string, filter func(string) boo
 		}
 		return true
 	}
+}
+
+// applyGrouping keeps (by) or drops (without) the grouping's labels in place.
+func (s *labelSet) applyGrouping(g *Grouping) {
+	s.ls = slices.DeleteFunc(s.ls, func(l labels.Label) bool {
+		return slices.Contains(g.Labels, l.Name) == g.Without
+	})
+}
+
+// hash sorts the set in place and hashes its non-empty labels, so a series
+// can be found without building its labels.Labels.
+func (s *labelSet) hash() uint64 {
+	for i := 1; i < len(s.ls); i++ { // insertion sort: sets are small
+		for j := i; j > 0 && s.ls[j].Name < s.ls[j-1].Name; j-- {
+			s.ls[j], s.ls[j-1] = s.ls[j-1], s.ls[j]
+		}
+	}
+	h := xxhash.New()
+	for _, l := range s.ls {
+		if l.Value == "" {
+			continue
+		}
+		h.WriteString(l.Name)
+		h.Write(sep)
+		h.WriteString(l.Value)
+		h.Write(sep)
+	}
+	return h.Sum64()
+}
+
+var sep = []byte{0xff}
+
+// equal reports whether the (sorted) set equals ls.
+func (s *labelSet) equal(ls labels.Labels) bool {
+	i := 0
+	ok := true
+	ls.Range(func(l labels.Label) {
+		for i < len(s.ls) && s.ls[i].Value == "" {
+			i++
+		}
+		if !ok || i >= len(s.ls) || s.ls[i] != l {
+			ok = false
+			return
+		}
+		i++
+	})
+	for i < len(s.ls) && s.ls[i].Value == "" {
+		i++
+	}
+	return ok && i == len(s.ls)
 }
