@@ -357,6 +357,9 @@ func TestLabelsSeriesStatsVolume(t *testing.T) {
 		if code != 200 || !strings.HasPrefix(string(body), tc.want) {
 			t.Errorf("%s: %d %s, want prefix %s", tc.path, code, body, tc.want)
 		}
+		if tc.path == "/loki/api/v1/index/volume" && strings.Contains(string(body), `"stats"`) {
+			t.Errorf("volume response carries stats: %s", body)
+		}
 	}
 }
 

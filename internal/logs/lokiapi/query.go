@@ -171,7 +171,7 @@ type queryResponse struct {
 type queryData struct {
 	ResultType string          `json:"resultType"`
 	Result     json.RawMessage `json:"result"`
-	Stats      any             `json:"stats"`
+	Stats      any             `json:"stats,omitempty"` // absent from index/volume, as in Loki
 }
 
 // QueryRange handles /loki/api/v1/query_range.
@@ -310,6 +310,16 @@ func encodeResult(res logql.Result) (any, error) {
 		return nil, fmt.Errorf("unexpected result type %T", res.Value)
 	}
 	return queryResponse{Status: "success", Data: queryData{ResultType: res.Value.Type(), Result: b.Bytes(), Stats: statsJSON(res.Stats)}}, nil
+}
+
+func encodeVolume(vec logql.Vector) (any, error) {
+	r, err := encodeResult(logql.Result{Value: vec})
+	if err != nil {
+		return nil, err
+	}
+	q := r.(queryResponse)
+	q.Data.Stats = nil
+	return q, nil
 }
 
 func writeLabels(b *bytes.Buffer, ls labels.Labels) {
@@ -624,7 +634,7 @@ func (a *API) IndexVolume(w http.ResponseWriter, r *http.Request) {
 		if len(vec) > limit {
 			vec = vec[:limit]
 		}
-		return encodeResult(logql.Result{Value: vec})
+		return encodeVolume(vec)
 	})
 }
 

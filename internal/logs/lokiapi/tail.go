@@ -34,8 +34,8 @@ type tailStream struct {
 }
 
 type droppedEntry struct {
-	Labels    string `json:"labels"`
-	Timestamp string `json:"timestamp"`
+	Labels    map[string]string `json:"labels"`
+	Timestamp string            `json:"timestamp"`
 }
 
 type tailBatch struct {
@@ -73,7 +73,7 @@ func (a *API) notifyTails(ls labels.Labels, es []logstore.Entry) {
 		case t.ch <- tailBatch{ls, es}:
 		default:
 			t.dropped.Add(int64(len(es)))
-			t.last.Store(&droppedEntry{Labels: ls.String(), Timestamp: strconv.FormatInt(es[len(es)-1].Timestamp, 10)})
+			t.last.Store(&droppedEntry{Labels: ls.Map(), Timestamp: strconv.FormatInt(es[len(es)-1].Timestamp, 10)})
 		}
 	}
 }
