@@ -138,6 +138,7 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.push(a.scraper.Close)
 	externalURL := externalURL(a.server.Addr())
 	if err := a.openAlerting(cfg, reg, externalURL); err != nil {
 		return nil, err

@@ -71,6 +71,7 @@ func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer, extern
 		return fmt.Errorf("open ruler: %w", err)
 	}
 	a.ruler = r
+	a.push(r.Close)
 	return nil
 }
 

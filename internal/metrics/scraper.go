@@ -118,6 +118,12 @@ func (s *Scraper) Run(ctx context.Context) error {
 	return nil
 }
 
+// Close ends discovery when Run never ran (a failed start); idempotent.
+func (s *Scraper) Close() error {
+	s.cancel()
+	return nil
+}
+
 // SDMetrics are the service-discovery metrics, registered once per registry;
 // other discovery managers (the notifier's) share them.
 func (s *Scraper) SDMetrics() *discovery.SDMetrics { return s.sdMetrics }

@@ -258,6 +258,13 @@ func (r *Ruler) Alertmanagers() []*url.URL {
 	return out
 }
 
+// Close ends the notifier's discovery when Run never ran (a failed start);
+// idempotent.
+func (r *Ruler) Close() error {
+	r.cancel()
+	return nil
+}
+
 // DroppedAlertmanagers lists Alertmanagers dropped by relabelling.
 func (r *Ruler) DroppedAlertmanagers() []*url.URL { return r.notifier.DroppedAlertmanagers() }
 
