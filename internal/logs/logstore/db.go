@@ -321,6 +321,8 @@ func (db *DB) replay(walDir string, first, last int) error {
 // SetLimits changes the ingestion limits; safe while running.
 func (db *DB) SetLimits(l Limits) { db.limits.Store(&l) }
 
+var walBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
 // Appender buffers entries until Commit. Not safe for concurrent use.
 type Appender struct {
 	db      *DB
@@ -433,7 +435,11 @@ func (a *Appender) Commit() ([]Rejection, error) {
 	if len(newRefs) > 0 {
 		recs = append(recs, encodeStreamsRecord(nil, newRefs, newLabels))
 	}
-	recs = append(recs, encodeEntriesRecord(nil, batch))
+	// The WAL copies records into its pages, so one pooled buffer serves every commit.
+	bp := walBufs.Get().(*[]byte)
+	defer walBufs.Put(bp)
+	*bp = encodeEntriesRecord((*bp)[:0], batch)
+	recs = append(recs, *bp)
 	if err := db.wal.Log(recs...); err != nil {
 		db.m.walFailures.Inc()
 		return rej, fmt.Errorf("commit: write wal: %w", err)

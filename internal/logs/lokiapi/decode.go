@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -154,7 +155,7 @@ func decodeEntry(b []byte, base int) (logstore.Entry, error) {
 			if typ != protowire.BytesType {
 				return fmt.Errorf("entry line: wrong wire type %d", typ)
 			}
-			e.Line = string(v)
+			e.Line = unsafe.String(unsafe.SliceData(v), len(v)) // aliases the decoded body, never reused
 		case 3:
 			if typ != protowire.BytesType {
 				return fmt.Errorf("structured metadata: wrong wire type %d", typ)
@@ -167,9 +168,9 @@ func decodeEntry(b []byte, base int) (logstore.Entry, error) {
 				}
 				switch n {
 				case 1:
-					l.Name = string(x)
+					l.Name = unsafe.String(unsafe.SliceData(x), len(x))
 				case 2:
-					l.Value = string(x)
+					l.Value = unsafe.String(unsafe.SliceData(x), len(x))
 				}
 				return nil
 			}); err != nil {
