@@ -24,6 +24,8 @@ import (
 
 	"github.com/nx-watcher/nxwatcher/internal/alerting"
 	"github.com/nx-watcher/nxwatcher/internal/config"
+	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+	"github.com/nx-watcher/nxwatcher/internal/logs/lokiapi"
 	"github.com/nx-watcher/nxwatcher/internal/metrics"
 	"github.com/nx-watcher/nxwatcher/internal/metrics/promapi"
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
@@ -70,6 +72,8 @@ type App struct {
 	alertmanager *alerting.Alertmanager
 	amServer     *server.Server
 	ruler        *ruler.Ruler
+	logs         *logstore.DB
+	loki         *lokiapi.API
 	traces       *tracestore.DB
 	generator    *generator.Generator
 	otlp         *otlp.Receiver
@@ -143,6 +147,9 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	if err := a.openAlerting(cfg, reg, externalURL); err != nil {
 		return nil, err
 	}
+	if err := a.openLogs(cfg, reg); err != nil {
+		return nil, err
+	}
 	if err := a.openTraces(cfg, reg); err != nil {
 		return nil, err
 	}
@@ -161,6 +168,12 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	}
 	if a.alertmanager != nil {
 		h.AlertmanagerAPI = a.alertmanager.Handler()
+	}
+	for _, r := range a.loki.Routes() {
+		if r.Path == "/ready" {
+			continue // one /ready for every role
+		}
+		h.Loki = append(h.Loki, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
 	}
 	if a.traces != nil {
 		tempo, err := tempoapi.New(cfg.Traces.Search, tempoapi.Deps{Store: a.traces, Logger: deps.Logger, Registerer: reg})
@@ -317,6 +330,7 @@ func (a *App) applyLocked(cfg *config.Config) error {
 	if a.alertmanager != nil {
 		errs = append(errs, a.alertmanager.ApplyConfig(cfg.Alerting))
 	}
+	errs = append(errs, a.loki.ApplyConfig(cfg.Logs))
 	err := errors.Join(errs...)
 	a.engine.SetEvaluationInterval(time.Duration(cfg.Metrics.Parsed.GlobalConfig.EvaluationInterval))
 	a.reloadOK.Store(err == nil)
@@ -431,6 +445,9 @@ func (a *App) isReady() bool {
 		return false
 	}
 	if a.traces != nil && !a.traces.Ready() {
+		return false
+	}
+	if !a.loki.Ready() {
 		return false
 	}
 	return true

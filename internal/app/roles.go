@@ -16,9 +16,12 @@ import (
 	commonversion "github.com/prometheus/common/version"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/notifier"
+	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/nx-watcher/nxwatcher/internal/alerting"
 	"github.com/nx-watcher/nxwatcher/internal/config"
+	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+	"github.com/nx-watcher/nxwatcher/internal/logs/lokiapi"
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
 	"github.com/nx-watcher/nxwatcher/internal/otlp/promsink"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
@@ -75,6 +78,36 @@ func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer, extern
 	return nil
 }
 
+// openLogs opens the log store and the Loki API over it.
+func (a *App) openLogs(cfg *config.Config, reg prometheus.Registerer) error {
+	db, err := logstore.Open(filepath.Join(a.opts.StoragePath, "logs"), cfg.Logs.StoreOptions(), logstore.Deps{Logger: a.logger, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("open log store: %w", err)
+	}
+	a.logs = db
+	a.push(db.Close)
+	api, err := lokiapi.New(cfg.Logs, lokiapi.Deps{Logger: a.logger, Registerer: reg, Store: db})
+	if err != nil {
+		return fmt.Errorf("loki api: %w", err)
+	}
+	a.loki = api
+	a.push(api.Close) // ends tails before the store closes
+	return nil
+}
+
+// otlpLogs hands OTLP logs to the Loki API's mapping; pushes Loki would
+// refuse for good (400) become OTLP's permanent invalid-input errors.
+func (a *App) otlpLogs() otlp.LogsConsumer {
+	return otlp.LogsConsumerFunc(func(ctx context.Context, ld plog.Logs) error {
+		err := a.loki.ConsumeLogs(ctx, ld)
+		var pe *lokiapi.PushError
+		if errors.As(err, &pe) && pe.Status >= 400 && pe.Status < 500 && pe.Status != 429 {
+			return fmt.Errorf("%w: %w", otlp.ErrInvalidInput, err)
+		}
+		return err
+	})
+}
+
 // openTraces opens the trace store and the metrics-generator.
 func (a *App) openTraces(cfg *config.Config, reg prometheus.Registerer) error {
 	if !cfg.Traces.Enabled {
@@ -107,7 +140,7 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 	if err != nil {
 		return fmt.Errorf("otlp metrics sink: %w", err)
 	}
-	d := otlp.Deps{Metrics: sink, Logger: a.logger, Registerer: reg}
+	d := otlp.Deps{Metrics: sink, Logs: a.otlpLogs(), Logger: a.logger, Registerer: reg}
 	if a.traces != nil {
 		store := otlp.TracesInvalidOn(a.traces, tracestore.ErrInvalidID, tracestore.ErrTraceTooLarge)
 		fan, err := otlp.NewTracesFanout(a.logger, reg, store, otlp.Follower{Name: "generator", Traces: a.generator})
@@ -154,6 +187,7 @@ func (a *App) addRoleLoops(ctx context.Context, g *run.Group) {
 			return a.ruler.Run(ctx)
 		})
 	}
+	add(a.logs.Run)
 	if a.traces != nil {
 		add(a.traces.Run)
 	}

@@ -148,3 +148,41 @@ metrics:
 		}
 	}
 }
+
+// TestLogsThroughServe pushes with Loki's JSON push API and with the OTel
+// SDK's OTLP log exporter, and reads both back through Loki's query API.
+func TestLogsThroughServe(t *testing.T) {
+	ts := startServer(t, "metrics:\n  prometheus:\n    global: {scrape_interval: 1h}\n")
+	now := time.Now()
+	push := fmt.Sprintf(`{"streams":[{"stream":{"app":"checkout","env":"prod"},"values":[["%d","order 42 failed: card declined"],["%d","order 43 ok"]]}]}`,
+		now.Add(-2*time.Second).UnixNano(), now.Add(-time.Second).UnixNano())
+	if code, body := ts.post(t, "/loki/api/v1/push", "application/json", strings.NewReader(push), nil); code != http.StatusNoContent {
+		t.Fatalf("push = %d %s", code, body)
+	}
+	q := "/loki/api/v1/query_range?query=" + urlQuery(`{app="checkout"} |= "failed"`) + fmt.Sprintf("&start=%d&end=%d", now.Add(-time.Minute).UnixNano(), now.Add(time.Minute).UnixNano())
+	code, body := ts.get(t, q)
+	if code != http.StatusOK || !strings.Contains(body, "card declined") || strings.Contains(body, "order 43") || !strings.Contains(body, `"resultType":"streams"`) {
+		t.Fatalf("query_range = %d %s", code, body)
+	}
+
+	_, httpAddr := ts.app.OTLPAddrs()
+	otlpBody := fmt.Sprintf(`{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"billing"}}]},
+	  "scopeLogs":[{"logRecords":[{"timeUnixNano":"%d","body":{"stringValue":"invoice sent"},"severityText":"INFO"}]}]}]}`, now.UnixNano())
+	resp, err := http.Post("http://"+httpAddr.String()+"/v1/logs", "application/json", strings.NewReader(otlpBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("OTLP logs = %d", resp.StatusCode)
+	}
+	q = "/loki/api/v1/query_range?query=" + urlQuery(`{service_name="billing"}`) + fmt.Sprintf("&start=%d&end=%d", now.Add(-time.Minute).UnixNano(), now.Add(time.Minute).UnixNano())
+	code, body = ts.get(t, q)
+	if code != http.StatusOK || !strings.Contains(body, "invoice sent") {
+		t.Fatalf("OTLP log not queryable: %d %s", code, body)
+	}
+	code, body = ts.get(t, "/loki/api/v1/labels")
+	if code != http.StatusOK || !strings.Contains(body, "service_name") || !strings.Contains(body, "app") {
+		t.Fatalf("labels = %d %s", code, body)
+	}
+}

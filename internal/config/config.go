@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nx-watcher/nxwatcher/internal/alerting"
+	"github.com/nx-watcher/nxwatcher/internal/logs/lokiapi"
 	"github.com/nx-watcher/nxwatcher/internal/metrics"
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
@@ -32,6 +33,7 @@ type Config struct {
 	Metrics  metrics.Config  `yaml:"metrics"`
 	Rules    ruler.Config    `yaml:"rules"`
 	Alerting alerting.Config `yaml:"alerting"`
+	Logs     lokiapi.Config  `yaml:"logs"`
 	Traces   Traces          `yaml:"traces"`
 	OTLP     OTLP            `yaml:"otlp"`
 
@@ -63,6 +65,7 @@ func DefaultConfig() Config {
 		Metrics:  metrics.DefaultConfig(),
 		Rules:    ruler.DefaultConfig(),
 		Alerting: alerting.DefaultConfig(),
+		Logs:     lokiapi.DefaultConfig(),
 		Traces: Traces{
 			Enabled:   true,
 			Config:    tracestore.DefaultConfig(),
@@ -137,6 +140,7 @@ func (c *Config) Validate() error {
 		c.Metrics.Validate(),
 		prefixed("rules", c.Rules.Validate()),
 		c.Alerting.Validate(),
+		prefixed("logs", c.Logs.Validate()),
 	}
 	if c.Traces.Enabled {
 		errs = append(errs,

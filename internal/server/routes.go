@@ -23,6 +23,8 @@ type Handlers struct {
 	// AlertmanagerAPI serves Alertmanager's API v2 under /api/v2/.
 	AlertmanagerAPI http.Handler
 
+	// Loki is Loki's HTTP API (push, query, labels, series, tail, OTLP logs).
+	Loki []Route
 	// Tempo is Tempo's HTTP API (trace by ID, search, tags).
 	Tempo []Route
 	// OTLP is OTLP/HTTP (/v1/traces, /v1/logs, /v1/metrics), also served on
@@ -67,6 +69,9 @@ func Routes(h Handlers, in *Instrumentation) http.Handler {
 	// patterns below are more specific and win.
 	handle("/api/v2/", h.AlertmanagerAPI)
 	handle("GET /ready", h.Ready)
+	for _, r := range h.Loki {
+		handle(r.Method+" "+r.Path, r.Handler)
+	}
 	for _, r := range h.Tempo {
 		handle(r.Method+" "+r.Path, r.Handler)
 	}
@@ -97,6 +102,8 @@ func index(w http.ResponseWriter, _ *http.Request) {
   /api/v1/...        Prometheus HTTP API (query, query_range, series, labels, targets, status, ...)
   /api/v1/write      Prometheus remote write receiver (1.0 and 2.0)
   /api/v1/otlp/v1/metrics  OTLP metrics
+  /loki/api/v1/...   Loki HTTP API (push, query, query_range, labels, series, tail, index/stats)
+  /otlp/v1/logs      OTLP logs, mapped as Loki 3 does
   /api/v2/...        Alertmanager API v2 (alerts, silences, status, receivers)
   /api/traces/<id> /api/v2/traces/<id> /api/search ...   Tempo HTTP API
   /v1/traces /v1/metrics /v1/logs                         OTLP/HTTP (also on the OTLP port)
