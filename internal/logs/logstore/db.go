@@ -181,7 +181,18 @@ func Open(dir string, opts Options, deps Deps) (*DB, error) {
 		return nil, fmt.Errorf("open logstore: open wal: %w", err)
 	}
 	db.wal = w
-	db.head = newHead(lastBlockSeg + 1)
+	// Spilled head chunks of a previous run are rebuilt from the WAL.
+	if err := os.RemoveAll(filepath.Join(dir, spillDir)); err != nil {
+		w.Close()
+		db.closeBlocks()
+		return nil, fmt.Errorf("open logstore: clear head chunks: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, spillDir), 0o755); err != nil {
+		w.Close()
+		db.closeBlocks()
+		return nil, fmt.Errorf("open logstore: %w", err)
+	}
+	db.head = db.newHead(lastBlockSeg + 1)
 	if lastSeg >= 0 && lastSeg > lastBlockSeg {
 		if err := db.replay(walDir, lastBlockSeg+1, lastSeg); err != nil {
 			w.Close()
@@ -505,6 +516,17 @@ func (db *DB) Ready() bool {
 	return !db.closed
 }
 
+// HeadMemory reports the bytes the head holds in memory (the rest is spilled).
+func (db *DB) HeadMemory() int64 {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	n := db.head.memBytes.Load()
+	for _, h := range db.flushing {
+		n += h.memBytes.Load()
+	}
+	return n
+}
+
 // HeadStats reports the head's size, for limits and tests.
 func (db *DB) HeadStats() (streams int, entries, bytes int64) {
 	db.mu.RLock()
@@ -551,7 +573,7 @@ func (db *DB) FlushHead() error {
 			return fmt.Errorf("flush head: cut wal segment: %w", err)
 		}
 		old.lastSegment = next - 1
-		db.head = newHead(next)
+		db.head = db.newHead(next)
 		db.flushing = append(db.flushing, old)
 	}
 	pending := slices.Clone(db.flushing)
@@ -571,6 +593,7 @@ func (db *DB) FlushHead() error {
 		db.sortBlocks()
 		db.flushing = slices.DeleteFunc(db.flushing, func(x *head) bool { return x == h })
 		db.mu.Unlock()
+		h.dropSpill()
 		db.m.flushes.Inc()
 		db.m.flushDuration.Observe(time.Since(start).Seconds())
 	}
@@ -603,7 +626,12 @@ func (db *DB) writeHeadBlock(h *head, lastSeg int) (*block, error) {
 		s.mu.Unlock()
 		sc := make([]storedChunk, len(cs))
 		for i, c := range cs {
-			sc[i] = storedChunk{meta: c.meta, data: c.data, bloom: c.bloom}
+			data, err := c.stored(nil)
+			if err != nil {
+				w.abort()
+				return nil, err
+			}
+			sc[i] = storedChunk{meta: c.meta, data: data, bloom: c.bloom}
 		}
 		slices.SortStableFunc(sc, func(a, b storedChunk) int { return cmpInt64(a.meta.MinTime, b.meta.MinTime) })
 		if err := w.addStream(s.lbls, sc); err != nil {
@@ -700,6 +728,8 @@ func (db *DB) Close() error {
 	if err := db.wal.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close wal: %w", err))
 	}
+	// Spill files are left for Open to clear; their descriptors close with
+	// their heads (see newHead).
 	for _, b := range db.blocks {
 		<-b.markDeleted() // wait for running queries
 		if err := b.close(); err != nil {

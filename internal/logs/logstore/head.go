@@ -18,8 +18,20 @@ type ChunkMeta struct {
 // memChunk is a cut, compressed, immutable chunk still held by the head.
 type memChunk struct {
 	meta  ChunkMeta
-	data  []byte
+	data  []byte // nil once spilled
 	bloom []byte // encoded, as stored in a block
+	// Where the chunk was spilled, if it was.
+	spill  *spillFile
+	off    int64
+	length int
+}
+
+// stored returns the chunk's stored bytes, from memory or the spill file.
+func (c *memChunk) stored(buf []byte) ([]byte, error) {
+	if c.spill == nil {
+		return c.data, nil
+	}
+	return c.spill.read(c.off, c.length, buf)
 }
 
 type memStream struct {
@@ -45,7 +57,9 @@ type head struct {
 	postings map[string]map[string][]*memStream
 
 	minT, maxT atomic.Int64
-	bytes      atomic.Int64 // open raw bytes + cut compressed bytes
+	bytes      atomic.Int64 // open raw bytes + cut compressed bytes (memory or spilled)
+	memBytes   atomic.Int64 // the part of bytes held in memory
+	spill      *spillFile
 	entries    atomic.Int64
 	createdAt  atomic.Int64 // Unix ns of the first append; 0 while empty
 }
@@ -108,7 +122,7 @@ func (h *head) numStreams() int {
 // appendEntries adds entries to a stream, cutting chunks at target size.
 func (h *head) appendEntries(s *memStream, es []Entry, chunkTarget int) {
 	s.mu.Lock()
-	var delta int64
+	var delta, memDelta int64
 	prev := s.open.size()
 	for _, e := range es {
 		s.open.append(e.Timestamp, e.Line, e.Metadata)
@@ -117,8 +131,15 @@ func (h *head) appendEntries(s *memStream, es []Entry, chunkTarget int) {
 		prev = s.open.size()
 		if prev >= chunkTarget {
 			c := cutChunk(&s.open)
-			s.chunks = append(s.chunks, c)
 			delta += int64(len(c.data) - prev)
+			if h.spill != nil {
+				if off, err := h.spill.write(c.data); err == nil {
+					c.spill, c.off, c.length = h.spill, off, len(c.data)
+					memDelta -= int64(len(c.data))
+					c.data = nil
+				}
+			}
+			s.chunks = append(s.chunks, c)
 			s.open = rawChunk{}
 			prev = 0
 		}
@@ -127,6 +148,7 @@ func (h *head) appendEntries(s *memStream, es []Entry, chunkTarget int) {
 	}
 	s.mu.Unlock()
 	h.bytes.Add(delta)
+	h.memBytes.Add(delta + memDelta)
 	h.entries.Add(int64(len(es)))
 }
 
@@ -235,7 +257,17 @@ func (c *memChunk) mayContain(needles []string) bool {
 	return bloomMayContain(c.bloom, needles)
 }
 func (c *memChunk) view(pooled bool) (*chunkView, func(), error) {
-	raw, release, err := decompressChunk(c.data, pooled)
+	data := c.data
+	if c.spill != nil {
+		bp := storedBufs.Get().(*[]byte)
+		defer storedBufs.Put(bp)
+		var err error
+		if data, err = c.stored(*bp); err != nil {
+			return nil, func() {}, err
+		}
+		*bp = data[:0]
+	}
+	raw, release, err := decompressChunk(data, pooled)
 	if err != nil {
 		return nil, release, err
 	}

@@ -48,6 +48,9 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 		_, _, b := db.HeadStats()
 		return float64(b)
 	})
+	headMem := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "head_memory_bytes", Help: "Bytes the head holds in memory; cut chunks are spilled to disk."}, func() float64 {
+		return float64(db.HeadMemory())
+	})
 	blocks := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "blocks", Help: "Blocks on disk."}, func() float64 {
 		return float64(len(db.Blocks()))
 	})
@@ -60,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 	})
 	m.collectors = []prometheus.Collector{m.entries, m.bytes, m.walFailures, m.flushes, m.flushFailures, m.flushDuration,
 		m.compactions, m.compactionFailures, m.blocksDeleted, m.query.chunksConsidered, m.query.chunksSkipped,
-		headStreams, headBytes, blocks, blockBytes}
+		headStreams, headBytes, headMem, blocks, blockBytes}
 	if reg != nil {
 		for _, c := range m.collectors {
 			reg.MustRegister(c)
