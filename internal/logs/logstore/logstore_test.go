@@ -520,3 +520,47 @@ func TestRunFlushesCompactsAndStops(t *testing.T) {
 	}
 	conformance(t, db, f)
 }
+
+// Blocks whose time ranges interleave (late data) are merged entry by entry.
+func TestCompactOverlappingBlocks(t *testing.T) {
+	db := openTest(t, t.TempDir(), nil)
+	defer db.Close()
+	ls := labels.FromStrings("app", "late")
+	var want []Entry
+	for pass := range 2 { // even timestamps, then odd ones
+		app := db.Appender()
+		for i := pass; i < 2000; i += 2 {
+			e := Entry{Timestamp: base + int64(i), Line: fmt.Sprintf("line %d", i)}
+			app.Append(ls, e)
+			want = append(want, e)
+		}
+		if _, err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.FlushHead(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(db.Blocks()); n != 1 {
+		t.Fatalf("%d blocks", n)
+	}
+	slices.SortFunc(want, func(a, b Entry) int { return cmpInt64(a.Timestamp, b.Timestamp) })
+	got := readAll(t, db, SelectHints{}, labels.MustNewMatcher(labels.MatchEqual, "app", "late"))[ls.String()]
+	if !sameEntries(got, want) {
+		t.Fatalf("got %d entries, want %d in order", len(got), len(want))
+	}
+	// Re-chunked: no chunk of the merged block overlaps another.
+	q, _ := db.Querier(minTime, maxTime)
+	defer q.Close()
+	ss := q.Select(t.Context(), SelectHints{}, labels.MustNewMatcher(labels.MatchEqual, "app", "late"))
+	ss.Next()
+	cs := ss.At().chunks
+	for i := 1; i < len(cs); i++ {
+		if cs[i].Meta().MinTime <= cs[i-1].Meta().MaxTime {
+			t.Fatalf("chunks %d and %d overlap after compaction", i-1, i)
+		}
+	}
+}
