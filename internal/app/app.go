@@ -68,12 +68,13 @@ type App struct {
 	engine  *metrics.Engine
 	scraper *metrics.Scraper
 
+	ruler *ruler.Ruler
+	logs  *logstore.DB
+	loki  *lokiapi.API
+
 	// Optional roles; nil when their section turns them off.
 	alertmanager *alerting.Alertmanager
 	amServer     *server.Server
-	ruler        *ruler.Ruler
-	logs         *logstore.DB
-	loki         *lokiapi.API
 	traces       *tracestore.DB
 	generator    *generator.Generator
 	otlp         *otlp.Receiver

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ type Server struct {
 	logger   *slog.Logger
 	listener net.Listener
 	http     *http.Server
+	ran      atomic.Bool
 }
 
 // Listen binds the address now, so a busy port fails start-up early and a
@@ -46,6 +48,7 @@ func (s *Server) Serve(h http.Handler) {
 
 // Run serves until ctx ends, then drains in-flight requests.
 func (s *Server) Run(ctx context.Context) error {
+	s.ran.Store(true)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.logger.Info("Listening", "address", s.listener.Addr().String())
@@ -68,7 +71,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Close releases the listener when Run never started.
 func (s *Server) Close() error {
-	if s.http != nil {
+	if s.ran.Load() {
 		return nil // Run's shutdown closed it.
 	}
 	return s.listener.Close()
