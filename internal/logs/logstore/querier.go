@@ -70,6 +70,15 @@ func (s *Stream) ChunkStats() (chunks, entries int, bytes int64) {
 	return
 }
 
+// ChunkMetas lists the stream's chunks (no chunk is read).
+func (s *Stream) ChunkMetas() []ChunkMeta {
+	out := make([]ChunkMeta, len(s.chunks))
+	for i, c := range s.chunks {
+		out[i] = c.Meta()
+	}
+	return out
+}
+
 // StreamSet iterates over selected streams, sorted by labels.
 type StreamSet interface {
 	Next() bool

@@ -14,6 +14,7 @@
 //	GET, POST /loki/api/v1/series               Series
 //	GET, POST /loki/api/v1/index/stats          IndexStats
 //	GET, POST /loki/api/v1/index/volume         IndexVolume
+//	GET, POST /loki/api/v1/index/volume_range   IndexVolumeRange
 //	GET, POST /loki/api/v1/format_query         FormatQuery
 //	GET       /loki/api/v1/status/buildinfo     BuildInfo
 //	GET       /loki/api/v1/tail                 Tail (WebSocket)
@@ -160,6 +161,7 @@ func (a *API) Routes() []Route {
 	both("/loki/api/v1/series", a.Series)
 	both("/loki/api/v1/index/stats", a.IndexStats)
 	both("/loki/api/v1/index/volume", a.IndexVolume)
+	both("/loki/api/v1/index/volume_range", a.IndexVolumeRange)
 	both("/loki/api/v1/format_query", a.FormatQuery)
 	rs = append(rs, Route{http.MethodGet, "/loki/api/v1/status/buildinfo", a.BuildInfo})
 	rs = append(rs, Route{http.MethodGet, "/loki/api/v1/tail", a.Tail})

@@ -349,6 +349,7 @@ func TestLabelsSeriesStatsVolume(t *testing.T) {
 		{"/loki/api/v1/series", with(p, "match[]", `{env="dev"}`), `{"status":"success","data":[{"app":"web","env":"dev"}]}`},
 		{"/loki/api/v1/index/stats", with(p, "query", `{app="api"}`), `{"streams":1,"chunks":1,"entries":3,"bytes":`},
 		{"/loki/api/v1/index/volume", with(p, "query", `{env=~".+"}`), `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"env":"prod"},"value":[`},
+		{"/loki/api/v1/index/volume_range", with(with(p, "query", `{app="api"}`), "step", "60"), `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"app":"api"},"values":[[`},
 		{"/ready", nil, "ready"},
 		{"/loki/api/v1/format_query", url.Values{"query": {`sum(rate({a="b"}|="x"[1m]))by(c)`}}, `{"status":"success","data":"sum by (c) (rate({a=\"b\"} |= \"x\" [1m]))"}`},
 		{"/loki/api/v1/status/buildinfo", nil, `{"branch":"","buildDate":"","buildUser":"nxwatcher","goVersion":"go`},
@@ -532,5 +533,26 @@ func TestTailRejectsBadQueries(t *testing.T) {
 		if code != 400 {
 			t.Errorf("tail %s: %d %s", q, code, body)
 		}
+	}
+}
+
+func TestVolumeMatchesStats(t *testing.T) {
+	e := newEnv(t, nil)
+	seed(t, e)
+	p := url.Values{"query": {`{app="api"}`}, "start": {fmt.Sprint(ts(0).UnixNano())}, "end": {fmt.Sprint(ts(60).UnixNano())}}
+	_, sb := e.get(t, "/loki/api/v1/index/stats", p)
+	var st struct{ Bytes int }
+	json.Unmarshal(sb, &st)
+	_, vb := e.get(t, "/loki/api/v1/index/volume", p)
+	var vol struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	json.Unmarshal(vb, &vol)
+	if st.Bytes == 0 || len(vol.Data.Result) != 1 || vol.Data.Result[0].Value[1] != fmt.Sprint(st.Bytes) {
+		t.Fatalf("stats %s, volume %s", sb, vb)
 	}
 }

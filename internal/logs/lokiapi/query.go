@@ -567,75 +567,153 @@ func (a *API) IndexStats(w http.ResponseWriter, r *http.Request) {
 // IndexVolume handles /loki/api/v1/index/volume: bytes per group of the
 // labels named in the selector (or targetLabels), biggest first.
 func (a *API) IndexVolume(w http.ResponseWriter, r *http.Request) {
-	a.observe("index_volume", w, r, func() (any, error) {
-		sel, err := logql.ParseLogSelector(r.Form.Get("query"))
-		if err != nil {
-			return nil, err
+	a.observe("index_volume", w, r, func() (any, error) { return a.volume(r, false) })
+}
+
+// IndexVolumeRange handles /loki/api/v1/index/volume_range: the same per
+// step. A chunk's bytes are spread evenly over its time span.
+func (a *API) IndexVolumeRange(w http.ResponseWriter, r *http.Request) {
+	a.observe("index_volume_range", w, r, func() (any, error) { return a.volume(r, true) })
+}
+
+func (a *API) volume(r *http.Request, ranged bool) (any, error) {
+	sel, err := logql.ParseLogSelector(r.Form.Get("query"))
+	if err != nil {
+		return nil, err
+	}
+	start, end, err := a.timeRange(r)
+	if err != nil {
+		return nil, err
+	}
+	limit := 100
+	if s := r.Form.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit <= 0 {
+			return nil, badf("limit must be a positive integer")
 		}
-		start, end, err := a.timeRange(r)
-		if err != nil {
-			return nil, err
-		}
-		limit := 100
-		if s := r.Form.Get("limit"); s != "" {
-			if limit, err = strconv.Atoi(s); err != nil || limit <= 0 {
-				return nil, badf("limit must be a positive integer")
+	}
+	step := end.Sub(start)
+	var steps []int64
+	if ranged {
+		step = defaultStep(start, end)
+		if s := r.Form.Get("step"); s != "" {
+			if step, err = parseStep(s); err != nil {
+				return nil, err
+			}
+			if step <= 0 {
+				return nil, badf("zero or negative query resolution step widths are not accepted. Try a positive integer")
 			}
 		}
-		var by []string
-		if t := r.Form.Get("targetLabels"); t != "" {
-			by = strings.Split(t, ",")
-		} else {
-			for _, m := range sel.Matchers {
-				if !slices.Contains(by, m.Name) {
-					by = append(by, m.Name)
+		for t := start; !t.After(end); t = t.Add(step) {
+			steps = append(steps, t.UnixNano())
+		}
+		if len(steps) > 11000 {
+			return nil, badf("exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter")
+		}
+	} else {
+		steps = []int64{end.UnixNano()}
+	}
+	var by []string
+	if t := r.Form.Get("targetLabels"); t != "" {
+		by = strings.Split(t, ",")
+	} else {
+		for _, m := range sel.Matchers {
+			if !slices.Contains(by, m.Name) {
+				by = append(by, m.Name)
+			}
+		}
+	}
+	series := r.Form.Get("aggregateBy") == "series"
+	lo := start.UnixNano()
+	if ranged {
+		lo -= int64(step)
+	}
+	q, err := a.store.Querier(lo, end.UnixNano()+1)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	ctx, cancel := a.queryContext(r)
+	defer cancel()
+	ss := q.Select(ctx, logstore.SelectHints{Start: lo, End: end.UnixNano() + 1}, sel.Matchers...)
+	type group struct {
+		lbls  labels.Labels
+		total float64
+		vals  []float64 // per step
+	}
+	groups := map[string]*group{}
+	for ss.Next() {
+		s := ss.At()
+		key := s.Labels
+		if !series {
+			key = labels.NewBuilder(s.Labels).Keep(by...).Labels()
+		}
+		g := groups[key.String()]
+		if g == nil {
+			g = &group{lbls: key, vals: make([]float64, len(steps))}
+			groups[key.String()] = g
+		}
+		for _, c := range s.ChunkMetas() {
+			span := float64(c.MaxTime - c.MinTime + 1)
+			for i, t := range steps {
+				wlo, whi := t-int64(step), t // window (t-step, t]
+				if !ranged {
+					wlo = lo - 1
 				}
-			}
-		}
-		series := r.Form.Get("aggregateBy") == "series"
-		q, err := a.store.Querier(start.UnixNano(), end.UnixNano()+1)
-		if err != nil {
-			return nil, err
-		}
-		defer q.Close()
-		ctx, cancel := a.queryContext(r)
-		defer cancel()
-		ss := q.Select(ctx, logstore.SelectHints{Start: start.UnixNano(), End: end.UnixNano() + 1}, sel.Matchers...)
-		vols := map[string]*logql.Sample{}
-		for ss.Next() {
-			s := ss.At()
-			_, _, bytes := s.ChunkStats()
-			key := s.Labels
-			if !series {
-				key = labels.NewBuilder(s.Labels).Keep(by...).Labels()
-			}
-			k := key.String()
-			if vols[k] == nil {
-				vols[k] = &logql.Sample{Metric: key, T: end.UnixMilli()}
-			}
-			vols[k].V += float64(bytes)
-		}
-		if err := ss.Err(); err != nil {
-			return nil, err
-		}
-		vec := make(logql.Vector, 0, len(vols))
-		for _, v := range vols {
-			vec = append(vec, *v)
-		}
-		slices.SortFunc(vec, func(a, b logql.Sample) int {
-			if a.V != b.V {
-				if a.V > b.V {
-					return -1
+				ol := min(whi, c.MaxTime) - max(wlo+1, c.MinTime) + 1
+				if ol <= 0 {
+					continue
 				}
-				return 1
+				v := float64(c.RawBytes) * float64(ol) / span
+				g.vals[i] += v
+				g.total += v
 			}
-			return labels.Compare(a.Metric, b.Metric)
-		})
-		if len(vec) > limit {
-			vec = vec[:limit]
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return nil, err
+	}
+	list := make([]*group, 0, len(groups))
+	for _, g := range groups {
+		if g.total > 0 {
+			list = append(list, g)
+		}
+	}
+	slices.SortFunc(list, func(a, b *group) int {
+		if a.total != b.total {
+			if a.total > b.total {
+				return -1
+			}
+			return 1
+		}
+		return labels.Compare(a.lbls, b.lbls)
+	})
+	if len(list) > limit {
+		list = list[:limit]
+	}
+	if !ranged {
+		vec := make(logql.Vector, 0, len(list))
+		for _, g := range list {
+			vec = append(vec, logql.Sample{Metric: g.lbls, T: end.UnixMilli(), V: math.Round(g.vals[0])})
 		}
 		return encodeVolume(vec)
-	})
+	}
+	m := make(logql.Matrix, 0, len(list))
+	for _, g := range list {
+		s := logql.Series{Metric: g.lbls}
+		for i, t := range steps {
+			if g.vals[i] > 0 {
+				s.Points = append(s.Points, logql.Point{T: t / 1e6, V: math.Round(g.vals[i])})
+			}
+		}
+		m = append(m, s)
+	}
+	res, err := encodeResult(logql.Result{Value: m})
+	if err != nil {
+		return nil, err
+	}
+	qr := res.(queryResponse)
+	qr.Data.Stats = nil
+	return qr, nil
 }
 
 // FormatQuery handles /loki/api/v1/format_query: the query in canonical form.
