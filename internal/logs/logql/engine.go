@@ -242,6 +242,9 @@ func (ev *evaluator) metricQuery(expr Expr) (Value, error) {
 		for t := ev.p.Start.UnixNano(); t <= ev.p.End.UnixNano(); t += int64(ev.p.Step) {
 			ev.steps = append(ev.steps, t)
 		}
+		if len(ev.steps) == 0 {
+			return Matrix{}, nil // end before start: nothing to evaluate
+		}
 		if len(ev.steps) > 11000 {
 			return nil, fmt.Errorf("%w: exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter", ErrLimit)
 		}

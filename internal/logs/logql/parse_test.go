@@ -3,6 +3,7 @@ package logql
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 var roundTrip = []string{
@@ -120,4 +121,11 @@ func FuzzParseExpr(f *testing.F) {
 			t.Fatalf("print not stable for %q", q)
 		}
 	})
+}
+
+func TestEvalEmptyRange(t *testing.T) {
+	res, err := NewEngine(EngineOpts{}).Exec(t.Context(), nil, `sum(rate({a="b"}[1m]))`, Params{Start: time.Unix(100, 0), End: time.Unix(50, 0), Step: time.Second})
+	if err != nil || len(res.Value.(Matrix)) != 0 {
+		t.Fatalf("%v %v", res.Value, err)
+	}
 }
