@@ -441,10 +441,14 @@ func (b *block) streamsMatching(ms []*labels.Matcher) []int {
 	var cand []int
 	narrowed := false
 	for _, m := range ms {
-		if m.Type != labels.MatchEqual || m.Value == "" {
+		vals := postingValues(m)
+		if vals == nil {
 			continue
 		}
-		p := b.postings[m.Name][m.Value]
+		var p []int
+		for _, v := range vals {
+			p = append(p, b.postings[m.Name][v]...)
+		}
 		if !narrowed || len(p) < len(cand) {
 			cand, narrowed = p, true
 		}

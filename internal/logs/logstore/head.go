@@ -213,10 +213,14 @@ func (h *head) streamsMatching(ms []*labels.Matcher) []*memStream {
 	var cand []*memStream
 	narrowed := false
 	for _, m := range ms {
-		if m.Type != labels.MatchEqual || m.Value == "" {
+		vals := postingValues(m)
+		if vals == nil {
 			continue
 		}
-		p := h.postings[m.Name][m.Value]
+		var p []*memStream
+		for _, v := range vals {
+			p = append(p, h.postings[m.Name][v]...)
+		}
 		if !narrowed || len(p) < len(cand) {
 			cand, narrowed = p, true
 		}
@@ -235,6 +239,24 @@ func (h *head) streamsMatching(ms []*labels.Matcher) []*memStream {
 	}
 	slices.SortFunc(out, func(a, b *memStream) int { return labels.Compare(a.lbls, b.lbls) })
 	return out
+}
+
+// postingValues lists the values whose postings hold every stream a matcher
+// can match: the value of a non-empty equality, or the alternatives of a
+// regexp such as "a|b|c". nil means the matcher cannot narrow by postings.
+func postingValues(m *labels.Matcher) []string {
+	switch m.Type {
+	case labels.MatchEqual:
+		if m.Value != "" {
+			return []string{m.Value}
+		}
+	case labels.MatchRegexp:
+		vals := m.SetMatches()
+		if len(vals) > 0 && !slices.Contains(vals, "") {
+			return vals
+		}
+	}
+	return nil
 }
 
 func matchesAll(ls labels.Labels, ms []*labels.Matcher) bool {

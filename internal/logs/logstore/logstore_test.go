@@ -564,3 +564,25 @@ func TestCompactOverlappingBlocks(t *testing.T) {
 		}
 	}
 }
+
+func TestRegexpSetMatchersUsePostings(t *testing.T) {
+	db := openTest(t, t.TempDir(), nil)
+	defer db.Close()
+	f := newFixture()
+	ingest(t, db, f, 0, 100)
+	check := func(phase string) {
+		got := readAll(t, db, SelectHints{}, labels.MustNewMatcher(labels.MatchRegexp, "app", "db|web"), labels.MustNewMatcher(labels.MatchRegexp, "env", "prod|x"))
+		if len(got) != 2 || len(got[labels.FromStrings("app", "web", "env", "prod").String()]) != 100 {
+			t.Fatalf("%s: %d streams", phase, len(got))
+		}
+		got = readAll(t, db, SelectHints{}, labels.MustNewMatcher(labels.MatchRegexp, "app", "api|"))
+		if len(got) != 2 { // "" alternative: must not narrow to postings only
+			t.Fatalf("%s: %d streams for app=~\"api|\"", phase, len(got))
+		}
+	}
+	check("head")
+	if err := db.FlushHead(); err != nil {
+		t.Fatal(err)
+	}
+	check("block")
+}
