@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,5 +305,43 @@ func BenchmarkLogQLRecent(b *testing.B) {
 		if n != 1000 {
 			b.Fatalf("%d lines", n)
 		}
+	}
+}
+
+// BenchmarkPushParallel sends pushes from 8 goroutines per core, as many
+// Promtail agents do; with fsync=always concurrent pushes share fsyncs.
+func BenchmarkPushParallel(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const batch, streams = 1000, 10
+	bodies := make([][]byte, 64)
+	raw := 0
+	base := time.Now().Add(-time.Hour)
+	for i := range bodies {
+		var n int
+		bodies[i], n = PushBody(r, base, i, batch, streams)
+		raw += n
+	}
+	for _, fsync := range []string{"interval", "always"} {
+		b.Run("fsync="+fsync, func(b *testing.B) {
+			s := newServer(b, fsync)
+			b.SetBytes(int64(raw / len(bodies)))
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := int(next.Add(1))
+					req := httptest.NewRequest(http.MethodPost, "/loki/api/v1/push", bytes.NewReader(bodies[i%len(bodies)]))
+					req.Header.Set("Content-Type", "application/x-protobuf")
+					w := httptest.NewRecorder()
+					s.api.Push(w, req)
+					if w.Code != http.StatusNoContent {
+						b.Errorf("push: %d %s", w.Code, w.Body)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "lines/s")
+		})
 	}
 }

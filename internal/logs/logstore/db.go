@@ -138,6 +138,7 @@ type DB struct {
 	walMu sync.Mutex // orders WAL writes with head updates and head rotation
 	wal   *wlog.WL
 	dirty bool // written since the last fsync (interval policy)
+	gc    groupCommit
 
 	mu       sync.RWMutex // guards the fields below
 	head     *head
@@ -377,6 +378,22 @@ type Rejection struct {
 // refused entries (limits) separately from a failure of the whole commit.
 // Nothing is visible or acknowledged before the WAL write succeeds.
 func (a *Appender) Commit() ([]Rejection, error) {
+	rej, syncSeq, err := a.write()
+	if err != nil || syncSeq == 0 {
+		return rej, err
+	}
+	// Group commit: the WAL lock is released, so concurrent commits write
+	// meanwhile and one fsync acknowledges them all.
+	if err := a.db.gc.sync(syncSeq, a.db.walSegmentPath); err != nil {
+		a.db.m.walFailures.Inc()
+		return rej, fmt.Errorf("commit: fsync wal: %w", err)
+	}
+	return rej, nil
+}
+
+// write does the locked part of Commit: limits, WAL write, head append. A
+// non-zero seq must be passed to the group commit before acknowledging.
+func (a *Appender) write() ([]Rejection, uint64, error) {
 	db := a.db
 	lim := db.limits.Load()
 	db.walMu.Lock()
@@ -385,7 +402,7 @@ func (a *Appender) Commit() ([]Rejection, error) {
 	h, closed := db.head, db.closed
 	db.mu.RUnlock()
 	if closed {
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	var rej []Rejection
 	var newRefs []uint64
@@ -440,7 +457,7 @@ func (a *Appender) Commit() ([]Rejection, error) {
 		targets = append(targets, s)
 	}
 	if len(batch) == 0 {
-		return rej, nil
+		return rej, 0, nil
 	}
 	var recs [][]byte
 	if len(newRefs) > 0 {
@@ -453,15 +470,17 @@ func (a *Appender) Commit() ([]Rejection, error) {
 	recs = append(recs, *bp)
 	if err := db.wal.Log(recs...); err != nil {
 		db.m.walFailures.Inc()
-		return rej, fmt.Errorf("commit: write wal: %w", err)
+		return rej, 0, fmt.Errorf("commit: write wal: %w", err)
 	}
+	db.dirty = true
+	var syncSeq uint64
 	if db.opts.Fsync == FsyncAlways {
-		if err := db.wal.Sync(); err != nil {
+		seg, _, err := db.wal.LastSegmentAndOffset()
+		if err != nil {
 			db.m.walFailures.Inc()
-			return rej, fmt.Errorf("commit: fsync wal: %w", err)
+			return rej, 0, fmt.Errorf("commit: wal position: %w", err)
 		}
-	} else {
-		db.dirty = true
+		syncSeq = db.gc.written(seg)
 	}
 	// Streams become visible only now that their WAL record is written.
 	for i, s := range targets {
@@ -486,8 +505,10 @@ func (a *Appender) Commit() ([]Rejection, error) {
 		}
 	}
 	a.Rollback()
-	return rej, nil
+	return rej, syncSeq, nil
 }
+
+func (db *DB) walSegmentPath(seg int) string { return wlog.SegmentName(filepath.Join(db.dir, "wal"), seg) }
 
 // Querier opens a read view over [mint, maxt) in Unix ns.
 func (db *DB) Querier(mint, maxt int64) (*Querier, error) {

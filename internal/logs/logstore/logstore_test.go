@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -585,4 +586,39 @@ func TestRegexpSetMatchersUsePostings(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("block")
+}
+
+func TestConcurrentCommitsFsyncAlways(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir, func(o *Options) { o.Fsync = FsyncAlways })
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ls := labels.FromStrings("writer", strconv.Itoa(w))
+			for i := range 50 {
+				app := db.Appender()
+				app.Append(ls, Entry{Timestamp: base + int64(i), Line: fmt.Sprintf("w%d-%d", w, i)})
+				if _, err := app.Commit(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, nil) // everything acknowledged comes back from the WAL
+	defer db.Close()
+	got := readAll(t, db, SelectHints{}, labels.MustNewMatcher(labels.MatchRegexp, "writer", ".+"))
+	n := 0
+	for _, es := range got {
+		n += len(es)
+	}
+	if len(got) != 8 || n != 400 {
+		t.Fatalf("%d streams, %d entries after reopen", len(got), n)
+	}
 }
