@@ -508,7 +508,9 @@ func (a *Appender) write() ([]Rejection, uint64, error) {
 	return rej, syncSeq, nil
 }
 
-func (db *DB) walSegmentPath(seg int) string { return wlog.SegmentName(filepath.Join(db.dir, "wal"), seg) }
+func (db *DB) walSegmentPath(seg int) string {
+	return wlog.SegmentName(filepath.Join(db.dir, "wal"), seg)
+}
 
 // Querier opens a read view over [mint, maxt) in Unix ns.
 func (db *DB) Querier(mint, maxt int64) (*Querier, error) {
