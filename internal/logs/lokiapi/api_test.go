@@ -350,6 +350,7 @@ func TestLabelsSeriesStatsVolume(t *testing.T) {
 		{"/loki/api/v1/index/stats", with(p, "query", `{app="api"}`), `{"streams":1,"chunks":1,"entries":3,"bytes":`},
 		{"/loki/api/v1/index/volume", with(p, "query", `{env=~".+"}`), `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"env":"prod"},"value":[`},
 		{"/loki/api/v1/index/volume_range", with(with(p, "query", `{app="api"}`), "step", "60"), `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"app":"api"},"values":[[`},
+		{"/loki/api/v1/index/volume", with(with(p, "query", `{env=~".+"}`), "aggregateBy", "labels"), `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"env":""},"value":[`},
 		{"/ready", nil, "ready"},
 		{"/loki/api/v1/format_query", url.Values{"query": {`sum(rate({a="b"}|="x"[1m]))by(c)`}}, `{"status":"success","data":"sum by (c) (rate({a=\"b\"} |= \"x\" [1m]))"}`},
 		{"/loki/api/v1/status/buildinfo", nil, `{"branch":"","buildDate":"","buildUser":"nxwatcher","goVersion":"go`},
@@ -361,6 +362,14 @@ func TestLabelsSeriesStatsVolume(t *testing.T) {
 		if tc.path == "/loki/api/v1/index/volume" && strings.Contains(string(body), `"stats"`) {
 			t.Errorf("volume response carries stats: %s", body)
 		}
+	}
+}
+
+func TestSeriesNeedsMatch(t *testing.T) {
+	e := newEnv(t, nil)
+	code, body := e.get(t, "/loki/api/v1/series", nil)
+	if code != 400 || !strings.Contains(string(body), "at least one match[]") {
+		t.Fatalf("%d %s", code, body)
 	}
 }
 

@@ -113,14 +113,21 @@ func parseStep(s string) (time.Duration, error) {
 	return 0, badf("cannot parse %q to a valid duration", s)
 }
 
-// timeRange reads start/end/since with Loki's defaults (the last hour).
+// timeRange reads start/end/since with Loki's default for queries (the
+// last hour).
 func (a *API) timeRange(r *http.Request) (time.Time, time.Time, error) {
+	return a.timeRangeSince(r, time.Hour)
+}
+
+// metadataLookback is Loki's default range for labels, label values and series.
+const metadataLookback = 6 * time.Hour
+
+func (a *API) timeRangeSince(r *http.Request, since time.Duration) (time.Time, time.Time, error) {
 	now := a.now()
 	end, err := parseTime(r.Form.Get("end"), now)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
-	since := time.Hour
 	if s := r.Form.Get("since"); s != "" {
 		if since, err = parseStep(s); err != nil {
 			return time.Time{}, time.Time{}, err
@@ -418,7 +425,7 @@ func matchersParam(s string) ([]*labels.Matcher, error) {
 }
 
 func (a *API) querier(r *http.Request) (*logstore.Querier, error) {
-	start, end, err := a.timeRange(r)
+	start, end, err := a.timeRangeSince(r, metadataLookback)
 	if err != nil {
 		return nil, err
 	}
@@ -489,6 +496,9 @@ func (a *API) Series(w http.ResponseWriter, r *http.Request) {
 		if len(matches) == 0 {
 			matches = r.Form["match"]
 		}
+		if len(matches) == 0 {
+			return nil, badf("at least one match[] argument must be provided")
+		}
 		q, err := a.querier(r)
 		if err != nil {
 			return nil, err
@@ -497,14 +507,9 @@ func (a *API) Series(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := a.queryContext(r)
 		defer cancel()
 		seen := map[string]labels.Labels{}
-		if len(matches) == 0 {
-			matches = []string{`{__name__=~".*"}`}
-		}
 		for _, m := range matches {
-			var ms []*labels.Matcher
-			if m == `{__name__=~".*"}` {
-				ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".*")}
-			} else if ms, err = logql.ParseMatchers(m); err != nil {
+			ms, err := logql.ParseMatchers(m)
+			if err != nil {
 				return nil, err
 			}
 			ss, err := q.Series(ctx, ms...)
@@ -538,14 +543,17 @@ func (a *API) IndexStats(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		q, err := a.querier(r)
+		start, end, err := a.timeRange(r)
+		if err != nil {
+			return nil, err
+		}
+		q, err := a.store.Querier(start.UnixNano(), end.UnixNano()+1)
 		if err != nil {
 			return nil, err
 		}
 		defer q.Close()
 		ctx, cancel := a.queryContext(r)
 		defer cancel()
-		start, end, _ := a.timeRange(r)
 		ss := q.Select(ctx, logstore.SelectHints{Start: start.UnixNano(), End: end.UnixNano() + 1}, sel.Matchers...)
 		var out struct {
 			Streams int   `json:"streams"`
@@ -622,7 +630,14 @@ func (a *API) volume(r *http.Request, ranged bool) (any, error) {
 			}
 		}
 	}
-	series := r.Form.Get("aggregateBy") == "series"
+	byLabels := false
+	switch r.Form.Get("aggregateBy") {
+	case "", "series":
+	case "labels":
+		byLabels = true
+	default:
+		return nil, badf("invalid aggregateBy %q: want series or labels", r.Form.Get("aggregateBy"))
+	}
 	lo := start.UnixNano()
 	if ranged {
 		lo -= int64(step)
@@ -635,50 +650,71 @@ func (a *API) volume(r *http.Request, ranged bool) (any, error) {
 	ctx, cancel := a.queryContext(r)
 	defer cancel()
 	ss := q.Select(ctx, logstore.SelectHints{Start: lo, End: end.UnixNano() + 1}, sel.Matchers...)
-	type group struct {
-		lbls  labels.Labels
-		total float64
-		vals  []float64 // per step
-	}
-	groups := map[string]*group{}
+	groups := map[string]*volumeGroup{}
 	for ss.Next() {
 		s := ss.At()
-		key := s.Labels
-		if !series {
-			key = labels.NewBuilder(s.Labels).Keep(by...).Labels()
-		}
-		g := groups[key.String()]
-		if g == nil {
-			g = &group{lbls: key, vals: make([]float64, len(steps))}
-			groups[key.String()] = g
-		}
-		for _, c := range s.ChunkMetas() {
-			span := float64(c.MaxTime - c.MinTime + 1)
-			for i, t := range steps {
-				wlo, whi := t-int64(step), t // window (t-step, t]
-				if !ranged {
-					wlo = lo - 1
+		// series: one group per combination of the target labels' values;
+		// labels: one group per target label name (value ""), as Loki does.
+		var keys []labels.Labels
+		if byLabels {
+			for _, n := range by {
+				if s.Labels.Has(n) {
+					keys = append(keys, labels.FromStrings(n, ""))
 				}
-				ol := min(whi, c.MaxTime) - max(wlo+1, c.MinTime) + 1
-				if ol <= 0 {
-					continue
-				}
-				v := float64(c.RawBytes) * float64(ol) / span
-				g.vals[i] += v
-				g.total += v
 			}
+		} else {
+			keys = []labels.Labels{labels.NewBuilder(s.Labels).Keep(by...).Labels()}
+		}
+		for _, key := range keys {
+			g := groups[key.String()]
+			if g == nil {
+				g = &volumeGroup{lbls: key, vals: make([]float64, len(steps))}
+				groups[key.String()] = g
+			}
+			addVolume(g.vals, &g.total, s.ChunkMetas(), steps, int64(step), ranged, lo)
 		}
 	}
 	if err := ss.Err(); err != nil {
 		return nil, err
 	}
-	list := make([]*group, 0, len(groups))
+	return volumeResult(groups, limit, steps, end, ranged)
+}
+
+// addVolume spreads each chunk's bytes evenly over its time span and adds
+// the part in each step's window (t-step, t].
+func addVolume(vals []float64, total *float64, chunks []logstore.ChunkMeta, steps []int64, step int64, ranged bool, lo int64) {
+	for _, c := range chunks {
+		span := float64(c.MaxTime - c.MinTime + 1)
+		for i, t := range steps {
+			wlo, whi := t-step, t
+			if !ranged {
+				wlo = lo - 1
+			}
+			ol := min(whi, c.MaxTime) - max(wlo+1, c.MinTime) + 1
+			if ol <= 0 {
+				continue
+			}
+			v := float64(c.RawBytes) * float64(ol) / span
+			vals[i] += v
+			*total += v
+		}
+	}
+}
+
+type volumeGroup struct {
+	lbls  labels.Labels
+	total float64
+	vals  []float64 // per step
+}
+
+func volumeResult(groups map[string]*volumeGroup, limit int, steps []int64, end time.Time, ranged bool) (any, error) {
+	list := make([]*volumeGroup, 0, len(groups))
 	for _, g := range groups {
 		if g.total > 0 {
 			list = append(list, g)
 		}
 	}
-	slices.SortFunc(list, func(a, b *group) int {
+	slices.SortFunc(list, func(a, b *volumeGroup) int {
 		if a.total != b.total {
 			if a.total > b.total {
 				return -1
