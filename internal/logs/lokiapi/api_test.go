@@ -365,6 +365,14 @@ func TestLabelsSeriesStatsVolume(t *testing.T) {
 	}
 }
 
+func TestInstantLogQueryIsRejected(t *testing.T) {
+	e := newEnv(t, nil)
+	code, body := e.get(t, "/loki/api/v1/query", url.Values{"query": {`{app="x"}`}})
+	if code != 400 || !strings.Contains(string(body), "log queries are not supported as an instant query type") {
+		t.Fatalf("%d %s", code, body)
+	}
+}
+
 func TestSeriesNeedsMatch(t *testing.T) {
 	e := newEnv(t, nil)
 	code, body := e.get(t, "/loki/api/v1/series", nil)

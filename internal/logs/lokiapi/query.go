@@ -133,7 +133,12 @@ func (a *API) timeRangeSince(r *http.Request, since time.Duration) (time.Time, t
 			return time.Time{}, time.Time{}, err
 		}
 	}
-	start, err := parseTime(r.Form.Get("start"), end.Add(-since))
+	// Loki: with end in the future, since counts back from now.
+	ref := end
+	if ref.After(now) {
+		ref = now
+	}
+	start, err := parseTime(r.Form.Get("start"), ref.Add(-since))
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
@@ -239,9 +244,16 @@ func (a *API) Query(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
+		expr, err := logql.ParseExpr(q)
+		if err != nil {
+			return nil, err
+		}
+		if _, isLog := expr.(*logql.LogSelectorExpr); isLog {
+			return nil, badf("log queries are not supported as an instant query type, please change your query to a range query type")
+		}
 		ctx, cancel := a.queryContext(r)
 		defer cancel()
-		res, err := a.engine.Load().Exec(ctx, a.store, q, logql.Params{Start: ts.Add(-time.Hour), End: ts, Limit: limit, Backward: backward, Instant: true})
+		res, err := a.engine.Load().Eval(ctx, a.store, expr, logql.Params{Start: ts.Add(-time.Hour), End: ts, Limit: limit, Backward: backward, Instant: true})
 		if err != nil {
 			return nil, err
 		}
