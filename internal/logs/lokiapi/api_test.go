@@ -207,7 +207,7 @@ func TestQueryRangeMatrixAndInstantVector(t *testing.T) {
 	if v[0].(float64) != float64(ts(30).Unix()) || v[1].(string) != "3" {
 		t.Fatalf("point %v", v)
 	}
-	q := url.Values{"query": {`vector(1)+vector(1)`}, "time": {fmt.Sprint(now.Unix())}}
+	q := url.Values{"query": {`vector(1)+vector(1)`}, "time": {fmt.Sprint(now.UnixNano())}}
 	code, body = e.get(t, "/loki/api/v1/query", q)
 	if code != 200 || !strings.Contains(string(body), `"result":[{"metric":{},"value":[1795608000,"2"]}]`) {
 		t.Fatalf("instant: %d %s", code, body)
@@ -362,6 +362,23 @@ func TestLabelsSeriesStatsVolume(t *testing.T) {
 		if tc.path == "/loki/api/v1/index/volume" && strings.Contains(string(body), `"stats"`) {
 			t.Errorf("volume response carries stats: %s", body)
 		}
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"1700000000000000000":            time.Unix(1700000000, 0),
+		"1700000000.5":                   time.Unix(1700000000, 5e8),
+		"2023-11-14T22:13:20Z":           time.Unix(1700000000, 0),
+		"2023-11-14T22:13:20.000000001Z": time.Unix(1700000000, 1),
+	} {
+		got, err := parseTime(in, time.Time{})
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := parseTime("yesterday", time.Time{}); err == nil {
+		t.Error("bad time accepted")
 	}
 }
 

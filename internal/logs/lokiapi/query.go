@@ -74,20 +74,13 @@ func (a *API) observe(endpoint string, w http.ResponseWriter, r *http.Request, f
 	w.Write(buf.Bytes())
 }
 
-// parseTime reads Loki's time forms: Unix ns, s, ms or float seconds, or RFC3339.
+// parseTime reads Loki's time forms: an integer is Unix nanoseconds, a
+// number with a fraction is Unix seconds, otherwise RFC3339(Nano).
 func parseTime(s string, def time.Time) (time.Time, error) {
 	if s == "" {
 		return def, nil
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		switch digits := len(strings.TrimPrefix(s, "-")); {
-		case digits <= 10:
-			return time.Unix(n, 0), nil
-		case digits <= 13:
-			return time.UnixMilli(n), nil
-		case digits <= 16:
-			return time.UnixMicro(n), nil
-		}
 		return time.Unix(0, n), nil
 	}
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
