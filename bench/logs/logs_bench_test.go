@@ -1,5 +1,3 @@
-// Package logs holds the log benchmarks; see bench/README.md ("logs") for
-// the commands and the figures measured.
 package logs
 
 import (
