@@ -101,17 +101,25 @@ type evaluator struct {
 	steps []int64 // Unix ns
 }
 
-// pushdown returns the hints for the store and the stages left to run here.
-func pushdown(sel *LogSelectorExpr) (needles []string, filter func(string) bool, rest []Stage) {
-	needles, filter = lineFilterHints(sel.Pipeline)
-	rest = sel.Pipeline
-	for len(rest) > 0 {
-		if _, ok := rest[0].(*LineFilter); !ok {
-			break
+// pushdown returns the hints for the store and the stages left to run here:
+// every line filter of the leading filter section is done by the store.
+func pushdown(sel *LogSelectorExpr) (logstore.SelectHints, []Stage) {
+	contains, filter, md := storeHints(sel.Pipeline)
+	var rest []Stage
+	leading := true
+	for _, st := range sel.Pipeline {
+		switch st.(type) {
+		case *LineFilter:
+			if leading {
+				continue
+			}
+		case *LabelFilterStage:
+		default:
+			leading = false
 		}
-		rest = rest[1:]
+		rest = append(rest, st)
 	}
-	return needles, filter, rest
+	return logstore.SelectHints{Contains: contains, Filter: filter, Metadata: md}, rest
 }
 
 type logLine struct {
@@ -136,8 +144,9 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 		return nil, fmt.Errorf("open querier: %w", err)
 	}
 	defer q.Close()
-	needles, filter, stages := pushdown(sel)
-	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Contains: needles, Filter: filter, Backward: ev.p.Backward}, sel.Matchers...)
+	hints, stages := pushdown(sel)
+	hints.Start, hints.End, hints.Backward = mint, maxt, ev.p.Backward
+	ss := q.Select(ev.ctx, hints, sel.Matchers...)
 	better := func(a, b logLine) int { // sort order of the result
 		c := cmpI64(a.ts, b.ts)
 		if ev.p.Backward {
@@ -343,8 +352,9 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 		return stepValues{}, fmt.Errorf("open querier: %w", err)
 	}
 	defer q.Close()
-	needles, filter, stages := pushdown(r.Left)
-	ss := q.Select(ev.ctx, logstore.SelectHints{Start: mint, End: maxt, Contains: needles, Filter: filter}, r.Left.Matchers...)
+	hints, stages := pushdown(r.Left)
+	hints.Start, hints.End = mint, maxt
+	ss := q.Select(ev.ctx, hints, r.Left.Matchers...)
 	type part struct {
 		byHash map[uint64][]*seriesSamples
 		series []*seriesSamples

@@ -521,34 +521,41 @@ func unwrapValue(u *Unwrap, ls *labelSet) (float64, bool) {
 	return x, true
 }
 
-// lineFilterHints splits the leading line filters of a pipeline for the
-// store: single `|=` filters become Contains (bloom skipping and one
-// bytes.Index per chunk); the other leading line filters become one Filter
-// run in the store's parallel chunk workers.
-func lineFilterHints(stages []Stage) (contains []string, filter func(string) bool) {
+// storeHints splits the leading filters of a pipeline (before any parser
+// or formatting stage) for the store: single `|=` filters become Contains
+// (bloom skipping and one scan per chunk); the other line filters become one
+// Filter run in the store's chunk workers; `| name="value"` label filters
+// become Metadata pre-filters (the engine still applies them).
+func storeHints(stages []Stage) (contains []string, filter func(string) bool, md []labels.Label) {
 	var rest []*LineFilter
 	for _, st := range stages {
-		lf, ok := st.(*LineFilter)
-		if !ok {
-			break
-		}
-		if lf.Op == "|=" && len(lf.Values) == 1 && lf.Values[0] != "" {
-			contains = append(contains, lf.Values[0])
+		switch f := st.(type) {
+		case *LineFilter:
+			if f.Op == "|=" && len(f.Values) == 1 && f.Values[0] != "" {
+				contains = append(contains, f.Values[0])
+			} else {
+				rest = append(rest, f)
+			}
+			continue
+		case *LabelFilterStage:
+			if sf, ok := f.F.(*StringLabelFilter); ok && sf.M.Type == labels.MatchEqual && sf.M.Value != "" {
+				md = append(md, labels.Label{Name: sf.M.Name, Value: sf.M.Value})
+			}
 			continue
 		}
-		rest = append(rest, lf)
+		break
 	}
-	if len(rest) == 0 {
-		return contains, nil
-	}
-	return contains, func(line string) bool {
-		for _, lf := range rest {
-			if !lf.match(line) {
-				return false
+	if len(rest) > 0 {
+		filter = func(line string) bool {
+			for _, lf := range rest {
+				if !lf.match(line) {
+					return false
+				}
 			}
+			return true
 		}
-		return true
 	}
+	return contains, filter, md
 }
 
 // applyGrouping keeps (by) or drops (without) the grouping's labels in place.

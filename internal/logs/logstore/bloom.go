@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // Each chunk carries a bloom filter over the 6-byte n-grams of its lines. A
@@ -40,7 +42,7 @@ func gramHash(b []byte) (uint32, uint32) {
 // buildBloom indexes every line of a chunk view; the result is encoded as
 // log2(bits), hash count, then the words little-endian.
 func buildBloom(v *chunkView) []byte {
-	grams := len(v.lines) - (gramLen-1)*v.len()
+	grams := len(v.lines) - (gramLen-1)*v.len() + len(v.md)
 	m := bloomMinBits
 	for m < bloomMaxBits && m < grams*16 {
 		m <<= 1
@@ -56,6 +58,29 @@ func buildBloom(v *chunkView) []byte {
 				p := (h1 + k*h2) & mask
 				words[p>>6] |= 1 << (p & 63)
 			}
+		}
+	}
+	// Structured metadata pairs are indexed as "name=value", so equality
+	// filters on them (| trace_id="…") skip chunks too.
+	if v.md != nil {
+		var pair []byte
+		var sb labels.ScratchBuilder
+		for i := range v.len() {
+			blob := v.md[v.mdOff[i]:v.mdOff[i+1]]
+			if len(blob) == 0 {
+				continue
+			}
+			d := decoder{b: blob}
+			d.labels(&sb).Range(func(l labels.Label) {
+				pair = append(append(append(pair[:0], l.Name...), '='), l.Value...)
+				for j := 0; j+gramLen <= len(pair); j++ {
+					h1, h2 := gramHash(pair[j:])
+					for k := uint32(0); k < bloomHashes; k++ {
+						p := (h1 + k*h2) & mask
+						words[p>>6] |= 1 << (p & 63)
+					}
+				}
+			})
 		}
 	}
 	set := 0

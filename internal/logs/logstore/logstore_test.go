@@ -622,3 +622,35 @@ func TestConcurrentCommitsFsyncAlways(t *testing.T) {
 		t.Fatalf("%d streams, %d entries after reopen", len(got), n)
 	}
 }
+
+func TestMetadataHintSkipsChunks(t *testing.T) {
+	db := openTest(t, t.TempDir(), nil)
+	defer db.Close()
+	f := newFixture()
+	ingest(t, db, f, 0, 2000)
+	want := fmt.Sprintf("%032x", 1230)
+	for _, phase := range []string{"head", "block"} {
+		if phase == "block" {
+			if err := db.FlushHead(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := testCounter(db.m.query.chunksSkipped)
+		got := readAll(t, db, SelectHints{Metadata: []labels.Label{{Name: "trace_id", Value: want}}}, labels.MustNewMatcher(labels.MatchRegexp, "app", ".+"))
+		n := 0
+		for _, es := range got {
+			for _, e := range es {
+				if e.Metadata.Get("trace_id") != want {
+					t.Fatalf("%s: entry with trace_id %q passed", phase, e.Metadata.Get("trace_id"))
+				}
+				n++
+			}
+		}
+		if n != len(f.streams) {
+			t.Fatalf("%s: %d entries, want %d", phase, n, len(f.streams))
+		}
+		if testCounter(db.m.query.chunksSkipped) == before {
+			t.Fatalf("%s: no chunk skipped by the metadata bloom", phase)
+		}
+	}
+}

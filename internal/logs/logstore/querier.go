@@ -28,6 +28,11 @@ type SelectHints struct {
 	// filters). Chunks whose bloom filter rules one out are never read; in the
 	// others one bytes.Index runs over all lines of the chunk at once.
 	Contains []string
+	// Metadata keeps entries whose label of that name, taken from the entry's
+	// structured metadata or else from the stream labels, equals the value
+	// (`| trace_id="…"` before any parser). Chunks whose bloom lacks
+	// "name=value" are skipped unless the stream label itself matches.
+	Metadata []labels.Label
 	// IgnoreBlooms reads every chunk even when its bloom rules it out, to
 	// measure brute-force scans.
 	IgnoreBlooms bool
@@ -56,7 +61,7 @@ type Stream struct {
 // Iterator returns the stream's entries in hint order, merged across head and
 // blocks, loading at most a few chunks ahead in parallel.
 func (s *Stream) Iterator(ctx context.Context) EntryIterator {
-	return newMergeIter(ctx, s.chunks, s.hints, s.q.sem)
+	return newMergeIter(ctx, s.chunks, s.hints, s.q.sem, s.Labels)
 }
 
 // ChunkStats sums the metadata of the stream's chunks (no chunk is read).
@@ -138,6 +143,15 @@ func (q *Querier) Select(ctx context.Context, hints SelectHints, ms ...*labels.M
 	byHash := map[uint64][]*Stream{}
 	var out []*Stream
 	add := func(ls labels.Labels, cs []chunkHandle) {
+		needles := hints.Contains
+		if len(hints.Metadata) > 0 {
+			needles = slices.Clone(needles)
+			for _, l := range hints.Metadata {
+				if ls.Get(l.Name) != l.Value { // else entries without metadata match
+					needles = append(needles, l.Name+"="+l.Value)
+				}
+			}
+		}
 		var keep []chunkHandle
 		for _, c := range cs {
 			m := c.Meta()
@@ -147,7 +161,7 @@ func (q *Querier) Select(ctx context.Context, hints SelectHints, ms ...*labels.M
 			if q.stats != nil {
 				q.stats.chunksConsidered.Inc()
 			}
-			if len(hints.Contains) > 0 && !hints.IgnoreBlooms && !c.mayContain(hints.Contains) {
+			if len(needles) > 0 && !hints.IgnoreBlooms && !c.mayContain(needles) {
 				if q.stats != nil {
 					q.stats.chunksSkipped.Inc()
 				}
@@ -245,6 +259,7 @@ type mergeIter struct {
 	next    int
 	hints   SelectHints
 	sem     chan struct{}
+	stream  labels.Labels
 	h       cursorHeap
 	cur     Entry
 	err     error
@@ -285,14 +300,14 @@ func (h *cursorHeap) Pop() any {
 
 const prefetchChunks = 4
 
-func newMergeIter(ctx context.Context, cs []chunkHandle, hints SelectHints, sem chan struct{}) *mergeIter {
+func newMergeIter(ctx context.Context, cs []chunkHandle, hints SelectHints, sem chan struct{}, stream labels.Labels) *mergeIter {
 	cs = slices.Clone(cs)
 	if hints.Backward {
 		slices.SortStableFunc(cs, func(a, b chunkHandle) int { return cmpInt64(b.Meta().MaxTime, a.Meta().MaxTime) })
 	} else {
 		slices.SortStableFunc(cs, func(a, b chunkHandle) int { return cmpInt64(a.Meta().MinTime, b.Meta().MinTime) })
 	}
-	return &mergeIter{ctx: ctx, chunks: cs, futures: make([]*chunkFuture, len(cs)), hints: hints, sem: sem, h: cursorHeap{backward: hints.Backward}}
+	return &mergeIter{ctx: ctx, chunks: cs, futures: make([]*chunkFuture, len(cs)), hints: hints, sem: sem, stream: stream, h: cursorHeap{backward: hints.Backward}}
 }
 
 func (it *mergeIter) start(i int) {
@@ -313,13 +328,13 @@ func (it *mergeIter) start(i int) {
 			return
 		}
 		defer func() { <-it.sem }()
-		f.es, f.err = filterChunk(c, it.hints)
+		f.es, f.err = filterChunk(c, it.hints, it.stream)
 	}()
 }
 
 // filterChunk loads a chunk and keeps the entries in range that pass the
 // filters, in iteration order.
-func filterChunk(c chunkHandle, h SelectHints) ([]Entry, error) {
+func filterChunk(c chunkHandle, h SelectHints, stream labels.Labels) ([]Entry, error) {
 	search := len(h.Contains) > 0
 	v, release, err := c.view(search)
 	if err != nil {
@@ -346,6 +361,20 @@ func filterChunk(c chunkHandle, h SelectHints) ([]Entry, error) {
 		if err != nil {
 			ferr = err
 			return
+		}
+		for _, l := range h.Metadata {
+			val, ok := "", false
+			e.Metadata.Range(func(m labels.Label) {
+				if m.Name == l.Name {
+					val, ok = m.Value, true
+				}
+			})
+			if !ok {
+				val = stream.Get(l.Name)
+			}
+			if val != l.Value {
+				return
+			}
 		}
 		out = append(out, e)
 	}
