@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -334,6 +335,11 @@ func (a *App) applyLocked(cfg *config.Config) error {
 	errs = append(errs, a.loki.ApplyConfig(cfg.Logs))
 	err := errors.Join(errs...)
 	a.engine.SetEvaluationInterval(time.Duration(cfg.Metrics.Parsed.GlobalConfig.EvaluationInterval))
+	// prometheus.yml's runtime.gogc (default 75, or $GOGC) sets the process's
+	// GC target, as Prometheus applies it on every load.
+	if old := debug.SetGCPercent(cfg.Metrics.Parsed.Runtime.GoGC); old != cfg.Metrics.Parsed.Runtime.GoGC {
+		a.logger.Info("Updated GOGC", "old", old, "new", cfg.Metrics.Parsed.Runtime.GoGC)
+	}
 	a.reloadOK.Store(err == nil)
 	if err != nil {
 		a.reloadSuccess.Set(0)
