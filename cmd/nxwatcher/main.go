@@ -76,6 +76,7 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	logger := promslog.New(&promslog.Config{Level: logLevel, Format: logFormat, Writer: stderr})
+	setAutoMemLimit(logger)
 
 	flags := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = f.Value.String() })
