@@ -18,7 +18,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/oklog/ulid/v2"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // On-disk format version 1; see docs/formats/tracestore.md.
@@ -100,7 +99,8 @@ type blockWriter struct {
 	pages    []pageRef
 	postings map[string]*keyPostings
 	meta     blockMeta
-	td       ptrace.ProtoUnmarshaler
+	scan     postingScanner
+	ord      uint32
 	last     TraceID
 	// merged is set by compaction: postings come from the sources
 	// (mergePostings) instead of decoding every trace again.
@@ -118,6 +118,7 @@ func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sour
 		meta: blockMeta{Version: formatVersion, ULID: id, Level: level, Sources: sources,
 			WALCheckpoint: walCheckpoint, MinTime: -1},
 	}
+	bw.scan.fn = bw.addPosting
 	if err := os.MkdirAll(bw.tmpDir, 0o777); err != nil {
 		return nil, err
 	}
@@ -159,30 +160,37 @@ func (bw *blockWriter) add(r traceRecord) error {
 		return nil
 	}
 
-	td, err := bw.td.UnmarshalTraces(r.data)
-	if err != nil {
+	bw.ord = ord
+	if err := bw.scan.scan(r.data); err != nil {
 		return fmt.Errorf("decode trace %x: %w", r.id, err)
 	}
-	forEachPosting(td, func(key, value string, indexed bool) {
-		kp := bw.postings[key]
-		if kp == nil {
-			kp = &keyPostings{complete: true, values: map[string][]uint32{}}
-			bw.postings[key] = kp
-		}
-		if !indexed {
-			kp.complete = false
-			return
-		}
-		list, ok := kp.values[value]
-		if !ok && len(kp.values) >= maxPostingValues {
-			kp.complete = false
-			return
-		}
-		if n := len(list); n == 0 || list[n-1] != ord {
-			kp.values[value] = append(list, ord)
-		}
-	})
 	return nil
+}
+
+// addPosting records that trace bw.ord carries key=value. Lookups convert
+// the reused byte buffers without allocating; only new keys and values do.
+func (bw *blockWriter) addPosting(key, value []byte, indexed bool) {
+	kp := bw.postings[string(key)]
+	if kp == nil {
+		kp = &keyPostings{complete: true, values: map[string][]uint32{}}
+		bw.postings[string(key)] = kp
+	}
+	if !indexed {
+		kp.complete = false
+		return
+	}
+	list, ok := kp.values[string(value)]
+	if !ok {
+		if len(kp.values) >= maxPostingValues {
+			kp.complete = false
+			return
+		}
+		kp.values[string(value)] = []uint32{bw.ord}
+		return
+	}
+	if n := len(list); list[n-1] != bw.ord {
+		kp.values[string(value)] = append(list, bw.ord)
+	}
 }
 
 // mergePostings adds a source block's postings, renumbered by newOrd

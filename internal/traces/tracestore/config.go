@@ -129,7 +129,7 @@ func DefaultOptions() Options {
 		CompactionWindow: time.Duration(c.CompactionWindow),
 		MaxTraceBytes:    int64(c.MaxTraceBytes),
 		WALSegmentSize:   32 << 20,
-		PageSize:         256 << 10,
+		PageSize:         1 << 20,
 		CheckInterval:    5 * time.Second,
 		Now:              time.Now,
 	}
