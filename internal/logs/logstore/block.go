@@ -488,7 +488,7 @@ func (h blockChunkHandle) mayContain(needles []string) bool {
 
 var storedBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-func (h blockChunkHandle) view(pooled bool) (*chunkView, func(), error) {
+func (h blockChunkHandle) view(pooled bool, s *searcher) (*chunkView, func(), error) {
 	bp := storedBufs.Get().(*[]byte)
 	defer storedBufs.Put(bp)
 	if uint64(cap(*bp)) < h.c.length {
@@ -502,7 +502,7 @@ func (h blockChunkHandle) view(pooled bool) (*chunkView, func(), error) {
 	if err != nil {
 		return nil, release, fmt.Errorf("chunk at %d: %w", h.c.off, err)
 	}
-	v, err := parseChunk(raw)
+	v, err := parseChunk(raw, s)
 	if err != nil {
 		release()
 		return nil, func() {}, fmt.Errorf("chunk at %d: %w", h.c.off, err)

@@ -126,7 +126,10 @@ func (v *chunkView) entry(i int, alias bool) (Entry, error) {
 	return e, nil
 }
 
-func parseChunk(raw []byte) (*chunkView, error) {
+// parseChunk decodes a chunk. With a searcher, a chunk whose lines column
+// does not contain the needle anywhere comes back empty without decoding its
+// timestamp, length and metadata columns.
+func parseChunk(raw []byte, s *searcher) (*chunkView, error) {
 	d := decoder{b: raw}
 	n, lt, ll, lm := d.uvarint(), d.uvarint(), d.uvarint(), d.uvarint()
 	if d.err != nil {
@@ -136,7 +139,11 @@ func parseChunk(raw []byte) (*chunkView, error) {
 	if lt+ll+lm > uint64(len(rest)) || n > uint64(len(rest)) {
 		return nil, fmt.Errorf("%w: columns exceed %d bytes", ErrCorruptChunk, len(rest))
 	}
-	return parseColumns(int(n), rest[:lt], rest[lt:lt+ll], rest[lt+ll:lt+ll+lm], rest[lt+ll+lm:])
+	lines := rest[lt+ll+lm:]
+	if s != nil && s.index(lines, 0) < 0 {
+		return &chunkView{lineOff: []int{0}, mdOff: []int{0}}, nil
+	}
+	return parseColumns(int(n), rest[:lt], rest[lt:lt+ll], rest[lt+ll:lt+ll+lm], lines)
 }
 
 func parseColumns(n int, tsCol, lensCol, mdCol, lines []byte) (*chunkView, error) {
@@ -214,63 +221,30 @@ func (v *chunkView) entries() ([]Entry, error) {
 	return out, nil
 }
 
-// search calls fn with the index of every line containing needle. It scans
-// the whole lines column at once for the needle's rarest byte (IndexByte is
-// vectorised), checks the needle around each hit, and skips a match that
-// spans two lines.
-func (v *chunkView) search(needle []byte, fn func(i int)) {
-	if len(needle) == 0 {
+// search calls fn, in line order, with the index of every line containing
+// the searcher's needle. It scans the whole lines column at once and skips a
+// match that spans two lines.
+func (v *chunkView) search(s *searcher, fn func(i int)) {
+	if len(s.needle) == 0 {
 		for i := range v.len() {
 			fn(i)
 		}
 		return
 	}
-	k := rarestByte(needle)
-	c := needle[k]
-	lines := v.lines
-	p := k // position of the pivot byte of the next candidate
-	for p < len(lines) {
-		j := bytes.IndexByte(lines[p:], c)
-		if j < 0 {
+	for p := 0; ; {
+		at := s.index(v.lines, p)
+		if at < 0 {
 			return
 		}
-		at := p + j - k // candidate start
-		p += j + 1
-		if at < 0 || at+len(needle) > len(lines) || !bytes.Equal(lines[at:at+len(needle)], needle) {
-			continue
-		}
 		i, _ := slices.BinarySearch(v.lineOff, at+1)
-		i--
-		end := v.lineOff[i+1]
-		if at+len(needle) <= end {
+		i-- // lineOff[i] <= at < lineOff[i+1]
+		if end := v.lineOff[i+1]; at+len(s.needle) <= end {
 			fn(i)
-			p = max(p, end+k) // next line
+			p = end // next line
+		} else {
+			p = at + 1
 		}
 	}
-}
-
-// byteRank orders bytes by how common they are in log text (lower is rarer),
-// from letter frequencies in English and the punctuation of logfmt and JSON.
-var byteRank = func() [256]uint8 {
-	var r [256]uint8
-	common := " etaoinsrlcdu=\"m.:hpg0fy1b2/w-v_,k53489x76jqz{}[]"
-	for i := range r {
-		r[i] = 0 // anything unlisted (upper case, rare symbols) is rare
-	}
-	for i, c := range []byte(common) {
-		r[c] = uint8(len(common) - i)
-	}
-	return r
-}()
-
-func rarestByte(needle []byte) int {
-	best := 0
-	for i := 1; i < len(needle); i++ {
-		if byteRank[needle[i]] < byteRank[needle[best]] {
-			best = i
-		}
-	}
-	return best
 }
 
 func cmpInt64(a, b int64) int {

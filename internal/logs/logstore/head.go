@@ -278,7 +278,7 @@ func (c *memChunk) Meta() ChunkMeta { return c.meta }
 func (c *memChunk) mayContain(needles []string) bool {
 	return bloomMayContain(c.bloom, needles)
 }
-func (c *memChunk) view(pooled bool) (*chunkView, func(), error) {
+func (c *memChunk) view(pooled bool, s *searcher) (*chunkView, func(), error) {
 	data := c.data
 	if c.spill != nil {
 		bp := storedBufs.Get().(*[]byte)
@@ -293,7 +293,7 @@ func (c *memChunk) view(pooled bool) (*chunkView, func(), error) {
 	if err != nil {
 		return nil, release, err
 	}
-	v, err := parseChunk(raw)
+	v, err := parseChunk(raw, s)
 	return v, release, err
 }
 
@@ -303,7 +303,7 @@ func (c *openChunk) Meta() ChunkMeta {
 	return ChunkMeta{MinTime: c.raw.minT, MaxTime: c.raw.maxT, Entries: c.raw.entries, RawBytes: c.raw.size()}
 }
 func (c *openChunk) mayContain([]string) bool { return true }
-func (c *openChunk) view(bool) (*chunkView, func(), error) {
+func (c *openChunk) view(bool, *searcher) (*chunkView, func(), error) {
 	v, err := c.raw.view()
 	return v, func() {}, err
 }

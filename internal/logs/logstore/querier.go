@@ -17,8 +17,9 @@ type chunkHandle interface {
 	Meta() ChunkMeta
 	mayContain(needles []string) bool
 	// view decodes the chunk; with pooled the buffer is recycled by release,
-	// so nothing may alias it afterwards.
-	view(pooled bool) (v *chunkView, release func(), err error)
+	// so nothing may alias it afterwards. With a searcher, a chunk whose lines
+	// cannot hold its needle may come back empty, undecoded.
+	view(pooled bool, s *searcher) (v *chunkView, release func(), err error)
 }
 
 // SelectHints narrow a Select. Start is inclusive, End exclusive (Unix ns).
@@ -336,7 +337,18 @@ func (it *mergeIter) start(i int) {
 // filters, in iteration order.
 func filterChunk(c chunkHandle, h SelectHints, stream labels.Labels) ([]Entry, error) {
 	search := len(h.Contains) > 0
-	v, release, err := c.view(search)
+	var s *searcher
+	if search {
+		// The longest needle is the most selective; keep checks the others.
+		longest := h.Contains[0]
+		for _, n := range h.Contains[1:] {
+			if len(n) > len(longest) {
+				longest = n
+			}
+		}
+		s = newSearcher([]byte(longest))
+	}
+	v, release, err := c.view(search, s)
 	if err != nil {
 		return nil, err
 	}
@@ -381,13 +393,7 @@ func filterChunk(c chunkHandle, h SelectHints, stream labels.Labels) ([]Entry, e
 	order := v.sortedOrder()
 	if search {
 		// Lines are copied: the pooled buffer is reused after release.
-		longest := h.Contains[0]
-		for _, n := range h.Contains[1:] {
-			if len(n) > len(longest) {
-				longest = n
-			}
-		}
-		v.search([]byte(longest), func(i int) { keep(i, false) })
+		v.search(s, func(i int) { keep(i, false) })
 		if order != nil {
 			slices.SortStableFunc(out, func(a, b Entry) int { return cmpInt64(a.Timestamp, b.Timestamp) })
 		}
