@@ -121,14 +121,10 @@ func (s *searcher) indexPair(t []byte, from int) int {
 	for ; i+max(k1, k2)+32 <= n; i += 32 {
 		a := t[i+k1 : i+k1+32]
 		b := t[i+k2 : i+k2+32]
-		w0 := (binary.LittleEndian.Uint64(a[0:]) ^ r1) | (binary.LittleEndian.Uint64(b[0:]) ^ r2)
-		w1 := (binary.LittleEndian.Uint64(a[8:]) ^ r1) | (binary.LittleEndian.Uint64(b[8:]) ^ r2)
-		w2 := (binary.LittleEndian.Uint64(a[16:]) ^ r1) | (binary.LittleEndian.Uint64(b[16:]) ^ r2)
-		w3 := (binary.LittleEndian.Uint64(a[24:]) ^ r1) | (binary.LittleEndian.Uint64(b[24:]) ^ r2)
-		z0 := (w0 - swarLo) &^ w0
-		z1 := (w1 - swarLo) &^ w1
-		z2 := (w2 - swarLo) &^ w2
-		z3 := (w3 - swarLo) &^ w3
+		z0 := pairLanes(binary.LittleEndian.Uint64(a[0:]), binary.LittleEndian.Uint64(b[0:]), r1, r2)
+		z1 := pairLanes(binary.LittleEndian.Uint64(a[8:]), binary.LittleEndian.Uint64(b[8:]), r1, r2)
+		z2 := pairLanes(binary.LittleEndian.Uint64(a[16:]), binary.LittleEndian.Uint64(b[16:]), r1, r2)
+		z3 := pairLanes(binary.LittleEndian.Uint64(a[24:]), binary.LittleEndian.Uint64(b[24:]), r1, r2)
 		if (z0|z1|z2|z3)&swarHi == 0 {
 			continue
 		}
@@ -151,6 +147,15 @@ func (s *searcher) indexPair(t []byte, from int) int {
 		}
 	}
 	return -1
+}
+
+// pairLanes flags (high bit of lane j, before masking with swarHi) the
+// lanes where x's byte is r1's and y's byte is r2's: a zero lane of
+// (x^r1)|(y^r2), found with (w-0x01…)&^w. Every such lane is flagged; a lane
+// is flagged without being one only above a lane that is.
+func pairLanes(x, y, r1, r2 uint64) uint64 {
+	w := (x ^ r1) | (y ^ r2)
+	return (w - swarLo) &^ w
 }
 
 // verify checks the candidate starts i+j flagged in the high bits of z (lane

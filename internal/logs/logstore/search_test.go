@@ -2,7 +2,9 @@ package logstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -246,4 +248,56 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestPairLanes checks the SWAR lane flags against a byte-by-byte reference:
+// every matching lane flagged, and a non-matching lane flagged only above a
+// matching one (the borrow of the has-zero trick).
+func TestPairLanes(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 200000 {
+		c1, c2 := byte(r.UintN(4)), byte(r.UintN(4)) // small values: many matches, zero and 0x01 lanes
+		var x, y uint64
+		for j := range 8 {
+			x |= uint64(r.UintN(4)) << (8 * j)
+			y |= uint64(r.UintN(4)) << (8 * j)
+		}
+		if r.IntN(2) == 0 {
+			x ^= swarHi & r.Uint64() // high-bit lanes too
+		}
+		z := pairLanes(x, y, swarLo*uint64(c1), swarLo*uint64(c2)) & swarHi
+		below := false
+		for j := range 8 {
+			match := byte(x>>(8*j)) == c1 && byte(y>>(8*j)) == c2
+			flagged := z>>(8*j+7)&1 == 1
+			if match && !flagged || flagged && !match && !below {
+				t.Fatalf("x=%016x y=%016x c1=%d c2=%d: lane %d match %v flagged %v", x, y, c1, c2, j, match, flagged)
+			}
+			below = below || match
+		}
+	}
+}
+
+// TestPairScanCandidates bounds the pair scan's false candidates on log
+// text: its flagged lanes are the exact pair matches plus a few borrows.
+func TestPairScanCandidates(t *testing.T) {
+	text, id := logText(1 << 18)
+	s := newSearcher([]byte(id))
+	r1, r2 := swarLo*uint64(s.c1), swarLo*uint64(s.c2)
+	exact, flagged := 0, 0
+	for i := 0; i+max(s.k1, s.k2)+8 <= len(text); i += 8 {
+		z := pairLanes(binary.LittleEndian.Uint64(text[i+s.k1:]), binary.LittleEndian.Uint64(text[i+s.k2:]), r1, r2) & swarHi
+		flagged += bits.OnesCount64(z)
+		for j := range 8 {
+			if text[i+j+s.k1] == s.c1 && text[i+j+s.k2] == s.c2 {
+				exact++
+			}
+		}
+	}
+	if flagged < exact || flagged > exact+exact/4+8 {
+		t.Fatalf("flagged %d lanes for %d exact pair matches", flagged, exact)
+	}
+	if exact > len(text)/200 {
+		t.Fatalf("pivots %q@%d %q@%d match every %d bytes: poor pair choice", s.c1, s.k1, s.c2, s.k2, len(text)/max(exact, 1))
+	}
 }
