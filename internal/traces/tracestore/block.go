@@ -20,14 +20,19 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// On-disk format version 1; see docs/formats/tracestore.md.
+// On-disk format version 2 (version 1 blocks are still read); see
+// docs/formats/tracestore.md.
 const (
-	formatVersion = 1
-	metaFile      = "meta.json"
-	dataFile      = "data"
-	indexFile     = "index"
-	dataMagic     = "NXTD"
-	indexMagic    = "NXTI"
+	formatVersion = 2
+	// dataVersion is the data file's header byte: its layout did not change
+	// in format version 2.
+	dataVersion = 1
+
+	metaFile   = "meta.json"
+	dataFile   = "data"
+	indexFile  = "index"
+	dataMagic  = "NXTD"
+	indexMagic = "NXTI"
 	// maxPostingValues caps distinct values per key per block; beyond it the
 	// key is kept for the tags API but marked incomplete (never used to prune).
 	maxPostingValues = 2000
@@ -37,6 +42,11 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// chunkTraces is how many index entries one ID chunk holds. Only the first
+// ID of each chunk stays in memory; chunks are read on demand. A variable so
+// tests can make blocks of many small chunks.
+var chunkTraces = 1024
 
 type blockMeta struct {
 	Version int    `json:"version"`
@@ -127,7 +137,7 @@ func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sour
 		return nil, err
 	}
 	bw.f, bw.w = f, bufio.NewWriterSize(f, 1<<20)
-	hdr := append([]byte(dataMagic), formatVersion)
+	hdr := append([]byte(dataMagic), dataVersion)
 	if _, err := bw.w.Write(hdr); err != nil {
 		return nil, bw.abort(err)
 	}
@@ -205,13 +215,13 @@ func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) {
 		if !skp.complete {
 			kp.complete = false
 		}
-		for v, list := range skp.values {
+		for v, pl := range skp.values {
 			cur, ok := kp.values[v]
 			if !ok && len(kp.values) >= maxPostingValues {
 				kp.complete = false
 				continue
 			}
-			for _, o := range list {
+			for _, o := range pl.decode() {
 				cur = append(cur, newOrd[o])
 			}
 			kp.values[v] = cur
@@ -276,45 +286,65 @@ func (bw *blockWriter) finish() (string, error) {
 	return bw.finalDir, syncDir(filepath.Dir(bw.finalDir))
 }
 
-// encodeIndex returns the index file: magic, version, zstd(body), CRC32C of
-// everything before it. Postings are runs of small deltas and compress well.
+// encodeIndex returns the index file (version 2): ID chunks, each its own
+// zstd frame, then zstd(body), the body's offset and a CRC32C of everything
+// before it. Postings are runs of small deltas and compress well.
 func (bw *blockWriter) encodeIndex() []byte {
 	out := append([]byte(indexMagic), formatVersion)
-	out = bw.enc.EncodeAll(bw.indexBody(), out)
+	base := uint64(bw.meta.MinTime)
+	var table, raw []byte
+	nChunks := 0
+	for c := 0; c < len(bw.ids); c += chunkTraces {
+		end := min(c+chunkTraces, len(bw.ids))
+		raw = raw[:0]
+		prevPage := bw.entries[c].page
+		for i := c; i < end; i++ {
+			e := bw.entries[i]
+			raw = append(raw, bw.ids[i][:]...)
+			raw = binary.AppendUvarint(raw, uint64(e.page-prevPage))
+			prevPage = e.page
+			raw = binary.AppendUvarint(raw, uint64(e.len))
+			raw = binary.AppendUvarint(raw, uint64(e.spans))
+			// Microseconds, rounded outwards: the entry times only prune
+			// searches by time range and bound compacted blocks' meta.
+			start := (e.start - base) / 1000
+			raw = binary.AppendUvarint(raw, start)
+			raw = binary.AppendUvarint(raw, (max(e.end, e.start)-base-start*1000+999)/1000)
+		}
+		off := len(out)
+		out = bw.enc.EncodeAll(raw, out)
+		table = append(table, bw.ids[c][:]...)
+		table = binary.AppendUvarint(table, uint64(off))
+		table = binary.AppendUvarint(table, uint64(len(out)-off))
+		table = binary.AppendUvarint(table, uint64(bw.entries[c].page))
+		table = binary.AppendUvarint(table, uint64(bw.entries[c].off))
+		nChunks++
+	}
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(bw.ids)))
+	b = binary.AppendUvarint(b, base)
+	b = binary.AppendUvarint(b, uint64(chunkTraces))
+	b = binary.AppendUvarint(b, uint64(nChunks))
+	b = append(b, table...)
+	b = bw.appendPages(b)
+	b = bw.appendPostings(b)
+	bodyOff := len(out)
+	out = bw.enc.EncodeAll(b, out)
+	out = binary.LittleEndian.AppendUint64(out, uint64(bodyOff))
 	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 }
 
-func (bw *blockWriter) indexBody() []byte {
-	var b []byte
-	b = binary.AppendUvarint(b, uint64(len(bw.ids)))
-	// Start times are stored relative to the block's earliest start.
-	base := uint64(bw.meta.MinTime)
-	b = binary.AppendUvarint(b, base)
-	for i, id := range bw.ids {
-		e := bw.entries[i]
-		b = append(b, id[:]...)
-		b = binary.AppendUvarint(b, uint64(e.page))
-		b = binary.AppendUvarint(b, uint64(e.off))
-		b = binary.AppendUvarint(b, uint64(e.len))
-		b = binary.AppendUvarint(b, uint64(e.spans))
-		b = binary.AppendUvarint(b, e.start-base)
-		b = binary.AppendUvarint(b, e.end-e.start)
-	}
+func (bw *blockWriter) appendPages(b []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(bw.pages)))
 	for _, p := range bw.pages {
 		b = binary.AppendUvarint(b, p.off)
 		b = binary.AppendUvarint(b, uint64(p.clen))
 		b = binary.AppendUvarint(b, uint64(p.ulen))
 	}
-	bl := newBloom(len(bw.ids))
-	for _, id := range bw.ids {
-		bl.add(id)
-	}
-	b = binary.AppendUvarint(b, uint64(bl.k))
-	b = binary.AppendUvarint(b, uint64(len(bl.bits)))
-	for _, w := range bl.bits {
-		b = binary.LittleEndian.AppendUint64(b, w)
-	}
+	return b
+}
+
+func (bw *blockWriter) appendPostings(b []byte) []byte {
 	keys := make([]string, 0, len(bw.postings))
 	for k := range bw.postings {
 		keys = append(keys, k)
@@ -348,13 +378,19 @@ func (bw *blockWriter) indexBody() []byte {
 			if !kp.complete {
 				list = nil // unusable for pruning; keep the value only
 			}
-			b = binary.AppendUvarint(b, uint64(len(list)))
-			prev := uint32(0)
-			for _, o := range list {
-				b = binary.AppendUvarint(b, uint64(o-prev))
-				prev = o
-			}
+			b = appendPostingList(b, list)
 		}
+	}
+	return b
+}
+
+// appendPostingList writes uvarint(n) and n ascending ordinals as deltas.
+func appendPostingList(b []byte, list []uint32) []byte {
+	b = binary.AppendUvarint(b, uint64(len(list)))
+	prev := uint32(0)
+	for _, o := range list {
+		b = binary.AppendUvarint(b, uint64(o-prev))
+		prev = o
 	}
 	return b
 }
@@ -392,18 +428,23 @@ func syncDir(dir string) error {
 	return err
 }
 
-// block is an open, immutable block. The index is held in memory; trace data
-// is read page by page with pread.
+// block is an open, immutable block. In memory: the page table, a bloom
+// filter over trace IDs, the first ID of every index chunk (the fence) and
+// the postings, still delta-encoded. Index chunks (IDs and entries) and data
+// pages are read with pread when a query needs them.
 type block struct {
 	dir      string
 	meta     blockMeta
 	size     int64
-	ids      []TraceID
-	entries  []indexEntry
+	n        int // traces
+	base     uint64
+	chunkN   int
+	chunks   []chunkRef
 	pages    []pageRef
 	bloom    bloom
-	postings map[string]*keyPostings
+	postings map[string]*blockPostings
 	data     *os.File
+	index    *os.File // version 2: chunks are read from here
 	dec      *zstd.Decoder
 
 	// refs counts queries using the block; a retired block (compacted away,
@@ -414,9 +455,63 @@ type block struct {
 	closeErr  error
 }
 
+// chunkRef locates one index chunk: chunkN entries (fewer in the last one).
+type chunkRef struct {
+	first   TraceID
+	off     uint64
+	clen    uint32
+	page    uint32 // page and offset of the chunk's first trace
+	pageOff uint32
+	n       int
+	res     *idxChunk // version 1 blocks: the whole index is resident
+}
+
+type idxChunk struct {
+	ids     []TraceID
+	entries []indexEntry
+}
+
+type blockPostings struct {
+	complete bool
+	values   map[string]postingList
+}
+
+// postingList is uvarint(n) followed by n ordinal deltas, as on disk.
+type postingList []byte
+
+func (p postingList) decode() []uint32 {
+	n, k := binary.Uvarint(p)
+	if k <= 0 {
+		return nil
+	}
+	out := make([]uint32, 0, n)
+	p = p[k:]
+	prev := uint32(0)
+	for i := uint64(0); i < n; i++ {
+		d, k := binary.Uvarint(p)
+		if k <= 0 {
+			break
+		}
+		p = p[k:]
+		prev += uint32(d)
+		out = append(out, prev)
+	}
+	return out
+}
+
+func (b *block) closeFiles() error {
+	err := b.data.Close()
+	if b.index != nil {
+		if e := b.index.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
 func (b *block) release() {
 	if b.refs.Add(-1) == 0 && b.retired.Load() {
-		b.closeOnce.Do(func() { b.closeErr = b.data.Close() })
+		b.closeOnce.Do(func() { b.closeErr = b.closeFiles() })
 	}
 }
 
@@ -424,7 +519,7 @@ func (b *block) release() {
 func (b *block) retire() error {
 	b.retired.Store(true)
 	if b.refs.Load() == 0 {
-		b.closeOnce.Do(func() { b.closeErr = b.data.Close() })
+		b.closeOnce.Do(func() { b.closeErr = b.closeFiles() })
 		return b.closeErr
 	}
 	return nil
@@ -439,23 +534,39 @@ func openBlock(dir string, dec *zstd.Decoder) (*block, error) {
 	if err := json.Unmarshal(mb, &b.meta); err != nil {
 		return nil, fmt.Errorf("decode meta: %w", err)
 	}
-	if b.meta.Version != formatVersion {
+	if b.meta.Version != 1 && b.meta.Version != formatVersion {
 		return nil, fmt.Errorf("unsupported block version %d", b.meta.Version)
 	}
 	ib, err := os.ReadFile(filepath.Join(dir, indexFile))
 	if err != nil {
 		return nil, err
 	}
-	if err := b.decodeIndex(ib); err != nil {
+	if b.meta.Version == 1 {
+		err = b.decodeIndexV1(ib)
+	} else {
+		err = b.decodeIndex(ib)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("decode index: %w", err)
+	}
+	if b.meta.Version != 1 {
+		if b.index, err = os.Open(filepath.Join(dir, indexFile)); err != nil {
+			return nil, err
+		}
 	}
 	f, err := os.Open(filepath.Join(dir, dataFile))
 	if err != nil {
+		if b.index != nil {
+			_ = b.index.Close()
+		}
 		return nil, err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
+		if b.index != nil {
+			_ = b.index.Close()
+		}
 		return nil, err
 	}
 	b.data = f
@@ -502,13 +613,175 @@ func (r *byteReader) count() int {
 	return int(v)
 }
 
-func (b *block) decodeIndex(ib []byte) error {
-	if len(ib) < 9 || string(ib[:4]) != indexMagic || ib[4] != formatVersion {
-		return errCorruptIndex
+// postingList returns the next list without decoding it.
+func (r *byteReader) postingList() postingList {
+	start := r.b
+	n := r.count()
+	for i := 0; i < n && r.err == nil; i++ {
+		r.uvarint()
+	}
+	if r.err != nil {
+		return nil
+	}
+	return postingList(start[:len(start)-len(r.b)])
+}
+
+func checkIndex(ib []byte, version byte) ([]byte, error) {
+	if len(ib) < 9 || string(ib[:4]) != indexMagic || ib[4] != version {
+		return nil, errCorruptIndex
 	}
 	body, sum := ib[:len(ib)-4], binary.LittleEndian.Uint32(ib[len(ib)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
-		return fmt.Errorf("%w: checksum mismatch", errCorruptIndex)
+		return nil, fmt.Errorf("%w: checksum mismatch", errCorruptIndex)
+	}
+	return body, nil
+}
+
+// decodeIndex reads a version 2 index: body, then every chunk once to build
+// the bloom filter and check entries against the page table.
+func (b *block) decodeIndex(ib []byte) error {
+	all, err := checkIndex(ib, formatVersion)
+	if err != nil {
+		return err
+	}
+	if len(all) < 13 {
+		return errCorruptIndex
+	}
+	bodyOff := binary.LittleEndian.Uint64(all[len(all)-8:])
+	if bodyOff < 5 || bodyOff > uint64(len(all)-8) {
+		return errCorruptIndex
+	}
+	raw, err := b.dec.DecodeAll(all[bodyOff:len(all)-8], nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errCorruptIndex, err)
+	}
+	r := &byteReader{b: raw}
+	b.n = int(r.uvarint())
+	b.base = r.uvarint()
+	b.chunkN = int(r.uvarint())
+	nc := r.count()
+	if r.err == nil && (b.chunkN <= 0 || (b.n+b.chunkN-1)/b.chunkN != nc) {
+		return fmt.Errorf("%w: %d chunks for %d traces", errCorruptIndex, nc, b.n)
+	}
+	b.chunks = make([]chunkRef, nc)
+	for i := 0; i < nc && r.err == nil; i++ {
+		c := &b.chunks[i]
+		copy(c.first[:], r.bytes(16))
+		c.off, c.clen = r.uvarint(), uint32(r.uvarint())
+		c.page, c.pageOff = uint32(r.uvarint()), uint32(r.uvarint())
+		c.n = min(b.chunkN, b.n-i*b.chunkN)
+		if c.off+uint64(c.clen) > bodyOff {
+			return fmt.Errorf("%w: chunk %d outside the file", errCorruptIndex, i)
+		}
+	}
+	b.readPagesAndPostings(r)
+	if r.err != nil {
+		return r.err
+	}
+	b.bloom = newBloom(b.n)
+	for i := range b.chunks {
+		c, err := b.parseChunk(i, all[b.chunks[i].off:b.chunks[i].off+uint64(b.chunks[i].clen)])
+		if err != nil {
+			return err
+		}
+		for _, id := range c.ids {
+			b.bloom.add(id)
+		}
+	}
+	return nil
+}
+
+func (b *block) readPagesAndPostings(r *byteReader) {
+	b.readPages(r)
+	b.readPostings(r)
+}
+
+func (b *block) readPages(r *byteReader) {
+	np := r.count()
+	b.pages = make([]pageRef, np)
+	for i := 0; i < np && r.err == nil; i++ {
+		b.pages[i] = pageRef{off: r.uvarint(), clen: uint32(r.uvarint()), ulen: uint32(r.uvarint())}
+	}
+}
+
+func (b *block) readPostings(r *byteReader) {
+	nk := r.count()
+	b.postings = make(map[string]*blockPostings, nk)
+	for i := 0; i < nk && r.err == nil; i++ {
+		k := string(r.bytes(int(r.uvarint())))
+		flag := r.bytes(1)
+		kp := &blockPostings{complete: len(flag) == 1 && flag[0] == 1}
+		nv := r.count()
+		kp.values = make(map[string]postingList, nv)
+		for j := 0; j < nv && r.err == nil; j++ {
+			v := string(r.bytes(int(r.uvarint())))
+			kp.values[v] = r.postingList()
+		}
+		b.postings[k] = kp
+	}
+}
+
+// parseChunk decodes chunk i from its compressed bytes.
+func (b *block) parseChunk(i int, comp []byte) (*idxChunk, error) {
+	ref := &b.chunks[i]
+	raw, err := b.dec.DecodeAll(comp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chunk %d: %v", errCorruptIndex, i, err)
+	}
+	r := &byteReader{b: raw}
+	c := &idxChunk{ids: make([]TraceID, ref.n), entries: make([]indexEntry, ref.n)}
+	page, off := ref.page, ref.pageOff
+	for j := 0; j < ref.n && r.err == nil; j++ {
+		copy(c.ids[j][:], r.bytes(16))
+		if d := uint32(r.uvarint()); d > 0 {
+			page, off = page+d, 0
+		}
+		e := &c.entries[j]
+		e.page, e.off = page, off
+		e.len, e.spans = uint32(r.uvarint()), uint32(r.uvarint())
+		e.start = b.base + r.uvarint()*1000
+		e.end = e.start + r.uvarint()*1000
+		off += e.len
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("chunk %d: %w", i, r.err)
+	}
+	if err := b.checkEntries(c.entries); err != nil {
+		return nil, err
+	}
+	if ref.n > 0 && c.ids[0] != ref.first {
+		return nil, fmt.Errorf("%w: chunk %d does not start with its fence ID", errCorruptIndex, i)
+	}
+	return c, nil
+}
+
+func (b *block) checkEntries(es []indexEntry) error {
+	for _, e := range es {
+		if int(e.page) >= len(b.pages) || uint64(e.off)+uint64(e.len) > uint64(b.pages[e.page].ulen) {
+			return fmt.Errorf("%w: entry points outside its page", errCorruptIndex)
+		}
+	}
+	return nil
+}
+
+// chunk returns index chunk i, reading it from the index file if needed.
+func (b *block) chunk(i int) (*idxChunk, error) {
+	ref := &b.chunks[i]
+	if ref.res != nil {
+		return ref.res, nil
+	}
+	buf := make([]byte, ref.clen)
+	if _, err := b.index.ReadAt(buf, int64(ref.off)); err != nil {
+		return nil, fmt.Errorf("read index chunk %d: %w", i, err)
+	}
+	return b.parseChunk(i, buf)
+}
+
+// decodeIndexV1 reads a version 1 index; everything stays resident.
+func (b *block) decodeIndexV1(ib []byte) error {
+	body, err := checkIndex(ib, 1)
+	if err != nil {
+		return err
 	}
 	raw, err := b.dec.DecodeAll(body[5:], nil)
 	if err != nil {
@@ -516,21 +789,17 @@ func (b *block) decodeIndex(ib []byte) error {
 	}
 	r := &byteReader{b: raw}
 	n := r.count()
-	b.ids = make([]TraceID, n)
-	b.entries = make([]indexEntry, n)
+	ids := make([]TraceID, n)
+	entries := make([]indexEntry, n)
 	base := r.uvarint()
 	for i := 0; i < n && r.err == nil; i++ {
-		copy(b.ids[i][:], r.bytes(16))
-		e := &b.entries[i]
+		copy(ids[i][:], r.bytes(16))
+		e := &entries[i]
 		e.page, e.off, e.len, e.spans = uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint())
 		e.start = base + r.uvarint()
 		e.end = e.start + r.uvarint()
 	}
-	np := r.count()
-	b.pages = make([]pageRef, np)
-	for i := 0; i < np && r.err == nil; i++ {
-		b.pages[i] = pageRef{off: r.uvarint(), clen: uint32(r.uvarint()), ulen: uint32(r.uvarint())}
-	}
+	b.readPages(r)
 	b.bloom.k = uint32(r.uvarint())
 	nw := r.count()
 	words := r.bytes(nw * 8)
@@ -540,47 +809,65 @@ func (b *block) decodeIndex(ib []byte) error {
 			b.bloom.bits[i] = binary.LittleEndian.Uint64(words[i*8:])
 		}
 	}
-	nk := r.count()
-	b.postings = make(map[string]*keyPostings, nk)
-	for i := 0; i < nk && r.err == nil; i++ {
-		k := string(r.bytes(int(r.uvarint())))
-		flag := r.bytes(1)
-		kp := &keyPostings{complete: len(flag) == 1 && flag[0] == 1}
-		nv := r.count()
-		kp.values = make(map[string][]uint32, nv)
-		for j := 0; j < nv && r.err == nil; j++ {
-			v := string(r.bytes(int(r.uvarint())))
-			nl := r.count()
-			list := make([]uint32, nl)
-			prev := uint32(0)
-			for x := range list {
-				prev += uint32(r.uvarint())
-				list[x] = prev
-			}
-			kp.values[v] = list
-		}
-		b.postings[k] = kp
-	}
+	b.readPostings(r) // same layout in both versions
 	if r.err != nil {
 		return r.err
 	}
-	for _, e := range b.entries {
-		if int(e.page) >= len(b.pages) || uint64(e.off)+uint64(e.len) > uint64(b.pages[e.page].ulen) {
-			return fmt.Errorf("%w: entry points outside its page", errCorruptIndex)
-		}
+	if err := b.checkEntries(entries); err != nil {
+		return err
+	}
+	b.n, b.chunkN = n, chunkTraces
+	for c := 0; c < n; c += chunkTraces {
+		end := min(c+chunkTraces, n)
+		b.chunks = append(b.chunks, chunkRef{first: ids[c], n: end - c,
+			res: &idxChunk{ids: ids[c:end], entries: entries[c:end]}})
 	}
 	return nil
 }
 
 func (b *block) close() error { return b.retire() }
 
-// find returns the ordinal of id, using the bloom filter and the ID fence first.
-func (b *block) find(id TraceID) (int, bool) {
-	if len(b.ids) == 0 || idLess(id, b.ids[0]) || idLess(b.ids[len(b.ids)-1], id) || !b.bloom.mayContain(id) {
-		return 0, false
+// find returns the index entry of id: bloom filter, fence, one chunk.
+func (b *block) find(id TraceID) (indexEntry, bool, error) {
+	if b.n == 0 || !b.bloom.mayContain(id) {
+		return indexEntry{}, false, nil
 	}
-	i := sort.Search(len(b.ids), func(i int) bool { return !idLess(b.ids[i], id) })
-	return i, i < len(b.ids) && b.ids[i] == id
+	i := sort.Search(len(b.chunks), func(i int) bool { return idLess(id, b.chunks[i].first) }) - 1
+	if i < 0 {
+		return indexEntry{}, false, nil
+	}
+	c, err := b.chunk(i)
+	if err != nil {
+		return indexEntry{}, false, err
+	}
+	j := sort.Search(len(c.ids), func(j int) bool { return !idLess(c.ids[j], id) })
+	if j < len(c.ids) && c.ids[j] == id {
+		return c.entries[j], true, nil
+	}
+	return indexEntry{}, false, nil
+}
+
+// idxCursor reads entries by ordinal, keeping the current chunk; walking
+// ordinals in ascending order reads each chunk once.
+type idxCursor struct {
+	b  *block
+	ci int
+	c  *idxChunk
+}
+
+func (b *block) cursor() *idxCursor { return &idxCursor{b: b, ci: -1} }
+
+func (cu *idxCursor) at(ord int) (TraceID, indexEntry, error) {
+	ci := ord / cu.b.chunkN
+	if ci != cu.ci {
+		c, err := cu.b.chunk(ci)
+		if err != nil {
+			return TraceID{}, indexEntry{}, err
+		}
+		cu.c, cu.ci = c, ci
+	}
+	j := ord - ci*cu.b.chunkN
+	return cu.c.ids[j], cu.c.entries[j], nil
 }
 
 // pageReader decodes pages, keeping the last one for sequential scans.
@@ -594,8 +881,7 @@ type pageReader struct {
 
 func (b *block) newPageReader() *pageReader { return &pageReader{b: b, cur: -1} }
 
-func (pr *pageReader) trace(ord int) ([]byte, error) {
-	e := pr.b.entries[ord]
+func (pr *pageReader) trace(e indexEntry) ([]byte, error) {
 	if int(e.page) != pr.cur {
 		p := pr.b.pages[e.page]
 		if cap(pr.cbuf) < int(p.clen) {

@@ -5,15 +5,36 @@ import (
 	"fmt"
 	"os"
 	"slices"
+
+	"github.com/klauspost/compress/zstd"
 )
 
-// maxCompactSources bounds one compaction's fan-in.
-const maxCompactSources = 16
+// zstd levels of cut (level 0) and compacted blocks.
+const (
+	cutLevel     = zstd.SpeedBetterCompression
+	compactLevel = zstd.SpeedBetterCompression
+)
 
-// compact merges blocks whose spans start in the same CompactionWindow.
+// maxCompactSources bounds one compaction's fan-in (each source holds a
+// page buffer of up to PageSize while merging).
+const maxCompactSources = 32
+
+// Compact merges the blocks of every CompactionWindow now, closed or not.
+// Run does this by itself once a window has closed; benchmarks and tools call
+// Compact to see the compacted layout without waiting.
+func (db *DB) Compact(ctx context.Context) error { return db.compactWith(ctx, true) }
+
+// compact is Compact (tests).
+func (db *DB) compact(ctx context.Context) error { return db.compactWith(ctx, true) }
+
+// compactWith merges blocks whose spans start in the same CompactionWindow.
 // The merged block lists its sources; Open deletes sources that a committed
 // merged block replaces, so a crash mid-compaction loses and duplicates nothing.
-func (db *DB) compact(ctx context.Context) error {
+//
+// Unless all is set, a window is merged only once it has closed (no cut can
+// add to it any more, see pickCompaction): rewriting a still-filling window at
+// every cut cost each span several compressions.
+func (db *DB) compactWith(ctx context.Context, all bool) error {
 	db.cutMu.Lock()
 	defer db.cutMu.Unlock()
 	if db.closed.Load() {
@@ -23,7 +44,7 @@ func (db *DB) compact(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return nil
 		}
-		group := db.pickCompaction()
+		group := db.pickCompaction(all)
 		if len(group) < 2 {
 			return nil
 		}
@@ -33,10 +54,20 @@ func (db *DB) compact(ctx context.Context) error {
 	}
 }
 
-func (db *DB) pickCompaction() []*block {
+// pickCompaction returns blocks to merge, in db.blocks order (so a trace's
+// pieces keep their order). A window qualifies once it is closed: its end is
+// older than TraceIdle+MaxTraceLive+MaxBlockDuration, after which only late
+// spans can land in it. An open window is merged only when it has
+// maxCompactSources level-0 blocks (high ingest rates cut often), to bound
+// the number of blocks a query visits. The smallest blocks go first, so a
+// big window is built in tiers instead of rewriting its largest block for
+// every small one.
+func (db *DB) pickCompaction(all bool) []*block {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	window := db.opts.CompactionWindow.Nanoseconds()
+	grace := (db.opts.TraceIdle + db.opts.MaxTraceLive + db.opts.MaxBlockDuration).Nanoseconds()
+	now := db.opts.Now().UnixNano()
 	buckets := map[int64][]*block{}
 	var keys []int64
 	for _, b := range db.blocks {
@@ -48,9 +79,28 @@ func (db *DB) pickCompaction() []*block {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if g := buckets[k]; len(g) >= 2 {
-			return g[:min(len(g), maxCompactSources)]
+		g := buckets[k]
+		if len(g) < 2 {
+			continue
 		}
+		closed := (k+1)*window+grace <= now
+		if !all && !closed {
+			g = slices.DeleteFunc(slices.Clone(g), func(b *block) bool { return b.meta.Level > 0 })
+			if len(g) < maxCompactSources {
+				continue
+			}
+		}
+		if len(g) > maxCompactSources {
+			pos := make(map[*block]int, len(g))
+			for i, b := range g {
+				pos[b] = i
+			}
+			g = slices.Clone(g)
+			slices.SortStableFunc(g, func(a, b *block) int { return cmpInt(a.size, b.size) })
+			g = g[:maxCompactSources]
+			slices.SortFunc(g, func(a, b *block) int { return pos[a] - pos[b] })
+		}
+		return g
 	}
 	return nil
 }
@@ -74,7 +124,12 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 	level, cp := 0, 0
 	sources := make([]string, len(group))
 	for i, b := range group {
-		for ord, id := range b.ids {
+		cur := b.cursor()
+		for ord := 0; ord < b.n; ord++ {
+			id, _, err := cur.at(ord)
+			if err != nil {
+				return fmt.Errorf("read block %s: %w", b.meta.ULID, err)
+			}
 			refs = append(refs, compactRef{id, i, ord})
 		}
 		level = max(level, b.meta.Level)
@@ -84,10 +139,11 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 	// Stable: pieces of one trace keep block order (blocks sort by time).
 	slices.SortStableFunc(refs, func(a, b compactRef) int { return compareIDs(a.id, b.id) })
 	readers := make([]*pageReader, len(group))
+	cursors := make([]*idxCursor, len(group))
 	newOrd := make([][]uint32, len(group))
 	for i, b := range group {
-		readers[i] = b.newPageReader()
-		newOrd[i] = make([]uint32, len(b.ids))
+		readers[i], cursors[i] = b.newPageReader(), b.cursor()
+		newOrd[i] = make([]uint32, b.n)
 	}
 	next := uint32(0)
 	nb, err := db.writeBlockWith(func(yield func(traceRecord) error) error {
@@ -99,13 +155,16 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 			rec := traceRecord{id: refs[i].id, minStart: ^uint64(0)}
 			for ; j < len(refs) && refs[j].id == refs[i].id; j++ {
 				r := refs[j]
-				d, err := readers[r.src].trace(r.ord)
+				_, e, err := cursors[r.src].at(r.ord)
+				if err != nil {
+					return fmt.Errorf("read block %s: %w", group[r.src].meta.ULID, err)
+				}
+				d, err := readers[r.src].trace(e)
 				if err != nil {
 					return fmt.Errorf("read block %s: %w", group[r.src].meta.ULID, err)
 				}
 				rec.data = append(rec.data, d...)
 				newOrd[r.src][r.ord] = next
-				e := group[r.src].entries[r.ord]
 				rec.spans += int(e.spans)
 				rec.minStart = min(rec.minStart, e.start)
 				rec.maxEnd = max(rec.maxEnd, e.end)

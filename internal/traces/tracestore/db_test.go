@@ -145,6 +145,9 @@ func checkPostings(t *testing.T, db *DB, want sent) {
 
 // TestConformance runs the same checks against every place spans can live.
 func TestConformance(t *testing.T) {
+	old := chunkTraces
+	chunkTraces = 9 // blocks of many index chunks
+	t.Cleanup(func() { chunkTraces = old })
 	dir := t.TempDir()
 	db, reg := openTest(t, dir, nil)
 	g := storetest.NewGen(1, testBase.UnixNano())

@@ -41,11 +41,14 @@ func (s *snapshot) traceData(ctx context.Context, id TraceID, head *headTrace) (
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		ord, ok := b.find(id)
+		e, ok, err := b.find(id)
+		if err != nil {
+			return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
 		if !ok {
 			continue
 		}
-		d, err := b.newPageReader().trace(ord)
+		d, err := b.newPageReader().trace(e)
 		if err != nil {
 			return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 		}
@@ -179,7 +182,11 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 				if b == from {
 					continue
 				}
-				if _, ok := b.find(id); ok {
+				_, ok, err := b.find(id)
+				if err != nil {
+					return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+				}
+				if ok {
 					elsewhere = &headTrace{}
 					break
 				}
@@ -219,8 +226,8 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			continue
 		}
 		cands, all := b.candidates(req.Conds)
-		pr := b.newPageReader()
-		n := len(b.ids)
+		pr, cur := b.newPageReader(), b.cursor()
+		n := b.n
 		if !all {
 			n = len(cands)
 		}
@@ -233,15 +240,17 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			if !all {
 				ord = int(cands[i])
 			}
-			e := b.entries[ord]
+			id, e, err := cur.at(ord)
+			if err != nil {
+				return st, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+			}
 			if e.end < lo || e.start > hi {
 				continue
 			}
-			id := b.ids[ord]
 			if _, dup := seen[id]; dup {
 				continue
 			}
-			own, err := pr.trace(ord)
+			own, err := pr.trace(e)
 			if err != nil {
 				return st, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 			}
@@ -283,7 +292,9 @@ func (b *block) candidates(conds []Cond) (ords []uint32, all bool) {
 				break
 			}
 			for _, v := range c.Values {
-				union = mergeUnion(union, kp.values[v])
+				if pl, ok := kp.values[v]; ok {
+					union = mergeUnion(union, pl.decode())
+				}
 			}
 		}
 		if !usable {

@@ -1,0 +1,51 @@
+package tracestore
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
+)
+
+// TestCompactionWaitsForClosedWindow: Run/Maintain leaves a window that can
+// still receive cuts alone and merges it once, after it closed.
+func TestCompactionWaitsForClosedWindow(t *testing.T) {
+	now := testBase.Add(10 * time.Minute)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	db, _ := openTest(t, t.TempDir(), func(o *Options) {
+		o.Now = clock
+		o.Retention = 1000 * time.Hour
+		o.CompactionWindow = time.Hour
+	})
+	defer db.Close()
+	g := storetest.NewGen(9, testBase.UnixNano())
+	var ids []TraceID
+	for i := 0; i < 3; i++ {
+		id, td := g.Trace(4)
+		ids = append(ids, id)
+		if err := db.ConsumeTraces(t.Context(), td); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Maintain(t.Context())
+	if n, _ := db.blockStats(); n != 3 {
+		t.Fatalf("open window compacted: %d blocks, want 3", n)
+	}
+	mu.Lock()
+	now = testBase.Truncate(time.Hour).Add(time.Hour + 11*time.Minute)
+	mu.Unlock()
+	db.Maintain(t.Context())
+	if n, _ := db.blockStats(); n != 1 {
+		t.Fatalf("closed window not compacted: %d blocks, want 1", n)
+	}
+	for _, id := range ids {
+		if _, found, err := db.TraceByID(t.Context(), id); err != nil || !found {
+			t.Fatalf("trace %x after compaction: found=%v err=%v", id, found, err)
+		}
+	}
+}
