@@ -142,7 +142,7 @@ func (db *DB) rechunk(cs []chunkHandle) ([]storedChunk, error) {
 		if len(pending) == 0 {
 			return nil
 		}
-		it := newMergeIter(context.Background(), pending, SelectHints{Start: minTime, End: maxTime}, make(chan struct{}, 1), labels.EmptyLabels())
+		it := newMergeIter(context.Background(), pending, SelectHints{Start: minTime, End: maxTime}, nil, make(chan struct{}, 1), labels.EmptyLabels())
 		defer it.Close()
 		var rc rawChunk
 		for it.Next() {

@@ -57,12 +57,13 @@ type Stream struct {
 	chunks []chunkHandle
 	q      *Querier
 	hints  SelectHints
+	search *searcher // for hints.Contains, shared by the Select's streams
 }
 
 // Iterator returns the stream's entries in hint order, merged across head and
 // blocks, loading at most a few chunks ahead in parallel.
 func (s *Stream) Iterator(ctx context.Context) EntryIterator {
-	return newMergeIter(ctx, s.chunks, s.hints, s.q.sem, s.Labels)
+	return newMergeIter(ctx, s.chunks, s.hints, s.search, s.q.sem, s.Labels)
 }
 
 // ChunkStats sums the metadata of the stream's chunks (no chunk is read).
@@ -141,6 +142,7 @@ func (q *Querier) Select(ctx context.Context, hints SelectHints, ms ...*labels.M
 	}
 	hints.Start = max(hints.Start, q.mint)
 	hints.End = min(hints.End, q.maxt)
+	search := searcherFor(hints.Contains)
 	byHash := map[uint64][]*Stream{}
 	var out []*Stream
 	add := func(ls labels.Labels, cs []chunkHandle) {
@@ -180,7 +182,7 @@ func (q *Querier) Select(ctx context.Context, hints SelectHints, ms ...*labels.M
 				return
 			}
 		}
-		s := &Stream{Labels: ls, chunks: keep, q: q, hints: hints}
+		s := &Stream{Labels: ls, chunks: keep, q: q, hints: hints, search: search}
 		byHash[h] = append(byHash[h], s)
 		out = append(out, s)
 	}
@@ -259,6 +261,7 @@ type mergeIter struct {
 	futures []*chunkFuture
 	next    int
 	hints   SelectHints
+	search  *searcher
 	sem     chan struct{}
 	stream  labels.Labels
 	h       cursorHeap
@@ -301,14 +304,14 @@ func (h *cursorHeap) Pop() any {
 
 const prefetchChunks = 4
 
-func newMergeIter(ctx context.Context, cs []chunkHandle, hints SelectHints, sem chan struct{}, stream labels.Labels) *mergeIter {
+func newMergeIter(ctx context.Context, cs []chunkHandle, hints SelectHints, search *searcher, sem chan struct{}, stream labels.Labels) *mergeIter {
 	cs = slices.Clone(cs)
 	if hints.Backward {
 		slices.SortStableFunc(cs, func(a, b chunkHandle) int { return cmpInt64(b.Meta().MaxTime, a.Meta().MaxTime) })
 	} else {
 		slices.SortStableFunc(cs, func(a, b chunkHandle) int { return cmpInt64(a.Meta().MinTime, b.Meta().MinTime) })
 	}
-	return &mergeIter{ctx: ctx, chunks: cs, futures: make([]*chunkFuture, len(cs)), hints: hints, sem: sem, stream: stream, h: cursorHeap{backward: hints.Backward}}
+	return &mergeIter{ctx: ctx, chunks: cs, futures: make([]*chunkFuture, len(cs)), hints: hints, search: search, sem: sem, stream: stream, h: cursorHeap{backward: hints.Backward}}
 }
 
 func (it *mergeIter) start(i int) {
@@ -329,25 +332,17 @@ func (it *mergeIter) start(i int) {
 			return
 		}
 		defer func() { <-it.sem }()
-		f.es, f.err = filterChunk(c, it.hints, it.stream)
+		f.es, f.err = filterChunk(c, it.hints, it.search, it.stream)
 	}()
 }
 
 // filterChunk loads a chunk and keeps the entries in range that pass the
 // filters, in iteration order.
-func filterChunk(c chunkHandle, h SelectHints, stream labels.Labels) ([]Entry, error) {
-	search := len(h.Contains) > 0
-	var s *searcher
-	if search {
-		// The longest needle is the most selective; keep checks the others.
-		longest := h.Contains[0]
-		for _, n := range h.Contains[1:] {
-			if len(n) > len(longest) {
-				longest = n
-			}
-		}
-		s = newSearcher([]byte(longest))
+func filterChunk(c chunkHandle, h SelectHints, s *searcher, stream labels.Labels) ([]Entry, error) {
+	if s == nil && len(h.Contains) > 0 {
+		s = searcherFor(h.Contains)
 	}
+	search := s != nil // keep checks every needle; the searcher finds the longest
 	v, release, err := c.view(search, s)
 	if err != nil {
 		return nil, err

@@ -12,20 +12,50 @@ import (
 //   - rare pivot: bytes.IndexByte (vectorised) on the needle byte least
 //     common in log text. Fastest when that byte is really rare (upper case,
 //     unusual punctuation): the scan runs at memory speed between hits.
+//
 //   - byte pair: a SWAR scan, 8 candidate positions per step, for places where
 //     the two rarest needle bytes both sit at their offsets. Its speed does not
 //     depend on how common each byte is, and two common bytes together are
 //     rare (hex IDs: each hex digit turns up every ~40 bytes of log text, a
 //     given pair at a given distance every ~1600).
 //
-// The rare-pivot scan switches to the pair scan when its pivot keeps
-// turning up (more than one hit per pairCutover bytes), as bytes.Index
+//   - sampled 2-grams, for needles of gramMin bytes or more: every occurrence
+//     covers m-1 consecutive 2-gram starts, so reading the 2-gram at every
+//     (m-1)-th position and looking it up in a 64 Kib set of the needle's
+//     2-grams finds every occurrence; only the rare sampled 2-gram that is
+//     in the set leads to verification. A 32-byte trace ID is checked with
+//     one lookup per 31 bytes of text.
+//
+// The rare-pivot scan switches to the pair or 2-gram scan when its pivot
+// keeps turning up (more than one hit per pairCutover bytes), as bytes.Index
 // switches from IndexByte to its brute-force loop.
+//
+// A searcher is read-only once built: one per query serves every chunk.
 type searcher struct {
 	needle []byte
-	k1, k2 int  // positions of the rarest and second rarest needle byte (k1 != k2 when len > 1)
-	c1, c2 byte // needle[k1], needle[k2]
-	rare   bool // c1 is rare in log text: start with IndexByte
+	k1, k2 int           // positions of the rarest and second rarest needle byte (k1 != k2 when len > 1)
+	c1, c2 byte          // needle[k1], needle[k2]
+	rare   bool          // c1 is rare in log text: start with IndexByte
+	grams  *[1024]uint64 // bit g set when the needle holds the 2-gram g (little-endian uint16); nil below gramMin
+}
+
+// gramMin is the needle length from which the sampled 2-gram scan beats
+// the pair scan (it reads one 2-gram per len-1 bytes).
+const gramMin = 16
+
+// searcherFor builds the searcher for the longest of the needles (the most
+// selective; callers check the others per line), or nil without needles.
+func searcherFor(needles []string) *searcher {
+	if len(needles) == 0 {
+		return nil
+	}
+	longest := needles[0]
+	for _, n := range needles[1:] {
+		if len(n) > len(longest) {
+			longest = n
+		}
+	}
+	return newSearcher([]byte(longest))
 }
 
 // pairCutover: the rare-pivot scan gives way to the pair scan when its pivot
@@ -55,7 +85,52 @@ func newSearcher(needle []byte) *searcher {
 	}
 	s.c1, s.c2 = needle[s.k1], needle[s.k2]
 	s.rare = byteRank[s.c1] == 0 || len(needle) == 1
+	if len(needle) >= gramMin {
+		s.grams = gramSet(needle)
+	}
 	return s
+}
+
+func gramSet(needle []byte) *[1024]uint64 {
+	g := new([1024]uint64)
+	for i := 0; i+1 < len(needle); i++ {
+		v := binary.LittleEndian.Uint16(needle[i:])
+		g[v>>6] |= 1 << (v & 63)
+	}
+	return g
+}
+
+// indexLong is the scan for needles whose pivot byte is common.
+func (s *searcher) indexLong(t []byte, from int) int {
+	if s.grams != nil {
+		return s.indexGrams(t, from)
+	}
+	return s.indexPair(t, from)
+}
+
+// indexGrams samples the 2-gram starting at every (m-1)-th position: the
+// sample at j covers the starts j-(m-2)..j, so consecutive samples cover
+// every start from `from` on, in increasing order. For a sampled 2-gram in
+// the needle's set, each needle offset holding it gives a candidate start,
+// tried from the smallest start up.
+func (s *searcher) indexGrams(t []byte, from int) int {
+	needle, grams := s.needle, s.grams
+	m, n := len(needle), len(t)
+	for j := from + m - 2; j+1 < n; j += m - 1 {
+		g := binary.LittleEndian.Uint16(t[j:])
+		if grams[g>>6]&(1<<(g&63)) == 0 {
+			continue
+		}
+		for off := m - 2; off >= 0; off-- {
+			if binary.LittleEndian.Uint16(needle[off:]) != g {
+				continue
+			}
+			if at := j - off; at >= from && at+m <= n && bytes.Equal(t[at:at+m], needle) {
+				return at
+			}
+		}
+	}
+	return -1
 }
 
 // index returns the first position at or after from where the needle starts
@@ -75,7 +150,7 @@ func (s *searcher) index(t []byte, from int) int {
 		return -1
 	}
 	if !s.rare {
-		return s.indexPair(t, from)
+		return s.indexLong(t, from)
 	}
 	k1, c1 := s.k1, s.c1
 	p := from + k1 // position of the pivot of the next candidate
@@ -95,7 +170,7 @@ func (s *searcher) index(t []byte, from int) int {
 		p += j + 1
 		hits++
 		if m > 1 && hits >= 16 && hits*pairCutover > p-from {
-			return s.indexPair(t, at+1)
+			return s.indexLong(t, at+1)
 		}
 	}
 }

@@ -23,8 +23,16 @@ func searchers(needle []byte) map[string]*searcher {
 	r.rare = true
 	out["rare"] = &r
 	p := *newSearcher(needle)
-	p.rare = false
+	p.rare, p.grams = false, nil
 	out["pair"] = &p
+	if len(needle) >= 2 { // any length works; the searcher uses it from gramMin
+		g := *newSearcher(needle)
+		g.rare, g.grams = false, gramSet(needle)
+		out["grams"] = &g
+		rg := *newSearcher(needle)
+		rg.rare, rg.grams = true, gramSet(needle) // cutover to the 2-gram scan
+		out["rare+grams"] = &rg
+	}
 	return out
 }
 
@@ -224,7 +232,7 @@ func logText(n int) ([]byte, string) {
 
 func BenchmarkSearcher(b *testing.B) {
 	text, id := logText(1 << 20)
-	for _, needle := range []string{id, id[:8], "OutOfMemoryError", "status=500", "GET /x"} {
+	for _, needle := range []string{id, id[:16], id[:8], "OutOfMemoryError", "status=500", "GET /x"} {
 		for name, s := range searchers([]byte(needle)) {
 			b.Run(fmt.Sprintf("%s/%s", needle, name), func(b *testing.B) {
 				b.SetBytes(int64(len(text)))
