@@ -158,6 +158,10 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 	if err := db.Flush(); err != nil {
 		return err
 	}
+	if err := lookups(ctx, db, ids, nLookups, "level-0 blocks"); err != nil {
+		return err
+	}
+	heap("before compaction", len(ids))
 	start, cpuStart = time.Now(), cpuTime()
 	if err := db.Compact(ctx); err != nil { // as Run does once the window has closed
 		return err
@@ -166,20 +170,10 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 	blockBytes, _ = dirSizes(dir)
 	fmt.Printf("disk (compacted): blocks %d bytes = %.1f bytes/span\n", blockBytes, float64(blockBytes)/float64(total))
 
-	rng := rand.New(rand.NewPCG(1, 2))
-	lat := make([]time.Duration, 0, nLookups)
-	for i := 0; i < nLookups; i++ {
-		id := ids[rng.IntN(len(ids))]
-		t0 := time.Now()
-		_, found, err := db.TraceByID(ctx, id)
-		lat = append(lat, time.Since(t0))
-		if err != nil || !found {
-			return fmt.Errorf("lookup %s: found=%v err=%v", id, found, err)
-		}
+	if err := lookups(ctx, db, ids, nLookups, "compacted"); err != nil {
+		return err
 	}
-	slices.Sort(lat)
-	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
-	fmt.Printf("trace by ID (%d lookups, decoded): p50 %s p90 %s p99 %s max %s\n", nLookups, pct(0.5), pct(0.9), pct(0.99), lat[len(lat)-1])
+	heap("after compaction", len(ids))
 
 	q, err := traceql.Parse(query)
 	if err != nil {
@@ -209,9 +203,35 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 		fmt.Printf("search %s limit=%d: %d matched, %d traces inspected, %.1f MB decoded, %s\n", query, min(limit, 1<<20), matched,
 			st.InspectedTraces, float64(st.InspectedBytes)/1e6, time.Since(start).Round(time.Millisecond))
 	}
+	heap("end", len(ids))
+	return nil
+}
+
+// heap prints the live heap after a GC; the benchmark itself holds the trace
+// IDs it looks up (16 bytes each).
+func heap(when string, nIDs int) {
+	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("go heap in use: %.1f MiB\n", float64(ms.HeapInuse)/(1<<20))
+	fmt.Printf("go heap %s: %.1f MiB live after GC (of which %.1f MiB are the benchmark's trace IDs)\n", when,
+		float64(ms.HeapAlloc)/(1<<20), float64(nIDs*16)/(1<<20))
+}
+
+func lookups(ctx context.Context, db *tracestore.DB, ids []pcommon.TraceID, n int, label string) error {
+	rng := rand.New(rand.NewPCG(1, 2))
+	lat := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		id := ids[rng.IntN(len(ids))]
+		t0 := time.Now()
+		_, found, err := db.TraceByID(ctx, id)
+		lat = append(lat, time.Since(t0))
+		if err != nil || !found {
+			return fmt.Errorf("lookup %s: found=%v err=%v", id, found, err)
+		}
+	}
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
+	fmt.Printf("trace by ID, %s (%d lookups, decoded): p50 %s p90 %s p99 %s max %s\n", label, n, pct(0.5), pct(0.9), pct(0.99), lat[len(lat)-1])
 	return nil
 }
 
