@@ -125,7 +125,10 @@ func (s *searcher) indexGrams(t []byte, from int) int {
 			if binary.LittleEndian.Uint16(needle[off:]) != g {
 				continue
 			}
-			if at := j - off; at >= from && at+m <= n && bytes.Equal(t[at:at+m], needle) {
+			// The pivot bytes first: cheap, and they keep repetitive text
+			// (every sample in the set, many offsets each) from costing a
+			// full comparison per offset.
+			if at := j - off; at >= from && at+m <= n && t[at+s.k1] == s.c1 && t[at+s.k2] == s.c2 && bytes.Equal(t[at:at+m], needle) {
 				return at
 			}
 		}

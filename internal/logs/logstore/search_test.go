@@ -309,3 +309,20 @@ func TestPairScanCandidates(t *testing.T) {
 		t.Fatalf("pivots %q@%d %q@%d match every %d bytes: poor pair choice", s.c1, s.k1, s.c2, s.k2, len(text)/max(exact, 1))
 	}
 }
+
+// TestSearcherRepetitiveText: a long needle of one repeated byte plus a
+// rare byte, in a long run of that byte, is found (or not) by every
+// strategy, and the 2-gram scan stays fast (pivot check before comparing).
+func TestSearcherRepetitiveText(t *testing.T) {
+	needle := []byte(strings.Repeat("a", 100) + "b")
+	text := bytes.Repeat([]byte("a"), 1<<16)
+	for name, s := range searchers(needle) {
+		if got := s.index(text, 0); got != -1 {
+			t.Fatalf("%s: found at %d in a run of a", name, got)
+		}
+		withB := append(bytes.Clone(text), 'b')
+		if got, want := s.index(withB, 0), len(text)-100; got != want {
+			t.Fatalf("%s: index = %d, want %d", name, got, want)
+		}
+	}
+}
