@@ -881,6 +881,26 @@ type pageReader struct {
 
 func (b *block) newPageReader() *pageReader { return &pageReader{b: b, cur: -1} }
 
+// pageBufs recycles page buffers (up to PageSize each) between lookups.
+var pageBufs sync.Pool
+
+// pooledPageReader is a pageReader whose buffers come from pageBufs; call
+// free when done with every slice it returned.
+func (b *block) pooledPageReader() *pageReader {
+	pr := &pageReader{b: b, cur: -1}
+	if p, ok := pageBufs.Get().(*[2][]byte); ok {
+		pr.buf, pr.cbuf = p[0][:0], p[1][:0]
+	}
+	return pr
+}
+
+func (pr *pageReader) free() {
+	if pr.buf != nil || pr.cbuf != nil {
+		pageBufs.Put(&[2][]byte{pr.buf, pr.cbuf})
+	}
+	pr.buf, pr.cbuf, pr.cur = nil, nil, -1
+}
+
 func (pr *pageReader) trace(e indexEntry) ([]byte, error) {
 	if int(e.page) != pr.cur {
 		p := pr.b.pages[e.page]

@@ -48,11 +48,14 @@ func (s *snapshot) traceData(ctx context.Context, id TraceID, head *headTrace) (
 		if !ok {
 			continue
 		}
-		d, err := b.newPageReader().trace(e)
+		pr := b.pooledPageReader()
+		d, err := pr.trace(e)
 		if err != nil {
+			pr.free()
 			return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 		}
 		out = append(out, d...)
+		pr.free()
 	}
 	if t := s.flushing[id]; t != nil {
 		for _, p := range t.pieces {

@@ -66,75 +66,105 @@ func protoField(b []byte) (num int, typ int, v uint64, body []byte, n int, err e
 	return num, typ, v, body, n, nil
 }
 
-// each calls f for every field of message b.
-func each(b []byte, f func(num, typ int, v uint64, body []byte) error) error {
-	for len(b) > 0 {
-		num, typ, v, body, n, err := protoField(b)
-		if err != nil {
-			return err
-		}
-		if err := f(num, typ, v, body); err != nil {
-			return err
-		}
-		b = b[n:]
+// pbIter walks the fields of one message.
+type pbIter struct {
+	b    []byte
+	num  int
+	typ  int
+	v    uint64
+	body []byte
+	err  error
+}
+
+func (it *pbIter) next() bool {
+	if len(it.b) == 0 || it.err != nil {
+		return false
 	}
-	return nil
+	num, typ, v, body, n, err := protoField(it.b)
+	if err != nil {
+		it.err = err
+		return false
+	}
+	it.num, it.typ, it.v, it.body, it.b = num, typ, v, body, it.b[n:]
+	return true
 }
 
 func (s *postingScanner) scan(td []byte) error {
-	return each(td, func(num, typ int, _ uint64, rs []byte) error {
-		if num != 1 || typ != 2 { // TracesData.resource_spans
-			return nil
+	it := pbIter{b: td}
+	for it.next() {
+		if it.num != 1 || it.typ != 2 { // TracesData.resource_spans
+			continue
 		}
 		// Resource attributes first, then spans, whatever the wire order.
-		if err := each(rs, func(num, typ int, _ uint64, res []byte) error {
-			if num != 1 || typ != 2 { // ResourceSpans.resource
-				return nil
+		rs := pbIter{b: it.body}
+		for rs.next() {
+			if rs.num != 1 || rs.typ != 2 { // ResourceSpans.resource
+				continue
 			}
-			return each(res, func(num, typ int, _ uint64, kv []byte) error {
-				if num != 1 || typ != 2 { // Resource.attributes
-					return nil
+			res := pbIter{b: rs.body}
+			for res.next() {
+				if res.num == 1 && res.typ == 2 { // Resource.attributes
+					if err := s.attr("resource.", res.body); err != nil {
+						return err
+					}
 				}
-				return s.attr("resource.", kv)
-			})
-		}); err != nil {
-			return err
+			}
+			if res.err != nil {
+				return res.err
+			}
 		}
-		return each(rs, func(num, typ int, _ uint64, ss []byte) error {
-			if num != 2 || typ != 2 { // ResourceSpans.scope_spans
-				return nil
+		if rs.err != nil {
+			return rs.err
+		}
+		rs = pbIter{b: it.body}
+		for rs.next() {
+			if rs.num != 2 || rs.typ != 2 { // ResourceSpans.scope_spans
+				continue
 			}
-			return each(ss, func(num, typ int, _ uint64, sp []byte) error {
-				if num != 2 || typ != 2 { // ScopeSpans.spans
-					return nil
+			ss := pbIter{b: rs.body}
+			for ss.next() {
+				if ss.num == 2 && ss.typ == 2 { // ScopeSpans.spans
+					if err := s.span(ss.body); err != nil {
+						return err
+					}
 				}
-				return s.span(sp)
-			})
-		})
-	})
+			}
+			if ss.err != nil {
+				return ss.err
+			}
+		}
+		if rs.err != nil {
+			return rs.err
+		}
+	}
+	return it.err
 }
 
 func (s *postingScanner) span(sp []byte) error {
 	var name []byte
 	var kind, code uint64
-	if err := each(sp, func(num, typ int, v uint64, body []byte) error {
+	it := pbIter{b: sp}
+	for it.next() {
 		switch {
-		case num == 5 && typ == 2: // name
-			name = body
-		case num == 6 && typ == 0: // kind
-			kind = v
-		case num == 15 && typ == 2: // status
+		case it.num == 5 && it.typ == 2: // name
+			name = it.body
+		case it.num == 6 && it.typ == 0: // kind
+			kind = it.v
+		case it.num == 15 && it.typ == 2: // status
 			code = 0
-			return each(body, func(num, typ int, v uint64, _ []byte) error {
-				if num == 3 && typ == 0 { // Status.code
-					code = v
+			st := pbIter{b: it.body}
+			for st.next() {
+				if st.num == 3 && st.typ == 0 { // Status.code
+					code = st.v
 				}
-				return nil
-			})
+			}
+			if st.err != nil {
+				return st.err
+			}
 		}
-		return nil
-	}); err != nil {
-		return err
+	}
+	if it.err != nil {
+		return it.err
 	}
 	s.key = append(s.key[:0], KeyName...)
 	if len(name) <= maxIndexedValueLen {
@@ -149,12 +179,15 @@ func (s *postingScanner) span(sp []byte) error {
 	s.key = append(s.key[:0], KeyKind...)
 	s.val = append(append(s.val[:0], 'k'), KindKeyword(ptrace.SpanKind(int32(kind)))...)
 	s.fn(s.key, s.val, true)
-	return each(sp, func(num, typ int, _ uint64, kv []byte) error {
-		if num != 9 || typ != 2 { // Span.attributes
-			return nil
+	it = pbIter{b: sp}
+	for it.next() {
+		if it.num == 9 && it.typ == 2 { // Span.attributes
+			if err := s.attr("span.", it.body); err != nil {
+				return err
+			}
 		}
-		return s.attr("span.", kv)
-	})
+	}
+	return it.err
 }
 
 // attr handles one KeyValue as attrValue does: scalar values are indexed,
@@ -163,16 +196,17 @@ func (s *postingScanner) attr(prefix string, kv []byte) error {
 	s.key = append(s.key[:0], prefix...)
 	var anyv []byte
 	hasValue := false
-	if err := each(kv, func(num, typ int, _ uint64, body []byte) error {
+	it := pbIter{b: kv}
+	for it.next() {
 		switch {
-		case num == 1 && typ == 2:
-			s.key = append(s.key[:len(prefix)], body...)
-		case num == 2 && typ == 2:
-			anyv, hasValue = body, true
+		case it.num == 1 && it.typ == 2:
+			s.key = append(s.key[:len(prefix)], it.body...)
+		case it.num == 2 && it.typ == 2:
+			anyv, hasValue = it.body, true
 		}
-		return nil
-	}); err != nil {
-		return err
+	}
+	if it.err != nil {
+		return it.err
 	}
 	indexed := false
 	if hasValue {
@@ -180,15 +214,15 @@ func (s *postingScanner) attr(prefix string, kv []byte) error {
 		var vt int
 		var vv uint64
 		var vb []byte
-		if err := each(anyv, func(num, typ int, v uint64, body []byte) error {
-			switch {
-			case num == 1 && typ == 2, num == 2 && typ == 0, num == 3 && typ == 0,
-				num == 4 && typ == 1, num >= 5 && num <= 7 && typ == 2:
-				vt, vv, vb = num, v, body
+		av := pbIter{b: anyv}
+		for av.next() {
+			switch n, t := av.num, av.typ; {
+			case n == 1 && t == 2, n == 2 && t == 0, n == 3 && t == 0, n == 4 && t == 1, n >= 5 && n <= 7 && t == 2:
+				vt, vv, vb = n, av.v, av.body
 			}
-			return nil
-		}); err != nil {
-			return err
+		}
+		if av.err != nil {
+			return av.err
 		}
 		indexed = true
 		switch vt {
