@@ -35,6 +35,7 @@ func main() {
 	page := flag.Int("page", 0, "uncompressed data page size in bytes (0 = store default)")
 	query := flag.String("q", `{ resource.service.name = "payment" && span.http.status_code = 500 }`, "TraceQL search to time")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile (live objects) after compaction to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -207,6 +208,8 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 	return nil
 }
 
+var memprofile string
+
 // heap prints the live heap after a GC; the benchmark itself holds the trace
 // IDs it looks up (16 bytes each).
 func heap(when string, nIDs int) {
@@ -215,6 +218,12 @@ func heap(when string, nIDs int) {
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("go heap %s: %.1f MiB live after GC (of which %.1f MiB are the benchmark's trace IDs)\n", when,
 		float64(ms.HeapAlloc)/(1<<20), float64(nIDs*16)/(1<<20))
+	if memprofile != "" && when == "after compaction" {
+		if f, err := os.Create(memprofile); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
+	}
 }
 
 func lookups(ctx context.Context, db *tracestore.DB, ids []pcommon.TraceID, n int, label string) error {

@@ -229,8 +229,24 @@ func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) {
 	}
 }
 
+// encodeLarge compresses src with a throwaway encoder when src is much
+// larger than a page: an encoder keeps a history buffer as large as the
+// largest input it saw, for its lifetime (the store's live for the process).
+func (bw *blockWriter) encodeLarge(src, dst []byte) []byte {
+	if len(src) <= 2*bw.pageSize {
+		return bw.enc.EncodeAll(src, dst)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(compactLevel), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return bw.enc.EncodeAll(src, dst)
+	}
+	dst = enc.EncodeAll(src, dst)
+	_ = enc.Close()
+	return dst
+}
+
 func (bw *blockWriter) flushPage() error {
-	bw.cbuf = bw.enc.EncodeAll(bw.page, bw.cbuf[:0])
+	bw.cbuf = bw.encodeLarge(bw.page, bw.cbuf[:0])
 	if _, err := bw.w.Write(bw.cbuf); err != nil {
 		return err
 	}
@@ -329,7 +345,7 @@ func (bw *blockWriter) encodeIndex() []byte {
 	b = bw.appendPages(b)
 	b = bw.appendPostings(b)
 	bodyOff := len(out)
-	out = bw.enc.EncodeAll(b, out)
+	out = bw.encodeLarge(b, out)
 	out = binary.LittleEndian.AppendUint64(out, uint64(bodyOff))
 	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 }
@@ -651,7 +667,9 @@ func (b *block) decodeIndex(ib []byte) error {
 	if bodyOff < 5 || bodyOff > uint64(len(all)-8) {
 		return errCorruptIndex
 	}
-	raw, err := b.dec.DecodeAll(all[bodyOff:len(all)-8], nil)
+	// A copy: the shared decoder may keep a reference to its last input,
+	// which would otherwise pin the whole index file in memory.
+	raw, err := b.dec.DecodeAll(slices.Clone(all[bodyOff:len(all)-8]), nil)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errCorruptIndex, err)
 	}

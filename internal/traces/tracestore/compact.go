@@ -17,6 +17,11 @@ const (
 	compactLevel = zstd.SpeedBetterCompression
 )
 
+// encWindow is the zstd window of the store's long-lived encoders: larger
+// than a page (so pages lose nothing), far below the 8 MiB default, since
+// an encoder keeps two windows of history for its lifetime.
+const encWindow = 2 << 20
+
 // maxCompactSources bounds one compaction's fan-in (each source holds a
 // page buffer of up to PageSize while merging).
 const maxCompactSources = 32

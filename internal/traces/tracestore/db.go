@@ -87,11 +87,11 @@ func Open(dir string, opts Options, deps Deps) (*DB, error) {
 	}
 	// Cuts use zstd "default", compaction "better", both on 1 MiB pages;
 	// "best" cost ~6x the CPU for ~1.5 bytes/span (ADR 0022).
-	db.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(cutLevel), zstd.WithEncoderConcurrency(1))
+	db.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(cutLevel), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(encWindow))
 	if err != nil {
 		return nil, fmt.Errorf("open tracestore: zstd encoder: %w", err)
 	}
-	db.encBest, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(compactLevel), zstd.WithEncoderConcurrency(1))
+	db.encBest, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(compactLevel), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(encWindow))
 	if err != nil {
 		db.enc.Close()
 		return nil, fmt.Errorf("open tracestore: zstd encoder: %w", err)
