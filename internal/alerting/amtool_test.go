@@ -7,16 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nx-watcher/nxwatcher/internal/testbin"
 )
 
 // amtool runs Debian's real amtool against the test server. HOME is a
 // temp dir so no user config file is read.
 func amtool(t *testing.T, url string, args ...string) (string, error) {
 	t.Helper()
-	bin, err := exec.LookPath("amtool")
-	if err != nil {
-		t.Skip("amtool not installed (Debian package prometheus-alertmanager); CI installs it")
-	}
+	bin := testbin.Require(t, "amtool", "prometheus-alertmanager")
 	if url != "" {
 		args = append([]string{"--alertmanager.url=" + url}, args...)
 	}

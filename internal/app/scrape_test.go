@@ -17,21 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
-)
 
-// requireBinary finds a program the tests drive for real. CI installs them
-// (.ci/run), so there a missing one fails instead of skipping.
-func requireBinary(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed; .ci/run must install it", name)
-		}
-		t.Skipf("%s not installed (apt-get install prometheus-node-exporter)", name)
-	}
-	return p
-}
+	"github.com/nx-watcher/nxwatcher/internal/testbin"
+)
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -45,7 +33,7 @@ func freePort(t *testing.T) string {
 
 func startNodeExporter(t *testing.T) string {
 	t.Helper()
-	bin := requireBinary(t, "prometheus-node-exporter")
+	bin := testbin.Require(t, "prometheus-node-exporter", "prometheus-node-exporter")
 	addr := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "--web.listen-address="+addr, "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.loadavg")

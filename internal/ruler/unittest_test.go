@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nx-watcher/nxwatcher/internal/testbin"
 )
 
 const banaRules = "../../deploy/rules/bana.rules.yml"
@@ -221,10 +223,7 @@ func TestUnitTestFileErrors(t *testing.T) {
 
 // CI installs Debian's promtool; the rule tests must pass there too.
 func TestDebianPromtoolAgrees(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (Debian package prometheus); CI installs it")
-	}
+	promtool := testbin.Require(t, "promtool", "prometheus")
 	for _, args := range [][]string{{"check", "rules", banaRules}, {"test", "rules", banaTests}} {
 		b, err := exec.CommandContext(t.Context(), promtool, args...).CombinedOutput()
 		if err != nil {
