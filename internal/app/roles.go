@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/oklog/run"
@@ -220,9 +219,6 @@ func externalURL(addr net.Addr) string {
 		host = "localhost"
 	}
 	u := url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}
-	if _, err := strconv.Atoi(port); err != nil {
-		u.Host = host
-	}
 	return u.String()
 }
 
