@@ -185,3 +185,30 @@ func TestCheckFile(t *testing.T) {
 		})
 	}
 }
+
+// Blank lines, comments and flow style inside a pasted body must not shift
+// the line an upstream error points at.
+func TestPastedBodyErrorLinesSurviveBlankLinesAndComments(t *testing.T) {
+	text := "metrics:\n" + //                       1
+		"  retention: 1d\n" + //                     2
+		"  prometheus:\n" + //                       3
+		"    # scrape every job every 15s\n" + //   4
+		"    global: {scrape_interval: 15s}\n" + // 5
+		"\n" + //                                    6
+		"\n" + //                                    7
+		"    scrape_configs:\n" + //                 8
+		"\n" + //                                    9
+		"      - job_name: a\n" + //                 10
+		"        # the target below\n" + //          11
+		"        static_configs: [{targets: ['x:1']}]\n" + // 12
+		"\n" + //                                    13
+		"      - job_name: b\n" + //                 14
+		"        scrape_intervall: 5s\n" //          15
+	_, err := Parse([]byte(text), ".", nop)
+	if err == nil {
+		t.Fatal("want an error from Prometheus's parser")
+	}
+	if !strings.Contains(err.Error(), "scrape_intervall") || !strings.Contains(err.Error(), "line 15") {
+		t.Fatalf("error = %q, want it at line 15 of the file", err)
+	}
+}

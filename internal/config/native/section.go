@@ -20,6 +20,11 @@ type Section struct {
 	Line int
 	// File is set when the text was read from a file of its own.
 	File string
+
+	// fileLines maps a line of Text (index 1..) to its line in the serve
+	// config file. Text is re-encoded, so blank lines, comments and flow
+	// style of the original no longer line up with it.
+	fileLines []int
 }
 
 // IsZero reports whether the section was left out of the config.
@@ -43,8 +48,52 @@ func (s *Section) UnmarshalYAML(node *yaml.Node) error {
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("line %d: re-encode section: %w", node.Line, err)
 	}
-	*s = Section{Text: buf.String(), Line: node.Line}
+	text := buf.String()
+	*s = Section{Text: text, Line: node.Line, fileLines: mapLines(node, text)}
 	return nil
+}
+
+// mapLines pairs every node of the re-encoded text with the node it was
+// encoded from, so each line of text knows the file line it came from.
+// Lines without a node of their own (block scalars, comments) take the
+// line of the node above them plus the distance to it.
+func mapLines(orig *yaml.Node, text string) []int {
+	var enc yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &enc); err != nil || len(enc.Content) == 0 {
+		return nil
+	}
+	nLines := bytes.Count([]byte(text), []byte("\n")) + 1
+	m := make([]int, nLines+1)
+	var walk func(o, e *yaml.Node)
+	walk = func(o, e *yaml.Node) {
+		if e.Line > 0 && e.Line <= nLines && (m[e.Line] == 0 || o.Line < m[e.Line]) {
+			m[e.Line] = o.Line
+		}
+		for i := 0; i < len(o.Content) && i < len(e.Content); i++ {
+			walk(o.Content[i], e.Content[i])
+		}
+	}
+	walk(orig, enc.Content[0])
+	last, lastAt := 0, 0
+	for i := 1; i <= nLines; i++ {
+		if m[i] != 0 {
+			last, lastAt = m[i], i
+			continue
+		}
+		if last != 0 {
+			m[i] = last + (i - lastAt)
+		}
+	}
+	return m
+}
+
+// fileLine is the serve config line of line n of Text.
+func (s Section) fileLine(n int) int {
+	if n > 0 && n < len(s.fileLines) && s.fileLines[n] != 0 {
+		return s.fileLines[n]
+	}
+	// Section line 1 sits on the first line of the body.
+	return n + s.Line - 1
 }
 
 // MarshalYAML writes the section back as the mapping it came from.
@@ -90,8 +139,7 @@ func (s Section) Explain(name string, err error) error {
 		if convErr != nil {
 			return m
 		}
-		// Section line 1 sits on the line after the key.
-		return "line " + strconv.Itoa(n+s.Line-1)
+		return "line " + strconv.Itoa(s.fileLine(n))
 	})
 	return fmt.Errorf("%s: %s", name, msg)
 }
