@@ -48,6 +48,9 @@ type Options struct {
 	AllowDeltaTemporality bool
 	// EnableTypeAndUnitLabels adds __type__ and __unit__ labels.
 	EnableTypeAndUnitLabels bool
+	// Now is the clock the "too far in the future" check reads; nil means
+	// time.Now. Tests inject theirs so samples and the check agree on any date.
+	Now func() time.Time
 }
 
 // Deps are the sink's collaborators; all are required.
@@ -76,6 +79,9 @@ func New(opts Options, deps Deps) (*Sink, error) {
 	}
 	if opts.OTLP == nil {
 		opts.OTLP = func() config.OTLPConfig { return config.DefaultOTLPConfig }
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.LookbackDelta == 0 {
 		opts.LookbackDelta = 5 * time.Minute
@@ -117,7 +123,7 @@ func (s *Sink) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err erro
 	cfg := s.opts.OTLP()
 	app := &limitedAppender{
 		AppenderV2: s.appendable.AppenderV2(ctx),
-		maxTime:    timestamp.FromTime(time.Now().Add(maxAheadTime)),
+		maxTime:    timestamp.FromTime(s.opts.Now().Add(maxAheadTime)),
 	}
 	conv := s.converters.Get().(*translator.PrometheusConverter)
 	conv.Reset(app)

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,7 +37,7 @@ func openDB(t *testing.T) *tsdb.DB {
 
 func newSink(t *testing.T, db *tsdb.DB) *Sink {
 	t.Helper()
-	s, err := New(Options{}, Deps{Appendable: db, Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+	s, err := New(Options{Now: testclock.Now}, Deps{Appendable: db, Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func metricsBatch(ts time.Time) pmetric.Metrics {
 func TestTranslationAsPrometheusInPromQL(t *testing.T) {
 	db := openDB(t)
 	s := newSink(t, db)
-	ts := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	ts := testclock.Now().Add(-time.Minute).Truncate(time.Millisecond)
 	if err := s.ConsumeMetrics(t.Context(), metricsBatch(ts)); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestTranslationAsPrometheusInPromQL(t *testing.T) {
 func TestOutOfOrderIsInvalidInputAndRolledBack(t *testing.T) {
 	db := openDB(t)
 	s := newSink(t, db)
-	ts := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	ts := testclock.Now().Add(-time.Minute).Truncate(time.Millisecond)
 	if err := s.ConsumeMetrics(t.Context(), metricsBatch(ts)); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestOutOfOrderIsInvalidInputAndRolledBack(t *testing.T) {
 		t.Errorf("samples per series after refused batch: %q, want one each", got)
 	}
 
-	future := metricsBatch(time.Now().Add(time.Hour))
+	future := metricsBatch(testclock.Now().Add(time.Hour))
 	if err := s.ConsumeMetrics(t.Context(), future); !errors.Is(err, otlp.ErrInvalidInput) || !strings.Contains(err.Error(), "future") {
 		t.Fatalf("future batch: %v, want ErrInvalidInput about the future", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 )
 
 // TestSDKToServiceGraph runs the whole ingest path: two services
@@ -31,6 +32,7 @@ func TestSDKToServiceGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.now = testclock.Now
 	var stored sync.Map
 	store := otlp.TracesConsumerFunc(func(_ context.Context, td ptrace.Traces) error {
 		stored.Store(td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SpanID(), true)
@@ -89,7 +91,7 @@ func TestSDKToServiceGraph(t *testing.T) {
 		t.Fatalf("store got %d export batches, want 6 (one per span)", n)
 	}
 	g.collect(t.Context())
-	at := time.Now()
+	at := testclock.Now()
 	expectQuery(t, db, at, `traces_service_graph_request_total`,
 		`{__name__="traces_service_graph_request_total", client="frontend", server="cart", source="tempo"} 3`)
 	expectQuery(t, db, at, `sum by (span_kind) (traces_spanmetrics_calls_total)`,

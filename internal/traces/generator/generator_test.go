@@ -22,6 +22,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
+
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -55,7 +57,7 @@ func newGenerator(t *testing.T, cfg Config, db *tsdb.DB) (*Generator, *fakeClock
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{t: time.Now().Add(-20 * time.Minute).Truncate(time.Second)}
+	clock := &fakeClock{t: testclock.Now().Add(-20 * time.Minute).Truncate(time.Second)}
 	g.now = clock.now
 	return g, clock
 }
@@ -381,15 +383,16 @@ func TestRunCollectsAndFlushesOnStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.now = testclock.Now // the samples' time and the query's must agree on any date
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
-	if err := g.ConsumeTraces(ctx, traces(time.Now(),
+	if err := g.ConsumeTraces(ctx, traces(testclock.Now(),
 		spanSpec{service: "a", name: "x", kind: ptrace.SpanKindServer, trace: 1, id: 1, duration: time.Millisecond})); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(query(t, db, `traces_spanmetrics_calls_total`, time.Now())) == 0 {
+	for len(query(t, db, `traces_spanmetrics_calls_total`, testclock.Now())) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("Run never wrote the series")
 		}

@@ -32,6 +32,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 )
@@ -301,7 +302,7 @@ func checkAttrs(t *testing.T, what string, want []otelattr.KeyValue, got pcommon
 
 func seed(t *testing.T, e *env, n int) map[pcommon.TraceID]ptrace.Traces {
 	t.Helper()
-	g := storetest.NewGen(11, time.Now().Add(-10*time.Minute).UnixNano())
+	g := storetest.NewGen(11, testclock.Now().Add(-10*time.Minute).UnixNano())
 	out := map[pcommon.TraceID]ptrace.Traces{}
 	for i := 0; i < n; i++ {
 		id, td := g.Trace(2 + i%4)

@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
+
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -39,7 +41,7 @@ type script struct {
 	names  map[string]string // hex id -> name
 }
 
-var scriptBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+var scriptBase = testclock.Base().UnixNano()
 
 func nameTraceID(n string) pcommon.TraceID {
 	h := sha256.Sum256([]byte("trace/" + n))

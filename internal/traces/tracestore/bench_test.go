@@ -2,11 +2,11 @@ package tracestore
 
 import (
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 )
 
@@ -18,7 +18,7 @@ func BenchmarkConsumeTraces(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	g := storetest.NewGen(1, time.Now().UnixNano())
+	g := storetest.NewGen(1, testclock.Now().UnixNano())
 	reqs := make([]ptrace.Traces, 64)
 	spans := 0
 	for i := range reqs {
@@ -48,7 +48,7 @@ func BenchmarkTraceByID(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	g := storetest.NewGen(2, time.Now().UnixNano())
+	g := storetest.NewGen(2, testclock.Now().UnixNano())
 	var ids []TraceID
 	for i := 0; i < 200; i++ {
 		td := ptrace.NewTraces()

@@ -10,13 +10,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 )
 
 // TestConcurrentIngestCutQuery checks that a trace acknowledged by
 // ConsumeTraces is always visible, whole, while cuts and compactions run.
 func TestConcurrentIngestCutQuery(t *testing.T) {
-	db, _ := openTest(t, t.TempDir(), func(o *Options) { o.Now = time.Now })
+	db, _ := openTest(t, t.TempDir(), func(o *Options) { o.Now = testclock.Now })
 	defer db.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
@@ -47,7 +48,7 @@ func TestConcurrentIngestCutQuery(t *testing.T) {
 		writers.Add(1)
 		go func(seed uint64) {
 			defer writers.Done()
-			g := storetest.NewGen(seed, time.Now().UnixNano())
+			g := storetest.NewGen(seed, testclock.Now().UnixNano())
 			for i := 0; i < 150; i++ {
 				id, td := g.Trace(1 + i%6)
 				if err := db.ConsumeTraces(ctx, td); err != nil {

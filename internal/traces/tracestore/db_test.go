@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
 
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 )
 
@@ -35,7 +36,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-var testBase = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+// testBase is the hour of the (CI-shiftable) test clock, never a calendar date.
+var testBase = testclock.Base()
 
 func openTest(t *testing.T, dir string, mod func(*Options)) (*DB, *prometheus.Registry) {
 	t.Helper()
@@ -533,6 +535,7 @@ func crashChild(dir string) {
 	opts := DefaultOptions()
 	opts.PageSize = 8 << 10
 	opts.WALSegmentSize = 64 << 10
+	opts.Now = testclock.Now
 	db, err := Open(filepath.Join(dir, "db"), opts, Deps{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -542,7 +545,7 @@ func crashChild(dir string) {
 	if err != nil {
 		os.Exit(2)
 	}
-	g := storetest.NewGen(uint64(os.Getpid()), time.Now().UnixNano())
+	g := storetest.NewGen(uint64(os.Getpid()), testclock.Now().UnixNano())
 	var ids []pcommon.TraceID
 	var roots []pcommon.SpanID
 	ctx := context.Background()

@@ -3,11 +3,11 @@ package tracestore
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 )
 
@@ -19,7 +19,7 @@ type postingCall struct {
 // TestPostingScannerMatchesPdata checks the wire-level walk against
 // forEachPosting (pdata) call for call.
 func TestPostingScannerMatchesPdata(t *testing.T) {
-	g := storetest.NewGen(7, time.Now().UnixNano())
+	g := storetest.NewGen(7, testclock.Now().UnixNano())
 	var tds []ptrace.Traces
 	for i := 0; i < 50; i++ {
 		_, td := g.Trace(1 + i%8)
