@@ -74,7 +74,12 @@ type API struct {
 	m       *apiMetrics
 	limits  atomic.Pointer[Limits]
 	engine  atomic.Pointer[logql.Engine]
-	limiter *rate.Limiter
+	// limiter is replaced, full, whenever the rate or burst changes: a
+	// limiter adjusted in place keeps its (possibly empty) bucket, and
+	// rate.Limiter's SetLimit/SetBurst read the wall clock while pushes use
+	// the injected one. Only a.now drives it.
+	limiter   atomic.Pointer[rate.Limiter]
+	limiterMu sync.Mutex
 
 	labelCacheMu sync.Mutex
 	labelCache   map[string]labels.Labels
@@ -101,7 +106,6 @@ func New(cfg Config, deps Deps) (*API, error) {
 		version:    deps.Version,
 		logger:     deps.Logger.With("component", "lokiapi"),
 		now:        deps.Now,
-		limiter:    rate.NewLimiter(rate.Inf, 0),
 		labelCache: map[string]labels.Labels{},
 		closing:    make(chan struct{}),
 		tails:      tailSet{m: map[*tailer]struct{}{}},
@@ -126,14 +130,26 @@ func (a *API) ApplyConfig(cfg Config) error {
 	l := cfg.Limits
 	a.limits.Store(&l)
 	a.engine.Store(logql.NewEngine(logql.EngineOpts{MaxSeries: l.MaxQuerySeries}))
-	if l.IngestionRateMB > 0 {
-		a.limiter.SetLimit(rate.Limit(l.IngestionRateMB * (1 << 20)))
-		a.limiter.SetBurst(int(l.IngestionBurstSizeMB * (1 << 20)))
-	} else {
-		a.limiter.SetLimit(rate.Inf)
-	}
+	a.setRate(l.IngestionRateMB, l.IngestionBurstSizeMB)
 	a.store.SetLimits(l.storeLimits())
 	return nil
+}
+
+// setRate installs a new, full limiter when the rate or burst changed, so a
+// fresh server (or a reload that raises the limit) accepts a whole burst at
+// once, as Loki's distributor does. An unchanged limit keeps the limiter and
+// its bucket, so a reload does not refill it.
+func (a *API) setRate(rateMB, burstMB float64) {
+	limit, burst := rate.Inf, 0
+	if rateMB > 0 {
+		limit, burst = rate.Limit(rateMB*(1<<20)), int(burstMB*(1<<20))
+	}
+	a.limiterMu.Lock()
+	defer a.limiterMu.Unlock()
+	if cur := a.limiter.Load(); cur != nil && cur.Limit() == limit && cur.Burst() == burst {
+		return
+	}
+	a.limiter.Store(rate.NewLimiter(limit, burst))
 }
 
 // Ready reports whether the store is open and serving.

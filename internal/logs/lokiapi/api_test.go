@@ -31,6 +31,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 )
 
 func TestMain(m *testing.M) {
@@ -40,7 +41,9 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"))
 }
 
-var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+// now is the tests' clock: the wall clock (moved by NXWATCHER_TEST_CLOCK_SHIFT
+// in CI) truncated to the hour, never a calendar date.
+var now = testclock.Base()
 
 type env struct {
 	api *API
@@ -51,6 +54,12 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
+	return newEnvAt(t, func() time.Time { return now }, mod)
+}
+
+// newEnvAt builds an API and store that both read clock.
+func newEnvAt(t *testing.T, clock func() time.Time, mod func(*Config)) *env {
+	t.Helper()
 	cfg := DefaultConfig()
 	if mod != nil {
 		mod(&cfg)
@@ -60,27 +69,31 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	}
 	reg := prometheus.NewRegistry()
 	opts := cfg.StoreOptions()
-	opts.Now = func() time.Time { return now }
+	opts.Now = clock
 	db, err := logstore.Open(t.TempDir(), opts, logstore.Deps{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := New(cfg, Deps{Registerer: reg, Store: db, Now: func() time.Time { return now }})
+	t.Cleanup(func() { db.Close() })
+	api, err := New(cfg, Deps{Registerer: reg, Store: db, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { api.Close() })
+	return &env{api: api, db: db, srv: serve(t, api), reg: reg}
+}
+
+// serve mounts the API's routes on a test server on 127.0.0.1:0.
+func serve(t *testing.T, api *API) *httptest.Server {
+	t.Helper()
 	mux := http.NewServeMux()
 	for _, rt := range api.Routes() {
 		mux.HandleFunc(rt.Method+" "+rt.Path, rt.Handler)
 	}
 	mux.HandleFunc("POST /v1/logs", api.OTLPLogs)
 	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.Close()
-		api.Close()
-		db.Close()
-	})
-	return &env{api: api, db: db, srv: srv, reg: reg}
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // pushProto sends a real logproto.PushRequest built with Loki's own
@@ -209,7 +222,7 @@ func TestQueryRangeMatrixAndInstantVector(t *testing.T) {
 	}
 	q := url.Values{"query": {`vector(1)+vector(1)`}, "time": {fmt.Sprint(now.UnixNano())}}
 	code, body = e.get(t, "/loki/api/v1/query", q)
-	if code != 200 || !strings.Contains(string(body), `"result":[{"metric":{},"value":[1795608000,"2"]}]`) {
+	if code != 200 || !strings.Contains(string(body), fmt.Sprintf(`"result":[{"metric":{},"value":[%d,"2"]}]`, now.Unix())) {
 		t.Fatalf("instant: %d %s", code, body)
 	}
 }

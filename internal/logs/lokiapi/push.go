@@ -282,7 +282,7 @@ func (a *API) ingest(streams []pushStream, format string) *PushError {
 		total += len(keep)
 		totalBytes += entryBytes(keep)
 	}
-	if totalBytes > 0 && !a.limiter.AllowN(now, totalBytes) {
+	if totalBytes > 0 && !a.limiter.Load().AllowN(now, totalBytes) {
 		rj.add(http.StatusTooManyRequests, reasonRateLimited, total, totalBytes,
 			fmt.Sprintf("Ingestion rate limit exceeded for user fake (limit: %d bytes/sec) while attempting to ingest '%d' lines totaling '%d' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased",
 				int64(lim.IngestionRateMB*(1<<20)), total, totalBytes))
