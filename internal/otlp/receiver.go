@@ -147,10 +147,11 @@ func errTooLarge(signal string, limit int64) *exportError {
 	}
 }
 
-// export runs one decoded request through admission control and its
-// consumer. estimate is the bytes the request holds in memory. It returns
-// how many items the consumer rejected in a partial success, and why.
-func (r *Receiver) export(ctx context.Context, signal, transport string, estimate int64, consume func(context.Context) error) (int64, string, *exportError) {
+// export runs one decoded request of items items through admission control
+// and its consumer. estimate is the bytes the request holds in memory. It
+// returns how many items the consumer rejected in a partial success (at most
+// items: a consumer's over-count is clamped), and why.
+func (r *Receiver) export(ctx context.Context, signal, transport string, items, estimate int64, consume func(context.Context) error) (int64, string, *exportError) {
 	if !r.limiter.acquire(estimate) {
 		return 0, "", r.refuse(signal, transport, errMemoryLimit(signal))
 	}
@@ -162,8 +163,9 @@ func (r *Receiver) export(ctx context.Context, signal, transport string, estimat
 	case err == nil:
 		return 0, "", nil
 	case errors.As(err, &partial):
-		r.metrics.rejectedItems.WithLabelValues(signal, "consumer").Add(float64(partial.Rejected))
-		return partial.Rejected, partial.Reason, nil
+		n := min(max(partial.Rejected, 0), items)
+		r.metrics.rejectedItems.WithLabelValues(signal, "consumer").Add(float64(n))
+		return n, partial.Reason, nil
 	case errors.Is(err, ErrInvalidInput):
 		return 0, "", r.refuse(signal, transport, &exportError{
 			reason: reasonConsumerInvalid, httpStatus: 400, code: codes.InvalidArgument,

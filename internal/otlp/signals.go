@@ -27,7 +27,7 @@ func (r *Receiver) exportTraces(ctx context.Context, req ptraceotlp.ExportReques
 	var rejected int64
 	var reasons []string
 	if items > 0 {
-		n, why, e := r.export(ctx, SignalTraces, transport, size*decodedOverhead, func(ctx context.Context) error {
+		n, why, e := r.export(ctx, SignalTraces, transport, items, size*decodedOverhead, func(ctx context.Context) error {
 			return r.deps.Traces.ConsumeTraces(ctx, td)
 		})
 		if e != nil {
@@ -54,7 +54,7 @@ func (r *Receiver) exportLogs(ctx context.Context, req plogotlp.ExportRequest, s
 		r.succeed(SignalLogs, transport, 0, 0)
 		return resp, nil
 	}
-	rejected, why, e := r.export(ctx, SignalLogs, transport, size*decodedOverhead, func(ctx context.Context) error {
+	rejected, why, e := r.export(ctx, SignalLogs, transport, items, size*decodedOverhead, func(ctx context.Context) error {
 		return r.deps.Logs.ConsumeLogs(ctx, ld)
 	})
 	if e != nil {
@@ -76,7 +76,7 @@ func (r *Receiver) exportMetrics(ctx context.Context, req pmetricotlp.ExportRequ
 		r.succeed(SignalMetrics, transport, 0, 0)
 		return resp, nil
 	}
-	rejected, why, e := r.export(ctx, SignalMetrics, transport, size*decodedOverhead, func(ctx context.Context) error {
+	rejected, why, e := r.export(ctx, SignalMetrics, transport, items, size*decodedOverhead, func(ctx context.Context) error {
 		return r.deps.Metrics.ConsumeMetrics(ctx, md)
 	})
 	if e != nil {
