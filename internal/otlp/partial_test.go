@@ -107,7 +107,9 @@ func TestPartialSuccessOnEveryWire(t *testing.T) {
 				body, _ = req.MarshalJSON()
 			}
 			return httpExport(t, PathTraces, body, map[string]string{"json": contentTypeJSON, "proto": contentTypeProtobuf}[wire], resp,
-				func() (int64, string) { return resp.PartialSuccess().RejectedSpans(), resp.PartialSuccess().ErrorMessage() })
+				func() (int64, string) {
+					return resp.PartialSuccess().RejectedSpans(), resp.PartialSuccess().ErrorMessage()
+				})
 		}},
 		{"logs", 5, func(t *testing.T, wire string) wireAnswer {
 			req := logsRequest(5)
@@ -124,7 +126,9 @@ func TestPartialSuccessOnEveryWire(t *testing.T) {
 				body, _ = req.MarshalJSON()
 			}
 			return httpExport(t, PathLogs, body, map[string]string{"json": contentTypeJSON, "proto": contentTypeProtobuf}[wire], resp,
-				func() (int64, string) { return resp.PartialSuccess().RejectedLogRecords(), resp.PartialSuccess().ErrorMessage() })
+				func() (int64, string) {
+					return resp.PartialSuccess().RejectedLogRecords(), resp.PartialSuccess().ErrorMessage()
+				})
 		}},
 		{"metrics", 5, func(t *testing.T, wire string) wireAnswer {
 			req := metricsRequest(5)
@@ -141,7 +145,9 @@ func TestPartialSuccessOnEveryWire(t *testing.T) {
 				body, _ = req.MarshalJSON()
 			}
 			return httpExport(t, PathMetrics, body, map[string]string{"json": contentTypeJSON, "proto": contentTypeProtobuf}[wire], resp,
-				func() (int64, string) { return resp.PartialSuccess().RejectedDataPoints(), resp.PartialSuccess().ErrorMessage() })
+				func() (int64, string) {
+					return resp.PartialSuccess().RejectedDataPoints(), resp.PartialSuccess().ErrorMessage()
+				})
 		}},
 	}
 	for _, sig := range signals {
