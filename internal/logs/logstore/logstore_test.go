@@ -18,12 +18,16 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/model/labels"
 	"go.uber.org/goleak"
+
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
 )
 
 const crashEnv = "LOGSTORE_CRASH_CHILD_DIR"
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashEnv); dir != "" {
+		// The parent's time origin, so both sides agree across an hour boundary.
+		base, _ = strconv.ParseInt(os.Getenv(crashEnv+"_BASE"), 10, 64)
 		crashChild(dir)
 		return
 	}
@@ -50,7 +54,8 @@ type fixture struct {
 	want    map[string][]Entry // by stream labels, sorted by time
 }
 
-const base = int64(1_700_000_000_000_000_000)
+// base is the fixtures' time origin: the (CI-shiftable) test clock, never a calendar date.
+var base = testclock.Base().UnixNano()
 
 // fixtureBatches yields the fixture's commits: n entries per stream, some
 // out of order, some with structured metadata. It records them in f.want.
@@ -432,7 +437,7 @@ func TestCrashRecovery(t *testing.T) {
 	for round := range 3 {
 		dir := t.TempDir()
 		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+		cmd.Env = append(os.Environ(), crashEnv+"="+dir, crashEnv+"_BASE="+strconv.FormatInt(base, 10))
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
