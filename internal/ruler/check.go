@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/prometheus/common/model"
+	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -94,4 +96,24 @@ func toLabelSet(m map[string]string) model.LabelSet {
 		ls[model.LabelName(k)] = model.LabelValue(v)
 	}
 	return ls
+}
+
+// CheckConfig checks the rule files a prometheus.yml references, as
+// `promtool check config` and serve do: each rule_files pattern (already
+// relative to the config file's directory after Prometheus's
+// config.Load/SetDirectory) is expanded, and every file is parsed and its
+// PromQL and templates checked. The error joins one error per problem,
+// each naming file:line:column. A pattern that matches no file is not an
+// error (serve then has no rules from it) but is returned as a warning,
+// which promtool prints too.
+func CheckConfig(pc *promconfig.Config) (warnings []string, err error) {
+	for _, pat := range pc.RuleFiles {
+		if m, err := filepath.Glob(pat); err == nil && len(m) == 0 {
+			warnings = append(warnings, fmt.Sprintf("file %q for rule_files does not exist", pat))
+		}
+	}
+	if _, _, err := loadRuleFiles(pc.RuleFiles); err != nil {
+		return warnings, fmt.Errorf("rule_files: %w", err)
+	}
+	return warnings, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
@@ -36,8 +37,13 @@ type Deps struct {
 	Queryable  storage.Queryable
 	Appendable storage.AppendableV2
 	Engine     promql.QueryEngine
-	// ExternalURL is Prometheus's --web.external-url: generator URLs of
-	// alerts and $externalURL in templates. No trailing "/".
+	// External is Prometheus's --web.external-url, path prefix included
+	// (e.g. https://nx.example.com/prometheus): the base of alert generator
+	// URLs (<External>/graph?g0.expr=…) and $externalURL in templates. A
+	// trailing "/" is dropped.
+	External *url.URL
+	// ExternalURL is the string form of External, used when External is
+	// nil. Deprecated: pass External.
 	ExternalURL string
 	// Notify, when set, receives every alert in-process (the embedded
 	// Alertmanager's Send), after external labels and alert_relabel_configs,
@@ -77,6 +83,7 @@ type Ruler struct {
 	relabelConfigs []*relabel.Config
 
 	applyMu   sync.Mutex
+	loader    *preparedLoader
 	ruleFiles atomic.Pointer[[]string]
 	metrics   *metrics
 }
@@ -98,7 +105,7 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new ruler: %w", err)
 	}
-	extURL, err := url.Parse(strings.TrimSuffix(deps.ExternalURL, "/"))
+	extURL, err := normaliseExternalURL(deps.External, deps.ExternalURL)
 	if err != nil {
 		return nil, fmt.Errorf("new ruler: external url: %w", err)
 	}
@@ -139,7 +146,9 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 		Registerer:      deps.Registerer,
 	}, model.UTF8Validation, logger.With("component", "notifier"))
 
+	r.loader = &preparedLoader{parser: parser.NewParser(parser.Options{}), logger: logger}
 	r.rules = rules.NewManager(&rules.ManagerOptions{
+		GroupLoader:          r.loader,
 		NameValidationScheme: model.UTF8Validation,
 		ExternalURL:          extURL,
 		QueryFunc:            rules.EngineQueryFunc(deps.Engine, deps.Queryable),
@@ -157,35 +166,56 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 }
 
 // ApplyConfig applies a prometheus.yml already parsed by Prometheus's
-// config package: alerting (alertmanagers, alert_relabel_configs),
-// external labels, evaluation_interval and rule_files. Rule files are
-// parsed first; if any is broken the error names file:line:column and the
-// rules already running are kept.
+// config package: Prepare, then commit. If a rule file is broken the error
+// names file:line:column and the rules already running are kept.
 func (r *Ruler) ApplyConfig(pc *promconfig.Config) error {
-	r.applyMu.Lock()
-	defer r.applyMu.Unlock()
+	commit, err := r.Prepare(pc)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
 
-	files, err := globRuleFiles(pc.RuleFiles)
+// Prepare loads and checks everything pc asks of the ruler without
+// touching what runs: rule_files globs (already relative to the config
+// file's directory after Prometheus's config.Load/SetDirectory) are
+// expanded, every file is read and parsed with its PromQL and templates
+// checked, and the HTTP clients of alerting.alertmanagers are built. On
+// error nothing changed (counted in nxwatcher_ruler_config_reloads_total).
+//
+// commit applies, in Prometheus's order, the notifier, its discovery, the
+// in-process external labels and relabelling, and the rule groups. The
+// groups come from the files as Prepare read them, so a file edited
+// between Prepare and commit cannot make commit fail; commit has no error
+// to return. Of two prepared configs the one committed last wins.
+func (r *Ruler) Prepare(pc *promconfig.Config) (commit func(), err error) {
+	files, parsed, err := loadRuleFiles(pc.RuleFiles)
 	if err == nil {
-		err = parseRuleFiles(files)
+		err = checkAlertmanagerClients(pc)
 	}
 	if err != nil {
 		r.metrics.reloads.WithLabelValues("failure").Inc()
-		return fmt.Errorf("apply rules config: %w", err)
+		return nil, fmt.Errorf("prepare rules config: %w", err)
 	}
+	var once sync.Once
+	return func() { once.Do(func() { r.commit(pc, files, parsed) }) }, nil
+}
 
+func (r *Ruler) commit(pc *promconfig.Config, files []string, parsed map[string]*rulefmt.RuleGroups) {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	var errs []error
 	// Prometheus main's order: notifier, then its discovery, then rules.
 	if err := r.notifier.ApplyConfig(pc); err != nil {
-		r.metrics.reloads.WithLabelValues("failure").Inc()
-		return fmt.Errorf("apply notifier config: %w", err)
+		errs = append(errs, fmt.Errorf("notifier: %w", err))
 	}
 	sd := make(map[string]discovery.Configs)
 	for k, v := range pc.AlertingConfig.AlertmanagerConfigs.ToMap() {
 		sd[k] = v.ServiceDiscoveryConfigs
 	}
 	if err := r.discovery.ApplyConfig(sd); err != nil {
-		r.metrics.reloads.WithLabelValues("failure").Inc()
-		return fmt.Errorf("apply notifier discovery config: %w", err)
+		errs = append(errs, fmt.Errorf("notifier discovery: %w", err))
 	}
 	r.sendMu.Lock()
 	r.externalLabels = pc.GlobalConfig.ExternalLabels
@@ -196,13 +226,52 @@ func (r *Ruler) ApplyConfig(pc *promconfig.Config) error {
 	if interval <= 0 {
 		interval = time.Duration(promconfig.DefaultGlobalConfig.EvaluationInterval)
 	}
+	r.loader.set(parsed)
 	if err := r.rules.Update(interval, files, pc.GlobalConfig.ExternalLabels, r.externalURL, nil); err != nil {
-		r.metrics.reloads.WithLabelValues("failure").Inc()
-		return fmt.Errorf("apply rules config: %w", err)
+		errs = append(errs, fmt.Errorf("rules: %w", err))
 	}
 	r.ruleFiles.Store(&files)
+	if err := errors.Join(errs...); err != nil {
+		// Prepare checked what these steps check; this is not expected.
+		r.logger.Error("Commit of a prepared rules config failed in part", "err", err)
+		r.metrics.reloads.WithLabelValues("failure").Inc()
+		return
+	}
 	r.metrics.reloads.WithLabelValues("success").Inc()
-	return nil
+}
+
+// checkAlertmanagerClients builds the HTTP client of every
+// alerting.alertmanagers entry, the notifier's only fallible step (it
+// would otherwise fail half-way through notifier.ApplyConfig).
+func checkAlertmanagerClients(pc *promconfig.Config) error {
+	var errs []error
+	for k, am := range pc.AlertingConfig.AlertmanagerConfigs.ToMap() {
+		c, err := commoncfg.NewClientFromConfig(am.HTTPClientConfig, "alertmanager")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("alerting.alertmanagers %s: %w", k, err))
+			continue
+		}
+		c.CloseIdleConnections()
+	}
+	return errors.Join(errs...)
+}
+
+// normaliseExternalURL returns a copy of u (or raw parsed) without a
+// trailing "/" in its path, as Prometheus normalises --web.external-url.
+func normaliseExternalURL(u *url.URL, raw string) (*url.URL, error) {
+	if u == nil {
+		var err error
+		if u, err = url.Parse(raw); err != nil {
+			return nil, err
+		}
+	}
+	c := *u
+	c.Path = strings.TrimRight(c.Path, "/")
+	if c.Path != "" && !strings.HasPrefix(c.Path, "/") {
+		c.Path = "/" + c.Path
+	}
+	c.RawPath = ""
+	return &c, nil
 }
 
 // globRuleFiles expands rule_files patterns as Prometheus does (they are
@@ -219,18 +288,58 @@ func globRuleFiles(patterns []string) ([]string, error) {
 	return files, nil
 }
 
-// parseRuleFiles checks every file fully, reporting all errors with
-// file:line:column (the rules manager only logs them).
-func parseRuleFiles(files []string) error {
+// loadRuleFiles expands the rule_files patterns and parses every file
+// fully, reporting all errors with file:line:column (the rules manager
+// only logs them).
+func loadRuleFiles(patterns []string) ([]string, map[string]*rulefmt.RuleGroups, error) {
+	files, err := globRuleFiles(patterns)
+	if err != nil {
+		return nil, nil, err
+	}
 	var errs []error
+	parsed := make(map[string]*rulefmt.RuleGroups, len(files))
 	p := parser.NewParser(parser.Options{})
 	for _, f := range files {
-		if _, fileErrs := rulefmt.ParseFile(f, false, model.UTF8Validation, p, slog.New(slog.DiscardHandler)); len(fileErrs) > 0 {
+		rgs, fileErrs := rulefmt.ParseFile(f, false, model.UTF8Validation, p, slog.New(slog.DiscardHandler))
+		if len(fileErrs) > 0 {
 			errs = append(errs, fileErrs...)
+			continue
 		}
+		parsed[f] = rgs
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	return files, parsed, nil
 }
+
+// preparedLoader is the rules manager's GroupLoader: it hands out the rule
+// groups Prepare parsed, so commit evaluates exactly what was checked.
+// Files it does not hold are read from disk, as upstream's FileLoader.
+type preparedLoader struct {
+	parser parser.Parser
+	logger *slog.Logger
+	mu     sync.Mutex
+	groups map[string]*rulefmt.RuleGroups
+}
+
+func (l *preparedLoader) set(groups map[string]*rulefmt.RuleGroups) {
+	l.mu.Lock()
+	l.groups = groups
+	l.mu.Unlock()
+}
+
+func (l *preparedLoader) Load(identifier string, ignoreUnknownFields bool, scheme model.ValidationScheme) (*rulefmt.RuleGroups, []error) {
+	l.mu.Lock()
+	rgs, ok := l.groups[identifier]
+	l.mu.Unlock()
+	if ok {
+		return rgs, nil
+	}
+	return rulefmt.ParseFile(identifier, ignoreUnknownFields, scheme, l.parser, l.logger)
+}
+
+func (l *preparedLoader) Parse(query string) (parser.Expr, error) { return l.parser.ParseExpr(query) }
 
 // RuleFiles lists the files of the rules in force.
 func (r *Ruler) RuleFiles() []string {
