@@ -39,7 +39,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stdout, stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
 	case "test":
@@ -58,51 +58,116 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func serve(args []string, stderr io.Writer) int {
+// serveUsage heads `nxwatcher serve --help`; the flags follow it.
+const serveUsage = `usage: nxwatcher serve [flags]
+
+Runs the all-in-one server. Only bootstrap settings are flags; everything else
+is in the config file (the embedded default when --config.file is not given).
+
+flags:
+`
+
+func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config.file", "", "serve config file (YAML); empty runs the embedded default")
 	storagePath := fs.String("storage.path", "./data", "directory for all stored data")
 	listen := fs.String("web.listen-address", ":9090", "address of the HTTP listener")
-	logLevel := promslog.NewLevel()
+	externalURL := fs.String("web.external-url", "", "URL under which nxwatcher is reached from outside (links in alerts and the UI); empty derives it from the host name and port")
+	routePrefix := fs.String("web.route-prefix", "", "path prefix of every HTTP route; empty takes the path of --web.external-url")
+	logLevel := levelFlag{promslog.NewLevel()}
 	fs.Var(logLevel, "log.level", "log level: debug, info, warn, error")
-	logFormat := promslog.NewFormat()
+	logFormat := formatFlag{promslog.NewFormat()}
 	fs.Var(logFormat, "log.format", "log format: logfmt or json")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		return 2 // flag printed the error and the usage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "serve: unexpected arguments %q\n", fs.Args())
+		fmt.Fprintf(stderr, "serve: unexpected arguments %q\n\n", fs.Args())
+		fs.Usage()
 		return 2
 	}
-	logger := promslog.New(&promslog.Config{Level: logLevel, Format: logFormat, Writer: stderr})
+	logger := promslog.New(&promslog.Config{Level: logLevel.Level, Format: logFormat.Format, Writer: stderr})
 	setAutoMemLimit(logger)
 
 	flags := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = f.Value.String() })
 
+	// Signals are ours from the first moment: a SIGTERM or SIGHUP that
+	// arrives while the stores replay their WALs must not kill the process
+	// with the default action.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reloads := make(chan struct{}, 1) // SIGHUPs before start coalesce into one reload
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					select {
+					case reloads <- struct{}{}:
+					default:
+					}
+					continue
+				}
+				logger.Info("Received signal, stopping", "signal", sig.String())
+				cancel()
+			}
+		}
+	}()
+
+	source := *configFile
+	if source == "" {
+		source = "embedded default"
+	}
+	info := version.Get()
+	logger.Info("Starting nxwatcher", "version", info.Version, "revision", info.Revision, "go", info.GoVersion, "config", source, "storage", *storagePath)
+
 	a, err := app.New(app.Options{
 		ConfigFile:    *configFile,
 		StoragePath:   *storagePath,
 		ListenAddress: *listen,
+		ExternalURL:   *externalURL,
+		RoutePrefix:   *routePrefix,
 		Flags:         flags,
 	}, app.Deps{Logger: logger})
 	if err != nil {
 		logger.Error("Cannot start", "err", err)
 		return 1
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	if ctx.Err() != nil {
+		logger.Info("Stopped during start-up")
+		if err := a.Close(); err != nil {
+			logger.Error("Close", "err", err)
+			return 1
+		}
+		return 0
+	}
 	go func() {
+		select {
+		case <-a.FirstApplied():
+		case <-ctx.Done():
+			return
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-hup:
+			case <-reloads:
 				_ = a.Reload() // Reload logs the outcome and keeps the old config on failure.
 			}
 		}
@@ -121,4 +186,24 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// levelFlag and formatFlag let flag.PrintDefaults build their zero values
+// (a zero promslog.Level panics in String).
+type levelFlag struct{ *promslog.Level }
+
+func (f levelFlag) String() string {
+	if f.Level == nil {
+		return ""
+	}
+	return f.Level.String()
+}
+
+type formatFlag struct{ *promslog.Format }
+
+func (f formatFlag) String() string {
+	if f.Format == nil {
+		return ""
+	}
+	return f.Format.String()
 }

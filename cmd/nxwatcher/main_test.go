@@ -74,6 +74,12 @@ var listeningRE = regexp.MustCompile(`msg=Listening component=web address=(\S+)`
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startProcPrefixed(t, "", args...)
+}
+
+// startProcPrefixed starts serve and waits for readiness under a route prefix.
+func startProcPrefixed(t *testing.T, prefix string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binPath, append([]string{"serve", "--web.listen-address=127.0.0.1:0"}, args...)...)
 	p := &proc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
 	pr, pw := io.Pipe()
@@ -107,7 +113,7 @@ func startProc(t *testing.T, args ...string) *proc {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/-/ready")
+		resp, err := http.Get(p.url + prefix + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

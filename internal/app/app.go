@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
@@ -44,6 +45,13 @@ type Options struct {
 	ConfigFile    string
 	StoragePath   string
 	ListenAddress string
+	// ExternalURL is how users reach us (--web.external-url): links in
+	// alerts and notifications use it. "" derives it from the host name and
+	// the listener's port, as Prometheus does.
+	ExternalURL string
+	// RoutePrefix is the path prefix of every route of the main listener
+	// (--web.route-prefix). "" takes the path of the external URL.
+	RoutePrefix string
 	// Flags are shown by /api/v1/status/flags.
 	Flags map[string]string
 }
@@ -85,6 +93,9 @@ type App struct {
 	// firstApplied closes when the first config is in force; loops that
 	// must not start before it (the ruler) wait for it.
 	firstApplied chan struct{}
+
+	externalURL *url.URL
+	routePrefix string
 
 	closers []func() error
 
@@ -145,8 +156,11 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 		return nil, err
 	}
 	a.push(a.scraper.Close)
-	externalURL := externalURL(a.server.Addr())
-	if err := a.openAlerting(cfg, reg, externalURL); err != nil {
+	a.externalURL, a.routePrefix, err = webURLs(opts.ExternalURL, opts.RoutePrefix, a.server.Addr())
+	if err != nil {
+		return nil, err
+	}
+	if err := a.openAlerting(cfg, reg, a.externalURL.String()); err != nil {
 		return nil, err
 	}
 	if err := a.openLogs(cfg, reg); err != nil {
@@ -194,7 +208,8 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 			h.OTLP = append(h.OTLP, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
 		}
 	}
-	a.server.Serve(server.Routes(h, instr))
+	a.server.Serve(server.WithPrefix(a.routePrefix, server.Routes(h, instr)))
+	a.logger.Info("Web routes", "external_url", a.externalURL.String(), "route_prefix", a.routePrefix)
 	if a.amServer != nil {
 		a.amServer.Serve(server.AlertmanagerRoutes(h, instr))
 	}
@@ -218,6 +233,7 @@ func (a *App) prometheusAPI(cfg *config.Config, reg *prometheus.Registry, gather
 			}
 			return a.reloadOK.Load(), *t
 		},
+		Retention:  func() string { return retentionString(a.current.Load().Metrics) },
 		Ready:      a.readyOnly,
 		Instrument: instr.WrapFunc,
 	}
@@ -227,6 +243,7 @@ func (a *App) prometheusAPI(cfg *config.Config, reg *prometheus.Registry, gather
 	}
 	return promapi.New(promapi.Options{
 		ListenAddress:       a.server.Addr().String(),
+		ExternalURL:         a.externalURL,
 		StorageDir:          a.opts.StoragePath,
 		Flags:               a.opts.Flags,
 		LookbackDelta:       time.Duration(cfg.Metrics.Query.LookbackDelta),
@@ -293,20 +310,21 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // Reload re-reads the config file and applies it. A config that does not
-// load or apply is rejected; what runs keeps running.
+// load or apply is rejected as a whole; what runs keeps running.
 func (a *App) Reload() error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	cfg, err := a.loadConfig()
 	if err == nil {
 		err = a.applyLocked(cfg)
+	} else {
+		a.recordApply(err)
 	}
 	a.reloads.WithLabelValues(resultLabel(err)).Inc()
 	if err != nil {
 		a.logger.Error("Reload rejected; the previous config keeps running", "err", err)
 		return err
 	}
-	a.current.Store(cfg)
 	a.logger.Info("Reloaded config", "file", a.opts.ConfigFile)
 	return nil
 }
@@ -317,11 +335,65 @@ func (a *App) apply(cfg *config.Config) error {
 	return a.applyLocked(cfg)
 }
 
-// applyLocked pushes a config to every component, in Prometheus's order:
-// storage, then scrape (which applies its discovery last).
+// applyLocked puts a config in force all or nothing: every component first
+// builds and checks its new state (rule files, Alertmanager templates and
+// receivers, scrape and log limits) while the old one keeps running; only
+// when all succeed is each swapped in, in Prometheus's order (storage, then
+// scrape, rules, notifications). The config shown by the status APIs is the
+// one in force.
 func (a *App) applyLocked(cfg *config.Config) error {
+	commit, err := a.prepare(cfg)
+	if err == nil {
+		err = commit()
+		if err != nil {
+			// A swap that fails after the checks passed is a bug or a
+			// resource error; put the previous config back in force.
+			if prev := a.current.Load(); prev != nil && prev != cfg {
+				if rerr := a.swap(prev); rerr != nil {
+					a.logger.Error("Restore previous config after a failed swap", "err", rerr)
+				}
+			}
+		}
+	}
+	if err == nil {
+		a.current.Store(cfg)
+	}
+	a.recordApply(err)
+	return err
+}
+
+// recordApply keeps runtimeinfo's reloadConfigSuccess and the
+// nxwatcher_config_last_reload_successful gauge in agreement.
+func (a *App) recordApply(err error) {
 	now := time.Now()
 	a.lastReload.Store(&now)
+	a.reloadOK.Store(err == nil)
+	if err != nil {
+		a.reloadSuccess.Set(0)
+		return
+	}
+	a.reloadSuccess.Set(1)
+	a.reloadTimestamp.Set(float64(now.UnixNano()) / 1e9)
+}
+
+// prepare checks cfg against every component without changing what runs and
+// returns the swap that puts it in force.
+func (a *App) prepare(cfg *config.Config) (func() error, error) {
+	var errs []error
+	if _, err := cfg.Metrics.Parsed.GetScrapeConfigs(); err != nil {
+		errs = append(errs, fmt.Errorf("scrape configs: %w", err))
+	}
+	if err := cfg.Logs.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("logs: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return func() error { return a.swap(cfg) }, nil
+}
+
+// swap puts an already checked config in force.
+func (a *App) swap(cfg *config.Config) error {
 	errs := []error{
 		a.db.ApplyConfig(metrics.TSDBConfig(cfg.Metrics)),
 		a.scraper.ApplyConfig(cfg.Metrics.Parsed),
@@ -333,22 +405,20 @@ func (a *App) applyLocked(cfg *config.Config) error {
 		errs = append(errs, a.alertmanager.ApplyConfig(cfg.Alerting))
 	}
 	errs = append(errs, a.loki.ApplyConfig(cfg.Logs))
-	err := errors.Join(errs...)
 	a.engine.SetEvaluationInterval(time.Duration(cfg.Metrics.Parsed.GlobalConfig.EvaluationInterval))
 	// prometheus.yml's runtime.gogc (default 75, or $GOGC) sets the process's
 	// GC target, as Prometheus applies it on every load.
 	if old := debug.SetGCPercent(cfg.Metrics.Parsed.Runtime.GoGC); old != cfg.Metrics.Parsed.Runtime.GoGC {
 		a.logger.Info("Updated GOGC", "old", old, "new", cfg.Metrics.Parsed.Runtime.GoGC)
 	}
-	a.reloadOK.Store(err == nil)
-	if err != nil {
-		a.reloadSuccess.Set(0)
-		return err
-	}
-	a.reloadSuccess.Set(1)
-	a.reloadTimestamp.SetToCurrentTime()
-	return nil
+	return errors.Join(errs...)
 }
+
+// retentionString is the metrics retention a config puts in force.
+func retentionString(cfg metrics.Config) string { return metrics.RetentionString(cfg) }
+
+// FirstApplied is closed once the first config is in force.
+func (a *App) FirstApplied() <-chan struct{} { return a.firstApplied }
 
 func (a *App) loadConfig() (*config.Config, error) {
 	var (
@@ -361,7 +431,6 @@ func (a *App) loadConfig() (*config.Config, error) {
 		cfg, err = config.Default(selfTarget(a.server.Addr()), a.logger)
 	}
 	if err != nil {
-		a.reloadSuccess.Set(0)
 		return nil, err
 	}
 	if a.deps.AdjustConfig != nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/oklog/run"
@@ -160,6 +161,9 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 		return fmt.Errorf("listen otlp http %s: %w", cfg.OTLP.HTTPEndpoint, err)
 	}
 	a.push(closeIgnoringClosed(a.otlpHTTP))
+	olog := a.logger.With("component", "otlp")
+	olog.Info("Listening", "protocol", "grpc", "address", a.otlpGRPC.Addr().String())
+	olog.Info("Listening", "protocol", "http", "address", a.otlpHTTP.Addr().String())
 	return nil
 }
 
@@ -207,19 +211,39 @@ func (a *App) OTLPAddrs() (grpcAddr, httpAddr net.Addr) {
 	return a.otlpGRPC.Addr(), a.otlpHTTP.Addr()
 }
 
-// externalURL is how links in alerts reach us: the host name and our port,
-// as Prometheus derives its default --web.external-url.
-func externalURL(addr net.Addr) string {
-	_, port, err := net.SplitHostPort(addr.String())
+// webURLs resolves --web.external-url and --web.route-prefix as Prometheus
+// does: the external URL defaults to http://<host name>:<port>, loses its
+// trailing "/", and the route prefix defaults to its path.
+func webURLs(external, routePrefix string, addr net.Addr) (*url.URL, string, error) {
+	if external == "" {
+		_, port, err := net.SplitHostPort(addr.String())
+		if err != nil {
+			port = "9090"
+		}
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "localhost"
+		}
+		external = "http://" + net.JoinHostPort(host, port)
+	}
+	if strings.HasPrefix(external, `"`) || strings.HasSuffix(external, `"`) || strings.HasPrefix(external, "'") || strings.HasSuffix(external, "'") {
+		return nil, "", fmt.Errorf("--web.external-url %s: must not start or end with quotes", external)
+	}
+	u, err := url.Parse(external)
 	if err != nil {
-		port = "9090"
+		return nil, "", fmt.Errorf("--web.external-url: %w", err)
 	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
+	if u.Scheme == "" || u.Host == "" {
+		return nil, "", fmt.Errorf("--web.external-url %q: want an absolute URL such as http://host:9090/prefix", external)
 	}
-	u := url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}
-	return u.String()
+	u.Path = strings.TrimRight(u.Path, "/")
+	if u.Path != "" && !strings.HasPrefix(u.Path, "/") {
+		u.Path = "/" + u.Path
+	}
+	if routePrefix == "" {
+		routePrefix = u.Path
+	}
+	return u, "/" + strings.Trim(routePrefix, "/"), nil
 }
 
 func closeIgnoringClosed(l net.Listener) func() error {

@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	alecunits "github.com/alecthomas/units"
@@ -78,4 +79,18 @@ func TSDBConfig(cfg Config) *promconfig.Config {
 		c.StorageConfig.ExemplarsConfig = &ex
 	}
 	return &c
+}
+
+// RetentionString is the retention TSDBConfig puts in force, as Prometheus
+// prints it in runtimeinfo's storageRetention: "30d", "8GiB" or "30d or 8GiB".
+func RetentionString(cfg Config) string {
+	r := TSDBConfig(cfg).StorageConfig.TSDBConfig.Retention
+	var parts []string
+	if r.Time > 0 {
+		parts = append(parts, r.Time.String())
+	}
+	if r.Size > 0 {
+		parts = append(parts, r.Size.String())
+	}
+	return strings.Join(parts, " or ")
 }

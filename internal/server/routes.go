@@ -91,6 +91,27 @@ func AlertmanagerRoutes(h Handlers, in *Instrumentation) http.Handler {
 	mux.Handle("GET /-/healthy", in.Wrap("alertmanager:/-/healthy", h.Healthy))
 	mux.Handle("GET /-/ready", in.Wrap("alertmanager:/-/ready", h.Ready))
 	mux.Handle("POST /-/reload", in.Wrap("alertmanager:/-/reload", h.Reload))
+	if h.Metrics != nil {
+		// Alertmanager serves its metrics on its own port; scrape configs
+		// written for it keep working.
+		mux.Handle("GET /metrics", in.Wrap("alertmanager:/metrics", h.Metrics))
+	}
+	return mux
+}
+
+// WithPrefix serves h under a route prefix (--web.route-prefix), as
+// Prometheus does: every route moves below the prefix and "/" redirects to
+// it. A prefix of "/" serves h unchanged.
+func WithPrefix(prefix string, h http.Handler) http.Handler {
+	prefix = "/" + strings.Trim(prefix, "/")
+	if prefix == "/" {
+		return h
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, prefix+"/", http.StatusFound)
+	})
+	mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
 	return mux
 }
 

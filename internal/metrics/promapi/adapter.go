@@ -63,6 +63,9 @@ type Deps struct {
 	Config func() promconfig.Config
 	// Runtime fills the reload fields of /api/v1/status/runtimeinfo.
 	Runtime func() (reloadOK bool, lastReload time.Time)
+	// Retention is the storageRetention of runtimeinfo: the retention in
+	// force, as Prometheus prints its flags ("30d or 8GiB").
+	Retention func() string
 	// Ready wraps handlers so they answer 503 until the first config applies.
 	Ready func(http.HandlerFunc) http.HandlerFunc
 	// Instrument counts each route under its name.
@@ -95,13 +98,9 @@ func New(opts Options, deps Deps) http.Handler {
 		ok, last := deps.Runtime()
 		cwd, _ := os.Getwd()
 		hostname, _ := os.Hostname()
-		cfg := deps.Config()
 		retention := ""
-		if tc := cfg.StorageConfig.TSDBConfig; tc != nil && tc.Retention != nil {
-			retention = tc.Retention.Time.String()
-			if tc.Retention.Size > 0 {
-				retention += " or " + tc.Retention.Size.String()
-			}
+		if deps.Retention != nil {
+			retention = deps.Retention()
 		}
 		return v1.RuntimeInfo{
 			StartTime:           startTime,
