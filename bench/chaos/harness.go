@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -218,6 +219,7 @@ func (h *Harness) Verify(ctx context.Context, snap Snapshot, from time.Time, rng
 // Totals accumulate the worst read-back per signal over a run.
 type Totals struct {
 	Kills    int
+	Aimed    int             // kills timed to a request on the wire
 	Restarts []time.Duration // kill -9 to ready
 	Checks   int
 	Lost     map[string]int // max lost seen in any check (lost items stay lost)
@@ -265,6 +267,15 @@ func (h *Harness) RunCrashLoop(ctx context.Context) (*Totals, error) {
 		}
 		if !h.Server.Alive() {
 			return tot, fmt.Errorf("kill %d: server died by itself; log tail:\n%s", i, Tail(h.Server.LogPath(), 30))
+		}
+		if i%2 == 0 {
+			// Every other kill waits (briefly) for a request on the wire,
+			// so some kills cut a write between the WAL and the answer.
+			deadline := time.Now().Add(time.Second)
+			for h.Server.InFlight.Load() == 0 && time.Now().Before(deadline) {
+				runtime.Gosched()
+			}
+			tot.Aimed++
 		}
 		killed := time.Now()
 		h.Server.Kill()
@@ -315,7 +326,7 @@ func formatResults(rs []Result) string {
 // Report is a plain-text table of a run.
 func (t *Totals) Report() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "kills: %d, read-backs: %d", t.Kills, t.Checks)
+	fmt.Fprintf(&b, "kills: %d (%d timed to a request in flight), read-backs: %d", t.Kills, t.Aimed, t.Checks)
 	if len(t.Restarts) > 0 {
 		rs := slices.Clone(t.Restarts)
 		slices.Sort(rs)

@@ -274,6 +274,8 @@ func (s *RemoteWrite) Run(ctx context.Context) {
 			if b == "" {
 				return postHTTP(ctx, "", nil, nil)
 			}
+			s.srv.InFlight.Add(1)
+			defer s.srv.InFlight.Add(-1)
 			return postHTTP(ctx, b+"/api/v1/write", body, hdr)
 		}, func() {
 			for k := 0; k < RWSeries; k++ {
@@ -355,6 +357,8 @@ func (s *LokiPush) Run(ctx context.Context) {
 			if b == "" {
 				return postHTTP(ctx, "", nil, nil)
 			}
+			s.srv.InFlight.Add(1)
+			defer s.srv.InFlight.Add(-1)
 			return postHTTP(ctx, b+"/loki/api/v1/push", body, hdr)
 		}, func() {
 			for _, e := range st.Entries {
@@ -491,6 +495,8 @@ func (s *OTLPTraces) Run(ctx context.Context) {
 			}
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
+			s.srv.InFlight.Add(1)
+			defer s.srv.InFlight.Add(-1)
 			resp, err := c.Export(ctx, req)
 			if err != nil {
 				return grpcOutcome(err)

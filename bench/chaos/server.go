@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -94,6 +95,10 @@ func FreePort() (string, error) {
 type Server struct {
 	Bin, Dir, StoragePath string
 	Config                ServerConfig
+
+	// InFlight counts requests the senders have on the wire, so a kill can
+	// be timed to cut one.
+	InFlight atomic.Int64
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
