@@ -2,6 +2,7 @@ package otlpbench
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"sync/atomic"
 	"syscall"
@@ -17,6 +18,24 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
 )
+
+// stampTraceIDs writes gen into bytes 4..11 of every trace ID (constant in
+// batch's IDs), keeping the grouping of spans into traces.
+func stampTraceIDs(td ptrace.Traces, gen uint64) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			sp := sss.At(j).Spans()
+			for k := 0; k < sp.Len(); k++ {
+				s := sp.At(k)
+				id := s.TraceID()
+				binary.LittleEndian.PutUint64(id[4:12], gen)
+				s.SetTraceID(id)
+			}
+		}
+	}
+}
 
 // countingStore counts what the trace store acknowledged.
 type countingStore struct {
@@ -74,7 +93,12 @@ func BenchmarkGRPCExportDurable(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req := reqs[int(next.Add(1))%len(reqs)]
+			k := next.Add(1)
+			req := reqs[int(k)%len(reqs)]
+			// A batch comes round again only after 255 others, so no two
+			// clients hold it; new trace IDs make it new data, not a retry
+			// the store would drop as duplicate spans.
+			stampTraceIDs(req.Traces(), uint64(k))
 			if _, err := client.Export(context.Background(), req); err != nil {
 				b.Error(err)
 				return
