@@ -40,7 +40,12 @@ func fences(t *testing.T, rel string) []fence {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(string(b), "\n")
+	return parseFences(rel, string(b))
+}
+
+// parseFences returns every fenced block of a markdown text.
+func parseFences(rel, text string) []fence {
+	lines := strings.Split(text, "\n")
 	var (
 		out     []fence
 		section string
