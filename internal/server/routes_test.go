@@ -66,3 +66,48 @@ func TestRoutesSendEachPathToItsRole(t *testing.T) {
 		t.Errorf("index page = %q", rec.Body.String())
 	}
 }
+
+func TestAlertmanagerPortServesAPIAndMetrics(t *testing.T) {
+	in := NewInstrumentation(prometheus.NewRegistry())
+	h := AlertmanagerRoutes(Handlers{
+		Healthy: named("healthy"), Ready: named("ready"), Reload: named("reload"),
+		Metrics: named("metrics"), AlertmanagerAPI: named("alertmanager"),
+	}, in)
+	for path, want := range map[string]string{"/metrics": "metrics", "/api/v2/status": "alertmanager", "/-/healthy": "healthy"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 || rec.Body.String() != want {
+			t.Errorf("GET %s on the Alertmanager port -> %d %q, want %q", path, rec.Code, rec.Body.String(), want)
+		}
+	}
+}
+
+func TestWithPrefixMovesEveryRouteBelowThePrefix(t *testing.T) {
+	h := WithPrefix("/nx/", Routes(Handlers{Ready: named("ready"), PrometheusAPI: named("prometheus")}, NewInstrumentation(prometheus.NewRegistry())))
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/nx/-/ready", 200, "ready"},
+		{"/nx/api/v1/query", 200, "prometheus"},
+		{"/-/ready", 404, ""},
+		{"/", 302, ""},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
+		if rec.Code != tc.code || (tc.body != "" && rec.Body.String() != tc.body) {
+			t.Errorf("GET %s -> %d %q, want %d %q", tc.path, rec.Code, rec.Body.String(), tc.code, tc.body)
+		}
+	}
+	if loc := func() string {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		return rec.Header().Get("Location")
+	}(); loc != "/nx/" {
+		t.Errorf("redirect of / = %q, want /nx/", loc)
+	}
+	if WithPrefix("/", named("x")) == nil {
+		t.Fatal("root prefix must serve the handler")
+	}
+}
