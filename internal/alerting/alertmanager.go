@@ -47,10 +47,53 @@ const (
 type Deps struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// ExternalURL is where users reach the Alertmanager API; it appears in
-	// notifications ({{ .ExternalURL }}) and silence links. Default
-	// http://localhost:9093. It must not end in "/".
+	// External is the externally visible URL of the Alertmanager, path
+	// prefix included (Alertmanager's --web.external-url, e.g.
+	// https://nx.example.com/alertmanager). It is {{ .ExternalURL }} in
+	// templates (and so the base of silence links and the webhook payload's
+	// externalURL) without a trailing "/". Default http://localhost:9093.
+	External *url.URL
+	// ExternalURL is the string form of External, used when External is
+	// nil. Deprecated: pass External.
 	ExternalURL string
+	// RoutePrefix is the path Handler serves under (Alertmanager's
+	// --web.route-prefix): the API is at RoutePrefix+"/api/v2/". Empty
+	// means the path of the external URL, as upstream defaults; "/" when
+	// a proxy strips the prefix.
+	RoutePrefix string
+}
+
+// externalURL returns a copy of u without a trailing "/" in its path, as
+// Prometheus and Alertmanager normalise --web.external-url.
+func externalURL(u *url.URL, raw string) (*url.URL, error) {
+	if u == nil {
+		if raw == "" {
+			raw = defaultExternalURL
+		}
+		var err error
+		if u, err = url.Parse(raw); err != nil {
+			return nil, err
+		}
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an absolute URL", u.String())
+	}
+	c := *u
+	c.Path = strings.TrimRight(c.Path, "/")
+	if c.Path != "" && !strings.HasPrefix(c.Path, "/") {
+		c.Path = "/" + c.Path
+	}
+	c.RawPath = ""
+	return &c, nil
+}
+
+// routePrefix normalises a route prefix to "/" or "/x/y" (no trailing
+// "/"), defaulting to the external URL's path.
+func routePrefix(prefix string, ext *url.URL) string {
+	if prefix == "" {
+		prefix = ext.Path
+	}
+	return "/" + strings.Trim(prefix, "/")
 }
 
 // Alertmanager is an Alertmanager built from upstream's packages: alert
@@ -61,6 +104,7 @@ type Alertmanager struct {
 	logger      *slog.Logger
 	cfg         Config
 	externalURL *url.URL
+	routePrefix string
 	startTime   time.Time
 	metrics     *metrics
 
@@ -85,6 +129,12 @@ type Alertmanager struct {
 	dispatcher atomic.Pointer[dispatch.Dispatcher]
 	inhibitor  atomic.Pointer[inhibit.Inhibitor]
 	amConfig   atomic.Pointer[amconfig.Config]
+	routes     atomic.Pointer[dispatch.Route]
+
+	// Notification-log write-through (see durableNflog): Log calls done
+	// and the count a snapshot on disk covers; nflogSynced under snapshotMu.
+	nflogWrites atomic.Uint64
+	nflogSynced uint64
 }
 
 // New builds the Alertmanager, loads silences and the notification log
@@ -104,11 +154,7 @@ func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("new alertmanager: %w", err)
 	}
-	ext := deps.ExternalURL
-	if ext == "" {
-		ext = defaultExternalURL
-	}
-	extURL, err := url.Parse(strings.TrimSuffix(ext, "/"))
+	extURL, err := externalURL(deps.External, deps.ExternalURL)
 	if err != nil {
 		return nil, fmt.Errorf("new alertmanager: external url: %w", err)
 	}
@@ -122,6 +168,7 @@ func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
 		logger:       logger,
 		cfg:          cfg,
 		externalURL:  extURL,
+		routePrefix:  routePrefix(deps.RoutePrefix, extURL),
 		startTime:    time.Now(),
 		metrics:      newMetrics(reg),
 		recorder:     eventrecorder.NopRecorder(),
@@ -188,14 +235,16 @@ func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("new alertmanager: api: %w", err)
 	}
-	a.handler = a.countRejected(a.persistSilenceChanges(a.api.Register(route.New(), "/")))
+	a.handler = a.countRejected(a.persistSilenceChanges(a.api.Register(route.New(), a.routePrefix)))
 
 	a.pipelineBuilder = notify.NewPipelineBuilder(reg, flags, a.recorder)
 	a.dispatcherMetrics = dispatch.NewDispatcherMetrics(false, reg, flags)
 
-	if err := a.apply(amConf); err != nil {
+	st, err := a.build(amConf)
+	if err != nil {
 		return nil, fmt.Errorf("new alertmanager: %w", err)
 	}
+	a.swap(st)
 	return a, nil
 }
 
@@ -206,38 +255,69 @@ func snapshotIfExists(path string) string {
 	return path
 }
 
-// ApplyConfig reloads the alertmanager.yml named by cfg: routes,
-// receivers, inhibition rules, templates and time intervals. A config that
-// does not load is rejected and the running one is kept. Retention and the
-// listen address take effect only at the next start.
+// ApplyConfig reloads the alertmanager.yml named by cfg: Prepare, then
+// commit. A config that does not load is rejected and the running one is
+// kept.
 func (a *Alertmanager) ApplyConfig(cfg Config) error {
-	amConf, err := cfg.LoadAlertmanagerConfig()
+	commit, err := a.Prepare(cfg)
 	if err != nil {
-		a.metrics.reloads.WithLabelValues("failure").Inc()
-		return fmt.Errorf("apply alertmanager config: %w", err)
+		return err
 	}
-	if err := a.apply(amConf); err != nil {
-		a.metrics.reloads.WithLabelValues("failure").Inc()
-		return fmt.Errorf("apply alertmanager config: %w", err)
-	}
-	a.metrics.reloads.WithLabelValues("success").Inc()
+	commit()
 	return nil
 }
 
-// apply builds the config-scoped parts and swaps them in. Everything that
-// can fail happens before the running dispatcher is touched, so a bad
-// config leaves the old one working (the order follows upstream's
-// app/reloader.go).
-func (a *Alertmanager) apply(conf *amconfig.Config) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return errors.New("alertmanager is closed")
+// Prepare builds the whole new state for cfg — parses the alertmanager.yml,
+// resolves and checks its files, parses the templates, builds every
+// receiver's integrations, the route tree, the time intervals and the
+// inhibition rules — without touching what runs. On error nothing changed
+// (the failure is counted in nxwatcher_alerting_config_reloads_total).
+// commit swaps the prepared state in; it cannot fail, so a caller can
+// prepare every component first and then commit all of them or none. A
+// commit after Close does nothing; of two prepared states the one committed
+// last wins. Retention, maintenance interval and listen address take effect
+// only at the next start.
+func (a *Alertmanager) Prepare(cfg Config) (commit func(), err error) {
+	st, err := a.prepare(cfg)
+	if err != nil {
+		a.metrics.reloads.WithLabelValues("failure").Inc()
+		return nil, fmt.Errorf("prepare alertmanager config: %w", err)
 	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if a.swap(st) {
+				a.metrics.reloads.WithLabelValues("success").Inc()
+			}
+		})
+	}, nil
+}
 
+func (a *Alertmanager) prepare(cfg Config) (*amState, error) {
+	conf, err := cfg.LoadAlertmanagerConfig()
+	if err != nil {
+		return nil, err
+	}
+	return a.build(conf)
+}
+
+// amState is everything config-scoped, built before anything is swapped.
+type amState struct {
+	conf         *amconfig.Config
+	tmpl         *template.Template
+	routes       *dispatch.Route
+	receivers    map[string][]notify.Integration
+	active       int
+	integrations int
+	intervals    map[string][]timeinterval.TimeInterval
+}
+
+// build does every fallible step of a reload (the order follows
+// upstream's app/reloader.go) and touches nothing that runs.
+func (a *Alertmanager) build(conf *amconfig.Config) (*amState, error) {
 	tmpl, err := template.FromGlobs(conf.Templates)
 	if err != nil {
-		return fmt.Errorf("parse templates: %w", err)
+		return nil, fmt.Errorf("parse templates: %w", err)
 	}
 	tmpl.ExternalURL = a.externalURL
 
@@ -253,7 +333,7 @@ func (a *Alertmanager) apply(conf *amconfig.Config) error {
 		}
 		ints, err := receiver.BuildReceiverIntegrations(rcv, tmpl, a.logger)
 		if err != nil {
-			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
+			return nil, fmt.Errorf("receiver %q: %w", rcv.Name, err)
 		}
 		receivers[rcv.Name] = ints
 		integrations += len(ints)
@@ -266,20 +346,34 @@ func (a *Alertmanager) apply(conf *amconfig.Config) error {
 	for _, ti := range conf.TimeIntervals {
 		intervals[ti.Name] = ti.TimeIntervals
 	}
+	return &amState{
+		conf: conf, tmpl: tmpl, routes: routes, receivers: receivers,
+		active: len(active), integrations: integrations, intervals: intervals,
+	}, nil
+}
 
-	// From here on nothing fails: swap.
+// swap stops the running inhibitor and dispatcher and starts the prepared
+// ones. Nothing in it fails; it reports false when the Alertmanager is
+// closed.
+func (a *Alertmanager) swap(st *amState) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false
+	}
 	if old := a.inhibitor.Load(); old != nil {
 		old.Stop()
 	}
 	if old := a.dispatcher.Load(); old != nil {
 		old.Stop()
 	}
+	conf := st.conf
 	inhibitor := inhibit.NewInhibitor(a.alerts, conf.InhibitRules, a.logger, a.recorder)
-	pipeline := a.pipelineBuilder.New(receivers, noWait, inhibitor, a.silencer,
-		timeinterval.NewIntervener(intervals), a.groupMarker, a.nflog, nil)
+	pipeline := a.pipelineBuilder.New(st.receivers, noWait, inhibitor, a.silencer,
+		timeinterval.NewIntervener(st.intervals), a.groupMarker, durableNflog{a}, nil)
 
-	a.metrics.receivers.Set(float64(len(active)))
-	a.metrics.integrations.Set(float64(integrations))
+	a.metrics.receivers.Set(float64(st.active))
+	a.metrics.integrations.Set(float64(st.integrations))
 	a.metrics.inhibitionRules.Set(float64(len(conf.InhibitRules)))
 
 	a.api.Update(conf, func(ctx context.Context, ls model.LabelSet) {
@@ -290,8 +384,8 @@ func (a *Alertmanager) apply(conf *amconfig.Config) error {
 	})
 	a.amConfig.Store(conf)
 
-	d := dispatch.NewDispatcher(a.alerts, routes, pipeline, a.groupMarker, notifyTimeout,
-		dispatchMaintenanceInterval, nil, a.logger, a.recorder, a.dispatcherMetrics, tmpl)
+	d := dispatch.NewDispatcher(a.alerts, st.routes, pipeline, a.groupMarker, notifyTimeout,
+		dispatchMaintenanceInterval, nil, a.logger, a.recorder, a.dispatcherMetrics, st.tmpl)
 
 	// The inhibitor loads current alerts before the dispatcher starts, so
 	// nothing inhibited slips out.
@@ -301,8 +395,12 @@ func (a *Alertmanager) apply(conf *amconfig.Config) error {
 	go d.Run(a.startTime)
 	d.WaitForLoading()
 	a.dispatcher.Store(d)
-	return nil
+	a.routes.Store(st.routes)
+	return true
 }
+
+// Config returns the alertmanager.yml in force (for tests and status).
+func (a *Alertmanager) Config() *amconfig.Config { return a.amConfig.Load() }
 
 func noWait() time.Duration { return 0 }
 
@@ -311,9 +409,21 @@ func notifyTimeout(d time.Duration) time.Duration {
 	return max(d, notify.MinTimeout)
 }
 
-// Handler serves Alertmanager's API v2 under /api/v2/ (upstream paths,
-// parameters and JSON shapes). Mount it at "/api/v2/" on any listener.
+// Handler serves Alertmanager's API v2 under RoutePrefix+"/api/v2/"
+// (upstream paths, parameters and JSON shapes). Mount it at that path on
+// any listener (mux.Handle(am.APIPath(), am.Handler())).
 func (a *Alertmanager) Handler() http.Handler { return a.handler }
+
+// APIPath is where Handler expects to be mounted: RoutePrefix+"/api/v2/".
+func (a *Alertmanager) APIPath() string {
+	return strings.TrimSuffix(a.routePrefix, "/") + "/api/v2/"
+}
+
+// ExternalURL is the normalised external URL ({{ .ExternalURL }}).
+func (a *Alertmanager) ExternalURL() *url.URL {
+	c := *a.externalURL
+	return &c
+}
 
 // Send hands alerts from the ruler straight to the alert store, with the
 // same defaults and validation as POST /api/v2/alerts. Invalid alerts are
@@ -403,14 +513,19 @@ func (a *Alertmanager) maintain() {
 func (a *Alertmanager) snapshot(name string, s snapshotter, path string) bool {
 	a.snapshotMu.Lock()
 	defer a.snapshotMu.Unlock()
+	return a.snapshotLocked(name, s, path) == nil
+}
+
+// snapshotLocked writes one snapshot; the caller holds snapshotMu.
+func (a *Alertmanager) snapshotLocked(name string, s snapshotter, path string) error {
 	size, err := writeSnapshot(s, path)
 	if err != nil {
 		a.metrics.snapshotErrors.WithLabelValues(name).Inc()
 		a.logger.Error("write snapshot", "state", name, "err", err)
-		return false
+		return err
 	}
 	a.metrics.snapshotBytes.WithLabelValues(name).Set(float64(size))
-	return true
+	return nil
 }
 
 // persistSilenceChanges writes the silence snapshot before a successful
@@ -442,7 +557,7 @@ func (a *Alertmanager) countRejected(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		if sw.status >= 400 && sw.status < 500 {
-			a.metrics.rejected.WithLabelValues(endpointOf(r.URL.Path)).Inc()
+			a.metrics.rejected.WithLabelValues(endpointOf(strings.TrimPrefix(r.URL.Path, strings.TrimSuffix(a.routePrefix, "/")))).Inc()
 		}
 	})
 }

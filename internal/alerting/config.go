@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 
 	amconfig "github.com/prometheus/alertmanager/config"
@@ -32,6 +34,13 @@ type Config struct {
 	// snapshot written (Alertmanager's --data.maintenance-interval).
 	// Silence changes made through the API are also written at once.
 	MaintenanceInterval model.Duration `yaml:"maintenance_interval,omitempty"`
+
+	// BaseDir is the directory of the serve config file. Relative paths in
+	// an inline `alertmanager:` body (templates, http_config credential
+	// files, receivers' *_file keys) resolve against it, as Alertmanager
+	// resolves them against the directory of its alertmanager.yml. Set by
+	// the config loader, not by YAML; "" means the working directory.
+	BaseDir string `yaml:"-"`
 }
 
 // defaultAlertmanagerYAML is used when alerting is enabled without any
@@ -79,23 +88,29 @@ func (c Config) Validate() error {
 }
 
 // LoadAlertmanagerConfig parses the alertmanager.yml the section names with
-// Alertmanager's config.Load. Errors carry lines of the serve config file
-// (inline body) or the name of the file.
+// Alertmanager's config.Load, resolves its relative paths (against the
+// directory of the file it was written in) and checks what serve would
+// read: every template parses and every credential file (*_file keys,
+// http_config files) can be opened. Errors carry lines of the serve config
+// file (inline body) or the name of the file.
 func (c Config) LoadAlertmanagerConfig() (*amconfig.Config, error) {
 	switch {
 	case c.AlertmanagerConfigFile != "":
-		conf, err := loadAM(func() (*amconfig.Config, error) { return amconfig.LoadFile(c.AlertmanagerConfigFile) })
+		conf, err := loadAMFile(c.AlertmanagerConfigFile)
 		if err != nil {
 			return nil, fmt.Errorf("alerting.alertmanager_config_file (%s): %w", c.AlertmanagerConfigFile, err)
 		}
 		return conf, nil
 	case !c.Alertmanager.IsZero():
-		text := c.Alertmanager.Text
 		if c.Alertmanager.File != "" {
-			conf, err := loadAM(func() (*amconfig.Config, error) { return amconfig.LoadFile(c.Alertmanager.File) })
+			conf, err := loadAMFile(c.Alertmanager.File)
 			return conf, c.Alertmanager.Explain("alerting.alertmanager", err)
 		}
+		text := c.Alertmanager.Text
 		conf, err := loadAM(func() (*amconfig.Config, error) { return amconfig.Load(text) })
+		if err == nil {
+			err = checkFiles(conf, text, c.BaseDir)
+		}
 		if err != nil {
 			return nil, c.Alertmanager.Explain("alerting.alertmanager", err)
 		}
@@ -107,6 +122,33 @@ func (c Config) LoadAlertmanagerConfig() (*amconfig.Config, error) {
 		}
 		return conf, nil
 	}
+}
+
+// CheckAlertmanagerFile checks a bare alertmanager.yml as serve would load
+// it (amtool check-config plus templates and credential files; relative
+// paths resolve against the file's directory). Errors name the file and,
+// where the parser gives one, the line.
+func CheckAlertmanagerFile(path string) error {
+	if _, err := loadAMFile(path); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// loadAMFile loads an alertmanager.yml file and checks the files it names.
+func loadAMFile(path string) (*amconfig.Config, error) {
+	conf, err := loadAM(func() (*amconfig.Config, error) { return amconfig.LoadFile(path) })
+	if err != nil {
+		return nil, err
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFiles(conf, string(text), filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	return conf, nil
 }
 
 // loadAM turns a panic of Alertmanager's config parser into an error:

@@ -5,6 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/prometheus/alertmanager/nflog"
+	"github.com/prometheus/alertmanager/nflog/nflogpb"
 )
 
 // snapshotter is what silences and the notification log have in common:
@@ -46,4 +50,34 @@ func writeSnapshot(s snapshotter, path string) (int64, error) {
 		_ = d.Close()
 	}
 	return size, nil
+}
+
+// durableNflog is the notification log the pipeline writes to: each entry
+// (a notification was sent to a receiver for a group) is on disk before
+// Log returns, so a crash right after a notification does not send it
+// again on restart. Concurrent Logs share one snapshot write (group
+// commit): a snapshot covers every Log that finished before it started.
+type durableNflog struct{ a *Alertmanager }
+
+func (d durableNflog) Log(r *nflogpb.Receiver, gkey string, firing, resolved []uint64, store *nflog.Store, expiry time.Duration) error {
+	a := d.a
+	if err := a.nflog.Log(r, gkey, firing, resolved, store, expiry); err != nil {
+		return err
+	}
+	seq := a.nflogWrites.Add(1)
+	a.snapshotMu.Lock()
+	defer a.snapshotMu.Unlock()
+	if a.nflogSynced >= seq {
+		return nil // a snapshot taken after our Log already covers it
+	}
+	upTo := a.nflogWrites.Load()
+	if err := a.snapshotLocked("nflog", a.nflog, a.nflogFile); err != nil {
+		return fmt.Errorf("notification log: %w", err)
+	}
+	a.nflogSynced = upTo
+	return nil
+}
+
+func (d durableNflog) Query(params ...nflog.QueryParam) ([]*nflogpb.Entry, error) {
+	return d.a.nflog.Query(params...)
 }

@@ -34,6 +34,7 @@ type webhookMessage struct {
 	GroupLabels       map[string]string `json:"groupLabels"`
 	CommonLabels      map[string]string `json:"commonLabels"`
 	CommonAnnotations map[string]string `json:"commonAnnotations"`
+	ExternalURL       string            `json:"externalURL"`
 	Alerts            []struct {
 		Status      string            `json:"status"`
 		Labels      map[string]string `json:"labels"`
