@@ -276,7 +276,7 @@ func TestDiskFull(t *testing.T) {
 	if _, err := VerifySamples(ctx, base, snap.Samples, h.Start.Add(-time.Minute)); err != nil {
 		t.Errorf("PromQL query with the disk full: %v", err)
 	}
-	if _, err := VerifyLines(ctx, base, []int{0}, snap.Lines, h.Start); err != nil {
+	if _, err := VerifyLines(ctx, base, []int{0}, snap.Lines, nil, h.Start); err != nil {
 		t.Errorf("LogQL query with the disk full: %v", err)
 	}
 	if len(snap.Traces) > 0 {

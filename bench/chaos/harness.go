@@ -154,21 +154,26 @@ func (h *Harness) Counters() map[string]Counters {
 type Snapshot struct {
 	Samples map[string]map[int64]float64
 	Lines   map[string]int64
+	Resent  map[string]bool // lines sent again after their ack
 	Traces  []AckedTrace
 	At      time.Time
 }
 
 // Snapshot copies every sender's acknowledged items.
 func (h *Harness) Snapshot() Snapshot {
-	s := Snapshot{Samples: map[string]map[int64]float64{}, Lines: map[string]int64{}, At: time.Now()}
+	s := Snapshot{Samples: map[string]map[int64]float64{}, Lines: map[string]int64{}, Resent: map[string]bool{}, At: time.Now()}
 	for _, rw := range h.RW {
 		for k, v := range rw.Snapshot() {
 			s.Samples[k] = v
 		}
 	}
 	for _, lp := range h.Loki {
-		for k, v := range lp.Snapshot() {
+		acked, resent := lp.Snapshot()
+		for k, v := range acked {
 			s.Lines[k] = v
+		}
+		for k := range resent {
+			s.Resent[k] = true
 		}
 	}
 	for _, tr := range h.Traces {
@@ -195,7 +200,7 @@ func (h *Harness) Verify(ctx context.Context, snap Snapshot, from time.Time, rng
 	for i := range ids {
 		ids[i] = i
 	}
-	r, err = VerifyLines(ctx, base, ids, snap.Lines, from)
+	r, err = VerifyLines(ctx, base, ids, snap.Lines, snap.Resent, from)
 	out, errs = append(out, r), append(errs, err)
 	traces := snap.Traces
 	if !from.Before(h.Start) {
@@ -224,6 +229,7 @@ type Totals struct {
 	Checks   int
 	Lost     map[string]int // max lost seen in any check (lost items stay lost)
 	Dup      map[string]int // max duplicates seen in any check
+	DupRes   map[string]int // of which copies of batches the harness resent (max over checks)
 	Examples []string
 	Final    []Result
 	Counters map[string]Counters
@@ -232,12 +238,13 @@ type Totals struct {
 
 func (t *Totals) add(rs []Result) {
 	if t.Lost == nil {
-		t.Lost, t.Dup = map[string]int{}, map[string]int{}
+		t.Lost, t.Dup, t.DupRes = map[string]int{}, map[string]int{}, map[string]int{}
 	}
 	t.Checks++
 	for _, r := range rs {
 		t.Lost[r.Signal] = max(t.Lost[r.Signal], r.Lost)
 		t.Dup[r.Signal] = max(t.Dup[r.Signal], r.Duplicated)
+		t.DupRes[r.Signal] = max(t.DupRes[r.Signal], r.DupResent)
 		for _, e := range r.Examples {
 			if len(t.Examples) < 20 {
 				t.Examples = append(t.Examples, fmt.Sprintf("check %d: %s", t.Checks, e))
@@ -318,7 +325,7 @@ func (h *Harness) RunCrashLoop(ctx context.Context) (*Totals, error) {
 func formatResults(rs []Result) string {
 	var parts []string
 	for _, r := range rs {
-		parts = append(parts, fmt.Sprintf("%s checked=%d lost=%d dup=%d", r.Signal, r.Checked, r.Lost, r.Duplicated))
+		parts = append(parts, fmt.Sprintf("%s checked=%d lost=%d dup=%d (of resent %d)", r.Signal, r.Checked, r.Lost, r.Duplicated, r.DupResent))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -332,10 +339,10 @@ func (t *Totals) Report() string {
 		slices.Sort(rs)
 		fmt.Fprintf(&b, ", kill-to-ready median %s max %s", rs[len(rs)/2].Round(time.Millisecond), rs[len(rs)-1].Round(time.Millisecond))
 	}
-	b.WriteString("\n| signal | acknowledged | lost | duplicated | requests | retryable refusals | unanswered (cut in flight) | resent after ack | permanent refusals | reasons |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("\n| signal | acknowledged | lost | duplicated (of resent batches) | requests | retryable refusals | unanswered (cut in flight) | resent after ack | permanent refusals | reasons |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, sig := range []string{SignalSamples, SignalLines, SignalSpans} {
 		c := t.Counters[sig]
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d (%d) | %d | %d | %s |\n", sig, c.Items, t.Lost[sig], t.Dup[sig],
+		fmt.Fprintf(&b, "| %s | %d | %d | %d (%d) | %d | %d | %d (%d) | %d | %d | %s |\n", sig, c.Items, t.Lost[sig], t.Dup[sig], t.DupRes[sig],
 			c.Attempts, c.RefusedRetryable, c.Unanswered, c.Cut, c.Resent, c.RefusedPermanent, FormatReasons(c.Reasons))
 	}
 	for _, e := range t.Examples {

@@ -127,11 +127,14 @@ func (b *base) Counters() Counters {
 // deliver sends the same batch until it is acknowledged, refused for good
 // or ctx ends; it reports whether the batch was acknowledged. onAck runs
 // under the sender's lock, so the ledger and counters agree.
-func (b *base) deliver(ctx context.Context, items int, send func(ctx context.Context) outcome, onAck func()) bool {
+func (b *base) deliver(ctx context.Context, items int, send func(ctx context.Context) outcome, onAck, onResend func()) bool {
 	ok := b.retry(ctx, items, send, onAck)
 	if ok && b.resend > 0 && rand.Float64() < b.resend {
 		b.mu.Lock()
 		b.c.Resent++
+		if onResend != nil {
+			onResend()
+		}
 		b.mu.Unlock()
 		b.retry(ctx, 0, send, func() {})
 	}
@@ -287,7 +290,7 @@ func (s *RemoteWrite) Run(ctx context.Context) {
 				}
 				m[ts] = float64(seq)
 			}
-		})
+		}, nil)
 		if !ok && ctx.Err() != nil {
 			return
 		}
@@ -319,11 +322,12 @@ type LokiPush struct {
 	base
 	lastTS int64
 	acked  map[string]int64 // line -> timestamp (ns)
+	resent map[string]bool  // lines of batches sent again after their ack
 }
 
 // NewLokiPush is sender id of the Loki group.
 func NewLokiPush(srv *Server, id int, interval time.Duration) *LokiPush {
-	return &LokiPush{base: base{srv: srv, id: id, interval: interval}, acked: map[string]int64{}}
+	return &LokiPush{base: base{srv: srv, id: id, interval: interval}, acked: map[string]int64{}, resent: map[string]bool{}}
 }
 
 func (s *LokiPush) Signal() string { return SignalLines }
@@ -364,6 +368,10 @@ func (s *LokiPush) Run(ctx context.Context) {
 			for _, e := range st.Entries {
 				s.acked[e.Line] = e.Timestamp.UnixNano()
 			}
+		}, func() {
+			for _, e := range st.Entries {
+				s.resent[e.Line] = true
+			}
 		})
 		if !ok && ctx.Err() != nil {
 			return
@@ -371,15 +379,19 @@ func (s *LokiPush) Run(ctx context.Context) {
 	}
 }
 
-// Snapshot copies the acknowledged lines.
-func (s *LokiPush) Snapshot() map[string]int64 {
+// Snapshot copies the acknowledged lines and those sent again.
+func (s *LokiPush) Snapshot() (acked map[string]int64, resent map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int64, len(s.acked))
+	acked = make(map[string]int64, len(s.acked))
 	for k, v := range s.acked {
-		out[k] = v
+		acked[k] = v
 	}
-	return out
+	resent = make(map[string]bool, len(s.resent))
+	for k := range s.resent {
+		resent[k] = true
+	}
+	return acked, resent
 }
 
 // ---- OTLP traces over gRPC ----
@@ -389,16 +401,18 @@ const SpansPerTrace = 4
 
 // AckedTrace is one acknowledged trace.
 type AckedTrace struct {
-	ID    pcommon.TraceID
-	Spans []pcommon.SpanID
-	Sent  time.Time
+	ID     pcommon.TraceID
+	Spans  []pcommon.SpanID
+	Sent   time.Time
+	Resent bool // sent once more after the ack (a simulated lost answer)
 }
 
 // OTLPTraces exports one trace per batch through ptraceotlp's gRPC client.
 type OTLPTraces struct {
 	base
-	rng   *rand.Rand
-	acked []AckedTrace
+	rng    *rand.Rand
+	acked  []AckedTrace
+	resent map[pcommon.TraceID]bool // traces sent again after their ack
 
 	connMu   sync.Mutex
 	conn     *grpc.ClientConn
@@ -407,7 +421,7 @@ type OTLPTraces struct {
 
 // NewOTLPTraces is sender id of the traces group.
 func NewOTLPTraces(srv *Server, id int, interval time.Duration, seed uint64) *OTLPTraces {
-	return &OTLPTraces{base: base{srv: srv, id: id, interval: interval}, rng: rand.New(rand.NewPCG(seed, uint64(id)))}
+	return &OTLPTraces{base: base{srv: srv, id: id, interval: interval}, rng: rand.New(rand.NewPCG(seed, uint64(id))), resent: map[pcommon.TraceID]bool{}}
 }
 
 func (s *OTLPTraces) Signal() string { return SignalSpans }
@@ -506,7 +520,7 @@ func (s *OTLPTraces) Run(ctx context.Context) {
 					detail: fmt.Sprintf("rejected_spans=%d %s", ps.RejectedSpans(), ps.ErrorMessage())}
 			}
 			return outcome{ok: true}
-		}, func() { s.acked = append(s.acked, at) })
+		}, func() { s.acked = append(s.acked, at) }, func() { s.resent[tid] = true })
 		if !ok && ctx.Err() != nil {
 			return
 		}
@@ -533,11 +547,15 @@ func grpcOutcome(err error) outcome {
 	}
 }
 
-// Snapshot copies the acknowledged traces.
+// Snapshot copies the acknowledged traces (Resent set on those sent again).
 func (s *OTLPTraces) Snapshot() []AckedTrace {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]AckedTrace(nil), s.acked...)
+	out := append([]AckedTrace(nil), s.acked...)
+	for i := range out {
+		out[i].Resent = s.resent[out[i].ID]
+	}
+	return out
 }
 
 // SumCounters adds the counters of several senders of one signal.

@@ -22,6 +22,7 @@ type Result struct {
 	Checked    int      // acknowledged items looked for
 	Lost       int      // acknowledged but not found
 	Duplicated int      // extra copies found (an item found 3 times counts 2)
+	DupResent  int      // of which copies of items the harness sent again after their ack
 	Examples   []string // a few lost or duplicated items
 }
 
@@ -146,7 +147,7 @@ const LokiPageLimit = 5000
 
 // VerifyLines reads every stream of senders back with /loki/api/v1/query_range
 // (forward, paged) from from to now and counts each acknowledged line.
-func VerifyLines(ctx context.Context, base string, senders []int, acked map[string]int64, from time.Time) (Result, error) {
+func VerifyLines(ctx context.Context, base string, senders []int, acked map[string]int64, resent map[string]bool, from time.Time) (Result, error) {
 	r := Result{Signal: SignalLines}
 	seen := map[string]int{}
 	end := time.Now().Add(time.Minute).UnixNano()
@@ -232,7 +233,10 @@ func VerifyLines(ctx context.Context, base string, senders []int, acked map[stri
 	for line, n := range seen {
 		if n > 1 {
 			r.Duplicated += n - 1
-			r.example("line stored %d times: %q", n, line)
+			if resent[line] {
+				r.DupResent += n - 1
+			}
+			r.example("line stored %d times (resent by the harness: %v): %q", n, resent[line], line)
 		}
 	}
 	return r, nil
@@ -270,7 +274,10 @@ func VerifySpans(ctx context.Context, base string, traces []AckedTrace) (Result,
 				for sid, n := range got {
 					if n > 1 {
 						r.Duplicated += n - 1
-						r.example("span %s of trace %s stored %d times", sid, t.ID, n)
+						if t.Resent {
+							r.DupResent += n - 1
+						}
+						r.example("span %s of trace %s stored %d times (resent by the harness: %v)", sid, t.ID, n, t.Resent)
 					}
 				}
 				mu.Unlock()
