@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,39 +130,42 @@ func (s *Server) LogPath() string {
 	return s.logPath
 }
 
-// Listen lines: `msg=Listening component=web address=…` today; the
-// foundation is adding `listener=<name>` and lines for the OTLP listeners.
-var (
-	listeningRE = regexp.MustCompile(`msg=Listening\b`)
-	addressRE   = regexp.MustCompile(`\baddress=(\S+)`)
-	listenerRE  = regexp.MustCompile(`\blistener=("?)([^" ]+)`)
-)
+// Listen lines: `msg=Listening component=web address=…` for the main
+// listener and `msg=Listening component=otlp protocol=grpc address=…` for
+// the OTLP ones; a `listener=<name>` attribute, when present, names the
+// listener instead.
+var logfmtRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_.]*)=("(?:[^"\\]|\\.)*"|\S*)`)
 
-// parseListening returns the main HTTP address and the named listeners
-// from a serve log.
+// parseListening returns the main HTTP address and the other listeners by
+// name ("otlp-grpc", "otlp-http", "alertmanager", …) from a serve log.
 func parseListening(log []byte) (web string, named map[string]string) {
 	named = map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(string(log)))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		if !listeningRE.MatchString(line) {
+		attrs := map[string]string{}
+		for _, m := range logfmtRE.FindAllStringSubmatch(sc.Text(), -1) {
+			v := m[2]
+			if uq, err := strconv.Unquote(v); err == nil {
+				v = uq
+			}
+			attrs[m[1]] = v
+		}
+		if attrs["msg"] != "Listening" || attrs["address"] == "" {
 			continue
 		}
-		m := addressRE.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		addr := strings.Trim(m[1], `"`)
-		name := "web"
-		if l := listenerRE.FindStringSubmatch(line); l != nil {
-			name = l[2]
+		name := attrs["listener"]
+		if name == "" {
+			name = attrs["component"]
+			if p := attrs["protocol"]; p != "" {
+				name += "-" + p
+			}
 		}
 		switch name {
 		case "web", "http", "main":
-			web = addr
+			web = attrs["address"]
 		default:
-			named[name] = addr
+			named[name] = attrs["address"]
 		}
 	}
 	return web, named
