@@ -146,6 +146,8 @@ type DB struct {
 	blocks   []*block // sorted by MinTime
 	closed   bool
 
+	replayDuplicates int // dropped while replaying the WAL, counted once metrics exist
+
 	nextRef   atomic.Uint64
 	flushMu   sync.Mutex // one flush or compaction at a time
 	flushWake chan struct{}
@@ -202,6 +204,7 @@ func Open(dir string, opts Options, deps Deps) (*DB, error) {
 		}
 	}
 	db.m = newMetrics(deps.Registerer, db)
+	db.m.duplicates.WithLabelValues("ingest").Add(float64(db.replayDuplicates))
 	return db, nil
 }
 
@@ -281,6 +284,8 @@ func (db *DB) replay(walDir string, first, last int) error {
 	refs := map[uint64]*memStream{}
 	var maxRef uint64
 	var unknown int
+	replayDups := 0
+	defer func() { db.replayDuplicates = replayDups }()
 	for r.Next() {
 		rec := r.Record()
 		if len(rec) == 0 {
@@ -303,7 +308,12 @@ func (db *DB) replay(walDir string, first, last int) error {
 					unknown += len(es)
 					return
 				}
-				db.head.appendEntries(s, es, db.opts.ChunkTargetSize)
+				// WALs written before ingest dedup may hold duplicates.
+				es, n := s.dedup(es)
+				replayDups += n
+				if len(es) > 0 {
+					db.head.appendEntries(s, es, db.opts.ChunkTargetSize)
+				}
 			})
 		default:
 			err = fmt.Errorf("unknown record type %d", rec[0])
@@ -372,6 +382,9 @@ type Rejection struct {
 	Entry   Entry
 	Err     error // ErrOutOfOrder or ErrTooManyStreams
 	Dropped int   // entries of this stream refused for the same reason
+	Total   int   // entries of this stream in the batch
+	// Floor is the oldest acceptable timestamp (Unix ns) for ErrOutOfOrder.
+	Floor int64
 }
 
 // Commit writes the batch to the WAL and then to the head. It returns the
@@ -414,7 +427,7 @@ func (a *Appender) write() ([]Rejection, uint64, error) {
 		s := h.get(ps.lbls)
 		if s == nil {
 			if lim.MaxStreams > 0 && nstreams >= lim.MaxStreams {
-				rej = append(rej, Rejection{Labels: ps.lbls, Entry: ps.entries[0], Err: ErrTooManyStreams, Dropped: len(ps.entries)})
+				rej = append(rej, Rejection{Labels: ps.lbls, Entry: ps.entries[0], Err: ErrTooManyStreams, Dropped: len(ps.entries), Total: len(ps.entries)})
 				continue
 			}
 			ref := db.nextRef.Add(1)
@@ -446,9 +459,15 @@ func (a *Appender) write() ([]Rejection, uint64, error) {
 				kept = append(kept, es[i])
 			}
 			if dropped > 0 {
-				rej = append(rej, Rejection{Labels: ps.lbls, Entry: *first, Err: ErrOutOfOrder, Dropped: dropped})
+				rej = append(rej, Rejection{Labels: ps.lbls, Entry: *first, Err: ErrOutOfOrder, Dropped: dropped, Total: len(ps.entries), Floor: floor})
 				es = kept
 			}
+		}
+		// Exact duplicates (a sender's retry) are acknowledged but not
+		// stored again, as Loki's ingester does.
+		es, dups := s.dedup(es)
+		if dups > 0 {
+			db.m.duplicates.WithLabelValues("ingest").Add(float64(dups))
 		}
 		if len(es) == 0 {
 			continue

@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"hash/maphash"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,77 @@ type memStream struct {
 	chunks []*memChunk
 	open   rawChunk
 	maxT   int64
+
+	// seen holds a key per entry of the stream in this head, so an exact
+	// duplicate (same timestamp, same line) is dropped at ingest. Written and
+	// read only under the DB's walMu (commits and WAL replay are serialised
+	// by it); nil until the first append.
+	seen map[dedupKey]struct{}
+}
+
+// dedupKey identifies an entry for exact-duplicate detection: its timestamp
+// and a 64-bit hash of its line. Two different lines with the same timestamp
+// collide with probability 2^-64 per pair.
+type dedupKey struct {
+	ts   int64
+	line uint64
+}
+
+var dedupSeed = maphash.MakeSeed()
+
+func keyOf(e *Entry) dedupKey {
+	return dedupKey{e.Timestamp, maphash.String(dedupSeed, e.Line)}
+}
+
+// dedup drops the entries of es that repeat an entry already in the stream
+// or an earlier entry of es, and says how many it dropped. es is not
+// modified; the result aliases it when nothing is dropped. An entry newer
+// than everything before it cannot be a duplicate, so in-order ingest costs
+// no lookup here (only the insertion in appendEntries). The caller holds
+// walMu.
+func (s *memStream) dedup(es []Entry) ([]Entry, int) {
+	runMax := s.maxT
+	var local map[dedupKey]struct{}
+	var out []Entry // nil until the first duplicate
+	dropped := 0
+	for i := range es {
+		e := &es[i]
+		if local == nil && e.Timestamp > runMax {
+			runMax = e.Timestamp
+			if out != nil {
+				out = append(out, *e)
+			}
+			continue
+		}
+		k := keyOf(e)
+		dup := false
+		if _, ok := s.seen[k]; ok {
+			dup = true
+		} else {
+			if local == nil {
+				local = make(map[dedupKey]struct{}, len(es))
+				for j := range i {
+					local[keyOf(&es[j])] = struct{}{}
+				}
+			}
+			_, dup = local[k]
+			local[k] = struct{}{}
+		}
+		if dup {
+			if out == nil {
+				out = append(make([]Entry, 0, len(es)-1), es[:i]...)
+			}
+			dropped++
+			continue
+		}
+		if out != nil {
+			out = append(out, *e)
+		}
+	}
+	if out == nil {
+		return es, 0
+	}
+	return out, dropped
 }
 
 // head is the in-memory, WAL-backed part of the store. When it is flushed to
@@ -124,7 +196,12 @@ func (h *head) appendEntries(s *memStream, es []Entry, chunkTarget int) {
 	s.mu.Lock()
 	var delta, memDelta int64
 	prev := s.open.size()
-	for _, e := range es {
+	if s.seen == nil {
+		s.seen = make(map[dedupKey]struct{}, len(es))
+	}
+	for i := range es {
+		e := &es[i]
+		s.seen[keyOf(e)] = struct{}{}
 		s.open.append(e.Timestamp, e.Line, e.Metadata)
 		s.maxT = max(s.maxT, e.Timestamp)
 		delta += int64(s.open.size() - prev)

@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type queryMetrics struct {
 	chunksConsidered prometheus.Counter
 	chunksSkipped    prometheus.Counter
+	duplicates       prometheus.Counter
 }
 
 type metrics struct {
@@ -19,6 +20,7 @@ type metrics struct {
 	compactions        prometheus.Counter
 	compactionFailures prometheus.Counter
 	blocksDeleted      *prometheus.CounterVec
+	duplicates         *prometheus.CounterVec
 	query              queryMetrics
 }
 
@@ -35,6 +37,8 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 		compactions:        prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "compactions_total", Help: "Block compactions completed."}),
 		compactionFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "compaction_failures_total", Help: "Block compactions that failed."}),
 		blocksDeleted:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "blocks_deleted_total", Help: "Blocks deleted, by reason."}, []string{"reason"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "duplicate_entries_dropped_total",
+			Help: "Exact duplicate entries (same stream, timestamp and line) dropped: at ingest against the head (retries, WAL replay) or at query time when merging head and blocks."}, []string{"stage"}),
 		query: queryMetrics{
 			chunksConsidered: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "query_chunks_considered_total", Help: "Chunks in range of a query's time and streams."}),
 			chunksSkipped:    prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "query_chunks_skipped_total", Help: "Chunks skipped because their bloom filter ruled out a line filter."}),
@@ -61,8 +65,9 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 		}
 		return float64(n)
 	})
+	m.query.duplicates = m.duplicates.WithLabelValues("query")
 	m.collectors = []prometheus.Collector{m.entries, m.bytes, m.walFailures, m.flushes, m.flushFailures, m.flushDuration,
-		m.compactions, m.compactionFailures, m.blocksDeleted, m.query.chunksConsidered, m.query.chunksSkipped,
+		m.compactions, m.compactionFailures, m.blocksDeleted, m.duplicates, m.query.chunksConsidered, m.query.chunksSkipped,
 		headStreams, headBytes, headMem, blocks, blockBytes}
 	if reg != nil {
 		for _, c := range m.collectors {

@@ -63,7 +63,11 @@ type Stream struct {
 // Iterator returns the stream's entries in hint order, merged across head and
 // blocks, loading at most a few chunks ahead in parallel.
 func (s *Stream) Iterator(ctx context.Context) EntryIterator {
-	return newMergeIter(ctx, s.chunks, s.hints, s.search, s.q.sem, s.Labels)
+	it := newMergeIter(ctx, s.chunks, s.hints, s.search, s.q.sem, s.Labels)
+	if s.q.stats != nil {
+		it.dupCounter = s.q.stats.duplicates
+	}
+	return it
 }
 
 // ChunkStats sums the metadata of the stream's chunks (no chunk is read).
@@ -268,6 +272,15 @@ type mergeIter struct {
 	cur     Entry
 	err     error
 	wg      sync.WaitGroup
+
+	// Exact duplicates (same timestamp and line) from overlapping chunks,
+	// e.g. a retry stored in the head after the original was flushed to a
+	// block, are yielded once: the lines already yielded at the current
+	// timestamp are remembered until the timestamp changes.
+	atTs       int64
+	linesAtTs  []string
+	dups       int
+	dupCounter interface{ Add(float64) }
 }
 
 type chunkFuture struct {
@@ -427,8 +440,30 @@ func (it *mergeIter) chunkBefore(i int) bool {
 }
 
 func (it *mergeIter) Next() bool {
+	for {
+		e, ok := it.next1()
+		if !ok {
+			return false
+		}
+		if len(it.linesAtTs) > 0 && e.Timestamp == it.atTs {
+			if slices.Contains(it.linesAtTs, e.Line) {
+				it.dups++
+				continue
+			}
+		} else {
+			it.atTs = e.Timestamp
+			it.linesAtTs = it.linesAtTs[:0]
+		}
+		it.linesAtTs = append(it.linesAtTs, e.Line)
+		it.cur = e
+		return true
+	}
+}
+
+// next1 yields the next entry of the merge, duplicates included.
+func (it *mergeIter) next1() (Entry, bool) {
 	if it.err != nil {
-		return false
+		return Entry{}, false
 	}
 	for it.next < len(it.chunks) && it.chunkBefore(it.next) {
 		for k := it.next; k < it.next+prefetchChunks; k++ {
@@ -439,38 +474,45 @@ func (it *mergeIter) Next() bool {
 		case <-f.done:
 		case <-it.ctx.Done():
 			it.err = it.ctx.Err()
-			return false
+			return Entry{}, false
 		}
 		it.futures[it.next] = nil
 		it.next++
 		if f.err != nil {
 			it.err = f.err
-			return false
+			return Entry{}, false
 		}
 		if len(f.es) > 0 {
 			heap.Push(&it.h, &cursor{es: f.es})
 		}
 	}
 	if it.h.Len() == 0 {
-		return false
+		return Entry{}, false
 	}
 	top := it.h.c[0]
-	it.cur = top.es[top.i]
+	e := top.es[top.i]
 	top.i++
 	if top.i == len(top.es) {
 		heap.Pop(&it.h)
 	} else {
 		heap.Fix(&it.h, 0)
 	}
-	return true
+	return e, true
 }
 
 func (it *mergeIter) At() Entry  { return it.cur }
 func (it *mergeIter) Err() error { return it.err }
 
+// Duplicates is how many exact duplicates the iterator has skipped so far.
+func (it *mergeIter) Duplicates() int { return it.dups }
+
 // Close waits for prefetching workers so none outlives the query.
 func (it *mergeIter) Close() error {
 	it.wg.Wait()
+	if it.dupCounter != nil && it.dups > 0 {
+		it.dupCounter.Add(float64(it.dups))
+		it.dups = 0
+	}
 	return nil
 }
 
