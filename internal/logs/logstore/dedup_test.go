@@ -90,7 +90,7 @@ func TestDedupAtIngest(t *testing.T) {
 	ls := labels.FromStrings("app", "dedup")
 	es := dedupBatch(500)
 	commitEntries(t, db, ls, es)
-	commitEntries(t, db, ls, es)                            // the sender's retry
+	commitEntries(t, db, ls, es)                               // the sender's retry
 	commitEntries(t, db, ls, append(es[10:20:20], es[5:8]...)) // part of it, out of order
 	inBatch := []Entry{{Timestamp: base + int64(time.Hour), Line: "twice in one push"}, {Timestamp: base + int64(time.Hour), Line: "twice in one push"}}
 	commitEntries(t, db, ls, inBatch)
