@@ -176,6 +176,17 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 				rec.minStart = min(rec.minStart, e.start)
 				rec.maxEnd = max(rec.maxEnd, e.end)
 			}
+			if j-i > 1 {
+				// Pieces from several blocks: a retried span may be in two.
+				d, dups, err := dedupTraceData(rec.data)
+				if err != nil {
+					return fmt.Errorf("trace %x: %w", rec.id[:], err)
+				}
+				if dups > 0 {
+					rec.data, rec.spans = d, rec.spans-dups
+					db.m.duplicateSpans.WithLabelValues("compaction").Add(float64(dups))
+				}
+			}
 			if err := yield(rec); err != nil {
 				return err
 			}

@@ -28,6 +28,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/otlp"
 )
 
 // Deps are the store's injected collaborators.
@@ -154,12 +156,14 @@ func (db *DB) replay(dir string, first int, now int64, repair bool) error {
 		if err != nil {
 			return fmt.Errorf("decode record in segment %d: %w", r.Segment(), err)
 		}
-		db.head.addPieces(pieces, now, true)
-		for _, p := range pieces {
+		for i, p := range pieces {
 			if td, err := tdu.UnmarshalTraces(p.data); err == nil {
 				db.head.collectTags(td)
+				// The head drops a retry of these spans after a restart too.
+				pieces[i].spanIDs = spanIDsOf(td)
 			}
 		}
+		db.head.addPieces(pieces, now, true)
 		db.m.walReplayed.Inc()
 	}
 	if err := r.Err(); err != nil {
@@ -250,6 +254,13 @@ func (db *DB) Ready() bool { return !db.closed.Load() }
 // It returns nil only once the spans are in the WAL (written to the OS; see
 // the format doc for the durability contract). An *InvalidIDError (matching
 // ErrInvalidID) means nothing of td was stored.
+//
+// Spans the head already holds (same trace ID and span ID: a sender's retry)
+// are dropped and counted, and the request still succeeds: they are stored.
+// A trace that would grow beyond MaxTraceBytes is refused while the other
+// traces of td are stored; the error then matches ErrTraceTooLarge and
+// carries an *otlp.PartialSuccessError with the exact number of refused
+// spans (errors.As), unless nothing of td was stored.
 func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -262,14 +273,10 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	if n == 0 {
 		return nil
 	}
-	pieces, err := split(td)
+	pieces, dups, err := split(td)
 	if err != nil {
 		db.m.spansRejected.WithLabelValues("encode").Add(float64(n))
 		return fmt.Errorf("encode spans: %w", err)
-	}
-	size := 0
-	for _, p := range pieces {
-		size += len(p.data)
 	}
 
 	db.appendMu.Lock()
@@ -277,32 +284,76 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 		db.appendMu.Unlock()
 		return ErrClosed
 	}
-	if limit := db.opts.MaxTraceBytes; limit > 0 {
-		for _, p := range pieces {
+	var tooLarge, tooLargeTraces int
+	var firstTooLarge error
+	kept := pieces[:0]
+	for _, p := range pieces {
+		if dup := db.head.duplicates(&p); dup != nil {
+			dups += dup.len()
+			np, ok, err := withoutSpans(p, dup)
+			if err != nil {
+				db.appendMu.Unlock()
+				db.m.spansRejected.WithLabelValues("encode").Add(float64(n))
+				return fmt.Errorf("encode spans: %w", err)
+			}
+			if !ok {
+				continue
+			}
+			p = np
+		}
+		if limit := db.opts.MaxTraceBytes; limit > 0 {
 			cur := 0
 			if t := db.head.get(p.id); t != nil {
 				cur = t.size
 			}
 			if int64(cur+len(p.data)) > limit {
-				db.appendMu.Unlock()
-				db.m.spansRejected.WithLabelValues("trace_too_large").Add(float64(n))
-				return fmt.Errorf("%w: trace %x would hold %d bytes, limit %d", ErrTraceTooLarge, p.id, cur+len(p.data), limit)
+				tooLarge += p.spans
+				tooLargeTraces++
+				if firstTooLarge == nil {
+					firstTooLarge = fmt.Errorf("%w: trace %x would hold %d bytes, limit %d", ErrTraceTooLarge, p.id, cur+len(p.data), limit)
+				}
+				continue
 			}
 		}
+		kept = append(kept, p)
 	}
-	db.recBuf = encodeRecord(db.recBuf, pieces)
-	if err := db.wal.Log(db.recBuf); err != nil {
-		db.appendMu.Unlock()
-		db.m.spansRejected.WithLabelValues("wal_write").Add(float64(n))
-		return fmt.Errorf("write wal: %w", err)
+	stored, size := 0, 0
+	for _, p := range kept {
+		stored += p.spans
+		size += len(p.data)
 	}
-	db.head.addPieces(pieces, db.opts.Now().UnixNano(), false)
+	if len(kept) > 0 {
+		db.recBuf = encodeRecord(db.recBuf, kept)
+		if err := db.wal.Log(db.recBuf); err != nil {
+			db.appendMu.Unlock()
+			db.m.spansRejected.WithLabelValues("wal_write").Add(float64(n))
+			return fmt.Errorf("write wal: %w", err)
+		}
+		db.head.addPieces(kept, db.opts.Now().UnixNano(), false)
+	}
 	db.appendMu.Unlock()
 
-	db.head.collectTags(td)
-	db.m.spansIngested.Add(float64(n))
-	db.m.bytesIngested.Add(float64(size))
-	return nil
+	if dups > 0 {
+		db.m.duplicateSpans.WithLabelValues("ingest").Add(float64(dups))
+	}
+	if tooLarge > 0 {
+		db.m.spansRejected.WithLabelValues("trace_too_large").Add(float64(tooLarge))
+	}
+	if len(kept) > 0 {
+		db.head.collectTags(td)
+		db.m.spansIngested.Add(float64(stored))
+		db.m.bytesIngested.Add(float64(size))
+	}
+	if tooLarge == 0 {
+		return nil
+	}
+	if stored == 0 && dups == 0 {
+		return firstTooLarge // nothing of td is stored: the sender's fault, all of it
+	}
+	return fmt.Errorf("%w: %w", firstTooLarge, &otlp.PartialSuccessError{
+		Rejected: int64(tooLarge),
+		Reason:   fmt.Sprintf("%d spans of %d traces refused: trace larger than max_trace_bytes (%d bytes)", tooLarge, tooLargeTraces, db.opts.MaxTraceBytes),
+	})
 }
 
 // Run cuts blocks, compacts and applies retention until ctx ends.

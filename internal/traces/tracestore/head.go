@@ -17,6 +17,8 @@ type headTrace struct {
 	maxEnd    uint64
 	firstSeen int64
 	lastSeen  int64
+	// ids are the span IDs of pieces, to drop retried spans at ingest.
+	ids spanSet
 }
 
 func (t *headTrace) add(p tracePiece, now int64) {
@@ -24,6 +26,9 @@ func (t *headTrace) add(p tracePiece, now int64) {
 		t.minStart, t.firstSeen = p.minStart, now
 	}
 	t.pieces = append(t.pieces, p.data)
+	for _, id := range p.spanIDs {
+		t.ids.add(id)
+	}
 	t.size += len(p.data)
 	t.spans += p.spans
 	t.minStart = min(t.minStart, p.minStart)
@@ -43,11 +48,36 @@ func (t *headTrace) data() []byte {
 	return out
 }
 
-// snapshot copies the header so later appends do not show through.
+// snapshot copies the header so later appends do not show through. The
+// span-ID set is shared (its list clipped): only restore reads it, under the
+// head lock, for a trace that cut removed from the head.
 func (t *headTrace) snapshot() *headTrace {
 	c := *t
 	c.pieces = t.pieces[:len(t.pieces):len(t.pieces)]
+	c.ids.list = t.ids.list[:len(t.ids.list):len(t.ids.list)]
 	return &c
+}
+
+// duplicates returns the span IDs of p that the head already holds for p's
+// trace (nil when none, the common case). Callers hold appendMu, so the
+// answer stays true until they add p.
+func (h *head) duplicates(p *tracePiece) *spanSet {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	t := h.traces[p.id]
+	if t == nil || t.ids.len() == 0 {
+		return nil
+	}
+	var dup *spanSet
+	for _, id := range p.spanIDs {
+		if t.ids.has(id) {
+			if dup == nil {
+				dup = &spanSet{}
+			}
+			dup.add(id)
+		}
+	}
+	return dup
 }
 
 // head holds recent traces in memory, backed by the WAL.
@@ -140,6 +170,10 @@ func (h *head) restore(ts []*headTrace) {
 			merged.minStart = min(t.minStart, cur.minStart)
 			merged.maxEnd = max(t.maxEnd, cur.maxEnd)
 			merged.lastSeen = cur.lastSeen
+			merged.ids = t.ids.clone()
+			for _, id := range cur.ids.list {
+				merged.ids.add(id)
+			}
 			h.traces[t.id] = &merged
 			h.bytes -= int64(cur.size)
 			h.spans -= int64(cur.spans)

@@ -24,6 +24,7 @@ type metrics struct {
 	lookups         prometheus.Counter
 	lookupSeconds   prometheus.Histogram
 	searchTraces    prometheus.Counter
+	duplicateSpans  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
@@ -80,11 +81,17 @@ func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
 		searchTraces: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nxwatcher_tracestore_search_inspected_traces_total", Help: "Traces decoded by searches.",
 		}),
+		duplicateSpans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nxwatcher_tracestore_duplicate_spans_dropped_total",
+			Help: "Spans dropped because the store already held their trace ID and span ID (a sender's retry), by stage: ingest (against the head) or compaction (across blocks).",
+		}, []string{"stage"}),
 	}
+	m.duplicateSpans.WithLabelValues("ingest")
+	m.duplicateSpans.WithLabelValues("compaction")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.spansIngested, m.bytesIngested, m.spansRejected, m.headTraces, m.headBytes,
 			m.blocks, m.blockBytes, m.blocksCut, m.cutFailures, m.compactions, m.compactFailures,
-			m.retentionDrops, m.walReplayed, m.walCorruptions, m.lookups, m.lookupSeconds, m.searchTraces} {
+			m.retentionDrops, m.walReplayed, m.walCorruptions, m.lookups, m.lookupSeconds, m.searchTraces, m.duplicateSpans} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register metrics: %w", err)
 			}

@@ -35,39 +35,57 @@ func (s *snapshot) release() {
 
 // traceData concatenates a trace's pieces from blocks (oldest first), the
 // traces being cut and the head. Concatenated TracesData is valid TracesData.
+// When the trace comes from more than one place, a span stored in two of
+// them (a retry that arrived after its first copy was cut) is kept once.
 func (s *snapshot) traceData(ctx context.Context, id TraceID, head *headTrace) ([]byte, error) {
-	var out []byte
+	out, sources, err := s.rawTraceData(ctx, id, head)
+	if err != nil || sources < 2 {
+		return out, err
+	}
+	out, _, err = dedupTraceData(out)
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	return out, nil
+}
+
+// rawTraceData is traceData without dropping repeated spans; sources is the
+// number of places the pieces came from.
+func (s *snapshot) rawTraceData(ctx context.Context, id TraceID, head *headTrace) (out []byte, sources int, err error) {
 	for _, b := range s.blocks {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		e, ok, err := b.find(id)
 		if err != nil {
-			return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+			return nil, 0, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 		}
 		if !ok {
 			continue
 		}
+		sources++
 		pr := b.pooledPageReader()
 		d, err := pr.trace(e)
 		if err != nil {
 			pr.free()
-			return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+			return nil, 0, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 		}
 		out = append(out, d...)
 		pr.free()
 	}
 	if t := s.flushing[id]; t != nil {
+		sources++
 		for _, p := range t.pieces {
 			out = append(out, p...)
 		}
 	}
-	if head != nil {
+	if head != nil && len(head.pieces) > 0 {
+		sources++
 		for _, p := range head.pieces {
 			out = append(out, p...)
 		}
 	}
-	return out, nil
+	return out, sources, nil
 }
 
 // TraceByID returns every stored span of the trace, merged across the head

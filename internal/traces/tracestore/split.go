@@ -40,6 +40,9 @@ type tracePiece struct {
 	spans    int
 	minStart uint64
 	maxEnd   uint64
+	// spanIDs lists the piece's span IDs (ingest and replay fill it; the
+	// head keeps them to drop retried spans). Not written to disk.
+	spanIDs []pcommon.SpanID
 }
 
 type splitState struct {
@@ -51,10 +54,13 @@ type splitState struct {
 	spans    int
 	minStart uint64
 	maxEnd   uint64
+	ids      spanSet
 }
 
-// split groups the spans of td by trace ID, in first-seen order.
-func split(td ptrace.Traces) ([]tracePiece, error) {
+// split groups the spans of td by trace ID, in first-seen order. A span whose
+// (trace ID, span ID) already came earlier in td is left out and counted in
+// dups.
+func split(td ptrace.Traces) (pieces []tracePiece, dups int, err error) {
 	states := map[TraceID]*splitState{}
 	var order []TraceID
 	rss := td.ResourceSpans()
@@ -72,6 +78,12 @@ func split(td ptrace.Traces) ([]tracePiece, error) {
 					st = &splitState{td: ptrace.NewTraces(), rsIdx: -1, ssIdx: -1, minStart: ^uint64(0)}
 					states[id] = st
 					order = append(order, id)
+				}
+				if sid := s.SpanID(); st.ids.has(sid) {
+					dups++
+					continue
+				} else {
+					st.ids.add(sid)
 				}
 				if st.rsIdx != i {
 					st.rs = st.td.ResourceSpans().AppendEmpty()
@@ -102,9 +114,9 @@ func split(td ptrace.Traces) ([]tracePiece, error) {
 		st := states[id]
 		b, err := m.MarshalTraces(st.td)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		out = append(out, tracePiece{id: id, data: b, spans: st.spans, minStart: st.minStart, maxEnd: st.maxEnd})
+		out = append(out, tracePiece{id: id, data: b, spans: st.spans, minStart: st.minStart, maxEnd: st.maxEnd, spanIDs: st.ids.list})
 	}
-	return out, nil
+	return out, dups, nil
 }
