@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nx-watcher/nxwatcher/internal/config"
@@ -520,4 +521,71 @@ func TestConfigReferenceListsServeFlags(t *testing.T) {
 			t.Errorf("%s:%d: lists %s, which `nxwatcher serve` does not define", referenceDoc, d.line, name)
 		}
 	}
+}
+
+// TestReferenceExampleIsTheDefaults keeps the reference's "complete example"
+// honest: loaded by the real loader, it must give config.DefaultConfig()
+// (the Prometheus and Alertmanager bodies aside, which the defaults leave
+// empty).
+func TestReferenceExampleIsTheDefaults(t *testing.T) {
+	var example *fence
+	for _, f := range fences(t, referenceDoc) {
+		if f.lang == "yaml" && f.section == "A complete example" {
+			example = &f
+		}
+	}
+	if example == nil {
+		t.Fatalf("%s has no yaml block under \"## A complete example\"", referenceDoc)
+	}
+	got, err := config.Parse([]byte(example.body), t.TempDir(), promslog.NewNopLogger())
+	if err != nil {
+		t.Fatalf("%s: %v", example.where(), err)
+	}
+	want := config.DefaultConfig()
+	got.Metrics.Prometheus, got.Metrics.Parsed = native.Section{}, nil
+	got.Alerting.Alertmanager = native.Section{}
+	for _, k := range configKeys() {
+		if !k.checksDefault() {
+			continue
+		}
+		v := lookup(reflect.ValueOf(*got), k.path)
+		if !v.IsValid() {
+			t.Fatalf("cannot find %s in the loaded config", k.path)
+		}
+		same, err := sameDefault(configKey{path: k.path, typ: k.typ, def: lookup(reflect.ValueOf(want), k.path)}, render(v))
+		if err != nil || !same {
+			t.Errorf("%s: %s is %s in the example, the default is %s", example.where(), k.path, render(v), render(k.def))
+		}
+	}
+}
+
+// lookup finds the value of a dotted key in a config value, following yaml
+// tags and inline structs as configKeys does.
+func lookup(v reflect.Value, path string) reflect.Value {
+	name, rest, _ := strings.Cut(path, ".")
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if strings.Contains(","+opts+",", ",inline,") {
+			if r := lookup(v.Field(i), path); r.IsValid() {
+				return r
+			}
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		if tag != name {
+			continue
+		}
+		if rest == "" {
+			return v.Field(i)
+		}
+		return lookup(v.Field(i), rest)
+	}
+	return reflect.Value{}
 }
