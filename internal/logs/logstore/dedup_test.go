@@ -169,3 +169,37 @@ func TestDedupAtQueryAcrossHeadAndBlocks(t *testing.T) {
 		t.Fatalf("compacted block holds %d entries, want %d", bs[0].Stats.Entries, len(es))
 	}
 }
+
+// The index finds every key it holds, in order or not, across page
+// boundaries and runs of equal timestamps, and nothing else.
+func TestDedupIndex(t *testing.T) {
+	var d dedupIndex
+	var keys []dedupKey
+	for i := range 3 * dedupPage {
+		ts := int64(i / 3) // runs of three equal timestamps spanning pages
+		keys = append(keys, dedupKey{ts, uint64(i)})
+	}
+	for i := range 50 {
+		keys = append(keys, dedupKey{int64(i * 5), uint64(1e6 + i)}) // out of order
+	}
+	for _, k := range keys {
+		if d.has(k) {
+			t.Fatalf("%v found before it was added", k)
+		}
+		d.add(k)
+		if !d.has(k) {
+			t.Fatalf("%v not found after it was added", k)
+		}
+	}
+	for _, k := range keys {
+		if !d.has(k) {
+			t.Fatalf("%v lost", k)
+		}
+		if d.has(dedupKey{k.ts, k.line + 5e6}) || d.has(dedupKey{k.ts + 1e9, k.line}) {
+			t.Fatalf("phantom near %v", k)
+		}
+	}
+	if len(d.ooo) != 50 {
+		t.Fatalf("%d keys out of order, want 50", len(d.ooo))
+	}
+}

@@ -47,8 +47,59 @@ type memStream struct {
 	// seen holds a key per entry of the stream in this head, so an exact
 	// duplicate (same timestamp, same line) is dropped at ingest. Written and
 	// read only under the DB's walMu (commits and WAL replay are serialised
-	// by it); nil until the first append.
-	seen map[dedupKey]struct{}
+	// by it).
+	seen dedupIndex
+}
+
+// dedupIndex is the set of an in-memory stream's entry keys. Keys arriving
+// in timestamp order (the usual case) are appended to sorted fixed-size
+// pages, a sequential 16-byte write that never copies; only out-of-order
+// keys go to a map. Lookups binary-search the pages and probe the map.
+type dedupIndex struct {
+	pages [][]dedupKey // ascending timestamps across pages; all but the last full
+	ooo   map[dedupKey]struct{}
+}
+
+const dedupPage = 256
+
+func (d *dedupIndex) has(k dedupKey) bool {
+	// The first page whose last key is not older than k.
+	p, _ := slices.BinarySearchFunc(d.pages, k.ts, func(pg []dedupKey, ts int64) int { return cmpInt64(pg[len(pg)-1].ts, ts) })
+	for ; p < len(d.pages); p++ {
+		pg := d.pages[p]
+		i, _ := slices.BinarySearchFunc(pg, k.ts, func(e dedupKey, ts int64) int { return cmpInt64(e.ts, ts) })
+		for ; i < len(pg) && pg[i].ts == k.ts; i++ {
+			if pg[i].line == k.line {
+				return true
+			}
+		}
+		if i < len(pg) { // a newer key ends the run of equal timestamps
+			break
+		}
+	}
+	_, ok := d.ooo[k]
+	return ok
+}
+
+func (d *dedupIndex) add(k dedupKey) {
+	n := len(d.pages)
+	if n > 0 {
+		last := d.pages[n-1]
+		if last[len(last)-1].ts > k.ts {
+			if d.ooo == nil {
+				d.ooo = map[dedupKey]struct{}{}
+			}
+			d.ooo[k] = struct{}{}
+			return
+		}
+		if len(last) < cap(last) {
+			d.pages[n-1] = append(last, k)
+			return
+		}
+	}
+	pg := make([]dedupKey, 1, dedupPage)
+	pg[0] = k
+	d.pages = append(d.pages, pg)
 }
 
 // dedupKey identifies an entry for exact-duplicate detection: its timestamp
@@ -87,7 +138,7 @@ func (s *memStream) dedup(es []Entry) ([]Entry, int) {
 		}
 		k := keyOf(e)
 		dup := false
-		if _, ok := s.seen[k]; ok {
+		if s.seen.has(k) {
 			dup = true
 		} else {
 			if local == nil {
@@ -196,12 +247,9 @@ func (h *head) appendEntries(s *memStream, es []Entry, chunkTarget int) {
 	s.mu.Lock()
 	var delta, memDelta int64
 	prev := s.open.size()
-	if s.seen == nil {
-		s.seen = make(map[dedupKey]struct{}, len(es))
-	}
 	for i := range es {
 		e := &es[i]
-		s.seen[keyOf(e)] = struct{}{}
+		s.seen.add(keyOf(e))
 		s.open.append(e.Timestamp, e.Line, e.Metadata)
 		s.maxT = max(s.maxT, e.Timestamp)
 		delta += int64(s.open.size() - prev)
