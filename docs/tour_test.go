@@ -209,7 +209,7 @@ func (tr *tour) start(t *testing.T, configFile string) {
 	}
 	go func() { s.done <- a.Run(ctx) }()
 	tr.srv = s
-	poll(t, 20*time.Second, "/-/ready", func() (bool, string) {
+	poll(t, 60*time.Second, "/-/ready", func() (bool, string) {
 		resp, err := noKeepAlive.Get(s.url + "/-/ready")
 		if err != nil {
 			return false, err.Error()
@@ -299,11 +299,14 @@ var (
 func (tr *tour) runCurl(t *testing.T, cmd string) {
 	write := curlPost.MatchString(cmd) || (curlData.MatchString(cmd) && !curlGet.MatchString(cmd))
 	// A wrapper adds the status code after the body and bounds each call.
-	script := fmt.Sprintf("curl() { command %q -m 10 -w '\\n%%{http_code}\\n' \"$@\"; }\n%s\n", tr.curl, tr.local(cmd))
+	// -q (first) ignores a reader's ~/.curlrc.
+	script := fmt.Sprintf("curl() { command %q -q -m 10 -w '\\n%%{http_code}\\n' \"$@\"; }\n%s\n", tr.curl, tr.local(cmd))
 	attempt := func() (code, body string, err error) {
 		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, tr.sh, "-c", script).Output()
+		c := exec.CommandContext(ctx, tr.sh, "-c", script)
+		c.Env = append(os.Environ(), "NO_PROXY=*", "no_proxy=*") // the test server is local
+		out, err := c.Output()
 		if err != nil {
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
@@ -324,7 +327,7 @@ func (tr *tour) runCurl(t *testing.T, cmd string) {
 	}
 	// Reads are polled: the self-scrape and the trace store fill in over
 	// the first seconds, as they do for a reader.
-	poll(t, 20*time.Second, cmd, func() (bool, string) {
+	poll(t, 30*time.Second, cmd, func() (bool, string) {
 		code, body, err := attempt()
 		if err != nil {
 			return false, err.Error()
