@@ -351,6 +351,16 @@ func noData(body string) string {
 	if s, ok := v["status"]; ok && s != "success" {
 		return "status is not success"
 	}
+	// Tempo: a search lists traces; a trace by ID has batches (v1) or a
+	// trace (v2).
+	for _, key := range []string{"traces", "batches", "trace"} {
+		if x, ok := v[key]; ok {
+			if empty(x) {
+				return "empty " + key
+			}
+			return ""
+		}
+	}
 	if d, ok := v["data"]; ok {
 		if m, ok := d.(map[string]any); ok {
 			if r, ok := m["result"]; ok {
@@ -451,5 +461,25 @@ func (tr *tour) runProgram(t *testing.T, path, cmd string) {
 	out, err := exec.CommandContext(ctx, tr.sh, "-c", script).CombinedOutput()
 	if err != nil {
 		t.Errorf("%s: %v\n%s", cmd, err, out)
+	}
+}
+
+// TestNoData pins what the tour counts as an answer with data.
+func TestNoData(t *testing.T) {
+	for body, wantEmpty := range map[string]bool{
+		`{"status":"success","data":{"resultType":"matrix","result":[]}}`:              true,
+		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{}}]}}`: false,
+		`{"status":"error","errorType":"bad_data","error":"x"}`:                        true,
+		`{"status":"success","data":[]}`:                                               true,
+		`{"status":"success","data":["job"]}`:                                          false,
+		`{"traces":[],"metrics":{"inspectedBytes":"0"}}`:                               true,
+		`{"traces":[{"traceID":"1"}],"metrics":{}}`:                                    false,
+		`{"batches":[{"resource":{}}]}`:                                                false,
+		`{}`:                                                                           true,
+		`not json`:                                                                     true,
+	} {
+		if got := noData(body) != ""; got != wantEmpty {
+			t.Errorf("noData(%s) = %q, want empty=%v", body, noData(body), wantEmpty)
+		}
 	}
 }
