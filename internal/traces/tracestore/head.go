@@ -26,8 +26,12 @@ func (t *headTrace) add(p tracePiece, now int64) {
 		t.minStart, t.firstSeen = p.minStart, now
 	}
 	t.pieces = append(t.pieces, p.data)
-	for _, id := range p.spanIDs {
-		t.ids.add(id)
+	if len(t.ids.list) == 0 && len(p.spanIDs) <= spanSetListMax {
+		t.ids.list = p.spanIDs[:len(p.spanIDs):len(p.spanIDs)] // the piece's list is ours; appending copies
+	} else {
+		for _, id := range p.spanIDs {
+			t.ids.add(id)
+		}
 	}
 	t.size += len(p.data)
 	t.spans += p.spans

@@ -57,13 +57,42 @@ type splitState struct {
 	ids      spanSet
 }
 
-// split groups the spans of td by trace ID, in first-seen order. A span whose
-// (trace ID, span ID) already came earlier in td is left out and counted in
-// dups.
-func split(td ptrace.Traces) (pieces []tracePiece, dups int, err error) {
+// split groups the spans of td (n spans, as validate counted them) by trace
+// ID, in first-seen order. A span whose (trace ID, span ID) already came
+// earlier in td is left out and counted in dups.
+func split(td ptrace.Traces, n int) (pieces []tracePiece, dups int, err error) {
 	states := map[TraceID]*splitState{}
 	var order []TraceID
 	rss := td.ResourceSpans()
+	// First pass: each span's trace state and the spans per trace, so the
+	// span-ID lists of all pieces share one allocation.
+	stateOf := make([]*splitState, 0, n)
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			sp := sss.At(j).Spans()
+			for k := 0; k < sp.Len(); k++ {
+				id := sp.At(k).TraceID()
+				st := states[id]
+				if st == nil {
+					st = &splitState{td: ptrace.NewTraces(), rsIdx: -1, ssIdx: -1, minStart: ^uint64(0)}
+					states[id] = st
+					order = append(order, id)
+				}
+				st.spans++ // a capacity here; recounted below
+				stateOf = append(stateOf, st)
+			}
+		}
+	}
+	arena := make([]pcommon.SpanID, len(stateOf))
+	off := 0
+	for _, id := range order {
+		st := states[id]
+		st.ids.list = arena[off:off:off+st.spans]
+		off += st.spans
+		st.spans = 0
+	}
+	pos := 0
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
 		sss := rs.ScopeSpans()
@@ -72,13 +101,8 @@ func split(td ptrace.Traces) (pieces []tracePiece, dups int, err error) {
 			sp := ss.Spans()
 			for k := 0; k < sp.Len(); k++ {
 				s := sp.At(k)
-				id := s.TraceID()
-				st := states[id]
-				if st == nil {
-					st = &splitState{td: ptrace.NewTraces(), rsIdx: -1, ssIdx: -1, minStart: ^uint64(0)}
-					states[id] = st
-					order = append(order, id)
-				}
+				st := stateOf[pos]
+				pos++
 				if sid := s.SpanID(); st.ids.has(sid) {
 					dups++
 					continue
