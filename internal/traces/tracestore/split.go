@@ -88,7 +88,7 @@ func split(td ptrace.Traces, n int) (pieces []tracePiece, dups int, err error) {
 	off := 0
 	for _, id := range order {
 		st := states[id]
-		st.ids.list = arena[off:off:off+st.spans]
+		st.ids.list = arena[off : off : off+st.spans]
 		off += st.spans
 		st.spans = 0
 	}
