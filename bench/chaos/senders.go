@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -128,14 +129,19 @@ func (b *base) Counters() Counters {
 // or ctx ends; it reports whether the batch was acknowledged. onAck runs
 // under the sender's lock, so the ledger and counters agree.
 func (b *base) deliver(ctx context.Context, items int, send func(ctx context.Context) outcome, onAck, onResend func()) bool {
-	ok := b.retry(ctx, items, send, onAck)
-	if ok && b.resend > 0 && rand.Float64() < b.resend {
-		b.mu.Lock()
-		b.c.Resent++
-		if onResend != nil {
-			onResend()
+	// Decide now and mark the items as resent in the same critical section
+	// as their ack, so no snapshot sees them acknowledged but not marked.
+	again := b.resend > 0 && rand.Float64() < b.resend
+	ok := b.retry(ctx, items, send, func() {
+		onAck()
+		if again {
+			b.c.Resent++
+			if onResend != nil {
+				onResend()
+			}
 		}
-		b.mu.Unlock()
+	})
+	if ok && again {
 		b.retry(ctx, 0, send, func() {})
 	}
 	return ok
@@ -535,11 +541,17 @@ func grpcOutcome(err error) outcome {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
-		// Unavailable without a server answer is a connection failure.
-		if errors.Is(err, context.DeadlineExceeded) {
-			return outcome{reason: "conn", detail: st.Message()}
+		// The client library says Unavailable for connection failures too:
+		// tell a refused dial and a connection cut mid-call from the
+		// server's own answer.
+		msg := st.Message()
+		switch {
+		case strings.Contains(msg, "connection refused"):
+			return outcome{reason: "conn", detail: msg}
+		case strings.Contains(msg, "EOF"), strings.Contains(msg, "connection reset"), strings.Contains(msg, "transport is closing"):
+			return outcome{reason: "conn-cut", detail: msg}
 		}
-		return outcome{reason: st.Code().String(), detail: st.Message()}
+		return outcome{reason: st.Code().String(), detail: msg}
 	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.OutOfRange, codes.DataLoss, codes.ResourceExhausted:
 		return outcome{reason: st.Code().String(), detail: st.Message()}
 	default:
