@@ -3,6 +3,7 @@ package lokiapi
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"mime"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+	"github.com/nx-watcher/nxwatcher/internal/otlp"
 )
 
 // indexedResourceAttributes are Loki 3's default resource attributes stored
@@ -26,15 +28,58 @@ var indexedResourceAttributes = map[string]bool{
 	"service.instance.id": true, "service.name": true, "service.namespace": true,
 }
 
-// ConsumeLogs ingests OTLP logs with Loki 3's mapping. A *PushError tells
-// why entries were refused (Status 400: permanent, 429: retry later); the
-// valid records of the batch are stored either way.
+// ConsumeLogs ingests OTLP logs with Loki 3's mapping; the valid records of
+// a batch are stored whatever happens to the others. Its error follows the
+// OTLP receiver's contract (internal/otlp):
+//   - some records stored, some refused: *otlp.PartialSuccessError with the
+//     exact number refused and Loki's messages saying why; the sender must
+//     not retry (the refused ones would be refused again, or, for the stream
+//     limit, would need the limit raised);
+//   - none stored, all refused as invalid: wraps otlp.ErrInvalidInput
+//     (permanent: 400 / InvalidArgument);
+//   - none stored because of a limit that may clear (rate, stream limit) or
+//     a store failure: a plain error, which the receiver answers as
+//     retryable (503 / Unavailable). A retry is harmless: the store drops
+//     records it already holds as exact duplicates.
+//
+// The error also unwraps to the *PushError with Loki's status.
 func (a *API) ConsumeLogs(_ context.Context, ld plog.Logs) error {
-	streams := otlpToStreams(ld, a.now().UnixNano())
-	if perr := a.ingest(streams, "otlp"); perr != nil {
-		return perr
+	return a.otlpResult(a.ingestResult(otlpToStreams(ld, a.now().UnixNano()), "otlp"))
+}
+
+// otlpError carries a refusal as the OTLP receiver expects it while
+// keeping the Loki-style *PushError reachable with errors.As.
+type otlpError struct {
+	kind error // *otlp.PartialSuccessError, otlp.ErrInvalidInput or nil (retry)
+	perr *PushError
+}
+
+func (e *otlpError) Error() string {
+	if e.kind != nil {
+		return e.kind.Error() + ": " + e.perr.Msg
 	}
-	return nil
+	return "logs not stored, retry later: " + e.perr.Msg
+}
+
+func (e *otlpError) Unwrap() []error {
+	if e.kind != nil {
+		return []error{e.kind, e.perr}
+	}
+	return []error{e.perr}
+}
+
+func (a *API) otlpResult(r ingestResult) error {
+	if r.err == nil {
+		return nil
+	}
+	switch {
+	case r.refused < r.received && r.err.Status < 500:
+		return &otlpError{kind: &otlp.PartialSuccessError{Rejected: int64(r.refused), Reason: r.err.Msg}, perr: r.err}
+	case r.retryable > 0 || r.err.Status >= 500:
+		return &otlpError{perr: r.err}
+	default:
+		return &otlpError{kind: otlp.ErrInvalidInput, perr: r.err}
+	}
 }
 
 // OTLPLogs handles POST /otlp/v1/logs (and /v1/logs on the OTLP port):
@@ -72,12 +117,25 @@ func (a *API) OTLPLogs(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "malformed OTLP logs request: "+err.Error())
 		return
 	}
-	if err := a.ingest(otlpToStreams(req.Logs(), a.now().UnixNano()), "otlp"); err != nil {
-		code = err.Status
-		http.Error(w, err.Msg, err.Status)
+	resp := plogotlp.NewExportResponse()
+	var partial *otlp.PartialSuccessError
+	if err := a.otlpResult(a.ingestResult(otlpToStreams(req.Logs(), a.now().UnixNano()), "otlp")); errors.As(err, &partial) {
+		// Stored in part: 200 with partial_success, as the OTLP spec says.
+		resp.PartialSuccess().SetRejectedLogRecords(partial.Rejected)
+		resp.PartialSuccess().SetErrorMessage(partial.Reason)
+	} else if err != nil {
+		var perr *PushError
+		errors.As(err, &perr)
+		code = perr.Status
+		if code >= 500 {
+			code = http.StatusServiceUnavailable // OTLP/HTTP retries 429, 502, 503, 504 only
+		}
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		http.Error(w, perr.Msg, code)
 		return
 	}
-	resp := plogotlp.NewExportResponse()
 	var out []byte
 	if format == "otlp_json" {
 		out, _ = resp.MarshalJSON()

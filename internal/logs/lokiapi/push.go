@@ -141,6 +141,7 @@ type rejections struct {
 	status     int
 	a          *API
 	entriesBad int
+	retryable  int // of entriesBad, refused by a limit that may clear (429)
 }
 
 func (rj *rejections) add(status int, reason string, entries, bytes int, msg string) {
@@ -151,8 +152,16 @@ func (rj *rejections) add(status int, reason string, entries, bytes int, msg str
 	if len(rj.msgs) < 10 {
 		rj.msgs = append(rj.msgs, msg)
 	}
-	// Validation errors (400) win over limits (429): the client must fix them.
-	if rj.status == 0 || status == http.StatusBadRequest {
+	// A limit that may clear (429) wins over invalid input (400), as in
+	// Loki, where the ingester's stream-limit error replaces the
+	// distributor's validation error: the sender retries, the store drops
+	// the entries it already holds as exact duplicates, the invalid ones
+	// are refused again, and the limited ones get another chance. Answering
+	// 400 would make the sender drop entries that were merely throttled.
+	if status == http.StatusTooManyRequests {
+		rj.retryable += entries
+	}
+	if rj.status == 0 || status == http.StatusTooManyRequests {
 		rj.status = status
 	}
 }
@@ -166,6 +175,14 @@ func (rj *rejections) err() *PushError {
 		msg += fmt.Sprintf("\n(and %d more errors)", rj.n-len(rj.msgs))
 	}
 	return &PushError{Status: rj.status, Msg: msg}
+}
+
+// ingestResult is what became of a push's entries.
+type ingestResult struct {
+	received  int // entries in the request
+	refused   int // entries not stored (exact duplicates of stored ones count as stored)
+	retryable int // of refused, refused by a limit that may clear
+	err       *PushError
 }
 
 func entryBytes(es []logstore.Entry) int {
@@ -242,14 +259,26 @@ func validLabelName(n string) bool {
 }
 
 // ingest validates streams, applies limits and commits what is valid. The
-// valid entries of a push are kept even when others are refused.
+// valid entries of a push are kept even when others are refused, and the
+// answer names every refusal (up to ten messages) with Loki's wording.
 func (a *API) ingest(streams []pushStream, format string) *PushError {
+	return a.ingestResult(streams, format).err
+}
+
+func (a *API) ingestResult(streams []pushStream, format string) ingestResult {
 	lim := a.limits.Load()
 	now := a.now()
 	rj := &rejections{a: a}
 	app := a.store.Appender()
 	total, totalBytes := 0, 0
 	var ok []accepted
+	received := 0
+	result := func(err *PushError) ingestResult {
+		return ingestResult{received: received, refused: rj.entriesBad, retryable: rj.retryable, err: err}
+	}
+	for i := range streams {
+		received += len(streams[i].entries)
+	}
 	for i := range streams {
 		s := &streams[i]
 		nb := entryBytes(s.entries)
@@ -286,7 +315,7 @@ func (a *API) ingest(streams []pushStream, format string) *PushError {
 		rj.add(http.StatusTooManyRequests, reasonRateLimited, total, totalBytes,
 			fmt.Sprintf("Ingestion rate limit exceeded for user fake (limit: %d bytes/sec) while attempting to ingest '%d' lines totaling '%d' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased",
 				int64(lim.IngestionRateMB*(1<<20)), total, totalBytes))
-		return rj.err()
+		return result(rj.err())
 	}
 	for _, s := range ok {
 		for _, e := range s.es {
@@ -296,7 +325,11 @@ func (a *API) ingest(streams []pushStream, format string) *PushError {
 	refused, err := app.Commit()
 	if err != nil {
 		a.logger.Error("commit push", "err", err)
-		return &PushError{Status: http.StatusInternalServerError, Msg: "store push: " + err.Error()}
+		// Nothing of this commit is acknowledged; what may have reached the
+		// head is dropped as an exact duplicate when the sender retries.
+		rj.retryable += total
+		rj.entriesBad += total
+		return result(&PushError{Status: http.StatusInternalServerError, Msg: "store push: " + err.Error()})
 	}
 	if len(refused) == 0 {
 		for _, s := range ok {
@@ -309,16 +342,17 @@ func (a *API) ingest(streams []pushStream, format string) *PushError {
 		switch {
 		case errors.Is(rf.Err, logstore.ErrTooManyStreams):
 			rj.add(http.StatusTooManyRequests, reasonStreamLimit, rf.Dropped, len(rf.Entry.Line)*rf.Dropped,
-				"Maximum active stream limit exceeded, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: 'fake'")
+				fmt.Sprintf("Maximum active stream limit exceeded when trying to create stream %s, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: 'fake', total ignored: %d out of %d",
+					rf.Labels, rf.Dropped, rf.Total))
 		case errors.Is(rf.Err, logstore.ErrOutOfOrder):
 			rj.add(http.StatusBadRequest, reasonOutOfOrder, rf.Dropped, len(rf.Entry.Line)*rf.Dropped,
-				fmt.Sprintf("entry with timestamp %s ignored, reason: 'entry too far behind, oldest acceptable timestamp is: %s', stream: %s",
-					time.Unix(0, rf.Entry.Timestamp).UTC().Format(time.RFC3339Nano), "(stream newest minus out_of_order_window)", rf.Labels))
+				fmt.Sprintf("entry with timestamp %s ignored, reason: 'entry too far behind, oldest acceptable timestamp is: %s',\nuser 'fake', total ignored: %d out of %d for stream: %s",
+					time.Unix(0, rf.Entry.Timestamp).UTC(), time.Unix(0, rf.Floor).UTC().Format(time.RFC3339), rf.Dropped, rf.Total, rf.Labels))
 		default:
 			rj.add(http.StatusBadRequest, "other", rf.Dropped, 0, rf.Err.Error())
 		}
 	}
-	return rj.err()
+	return result(rj.err())
 }
 
 func (a *API) validateEntry(e *logstore.Entry, ls labels.Labels, lim *Limits, now time.Time) (reason, msg string) {
