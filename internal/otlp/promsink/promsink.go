@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,6 +71,8 @@ type Sink struct {
 	warnings *prometheus.CounterVec
 	samples  prometheus.Counter
 	failed   *prometheus.CounterVec
+	// rejectedPoints counts data points refused in partial successes.
+	rejectedPoints prometheus.Counter
 }
 
 // New builds a sink.
@@ -101,30 +104,41 @@ func New(opts Options, deps Deps) (*Sink, error) {
 		}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nxwatcher_otlp_metrics_failed_batches_total",
-			Help: "OTLP metric batches rolled back, by reason (invalid: out of order, out of bounds, duplicate; storage: anything else).",
+			Help: "OTLP metric batches not stored whole, by reason (invalid: nothing storable, rolled back; partial: stored without the refused data points; storage: rolled back, retryable).",
 		}, []string{"reason"}),
+		rejectedPoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nxwatcher_otlp_metrics_rejected_data_points_total",
+			Help: "OTLP data points refused (out of order, out of bounds, duplicate, too far ahead, untranslatable) in batches whose other points were stored.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{s.warnings, s.samples, s.failed} {
+	for _, c := range []prometheus.Collector{s.warnings, s.samples, s.failed, s.rejectedPoints} {
 		if err := deps.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("new otlp metrics sink: register metrics: %w", err)
 		}
 	}
 	s.failed.WithLabelValues("invalid")
 	s.failed.WithLabelValues("storage")
+	s.failed.WithLabelValues("partial")
 	return s, nil
 }
 
-// ConsumeMetrics translates md and appends it in one transaction: all of it
-// is committed or none. Samples the storage refuses as out of order, out of
-// bounds or duplicate make the error wrap otlp.ErrInvalidInput (a retry
-// would fail the same way, so the sender is told 400, as Prometheus does);
-// other failures are left retryable.
+// ConsumeMetrics translates md and appends it in one transaction. Samples
+// the storage refuses as out of order, out of bounds, too old, duplicate or
+// too far in the future, and metrics the translator cannot take (a delta
+// sum when delta ingestion is off, say), are left out while the rest is
+// committed: the error then is an *otlp.PartialSuccessError with the exact
+// number of refused data points (the receiver answers success with
+// partial_success, and the sender does not resend what was stored). When
+// nothing could be stored the error wraps otlp.ErrInvalidInput (400, as
+// Prometheus answers). Storage failures roll everything back and stay
+// retryable.
 func (s *Sink) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err error) {
 	cfg := s.opts.OTLP()
 	app := &limitedAppender{
 		AppenderV2: s.appendable.AppenderV2(ctx),
 		maxTime:    timestamp.FromTime(s.opts.Now().Add(maxAheadTime)),
 	}
+	settings := s.settings(cfg)
 	conv := s.converters.Get().(*translator.PrometheusConverter)
 	conv.Reset(app)
 	defer func() {
@@ -132,7 +146,60 @@ func (s *Sink) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err erro
 		s.converters.Put(conv)
 	}()
 
-	annots, err := conv.FromMetrics(ctx, md, translator.Settings{
+	annots, err := conv.FromMetrics(ctx, md, settings)
+	for category, n := range translator.CountWarningsByCategory(annots) {
+		s.warnings.WithLabelValues(string(category)).Add(float64(n))
+	}
+	if app.storageErr != nil || ctx.Err() != nil {
+		_ = app.Rollback()
+		s.failed.WithLabelValues("storage").Inc()
+		if app.storageErr != nil {
+			return fmt.Errorf("translate otlp metrics: %w", app.storageErr)
+		}
+		return fmt.Errorf("translate otlp metrics: %w", ctx.Err())
+	}
+	rejected := len(app.rejected)
+	reasons := app.reasons
+	if err != nil {
+		// The translator skipped whole metrics; find which, one at a time
+		// against an appender that keeps nothing (the error path only).
+		n, why := s.untranslatable(ctx, md, settings)
+		rejected += n
+		reasons = append(reasons, why...)
+		if n == 0 {
+			reasons = append(reasons, err.Error())
+		}
+	}
+	total := md.DataPointCount()
+	if rejected > 0 && (rejected >= total || app.appended == 0) {
+		_ = app.Rollback()
+		s.failed.WithLabelValues("invalid").Inc()
+		return fmt.Errorf("translate otlp metrics: %w: %s", otlp.ErrInvalidInput, strings.Join(reasons, "; "))
+	}
+	if rejected == 0 && err != nil {
+		// An error no data point can be blamed for: keep the old, safe answer.
+		_ = app.Rollback()
+		s.failed.WithLabelValues("storage").Inc()
+		return fmt.Errorf("translate otlp metrics: %w", err)
+	}
+	if err := app.Commit(); err != nil {
+		s.failed.WithLabelValues("storage").Inc()
+		return fmt.Errorf("commit otlp metrics: %w", err)
+	}
+	s.samples.Add(float64(app.appended))
+	if rejected == 0 {
+		return nil
+	}
+	s.failed.WithLabelValues("partial").Inc()
+	s.rejectedPoints.Add(float64(rejected))
+	return &otlp.PartialSuccessError{
+		Rejected: int64(rejected),
+		Reason:   fmt.Sprintf("%d of %d data points refused: %s", rejected, total, strings.Join(reasons, "; ")),
+	}
+}
+
+func (s *Sink) settings(cfg config.OTLPConfig) translator.Settings {
+	return translator.Settings{
 		AddMetricSuffixes:                    cfg.TranslationStrategy.ShouldAddSuffixes(),
 		AllowUTF8:                            !cfg.TranslationStrategy.ShouldEscape(),
 		PromoteResourceAttributes:            translator.NewPromoteResourceAttributes(cfg),
@@ -144,26 +211,53 @@ func (s *Sink) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err erro
 		EnableTypeAndUnitLabels:              s.opts.EnableTypeAndUnitLabels,
 		LabelNameUnderscoreSanitization:      cfg.LabelNameUnderscoreSanitization,
 		LabelNamePreserveMultipleUnderscores: cfg.LabelNamePreserveMultipleUnderscores,
-	})
-	for category, n := range translator.CountWarningsByCategory(annots) {
-		s.warnings.WithLabelValues(string(category)).Add(float64(n))
 	}
-	if err != nil {
-		_ = app.Rollback()
-		if isInvalidSample(err) {
-			s.failed.WithLabelValues("invalid").Inc()
-			return fmt.Errorf("translate otlp metrics: %w: %w", otlp.ErrInvalidInput, err)
-		}
-		s.failed.WithLabelValues("storage").Inc()
-		return fmt.Errorf("translate otlp metrics: %w", err)
-	}
-	if err := app.Commit(); err != nil {
-		s.failed.WithLabelValues("storage").Inc()
-		return fmt.Errorf("commit otlp metrics: %w", err)
-	}
-	s.samples.Add(float64(app.appended))
-	return nil
 }
+
+// maxReasons bounds the distinct reasons quoted in a partial-success message.
+const maxReasons = 3
+
+// untranslatable counts the data points of the metrics the translator
+// refuses, translating each metric alone into an appender that keeps nothing.
+func (s *Sink) untranslatable(ctx context.Context, md pmetric.Metrics, settings translator.Settings) (int, []string) {
+	n := 0
+	var reasons []string
+	conv := translator.NewPrometheusConverter(nopAppender{})
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			sm := sms.At(j)
+			ms := sm.Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				one := pmetric.NewMetrics()
+				orm := one.ResourceMetrics().AppendEmpty()
+				rm.Resource().CopyTo(orm.Resource())
+				osm := orm.ScopeMetrics().AppendEmpty()
+				sm.Scope().CopyTo(osm.Scope())
+				ms.At(k).CopyTo(osm.Metrics().AppendEmpty())
+				conv.Reset(nopAppender{})
+				if _, err := conv.FromMetrics(ctx, one, settings); err != nil {
+					n += one.DataPointCount()
+					if len(reasons) < maxReasons {
+						reasons = append(reasons, fmt.Sprintf("metric %q: %v", ms.At(k).Name(), err))
+					}
+				}
+			}
+		}
+	}
+	return n, reasons
+}
+
+// nopAppender takes every sample and keeps none.
+type nopAppender struct{}
+
+func (nopAppender) Append(storage.SeriesRef, labels.Labels, int64, int64, float64, *histogram.Histogram, *histogram.FloatHistogram, storage.AOptions) (storage.SeriesRef, error) {
+	return 0, nil
+}
+func (nopAppender) Commit() error   { return nil }
+func (nopAppender) Rollback() error { return nil }
 
 func isInvalidSample(err error) bool {
 	return errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrOutOfBounds) ||
@@ -171,24 +265,70 @@ func isInvalidSample(err error) bool {
 }
 
 // limitedAppender refuses samples too far in the future, hides exemplar-only
-// partial errors (the sample itself went in) and counts appends.
+// partial errors (the sample itself went in) and counts appends. A sample the
+// storage refuses as invalid is skipped (not returned to the translator, which
+// would drop the rest of its metric) and its data point recorded; any other
+// storage error is kept in storageErr and returned.
 type limitedAppender struct {
 	storage.AppenderV2
-	maxTime  int64
-	appended int
+	maxTime    int64
+	appended   int
+	rejected   map[pointKey]struct{}
+	reasons    []string
+	storageErr error
+	hashBuf    []byte
+}
+
+// pointKey names the OTLP data point a sample came from: its metric family,
+// its labels without the name and the bucket/quantile label, its timestamp.
+type pointKey struct {
+	family string
+	labels uint64
+	t      int64
 }
 
 func (a *limitedAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	var err error
 	if t > a.maxTime {
-		return 0, fmt.Errorf("series %s: %w: timestamp is more than %s in the future", ls, storage.ErrOutOfBounds, maxAheadTime)
-	}
-	ref, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
-	if err != nil {
-		var partial *storage.AppendPartialError
-		if _, herr := partial.Handle(err); herr != nil {
-			return 0, err
+		err = fmt.Errorf("series %s: %w: timestamp is more than %s in the future", ls, storage.ErrOutOfBounds, maxAheadTime)
+	} else {
+		ref, err = a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+		if err != nil {
+			var partial *storage.AppendPartialError
+			if _, herr := partial.Handle(err); herr == nil {
+				err = nil
+			}
 		}
 	}
-	a.appended++
-	return ref, nil
+	switch {
+	case err == nil:
+		a.appended++
+		return ref, nil
+	case isInvalidSample(err):
+		name := ls.Get(labels.MetricName)
+		if name == targetInfo {
+			return 0, nil // synthesized from the resource: not a data point of the request
+		}
+		family := opts.MetricFamilyName
+		if family == "" {
+			family = name
+		}
+		var hash uint64
+		hash, a.hashBuf = ls.HashWithoutLabels(a.hashBuf, labels.MetricName, labels.BucketLabel, "quantile")
+		if a.rejected == nil {
+			a.rejected = map[pointKey]struct{}{}
+		}
+		a.rejected[pointKey{family, hash, t}] = struct{}{}
+		if len(a.reasons) < maxReasons {
+			a.reasons = append(a.reasons, err.Error())
+		}
+		return 0, nil
+	default:
+		if a.storageErr == nil {
+			a.storageErr = err
+		}
+		return 0, err
+	}
 }
+
+const targetInfo = "target_info"

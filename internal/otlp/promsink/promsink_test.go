@@ -171,3 +171,57 @@ func TestOutOfOrderIsInvalidInputAndRolledBack(t *testing.T) {
 		t.Fatalf("future batch: %v, want ErrInvalidInput about the future", err)
 	}
 }
+
+// TestPartlyRefusedBatchStoresTheRest: data points the storage refuses are
+// left out and counted exactly (a classic histogram point is one point,
+// though it is several samples); everything else is committed, and the
+// answer is a partial success rather than a 400 that would drop it all.
+func TestPartlyRefusedBatchStoresTheRest(t *testing.T) {
+	db := openDB(t)
+	s := newSink(t, db)
+	ts := testclock.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	if err := s.ConsumeMetrics(t.Context(), metricsBatch(ts)); err != nil {
+		t.Fatal(err)
+	}
+	// Next batch 10s later, but shop "a" and the histogram carry the old
+	// timestamp minus 30s: out of order, 2 data points.
+	next := metricsBatch(ts.Add(10 * time.Second))
+	ms := next.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	stale := pcommon.NewTimestampFromTime(ts.Add(-30 * time.Second))
+	dps := ms.At(0).Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		if v, _ := dps.At(i).Attributes().Get("shop.id"); v.Str() == "a" {
+			dps.At(i).SetTimestamp(stale)
+		}
+		dps.At(i).SetIntValue(dps.At(i).IntValue() + 10)
+	}
+	ms.At(2).Histogram().DataPoints().At(0).SetTimestamp(stale)
+	err := s.ConsumeMetrics(t.Context(), next)
+	var ps *otlp.PartialSuccessError
+	if !errors.As(err, &ps) || ps.Rejected != 2 || !strings.Contains(ps.Reason, "out of order") {
+		t.Fatalf("err = %v, want a partial success of exactly 2 data points, out of order", err)
+	}
+	at := ts.Add(11 * time.Second)
+	if got := query(t, db, `orders_total`, at); len(got) != 2 || !strings.HasSuffix(got[0], " 3") || !strings.HasSuffix(got[1], " 14") {
+		t.Fatalf("orders_total = %q: want shop a unchanged (3), shop b stored (14)", got)
+	}
+	if got := query(t, db, `count_over_time(room_temperature_celsius[1m])`, at); len(got) != 1 || !strings.HasSuffix(got[0], " 2") {
+		t.Fatalf("gauge samples = %q, want both batches' points", got)
+	}
+	if got := testutil.ToFloat64(s.rejectedPoints); got != 2 {
+		t.Fatalf("rejected data points = %v", got)
+	}
+
+	// A delta sum the translator refuses (delta ingestion off) next to a good
+	// gauge: the sum's points are refused, the gauge stored.
+	delta := metricsBatch(ts.Add(20 * time.Second))
+	dms := delta.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	dms.At(0).Sum().SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	err = s.ConsumeMetrics(t.Context(), delta)
+	if !errors.As(err, &ps) || ps.Rejected != 2 {
+		t.Fatalf("delta batch: err = %v, want a partial success of the 2 delta points", err)
+	}
+	if got := query(t, db, `count_over_time(room_temperature_celsius[1m])`, ts.Add(21*time.Second)); len(got) != 1 || !strings.HasSuffix(got[0], " 3") {
+		t.Fatalf("gauge samples after delta batch = %q, want 3", got)
+	}
+}
