@@ -1,6 +1,8 @@
 package tempoapi
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -24,7 +26,16 @@ type searchMetrics struct {
 	InspectedTraces int    `json:"inspectedTraces"`
 	InspectedBytes  string `json:"inspectedBytes"`
 	TotalBlocks     int    `json:"totalBlocks"`
+	CompletedJobs   int    `json:"completedJobs"`
+	TotalJobs       int    `json:"totalJobs"`
 }
+
+// truncatedTimeout is the limit label of a search cut short by query_timeout.
+const truncatedTimeout = "query_timeout"
+
+// TruncatedHeader names the limit that cut a search short; the body is then
+// the partial answer, with metrics.completedJobs < metrics.totalJobs.
+const TruncatedHeader = "X-Nxwatcher-Search-Truncated"
 
 type traceResult struct {
 	TraceID           string     `json:"traceID"`
@@ -200,7 +211,12 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := a.ctx(r)
 		defer cancel()
 		var results []*traceResult
-		req := tracestore.SearchRequest{Start: p.start, End: p.end, Conds: hintsToConds(p.query.Hints())}
+		req := tracestore.SearchRequest{Start: p.start, End: p.end, Conds: hintsToConds(p.query.Hints()),
+			Limits: tracestore.SearchLimits{
+				MaxTraces:     a.cfg.MaxInspectedTraces,
+				MaxBytes:      int64(a.cfg.MaxInspectedBytes),
+				MaxTraceBytes: int64(a.cfg.MaxTraceBytes),
+			}}
 		st, err := a.store.Search(ctx, req, func(id tracestore.TraceID, td ptrace.Traces) (bool, error) {
 			tr := traceql.NewTrace(td)
 			dur := time.Duration(tr.End - tr.Start)
@@ -215,8 +231,20 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 			return len(results) < p.limit, nil
 		})
 		if err != nil {
-			a.serverError(name, w, r, err)
-			return
+			// query_timeout reached (not the client leaving): answer with what
+			// was found, as for the other limits.
+			if !errors.Is(err, context.DeadlineExceeded) || r.Context().Err() != nil {
+				a.serverError(name, w, r, err)
+				return
+			}
+			st.Truncated = truncatedTimeout
+		}
+		if st.Truncated != "" {
+			a.truncated.WithLabelValues(st.Truncated).Inc()
+			w.Header().Set(TruncatedHeader, st.Truncated)
+			if st.TotalJobs > 0 && st.CompletedJobs >= st.TotalJobs {
+				st.CompletedJobs = st.TotalJobs - 1
+			}
 		}
 		slices.SortStableFunc(results, func(x, y *traceResult) int {
 			switch {
@@ -232,6 +260,7 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, searchResponse{Traces: results, Metrics: searchMetrics{
 			InspectedTraces: st.InspectedTraces, InspectedBytes: strconv.FormatInt(st.InspectedBytes, 10), TotalBlocks: st.TotalBlocks,
+			CompletedJobs: st.CompletedJobs, TotalJobs: st.TotalJobs,
 		}})
 	})
 }

@@ -25,6 +25,7 @@ type metrics struct {
 	lookupSeconds   prometheus.Histogram
 	searchTraces    prometheus.Counter
 	duplicateSpans  *prometheus.CounterVec
+	searchSkipped   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
@@ -86,12 +87,15 @@ func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
 			Help: "Spans dropped because the store already held their trace ID and span ID (a sender's retry), by stage: ingest (against the head) or compaction (across blocks).",
 		}, []string{"stage"}),
 	}
+	m.searchSkipped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nxwatcher_tracestore_search_skipped_traces_total", Help: "Traces searches skipped undecoded for being larger than the search's max_trace_bytes.",
+	})
 	m.duplicateSpans.WithLabelValues("ingest")
 	m.duplicateSpans.WithLabelValues("compaction")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.spansIngested, m.bytesIngested, m.spansRejected, m.headTraces, m.headBytes,
 			m.blocks, m.blockBytes, m.blocksCut, m.cutFailures, m.compactions, m.compactFailures,
-			m.retentionDrops, m.walReplayed, m.walCorruptions, m.lookups, m.lookupSeconds, m.searchTraces, m.duplicateSpans} {
+			m.retentionDrops, m.walReplayed, m.walCorruptions, m.lookups, m.lookupSeconds, m.searchTraces, m.duplicateSpans, m.searchSkipped} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register metrics: %w", err)
 			}

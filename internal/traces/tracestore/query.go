@@ -151,13 +151,44 @@ type SearchRequest struct {
 	Start, End time.Time
 	// Conds must all hold; used only to skip traces.
 	Conds []Cond
+	// Limits bound the work; zero fields mean no bound.
+	Limits SearchLimits
 }
+
+// SearchLimits bound one search, so one broad query cannot take the process
+// down. A search that reaches MaxTraces or MaxBytes stops early and returns
+// what it found with SearchStats.Truncated set (not an error, as Tempo
+// answers a search cut short with the results so far and fewer completed
+// jobs than total jobs). Traces larger than MaxTraceBytes are skipped
+// without being decoded and counted in SkippedTraces.
+type SearchLimits struct {
+	// MaxTraces caps the traces decoded and handed to fn.
+	MaxTraces int
+	// MaxBytes caps the protobuf bytes decoded.
+	MaxBytes int64
+	// MaxTraceBytes skips any one trace larger than this.
+	MaxTraceBytes int64
+}
+
+// Reasons a search stopped early (SearchStats.Truncated).
+const (
+	TruncatedMaxTraces = "max_inspected_traces"
+	TruncatedMaxBytes  = "max_inspected_bytes"
+)
 
 // SearchStats report the work a search did, for Tempo's "metrics" object.
 type SearchStats struct {
 	InspectedTraces int
 	InspectedBytes  int64
 	TotalBlocks     int
+	// TotalJobs counts the units of work (the head, then each block in the
+	// time range) and CompletedJobs those searched to the end; fewer
+	// completed than total means a partial answer.
+	TotalJobs, CompletedJobs int
+	// SkippedTraces were larger than Limits.MaxTraceBytes.
+	SkippedTraces int
+	// Truncated names the limit that stopped the search early, or is "".
+	Truncated string
 }
 
 // Search calls fn with each candidate trace (complete: all of its spans from
@@ -184,8 +215,24 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 	}
 	seen := map[TraceID]struct{}{}
 	var u ptrace.ProtoUnmarshaler
+	lim := req.Limits
+	// emit decodes one trace and hands it to fn, within the limits: it
+	// returns false (stop) when a limit is reached before decoding.
 	emit := func(id TraceID, data []byte) (bool, error) {
 		seen[id] = struct{}{}
+		if lim.MaxTraceBytes > 0 && int64(len(data)) > lim.MaxTraceBytes {
+			st.SkippedTraces++
+			db.m.searchSkipped.Inc()
+			return true, nil
+		}
+		if lim.MaxTraces > 0 && st.InspectedTraces >= lim.MaxTraces {
+			st.Truncated = TruncatedMaxTraces
+			return false, nil
+		}
+		if lim.MaxBytes > 0 && st.InspectedBytes+int64(len(data)) > lim.MaxBytes {
+			st.Truncated = TruncatedMaxBytes
+			return false, nil
+		}
 		st.InspectedTraces++
 		st.InspectedBytes += int64(len(data))
 		db.m.searchTraces.Inc()
@@ -219,6 +266,10 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 		return s.traceData(ctx, id, db.head.get(id))
 	}
 
+	blocks := slices.Clone(s.blocks)
+	blocks = slices.DeleteFunc(blocks, func(b *block) bool { return uint64(b.meta.MaxTime) < lo || uint64(b.meta.MinTime) > hi })
+	st.TotalJobs = 1 + len(blocks)
+
 	slices.SortFunc(heads, func(a, b *headTrace) int { return cmpUint(b.maxEnd, a.maxEnd) })
 	for _, t := range append(heads, flushingList(s.flushing)...) {
 		if err := ctx.Err(); err != nil {
@@ -239,13 +290,10 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			return st, err
 		}
 	}
+	st.CompletedJobs++
 
-	blocks := slices.Clone(s.blocks)
 	slices.SortFunc(blocks, func(a, b *block) int { return cmpInt(b.meta.MaxTime, a.meta.MaxTime) })
 	for _, b := range blocks {
-		if uint64(b.meta.MaxTime) < lo || uint64(b.meta.MinTime) > hi {
-			continue
-		}
 		cands, all := b.candidates(req.Conds)
 		pr, cur := b.newPageReader(), b.cursor()
 		n := b.n
@@ -284,6 +332,7 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 				return st, err
 			}
 		}
+		st.CompletedJobs++
 	}
 	return st, nil
 }
