@@ -34,8 +34,12 @@ func FuzzLoadAlertmanagerConfig(f *testing.F) {
 	f.Add(defaultAlertmanagerYAML)
 	f.Add("route:\n  receiver: a\n  routes:\n    - matchers: [x=~\"y\"]\n      receiver: a\nreceivers:\n  - name: a\n    webhook_configs: [{url: 'http://x'}]\n")
 	f.Add("route: {receiver: a}\nreceivers: [{name: a}]\ninhibit_rules: [{source_matchers: ['a=b'], target_matchers: ['c!=d']}]\n")
+	f.Add("route: {receiver: a}\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: http://x\n        http_config: {authorization: {credentials_file: missing}}\ntemplates: ['*.tmpl']\n")
+	f.Add("global: {slack_api_url_file: x}\nroute: {receiver: a}\nreceivers: [{name: a, slack_configs: [{channel: c}]}]\n")
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, body string) {
 		cfg := DefaultConfig()
+		cfg.BaseDir = dir
 		cfg.Alertmanager.Text = body
 		cfg.Alertmanager.Line = 7
 		// Must never panic; an error must name the section.

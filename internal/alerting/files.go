@@ -121,12 +121,30 @@ func (w *fileWalker) checkFile(v reflect.Value, path []string) {
 			v.SetString(p)
 		}
 	}
+	if err := readable(p); err != nil {
+		w.errs = append(w.errs, fmt.Errorf("%s%s: %w", w.lines.at(path...), yamlPath(path), err))
+	}
+}
+
+// readable checks that a credential file exists and, when it is a regular
+// file, can be opened for reading (a FIFO or device is not opened: that
+// could block).
+func readable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s is a directory", p)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
 	f, err := os.Open(p)
 	if err != nil {
-		w.errs = append(w.errs, fmt.Errorf("%s%s: %w", w.lines.at(path...), yamlPath(path), err))
-		return
+		return err
 	}
-	_ = f.Close()
+	return f.Close()
 }
 
 // yamlPath spells a config path as a reader would look for it:
