@@ -23,10 +23,34 @@ type Storage interface {
 	Querier(mint, maxt int64) (*logstore.Querier, error)
 }
 
-// EngineOpts are the engine's limits.
+// EngineOpts are the engine's limits. Each is checked while the query runs,
+// as the work or memory accrues, so a query is stopped before it does the
+// damage rather than after.
 type EngineOpts struct {
 	MaxSeries  int // metric queries returning more series fail; 0 = unlimited
-	MaxSamples int // samples held by one query before it fails; 0 = unlimited
+	MaxSamples int // samples (log lines) a metric query may fold into its windows; 0 = unlimited
+	// MaxBytesRead caps the bytes of log lines one query reads from the
+	// store (Loki's max_query_bytes_read); 0 = unlimited.
+	MaxBytesRead int64
+	// MaxMemory caps the memory one query holds for selected streams,
+	// series, windows and kept lines, by estimate; 0 = unlimited.
+	MaxMemory int64
+}
+
+// MaxPoints is the most evaluation steps a range query may have, as in
+// Prometheus and Loki.
+const MaxPoints = 11000
+
+// ErrResolution is the error for a range query with more than MaxPoints
+// steps; it wraps ErrLimit.
+var ErrResolution = fmt.Errorf("%w: exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter", ErrLimit)
+
+// Points is how many evaluation steps a range query from start to end has.
+func Points(start, end time.Time, step time.Duration) int64 {
+	if step <= 0 || end.Before(start) {
+		return 0
+	}
+	return int64(end.Sub(start)/step) + 1
 }
 
 // Engine evaluates LogQL against a Storage.
@@ -99,7 +123,55 @@ type evaluator struct {
 	ctx   context.Context
 	stats Stats
 	steps []int64 // Unix ns
+
+	mem       atomic.Int64 // estimated bytes held, see charge
+	bytesRead atomic.Int64
+	// seriesIsResult is set while evaluating a range aggregation whose
+	// series are the query's result series (top level, or under a
+	// vector aggregation its grouping is pushed into), so the series
+	// limit can be checked as series appear.
+	seriesIsResult bool
 }
+
+// charge accounts n more bytes of memory held by the query.
+func (ev *evaluator) charge(n int64) error {
+	if m := ev.e.opts.MaxMemory; m > 0 && ev.mem.Add(n) > m {
+		return fmt.Errorf("%w: query needs more than max_query_memory (%d bytes); narrow the selector, shorten the range or increase the step", ErrLimit, m)
+	}
+	return nil
+}
+
+// read accounts n more bytes of log lines to read.
+func (ev *evaluator) read(n int64) error {
+	if m := ev.e.opts.MaxBytesRead; m > 0 && ev.bytesRead.Add(n) > m {
+		return fmt.Errorf("%w: the query would read too many bytes (limit: %d bytes, max_query_bytes_read); narrow the selector or the time range", ErrLimit, m)
+	}
+	return nil
+}
+
+// chargeStream accounts a stream selected by the store before any of its
+// chunks is read: its memory, and the bytes of its chunks in range against
+// max_query_bytes_read (an upper bound, as Loki estimates it from index
+// stats; chunks ruled out by their blooms are not counted).
+func (ev *evaluator) chargeStream(ls labels.Labels, chunks int, rawBytes int64) error {
+	if err := ev.read(rawBytes); err != nil {
+		return err
+	}
+	return ev.charge(int64(memStream+24*chunks) + 2*int64(ls.ByteSize()))
+}
+
+func (ev *evaluator) seriesLimitErr() error {
+	return fmt.Errorf("%w: maximum of series (%d) reached for a single query", ErrLimit, ev.e.opts.MaxSeries)
+}
+
+// Per-object estimates for charge, in bytes.
+const (
+	memStream = 160 // a selected stream and its chunk handles
+	memSeries = 200 // a series: labels, key, map of windows
+	memWindow = 120 // one window accumulator and its map slot
+	memValue  = 16
+	memLine   = 80 // a kept log line besides its bytes
+)
 
 // pushdown returns the hints for the store and the stages left to run here:
 // every line filter of the leading filter section is done by the store.
@@ -146,6 +218,7 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 	defer q.Close()
 	hints, stages := pushdown(sel)
 	hints.Start, hints.End, hints.Backward = mint, maxt, ev.p.Backward
+	hints.Charge = ev.chargeStream
 	ss := q.Select(ev.ctx, hints, sel.Matchers...)
 	better := func(a, b logLine) int { // sort order of the result
 		c := cmpI64(a.ts, b.ts)
@@ -189,6 +262,9 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 			}
 			lastTs, haveLast = ent.Timestamp, true
 			st.PostFilter++
+			if err := ev.charge(int64(memLine + len(line))); err != nil {
+				return err
+			}
 			w.acc.kept = append(w.acc.kept, logLine{ts: ent.Timestamp, line: strings.Clone(line), lbls: w.ls.labels()})
 			n++
 		}
@@ -248,14 +324,34 @@ func (ev *evaluator) metricQuery(expr Expr) (Value, error) {
 	if ev.p.Instant || ev.p.Step <= 0 {
 		ev.steps = []int64{ev.p.End.UnixNano()}
 	} else {
+		// Counted before anything is allocated: a 30-day range at a 1 ms
+		// step would otherwise build a 2.6-billion-entry step slice.
+		n := Points(ev.p.Start, ev.p.End, ev.p.Step)
+		if n == 0 {
+			return Matrix{}, nil // end before start: nothing to evaluate
+		}
+		if n > MaxPoints {
+			return nil, ErrResolution
+		}
+		ev.steps = make([]int64, 0, n)
 		for t := ev.p.Start.UnixNano(); t <= ev.p.End.UnixNano(); t += int64(ev.p.Step) {
 			ev.steps = append(ev.steps, t)
 		}
-		if len(ev.steps) == 0 {
-			return Matrix{}, nil // end before start: nothing to evaluate
+	}
+	inner := expr
+	for {
+		p, ok := inner.(*ParenExpr)
+		if !ok {
+			break
 		}
-		if len(ev.steps) > 11000 {
-			return nil, fmt.Errorf("%w: exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter", ErrLimit)
+		inner = p.Inner
+	}
+	switch x := inner.(type) {
+	case *RangeAggExpr:
+		ev.seriesIsResult = true
+	case *VectorAggExpr:
+		if _, ok := groupingPushdown(x.Op, x.Left); ok && x.Op != "topk" && x.Op != "bottomk" && x.Op != "sort" && x.Op != "sort_desc" {
+			ev.seriesIsResult = true
 		}
 	}
 	sv, err := ev.eval(expr)
@@ -268,7 +364,7 @@ func (ev *evaluator) metricQuery(expr Expr) (Value, error) {
 		}
 		vec := sv.v[0]
 		if ev.e.opts.MaxSeries > 0 && len(vec) > ev.e.opts.MaxSeries {
-			return nil, fmt.Errorf("%w: maximum of series (%d) reached for a single query", ErrLimit, ev.e.opts.MaxSeries)
+			return nil, ev.seriesLimitErr()
 		}
 		return vec, nil
 	}
@@ -290,8 +386,11 @@ func (ev *evaluator) metricQuery(expr Expr) (Value, error) {
 				byKey[k] = j
 				m = append(m, Series{Metric: s.Metric})
 				if ev.e.opts.MaxSeries > 0 && len(m) > ev.e.opts.MaxSeries {
-					return nil, fmt.Errorf("%w: maximum of series (%d) reached for a single query", ErrLimit, ev.e.opts.MaxSeries)
+					return nil, ev.seriesLimitErr()
 				}
+			}
+			if err := ev.charge(memValue); err != nil {
+				return nil, err
 			}
 			m[j].Points = append(m[j].Points, Point{T: t / 1e6, V: s.V})
 		}
@@ -354,7 +453,14 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 	defer q.Close()
 	hints, stages := pushdown(r.Left)
 	hints.Start, hints.End = mint, maxt
+	hints.Charge = ev.chargeStream
 	ss := q.Select(ev.ctx, hints, r.Left.Matchers...)
+	// The series limit can be checked as series appear only where they are
+	// the result's series; seriesIsResult holds for the outermost range
+	// aggregation alone.
+	checkSeries := ev.seriesIsResult && ev.e.opts.MaxSeries > 0
+	ev.seriesIsResult = false
+	var nSeries atomic.Int64
 	type part struct {
 		byHash map[uint64][]*seriesSamples
 		series []*seriesSamples
@@ -427,10 +533,20 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 			if sr == nil {
 				lbls := ls.labels()
 				sr = &seriesSamples{lbls: lbls, key: lbls.String(), win: map[int]*windowAcc{}}
+				// Workers may each hold the same series, so this count is
+				// an upper bound; it is exact with one worker.
+				if checkSeries && nSeries.Add(1) > int64(ev.e.opts.MaxSeries)*int64(max(1, runtime.GOMAXPROCS(0))) {
+					return ev.seriesLimitErr()
+				}
+				if err := ev.charge(int64(memSeries + 2*len(sr.key))); err != nil {
+					return err
+				}
 				w.acc.byHash[h] = append(w.acc.byHash[h], sr)
 				w.acc.series = append(w.acc.series, sr)
 			}
-			ev.accumulate(sr, ent.Timestamp, v, off, iv, keepValues)
+			if err := ev.accumulate(sr, ent.Timestamp, v, off, iv, keepValues); err != nil {
+				return err
+			}
 			if n := total.Add(1); ev.e.opts.MaxSamples > 0 && n > int64(ev.e.opts.MaxSamples) {
 				return fmt.Errorf("%w: query processes more than %d samples", ErrLimit, ev.e.opts.MaxSamples)
 			}
@@ -490,16 +606,25 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 }
 
 // accumulate adds a sample to every step whose window (t-off-range, t-off] holds it.
-func (ev *evaluator) accumulate(sr *seriesSamples, ts int64, v float64, off, iv int64, keepValues bool) {
+func (ev *evaluator) accumulate(sr *seriesSamples, ts int64, v float64, off, iv int64, keepValues bool) error {
 	lo := sort.Search(len(ev.steps), func(k int) bool { return ev.steps[k] >= ts+off })
+	var held int64
 	for k := lo; k < len(ev.steps) && ev.steps[k] < ts+off+iv; k++ {
 		w := sr.win[k]
 		if w == nil {
 			w = &windowAcc{min: math.Inf(1), max: math.Inf(-1), firstT: ts, lastT: ts, first: v, last: v}
 			sr.win[k] = w
+			held += memWindow
 		}
 		w.add(ts, v, keepValues)
+		if keepValues {
+			held += memValue
+		}
 	}
+	if held > 0 {
+		return ev.charge(held)
+	}
+	return nil
 }
 
 // windowAcc folds the samples of one window of one series.

@@ -55,6 +55,7 @@ type memStream struct {
 // in timestamp order (the usual case) are appended to sorted fixed-size
 // pages, a sequential 16-byte write that never copies; only out-of-order
 // keys go to a map. Lookups binary-search the pages and probe the map.
+// Pages hold up to dedupPage keys.
 type dedupIndex struct {
 	pages [][]dedupKey // ascending timestamps across pages; all but the last full
 	ooo   map[dedupKey]struct{}
@@ -92,14 +93,15 @@ func (d *dedupIndex) add(k dedupKey) {
 			d.ooo[k] = struct{}{}
 			return
 		}
-		if len(last) < cap(last) {
+		if len(last) < dedupPage {
+			// A page grows like any slice (most streams of a head are
+			// small; a stream of one entry holds one key) and is never
+			// copied again once full.
 			d.pages[n-1] = append(last, k)
 			return
 		}
 	}
-	pg := make([]dedupKey, 1, dedupPage)
-	pg[0] = k
-	d.pages = append(d.pages, pg)
+	d.pages = append(d.pages, []dedupKey{k})
 }
 
 // dedupKey identifies an entry for exact-duplicate detection: its timestamp

@@ -41,6 +41,12 @@ type SelectHints struct {
 	Filter func(line string) bool
 	// Backward yields newest entries first.
 	Backward bool
+	// Charge, if set, is called for every stream as Select adds it, with
+	// its labels, the number of its chunks kept and their uncompressed
+	// bytes, so a query can account the memory of its selection and the
+	// bytes it is about to read before reading any; an error ends the
+	// Select with it.
+	Charge func(ls labels.Labels, chunks int, rawBytes int64) error
 }
 
 // EntryIterator is a pull iterator over one stream's entries.
@@ -149,7 +155,11 @@ func (q *Querier) Select(ctx context.Context, hints SelectHints, ms ...*labels.M
 	search := searcherFor(hints.Contains)
 	byHash := map[uint64][]*Stream{}
 	var out []*Stream
+	var chargeErr error
 	add := func(ls labels.Labels, cs []chunkHandle) {
+		if chargeErr != nil {
+			return
+		}
 		needles := hints.Contains
 		if len(hints.Metadata) > 0 {
 			needles = slices.Clone(needles)
@@ -179,6 +189,15 @@ func (q *Querier) Select(ctx context.Context, hints SelectHints, ms ...*labels.M
 		if len(keep) == 0 {
 			return
 		}
+		if hints.Charge != nil {
+			var raw int64
+			for _, c := range keep {
+				raw += int64(c.Meta().RawBytes)
+			}
+			if chargeErr = hints.Charge(ls, len(keep), raw); chargeErr != nil {
+				return
+			}
+		}
 		h := ls.Hash()
 		for _, s := range byHash[h] {
 			if labels.Equal(s.Labels, ls) {
@@ -198,6 +217,9 @@ func (q *Querier) Select(ctx context.Context, hints SelectHints, ms ...*labels.M
 			continue
 		}
 		for _, i := range b.streamsMatching(ms) {
+			if chargeErr != nil {
+				return &sliceStreamSet{err: chargeErr}
+			}
 			st := &b.streams[i]
 			cs := make([]chunkHandle, len(st.chunks))
 			for j := range st.chunks {
@@ -211,8 +233,14 @@ func (q *Querier) Select(ctx context.Context, hints SelectHints, ms ...*labels.M
 			continue
 		}
 		for _, s := range h.streamsMatching(ms) {
+			if chargeErr != nil {
+				return &sliceStreamSet{err: chargeErr}
+			}
 			add(s.lbls, s.snapshot())
 		}
+	}
+	if chargeErr != nil {
+		return &sliceStreamSet{err: chargeErr}
 	}
 	slices.SortFunc(out, func(a, b *Stream) int { return labels.Compare(a.Labels, b.Labels) })
 	return &sliceStreamSet{s: out}

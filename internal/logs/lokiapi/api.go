@@ -129,7 +129,7 @@ func (a *API) ApplyConfig(cfg Config) error {
 	}
 	l := cfg.Limits
 	a.limits.Store(&l)
-	a.engine.Store(logql.NewEngine(logql.EngineOpts{MaxSeries: l.MaxQuerySeries}))
+	a.engine.Store(logql.NewEngine(l.engineOpts()))
 	a.setRate(l.IngestionRateMB, l.IngestionBurstSizeMB)
 	a.store.SetLimits(l.storeLimits())
 	return nil

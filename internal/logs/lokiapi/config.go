@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/nx-watcher/nxwatcher/internal/logs/logql"
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
 	"github.com/nx-watcher/nxwatcher/internal/units"
 )
@@ -62,9 +63,18 @@ type Limits struct {
 	MaxStructuredMetadataEntriesCount int            `yaml:"max_structured_metadata_entries_count"`
 	MaxEntriesLimitPerQuery           int            `yaml:"max_entries_limit_per_query"`
 	MaxQuerySeries                    int            `yaml:"max_query_series"`
-	MaxQueryLength                    model.Duration `yaml:"max_query_length"`
-	QueryTimeout                      model.Duration `yaml:"query_timeout"`
-	MaxPushBodySize                   units.Bytes    `yaml:"max_push_body_size"`
+	// MaxQueryBytesRead caps the bytes of log lines one query reads
+	// (Loki's key and default: 0 = unlimited).
+	MaxQueryBytesRead units.Bytes `yaml:"max_query_bytes_read"`
+	// MaxQueryMemory caps the memory one query may hold (selected streams,
+	// series, windows, kept lines; estimated as they are built). Not a Loki
+	// setting: Loki spreads a query over queriers, we run it in-process
+	// next to every other signal, so a query is refused with 400 before it
+	// can take the process down. 0 = unlimited.
+	MaxQueryMemory  units.Bytes    `yaml:"max_query_memory"`
+	MaxQueryLength  model.Duration `yaml:"max_query_length"`
+	QueryTimeout    model.Duration `yaml:"query_timeout"`
+	MaxPushBodySize units.Bytes    `yaml:"max_push_body_size"`
 }
 
 // DefaultConfig returns the defaults; Loki 3.4's where the setting exists.
@@ -100,6 +110,7 @@ func DefaultConfig() Config {
 			MaxStructuredMetadataEntriesCount: 128,
 			MaxEntriesLimitPerQuery:           5000,
 			MaxQuerySeries:                    500,
+			MaxQueryMemory:                    256 << 20,
 			MaxQueryLength:                    model.Duration(721 * time.Hour),
 			QueryTimeout:                      model.Duration(time.Minute),
 			MaxPushBodySize:                   100 << 20,
@@ -161,6 +172,9 @@ func (c Config) Validate() error {
 	if l.MaxGlobalStreamsPerUser < 0 || l.MaxQuerySeries < 0 || l.MaxStructuredMetadataEntriesCount < 0 {
 		errs = append(errs, errors.New("logs.limits: stream, series and metadata counts must not be negative (0 = unlimited)"))
 	}
+	if l.MaxQueryBytesRead < 0 || l.MaxQueryMemory < 0 {
+		errs = append(errs, errors.New("logs.limits: max_query_bytes_read and max_query_memory must not be negative (0 = unlimited)"))
+	}
 	if l.MaxLineSize < 0 || l.MaxPushBodySize <= 0 {
 		errs = append(errs, errors.New("logs.limits: max_line_size must not be negative and max_push_body_size must be positive"))
 	}
@@ -185,6 +199,10 @@ func (c Config) StoreOptions() logstore.Options {
 	o.MaxBlockSpan = time.Duration(c.Storage.MaxBlockSpan)
 	o.Limits = c.Limits.storeLimits()
 	return o
+}
+
+func (l Limits) engineOpts() logql.EngineOpts {
+	return logql.EngineOpts{MaxSeries: l.MaxQuerySeries, MaxBytesRead: int64(l.MaxQueryBytesRead), MaxMemory: int64(l.MaxQueryMemory)}
 }
 
 func (l Limits) storeLimits() logstore.Limits {

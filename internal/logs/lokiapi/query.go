@@ -206,6 +206,11 @@ func (a *API) QueryRange(w http.ResponseWriter, r *http.Request) {
 				return nil, badf("zero or negative query resolution step widths are not accepted. Try a positive integer")
 			}
 		}
+		// Refused before anything is evaluated or allocated, as Loki does
+		// for every range query (log queries included).
+		if logql.Points(start, end, step) > logql.MaxPoints {
+			return nil, badf("exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter")
+		}
 		var interval time.Duration
 		if s := r.Form.Get("interval"); s != "" {
 			if interval, err = parseStep(s); err != nil {
@@ -615,6 +620,11 @@ func (a *API) volume(r *http.Request, ranged bool) (any, error) {
 			if step <= 0 {
 				return nil, badf("zero or negative query resolution step widths are not accepted. Try a positive integer")
 			}
+		}
+		// Refused before anything is evaluated or allocated, as Loki does
+		// for every range query (log queries included).
+		if logql.Points(start, end, step) > logql.MaxPoints {
+			return nil, badf("exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter")
 		}
 		for t := start; !t.After(end); t = t.Add(step) {
 			steps = append(steps, t.UnixNano())
