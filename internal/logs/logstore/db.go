@@ -46,6 +46,11 @@ type Options struct {
 	MaxBlockSpan     time.Duration // compaction never merges blocks spanning more than this
 	CheckInterval    time.Duration // how often Run flushes, compacts and applies retention
 	QueryConcurrency int           // chunk loaders per query
+	// ActiveStreamWindow is how long a stream counts against
+	// Limits.MaxStreams after its last entry, whether it is still in the
+	// head or already in a block (Loki keeps an idle stream in its
+	// ingesters for about as long).
+	ActiveStreamWindow time.Duration
 	// Limits, changeable at run time with SetLimits.
 	Limits Limits
 	// Now is the clock, for tests; defaults to time.Now.
@@ -72,6 +77,8 @@ func DefaultOptions() Options {
 		CheckInterval:    15 * time.Second,
 		QueryConcurrency: defaultQueryConcurrency(),
 		Now:              time.Now,
+
+		ActiveStreamWindow: time.Hour,
 	}
 }
 
@@ -108,6 +115,9 @@ func (o *Options) fill() {
 	if o.QueryConcurrency <= 0 {
 		o.QueryConcurrency = d.QueryConcurrency
 	}
+	if o.ActiveStreamWindow <= 0 {
+		o.ActiveStreamWindow = d.ActiveStreamWindow
+	}
 	if o.Now == nil {
 		o.Now = d.Now
 	}
@@ -139,6 +149,12 @@ type DB struct {
 	wal   *wlog.WL
 	dirty bool // written since the last fsync (interval policy)
 	gc    groupCommit
+	// active maps the labels hash of every stream written within
+	// ActiveStreamWindow (head, flushing heads and recent blocks) to the
+	// time of its last entry (Unix ns): the stream limit counts these, so
+	// a head flush does not reset it. Guarded by walMu.
+	active      map[uint64]int64
+	activePrune int64 // when active was last pruned (Unix ns)
 
 	mu       sync.RWMutex // guards the fields below
 	head     *head
@@ -203,9 +219,59 @@ func Open(dir string, opts Options, deps Deps) (*DB, error) {
 			return nil, fmt.Errorf("open logstore: %w", err)
 		}
 	}
+	db.seedActive()
 	db.m = newMetrics(deps.Registerer, db)
 	db.m.duplicates.WithLabelValues("ingest").Add(float64(db.replayDuplicates))
 	return db, nil
+}
+
+// seedActive fills the active-stream set from the replayed head and the
+// index of every block holding entries within ActiveStreamWindow.
+func (db *DB) seedActive() {
+	now := db.opts.Now().UnixNano()
+	from := now - int64(db.opts.ActiveStreamWindow)
+	db.active = map[uint64]int64{}
+	for _, b := range db.blocks {
+		if b.meta.MaxTime < from {
+			continue
+		}
+		for i := range b.streams {
+			st := &b.streams[i]
+			last := minTime
+			for _, c := range st.chunks {
+				last = max(last, c.meta.MaxTime)
+			}
+			if last >= from {
+				h := st.lbls.Hash()
+				db.active[h] = max(db.active[h], last)
+			}
+		}
+	}
+	for _, s := range db.head.allStreams() {
+		db.active[s.lbls.Hash()] = now
+	}
+}
+
+// pruneActive forgets streams idle for longer than ActiveStreamWindow, at
+// most once a second. The caller holds walMu.
+func (db *DB) pruneActive(now int64) {
+	if now-db.activePrune < int64(time.Second) && now >= db.activePrune {
+		return
+	}
+	db.activePrune = now
+	from := now - int64(db.opts.ActiveStreamWindow)
+	for h, t := range db.active {
+		if t < from {
+			delete(db.active, h)
+		}
+	}
+}
+
+// ActiveStreams is the number of streams counted against the stream limit.
+func (db *DB) ActiveStreams() int {
+	db.walMu.Lock()
+	defer db.walMu.Unlock()
+	return len(db.active)
 }
 
 func (db *DB) loadBlocks() error {
@@ -422,20 +488,30 @@ func (a *Appender) write() ([]Rejection, uint64, error) {
 	var newLabels []labels.Labels
 	batch := make([]walEntries, 0, len(a.streams))
 	targets := make([]*memStream, 0, len(a.streams))
-	nstreams := h.numStreams()
+	now := db.opts.Now().UnixNano()
+	var touched []uint64
 	for _, ps := range a.streams {
 		s := h.get(ps.lbls)
+		hash := ps.lbls.Hash()
 		if s == nil {
-			if lim.MaxStreams > 0 && nstreams >= lim.MaxStreams {
-				rej = append(rej, Rejection{Labels: ps.lbls, Entry: ps.entries[0], Err: ErrTooManyStreams, Dropped: len(ps.entries), Total: len(ps.entries)})
-				continue
+			if _, known := db.active[hash]; !known && lim.MaxStreams > 0 && len(db.active) >= lim.MaxStreams {
+				db.pruneActive(now)
+				if len(db.active) >= lim.MaxStreams {
+					rej = append(rej, Rejection{Labels: ps.lbls, Entry: ps.entries[0], Err: ErrTooManyStreams, Dropped: len(ps.entries), Total: len(ps.entries)})
+					continue
+				}
 			}
 			ref := db.nextRef.Add(1)
 			newRefs = append(newRefs, ref)
 			newLabels = append(newLabels, ps.lbls)
 			s = &memStream{ref: ref, lbls: ps.lbls, maxT: minTime}
-			nstreams++
 		}
+		// Counted from now on, so later streams of this batch see it; a
+		// failed WAL write leaves it counted until it ages out.
+		if _, known := db.active[hash]; !known {
+			db.active[hash] = now
+		}
+		touched = append(touched, hash)
 		es := ps.entries
 		if lim.OutOfOrderWindow > 0 {
 			s.mu.Lock()
@@ -492,6 +568,9 @@ func (a *Appender) write() ([]Rejection, uint64, error) {
 		return rej, 0, fmt.Errorf("commit: write wal: %w", err)
 	}
 	db.dirty = true
+	for _, h := range touched {
+		db.active[h] = now
+	}
 	var syncSeq uint64
 	if db.opts.Fsync == FsyncAlways {
 		seg, _, err := db.wal.LastSegmentAndOffset()
@@ -720,6 +799,9 @@ func (db *DB) Run(ctx context.Context) error {
 // Maintain runs one round of background work: flush an old or big head,
 // compact, apply retention. Errors are logged and counted; the next round retries.
 func (db *DB) Maintain() {
+	db.walMu.Lock()
+	db.pruneActive(db.opts.Now().UnixNano())
+	db.walMu.Unlock()
 	db.mu.RLock()
 	h := db.head
 	db.mu.RUnlock()

@@ -48,6 +48,9 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 		s, _, _ := db.HeadStats()
 		return float64(s)
 	})
+	activeStreams := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "active_streams", Help: "Streams written within the active-stream window (head and recent blocks), counted against the stream limit."}, func() float64 {
+		return float64(db.ActiveStreams())
+	})
 	headBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "head_bytes", Help: "Bytes held by the head (open chunks raw, cut chunks compressed)."}, func() float64 {
 		_, _, b := db.HeadStats()
 		return float64(b)
@@ -68,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 	m.query.duplicates = m.duplicates.WithLabelValues("query")
 	m.collectors = []prometheus.Collector{m.entries, m.bytes, m.walFailures, m.flushes, m.flushFailures, m.flushDuration,
 		m.compactions, m.compactionFailures, m.blocksDeleted, m.duplicates, m.query.chunksConsidered, m.query.chunksSkipped,
-		headStreams, headBytes, headMem, blocks, blockBytes}
+		headStreams, activeStreams, headBytes, headMem, blocks, blockBytes}
 	if reg != nil {
 		for _, c := range m.collectors {
 			reg.MustRegister(c)
