@@ -42,6 +42,10 @@ type QueryConfig struct {
 	Timeout       model.Duration `yaml:"timeout"`
 	MaxSamples    int            `yaml:"max_samples"`
 	LookbackDelta model.Duration `yaml:"lookback_delta"`
+	// MaxSubquerySteps refuses, before evaluation, a query with a subquery
+	// of more steps (its range over its step); Prometheus's engine spends
+	// 16 bytes a step on statistics whatever the data. 0 turns it off.
+	MaxSubquerySteps int64 `yaml:"max_subquery_steps"`
 }
 
 // DefaultConfig matches the design doc (30d) and Prometheus's query defaults.
@@ -52,6 +56,8 @@ func DefaultConfig() Config {
 			Timeout:       model.Duration(2 * time.Minute),
 			MaxSamples:    50_000_000,
 			LookbackDelta: model.Duration(5 * time.Minute),
+			// 1M steps: a year at 1m, a day at 100ms; 16 MB of statistics.
+			MaxSubquerySteps: 1_000_000,
 		},
 		RemoteWriteReceiver: true,
 		OTLPReceiver:        true,
@@ -75,6 +81,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Query.Timeout <= 0 {
 		errs = append(errs, errors.New("metrics.query.timeout: must be positive"))
+	}
+	if c.Query.MaxSubquerySteps < 0 {
+		errs = append(errs, errors.New("metrics.query.max_subquery_steps: must not be negative (0 turns the limit off)"))
 	}
 	if c.Query.MaxSamples <= 0 {
 		errs = append(errs, errors.New("metrics.query.max_samples: must be positive"))

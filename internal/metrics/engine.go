@@ -1,22 +1,27 @@
 package metrics
 
 import (
+	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 )
 
 // Engine is the PromQL engine with the section's limits. The subquery step
 // default follows the evaluation interval of the applied config.
 type Engine struct {
 	*promql.Engine
-	evalInterval atomic.Int64
+	evalInterval     atomic.Int64
+	maxSubquerySteps int64
 }
 
 // NewEngine builds the PromQL engine; its limits take effect at start-up.
 func NewEngine(cfg QueryConfig, deps Deps) *Engine {
-	e := &Engine{}
+	e := &Engine{maxSubquerySteps: cfg.MaxSubquerySteps}
 	e.evalInterval.Store(int64(time.Minute / time.Millisecond))
 	e.Engine = promql.NewEngine(promql.EngineOpts{
 		Logger:        deps.Logger.With("component", "query engine"),
@@ -39,4 +44,60 @@ func (e *Engine) SetEvaluationInterval(d time.Duration) {
 	if d > 0 {
 		e.evalInterval.Store(d.Milliseconds())
 	}
+}
+
+// NewInstantQuery refuses a query whose subqueries would step too often
+// before the engine evaluates anything; see checkSubquerySteps.
+func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
+	if err := e.checkSubquerySteps(qs, 0); err != nil {
+		return nil, err
+	}
+	return e.Engine.NewInstantQuery(ctx, q, opts, qs, ts)
+}
+
+// NewRangeQuery is NewInstantQuery for a range of steps.
+func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, interval time.Duration) (promql.Query, error) {
+	if err := e.checkSubquerySteps(qs, end.Sub(start)); err != nil {
+		return nil, err
+	}
+	return e.Engine.NewRangeQuery(ctx, q, opts, qs, start, end, interval)
+}
+
+// checkSubquerySteps bounds every subquery's number of steps. Prometheus's
+// engine keeps two int64 counters per subquery step for its statistics,
+// whatever the data, so `rate(up[10y:1s])` allocates ~5 GB before it reads
+// one sample. A subquery spans its own range plus the range its parent
+// evaluates it over (the query's end-start, an outer subquery's span).
+// Parse errors are left to the engine, which reports them as Prometheus does.
+func (e *Engine) checkSubquerySteps(qs string, outer time.Duration) error {
+	if e.maxSubquerySteps <= 0 {
+		return nil
+	}
+	expr, err := parser.NewParser(parser.Options{}).ParseExpr(qs)
+	if err != nil {
+		return nil
+	}
+	return e.walkSubqueries(expr, outer)
+}
+
+func (e *Engine) walkSubqueries(node parser.Node, span time.Duration) error {
+	if sq, ok := node.(*parser.SubqueryExpr); ok {
+		step := sq.Step
+		if step <= 0 {
+			step = time.Duration(e.evalInterval.Load()) * time.Millisecond
+		}
+		span += sq.Range
+		if step > 0 {
+			if steps := int64(span/step) + 1; steps > e.maxSubquerySteps {
+				return fmt.Errorf("subquery %s would evaluate %d steps, more than metrics.query.max_subquery_steps (%d): use a larger subquery step or a shorter range",
+					sq.String(), steps, e.maxSubquerySteps)
+			}
+		}
+	}
+	for _, child := range parser.Children(node) {
+		if err := e.walkSubqueries(child, span); err != nil {
+			return err
+		}
+	}
+	return nil
 }
