@@ -30,15 +30,15 @@ func TestSubqueryStepsAreBoundedBeforeEvaluation(t *testing.T) {
 		refused bool
 	}{
 		{"rate(up[10y:1s])", 0, true},
-		{"max_over_time(up[1h:1s])", 0, false},              // 3,601 steps
-		{"max_over_time(up[3h:1s])", 0, true},               // 10,801 steps
-		{"max_over_time(up[1d])", 0, false},                 // a range selector, no steps
-		{"max_over_time(up[1d:])", 0, false},                // default step 15s: 5,761 steps
-		{"max_over_time(up[2d:])", 0, true},                 // 11,521 steps
-		{"max_over_time(up[1h:1s])", 2 * time.Hour, true},   // spans 3h over a range query
+		{"max_over_time(up[1h:1s])", 0, false},            // 3,601 steps
+		{"max_over_time(up[3h:1s])", 0, true},             // 10,801 steps
+		{"max_over_time(up[1d])", 0, false},               // a range selector, no steps
+		{"max_over_time(up[1d:])", 0, false},              // default step 15s: 5,761 steps
+		{"max_over_time(up[2d:])", 0, true},               // 11,521 steps
+		{"max_over_time(up[1h:1s])", 2 * time.Hour, true}, // spans 3h over a range query
 		{"max_over_time(max_over_time(up[1m:1s])[1h:1m])", 0, false},
 		{"max_over_time(max_over_time(up[1m:1s])[3h:1m])", 0, true}, // inner subquery spans 3h01m at 1s
-		{"sum(", 0, false}, // the engine reports the parse error itself
+		{"sum(", 0, false},                                          // the engine reports the parse error itself
 	} {
 		var err error
 		var q promql.Query
