@@ -122,6 +122,7 @@ type Alertmanager struct {
 
 	silencesFile string
 	nflogFile    string
+	journalFile  string
 	snapshotMu   sync.Mutex // one writer per snapshot file
 
 	mu         sync.Mutex // serialises ApplyConfig and Close
@@ -131,10 +132,9 @@ type Alertmanager struct {
 	amConfig   atomic.Pointer[amconfig.Config]
 	routes     atomic.Pointer[dispatch.Route]
 
-	// Notification-log write-through (see durableNflog): Log calls done
-	// and the count a snapshot on disk covers; nflogSynced under snapshotMu.
-	nflogWrites atomic.Uint64
-	nflogSynced uint64
+	// journal holds notification-log entries since the last snapshot
+	// (see durableNflog).
+	journal *nflogJournal
 }
 
 // New builds the Alertmanager, loads silences and the notification log
@@ -175,6 +175,7 @@ func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
 		groupMarker:  marker.NewGroupMarker(),
 		silencesFile: filepath.Join(dataDir, "silences"),
 		nflogFile:    filepath.Join(dataDir, "nflog"),
+		journalFile:  filepath.Join(dataDir, "nflog.journal"),
 	}
 	// Undo what was built if a later step fails.
 	defer func() {
@@ -197,6 +198,10 @@ func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new alertmanager: open notification log %s: %w", a.nflogFile, err)
+	}
+	a.journal, err = openNflogJournal(a.journalFile, a.nflog)
+	if err != nil {
+		return nil, fmt.Errorf("new alertmanager: notification log %s: %w", a.journalFile, err)
 	}
 	a.silences, err = silence.New(silence.Options{
 		SnapshotFile:  snapshotIfExists(a.silencesFile),
@@ -507,7 +512,15 @@ func (a *Alertmanager) Run(ctx context.Context) error {
 
 func (a *Alertmanager) maintain() {
 	a.snapshot("silences", a.silences, a.silencesFile)
-	a.snapshot("nflog", a.nflog, a.nflogFile)
+	a.snapshotMu.Lock()
+	defer a.snapshotMu.Unlock()
+	size, err := a.journal.compact(a.nflog, a.nflogFile)
+	if err != nil {
+		a.metrics.snapshotErrors.WithLabelValues("nflog").Inc()
+		a.logger.Error("write snapshot", "state", "nflog", "err", err)
+		return
+	}
+	a.metrics.snapshotBytes.WithLabelValues("nflog").Set(float64(size))
 }
 
 func (a *Alertmanager) snapshot(name string, s snapshotter, path string) bool {
@@ -638,8 +651,11 @@ func (a *Alertmanager) closeAll() {
 	if d := a.dispatcher.Load(); d != nil {
 		d.Stop()
 	}
-	if a.silences != nil && a.nflog != nil {
+	if a.silences != nil && a.journal != nil {
 		a.maintain()
+	}
+	if a.journal != nil {
+		_ = a.journal.close()
 	}
 	if a.alerts != nil {
 		a.alerts.Close()

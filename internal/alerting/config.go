@@ -10,6 +10,7 @@ import (
 
 	amconfig "github.com/prometheus/alertmanager/config"
 	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/nx-watcher/nxwatcher/internal/config/native"
 )
@@ -162,4 +163,22 @@ func loadAM(load func() (*amconfig.Config, error)) (conf *amconfig.Config, err e
 		}
 	}()
 	return load()
+}
+
+// IsAlertmanagerYAML reports whether a YAML document looks like a bare
+// alertmanager.yml: it has a top-level route or receivers key and none of
+// the serve config's sections.
+func IsAlertmanagerYAML(data []byte) bool {
+	var top map[string]any
+	if err := yaml.Unmarshal(data, &top); err != nil {
+		return false
+	}
+	for _, k := range []string{"metrics", "logs", "traces", "otlp", "rules", "alerting"} {
+		if _, ok := top[k]; ok {
+			return false
+		}
+	}
+	_, route := top["route"]
+	_, receivers := top["receivers"]
+	return route || receivers
 }

@@ -37,14 +37,18 @@ func (a *Alertmanager) crash() {
 	}
 	a.alerts.Close()
 	a.stopAlerts()
+	_ = a.journal.close() // releases the descriptor; writes are not buffered
 }
 
-// nflogOnDisk reports whether a snapshot covers every notification logged.
+// nflogOnDisk reports whether every notification logged is on disk.
 func (a *Alertmanager) nflogOnDisk() bool {
-	a.snapshotMu.Lock()
-	defer a.snapshotMu.Unlock()
-	n := a.nflogWrites.Load()
-	return n > 0 && a.nflogSynced >= n
+	j := a.journal
+	j.mu.Lock()
+	n := j.seq
+	j.mu.Unlock()
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	return n > 0 && j.synced >= n
 }
 
 func writeTestFile(t *testing.T, path, text string) {
@@ -355,5 +359,20 @@ func TestSilenceSurvivesCrash(t *testing.T) {
 	}
 	if len(sils.Payload) != 1 || *sils.Payload[0].Status.State != models.SilenceStatusStateActive {
 		t.Fatalf("silences after crash = %+v, want the one active silence", sils.Payload)
+	}
+}
+
+func TestIsAlertmanagerYAML(t *testing.T) {
+	for text, want := range map[string]bool{
+		"route: {receiver: a}\nreceivers: [{name: a}]\n":       true,
+		"global: {resolve_timeout: 5m}\nreceivers: []\n":       true,
+		"alerting:\n  alertmanager: {route: {receiver: a}}\n":  false,
+		"global: {scrape_interval: 15s}\nscrape_configs: []\n": false,
+		"metrics: {}\nroute: {receiver: a}\n":                  false,
+		"::: not yaml":                                         false,
+	} {
+		if got := IsAlertmanagerYAML([]byte(text)); got != want {
+			t.Errorf("IsAlertmanagerYAML(%q) = %v, want %v", text, got, want)
+		}
 	}
 }
