@@ -160,6 +160,11 @@ func (s *Sink) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err erro
 	}
 	rejected := len(app.rejected)
 	reasons := app.reasons
+	if errs := translationErrors(err); len(errs) == 0 {
+		err = nil
+	} else {
+		err = errors.Join(errs...)
+	}
 	if err != nil {
 		// The translator skipped whole metrics; find which, one at a time
 		// against an appender that keeps nothing (the error path only).
@@ -238,7 +243,7 @@ func (s *Sink) untranslatable(ctx context.Context, md pmetric.Metrics, settings 
 				sm.Scope().CopyTo(osm.Scope())
 				ms.At(k).CopyTo(osm.Metrics().AppendEmpty())
 				conv.Reset(nopAppender{})
-				if _, err := conv.FromMetrics(ctx, one, settings); err != nil {
+				if _, err := conv.FromMetrics(ctx, one, settings); len(translationErrors(err)) > 0 {
 					n += one.DataPointCount()
 					if len(reasons) < maxReasons {
 						reasons = append(reasons, fmt.Sprintf("metric %q: %v", ms.At(k).Name(), err))
@@ -250,10 +255,14 @@ func (s *Sink) untranslatable(ctx context.Context, md pmetric.Metrics, settings 
 	return n, reasons
 }
 
-// nopAppender takes every sample and keeps none.
+// nopAppender takes every sample and keeps none; it refuses target_info at
+// once so the trial does not walk the batch's time range.
 type nopAppender struct{}
 
-func (nopAppender) Append(storage.SeriesRef, labels.Labels, int64, int64, float64, *histogram.Histogram, *histogram.FloatHistogram, storage.AOptions) (storage.SeriesRef, error) {
+func (nopAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, _ int64, _ float64, _ *histogram.Histogram, _ *histogram.FloatHistogram, _ storage.AOptions) (storage.SeriesRef, error) {
+	if ls.Get(labels.MetricName) == targetInfo {
+		return 0, errTargetInfo
+	}
 	return 0, nil
 }
 func (nopAppender) Commit() error   { return nil }
@@ -307,7 +316,12 @@ func (a *limitedAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t 
 	case isInvalidSample(err):
 		name := ls.Get(labels.MetricName)
 		if name == targetInfo {
-			return 0, nil // synthesized from the resource: not a data point of the request
+			// Synthesized from the resource, not a data point of the request:
+			// not counted. It is returned so the translator stops that
+			// resource's target_info series, which it fills at every half
+			// lookback from the earliest to the latest timestamp of the batch
+			// (1970 to now would be millions of samples).
+			return 0, fmt.Errorf("%w: %w", errTargetInfo, err)
 		}
 		family := opts.MetricFamilyName
 		if family == "" {
@@ -332,3 +346,26 @@ func (a *limitedAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t 
 }
 
 const targetInfo = "target_info"
+
+// errTargetInfo marks refused target_info samples: they end that series
+// early but are neither a data point's refusal nor a translation failure.
+var errTargetInfo = errors.New("target_info sample refused")
+
+// translationErrors flattens the translator's joined errors, leaving out the
+// target_info refusals.
+func translationErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, translationErrors(e)...)
+		}
+		return out
+	}
+	if errors.Is(err, errTargetInfo) {
+		return nil
+	}
+	return []error{err}
+}

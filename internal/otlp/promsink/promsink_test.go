@@ -1,17 +1,22 @@
 package promsink
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -223,5 +228,50 @@ func TestPartlyRefusedBatchStoresTheRest(t *testing.T) {
 	}
 	if got := query(t, db, `count_over_time(room_temperature_celsius[1m])`, ts.Add(21*time.Second)); len(got) != 1 || !strings.HasSuffix(got[0], " 3") {
 		t.Fatalf("gauge samples after delta batch = %q, want 3", got)
+	}
+}
+
+// countingAppendable counts Append calls through it.
+type countingAppendable struct {
+	storage.AppendableV2
+	n *atomic.Int64
+}
+
+func (c countingAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return countingAppender{c.AppendableV2.AppenderV2(ctx), c.n}
+}
+
+type countingAppender struct {
+	storage.AppenderV2
+	n *atomic.Int64
+}
+
+func (c countingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	c.n.Add(1)
+	return c.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+}
+
+// TestTargetInfoOverAHugeRangeIsBounded: a batch whose points span 1970 to
+// now makes the translator fill target_info every 2.5 minutes across that
+// range; the refused first sample must end it (found by FuzzConsumeMetrics:
+// millions of appends and a map of as many keys for one small request).
+func TestTargetInfoOverAHugeRangeIsBounded(t *testing.T) {
+	db := openDB(t)
+	var n atomic.Int64
+	s, err := New(Options{Now: testclock.Now}, Deps{Appendable: countingAppendable{db, &n}, Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := metricsBatch(testclock.Now().Add(-time.Minute))
+	g := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(1).Gauge().DataPoints().AppendEmpty()
+	g.SetTimestamp(1) // 1970
+	g.SetDoubleValue(1)
+	err = s.ConsumeMetrics(t.Context(), md)
+	var ps *otlp.PartialSuccessError
+	if !errors.As(err, &ps) || ps.Rejected != 1 {
+		t.Fatalf("err = %v, want a partial success refusing the 1970 point", err)
+	}
+	if got := n.Load(); got > 100 {
+		t.Fatalf("%d appends for a 5-point batch: target_info walked the time range", got)
 	}
 }
