@@ -24,6 +24,7 @@ var (
 	flagFull   = flag.Int("chaos.full-check-every", 10, "read everything back on every n-th restart (others read recent data); runs of up to 10 kills always read everything")
 	flagKeep   = flag.Bool("chaos.keep", false, "keep the storage and server logs of the run (printed)")
 	flagResend = flag.Float64("chaos.resend", 0.05, "probability that a sender sends an acknowledged batch again (an answer lost after the store)")
+	flagTmpfs  = flag.String("chaos.tmpfs-size", "256m", "size of TestDiskFull's tmpfs; above the stores' free-space reserves (logs.storage.min_free_space defaults to 64MiB), else the store refuses from the start")
 	flagBin    = flag.String("chaos.bin", "", "use this nxwatcher binary instead of building ./cmd/nxwatcher")
 )
 
@@ -195,7 +196,7 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) bool 
 	return true
 }
 
-// TestDiskFull runs the server on a 64 MiB tmpfs under load, fills it and
+// TestDiskFull runs the server on a small tmpfs (-chaos.tmpfs-size) under load, fills it and
 // checks that pushes are refused retryably, queries keep answering, writes
 // resume once space is freed, and nothing acknowledged is lost.
 func TestDiskFull(t *testing.T) {
@@ -205,7 +206,7 @@ func TestDiskFull(t *testing.T) {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=64m"); err != nil {
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size="+*flagTmpfs); err != nil {
 		if errors.Is(err, syscall.EPERM) {
 			t.Skipf("mount tmpfs on %s: %v (needs root or CAP_SYS_ADMIN); disk-full proof not run", mnt, err)
 		}
@@ -239,7 +240,9 @@ func TestDiskFull(t *testing.T) {
 	}
 	for _, sig := range signals {
 		if !waitFor(ctx, 30*time.Second, acked(sig, h.Start, 5)) {
-			t.Fatalf("%s: not 5 acknowledged batches within 30 s before filling the disk; log tail:\n%s", sig, Tail(h.Server.LogPath(), 20))
+			c := h.Counters()[sig]
+			t.Fatalf("%s: not 5 acknowledged batches within 30 s before filling the disk (%d acknowledged, answers %s, permanent refusals %q); log tail:\n%s",
+				sig, c.Batches, FormatReasons(c.Reasons), c.PermanentDetails, Tail(h.Server.LogPath(), 20))
 		}
 	}
 	before := h.Counters()

@@ -26,6 +26,7 @@
 //	go test ./bench/chaos                          # short: 5 kills + disk full (in make test)
 //	go test ./bench/chaos -run CrashLoop -timeout 60m -chaos.kills=100 -v   # long
 //
-// TestDiskFull mounts a 64 MiB tmpfs (root only); it skips with a message
-// when mount(2) is not permitted.
+// TestDiskFull mounts a 256 MiB tmpfs (root only; -chaos.tmpfs-size), fills
+// it while the load runs, frees it, and kills and restarts the server; it
+// skips with a message when mount(2) is not permitted.
 package chaos
