@@ -19,9 +19,12 @@ type Follower struct {
 
 // TracesFanout sends spans to one primary consumer (the trace store), whose
 // answer is the sender's answer, and then to followers. Followers run only
-// after the primary accepted the data, so a retried request is not counted
-// twice by them; their errors are counted and logged, never returned, since
-// the data is already acknowledged-safe in the primary.
+// after the primary accepted the data, so a request the primary refused and
+// the sender retries is not counted twice by them. A primary that drops spans
+// it already holds (the trace store does, for a retry of a request it had
+// stored) removes them from td, so followers see each span once too. Their
+// errors are counted and logged, never returned, since the data is already
+// acknowledged-safe in the primary.
 type TracesFanout struct {
 	primary   TracesConsumer
 	followers []Follower

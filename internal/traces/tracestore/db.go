@@ -250,6 +250,37 @@ func sortBlocks(bs []*block) {
 // successful Open until Close.
 func (db *DB) Ready() bool { return !db.closed.Load() }
 
+// keepOnly removes from td every span that is not in kept (the spans this
+// request stored), so consumers after the store (the fan-out's followers,
+// such as the metrics-generator) see a retried span once, like the store.
+func keepOnly(td ptrace.Traces, kept []tracePiece) {
+	want := make(map[TraceID]*spanSet, len(kept))
+	for i := range kept {
+		s := &spanSet{}
+		for _, id := range kept[i].spanIDs {
+			s.add(id)
+		}
+		want[kept[i].id] = s
+	}
+	taken := map[TraceID]*spanSet{}
+	removeSpans(td, func(sp ptrace.Span) bool {
+		w := want[sp.TraceID()]
+		if w == nil || !w.has(sp.SpanID()) {
+			return true
+		}
+		t := taken[sp.TraceID()]
+		if t == nil {
+			t = &spanSet{}
+			taken[sp.TraceID()] = t
+		}
+		if t.has(sp.SpanID()) {
+			return true // the second copy within this request
+		}
+		t.add(sp.SpanID())
+		return false
+	})
+}
+
 // ConsumeTraces validates td, writes it to the WAL and adds it to the head.
 // It returns nil only once the spans are in the WAL (written to the OS; see
 // the format doc for the durability contract). An *InvalidIDError (matching
@@ -257,6 +288,8 @@ func (db *DB) Ready() bool { return !db.closed.Load() }
 //
 // Spans the head already holds (same trace ID and span ID: a sender's retry)
 // are dropped and counted, and the request still succeeds: they are stored.
+// When anything was dropped or refused, td is left holding only the spans
+// this call stored, for the consumers that see td after the store.
 // A trace that would grow beyond MaxTraceBytes is refused while the other
 // traces of td are stored; the error then matches ErrTraceTooLarge and
 // carries an *otlp.PartialSuccessError with the exact number of refused
@@ -338,6 +371,9 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	}
 	if tooLarge > 0 {
 		db.m.spansRejected.WithLabelValues("trace_too_large").Add(float64(tooLarge))
+	}
+	if dups > 0 || tooLarge > 0 {
+		keepOnly(td, kept)
 	}
 	if len(kept) > 0 {
 		db.head.collectTags(td)

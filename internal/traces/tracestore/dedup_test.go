@@ -73,7 +73,13 @@ func TestRetriedSpansStoredOnce(t *testing.T) {
 	}
 
 	send(batch)
-	send(batch) // retry against the head
+	retry := cloneTraces(batch)
+	if err := db.ConsumeTraces(t.Context(), retry); err != nil { // retry against the head
+		t.Fatal(err)
+	}
+	if n := retry.SpanCount(); n != 0 {
+		t.Fatalf("a retried request left %d spans in td for the followers, want 0", n)
+	}
 	if got := dupsAt("ingest"); got != float64(spans) {
 		t.Fatalf("ingest duplicates = %v, want %d", got, spans)
 	}
@@ -94,7 +100,12 @@ func TestRetriedSpansStoredOnce(t *testing.T) {
 	spans++
 	twice := cloneTraces(extra)
 	extra.ResourceSpans().At(0).CopyTo(twice.ResourceSpans().AppendEmpty())
-	send(twice)
+	if err := db.ConsumeTraces(t.Context(), twice); err != nil {
+		t.Fatal(err)
+	}
+	if twice.SpanCount() != 1 {
+		t.Fatalf("a request holding one new span twice left %d spans in td, want 1", twice.SpanCount())
+	}
 	t.Run("same span twice in one request", check)
 
 	// The crash case: the head is rebuilt from the WAL, then the sender retries.
