@@ -94,9 +94,9 @@ type TargetConfig struct {
 
 // ScrapeConfig is one job: discovery, relabelling and stages.
 type ScrapeConfig struct {
-	JobName                 string             `yaml:"job_name"`
-	PipelineStages          []StageConfig      `yaml:"pipeline_stages,omitempty"`
-	RelabelConfigs          []*relabel.Config  `yaml:"relabel_configs,omitempty"`
+	JobName                 string            `yaml:"job_name"`
+	PipelineStages          []StageConfig     `yaml:"pipeline_stages,omitempty"`
+	RelabelConfigs          []*relabel.Config `yaml:"relabel_configs,omitempty"`
 	ServiceDiscoveryConfigs discovery.Configs `yaml:"-"`
 }
 
@@ -253,6 +253,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("scrape_configs: job_name %q appears twice", sc.JobName))
 		}
 		jobs[sc.JobName] = true
+		for i, r := range sc.RelabelConfigs {
+			if err := r.Validate(model.LegacyValidation); err != nil {
+				errs = append(errs, fmt.Errorf("scrape_configs %q: relabel_configs[%d]: %w", sc.JobName, i, err))
+			}
+		}
 		if _, err := NewPipeline(sc.PipelineStages, nil); err != nil {
 			errs = append(errs, fmt.Errorf("scrape_configs %q: pipeline_stages: %w", sc.JobName, err))
 		}

@@ -12,27 +12,27 @@ import (
 // StageConfig is one entry of pipeline_stages: exactly one key set. Decoding
 // into this struct keeps yaml's strictness and line numbers for every stage.
 type StageConfig struct {
-	Docker             *DockerConfig             `yaml:"docker,omitempty"`
-	CRI                *CRIConfig                `yaml:"cri,omitempty"`
-	Regex              *RegexConfig              `yaml:"regex,omitempty"`
-	JSON               *JSONConfig               `yaml:"json,omitempty"`
-	Logfmt             *LogfmtConfig             `yaml:"logfmt,omitempty"`
-	Labels             map[string]*string        `yaml:"labels,omitempty"`
-	StructuredMetadata map[string]*string        `yaml:"structured_metadata,omitempty"`
-	Timestamp          *TimestampConfig          `yaml:"timestamp,omitempty"`
-	Output             *OutputConfig             `yaml:"output,omitempty"`
-	LabelDrop          []string                  `yaml:"labeldrop,omitempty"`
-	LabelAllow         []string                  `yaml:"labelallow,omitempty"`
-	StaticLabels       map[string]*string        `yaml:"static_labels,omitempty"`
-	Template           *TemplateConfig           `yaml:"template,omitempty"`
-	Replace            *ReplaceConfig            `yaml:"replace,omitempty"`
-	Drop               *DropConfig               `yaml:"drop,omitempty"`
-	Match              *MatchConfig              `yaml:"match,omitempty"`
-	Multiline          *MultilineConfig          `yaml:"multiline,omitempty"`
-	Pack               *PackConfig               `yaml:"pack,omitempty"`
-	Tenant             *TenantConfig             `yaml:"tenant,omitempty"`
-	Limit              *LimitConfig              `yaml:"limit,omitempty"`
-	Metrics            map[string]*MetricConfig  `yaml:"metrics,omitempty"`
+	Docker             *DockerConfig            `yaml:"docker,omitempty"`
+	CRI                *CRIConfig               `yaml:"cri,omitempty"`
+	Regex              *RegexConfig             `yaml:"regex,omitempty"`
+	JSON               *JSONConfig              `yaml:"json,omitempty"`
+	Logfmt             *LogfmtConfig            `yaml:"logfmt,omitempty"`
+	Labels             map[string]*string       `yaml:"labels,omitempty"`
+	StructuredMetadata map[string]*string       `yaml:"structured_metadata,omitempty"`
+	Timestamp          *TimestampConfig         `yaml:"timestamp,omitempty"`
+	Output             *OutputConfig            `yaml:"output,omitempty"`
+	LabelDrop          []string                 `yaml:"labeldrop,omitempty"`
+	LabelAllow         []string                 `yaml:"labelallow,omitempty"`
+	StaticLabels       map[string]*string       `yaml:"static_labels,omitempty"`
+	Template           *TemplateConfig          `yaml:"template,omitempty"`
+	Replace            *ReplaceConfig           `yaml:"replace,omitempty"`
+	Drop               *DropConfig              `yaml:"drop,omitempty"`
+	Match              *MatchConfig             `yaml:"match,omitempty"`
+	Multiline          *MultilineConfig         `yaml:"multiline,omitempty"`
+	Pack               *PackConfig              `yaml:"pack,omitempty"`
+	Tenant             *TenantConfig            `yaml:"tenant,omitempty"`
+	Limit              *LimitConfig             `yaml:"limit,omitempty"`
+	Metrics            map[string]*MetricConfig `yaml:"metrics,omitempty"`
 	set                int
 }
 

@@ -19,9 +19,9 @@ type DockerConfig struct{}
 
 // CRIConfig is the cri stage.
 type CRIConfig struct {
-	MaxPartialLines          int  `yaml:"max_partial_lines"`
-	MaxPartialLineSize       int  `yaml:"max_partial_line_size"`
-	MaxPartialLineSizeTrunc  bool `yaml:"max_partial_line_size_truncate"`
+	MaxPartialLines         int  `yaml:"max_partial_lines"`
+	MaxPartialLineSize      int  `yaml:"max_partial_line_size"`
+	MaxPartialLineSizeTrunc bool `yaml:"max_partial_line_size_truncate"`
 }
 
 // RegexConfig is the regex stage.

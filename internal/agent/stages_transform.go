@@ -438,13 +438,13 @@ func (s *replaceStage) render(e *Entry, v string) string {
 
 // DropConfig is the drop stage; every condition given must hold.
 type DropConfig struct {
-	Source             any             `yaml:"source"`
-	Separator          *string         `yaml:"separator"`
-	Expression         string          `yaml:"expression"`
-	Value              *string         `yaml:"value"`
-	OlderThan          model.Duration  `yaml:"older_than"`
-	LongerThan         string          `yaml:"longer_than"`
-	DropCounterReason  string          `yaml:"drop_counter_reason"`
+	Source            any            `yaml:"source"`
+	Separator         *string        `yaml:"separator"`
+	Expression        string         `yaml:"expression"`
+	Value             *string        `yaml:"value"`
+	OlderThan         model.Duration `yaml:"older_than"`
+	LongerThan        string         `yaml:"longer_than"`
+	DropCounterReason string         `yaml:"drop_counter_reason"`
 }
 
 type dropStage struct {
@@ -843,10 +843,10 @@ type LimitConfig struct {
 }
 
 type limitStage struct {
-	d        *PipelineDeps
-	c        LimitConfig
-	limiter  *rate.Limiter
-	byLabel  map[string]*rate.Limiter
+	d       *PipelineDeps
+	c       LimitConfig
+	limiter *rate.Limiter
+	byLabel map[string]*rate.Limiter
 }
 
 func newLimitStage(c *LimitConfig, d *PipelineDeps) (*limitStage, error) {
