@@ -143,7 +143,7 @@ func VerifySamples(ctx context.Context, base string, acked map[string]map[int64]
 
 // LokiPageLimit is the page size of read-backs (Loki's default max entries
 // per query).
-const LokiPageLimit = 5000
+var LokiPageLimit = 5000
 
 // VerifyLines reads every stream of senders back with /loki/api/v1/query_range
 // (forward, paged) from from to now and counts each acknowledged line.
