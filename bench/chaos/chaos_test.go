@@ -309,6 +309,15 @@ func TestDiskFull(t *testing.T) {
 		if a.RefusedPermanent != 0 {
 			t.Errorf("%s: %d batches refused with a non-retryable status: %q", sig, a.RefusedPermanent, a.PermanentDetails)
 		}
+		if sig == SignalSpans {
+			// OTLP exporters retry ResourceExhausted only with RetryInfo;
+			// a full disk is Unavailable.
+			for reason, n := range a.Reasons {
+				if reason != "Unavailable" && reason != "conn" && reason != "conn-cut" {
+					t.Errorf("%s: %d refusals with %s, want Unavailable", sig, n, reason)
+				}
+			}
+		}
 	}
 	if !h.Server.Alive() {
 		t.Fatalf("server exited; log tail:\n%s", Tail(h.Server.LogPath(), 30))

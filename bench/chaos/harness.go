@@ -223,17 +223,20 @@ func (h *Harness) Verify(ctx context.Context, snap Snapshot, from time.Time, rng
 
 // Totals accumulate the worst read-back per signal over a run.
 type Totals struct {
-	Kills    int
-	Aimed    int             // kills timed to a request on the wire
-	Restarts []time.Duration // kill -9 to ready
-	Checks   int
-	Lost     map[string]int // max lost seen in any check (lost items stay lost)
-	Dup      map[string]int // max duplicates seen in any check
-	DupRes   map[string]int // of which copies of batches the harness resent (max over checks)
-	Examples []string
-	Final    []Result
-	Counters map[string]Counters
-	Scrape   []string // problems with the scraped series
+	Kills int
+	Aimed int // kills timed to a request on the wire
+	// StartKills are extra kills of a start 0-300 ms after exec (during
+	// WAL replay), on every 5th restart; not counted in Kills.
+	StartKills int
+	Restarts   []time.Duration // kill -9 to ready
+	Checks     int
+	Lost       map[string]int // max lost seen in any check (lost items stay lost)
+	Dup        map[string]int // max duplicates seen in any check
+	DupRes     map[string]int // of which copies of batches the harness resent (max over checks)
+	Examples   []string
+	Final      []Result
+	Counters   map[string]Counters
+	Scrape     []string // problems with the scraped series
 }
 
 func (t *Totals) add(rs []Result) {
@@ -287,6 +290,14 @@ func (h *Harness) RunCrashLoop(ctx context.Context) (*Totals, error) {
 		killed := time.Now()
 		h.Server.Kill()
 		tot.Kills++
+		if i%5 == 3 {
+			// Now and then kill the next start too, during WAL replay.
+			d := time.Duration(rng.Int64N(int64(300 * time.Millisecond)))
+			if err := h.Server.KillDuringStart(d); err != nil {
+				return tot, fmt.Errorf("kill %d: start: %w", i, err)
+			}
+			tot.StartKills++
+		}
 		if err := h.Server.Start(ctx); err != nil {
 			return tot, fmt.Errorf("restart %d: %w", i, err)
 		}
@@ -333,7 +344,7 @@ func formatResults(rs []Result) string {
 // Report is a plain-text table of a run.
 func (t *Totals) Report() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "kills: %d (%d timed to a request in flight), read-backs: %d", t.Kills, t.Aimed, t.Checks)
+	fmt.Fprintf(&b, "kills: %d (%d timed to a request in flight) + %d during start-up, read-backs: %d", t.Kills, t.Aimed, t.StartKills, t.Checks)
 	if len(t.Restarts) > 0 {
 		rs := slices.Clone(t.Restarts)
 		slices.Sort(rs)

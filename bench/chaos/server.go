@@ -193,35 +193,22 @@ func (s *Server) Start(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) start(ctx context.Context) error {
-	s.mu.Lock()
-	s.starts++
-	cfgPath := filepath.Join(s.Dir, "nxwatcher.yml")
-	logPath := filepath.Join(s.Dir, fmt.Sprintf("server-%03d.log", s.starts))
-	s.logPath = logPath
-	cfg := s.Config.YAML()
-	s.mu.Unlock()
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+// KillDuringStart starts the server and kills it after d, ready or not
+// (typically while it replays its WALs); no sender sees it up.
+func (s *Server) KillDuringStart(d time.Duration) error {
+	if _, _, err := s.spawn(); err != nil {
 		return err
 	}
-	logf, err := os.Create(logPath)
+	time.Sleep(d)
+	s.Kill()
+	return nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	logPath, exited, err := s.spawn()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.Bin, "serve", "--config.file="+cfgPath, "--storage.path="+s.StoragePath,
-		"--web.listen-address=127.0.0.1:0")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the harness
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return err
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
-
 	deadline := time.Now().Add(90 * time.Second)
 	var base string
 	for time.Now().Before(deadline) {
@@ -246,6 +233,38 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.Kill()
 	return fmt.Errorf("nxwatcher not ready after 90s (listen address %q); log tail:\n%s", base, Tail(logPath, 30))
+}
+
+// spawn writes the config and starts the process.
+func (s *Server) spawn() (string, chan struct{}, error) {
+	s.mu.Lock()
+	s.starts++
+	cfgPath := filepath.Join(s.Dir, "nxwatcher.yml")
+	logPath := filepath.Join(s.Dir, fmt.Sprintf("server-%03d.log", s.starts))
+	s.logPath = logPath
+	cfg := s.Config.YAML()
+	s.mu.Unlock()
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return "", nil, err
+	}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(s.Bin, "serve", "--config.file="+cfgPath, "--storage.path="+s.StoragePath,
+		"--web.listen-address=127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the harness
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return "", nil, err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+	return logPath, exited, nil
 }
 
 func probe(ctx context.Context, url string) (bool, error) {
