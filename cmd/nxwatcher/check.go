@@ -19,7 +19,10 @@ func check(args []string, stdout, stderr io.Writer) int {
 	case "config":
 		failed := false
 		for _, file := range args[1:] {
-			kind, err := config.CheckFile(file, promslog.NewNopLogger())
+			kind, warnings, err := config.Check(file, promslog.NewNopLogger())
+			for _, w := range warnings {
+				fmt.Fprintf(stderr, "  WARNING: %s: %s\n", file, w)
+			}
 			if err != nil {
 				fmt.Fprintf(stderr, "FAILED: %s: %v\n", file, err)
 				failed = true

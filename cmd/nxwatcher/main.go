@@ -22,7 +22,8 @@ const usage = `usage: nxwatcher <command> [flags]
 
 commands:
   serve                 run the all-in-one server (metrics, alerting, logs, traces)
-  check config FILE...  validate a serve config or a bare prometheus.yml
+  check config FILE...  validate a serve config, a bare prometheus.yml or alertmanager.yml
+                        (with the rule files, templates and credential files they name)
   check rules FILE...   validate rule files (as promtool check rules)
   test rules FILE...    run rule unit tests (as promtool test rules)
   version               print the build

@@ -142,3 +142,22 @@ func TestRoutePrefix(t *testing.T) {
 		t.Errorf("external URL not logged as resolved:\n%s", p.logs)
 	}
 }
+
+func TestCheckConfigReportsBrokenRuleFileAndBareAlertmanagerYML(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "bad.rules.yml"), "groups: [{name: g, rules: [{record: 'r:x', expr: 'sum(up'}]}]\n")
+	serveCfg := filepath.Join(dir, "serve.yml")
+	writeFile(t, serveCfg, "metrics:\n  prometheus:\n    rule_files: [bad.rules.yml, none-*.yml]\n")
+	am := filepath.Join(dir, "alertmanager.yml")
+	writeFile(t, am, "route: {receiver: x}\nreceivers: [{name: x}]\n")
+	var stdout, stderr bytes.Buffer
+	if code := runMain([]string{"check", "config", serveCfg, am}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String() + stderr.String()
+	for _, want := range []string{"FAILED: " + serveCfg, "bad.rules.yml", "WARNING", "none-*.yml", "SUCCESS: " + am + " is a valid alertmanager config"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -160,7 +160,7 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.openAlerting(cfg, reg, a.externalURL.String()); err != nil {
+	if err := a.openAlerting(cfg, reg); err != nil {
 		return nil, err
 	}
 	if err := a.openLogs(cfg, reg); err != nil {
@@ -349,7 +349,7 @@ func (a *App) applyLocked(cfg *config.Config) error {
 			// A swap that fails after the checks passed is a bug or a
 			// resource error; put the previous config back in force.
 			if prev := a.current.Load(); prev != nil && prev != cfg {
-				if rerr := a.swap(prev); rerr != nil {
+				if rerr := a.restore(prev); rerr != nil {
 					a.logger.Error("Restore previous config after a failed swap", "err", rerr)
 				}
 			}
@@ -360,6 +360,15 @@ func (a *App) applyLocked(cfg *config.Config) error {
 	}
 	a.recordApply(err)
 	return err
+}
+
+// restore puts the previous config back after a swap failed half-way.
+func (a *App) restore(prev *config.Config) error {
+	commit, err := a.prepare(prev)
+	if err != nil {
+		return err
+	}
+	return commit()
 }
 
 // recordApply keeps runtimeinfo's reloadConfigSuccess and the
@@ -386,24 +395,39 @@ func (a *App) prepare(cfg *config.Config) (func() error, error) {
 	if err := cfg.Logs.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("logs: %w", err))
 	}
+	commitRules, commitAM := func() {}, func() {}
+	if a.ruler != nil {
+		c, err := a.ruler.Prepare(cfg.Metrics.Parsed)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			commitRules = c
+		}
+	}
+	if a.alertmanager != nil {
+		c, err := a.alertmanager.Prepare(cfg.Alerting)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			commitAM = c
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return func() error { return a.swap(cfg) }, nil
+	return func() error { return a.swap(cfg, commitRules, commitAM) }, nil
 }
 
-// swap puts an already checked config in force.
-func (a *App) swap(cfg *config.Config) error {
+// swap puts a prepared config in force, in Prometheus's order: storage,
+// scrape, rules and notifications. Rules and Alertmanager swap what their
+// Prepare built and cannot fail.
+func (a *App) swap(cfg *config.Config, commitRules, commitAM func()) error {
 	errs := []error{
 		a.db.ApplyConfig(metrics.TSDBConfig(cfg.Metrics)),
 		a.scraper.ApplyConfig(cfg.Metrics.Parsed),
 	}
-	if a.ruler != nil {
-		errs = append(errs, a.ruler.ApplyConfig(cfg.Metrics.Parsed))
-	}
-	if a.alertmanager != nil {
-		errs = append(errs, a.alertmanager.ApplyConfig(cfg.Alerting))
-	}
+	commitRules()
+	commitAM()
 	errs = append(errs, a.loki.ApplyConfig(cfg.Logs))
 	a.engine.SetEvaluationInterval(time.Duration(cfg.Metrics.Parsed.GlobalConfig.EvaluationInterval))
 	// prometheus.yml's runtime.gogc (default 75, or $GOGC) sets the process's

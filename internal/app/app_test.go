@@ -37,23 +37,34 @@ type testServer struct {
 // startServer runs serve with the given config text ("" = embedded default).
 func startServer(t *testing.T, configText string) *testServer {
 	t.Helper()
+	return startServerWith(t, configText, nil)
+}
+
+// startServerWith is startServer with edited Options; ts.url includes the
+// route prefix the options resolve to.
+func startServerWith(t *testing.T, configText string, edit func(*Options)) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	ts := &testServer{dataDir: filepath.Join(dir, "data")}
 	if configText != "" {
 		ts.configFile = filepath.Join(dir, "serve.yml")
 		writeConfig(t, ts.configFile, configText)
 	}
-	a, err := New(Options{
+	opts := Options{
 		ConfigFile:    ts.configFile,
 		StoragePath:   ts.dataDir,
 		ListenAddress: "127.0.0.1:0",
 		Flags:         map[string]string{"storage.path": ts.dataDir},
-	}, Deps{Logger: promslog.NewNopLogger(), AdjustConfig: loopbackOTLP})
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	a, err := New(opts, Deps{Logger: promslog.NewNopLogger(), AdjustConfig: loopbackOTLP})
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
 	ts.app = a
-	ts.url = "http://" + a.Addr().String()
+	ts.url = "http://" + a.Addr().String() + strings.TrimSuffix(a.routePrefix, "/")
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.cancel = cancel
 	ts.done = make(chan error, 1)

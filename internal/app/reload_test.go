@@ -120,3 +120,27 @@ func TestReloadWithBrokenRuleFileAppliesNothing(t *testing.T) {
 
 func itoa(n int) string     { return strconv.Itoa(n) }
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// --web.external-url reaches the alerts: the generator URL the ruler puts on
+// each alert, as the embedded Alertmanager shows it, starts with it, and the
+// routes move below its path.
+func TestExternalURLInAlertGeneratorURL(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "r.yml")
+	if err := os.WriteFile(rules, []byte("groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Always\n        expr: vector(1)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServerWith(t, "metrics:\n  prometheus:\n    global: {evaluation_interval: 1s, scrape_interval: 1h}\n    rule_files: ['"+rules+"']\n",
+		func(o *Options) { o.ExternalURL = "https://nx.example.com:8443/prom/" })
+	if !strings.HasSuffix(ts.url, "/prom") {
+		t.Fatalf("route prefix not taken from the external URL: %s", ts.url)
+	}
+	var body string
+	waitFor(t, 20*time.Second, "alert in the Alertmanager", func() bool {
+		_, body = ts.get(t, "/api/v2/alerts")
+		return strings.Contains(body, `"Always"`)
+	})
+	if !strings.Contains(body, `"generatorURL":"https://nx.example.com:8443/prom/graph?g0.expr=`) {
+		t.Fatalf("generatorURL does not start with the external URL:\n%s", body)
+	}
+}

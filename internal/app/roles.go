@@ -33,7 +33,7 @@ import (
 
 // openAlerting opens the embedded Alertmanager (when enabled) and the ruler
 // that feeds it and the external Alertmanagers of the prometheus section.
-func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer, externalURL string) error {
+func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer) error {
 	var notify func(...*notifier.Alert)
 	notifyURL := ""
 	if cfg.Alerting.Enabled {
@@ -42,7 +42,9 @@ func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer, extern
 		commonversion.Version = version.AlertmanagerAPI
 		commonversion.Revision = version.Get().Revision
 		am, err := alerting.New(cfg.Alerting, filepath.Join(a.opts.StoragePath, "alerting"), alerting.Deps{
-			Logger: a.logger, Registerer: reg, ExternalURL: externalURL,
+			// The route prefix is stripped by the main listener, so the
+			// Alertmanager API sits at /api/v2/ below it.
+			Logger: a.logger, Registerer: reg, External: a.externalURL, RoutePrefix: "/",
 		})
 		if err != nil {
 			return fmt.Errorf("open alertmanager: %w", err)
@@ -50,7 +52,7 @@ func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer, extern
 		a.alertmanager = am
 		a.push(am.Close)
 		notify = am.Send
-		notifyURL = externalURL + "/api/v2/alerts"
+		notifyURL = a.externalURL.String() + "/api/v2/alerts"
 		if addr := cfg.Alerting.ListenAddress; addr != "" {
 			a.amServer, err = server.Listen(addr, a.logger.With("listener", "alertmanager"))
 			if err != nil {
@@ -60,15 +62,15 @@ func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer, extern
 		}
 	}
 	r, err := ruler.New(cfg.Rules, ruler.Deps{
-		Logger:      a.logger,
-		Registerer:  reg,
-		Queryable:   a.db,
-		Appendable:  a.db,
-		Engine:      a.engine,
-		ExternalURL: externalURL,
-		Notify:      notify,
-		NotifyURL:   notifyURL,
-		SDMetrics:   a.scraper.SDMetrics(),
+		Logger:     a.logger,
+		Registerer: reg,
+		Queryable:  a.db,
+		Appendable: a.db,
+		Engine:     a.engine,
+		External:   a.externalURL,
+		Notify:     notify,
+		NotifyURL:  notifyURL,
+		SDMetrics:  a.scraper.SDMetrics(),
 	})
 	if err != nil {
 		return fmt.Errorf("open ruler: %w", err)

@@ -129,6 +129,7 @@ func Parse(data []byte, baseDir string, logger *slog.Logger) (*Config, error) {
 // resolvePaths makes file paths of native sections relative to the file
 // they were written in.
 func (c *Config) resolvePaths(baseDir string) {
+	c.Alerting.BaseDir = baseDir
 	if p := c.Alerting.AlertmanagerConfigFile; p != "" && !filepath.IsAbs(p) {
 		c.Alerting.AlertmanagerConfigFile = filepath.Join(baseDir, p)
 	}
@@ -173,27 +174,50 @@ func (c *Config) String() string {
 
 // Kinds of file that CheckFile recognises.
 const (
-	KindServe      = "nxwatcher serve config"
-	KindPrometheus = "prometheus config"
+	KindServe        = "nxwatcher serve config"
+	KindPrometheus   = "prometheus config"
+	KindAlertmanager = "alertmanager config"
 )
 
-// CheckFile validates a serve config or, when the file has none of the serve
-// config's sections, a bare prometheus.yml, with Prometheus's own parser.
+// CheckFile is Check without the warnings.
 func CheckFile(path string, logger *slog.Logger) (kind string, err error) {
+	kind, _, err = Check(path, logger)
+	return kind, err
+}
+
+// Check checks a file as serve would load it: a serve config (every
+// section, the Alertmanager body's templates and credential files, and the
+// rule files its prometheus section names), or a bare prometheus.yml (with
+// its rule files), or a bare alertmanager.yml. Relative paths resolve
+// against the file's directory. Warnings (a rule_files pattern that
+// matches nothing) do not fail the check.
+func Check(path string, logger *slog.Logger) (kind string, warnings []string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var top map[string]yaml.Node
 	if err := yaml.Unmarshal(b, &top); err != nil {
-		return "", fmt.Errorf("parse yaml: %w", err)
+		return "", nil, fmt.Errorf("parse yaml: %w", err)
 	}
-	if isServeConfig(top) {
-		_, err := LoadFile(path, logger)
-		return KindServe, err
+	switch {
+	case alerting.IsAlertmanagerYAML(b):
+		return KindAlertmanager, nil, alerting.CheckAlertmanagerFile(path)
+	case isServeConfig(top):
+		cfg, err := LoadFile(path, logger)
+		if err != nil {
+			return KindServe, nil, err
+		}
+		warnings, err = ruler.CheckConfig(cfg.Metrics.Parsed)
+		return KindServe, warnings, err
+	default:
+		pc, err := promconfig.LoadFile(path, false, logger)
+		if err != nil {
+			return KindPrometheus, nil, err
+		}
+		warnings, err = ruler.CheckConfig(pc)
+		return KindPrometheus, warnings, err
 	}
-	_, err = promconfig.LoadFile(path, false, logger)
-	return KindPrometheus, err
 }
 
 func isServeConfig(top map[string]yaml.Node) bool {

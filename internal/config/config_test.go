@@ -212,3 +212,50 @@ func TestPastedBodyErrorLinesSurviveBlankLinesAndComments(t *testing.T) {
 		t.Fatalf("error = %q, want it at line 15 of the file", err)
 	}
 }
+
+// check config checks everything serve would load: rule files, and the
+// Alertmanager body's templates and credential files, with relative paths
+// against the config file's directory.
+func TestCheckFollowsReferencedFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("good.rules.yml", "groups: [{name: g, rules: [{record: 'r:up', expr: up}]}]\n")
+	write("bad.rules.yml", "groups: [{name: g, rules: [{record: 'r:up', expr: 'sum(up'}]}]\n")
+	write("good.tmpl", `{{ define "x" }}ok{{ end }}`)
+	write("bad.tmpl", `{{ define "x" }}{{ .Broken `)
+	for _, tc := range []struct {
+		name, text, kind, wantErr, wantWarning string
+	}{
+		{"serve with good rules", "metrics:\n  prometheus:\n    rule_files: [good.rules.yml]\n", KindServe, "", ""},
+		{"serve with a broken rule file", "metrics:\n  prometheus:\n    rule_files: [bad.rules.yml]\n", KindServe, "bad.rules.yml", ""},
+		{"serve with a missing rule file", "metrics:\n  prometheus:\n    rule_files: [missing.yml]\n", KindServe, "", "missing.yml"},
+		{"prometheus.yml with a broken rule file", "global: {}\nrule_files: [bad.rules.yml]\n", KindPrometheus, "bad.rules.yml", ""},
+		{"serve with a good template", "alerting:\n  alertmanager:\n    templates: [good.tmpl]\n    route: {receiver: x}\n    receivers: [{name: x}]\n", KindServe, "", ""},
+		{"serve with a broken template", "alerting:\n  alertmanager:\n    templates: [bad.tmpl]\n    route: {receiver: x}\n    receivers: [{name: x}]\n", KindServe, "bad.tmpl", ""},
+		{"serve with a missing credential file", "alerting:\n  alertmanager:\n    route: {receiver: x}\n    receivers: [{name: x, webhook_configs: [{url_file: nope.txt}]}]\n", KindServe, "nope.txt", ""},
+		{"bare alertmanager.yml", "route: {receiver: x}\nreceivers: [{name: x}]\ntemplates: [good.tmpl]\n", KindAlertmanager, "", ""},
+		{"bare alertmanager.yml with a broken template", "route: {receiver: x}\nreceivers: [{name: x}]\ntemplates: [bad.tmpl]\n", KindAlertmanager, "bad.tmpl", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kind, warnings, err := Check(write("c.yml", tc.text), nop)
+			if kind != tc.kind {
+				t.Errorf("kind = %q, want %q", kind, tc.kind)
+			}
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("error = %v, want it to name %q", err, tc.wantErr)
+			}
+			if tc.wantWarning != "" && !strings.Contains(strings.Join(warnings, "\n"), tc.wantWarning) {
+				t.Fatalf("warnings = %q, want one naming %q", warnings, tc.wantWarning)
+			}
+		})
+	}
+}
