@@ -53,9 +53,6 @@ type Deps struct {
 	// templates (and so the base of silence links and the webhook payload's
 	// externalURL) without a trailing "/". Default http://localhost:9093.
 	External *url.URL
-	// ExternalURL is the string form of External, used when External is
-	// nil. Deprecated: pass External.
-	ExternalURL string
 	// RoutePrefix is the path Handler serves under (Alertmanager's
 	// --web.route-prefix): the API is at RoutePrefix+"/api/v2/". Empty
 	// means the path of the external URL, as upstream defaults; "/" when
@@ -63,15 +60,13 @@ type Deps struct {
 	RoutePrefix string
 }
 
-// externalURL returns a copy of u without a trailing "/" in its path, as
-// Prometheus and Alertmanager normalise --web.external-url.
-func externalURL(u *url.URL, raw string) (*url.URL, error) {
+// externalURL returns a copy of u (default http://localhost:9093)
+// without a trailing "/" in its path, as Prometheus and Alertmanager
+// normalise --web.external-url.
+func externalURL(u *url.URL) (*url.URL, error) {
 	if u == nil {
-		if raw == "" {
-			raw = defaultExternalURL
-		}
 		var err error
-		if u, err = url.Parse(raw); err != nil {
+		if u, err = url.Parse(defaultExternalURL); err != nil {
 			return nil, err
 		}
 	}
@@ -154,7 +149,7 @@ func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("new alertmanager: %w", err)
 	}
-	extURL, err := externalURL(deps.External, deps.ExternalURL)
+	extURL, err := externalURL(deps.External)
 	if err != nil {
 		return nil, fmt.Errorf("new alertmanager: external url: %w", err)
 	}

@@ -136,7 +136,7 @@ func startRuler(t *testing.T, st *stack, promYAML string, notify func(...*notifi
 	r, err := New(cfg, Deps{
 		Logger: discard, Registerer: prometheus.NewRegistry(),
 		Queryable: st.db, Appendable: st.db, Engine: st.engine,
-		ExternalURL: "http://nxwatcher.example:9090", Notify: notify,
+		External: &url.URL{Scheme: "http", Host: "nxwatcher.example:9090"}, Notify: notify,
 		NotifyURL: "http://nxwatcher.example:9090/api/v2/alerts",
 	})
 	if err != nil {

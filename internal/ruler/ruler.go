@@ -42,9 +42,6 @@ type Deps struct {
 	// URLs (<External>/graph?g0.expr=…) and $externalURL in templates. A
 	// trailing "/" is dropped.
 	External *url.URL
-	// ExternalURL is the string form of External, used when External is
-	// nil. Deprecated: pass External.
-	ExternalURL string
 	// Notify, when set, receives every alert in-process (the embedded
 	// Alertmanager's Send), after external labels and alert_relabel_configs,
 	// exactly as an external Alertmanager would see it.
@@ -101,11 +98,13 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 		return nil, errors.New("new ruler: queryable and appendable are required")
 	case deps.Engine == nil:
 		return nil, errors.New("new ruler: engine is required")
+	case deps.External == nil:
+		return nil, errors.New("new ruler: external url is required")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new ruler: %w", err)
 	}
-	extURL, err := normaliseExternalURL(deps.External, deps.ExternalURL)
+	extURL, err := normaliseExternalURL(deps.External)
 	if err != nil {
 		return nil, fmt.Errorf("new ruler: external url: %w", err)
 	}
@@ -256,14 +255,11 @@ func checkAlertmanagerClients(pc *promconfig.Config) error {
 	return errors.Join(errs...)
 }
 
-// normaliseExternalURL returns a copy of u (or raw parsed) without a
-// trailing "/" in its path, as Prometheus normalises --web.external-url.
-func normaliseExternalURL(u *url.URL, raw string) (*url.URL, error) {
-	if u == nil {
-		var err error
-		if u, err = url.Parse(raw); err != nil {
-			return nil, err
-		}
+// normaliseExternalURL returns a copy of u without a trailing "/" in its
+// path, as Prometheus normalises --web.external-url.
+func normaliseExternalURL(u *url.URL) (*url.URL, error) {
+	if u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an absolute URL", u.String())
 	}
 	c := *u
 	c.Path = strings.TrimRight(c.Path, "/")
