@@ -66,6 +66,14 @@ type DB struct {
 	encBest *zstd.Encoder
 	dec     *zstd.Decoder
 	closed  atomic.Bool
+
+	// walBroken is set (under appendMu) when a WAL write failed, on a full
+	// disk say. The WAL's page buffer may then hold part of the refused
+	// record, which a later write would put before acknowledged ones and
+	// replay would take for corruption (repair would drop what follows).
+	// No record is written until recoverWAL has moved to a fresh segment and
+	// checkpointed the head over the damaged one.
+	walBroken atomic.Bool
 }
 
 const walDirName = "wal"
@@ -312,10 +320,21 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 		return fmt.Errorf("encode spans: %w", err)
 	}
 
+	if db.walBroken.Load() {
+		if err := db.recoverWAL(); err != nil {
+			db.m.spansRejected.WithLabelValues("wal_write").Add(float64(n))
+			return fmt.Errorf("write wal: recover from an earlier failed write: %w", err)
+		}
+	}
 	db.appendMu.Lock()
 	if db.closed.Load() {
 		db.appendMu.Unlock()
 		return ErrClosed
+	}
+	if db.walBroken.Load() { // another write failed since
+		db.appendMu.Unlock()
+		db.m.spansRejected.WithLabelValues("wal_write").Add(float64(n))
+		return errWALBroken
 	}
 	var tooLarge, tooLargeTraces int
 	var firstTooLarge error
@@ -358,8 +377,11 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	if len(kept) > 0 {
 		db.recBuf = encodeRecord(db.recBuf, kept)
 		if err := db.wal.Log(db.recBuf); err != nil {
+			db.walBroken.Store(true)
 			db.appendMu.Unlock()
+			db.m.walWriteFailures.Inc()
 			db.m.spansRejected.WithLabelValues("wal_write").Add(float64(n))
+			db.logger.Warn("wal write failed; refusing writes until a fresh segment and a checkpoint are written", "err", err)
 			return fmt.Errorf("write wal: %w", err)
 		}
 		db.head.addPieces(kept, db.opts.Now().UnixNano(), false)
@@ -390,6 +412,48 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 		Rejected: int64(tooLarge),
 		Reason:   fmt.Sprintf("%d spans of %d traces refused: trace larger than max_trace_bytes (%d bytes)", tooLarge, tooLargeTraces, db.opts.MaxTraceBytes),
 	})
+}
+
+// errWALBroken refuses a write that raced with a failed one; the sender retries.
+var errWALBroken = errors.New("write wal: recovering from a failed write, retry")
+
+// recoverWAL makes the WAL writable again after a failed write: it starts a
+// new segment (flushing whatever the failed write left in the page buffer
+// into the old one) and writes a checkpoint of the whole head over every
+// older segment, then deletes them, so the damaged record is never replayed.
+// The head holds exactly the acknowledged spans not yet in blocks (a refused
+// record never reached it), so nothing acknowledged is lost and nothing
+// refused comes back. Appends wait meanwhile.
+func (db *DB) recoverWAL() error {
+	db.cutMu.Lock()
+	defer db.cutMu.Unlock()
+	db.appendMu.Lock()
+	defer db.appendMu.Unlock()
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	if !db.walBroken.Load() {
+		return nil
+	}
+	next, err := db.wal.NextSegment()
+	if err != nil {
+		return fmt.Errorf("cut wal segment: %w", err)
+	}
+	cp := next - 1
+	if err := db.writeCheckpoint(cp, db.head.all()); err != nil {
+		return fmt.Errorf("write checkpoint %d: %w", cp, err)
+	}
+	db.walBroken.Store(false)
+	db.m.walRecoveries.Inc()
+	walDir := filepath.Join(db.dir, walDirName)
+	if err := db.wal.Truncate(next); err != nil {
+		db.logger.Warn("truncate wal", "err", err)
+	}
+	if err := wlog.DeleteCheckpoints(walDir, cp); err != nil {
+		db.logger.Warn("delete old checkpoints", "err", err)
+	}
+	db.logger.Info("wal writable again after a failed write", "checkpoint", cp)
+	return nil
 }
 
 // Run cuts blocks, compacts and applies retention until ctx ends.

@@ -7,25 +7,27 @@ import (
 )
 
 type metrics struct {
-	spansIngested   prometheus.Counter
-	bytesIngested   prometheus.Counter
-	spansRejected   *prometheus.CounterVec
-	headTraces      prometheus.GaugeFunc
-	headBytes       prometheus.GaugeFunc
-	blocks          prometheus.GaugeFunc
-	blockBytes      prometheus.GaugeFunc
-	blocksCut       prometheus.Counter
-	cutFailures     prometheus.Counter
-	compactions     prometheus.Counter
-	compactFailures prometheus.Counter
-	retentionDrops  *prometheus.CounterVec
-	walReplayed     prometheus.Counter
-	walCorruptions  prometheus.Counter
-	lookups         prometheus.Counter
-	lookupSeconds   prometheus.Histogram
-	searchTraces    prometheus.Counter
-	duplicateSpans  *prometheus.CounterVec
-	searchSkipped   prometheus.Counter
+	spansIngested    prometheus.Counter
+	bytesIngested    prometheus.Counter
+	spansRejected    *prometheus.CounterVec
+	headTraces       prometheus.GaugeFunc
+	headBytes        prometheus.GaugeFunc
+	blocks           prometheus.GaugeFunc
+	blockBytes       prometheus.GaugeFunc
+	blocksCut        prometheus.Counter
+	cutFailures      prometheus.Counter
+	compactions      prometheus.Counter
+	compactFailures  prometheus.Counter
+	retentionDrops   *prometheus.CounterVec
+	walReplayed      prometheus.Counter
+	walCorruptions   prometheus.Counter
+	lookups          prometheus.Counter
+	lookupSeconds    prometheus.Histogram
+	searchTraces     prometheus.Counter
+	duplicateSpans   *prometheus.CounterVec
+	searchSkipped    prometheus.Counter
+	walWriteFailures prometheus.Counter
+	walRecoveries    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
@@ -90,12 +92,18 @@ func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
 	m.searchSkipped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "nxwatcher_tracestore_search_skipped_traces_total", Help: "Traces searches skipped undecoded for being larger than the search's max_trace_bytes.",
 	})
+	m.walWriteFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nxwatcher_tracestore_wal_write_failures_total", Help: "WAL writes that failed (a full disk, say); writes are refused until the WAL is recovered.",
+	})
+	m.walRecoveries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nxwatcher_tracestore_wal_recoveries_total", Help: "Times the WAL was made writable again after a failed write (new segment plus a checkpoint of the head).",
+	})
 	m.duplicateSpans.WithLabelValues("ingest")
 	m.duplicateSpans.WithLabelValues("compaction")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.spansIngested, m.bytesIngested, m.spansRejected, m.headTraces, m.headBytes,
 			m.blocks, m.blockBytes, m.blocksCut, m.cutFailures, m.compactions, m.compactFailures,
-			m.retentionDrops, m.walReplayed, m.walCorruptions, m.lookups, m.lookupSeconds, m.searchTraces, m.duplicateSpans, m.searchSkipped} {
+			m.retentionDrops, m.walReplayed, m.walCorruptions, m.lookups, m.lookupSeconds, m.searchTraces, m.duplicateSpans, m.searchSkipped, m.walWriteFailures, m.walRecoveries} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register metrics: %w", err)
 			}
