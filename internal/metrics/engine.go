@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -70,7 +71,7 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 // evaluates it over (the query's end-start, an outer subquery's span).
 // Parse errors are left to the engine, which reports them as Prometheus does.
 func (e *Engine) checkSubquerySteps(qs string, outer time.Duration) error {
-	if e.maxSubquerySteps <= 0 {
+	if e.maxSubquerySteps <= 0 || !mayHaveSubquery(qs) {
 		return nil
 	}
 	expr, err := parser.NewParser(parser.Options{}).ParseExpr(qs)
@@ -100,4 +101,25 @@ func (e *Engine) walkSubqueries(node parser.Node, span time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// mayHaveSubquery is a cheap pre-check: a subquery is written [range:step],
+// so a query with no ':' between a '[' and the next ']' has none and need not
+// be parsed twice. Brackets inside strings only cause a needless parse.
+func mayHaveSubquery(qs string) bool {
+	for {
+		open := strings.IndexByte(qs, '[')
+		if open < 0 {
+			return false
+		}
+		qs = qs[open+1:]
+		end := strings.IndexByte(qs, ']')
+		if end < 0 {
+			return false
+		}
+		if strings.IndexByte(qs[:end], ':') >= 0 {
+			return true
+		}
+		qs = qs[end+1:]
+	}
 }

@@ -70,3 +70,28 @@ func BenchmarkRefusedSubquery(b *testing.B) {
 		}
 	}
 }
+
+// The step check parses each query once more before the engine does; this
+// measures what that adds to building a typical dashboard query.
+func BenchmarkNewInstantQuery(b *testing.B) {
+	const qs = `sum by (service) (rate(traefik_service_requests_total{code=~"5.."}[5m])) / sum by (service) (rate(traefik_service_requests_total[5m]))`
+	for _, tc := range []struct {
+		name  string
+		steps int64
+	}{{"step-check-off", 0}, {"step-check-on", 1_000_000}} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := DefaultConfig().Query
+			cfg.MaxSubquerySteps = tc.steps
+			e := NewEngine(cfg, Deps{Logger: promslog.NewNopLogger(), Registerer: prometheus.NewRegistry()})
+			defer e.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				q, err := e.NewInstantQuery(context.Background(), nil, nil, qs, time.Now())
+				if err != nil {
+					b.Fatal(err)
+				}
+				q.Close()
+			}
+		})
+	}
+}
