@@ -80,10 +80,11 @@ func DefaultConfig() Config {
 		MaxSearchDuration:      0,
 		QueryTimeout:           model.Duration(30 * time.Second),
 		MaxTagValues:           1000,
-		// ~1.8 s of one core at the measured search rate; the seen-set of a
-		// search holding a million trace IDs is ~50 MiB.
-		MaxInspectedTraces: 1_000_000,
-		MaxInspectedBytes:  2 << 30,
+		// Each ~10 s of one core at the rate bench/README.md measured (892k
+		// traces, 1.8 GB decoded in ~20 s), inside query_timeout; a search's
+		// seen-set of 500k trace IDs is ~25 MiB.
+		MaxInspectedTraces: 500_000,
+		MaxInspectedBytes:  1 << 30,
 		MaxTraceBytes:      50 << 20, // the store's default max_trace_bytes at ingest
 	}
 }
