@@ -371,7 +371,9 @@ func TestEndToEndDesignDocConfig(t *testing.T) {
 	a, b, c := newLogWriter(t, pathA), newLogWriter(t, pathB), newLogWriter(t, pathC)
 	c.write(nextTS() + " stdout F from another node\n")
 
-	msg := func(pod string, i int) string { return fmt.Sprintf("%s line %04d payload-%s", pod, i, strings.Repeat("x", i%50)) }
+	msg := func(pod string, i int) string {
+		return fmt.Sprintf("%s line %04d payload-%s", pod, i, strings.Repeat("x", i%50))
+	}
 	writeBoth := func(from, to int) {
 		for i := from; i < to; i++ {
 			writeCRILine(a, msg("api", i), i)
