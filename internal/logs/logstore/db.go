@@ -51,6 +51,10 @@ type Options struct {
 	// head or already in a block (Loki keeps an idle stream in its
 	// ingesters for about as long).
 	ActiveStreamWindow time.Duration
+	// MinFreeBytes is the free space the store keeps on its filesystem:
+	// commits that would leave less are refused with ErrDiskFull (retry
+	// later) instead of failing halfway through a WAL write. 0 = no check.
+	MinFreeBytes int64
 	// Limits, changeable at run time with SetLimits.
 	Limits Limits
 	// Now is the clock, for tests; defaults to time.Now.
@@ -79,6 +83,7 @@ func DefaultOptions() Options {
 		Now:              time.Now,
 
 		ActiveStreamWindow: time.Hour,
+		MinFreeBytes:       64 << 20,
 	}
 }
 
@@ -155,6 +160,9 @@ type DB struct {
 	// a head flush does not reset it. Guarded by walMu.
 	active      map[uint64]int64
 	activePrune int64 // when active was last pruned (Unix ns)
+	// walBroken is the error of a failed WAL write; writes are refused
+	// until recoverWAL succeeds (see admit). Guarded by walMu.
+	walBroken error
 
 	mu       sync.RWMutex // guards the fields below
 	head     *head
@@ -489,7 +497,7 @@ func (a *Appender) write() ([]Rejection, uint64, error) {
 	batch := make([]walEntries, 0, len(a.streams))
 	targets := make([]*memStream, 0, len(a.streams))
 	now := db.opts.Now().UnixNano()
-	var touched []uint64
+	var touched, added []uint64
 	for _, ps := range a.streams {
 		s := h.get(ps.lbls)
 		hash := ps.lbls.Hash()
@@ -510,6 +518,7 @@ func (a *Appender) write() ([]Rejection, uint64, error) {
 		// failed WAL write leaves it counted until it ages out.
 		if _, known := db.active[hash]; !known {
 			db.active[hash] = now
+			added = append(added, hash)
 		}
 		touched = append(touched, hash)
 		es := ps.entries
@@ -563,9 +572,21 @@ func (a *Appender) write() ([]Rejection, uint64, error) {
 	defer walBufs.Put(bp)
 	*bp = encodeEntriesRecord((*bp)[:0], batch)
 	recs = append(recs, *bp)
+	size := 0
+	for _, r := range recs {
+		size += len(r)
+	}
+	if err := db.admit(size); err != nil {
+		for _, h := range added {
+			delete(db.active, h) // never written
+		}
+		return rej, 0, err
+	}
 	if err := db.wal.Log(recs...); err != nil {
-		db.m.walFailures.Inc()
-		return rej, 0, fmt.Errorf("commit: write wal: %w", err)
+		for _, h := range added {
+			delete(db.active, h)
+		}
+		return rej, 0, db.walFailed(err)
 	}
 	db.dirty = true
 	for _, h := range touched {
@@ -686,7 +707,9 @@ func (db *DB) FlushHead() error {
 		db.walMu.Unlock()
 		return nil
 	}
-	if old.entries.Load() > 0 {
+	// After a failed WAL write the current segment may end in a torn
+	// record: retire it even when the head is empty.
+	if old.entries.Load() > 0 || db.walBroken != nil {
 		next, err := db.wal.NextSegmentSync()
 		if err != nil {
 			db.mu.Unlock()
@@ -702,6 +725,13 @@ func (db *DB) FlushHead() error {
 	db.walMu.Unlock()
 
 	for _, h := range pending {
+		if h.entries.Load() == 0 { // retired only to cut the WAL (recoverWAL)
+			db.mu.Lock()
+			db.flushing = slices.DeleteFunc(db.flushing, func(x *head) bool { return x == h })
+			db.mu.Unlock()
+			h.dropSpill()
+			continue
+		}
 		start := time.Now()
 		b, err := db.writeHeadBlock(h, h.lastSegment)
 		if err != nil {
@@ -799,6 +829,9 @@ func (db *DB) Run(ctx context.Context) error {
 // Maintain runs one round of background work: flush an old or big head,
 // compact, apply retention. Errors are logged and counted; the next round retries.
 func (db *DB) Maintain() {
+	if err := db.recoverWAL(); err != nil {
+		db.logger.Warn("wal still not writable", "err", err)
+	}
 	db.walMu.Lock()
 	db.pruneActive(db.opts.Now().UnixNano())
 	db.walMu.Unlock()

@@ -501,7 +501,7 @@ func testCounter(c interface{ Write(*dto.Metric) error }) float64 {
 
 func TestRunFlushesCompactsAndStops(t *testing.T) {
 	db := openTest(t, t.TempDir(), func(o *Options) {
-		o.HeadMaxBytes = 16 << 10
+		o.HeadMaxBytes = 4 << 10 // a part of the fixture fills it
 		o.CheckInterval = 5 * time.Millisecond
 	})
 	defer db.Close()
@@ -509,8 +509,15 @@ func TestRunFlushesCompactsAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- db.Run(ctx) }()
 	f := newFixture()
-	ingest(t, db, f, 0, 400)
+	// In parts, each flushed before the next, so there are blocks to
+	// compact however fast ingestion outruns the background flush.
 	deadline := time.Now().Add(10 * time.Second)
+	for part := range 4 {
+		ingest(t, db, f, part*100, 100)
+		for testCounter(db.m.flushes) <= float64(part) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	for {
 		bs := db.Blocks()
 		if len(bs) > 0 && bs[len(bs)-1].Compaction.Level >= 2 {

@@ -14,6 +14,7 @@ type metrics struct {
 	entries            prometheus.Counter
 	bytes              prometheus.Counter
 	walFailures        prometheus.Counter
+	diskFull           prometheus.Counter
 	flushes            prometheus.Counter
 	flushFailures      prometheus.Counter
 	flushDuration      prometheus.Histogram
@@ -31,6 +32,7 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 		entries:            prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "entries_appended_total", Help: "Log entries written to the WAL and head."}),
 		bytes:              prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "line_bytes_appended_total", Help: "Bytes of log lines written to the WAL and head."}),
 		walFailures:        prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "wal_failures_total", Help: "WAL writes or fsyncs that failed."}),
+		diskFull:           prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "disk_full_refusals_total", Help: "Commits refused because the filesystem is (nearly) full, or because a WAL write failed for lack of space."}),
 		flushes:            prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "head_flushes_total", Help: "Heads written to blocks."}),
 		flushFailures:      prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "head_flush_failures_total", Help: "Head flushes that failed."}),
 		flushDuration:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "head_flush_duration_seconds", Help: "Time to write a head to a block.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 8)}),
@@ -69,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 		return float64(n)
 	})
 	m.query.duplicates = m.duplicates.WithLabelValues("query")
-	m.collectors = []prometheus.Collector{m.entries, m.bytes, m.walFailures, m.flushes, m.flushFailures, m.flushDuration,
+	m.collectors = []prometheus.Collector{m.entries, m.bytes, m.walFailures, m.diskFull, m.flushes, m.flushFailures, m.flushDuration,
 		m.compactions, m.compactionFailures, m.blocksDeleted, m.duplicates, m.query.chunksConsidered, m.query.chunksSkipped,
 		headStreams, activeStreams, headBytes, headMem, blocks, blockBytes}
 	if reg != nil {

@@ -41,6 +41,10 @@ type StorageConfig struct {
 	HeadMaxAge      model.Duration `yaml:"head_max_age"`
 	MaxBlockSize    units.Bytes    `yaml:"max_block_size"`
 	MaxBlockSpan    model.Duration `yaml:"max_block_span"`
+	// MinFreeSpace is the free space kept on the store's filesystem: a push
+	// that would leave less is refused with 503 (retry later) before the
+	// WAL is touched, and accepted again once space returns. 0 = no check.
+	MinFreeSpace units.Bytes `yaml:"min_free_space"`
 }
 
 // Limits carry Loki's limits_config names and defaults where one exists.
@@ -92,6 +96,7 @@ func DefaultConfig() Config {
 			HeadMaxAge:      model.Duration(30 * time.Minute),
 			MaxBlockSize:    1 << 30,
 			MaxBlockSpan:    model.Duration(24 * time.Hour),
+			MinFreeSpace:    64 << 20,
 		},
 		Limits: Limits{
 			IngestionRateMB:                   4,
@@ -151,6 +156,9 @@ func (c Config) Validate() error {
 	if c.Storage.HeadMaxBytes < c.Storage.ChunkTargetSize {
 		errs = append(errs, errors.New("logs.storage.head_max_bytes: must be at least chunk_target_size"))
 	}
+	if c.Storage.MinFreeSpace < 0 {
+		errs = append(errs, errors.New("logs.storage.min_free_space: must not be negative (0 = no check)"))
+	}
 	if c.Storage.HeadMaxAge <= 0 || c.Storage.MaxBlockSpan <= 0 || c.Storage.MaxBlockSize <= 0 {
 		errs = append(errs, errors.New("logs.storage: head_max_age, max_block_span and max_block_size must be positive"))
 	}
@@ -197,6 +205,7 @@ func (c Config) StoreOptions() logstore.Options {
 	o.HeadMaxAge = time.Duration(c.Storage.HeadMaxAge)
 	o.MaxBlockSize = int64(c.Storage.MaxBlockSize)
 	o.MaxBlockSpan = time.Duration(c.Storage.MaxBlockSpan)
+	o.MinFreeBytes = int64(c.Storage.MinFreeSpace)
 	o.Limits = c.Limits.storeLimits()
 	return o
 }

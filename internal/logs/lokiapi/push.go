@@ -47,6 +47,7 @@ const (
 	reasonMetadataTooMany = "structured_metadata_too_many"
 	reasonNoMetadata      = "disallow_structured_metadata"
 	reasonMalformed       = "malformed"
+	reasonDiskFull        = "disk_full" // ours: Loki has no such reason
 )
 
 // Push handles POST /loki/api/v1/push.
@@ -63,6 +64,9 @@ func (a *API) Push(w http.ResponseWriter, r *http.Request) {
 	}
 	a.m.pushRequests.WithLabelValues(format, strconv.Itoa(code)).Inc()
 	if perr != nil {
+		if perr.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		http.Error(w, perr.Msg, perr.Status)
 		return
 	}
@@ -324,11 +328,17 @@ func (a *API) ingestResult(streams []pushStream, format string) ingestResult {
 	}
 	refused, err := app.Commit()
 	if err != nil {
-		a.logger.Error("commit push", "err", err)
 		// Nothing of this commit is acknowledged; what may have reached the
 		// head is dropped as an exact duplicate when the sender retries.
 		rj.retryable += total
 		rj.entriesBad += total
+		if errors.Is(err, logstore.ErrDiskFull) {
+			// Retryable for every Loki client (5xx) and for OTLP (503); the
+			// store takes writes again by itself once space returns.
+			a.m.discardedEntries.WithLabelValues(reasonDiskFull).Add(float64(total))
+			return result(&PushError{Status: http.StatusServiceUnavailable, Msg: "store push: " + err.Error()})
+		}
+		a.logger.Error("commit push", "err", err)
 		return result(&PushError{Status: http.StatusInternalServerError, Msg: "store push: " + err.Error()})
 	}
 	if len(refused) == 0 {
