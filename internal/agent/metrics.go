@@ -22,6 +22,7 @@ type agentMetrics struct {
 	openErrors      prometheus.Counter
 	rotations       *prometheus.CounterVec
 	positionsErrors prometheus.Counter
+	invalidUTF8     prometheus.Counter
 }
 
 func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
@@ -77,11 +78,14 @@ func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
 		positionsErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nxwatcher_agent_positions_errors_total", Help: "Positions files that could not be read (ignored) or written.",
 		}),
+		invalidUTF8: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nxwatcher_agent_invalid_utf8_lines_total", Help: "Lines with invalid UTF-8, shipped with the bad bytes replaced by U+FFFD.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.readBytes, m.readLines, m.filesActive, m.targetsActive, m.sentEntries, m.sentBytes,
 			m.encodedBytes, m.droppedEntries, m.droppedBytes, m.retries, m.requestDuration, m.dropped,
-			m.truncated, m.readErrors, m.openErrors, m.rotations, m.positionsErrors)
+			m.truncated, m.readErrors, m.openErrors, m.rotations, m.positionsErrors, m.invalidUTF8)
 	}
 	return m
 }

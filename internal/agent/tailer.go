@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -209,11 +211,17 @@ func (t *tailer) emit(ctx context.Context, truncated bool) {
 		}
 	}
 	t.readLinesC.Inc()
+	text := string(line)
+	if !utf8.ValidString(text) {
+		// Loki stores text: replace invalid bytes rather than lose the line.
+		t.m.invalidUTF8.Inc()
+		text = strings.ToValidUTF8(text, "\uFFFD")
+	}
 	t.pipeline.Process(Entry{
 		Labels: t.labels,
 		shared: true,
 		Time:   time.Now(),
-		Line:   string(line),
+		Line:   text,
 		ack:    &ackRef{t: t.tracker, offset: t.offset},
 	})
 }
