@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/promslog"
+
+	"github.com/nx-watcher/nxwatcher/internal/agent"
+	"github.com/nx-watcher/nxwatcher/internal/version"
+)
+
+const agentUsage = `usage: nxwatcher agent -config.file=promtail.yaml [flags]
+
+Ships log files to Loki like Promtail, reading a promtail.yaml as it is.
+Flags are spelled as Promtail spells them (one or two dashes).
+
+flags:
+`
+
+// agentCmd is `nxwatcher agent`: it runs until SIGTERM or SIGINT.
+func agentCmd(args []string, stdout, stderr io.Writer) int {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return runAgent(ctx, args, stdout, stderr, nil)
+}
+
+// runAgent parses flags and runs the agent until ctx ends. listening, when
+// not nil, receives the HTTP listener's address once it is up (tests).
+func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, listening chan<- string) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config.file", "", "promtail.yaml to read (required)")
+	expandEnv := fs.Bool("config.expand-env", false, "replace ${VAR} and ${VAR:-default} in the config file with environment variables")
+	checkSyntax := fs.Bool("check-syntax", false, "validate the config file and exit")
+	printConfig := fs.Bool("print-config-stderr", false, "print the parsed config to stderr at start")
+	httpPort := fs.Int("server.http-listen-port", -1, "override server.http_listen_port (0 picks a free port)")
+	httpAddr := fs.String("server.http-listen-address", "", "override server.http_listen_address")
+	logLevel := levelFlag{promslog.NewLevel()}
+	fs.Var(logLevel, "log.level", "log level: debug, info, warn, error")
+	logFormat := formatFlag{promslog.NewFormat()}
+	fs.Var(logFormat, "log.format", "log format: logfmt or json")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), agentUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agent: unexpected arguments %q\n\n", fs.Args())
+		fs.Usage()
+		return 2
+	}
+	if *configFile == "" {
+		fmt.Fprint(stderr, "agent: -config.file is required\n\n")
+		fs.Usage()
+		return 2
+	}
+	cfg, err := agent.LoadFile(*configFile, *expandEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "agent: %v\n", err)
+		return 1
+	}
+	if *checkSyntax {
+		fmt.Fprintf(stdout, "Valid config file! No syntax issues found\n")
+		return 0
+	}
+	if *httpPort >= 0 {
+		cfg.Server.HTTPListenPort = *httpPort
+	}
+	if *httpAddr != "" {
+		cfg.Server.HTTPListenAddress = *httpAddr
+	}
+	if cfg.Server.LogLevel != "" && !flagSet(fs, "log.level") {
+		if err := logLevel.Set(cfg.Server.LogLevel); err != nil {
+			fmt.Fprintf(stderr, "agent: server.log_level: %v\n", err)
+			return 1
+		}
+	}
+	logger := promslog.New(&promslog.Config{Level: logLevel.Level, Format: logFormat.Format, Writer: stderr})
+	setAutoMemLimit(logger)
+	if *printConfig {
+		fmt.Fprintf(stderr, "%+v\n", *cfg)
+	}
+
+	nodeName := os.Getenv("NODE_NAME")
+	if nodeName == "" {
+		nodeName = os.Getenv("HOSTNAME")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	info := version.Get()
+	logger.Info("Starting nxwatcher agent", "version", info.Version, "revision", info.Revision, "config", *configFile, "node", nodeName)
+
+	a, err := agent.New(cfg, agent.Options{NodeName: nodeName}, agent.Deps{Logger: logger, Registerer: reg, Gatherer: reg})
+	if err != nil {
+		logger.Error("Cannot start", "err", err)
+		return 1
+	}
+	addr := net.JoinHostPort(cfg.Server.HTTPListenAddress, strconv.Itoa(cfg.Server.HTTPListenPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		logger.Error("Cannot listen", "addr", addr, "err", err)
+		return 1
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	logger.Info("Listening", "addr", ln.Addr().String())
+	if listening != nil {
+		listening <- ln.Addr().String()
+	}
+	runErr := a.Run(ctx)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	if err := <-srvDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Error("HTTP server", "err", err)
+	}
+	if runErr != nil {
+		logger.Error("Agent stopped with an error", "err", runErr)
+		return 1
+	}
+	logger.Info("Stopped cleanly")
+	return 0
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// checkAgentConfig validates promtail.yaml files, for `nxwatcher check
+// agent-config FILE...`.
+func checkAgentConfig(files []string, stdout, stderr io.Writer) int {
+	failed := false
+	for _, f := range files {
+		cfg, err := agent.LoadFile(f, false)
+		if err != nil {
+			fmt.Fprintf(stderr, "FAILED: %v\n", err)
+			failed = true
+			continue
+		}
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stderr, "  WARNING: %s: %s\n", f, w)
+		}
+		fmt.Fprintf(stdout, "SUCCESS: %s is a valid promtail config\n", f)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/grafana/loki/pkg/push"
+)
+
+func TestAgentCheckSyntaxAndBadConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := runAgent(t.Context(), []string{"--config.file=../../deploy/agent/promtail.yaml", "-check-syntax"}, &out, &errb, nil); code != 0 {
+		t.Fatalf("design doc config: %d %s", code, errb.String())
+	}
+	if code := checkAgentConfig([]string{"../../deploy/agent/promtail.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("check: %d %s", code, errb.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("clients: [{url: http://x/}]\nscrape_config: []\n"), 0o644)
+	errb.Reset()
+	if code := runAgent(t.Context(), []string{"-config.file", bad}, &out, &errb, nil); code != 1 || !strings.Contains(errb.String(), "line 2: field scrape_config not found") {
+		t.Fatalf("bad config: %d %s", code, errb.String())
+	}
+	if code := runAgent(t.Context(), nil, &out, &errb, nil); code != 2 {
+		t.Fatalf("no config: %d", code)
+	}
+}
+
+func TestAgentShipsAndServes(t *testing.T) {
+	var pushed atomic.Int64
+	loki := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		raw, err := snappy.Decode(nil, body)
+		var req push.PushRequest
+		if err != nil || req.Unmarshal(raw) != nil {
+			http.Error(w, "bad", 400)
+			return
+		}
+		for _, s := range req.Streams {
+			pushed.Add(int64(len(s.Entries)))
+		}
+		w.WriteHeader(204)
+	}))
+	defer loki.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.log"), []byte("one\ntwo\n"), 0o644)
+	cfgFile := filepath.Join(dir, "promtail.yaml")
+	os.WriteFile(cfgFile, []byte(fmt.Sprintf(`
+server: {http_listen_address: 127.0.0.1, http_listen_port: 9080}
+positions: {filename: %s/positions.yaml}
+clients: [{url: "${NXW_AGENT_TEST_URL}", batchwait: 10ms}]
+target_config: {sync_period: 50ms}
+scrape_configs:
+  - job_name: f
+    static_configs: [{targets: [localhost], labels: {job: f, __path__: %s/*.log}}]
+`, dir, dir)), 0o644)
+	t.Setenv("NXW_AGENT_TEST_URL", loki.URL+"/loki/api/v1/push")
+	ctx, cancel := context.WithCancel(t.Context())
+	listening := make(chan string, 1)
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- runAgent(ctx, []string{"-config.file=" + cfgFile, "-config.expand-env", "-server.http-listen-port=0"}, io.Discard, &stderr, listening)
+	}()
+	addr := <-listening
+	deadline := time.Now().Add(10 * time.Second)
+	for pushed.Load() < 2 {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("lines not pushed: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, p := range []string{"/ready", "/metrics", "/targets"} {
+		resp, err := http.Get("http://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d %s", p, resp.StatusCode, b)
+		}
+		if p == "/metrics" && !strings.Contains(string(b), `promtail_sent_entries_total{host="`) {
+			t.Errorf("metrics: %s", b)
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	pos, _ := os.ReadFile(filepath.Join(dir, "positions.yaml"))
+	if !strings.Contains(string(pos), `a.log: "8"`) {
+		t.Fatalf("positions: %s", pos)
+	}
+}
