@@ -253,14 +253,10 @@ func evalSpanset(e SpansetExpr, t *Trace, universe []int) []int {
 			return union(l, r)
 		}
 		neg := strings.HasPrefix(s.Op, "!")
-		rel := strings.TrimPrefix(s.Op, "!")
-		inL := make(map[int]bool, len(l))
-		for _, i := range l {
-			inL[i] = true
-		}
+		rel := relatedSet(strings.TrimPrefix(s.Op, "!"), t, l)
 		var out []int
 		for _, i := range r {
-			if related(rel, t, i, inL) != neg {
+			if rel[i] != neg {
 				out = append(out, i)
 			}
 		}
@@ -269,8 +265,76 @@ func evalSpanset(e SpansetExpr, t *Trace, universe []int) []int {
 	return nil
 }
 
+// relatedSet marks every span that stands in relation rel to some span of
+// l, in time linear in the trace's size (a walk per right-hand span made
+// `<<` and `>>` quadratic: minutes of CPU, deaf to the query's deadline, on
+// one trace of 100k spans). Parent links may form cycles in bad data; every
+// walk stops at a span it has already marked.
+func relatedSet(rel string, t *Trace, l []int) []bool {
+	n := len(t.Spans)
+	out := make([]bool, n)
+	inL := make([]bool, n)
+	for _, i := range l {
+		inL[i] = true
+	}
+	switch rel {
+	case ">": // children of a left span
+		for i := range t.Spans {
+			if p := t.Spans[i].parent; p >= 0 && inL[p] {
+				out[i] = true
+			}
+		}
+	case ">>": // descendants of a left span: everything below one, via children
+		stack := make([]int, 0, len(l))
+		for _, i := range l {
+			stack = append(stack, t.children[i]...)
+		}
+		for len(stack) > 0 {
+			c := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if out[c] {
+				continue
+			}
+			out[c] = true
+			stack = append(stack, t.children[c]...)
+		}
+	case "<": // parents of a left span
+		for _, i := range l {
+			if p := t.Spans[i].parent; p >= 0 {
+				out[p] = true
+			}
+		}
+	case "<<": // ancestors of a left span: up the parent chain of each
+		for _, i := range l {
+			for p := t.Spans[i].parent; p >= 0 && !out[p]; p = t.Spans[p].parent {
+				out[p] = true
+			}
+		}
+	case "~": // a sibling (same parent, not itself) is a left span
+		leftChildren := make([]int, n)
+		for _, i := range l {
+			if p := t.Spans[i].parent; p >= 0 {
+				leftChildren[p]++
+			}
+		}
+		for i := range t.Spans {
+			p := t.Spans[i].parent
+			if p < 0 {
+				continue
+			}
+			others := leftChildren[p]
+			if inL[i] {
+				others--
+			}
+			out[i] = others > 0
+		}
+	}
+	return out
+}
+
 // related reports whether span i (from the right side) stands in relation
-// rel to some span of the left side.
+// rel to some span of the left side: the span-at-a-time definition, kept as
+// the reference relatedSet is tested against.
 func related(rel string, t *Trace, i int, inL map[int]bool) bool {
 	switch rel {
 	case ">": // i is a child of a left span
