@@ -80,6 +80,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("web.listen-address", ":9090", "address of the HTTP listener")
 	externalURL := fs.String("web.external-url", "", "URL under which nxwatcher is reached from outside (links in alerts and the UI); empty derives it from the host name and port")
 	routePrefix := fs.String("web.route-prefix", "", "path prefix of every HTTP route; empty takes the path of --web.external-url")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config (TLS, basic auth) for the HTTP and Alertmanager listeners, as Prometheus's; re-read on every connection")
 	logLevel := levelFlag{promslog.NewLevel()}
 	fs.Var(logLevel, "log.level", "log level: debug, info, warn, error")
 	logFormat := formatFlag{promslog.NewFormat()}
@@ -148,6 +149,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		ListenAddress: *listen,
 		ExternalURL:   *externalURL,
 		RoutePrefix:   *routePrefix,
+		WebConfigFile: *webConfig,
 		Flags:         flags,
 	}, app.Deps{Logger: logger})
 	if err != nil {

@@ -52,6 +52,9 @@ type Options struct {
 	// RoutePrefix is the path prefix of every route of the main listener
 	// (--web.route-prefix). "" takes the path of the external URL.
 	RoutePrefix string
+	// WebConfigFile is an exporter-toolkit web config (TLS, basic auth) for
+	// the main and Alertmanager listeners (--web.config.file).
+	WebConfigFile string
 	// Flags are shown by /api/v1/status/flags.
 	Flags map[string]string
 }
@@ -136,6 +139,9 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 		return nil, err
 	}
 	a.push(a.server.Close)
+	if err := a.server.UseWebConfig(opts.WebConfigFile); err != nil {
+		return nil, err
+	}
 
 	cfg, err := a.loadConfig()
 	if err != nil {

@@ -59,6 +59,9 @@ func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer) error 
 				return fmt.Errorf("alertmanager listener: %w", err)
 			}
 			a.push(a.amServer.Close)
+			if err := a.amServer.UseWebConfig(a.opts.WebConfigFile); err != nil {
+				return err
+			}
 		}
 	}
 	r, err := ruler.New(cfg.Rules, ruler.Deps{

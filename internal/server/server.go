@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/exporter-toolkit/web"
 )
 
 // Server is the main HTTP listener.
@@ -22,6 +23,24 @@ type Server struct {
 	listener net.Listener
 	http     *http.Server
 	ran      atomic.Bool
+	// webConfigFile is an exporter-toolkit web config (TLS, basic auth,
+	// headers), as Prometheus's --web.config.file; "" serves plain HTTP.
+	webConfigFile string
+}
+
+// UseWebConfig serves TLS and basic auth as the exporter-toolkit web config
+// file at path says (Prometheus's --web.config.file). The file is checked
+// now and re-read on every connection and request, so certificate and user
+// changes apply without a restart. Call it before Run.
+func (s *Server) UseWebConfig(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := web.Validate(path); err != nil {
+		return fmt.Errorf("web config %s: %w", path, err)
+	}
+	s.webConfigFile = path
+	return nil
 }
 
 // Listen binds the address now, so a busy port fails start-up early and a
@@ -40,8 +59,13 @@ func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 // Serve sets the handler; call it once before Run.
 func (s *Server) Serve(h http.Handler) {
 	s.http = &http.Server{
-		Handler:           h,
+		Handler: h,
+		// A client that dribbles its headers is cut off; idle keep-alive
+		// connections are closed. Bodies may be slow (push, tail), so there
+		// is no ReadTimeout; handlers bound their own work.
 		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 }
@@ -50,8 +74,20 @@ func (s *Server) Serve(h http.Handler) {
 func (s *Server) Run(ctx context.Context) error {
 	s.ran.Store(true)
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.listener) }()
-	s.logger.Info("Listening", "address", s.listener.Addr().String())
+	if s.webConfigFile != "" {
+		path := s.webConfigFile
+		go func() {
+			// exporter-toolkit logs its own "Listening on" and TLS lines.
+			errc <- web.Serve(s.listener, s.http, &web.FlagConfig{WebConfigFile: &path}, s.logger)
+		}()
+	} else {
+		go func() { errc <- s.http.Serve(s.listener) }()
+	}
+	if s.webConfigFile != "" {
+		s.logger.Info("Listening", "address", s.listener.Addr().String(), "web_config", s.webConfigFile)
+	} else {
+		s.logger.Info("Listening", "address", s.listener.Addr().String())
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve http: %w", err)
