@@ -101,7 +101,15 @@ func (d *dedupIndex) add(k dedupKey) {
 			return
 		}
 	}
-	d.pages = append(d.pages, []dedupKey{k})
+	if n == 0 {
+		d.pages = [][]dedupKey{{k}}
+		return
+	}
+	// A stream that filled a page is a busy one: its next pages are
+	// allocated whole.
+	pg := make([]dedupKey, 1, dedupPage)
+	pg[0] = k
+	d.pages = append(d.pages, pg)
 }
 
 // dedupKey identifies an entry for exact-duplicate detection: its timestamp
