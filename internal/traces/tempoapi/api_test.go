@@ -560,4 +560,18 @@ func TestConfigValidate(t *testing.T) {
 	if err := tracestore.DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// The search bounds: 0 turns one off, a negative value is an error,
+	// every problem reported at once.
+	c = DefaultConfig()
+	c.MaxInspectedTraces, c.MaxInspectedBytes, c.MaxTraceBytes = -1, -1, -1
+	err = c.Validate()
+	for _, key := range []string{"max_inspected_traces", "max_inspected_bytes", "max_trace_bytes"} {
+		if err == nil || !strings.Contains(err.Error(), "traces.search."+key) {
+			t.Fatalf("validate = %v, want %s named", err, key)
+		}
+	}
+	c.MaxInspectedTraces, c.MaxInspectedBytes, c.MaxTraceBytes = 0, 0, 0
+	if err := c.Validate(); err != nil {
+		t.Fatalf("zero (no bound) refused: %v", err)
+	}
 }
