@@ -60,7 +60,7 @@ func TestPushOnFullDisk(t *testing.T) {
 	pushBatch := func(i int) (int, string) {
 		var es []push.Entry
 		for j := range 100 {
-			es = append(es, push.Entry{Timestamp: ts(i%3000).Add(time.Duration(j) * time.Microsecond), Line: fmt.Sprintf("batch %d line %d %x", i, j, uint64(i*100+j)*0x9e3779b97f4a7c15)})
+			es = append(es, push.Entry{Timestamp: ts(i % 3000).Add(time.Duration(j) * time.Microsecond), Line: fmt.Sprintf("batch %d line %d %x", i, j, uint64(i*100+j)*0x9e3779b97f4a7c15)})
 		}
 		code, msg := e.pushProto(t, []push.Stream{{Labels: `{app="disk"}`, Entries: es}})
 		if code == http.StatusNoContent {
