@@ -122,3 +122,45 @@ func TestSearchBoundsAnswerPartially(t *testing.T) {
 		t.Fatalf("unbounded search: %d %q %+v", w.Code, w.Header().Get(TruncatedHeader), resp.Metrics)
 	}
 }
+
+// TestRetriedSpansCountOnce: a batch resent after its first copy was cut
+// into a block shows each span once, by ID and in search's spanset counts.
+func TestRetriedSpansCountOnce(t *testing.T) {
+	e := serve(t)
+	g := storetest.NewGen(13, testclock.Now().Add(-5*time.Minute).UnixNano())
+	id, td := g.Trace(5)
+	send := func() {
+		cp := ptrace.NewTraces()
+		td.CopyTo(cp)
+		if err := e.db.ConsumeTraces(t.Context(), cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	if err := e.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	send() // the retry lands in the head, the first copy is in a block
+	code, body := e.get(t, "/api/search?q=%7B%20%7D&spss=100", "")
+	if code != 200 {
+		t.Fatalf("search: %d %s", code, body)
+	}
+	var resp struct {
+		Traces []struct {
+			TraceID  string `json:"traceID"`
+			SpanSets []struct {
+				Matched int `json:"matched"`
+			} `json:"spanSets"`
+		} `json:"traces"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Traces) != 1 || len(resp.Traces[0].SpanSets) != 1 || resp.Traces[0].SpanSets[0].Matched != 5 {
+		t.Fatalf("search answer %s: want one trace whose spanset matched its 5 spans once", body)
+	}
+	got, found, err := e.db.TraceByID(t.Context(), id)
+	if err != nil || !found || got.SpanCount() != 5 {
+		t.Fatalf("by ID: %v %v %d spans, want 5", found, err, got.SpanCount())
+	}
+}
