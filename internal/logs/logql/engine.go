@@ -270,7 +270,12 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 		}
 		if len(w.acc.kept) > 2*limit {
 			slices.SortStableFunc(w.acc.kept, better)
-			w.acc.kept = w.acc.kept[:limit]
+			var freed int64
+			for _, l := range w.acc.kept[limit:] {
+				freed += int64(memLine + len(l.line))
+			}
+			w.acc.kept = slices.Clip(w.acc.kept[:limit])
+			ev.charge(-freed) // no longer held
 		}
 		return it.Err()
 	})
