@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -81,6 +82,8 @@ func (t *tailer) open(start int64) error {
 	return nil
 }
 
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // run tails until ctx ends or the file is deleted and drained.
 func (t *tailer) run(ctx context.Context) {
 	defer func() {
@@ -89,11 +92,13 @@ func (t *tailer) run(ctx context.Context) {
 			t.f.Close()
 		}
 	}()
-	rbuf := make([]byte, 64<<10)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		n := t.readAvailable(ctx, rbuf)
+		// Read buffers are shared: most files are idle most of the time.
+		rbuf := readBufs.Get().(*[]byte)
+		n := t.readAvailable(ctx, *rbuf)
+		readBufs.Put(rbuf)
 		if ctx.Err() != nil {
 			return
 		}
