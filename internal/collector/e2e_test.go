@@ -65,6 +65,15 @@ func startServe(t *testing.T) (baseURL, otlpGRPC string) {
 	return baseURL, g.String()
 }
 
+func canDial(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // freeAddr returns a loopback address that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -118,7 +127,7 @@ func startCollector(t *testing.T, configs []string, sets ...string) *runningColl
 		default:
 		}
 		code, _ := httpGet("http://" + rc.metrics + "/metrics")
-		return code == http.StatusOK
+		return code == http.StatusOK && canDial(rc.grpc) && canDial(rc.http)
 	})
 	return rc
 }
