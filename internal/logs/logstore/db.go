@@ -424,7 +424,19 @@ type Appender struct {
 	db      *DB
 	streams []pendingStream
 	index   map[uint64][]int
+	stored  []StoredStream
 }
+
+// StoredStream is what a commit stored for one stream: its entries minus
+// those refused and those dropped as exact duplicates.
+type StoredStream struct {
+	Labels  labels.Labels
+	Entries []Entry
+}
+
+// Stored lists what the last successful Commit stored, e.g. to feed live
+// tails without repeating a sender's retried lines.
+func (a *Appender) Stored() []StoredStream { return a.stored }
 
 type pendingStream struct {
 	lbls    labels.Labels
@@ -482,6 +494,7 @@ func (a *Appender) Commit() ([]Rejection, error) {
 // non-zero seq must be passed to the group commit before acknowledging.
 func (a *Appender) write() ([]Rejection, uint64, error) {
 	db := a.db
+	a.stored = a.stored[:0]
 	lim := db.limits.Load()
 	db.walMu.Lock()
 	defer db.walMu.Unlock()
@@ -613,6 +626,9 @@ func (a *Appender) write() ([]Rejection, uint64, error) {
 		for _, e := range batch[i].entries {
 			db.m.bytes.Add(float64(len(e.Line)))
 		}
+	}
+	for i, s := range targets {
+		a.stored = append(a.stored, StoredStream{Labels: s.lbls, Entries: batch[i].entries})
 	}
 	if h.createdAt.Load() == 0 {
 		h.createdAt.Store(db.opts.Now().UnixNano())

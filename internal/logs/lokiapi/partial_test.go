@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -213,4 +214,42 @@ func TestOTLPRateLimitedIsRetryable(t *testing.T) {
 	if n := testutil.ToFloat64(e.api.m.discardedEntries.WithLabelValues(reasonRateLimited)); n != 1 {
 		t.Fatalf("rate_limited discarded %v", n)
 	}
+}
+
+// A live tail shows what was stored: a sender's retried lines once, and no
+// entry the store refused.
+func TestTailSkipsRetriesAndRefusals(t *testing.T) {
+	e := newEnv(t, nil)
+	u := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/loki/api/v1/tail?" + url.Values{"query": {`{app="tailed"}`}, "start": {fmt.Sprint(ts(0).UnixNano())}}.Encode()
+	conn, _, err := websocket.DefaultDialer.DialContext(t.Context(), u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	first := []push.Entry{{Timestamp: ts(3500), Line: "first"}}
+	if code, msg := e.pushProto(t, []push.Stream{{Labels: `{app="tailed"}`, Entries: first}}); code != 204 {
+		t.Fatalf("%d %s", code, msg)
+	}
+	// The retry of "first", an entry too far behind, and a new one.
+	retry := []push.Entry{first[0], {Timestamp: ts(-200), Line: "too far behind"}, {Timestamp: ts(3501), Line: "second"}}
+	if code, msg := e.pushProto(t, []push.Stream{{Labels: `{app="tailed"}`, Entries: retry}}); code != 400 {
+		t.Fatalf("%d %s", code, msg)
+	}
+	var got []string
+	for len(got) < 2 {
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var msg tailResponse
+		if err := conn.ReadJSON(&msg); err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		for _, s := range msg.Streams {
+			for _, v := range s.Values {
+				got = append(got, v[1])
+			}
+		}
+	}
+	if len(got) != 2 || got[0] != "first" || got[1] != "second" {
+		t.Fatalf("tail sent %q, want first, second", got)
+	}
+	conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 }

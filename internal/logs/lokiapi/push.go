@@ -341,12 +341,10 @@ func (a *API) ingestResult(streams []pushStream, format string) ingestResult {
 		a.logger.Error("commit push", "err", err)
 		return result(&PushError{Status: http.StatusInternalServerError, Msg: "store push: " + err.Error()})
 	}
-	if len(refused) == 0 {
-		for _, s := range ok {
-			a.notifyTails(s.ls, s.es)
-		}
-	} else {
-		a.notifyAccepted(ok, refused)
+	// Tails see what was stored: not the refused entries, nor a retry's
+	// lines the store already held.
+	for _, s := range app.Stored() {
+		a.notifyTails(s.Labels, s.Entries)
 	}
 	for _, rf := range refused {
 		switch {
@@ -400,19 +398,4 @@ func (a *API) validateEntry(e *logstore.Entry, ls labels.Labels, lim *Limits, no
 type accepted struct {
 	ls labels.Labels
 	es []logstore.Entry
-}
-
-// notifyAccepted tells tails about entries the store kept when it refused some.
-func (a *API) notifyAccepted(ok []accepted, refused []logstore.Rejection) {
-	skip := map[string]bool{}
-	for _, rf := range refused {
-		if errors.Is(rf.Err, logstore.ErrTooManyStreams) {
-			skip[rf.Labels.String()] = true
-		}
-	}
-	for _, s := range ok {
-		if !skip[s.ls.String()] {
-			a.notifyTails(s.ls, s.es)
-		}
-	}
 }
