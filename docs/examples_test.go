@@ -1,6 +1,7 @@
 package docs
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/common/promslog"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/nx-watcher/nxwatcher/internal/agent"
 	"github.com/nx-watcher/nxwatcher/internal/config"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
 )
@@ -19,9 +21,11 @@ const (
 	exampleServe        = "serve config"
 	examplePrometheus   = "prometheus.yml"
 	exampleAlertmanager = "alertmanager.yml"
+	examplePromtail     = "promtail.yaml"
 )
 
 // exampleKind tells what file a ```yaml block is by its top-level keys:
+// clients/positions make a promtail.yaml (for `nxwatcher agent`),
 // route/receivers make an alertmanager.yml, keys only prometheus.yml has make
 // a prometheus.yml, anything else is read as a serve config, so that a serve
 // config with a wrong key fails with the loader's own message.
@@ -35,6 +39,8 @@ func exampleKind(top map[string]yaml.Node) string {
 		return false
 	}
 	switch {
+	case has("clients", "client", "positions"):
+		return examplePromtail
 	case has("route", "receivers", "inhibit_rules", "mute_time_intervals", "time_intervals", "templates"):
 		return exampleAlertmanager
 	case has("global", "scrape_configs", "scrape_config_files", "rule_files", "remote_write", "remote_read", "storage", "runtime", "tracing"):
@@ -47,7 +53,8 @@ func exampleKind(top map[string]yaml.Node) string {
 // with the real loader: a serve config with config.CheckFile as `nxwatcher
 // check config` does (it must be a serve config), a prometheus.yml the same
 // way (it must be one), an alertmanager.yml as the file of
-// alerting.alertmanager_config_file. Blocks marked
+// alerting.alertmanager_config_file, a promtail.yaml with the agent's
+// loader. Blocks marked
 // <!-- not-runnable: reason --> are left out.
 func TestConfigExamplesLoad(t *testing.T) {
 	loaded := 0
@@ -75,32 +82,68 @@ func TestConfigExamplesLoad(t *testing.T) {
 }
 
 func loadExample(t *testing.T, b fence) {
+	if err := exampleLoads(t, b); err != nil {
+		t.Errorf("%s: %v", b.where(), err)
+	}
+}
+
+// exampleLoads loads one yaml example with the loader its kind has.
+func exampleLoads(t *testing.T, b fence) error {
 	var top map[string]yaml.Node
 	if err := yaml.Unmarshal([]byte(b.body), &top); err != nil {
-		t.Fatalf("%s: not YAML: %v", b.where(), err)
+		return fmt.Errorf("not YAML: %w", err)
 	}
 	dir := t.TempDir()
 	logger := promslog.NewNopLogger()
 	switch kind := exampleKind(top); kind {
+	case examplePromtail:
+		if _, err := agent.Parse([]byte(b.body), false); err != nil {
+			return fmt.Errorf("the promtail.yaml example does not load (nxwatcher agent -check-syntax says): %w", err)
+		}
 	case exampleAlertmanager:
-		am := filepath.Join(dir, "alertmanager.yml")
-		writeFile(t, am, b.body)
+		writeFile(t, filepath.Join(dir, "alertmanager.yml"), b.body)
 		serve := filepath.Join(dir, "serve.yml")
 		writeFile(t, serve, "alerting:\n  alertmanager_config_file: alertmanager.yml\n")
 		if _, err := config.CheckFile(serve, logger); err != nil {
-			t.Errorf("%s: the alertmanager.yml example does not load: %v", b.where(), err)
+			return fmt.Errorf("the alertmanager.yml example does not load: %w", err)
 		}
 	default:
 		p := filepath.Join(dir, "example.yml")
 		writeFile(t, p, b.body)
 		got, err := config.CheckFile(p, logger)
 		if err != nil {
-			t.Errorf("%s: the %s example does not load (nxwatcher check config says): %v", b.where(), kind, err)
-			return
+			return fmt.Errorf("the %s example does not load (nxwatcher check config says): %w", kind, err)
 		}
 		if want := map[string]string{exampleServe: config.KindServe, examplePrometheus: config.KindPrometheus}[kind]; got != want {
-			t.Errorf("%s: loaded as a %s, want a %s", b.where(), got, want)
+			return fmt.Errorf("loaded as a %s, want a %s", got, want)
 		}
+	}
+	return nil
+}
+
+// TestExampleLoaders runs each kind of example through its loader, good and
+// broken, so a loader that accepts anything cannot make the docs look green.
+func TestExampleLoaders(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		ok         bool
+	}{
+		{"serve", "logs:\n  retention: 15d\n", true},
+		{"serve with a prometheus.yml key at the top", "prometheus:\n  global: {scrape_interval: 15s}\n", false},
+		{"serve with a bad value", "metrics:\n  retention: soon\n", false},
+		{"prometheus.yml", "global: {scrape_interval: 15s}\nscrape_configs: [{job_name: a, static_configs: [{targets: ['localhost:9090']}]}]\n", true},
+		{"broken prometheus.yml", "global: {scrape_interval: 15s}\nscrape_configs: [{job_name: a}, {job_name: a}]\n", false},
+		{"alertmanager.yml", "route: {receiver: a}\nreceivers: [{name: a}]\n", true},
+		{"alertmanager.yml with an unknown receiver", "route: {receiver: b}\nreceivers: [{name: a}]\n", false},
+		{"promtail.yaml", "positions: {filename: /tmp/positions.yaml}\nclients: [{url: 'http://localhost:9090/loki/api/v1/push'}]\nscrape_configs: [{job_name: a, static_configs: [{targets: [localhost], labels: {__path__: /var/log/*.log}}]}]\n", true},
+		{"promtail.yaml with an unknown key", "positions: {filename: /tmp/p.yaml}\nclients: [{url: 'http://localhost:9090/loki/api/v1/push', colour: red}]\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := exampleLoads(t, fence{file: "test.md", line: 1, lang: "yaml", body: tc.body})
+			if (err == nil) != tc.ok {
+				t.Errorf("exampleLoads = %v, want ok=%v", err, tc.ok)
+			}
+		})
 	}
 }
 
@@ -188,6 +231,9 @@ func TestNotRunnableMark(t *testing.T) {
 	}
 	if k := exampleKind(map[string]yaml.Node{"scrape_configs": {}, "alerting": {}}); k != examplePrometheus {
 		t.Errorf("scrape_configs+alerting is %s", k)
+	}
+	if k := exampleKind(map[string]yaml.Node{"clients": {}, "scrape_configs": {}, "positions": {}}); k != examplePromtail {
+		t.Errorf("clients+scrape_configs+positions is %s", k)
 	}
 	if k := exampleKind(map[string]yaml.Node{"prometheus": {}, "alerting": {}}); k != exampleServe {
 		t.Errorf("prometheus+alerting is %s", k)
