@@ -133,6 +133,17 @@ func (s *ScalarFilter) String() string {
 	return s.Agg + "(" + arg + ") " + s.Op + " " + s.Value.String()
 }
 
+// ResultName is the name under which the aggregate's value appears in a
+// spanset's attributes, as Tempo spells it: "count()", "avg(duration)",
+// "max(span.http.status_code)".
+func (s *ScalarFilter) ResultName() string {
+	arg := ""
+	if s.Arg != nil {
+		arg = s.Arg.String()
+	}
+	return s.Agg + "(" + arg + ")"
+}
+
 func (g *GroupBy) String() string { return "by(" + g.Expr.String() + ")" }
 
 func (s *Select) String() string {

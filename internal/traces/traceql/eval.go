@@ -113,8 +113,10 @@ func applyStage(st Stage, t *Trace, sets []Spanset) []Spanset {
 	var out []Spanset
 	switch s := st.(type) {
 	case *ScalarFilter:
+		key := s.ResultName()
 		for _, ss := range sets {
 			if v, ok := aggregate(s, t, ss.Spans); ok && compare(s.Op, v, s.Value) {
+				ss.Attributes = withAttribute(ss.Attributes, KeyValue{Key: key, Value: v})
 				out = append(out, ss)
 			}
 		}
@@ -133,7 +135,7 @@ func applyStage(st Stage, t *Trace, sets []Spanset) []Spanset {
 				if !ok {
 					g = len(groups)
 					index[v] = g
-					attrs := append(slices.Clone(ss.Attributes), KeyValue{Key: key, Value: v})
+					attrs := withAttribute(ss.Attributes, KeyValue{Key: key, Value: v})
 					groups = append(groups, Spanset{Attributes: attrs})
 				}
 				groups[g].Spans = append(groups[g].Spans, i)
@@ -160,6 +162,24 @@ func applyStage(st Stage, t *Trace, sets []Spanset) []Spanset {
 				out = append(out, Spanset{Spans: m, Attributes: ss.Attributes})
 			}
 		}
+	}
+	return out
+}
+
+// withAttribute returns a copy of attrs with kv set: a later stage of the
+// same name (a second count(), a nested by()) replaces the earlier value,
+// in place, as the spanset's result.
+func withAttribute(attrs []KeyValue, kv KeyValue) []KeyValue {
+	out := make([]KeyValue, 0, len(attrs)+1)
+	replaced := false
+	for _, a := range attrs {
+		if a.Key == kv.Key {
+			a, replaced = kv, true
+		}
+		out = append(out, a)
+	}
+	if !replaced {
+		out = append(out, kv)
 	}
 	return out
 }
@@ -537,12 +557,14 @@ func FromValue(v pcommon.Value) Static {
 }
 
 // SpanAttributes returns the values the query mentions (filters, by and
-// select) for span i, to show in search results.
+// select) for span i, to show in search results. The span's name is not
+// among them: it has its own field (see RefersToName); durations are not
+// either, nor the trace-level intrinsics.
 func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
 	var out []KeyValue
 	seen := map[string]bool{}
 	for _, a := range q.Attributes() {
-		if a.Scope == ScopeIntrinsic && (a.Name == IntrinsicDuration || a.Name == IntrinsicTraceDuration ||
+		if a.Scope == ScopeIntrinsic && (a.Name == IntrinsicName || a.Name == IntrinsicDuration || a.Name == IntrinsicTraceDuration ||
 			a.Name == IntrinsicRootName || a.Name == IntrinsicRootServiceName) {
 			continue
 		}
@@ -562,6 +584,17 @@ func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
 		out = append(out, KeyValue{Key: key, Value: v})
 	}
 	return out
+}
+
+// RefersToName reports whether the query mentions the span name intrinsic,
+// which Tempo's search results then carry on each matched span.
+func (q *Query) RefersToName() bool {
+	for _, a := range q.Attributes() {
+		if a.Scope == ScopeIntrinsic && a.Name == IntrinsicName {
+			return true
+		}
+	}
+	return false
 }
 
 // Attributes lists every attribute and intrinsic the query refers to, in order.
