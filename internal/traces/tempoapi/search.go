@@ -22,10 +22,12 @@ type searchResponse struct {
 	Metrics searchMetrics  `json:"metrics"`
 }
 
+// searchMetrics: Tempo leaves out the fields it did not fill (inspectedTraces
+// is no longer filled by Tempo 2.x, totalBlocks is 0 for recent data).
 type searchMetrics struct {
-	InspectedTraces int    `json:"inspectedTraces"`
+	InspectedTraces int    `json:"inspectedTraces,omitempty"`
 	InspectedBytes  string `json:"inspectedBytes"`
-	TotalBlocks     int    `json:"totalBlocks"`
+	TotalBlocks     int    `json:"totalBlocks,omitempty"`
 	CompletedJobs   int    `json:"completedJobs"`
 	TotalJobs       int    `json:"totalJobs"`
 }
@@ -38,14 +40,22 @@ const truncatedTimeout = "query_timeout"
 const TruncatedHeader = "X-Nxwatcher-Search-Truncated"
 
 type traceResult struct {
-	TraceID           string     `json:"traceID"`
-	RootServiceName   string     `json:"rootServiceName"`
-	RootTraceName     string     `json:"rootTraceName,omitempty"`
-	StartTimeUnixNano string     `json:"startTimeUnixNano"`
-	DurationMs        uint64     `json:"durationMs"`
-	SpanSet           *spanSet   `json:"spanSet,omitempty"` // deprecated by Tempo, still read by older Grafana
-	SpanSets          []*spanSet `json:"spanSets,omitempty"`
-	start             uint64
+	TraceID           string `json:"traceID"`
+	RootServiceName   string `json:"rootServiceName"`
+	RootTraceName     string `json:"rootTraceName,omitempty"`
+	StartTimeUnixNano string `json:"startTimeUnixNano"`
+	DurationMs        uint64 `json:"durationMs"`
+	// ServiceStats counts the trace's spans (and those with status error)
+	// per resource service.name, as Tempo's search results do.
+	ServiceStats map[string]serviceStats `json:"serviceStats,omitempty"`
+	SpanSet      *spanSet                `json:"spanSet,omitempty"` // deprecated by Tempo, still read by older Grafana
+	SpanSets     []*spanSet              `json:"spanSets,omitempty"`
+	start        uint64
+}
+
+type serviceStats struct {
+	SpanCount  int `json:"spanCount"`
+	ErrorCount int `json:"errorCount,omitempty"`
 }
 
 type spanSet struct {
@@ -80,7 +90,11 @@ func toAttribute(kv traceql.KeyValue) attribute {
 	case traceql.KindString:
 		val = map[string]any{"stringValue": v.S}
 	case traceql.KindNil:
-		val = map[string]any{}
+		// A by() group whose attribute is missing: Tempo spells it "nil".
+		val = map[string]any{"stringValue": "nil"}
+	case traceql.KindDuration:
+		// Go's spelling, as Tempo writes durations: "1.5s", "250ms".
+		val = map[string]any{"stringValue": time.Duration(v.I).String()}
 	default:
 		val = map[string]any{"stringValue": v.Text()}
 	}
@@ -94,6 +108,7 @@ type searchParams struct {
 	start, end time.Time
 	minDur     time.Duration
 	maxDur     time.Duration
+	refName    bool // the query mentions name: matched spans carry it
 }
 
 func (a *API) parseSearch(r *http.Request) (searchParams, error) {
@@ -140,11 +155,17 @@ func (a *API) parseSearch(r *http.Request) (searchParams, error) {
 	if p.query, err = traceql.Parse(text); err != nil {
 		return p, fmt.Errorf("invalid TraceQL query: %w", err)
 	}
+	p.refName = p.query.RefersToName()
 	return p, nil
 }
 
 // tagsToTraceQL turns the logfmt tags= parameter ("service.name=api
-// http.status_code=500") into the equivalent TraceQL filter.
+// http.status_code=500") into the equivalent TraceQL filter. As in Tempo's
+// legacy search, a tag matches a span attribute or a resource attribute of
+// that name (either, not span-first), compared as text, so
+// http.status_code=500 matches the integer 500 and flag=true the boolean;
+// name, status, kind, root.name, root.service.name, status.code and
+// error=true are the span's and the trace's intrinsics.
 func tagsToTraceQL(tags string) (string, error) {
 	tags = strings.TrimSpace(tags)
 	if tags == "" {
@@ -167,23 +188,64 @@ func tagsToTraceQL(tags string) (string, error) {
 			v, rest, _ = strings.Cut(rest, " ")
 		}
 		k = strings.TrimSpace(k)
-		lhs := "." + k
-		switch k {
-		case "name", "status", "kind":
-			lhs = k
+		c, err := legacyTagCond(k, v)
+		if err != nil {
+			return "", err
 		}
-		if strings.ContainsAny(k, " \"{}()=!<>~|&") {
-			lhs = "." + strconv.Quote(k)
-		}
-		switch k {
-		case "status", "kind":
-			conds = append(conds, lhs+" = "+v)
-		default:
-			conds = append(conds, lhs+" = "+strconv.Quote(v))
-		}
+		conds = append(conds, c)
 		tags = strings.TrimSpace(rest)
 	}
 	return "{ " + strings.Join(conds, " && ") + " }", nil
+}
+
+var legacyStatusCodes = map[string]string{"0": "unset", "1": "ok", "2": "error", "unset": "unset", "ok": "ok", "error": "error",
+	"STATUS_CODE_UNSET": "unset", "STATUS_CODE_OK": "ok", "STATUS_CODE_ERROR": "error"}
+
+var legacyKinds = map[string]bool{"unspecified": true, "internal": true, "server": true, "client": true, "producer": true, "consumer": true}
+
+// legacyTagCond is one tag of a legacy search as a TraceQL condition.
+func legacyTagCond(k, v string) (string, error) {
+	q := strconv.Quote(v)
+	switch k {
+	case "name":
+		return "name = " + q, nil
+	case "root.name":
+		return "rootName = " + q, nil
+	case "root.service.name":
+		return "rootServiceName = " + q, nil
+	case "status", "status.code":
+		st, ok := legacyStatusCodes[v]
+		if !ok {
+			return "", fmt.Errorf("invalid tags: %s=%q: want unset, ok or error", k, v)
+		}
+		return "status = " + st, nil
+	case "kind":
+		if !legacyKinds[v] {
+			return "", fmt.Errorf("invalid tags: kind=%q: want a span kind such as server", v)
+		}
+		return "kind = " + v, nil
+	case "error":
+		if v == "true" {
+			return "status = error", nil
+		}
+	}
+	values := []string{q}
+	if i, err := strconv.ParseInt(v, 10, 64); err == nil {
+		values = append(values, strconv.FormatInt(i, 10))
+	} else if f, err := strconv.ParseFloat(v, 64); err == nil && !strings.ContainsAny(v, "xXnN") {
+		values = append(values, traceql.Float(f).String())
+	}
+	if b, err := strconv.ParseBool(v); err == nil && (v == "true" || v == "false") {
+		values = append(values, strconv.FormatBool(b))
+	}
+	var alts []string
+	for _, scope := range []traceql.Scope{traceql.ScopeSpan, traceql.ScopeResource} {
+		lhs := (&traceql.Attribute{Scope: scope, Name: k}).String()
+		for _, val := range values {
+			alts = append(alts, lhs+" = "+val)
+		}
+	}
+	return "(" + strings.Join(alts, " || ") + ")", nil
 }
 
 // hintsToConds converts TraceQL hints into store pruning conditions.
@@ -279,6 +341,20 @@ func (a *API) traceResult(p searchParams, tr *traceql.Trace, sets []traceql.Span
 	if res.TraceID == "" {
 		res.TraceID = "0"
 	}
+	res.ServiceStats = make(map[string]serviceStats)
+	for i := range tr.Spans {
+		sp := &tr.Spans[i]
+		svc := ""
+		if v, ok := sp.Resource.Attributes().Get("service.name"); ok {
+			svc = v.AsString()
+		}
+		st := res.ServiceStats[svc]
+		st.SpanCount++
+		if sp.Span.Status().Code() == ptrace.StatusCodeError {
+			st.ErrorCount++
+		}
+		res.ServiceStats[svc] = st
+	}
 	if res.RootServiceName == "" && res.RootTraceName == "" {
 		res.RootServiceName = rootNotYetReceived
 	}
@@ -289,19 +365,18 @@ func (a *API) traceResult(p searchParams, tr *traceql.Trace, sets []traceql.Span
 		}
 		for _, i := range ss.Spans[:min(len(ss.Spans), p.spss)] {
 			s := tr.Spans[i]
+			// Only what the query refers to, as Tempo answers: the name
+			// when the query mentions name, the attributes its conditions,
+			// by() and select() mention — no service.name otherwise.
 			sr := spanResult{
 				SpanID:            s.Span.SpanID().String(),
-				Name:              s.Span.Name(),
 				StartTimeUnixNano: strconv.FormatUint(uint64(s.Span.StartTimestamp()), 10),
 				DurationNanos:     strconv.FormatUint(uint64(s.Span.EndTimestamp()-s.Span.StartTimestamp()), 10),
 			}
-			if v, ok := s.Resource.Attributes().Get("service.name"); ok {
-				sr.Attributes = append(sr.Attributes, attribute{Key: "service.name", Value: map[string]any{"stringValue": v.AsString()}})
+			if p.refName {
+				sr.Name = s.Span.Name()
 			}
 			for _, kv := range p.query.SpanAttributes(tr, i) {
-				if kv.Key == "service.name" {
-					continue
-				}
 				sr.Attributes = append(sr.Attributes, toAttribute(kv))
 			}
 			out.Spans = append(out.Spans, sr)
