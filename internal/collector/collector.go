@@ -38,6 +38,10 @@ type Options struct {
 	Stderr io.Writer
 	// Version is reported as the service's build version.
 	Version string
+	// KeepGRPCLogger leaves grpc's process-wide logger alone. Upstream
+	// replaces it (unsynchronised) at every start; set this when the
+	// collector shares its process with other gRPC users (tests, benches).
+	KeepGRPCLogger bool
 }
 
 // SetURI turns one --set value into the yaml: URI the Collector's own
@@ -98,6 +102,7 @@ func Settings(opts Options) (otelcol.CollectorSettings, error) {
 				},
 			},
 		},
+		SkipSettingGRPCLogger: opts.KeepGRPCLogger,
 		// Keep the level and encoding the config chose, write to stderr.
 		LoggingOptions: []zap.Option{zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 			enc := zap.NewProductionEncoderConfig()

@@ -105,7 +105,9 @@ func startCollector(t *testing.T, configs []string, sets ...string) *runningColl
 	}, sets...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Options{Configs: configs, Sets: sets, Stderr: rc.stderr}) }()
+	go func() {
+		done <- Run(ctx, Options{Configs: configs, Sets: sets, Stderr: rc.stderr, KeepGRPCLogger: true})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
