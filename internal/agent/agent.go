@@ -209,8 +209,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	tailCtx, tailCancel := context.WithCancel(ctx)
 	defer tailCancel()
-	sync := time.NewTicker(time.Duration(a.cfg.TargetConfig.SyncPeriod))
-	defer sync.Stop()
+	resync := time.NewTicker(time.Duration(a.cfg.TargetConfig.SyncPeriod))
+	defer resync.Stop()
 	save := time.NewTicker(time.Duration(a.cfg.Positions.SyncPeriod))
 	defer save.Stop()
 
@@ -225,7 +225,7 @@ loop:
 			a.mu.Unlock()
 			a.syncTargets(tailCtx)
 			a.ready.Store(true)
-		case <-sync.C:
+		case <-resync.C:
 			a.syncTargets(tailCtx)
 		case <-save.C:
 			a.savePositions()
@@ -402,9 +402,13 @@ func (a *Agent) startTailer(ctx context.Context, ft fileTarget) {
 		readBytesC: a.m.readBytes.WithLabelValues(ft.path),
 		readLinesC: a.m.readLines.WithLabelValues(ft.path),
 	}
-	t.out = a.fanOut(ctx)
+	// The tailer's own context: stopping one target must also end a
+	// hand-off blocked on a full client queue.
+	tctx, cancel := context.WithCancel(ctx)
+	t.out = a.fanOut(tctx)
 	start, _ := a.pos.Get(ft.path)
 	if err := t.open(start); err != nil {
+		cancel()
 		a.m.openErrors.Inc()
 		if !a.openLog[ft.path] {
 			a.openLog[ft.path] = true
@@ -413,7 +417,6 @@ func (a *Agent) startTailer(ctx context.Context, ft fileTarget) {
 		return
 	}
 	delete(a.openLog, ft.path)
-	tctx, cancel := context.WithCancel(ctx)
 	r := &running{cancel: cancel, done: make(chan struct{}), labels: ft.labels}
 	a.tailers[ft.path] = r
 	a.m.filesActive.Inc()

@@ -288,3 +288,25 @@ func TestNodeFilterAndDerivedPath(t *testing.T) {
 		t.Fatal(ft[0].path)
 	}
 }
+
+// A target that goes away while its reader is blocked on a full client
+// queue (server down) is stopped without hanging target sync.
+func TestTargetRemovedWhileServerDown(t *testing.T) {
+	dir := t.TempDir()
+	srv, _, _ := fakePush(t, func(int) int { return http.StatusServiceUnavailable })
+	cfg := staticConfig(t, dir, srv.URL, "")
+	path := filepath.Join(dir, "a.log")
+	writeLines(t, path, 0, 20000)
+	ag := startAgent(t, cfg, Options{})
+	read := func() float64 { return testutil.ToFloat64(ag.a.m.readLines.WithLabelValues(path)) }
+	var last float64
+	poll(t, 10*time.Second, "reader blocked", func() bool {
+		r := read()
+		stalled := r > 0 && r == last
+		last = r
+		time.Sleep(50 * time.Millisecond)
+		return stalled
+	})
+	os.Remove(path)
+	poll(t, 10*time.Second, "target stopped", func() bool { return testutil.ToFloat64(ag.a.m.filesActive) == 0 })
+}
