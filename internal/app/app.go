@@ -155,7 +155,10 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 		return nil, err
 	}
 	a.push(a.db.Close)
-	a.engine = metrics.NewEngine(cfg.Metrics.Query, mdeps)
+	a.engine, err = metrics.NewEngine(cfg.Metrics.Query, filepath.Join(opts.StoragePath, "metrics"), mdeps)
+	if err != nil {
+		return nil, err
+	}
 	a.push(a.engine.Close)
 	a.scraper, err = metrics.NewScraper(a.db, mdeps)
 	if err != nil {

@@ -46,6 +46,9 @@ type QueryConfig struct {
 	// of more steps (its range over its step); Prometheus's engine spends
 	// 16 bytes a step on statistics whatever the data. 0 turns it off.
 	MaxSubquerySteps int64 `yaml:"max_subquery_steps"`
+	// MaxConcurrency is how many PromQL queries run at once, API and rules
+	// together (Prometheus's --query.max-concurrency); the rest wait.
+	MaxConcurrency int `yaml:"max_concurrency"`
 }
 
 // DefaultConfig matches the design doc (30d) and Prometheus's query defaults.
@@ -58,6 +61,7 @@ func DefaultConfig() Config {
 			LookbackDelta: model.Duration(5 * time.Minute),
 			// 1M steps: a year at 1m, a day at 100ms; 16 MB of statistics.
 			MaxSubquerySteps: 1_000_000,
+			MaxConcurrency:   20,
 		},
 		RemoteWriteReceiver: true,
 		OTLPReceiver:        true,
@@ -81,6 +85,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Query.Timeout <= 0 {
 		errs = append(errs, errors.New("metrics.query.timeout: must be positive"))
+	}
+	if c.Query.MaxConcurrency <= 0 {
+		errs = append(errs, errors.New("metrics.query.max_concurrency: must be positive"))
 	}
 	if c.Query.MaxSubquerySteps < 0 {
 		errs = append(errs, errors.New("metrics.query.max_subquery_steps: must not be negative (0 turns the limit off)"))

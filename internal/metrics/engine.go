@@ -21,15 +21,27 @@ type Engine struct {
 }
 
 // NewEngine builds the PromQL engine; its limits take effect at start-up.
-func NewEngine(cfg QueryConfig, deps Deps) *Engine {
+// With a directory, at most cfg.MaxConcurrency queries run at once (the
+// others wait, as in Prometheus) and the queries running at a crash are
+// logged at the next start, from queries.active in that directory.
+func NewEngine(cfg QueryConfig, dir string, deps Deps) (*Engine, error) {
 	e := &Engine{maxSubquerySteps: cfg.MaxSubquerySteps}
 	e.evalInterval.Store(int64(time.Minute / time.Millisecond))
+	var tracker promql.QueryTracker
+	if dir != "" && cfg.MaxConcurrency > 0 {
+		t, err := promql.NewActiveQueryTracker(dir, cfg.MaxConcurrency, deps.Logger.With("component", "activeQueryTracker"))
+		if err != nil {
+			return nil, fmt.Errorf("query engine: %w", err)
+		}
+		tracker = t
+	}
 	e.Engine = promql.NewEngine(promql.EngineOpts{
-		Logger:        deps.Logger.With("component", "query engine"),
-		Reg:           deps.Registerer,
-		MaxSamples:    cfg.MaxSamples,
-		Timeout:       time.Duration(cfg.Timeout),
-		LookbackDelta: time.Duration(cfg.LookbackDelta),
+		ActiveQueryTracker: tracker,
+		Logger:             deps.Logger.With("component", "query engine"),
+		Reg:                deps.Registerer,
+		MaxSamples:         cfg.MaxSamples,
+		Timeout:            time.Duration(cfg.Timeout),
+		LookbackDelta:      time.Duration(cfg.LookbackDelta),
 		NoStepSubqueryIntervalFn: func(int64) int64 {
 			return e.evalInterval.Load()
 		},
@@ -37,7 +49,7 @@ func NewEngine(cfg QueryConfig, deps Deps) *Engine {
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 	})
-	return e
+	return e, nil
 }
 
 // SetEvaluationInterval updates the default subquery step on reload.

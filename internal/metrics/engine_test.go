@@ -2,20 +2,24 @@ package metrics
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 )
 
 func TestSubqueryStepsAreBoundedBeforeEvaluation(t *testing.T) {
 	cfg := DefaultConfig().Query
 	cfg.MaxSubquerySteps = 10_000
 	deps := Deps{Logger: promslog.NewNopLogger(), Registerer: prometheus.NewRegistry()}
-	e := NewEngine(cfg, deps)
+	e, _ := NewEngine(cfg, "", deps)
 	defer e.Close()
 	e.SetEvaluationInterval(15 * time.Second)
 	db, err := OpenTSDB(t.TempDir(), DefaultConfig(), deps)
@@ -61,7 +65,7 @@ func TestSubqueryStepsAreBoundedBeforeEvaluation(t *testing.T) {
 // a 10y:1s subquery allocates gigabytes; with it, nothing is evaluated.
 func BenchmarkRefusedSubquery(b *testing.B) {
 	deps := Deps{Logger: promslog.NewNopLogger(), Registerer: prometheus.NewRegistry()}
-	e := NewEngine(DefaultConfig().Query, deps)
+	e, _ := NewEngine(DefaultConfig().Query, "", deps)
 	defer e.Close()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -82,7 +86,7 @@ func BenchmarkNewInstantQuery(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := DefaultConfig().Query
 			cfg.MaxSubquerySteps = tc.steps
-			e := NewEngine(cfg, Deps{Logger: promslog.NewNopLogger(), Registerer: prometheus.NewRegistry()})
+			e, _ := NewEngine(cfg, "", Deps{Logger: promslog.NewNopLogger(), Registerer: prometheus.NewRegistry()})
 			defer e.Close()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -95,3 +99,60 @@ func BenchmarkNewInstantQuery(b *testing.B) {
 		})
 	}
 }
+
+// max_concurrency bounds queries running at once, as Prometheus's
+// --query.max-concurrency: with one slot held by a query blocked in the
+// storage, the next query waits for a slot until its deadline.
+func TestMaxConcurrencyMakesQueriesWait(t *testing.T) {
+	cfg := DefaultConfig().Query
+	cfg.MaxConcurrency = 1
+	deps := Deps{Logger: promslog.NewNopLogger(), Registerer: prometheus.NewRegistry()}
+	dir := t.TempDir()
+	e, err := NewEngine(cfg, dir, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := os.Stat(filepath.Join(dir, "queries.active")); err != nil {
+		t.Fatalf("no active query log: %v", err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	blocking := storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+		return blockingQuerier{entered: entered, release: release}, nil
+	})
+	slow, err := e.NewInstantQuery(context.Background(), blocking, nil, "up", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slowDone := make(chan struct{})
+	go func() { defer close(slowDone); slow.Exec(context.Background()); slow.Close() }()
+	<-entered // the slow query holds the only slot
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	// Prometheus 3.16 waits for the slot while building the query or, in
+	// older versions, while executing it; either way the deadline ends it.
+	q, err := e.NewInstantQuery(ctx, blocking, nil, "vector(1)", time.Now())
+	if err == nil {
+		err = q.Exec(ctx).Err
+		q.Close()
+	}
+	close(release)
+	<-slowDone
+	if err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
+		t.Fatalf("second query: err = %v, want it to wait for the slot until its deadline", err)
+	}
+}
+
+type blockingQuerier struct {
+	storage.Querier
+	entered, release chan struct{}
+}
+
+func (b blockingQuerier) Select(context.Context, bool, *storage.SelectHints, ...*labels.Matcher) storage.SeriesSet {
+	close(b.entered)
+	<-b.release
+	return storage.EmptySeriesSet()
+}
+
+func (b blockingQuerier) Close() error { return nil }

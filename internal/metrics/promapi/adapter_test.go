@@ -44,7 +44,11 @@ func newTestAPI(tb testing.TB) (http.Handler, *metrics.TSDB) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	engine := metrics.NewEngine(cfg.Query, deps)
+	engine, err := metrics.NewEngine(cfg.Query, tb.TempDir(), deps)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { engine.Close() })
 	h := New(Options{ListenAddress: "127.0.0.1:0", RemoteWriteReceiver: true, OTLPReceiver: true, LookbackDelta: 5 * time.Minute, QueryTimeout: time.Minute}, Deps{
 		Logger: logger, Registerer: reg, Gatherer: reg, Engine: engine, DB: db,
 		Targets: noTargets{}, Pools: noTargets{},
