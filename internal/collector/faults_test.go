@@ -193,3 +193,24 @@ service:
 		t.Errorf("otelcol_receiver_refused_spans = 0 after refusals")
 	}
 }
+
+// TestDefaultConfigRuns: with no --config the built-in gateway config runs
+// (its fixed ports moved by --set, as tests must) and forwards spans.
+func TestDefaultConfigRuns(t *testing.T) {
+	target := freeAddr(t)
+	s := serveSink(t, target)
+	health := freeAddr(t)
+	col := startCollector(t, nil,
+		"exporters.otlp_grpc.endpoint="+target,
+		"extensions.health_check.endpoint="+health,
+		"processors.batch.timeout=100ms",
+	)
+	if code, body := httpGet("http://" + health + "/"); code != http.StatusOK {
+		t.Errorf("health_check = %d %s", code, body)
+	}
+	client := grpcClient(t, col.grpc)
+	if _, err := client.Export(t.Context(), ptraceotlp.NewExportRequestFromTraces(makeTraces(25, 7))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "25 spans at the sink", func() bool { return s.spans.Load() == 25 })
+}
