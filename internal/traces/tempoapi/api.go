@@ -13,7 +13,7 @@
 //	GET /api/search/tags                    SearchTags       ({"tagNames":[...]})
 //	GET /api/v2/search/tags                 SearchTagsV2     ({"scopes":[{"name":..,"tags":[..]}]}; scope=)
 //	GET /api/search/tag/{tag}/values        SearchTagValues  ({"tagValues":["..."]})
-//	GET /api/v2/search/tag/{tag}/values     SearchTagValuesV2 ({"tagValues":[{"type":..,"value":..}]})
+//	GET /api/v2/search/tag/{tag}/values     SearchTagValuesV2 ({"tagValues":[{"type":..,"value":..}]}; q= filters by TraceQL)
 //	GET /api/echo                           Echo             ("echo")
 //	GET /api/status/buildinfo               BuildInfo        (Tempo-style build info JSON)
 //	GET /ready                              Ready            ("ready" / 503)
@@ -548,12 +548,27 @@ func (a *API) SearchTagValuesV2(w http.ResponseWriter, r *http.Request) {
 			a.badRequest(name, w, "%v", err)
 			return
 		}
+		var filter *traceql.Query
+		if q := r.URL.Query().Get("q"); q != "" {
+			if filter, err = traceql.Parse(q); err != nil {
+				a.badRequest(name, w, "invalid TraceQL query: %v", err)
+				return
+			}
+			if filter.MatchesAll() {
+				filter = nil // `{}`: Grafana's unfiltered form
+			}
+		}
 		keys := traceql.PostingKeys(attr)
 		if keys == nil {
 			writeJSON(w, map[string]any{"tagValues": []any{}})
 			return
 		}
-		vals, err := a.tagValues(r, keys, start, end)
+		var vals []tracestore.TypedValue
+		if filter != nil {
+			vals, err = a.filteredTagValues(r, attr, filter, start, end)
+		} else {
+			vals, err = a.tagValues(r, keys, start, end)
+		}
 		if err != nil {
 			a.serverError(name, w, r, err)
 			return
@@ -588,4 +603,68 @@ func (a *API) tagValues(r *http.Request, keys []string, start, end time.Time) ([
 		}
 	}
 	return out, nil
+}
+
+// filteredTagValues answers a tag values request with q=: the values attr
+// takes on the spans that q matches (Grafana sends the other filters of its
+// search form as q, so each drop-down offers only values that still find
+// something). It searches the traces q's hints select, within the search
+// limits, and stops at max_tag_values distinct values.
+func (a *API) filteredTagValues(r *http.Request, attr *traceql.Attribute, q *traceql.Query, start, end time.Time) ([]tracestore.TypedValue, error) {
+	ctx, cancel := a.ctx(r)
+	defer cancel()
+	seen := map[tracestore.TypedValue]bool{}
+	var out []tracestore.TypedValue
+	req := tracestore.SearchRequest{Start: start, End: end, Conds: hintsToConds(q.Hints()),
+		Limits: tracestore.SearchLimits{
+			MaxTraces:     a.cfg.MaxInspectedTraces,
+			MaxBytes:      int64(a.cfg.MaxInspectedBytes),
+			MaxTraceBytes: int64(a.cfg.MaxTraceBytes),
+		}}
+	_, err := a.store.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
+		tr := traceql.NewTrace(td)
+		for _, ss := range q.Eval(tr) {
+			for _, i := range ss.Spans {
+				for _, v := range attr.Values(tr, i) {
+					tv, ok := typedValue(v)
+					if !ok || seen[tv] {
+						continue
+					}
+					seen[tv] = true
+					out = append(out, tv)
+					if len(out) >= a.cfg.MaxTagValues {
+						return false, nil
+					}
+				}
+			}
+		}
+		return true, nil
+	})
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, err
+	}
+	slices.SortFunc(out, func(x, y tracestore.TypedValue) int {
+		if c := strings.Compare(x.Type, y.Type); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Value, y.Value)
+	})
+	return out, nil
+}
+
+// typedValue spells a TraceQL value as the tag values API types it.
+func typedValue(v traceql.Static) (tracestore.TypedValue, bool) {
+	switch v.Kind {
+	case traceql.KindString:
+		return tracestore.TypedValue{Type: "string", Value: v.S}, true
+	case traceql.KindInt:
+		return tracestore.TypedValue{Type: "int", Value: strconv.FormatInt(v.I, 10)}, true
+	case traceql.KindFloat:
+		return tracestore.TypedValue{Type: "float", Value: strconv.FormatFloat(v.F, 'g', -1, 64)}, true
+	case traceql.KindBool:
+		return tracestore.TypedValue{Type: "bool", Value: strconv.FormatBool(v.B)}, true
+	case traceql.KindStatus, traceql.KindSpanKind:
+		return tracestore.TypedValue{Type: "keyword", Value: v.Text()}, true
+	}
+	return tracestore.TypedValue{}, false
 }

@@ -97,7 +97,7 @@ func normaliseMetrics(body []byte) ([]byte, error) {
 		*m.TotalJobs == 0 || *m.CompletedJobs != *m.TotalJobs {
 		return nil, fmt.Errorf("metrics %s: want inspectedBytes as a decimal string and completedJobs = totalJobs > 0", raw)
 	}
-	v["metrics"] = json.RawMessage(`{"inspectedBytes":"<n>","completedJobs":"<n>","totalJobs":"<n>"}`)
+	v["metrics"] = json.RawMessage(`{"inspectedBytes":"N","completedJobs":"N","totalJobs":"N"}`)
 	return json.Marshal(v)
 }
 

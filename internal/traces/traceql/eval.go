@@ -586,6 +586,20 @@ func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
 	return out
 }
 
+// Values returns a's values on span i of t: none when it is missing,
+// several for event and link attributes.
+func (a *Attribute) Values(t *Trace, i int) []Static { return attributeValues(a, t, i) }
+
+// MatchesAll reports whether the query is the empty filter `{ }`, which
+// every span matches.
+func (q *Query) MatchesAll() bool {
+	if len(q.Pipeline.Stages) != 1 {
+		return false
+	}
+	f, ok := q.Pipeline.Stages[0].(*SpansetFilter)
+	return ok && f.Expr == nil
+}
+
 // RefersToName reports whether the query mentions the span name intrinsic,
 // which Tempo's search results then carry on each matched span.
 func (q *Query) RefersToName() bool {
