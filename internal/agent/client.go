@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // batch groups entries by tenant and stream.
 type batch struct {
+	byPtr   map[uintptr]cachedLabels
 	streams map[string]*batchStream // key: tenant + "\xff" + labels
 	bytes   int
 	entries int
@@ -83,8 +85,27 @@ func newBatch() *batch { return &batch{streams: map[string]*batchStream{}} }
 
 func (b *batch) add(e Entry, ext model.LabelSet, cache map[model.Fingerprint]cachedLabels) {
 	tenant := string(e.Labels[tenantLabel])
-	ls := streamLabels(e.Labels, ext, cache)
-	key := tenant + "\xff" + ls
+	var ls string
+	if e.shared && e.Labels != nil {
+		// A target's (or a stage's cached) set that nobody writes to: its
+		// address identifies it, no hashing needed.
+		if b.byPtr == nil {
+			b.byPtr = map[uintptr]cachedLabels{}
+		}
+		ptr := uintptr(reflect.ValueOf(map[model.LabelName]model.LabelValue(e.Labels)).UnsafePointer())
+		if c, ok := b.byPtr[ptr]; ok {
+			ls = c.str
+		} else {
+			ls = streamLabels(e.Labels, ext, cache)
+			b.byPtr[ptr] = cachedLabels{set: e.Labels, str: ls} // holds the map: the address is not reused
+		}
+	} else {
+		ls = streamLabels(e.Labels, ext, cache)
+	}
+	key := ls
+	if tenant != "" {
+		key = tenant + "\xff" + ls
+	}
 	st := b.streams[key]
 	if st == nil {
 		st = &batchStream{tenant: tenant, labels: ls, s: push.Stream{Labels: ls}}

@@ -165,6 +165,15 @@ func NewPipeline(cfgs []StageConfig, deps *PipelineDeps) (*Pipeline, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if n := len(p.stages); n > 0 {
+		switch s := p.stages[n-1].(type) {
+		case *criStage:
+			s.last = true
+		case *dockerStage:
+			s.last = true
+			s.cri.last = true
+		}
+	}
 	p.nexts = make([]func(Entry), len(p.stages)+1)
 	for i := range p.nexts {
 		p.nexts[i] = func(e Entry) { p.run(i, e) }

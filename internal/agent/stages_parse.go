@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,8 @@ const (
 // criStage parses `<time> <stream> <P|F> <content>` and joins P lines.
 type criStage struct {
 	d        *PipelineDeps
+	labels   labelCache
+	last     bool // no stage follows: skip the extracted map
 	maxLines int
 	maxSize  int
 	truncate bool
@@ -80,6 +83,11 @@ func (*criStage) name() string { return "cri" }
 
 // parseCRI splits a CRI log line; ok is false when it is not one.
 func parseCRI(line string) (ts time.Time, stream, flag, content string, ok bool) {
+	ts, _, stream, flag, content, ok = parseCRIRaw(line)
+	return
+}
+
+func parseCRIRaw(line string) (ts time.Time, rawTS, stream, flag, content string, ok bool) {
 	i := strings.IndexByte(line, ' ')
 	if i <= 0 {
 		return
@@ -88,6 +96,7 @@ func parseCRI(line string) (ts time.Time, stream, flag, content string, ok bool)
 	if err != nil {
 		return
 	}
+	rawTS = line[:i]
 	rest := line[i+1:]
 	j := strings.IndexByte(rest, ' ')
 	if j <= 0 {
@@ -108,23 +117,26 @@ func parseCRI(line string) (ts time.Time, stream, flag, content string, ok bool)
 	if flag == "" {
 		return
 	}
-	return t, stream, flag, content, true
+	return t, rawTS, stream, flag, content, true
 }
 
 func (s *criStage) push(e Entry, next func(Entry), drop func(Entry)) {
-	ts, stream, flag, content, ok := parseCRI(e.Line)
+	ts, rawTS, stream, flag, content, ok := parseCRIRaw(e.Line)
 	if !ok {
 		s.d.stageError("cri", errors.New("not a CRI log line"))
 		next(e)
 		return
 	}
 	e.Time = ts
-	e.setLabel("stream", model.LabelValue(stream))
-	e.extracted()["stream"] = stream
-	e.Extracted["time"] = ts.Format(time.RFC3339Nano)
-	e.Extracted["flags"] = flag
-	e.Extracted["content"] = content
-	isPartial := strings.Split(flag, ":")[0] == "P"
+	s.labels.with(&e, "stream", model.LabelValue(stream))
+	if !s.last {
+		x := e.extracted()
+		x["stream"] = stream
+		x["time"] = rawTS
+		x["flags"] = flag
+		x["content"] = content
+	}
+	isPartial := flag == "P" || strings.HasPrefix(flag, "P:")
 	p := s.pending[stream]
 	if isPartial {
 		if p == nil {
@@ -165,7 +177,9 @@ func (s *criStage) emit(stream string, next func(Entry)) {
 	p := s.pending[stream]
 	delete(s.pending, stream)
 	p.e.Line = string(p.buf)
-	p.e.Extracted["content"] = p.e.Line
+	if p.e.Extracted != nil {
+		p.e.Extracted["content"] = p.e.Line
+	}
 	next(p.e)
 }
 
@@ -183,6 +197,8 @@ func (s *criStage) flush(now time.Time, force bool, next func(Entry)) {
 // working on containerd nodes.
 type dockerStage struct {
 	d       *PipelineDeps
+	labels  labelCache
+	last    bool
 	cri     *criStage
 	pending map[string]*partial
 }
@@ -219,12 +235,14 @@ func (s *dockerStage) push(e Entry, next func(Entry), drop func(Entry)) {
 	} else {
 		e.Time = ts
 	}
-	x := e.extracted()
-	x["log"] = dl.Log
-	x["stream"] = dl.Stream
-	x["time"] = dl.Time
+	if !s.last {
+		x := e.extracted()
+		x["log"] = dl.Log
+		x["stream"] = dl.Stream
+		x["time"] = dl.Time
+	}
 	if dl.Stream != "" {
-		e.setLabel("stream", model.LabelValue(dl.Stream))
+		s.labels.with(&e, "stream", model.LabelValue(dl.Stream))
 	}
 	p := s.pending[dl.Stream]
 	if !strings.HasSuffix(dl.Log, "\n") {
@@ -255,7 +273,9 @@ func (s *dockerStage) emit(stream string, next func(Entry)) {
 	p := s.pending[stream]
 	delete(s.pending, stream)
 	p.e.Line = string(bytes.TrimSuffix(p.buf, []byte("\n")))
-	p.e.Extracted["log"] = p.e.Line
+	if p.e.Extracted != nil {
+		p.e.Extracted["log"] = p.e.Line
+	}
 	next(p.e)
 }
 
@@ -472,4 +492,32 @@ func scanLogfmt(line string, fn func(k, v string)) {
 			fn(key, line[vs:i])
 		}
 	}
+}
+
+// labelCache gives entries of one target the same label set with one label
+// added, without copying the target's set for every line.
+type labelCache struct {
+	base map[model.LabelName]model.LabelValue
+	sets map[model.LabelValue]model.LabelSet
+}
+
+func (c *labelCache) with(e *Entry, name model.LabelName, v model.LabelValue) {
+	if !e.shared || e.Labels == nil {
+		e.setLabel(name, v)
+		return
+	}
+	if c.base == nil || reflect.ValueOf(c.base).UnsafePointer() != reflect.ValueOf(map[model.LabelName]model.LabelValue(e.Labels)).UnsafePointer() {
+		c.base = e.Labels
+		c.sets = map[model.LabelValue]model.LabelSet{}
+	}
+	ls, ok := c.sets[v]
+	if !ok {
+		if len(c.sets) > 16 {
+			clear(c.sets)
+		}
+		ls = e.Labels.Clone()
+		ls[name] = v
+		c.sets[v] = ls
+	}
+	e.Labels = ls // still shared: later stages copy before writing
 }
