@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 	"go.uber.org/goleak"
+
+	"github.com/nx-watcher/nxwatcher/internal/leakcheck"
 )
 
 var binPath string
@@ -46,11 +48,11 @@ func TestMain(m *testing.M) {
 	if code == 0 {
 		// runMain's in-process commands (check, test rules) must not leave
 		// goroutines behind.
-		if err := goleak.Find(goleak.IgnoreTopFunction("k8s.io/klog/v2.(*flushDaemon).run.func1"),
-			goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		opts := append(leakcheck.Upstream(),
+			// Idle keep-alive connections of the HTTP clients the tests use.
 			goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-			goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-			goleak.IgnoreAnyFunction("github.com/patrickmn/go-cache.(*janitor).Run")); err != nil {
+			goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"))
+		if err := goleak.Find(opts...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}
