@@ -148,6 +148,7 @@ func New(cfg *Config, opts Options, deps Deps) (*Agent, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.maxStreams = cfg.Limits.MaxStreams
 		a.clients = append(a.clients, c)
 	}
 	if l := cfg.Limits; l.ReadlineRateEnabled {

@@ -23,7 +23,7 @@ func BenchmarkPipelineCRI(b *testing.B) {
 	bt := newBatch()
 	cache := map[model.Fingerprint]cachedLabels{}
 	p.SetOutput(func(e Entry) {
-		bt.add(e, nil, cache)
+		bt.add(e, nil, cache, 0)
 		if bt.entries >= 10000 {
 			bt = newBatch()
 		}

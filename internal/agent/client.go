@@ -26,14 +26,15 @@ import (
 // client batches entries for one Loki push endpoint and sends them one
 // batch at a time, in order, so its acknowledgements arrive in file order.
 type client struct {
-	idx    int
-	cfg    ClientConfig
-	host   string
-	http   *http.Client
-	in     chan Entry
-	m      *agentMetrics
-	logger *slog.Logger
-	sleep  func(ctx context.Context, d time.Duration) bool
+	idx        int
+	maxStreams int
+	cfg        ClientConfig
+	host       string
+	http       *http.Client
+	in         chan Entry
+	m          *agentMetrics
+	logger     *slog.Logger
+	sleep      func(ctx context.Context, d time.Duration) bool
 }
 
 func newClient(idx int, cfg ClientConfig, m *agentMetrics, logger *slog.Logger) (*client, error) {
@@ -83,7 +84,9 @@ type batchStream struct {
 
 func newBatch() *batch { return &batch{streams: map[string]*batchStream{}} }
 
-func (b *batch) add(e Entry, ext model.LabelSet, cache map[model.Fingerprint]cachedLabels) {
+// add puts e in the batch; false when e would be a stream beyond maxStreams
+// (0: no limit) and was left out.
+func (b *batch) add(e Entry, ext model.LabelSet, cache map[model.Fingerprint]cachedLabels, maxStreams int) bool {
 	tenant := string(e.Labels[tenantLabel])
 	var ls string
 	if e.shared && e.Labels != nil {
@@ -107,6 +110,9 @@ func (b *batch) add(e Entry, ext model.LabelSet, cache map[model.Fingerprint]cac
 		key = tenant + "\xff" + ls
 	}
 	st := b.streams[key]
+	if st == nil && maxStreams > 0 && len(b.streams) >= maxStreams {
+		return false
+	}
 	if st == nil {
 		st = &batchStream{tenant: tenant, labels: ls, s: push.Stream{Labels: ls}}
 		b.streams[key] = st
@@ -124,6 +130,7 @@ func (b *batch) add(e Entry, ext model.LabelSet, cache map[model.Fingerprint]cac
 	if e.ack != nil {
 		b.acks = append(b.acks, e.ack)
 	}
+	return true
 }
 
 type cachedLabels struct {
@@ -176,7 +183,15 @@ func (c *client) run(ctx context.Context) {
 				c.send(ctx, b)
 				b = newBatch()
 			}
-			b.add(e, c.cfg.ExternalLabels, cache)
+			if !b.add(e, c.cfg.ExternalLabels, cache, c.maxStreams) {
+				// limits_config.max_streams: a stream beyond the limit is
+				// dropped and counted, as Promtail does.
+				c.m.droppedEntries.WithLabelValues(c.host, "stream_limited").Inc()
+				c.m.droppedBytes.WithLabelValues(c.host, "stream_limited").Add(float64(len(e.Line)))
+				if e.ack != nil {
+					e.ack.done(c.idx)
+				}
+			}
 		case <-tick.C:
 			if b.entries > 0 && time.Since(b.first) >= wait {
 				c.send(ctx, b)

@@ -214,9 +214,6 @@ func (c *Config) Warnings() []string {
 	if c.Server.GRPCListenAddress != "" || c.Server.GRPCListenPort != 0 {
 		w = append(w, "server.grpc_listen_address/grpc_listen_port are ignored: the agent serves HTTP only")
 	}
-	if c.Limits.MaxStreams > 0 {
-		w = append(w, "limits_config.max_streams is accepted but not enforced yet")
-	}
 	return w
 }
 

@@ -310,3 +310,22 @@ func TestTargetRemovedWhileServerDown(t *testing.T) {
 	os.Remove(path)
 	poll(t, 10*time.Second, "target stopped", func() bool { return testutil.ToFloat64(ag.a.m.filesActive) == 0 })
 }
+
+func TestMaxStreamsDropsNewStreams(t *testing.T) {
+	dir := t.TempDir()
+	srv, pc, _ := fakePush(t, func(int) int { return 0 })
+	cfg := staticConfig(t, dir, srv.URL, "limits_config: {max_streams: 2}")
+	cfg.Clients[0].BatchWait = model.Duration(time.Hour) // one batch, cut by size or at stop
+	for _, f := range []string{"a", "b", "c"} {
+		writeLines(t, filepath.Join(dir, f+".log"), 0, 5)
+	}
+	ag := startAgent(t, cfg, Options{})
+	dropped := func() float64 {
+		return testutil.ToFloat64(ag.a.m.droppedEntries.WithLabelValues(u2host(srv.URL), "stream_limited"))
+	}
+	poll(t, 10*time.Second, "third stream dropped", func() bool { return dropped() == 5 })
+	ag.stop()
+	if pc.total() != 10 {
+		t.Fatalf("pushed %d, want 10", pc.total())
+	}
+}
