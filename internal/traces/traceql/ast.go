@@ -45,7 +45,9 @@ type SpansetFilter struct {
 }
 
 // SpansetOp combines two spanset expressions: && || and the structural
-// operators > >> < << ~ and their negations !> !>> !< !<< !~.
+// operators > >> < << ~, their negations !> !>> !< !<< !~ (right-hand spans
+// not so related to any left-hand span) and their unions &> &>> &< &<< &~
+// (the spans of both sides that are so related to a span of the other).
 type SpansetOp struct {
 	Pos  int
 	Op   string
@@ -224,6 +226,12 @@ const (
 	IntrinsicSpanID          = "span:id"
 	IntrinsicParentID        = "span:parentID"
 	IntrinsicTraceID         = "trace:id"
+	IntrinsicScopeName       = "instrumentation:name"
+	IntrinsicScopeVersion    = "instrumentation:version"
+	IntrinsicEventTime       = "event:timeSinceStart"
+	IntrinsicNestedParent    = "nestedSetParent"
+	IntrinsicNestedLeft      = "nestedSetLeft"
+	IntrinsicNestedRight     = "nestedSetRight"
 )
 
 // intrinsicAliases maps every accepted spelling to the canonical one.
@@ -238,6 +246,11 @@ var intrinsicAliases = map[string]string{
 	"traceDuration": IntrinsicTraceDuration, "trace:duration": IntrinsicTraceDuration,
 	"event:name": IntrinsicEventName, "link:traceID": IntrinsicLinkTraceID, "link:spanID": IntrinsicLinkSpanID,
 	"span:id": IntrinsicSpanID, "span:parentID": IntrinsicParentID, "trace:id": IntrinsicTraceID,
+	"instrumentation:name": IntrinsicScopeName, "instrumentation:version": IntrinsicScopeVersion,
+	"event:timeSinceStart": IntrinsicEventTime,
+	"nestedSetParent":      IntrinsicNestedParent, "span:nestedSetParent": IntrinsicNestedParent,
+	"nestedSetLeft": IntrinsicNestedLeft, "span:nestedSetLeft": IntrinsicNestedLeft,
+	"nestedSetRight": IntrinsicNestedRight, "span:nestedSetRight": IntrinsicNestedRight,
 }
 
 func (a *Attribute) String() string {

@@ -24,6 +24,48 @@ type Trace struct {
 	RootServiceName string
 	Start, End      uint64 // Unix ns over all spans
 	children        [][]int
+	nested          []nestedSet // computed on first use
+}
+
+// nestedSet is a span's place in the nested set model of its tree: Left
+// and Right are the counter on entering and leaving it in a depth-first
+// walk (children in the order received), Parent is the parent's Left, -1
+// for a root. Spans on a parent cycle (no root above them) keep zeros.
+type nestedSet struct{ Parent, Left, Right int64 }
+
+func (t *Trace) nestedSets() []nestedSet {
+	if t.nested != nil {
+		return t.nested
+	}
+	t.nested = make([]nestedSet, len(t.Spans))
+	type frame struct {
+		span, next int // next: index into children of the next child to enter
+	}
+	var counter int64
+	var stack []frame
+	for root := range t.Spans {
+		if t.Spans[root].parent >= 0 {
+			continue
+		}
+		counter++
+		t.nested[root] = nestedSet{Parent: -1, Left: counter}
+		stack = append(stack[:0], frame{span: root})
+		for len(stack) > 0 {
+			f := &stack[len(stack)-1]
+			if f.next < len(t.children[f.span]) {
+				c := t.children[f.span][f.next]
+				f.next++
+				counter++
+				t.nested[c] = nestedSet{Parent: t.nested[f.span].Left, Left: counter}
+				stack = append(stack, frame{span: c})
+				continue
+			}
+			counter++
+			t.nested[f.span].Right = counter
+			stack = stack[:len(stack)-1]
+		}
+	}
+	return t.nested
 }
 
 // NewTrace indexes td, which must hold spans of one trace.
@@ -272,6 +314,25 @@ func evalSpanset(e SpansetExpr, t *Trace, universe []int) []int {
 		case "||":
 			return union(l, r)
 		}
+		if rel, ok := strings.CutPrefix(s.Op, "&"); ok {
+			// Union: the right spans related to a left span, and the left
+			// spans standing in the inverse relation to a right span.
+			toRight := relatedSet(rel, t, l)
+			toLeft := relatedSet(inverseRel[rel], t, r)
+			var out []int
+			for _, i := range l {
+				if toLeft[i] {
+					out = append(out, i)
+				}
+			}
+			for _, i := range r {
+				if toRight[i] {
+					out = append(out, i)
+				}
+			}
+			slices.Sort(out)
+			return slices.Compact(out)
+		}
 		neg := strings.HasPrefix(s.Op, "!")
 		rel := relatedSet(strings.TrimPrefix(s.Op, "!"), t, l)
 		var out []int
@@ -284,6 +345,10 @@ func evalSpanset(e SpansetExpr, t *Trace, universe []int) []int {
 	}
 	return nil
 }
+
+// inverseRel maps a structural relation to its converse: a is a child of b
+// exactly when b is the parent of a.
+var inverseRel = map[string]string{">": "<", ">>": "<<", "<": ">", "<<": ">>", "~": "~"}
 
 // relatedSet marks every span that stands in relation rel to some span of
 // l, in time linear in the trace's size (a walk per right-hand span made
@@ -486,6 +551,22 @@ func attributeValues(a *Attribute, t *Trace, i int) []Static {
 			return []Static{String(s.ParentSpanID().String())}
 		case IntrinsicTraceID:
 			return []Static{String(s.TraceID().String())}
+		case IntrinsicScopeName:
+			return []Static{String(sp.Scope.Name())}
+		case IntrinsicScopeVersion:
+			return []Static{String(sp.Scope.Version())}
+		case IntrinsicEventTime:
+			var out []Static
+			for j := 0; j < s.Events().Len(); j++ {
+				out = append(out, Static{Kind: KindDuration, I: int64(s.Events().At(j).Timestamp()) - int64(s.StartTimestamp())})
+			}
+			return out
+		case IntrinsicNestedParent:
+			return []Static{Int(t.nestedSets()[i].Parent)}
+		case IntrinsicNestedLeft:
+			return []Static{Int(t.nestedSets()[i].Left)}
+		case IntrinsicNestedRight:
+			return []Static{Int(t.nestedSets()[i].Right)}
 		case IntrinsicEventName:
 			var out []Static
 			for j := 0; j < s.Events().Len(); j++ {

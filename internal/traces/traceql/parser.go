@@ -232,7 +232,8 @@ func (p *parser) spansetAnd() (SpansetExpr, error) {
 }
 
 var structuralOps = map[string]bool{">": true, ">>": true, "<": true, "<<": true, "~": true,
-	"!>": true, "!>>": true, "!<": true, "!<<": true, "!~": true}
+	"!>": true, "!>>": true, "!<": true, "!<<": true, "!~": true,
+	"&>": true, "&>>": true, "&<": true, "&<<": true, "&~": true}
 
 func (p *parser) spansetStructural() (SpansetExpr, error) {
 	l, err := p.spansetPrimary()
@@ -507,5 +508,6 @@ func PostingKeys(a *Attribute) []string { return hintKeys(a) }
 func Intrinsics() []string {
 	return []string{IntrinsicDuration, IntrinsicEventName, IntrinsicKind, IntrinsicLinkSpanID, IntrinsicLinkTraceID,
 		IntrinsicName, IntrinsicRootName, IntrinsicRootServiceName, IntrinsicParentID, IntrinsicSpanID,
-		IntrinsicStatus, IntrinsicStatusMessage, IntrinsicTraceID, IntrinsicTraceDuration}
+		IntrinsicStatus, IntrinsicStatusMessage, IntrinsicTraceID, IntrinsicTraceDuration,
+		IntrinsicScopeName, IntrinsicScopeVersion, IntrinsicEventTime}
 }

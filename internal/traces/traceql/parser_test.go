@@ -18,6 +18,10 @@ func TestParseRoundTrip(t *testing.T) {
 		`({ kind = server } | count() > 1) && { status = error }`,
 		`{ event:name = "x" && link:traceID != nil && traceDuration < 5s && rootServiceName = "a" }`,
 		`{ .n = -3 && .f = -0.5 && .d > 1500us }`,
+		`{ instrumentation:name = "x" && instrumentation:version != nil && event:timeSinceStart > 1ms }`,
+		`{ nestedSetParent < 0 && nestedSetLeft > 1 && span:nestedSetRight > 2 && kind = unspecified }`,
+		`{ .a = 1 } &>> { .b = 2 } &> { .c = 3 } &~ { .d = 4 } &<< { .e = 5 } &< { .f = 6 }`,
+		`{ .a = 1 } !>> ({ .b = 2 } &< { .c = 3 }) !~ { .d = 4 }`,
 	} {
 		p1, err := Parse(q)
 		if err != nil {

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 //	trace <name>
 //	span <name> [parent=<span>] [svc=<service>] [name="..."] [kind=server] [status=error]
 //	     [msg="..."] [start=<duration>] [dur=<duration>] [span.k=v] [resource.k=v]
-//	     [event=<name>] [event.k=v] [link=<trace>]
+//	     [event=<name>] [event.k=v] [eventAt=<dur>] [scopeVersion=<v>] [link=<trace>]
 //
 //	eval <query>
 //	<trace>: <span> <span> ... [key=value ...]   one line per spanset, any order
@@ -155,6 +155,14 @@ func (sc *script) addSpan(t *testing.T, trace string, f []string) {
 			dur, _ = time.ParseDuration(v)
 		case k == "event":
 			s.Events().AppendEmpty().SetName(v)
+		case k == "eventAt": // the last event's time, from the trace's start
+			if s.Events().Len() == 0 {
+				t.Fatalf("eventAt before event=")
+			}
+			at, _ := time.ParseDuration(v)
+			s.Events().At(s.Events().Len()-1).SetTimestamp(pcommon.Timestamp(scriptBase + int64(at)))
+		case k == "scopeVersion":
+			ss.Scope().SetVersion(v)
 		case k == "link":
 			l := s.Links().AppendEmpty()
 			l.SetTraceID(nameTraceID(v))
