@@ -160,7 +160,7 @@ func (sc *script) addSpan(t *testing.T, trace string, f []string) {
 				t.Fatalf("eventAt before event=")
 			}
 			at, _ := time.ParseDuration(v)
-			s.Events().At(s.Events().Len()-1).SetTimestamp(pcommon.Timestamp(scriptBase + int64(at)))
+			s.Events().At(s.Events().Len() - 1).SetTimestamp(pcommon.Timestamp(scriptBase + int64(at)))
 		case k == "scopeVersion":
 			ss.Scope().SetVersion(v)
 		case k == "link":
