@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,26 +32,40 @@ Flags are spelled as Promtail spells them (one or two dashes).
 flags:
 `
 
-// agentCmd is `nxwatcher agent`: it runs until SIGTERM or SIGINT.
+// agentCmd is `nxwatcher agent`: it runs until SIGTERM or SIGINT; SIGHUP
+// reloads the config file.
 func agentCmd(args []string, stdout, stderr io.Writer) int {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	reload := make(chan struct{}, 1)
 	go func() {
-		select {
-		case <-sigs:
-			cancel()
-		case <-ctx.Done():
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					select {
+					case reload <- struct{}{}:
+					default:
+					}
+					continue
+				}
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
-	return runAgent(ctx, args, stdout, stderr, nil)
+	return runAgent(ctx, args, stdout, stderr, nil, reload)
 }
 
-// runAgent parses flags and runs the agent until ctx ends. listening, when
-// not nil, receives the HTTP listener's address once it is up (tests).
-func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, listening chan<- string) int {
+// runAgent parses flags and runs the agent until ctx ends; each receive on
+// reload re-reads the config file. listening, when not nil, receives the
+// HTTP listener's address once it is up (tests).
+func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, listening chan<- string, reload <-chan struct{}) int {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config.file", "", "promtail.yaml to read (required)")
@@ -116,30 +131,91 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, list
 	if nodeName == "" {
 		nodeName = os.Getenv("HOSTNAME")
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	info := version.Get()
 	logger.Info("Starting nxwatcher agent", "version", info.Version, "revision", info.Revision, "config", *configFile, "node", nodeName)
 
-	a, err := agent.New(cfg, agent.Options{NodeName: nodeName}, agent.Deps{Logger: logger, Registerer: reg, Gatherer: reg})
+	// build makes an agent with its own registry, so a reload starts from
+	// clean metrics instead of registering twice.
+	build := func(cfg *agent.Config) (*agent.Agent, http.Handler, error) {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		a, err := agent.New(cfg, agent.Options{NodeName: nodeName}, agent.Deps{Logger: logger, Registerer: reg, Gatherer: reg})
+		if err != nil {
+			return nil, nil, err
+		}
+		return a, a.Handler(), nil
+	}
+	a, h, err := build(cfg)
 	if err != nil {
 		logger.Error("Cannot start", "err", err)
 		return 1
 	}
+	var current atomic.Pointer[http.Handler]
+	current.Store(&h)
 	addr := net.JoinHostPort(cfg.Server.HTTPListenAddress, strconv.Itoa(cfg.Server.HTTPListenPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		logger.Error("Cannot listen", "addr", addr, "err", err)
 		return 1
 	}
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 	logger.Info("Listening", "addr", ln.Addr().String())
 	if listening != nil {
 		listening <- ln.Addr().String()
 	}
-	runErr := a.Run(ctx)
+
+	// Reload = stop the running agent (it pushes what it read and saves
+	// positions), then start one on the new config, which resumes from
+	// those positions. A config that does not load keeps the old agent.
+	var runErr error
+run:
+	for {
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- a.Run(runCtx) }()
+		var next *agent.Agent
+		var nextH http.Handler
+		for next == nil {
+			select {
+			case <-ctx.Done():
+				stop()
+				runErr = <-done
+				break run
+			case runErr = <-done:
+				stop()
+				break run
+			case <-reload:
+				ncfg, err := agent.LoadFile(*configFile, *expandEnv)
+				if err != nil {
+					logger.Error("Reload failed; the running config stays", "err", err)
+					continue
+				}
+				ncfg.Server = cfg.Server // the listener stays as it is
+				stop()
+				if err := <-done; err != nil {
+					logger.Error("Agent stopped with an error", "err", err)
+				}
+				if next, nextH, err = build(ncfg); err != nil {
+					logger.Error("Reload failed; starting the previous config again", "err", err)
+					if next, nextH, err = build(cfg); err != nil {
+						runErr = err
+						break run
+					}
+				} else {
+					cfg = ncfg
+					logger.Info("Reloaded", "config", *configFile)
+				}
+			}
+		}
+		a = next
+		current.Store(&nextH)
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	_ = srv.Shutdown(sctx)

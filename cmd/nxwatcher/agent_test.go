@@ -20,7 +20,7 @@ import (
 
 func TestAgentCheckSyntaxAndBadConfig(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := runAgent(t.Context(), []string{"--config.file=../../deploy/agent/promtail.yaml", "-check-syntax"}, &out, &errb, nil); code != 0 {
+	if code := runAgent(t.Context(), []string{"--config.file=../../deploy/agent/promtail.yaml", "-check-syntax"}, &out, &errb, nil, nil); code != 0 {
 		t.Fatalf("design doc config: %d %s", code, errb.String())
 	}
 	if code := checkAgentConfig([]string{"../../deploy/agent/promtail.yaml"}, &out, &errb); code != 0 {
@@ -29,10 +29,10 @@ func TestAgentCheckSyntaxAndBadConfig(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("clients: [{url: http://x/}]\nscrape_config: []\n"), 0o644)
 	errb.Reset()
-	if code := runAgent(t.Context(), []string{"-config.file", bad}, &out, &errb, nil); code != 1 || !strings.Contains(errb.String(), "line 2: field scrape_config not found") {
+	if code := runAgent(t.Context(), []string{"-config.file", bad}, &out, &errb, nil, nil); code != 1 || !strings.Contains(errb.String(), "line 2: field scrape_config not found") {
 		t.Fatalf("bad config: %d %s", code, errb.String())
 	}
-	if code := runAgent(t.Context(), nil, &out, &errb, nil); code != 2 {
+	if code := runAgent(t.Context(), nil, &out, &errb, nil, nil); code != 2 {
 		t.Fatalf("no config: %d", code)
 	}
 }
@@ -68,10 +68,11 @@ scrape_configs:
 	t.Setenv("NXW_AGENT_TEST_URL", loki.URL+"/loki/api/v1/push")
 	ctx, cancel := context.WithCancel(t.Context())
 	listening := make(chan string, 1)
+	reload := make(chan struct{})
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- runAgent(ctx, []string{"-config.file=" + cfgFile, "-config.expand-env", "-server.http-listen-port=0"}, io.Discard, &stderr, listening)
+		done <- runAgent(ctx, []string{"-config.file=" + cfgFile, "-config.expand-env", "-server.http-listen-port=0"}, io.Discard, &stderr, listening, reload)
 	}()
 	addr := <-listening
 	deadline := time.Now().Add(10 * time.Second)
@@ -97,12 +98,34 @@ scrape_configs:
 			t.Errorf("metrics: %s", b)
 		}
 	}
+	// Reload: a new job appears; a broken file keeps the running config.
+	os.WriteFile(filepath.Join(dir, "b.txt"), []byte("three\n"), 0o644)
+	cfgText, _ := os.ReadFile(cfgFile)
+	os.WriteFile(cfgFile, []byte("clients: [{url: http://x/}]\nbogus: 1\n"), 0o644)
+	reload <- struct{}{}
+	os.WriteFile(cfgFile, append(cfgText, []byte(fmt.Sprintf("  - job_name: g\n    static_configs: [{targets: [localhost], labels: {job: g, __path__: %s/*.txt}}]\n", dir))...), 0o644)
+	reload <- struct{}{}
+	deadline = time.Now().Add(10 * time.Second)
+	for pushed.Load() < 3 {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("line of the reloaded config not pushed: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pushed.Load() != 3 {
+		t.Fatalf("reload re-shipped lines: %d pushed", pushed.Load())
+	}
+	if !strings.Contains(stderr.String(), "Reload failed") || !strings.Contains(stderr.String(), "Reloaded") {
+		t.Errorf("reload logs: %s", stderr.String())
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	pos, _ := os.ReadFile(filepath.Join(dir, "positions.yaml"))
-	if !strings.Contains(string(pos), `a.log: "8"`) {
+	if !strings.Contains(string(pos), `a.log: "8"`) || !strings.Contains(string(pos), `b.txt: "6"`) {
 		t.Fatalf("positions: %s", pos)
 	}
 }
