@@ -113,7 +113,8 @@ func TestHints(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{`{ }`, `{ .a = "b" } | count() > 1`, `{ duration > 1s } >> { status = error }`,
-		`({ kind = server } | by(.x)) && { name =~ "a.*" }`, `{ span."a b" != nil }`, `{ .a = -1.5e3 }`} {
+		`({ kind = server } | by(.x)) && { name =~ "a.*" }`, `{ span."a b" != nil }`, `{ .a = -1.5e3 }`,
+		`{ nestedSetParent < 0 } &>> { event:timeSinceStart > 1ms } | avg(duration) > 1s`, `{ instrumentation:name = "x" } &~ { }`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
