@@ -329,3 +329,29 @@ func TestMaxStreamsDropsNewStreams(t *testing.T) {
 		t.Fatalf("pushed %d, want 10", pc.total())
 	}
 }
+
+func TestFilesAppearLaterAndDeleted(t *testing.T) {
+	dir := t.TempDir()
+	srv, pc, _ := fakePush(t, func(int) int { return 0 })
+	cfg := staticConfig(t, dir, srv.URL, "")
+	ag := startAgent(t, cfg, Options{})
+	poll(t, 10*time.Second, "ready", ag.a.Ready)
+	path := filepath.Join(dir, "late.log")
+	writeLines(t, path, 0, 3)
+	os.WriteFile(filepath.Join(dir, "late.log.1"), []byte("rotated leftover\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "late.log.gz"), []byte("gz\n"), 0o644)
+	poll(t, 10*time.Second, "late file shipped", func() bool { return pc.count(lineN(2)) == 1 })
+	ag.a.savePositions()
+	if _, ok := ag.a.pos.Get(path); !ok {
+		t.Fatal("no position for the late file")
+	}
+	os.Remove(path)
+	poll(t, 10*time.Second, "deleted file forgotten", func() bool {
+		ag.a.savePositions()
+		_, ok := ag.a.pos.Get(path)
+		return !ok && testutil.ToFloat64(ag.a.m.filesActive) == 0
+	})
+	if pc.count("rotated leftover") != 0 || pc.count("gz") != 0 {
+		t.Fatal("rotated leftovers were shipped")
+	}
+}
