@@ -1,7 +1,10 @@
 package collector
 
 import (
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/probabilisticsamplerprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
@@ -10,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
 	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
 	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/zpagesextension"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/batchprocessor"
@@ -38,6 +42,7 @@ func Components() (otelcol.Factories, error) {
 		batchprocessor.NewFactory(),
 		memorylimiterprocessor.NewFactory(),
 		resourceprocessor.NewFactory(),
+		probabilisticsamplerprocessor.NewFactory(),
 	)
 	if err != nil {
 		return f, err
@@ -46,12 +51,15 @@ func Components() (otelcol.Factories, error) {
 		otlpexporter.NewFactory(), // "otlp_grpc", with "otlp" as its deprecated alias
 		otlphttpexporter.NewFactory(),
 		debugexporter.NewFactory(),
+		prometheusremotewriteexporter.NewFactory(),
 	)
 	if err != nil {
 		return f, err
 	}
 	f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
 		healthcheckextension.NewFactory(),
+		pprofextension.NewFactory(),
+		zpagesextension.NewFactory(),
 	)
 	if err != nil {
 		return f, err
@@ -66,18 +74,24 @@ func Components() (otelcol.Factories, error) {
 		"otlp": "go.opentelemetry.io/collector/receiver/otlpreceiver v0.165.0",
 	})
 	f.ProcessorModules = modules(f.Processors, map[string]string{
-		"batch":          "go.opentelemetry.io/collector/processor/batchprocessor v0.165.0",
-		"memory_limiter": "go.opentelemetry.io/collector/processor/memorylimiterprocessor v0.165.0",
-		"resource":       "github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor v0.165.0",
+		"batch":                 "go.opentelemetry.io/collector/processor/batchprocessor v0.165.0",
+		"memory_limiter":        "go.opentelemetry.io/collector/processor/memorylimiterprocessor v0.165.0",
+		"resource":              "github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor v0.165.0",
+		"probabilistic_sampler": "github.com/open-telemetry/opentelemetry-collector-contrib/processor/probabilisticsamplerprocessor v0.165.0",
 	})
 	f.ExporterModules = modules(f.Exporters, map[string]string{
-		"otlp_grpc": "go.opentelemetry.io/collector/exporter/otlpexporter v0.165.0",
-		"otlp":      "go.opentelemetry.io/collector/exporter/otlpexporter v0.165.0",
-		"otlphttp":  "go.opentelemetry.io/collector/exporter/otlphttpexporter v0.165.0",
-		"debug":     "go.opentelemetry.io/collector/exporter/debugexporter v0.165.0",
+		"otlp_grpc":               "go.opentelemetry.io/collector/exporter/otlpexporter v0.165.0",
+		"otlp":                    "go.opentelemetry.io/collector/exporter/otlpexporter v0.165.0",
+		"otlphttp":                "go.opentelemetry.io/collector/exporter/otlphttpexporter v0.165.0",
+		"otlp_http":               "go.opentelemetry.io/collector/exporter/otlphttpexporter v0.165.0",
+		"debug":                   "go.opentelemetry.io/collector/exporter/debugexporter v0.165.0",
+		"prometheusremotewrite":   "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter v0.165.0",
+		"prometheus_remote_write": "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter v0.165.0",
 	})
 	f.ExtensionModules = modules(f.Extensions, map[string]string{
 		"health_check": "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension v0.165.0",
+		"pprof":        "github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension v0.165.0",
+		"zpages":       "go.opentelemetry.io/collector/extension/zpagesextension v0.165.0",
 	})
 	return f, nil
 }

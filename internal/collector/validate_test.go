@@ -3,6 +3,7 @@ package collector
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -87,4 +88,90 @@ func TestSetURI(t *testing.T) {
 	if want := "yaml:exporters::otlp/tempo::endpoint: 127.0.0.1:4317"; got != want {
 		t.Errorf("SetURI = %q, want %q", got, want)
 	}
+}
+
+// Every component of the distribution is registered and a config using
+// them all validates.
+func TestComponentsAll(t *testing.T) {
+	f, err := Components()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(m map[string]bool) string { return strings.Join(sortedKeys(m), ",") }
+	got := map[string]map[string]bool{"receivers": {}, "processors": {}, "exporters": {}, "extensions": {}}
+	for k := range f.Receivers {
+		got["receivers"][k.String()] = true
+	}
+	for k := range f.Processors {
+		got["processors"][k.String()] = true
+	}
+	for k := range f.Exporters {
+		got["exporters"][k.String()] = true
+	}
+	for k := range f.Extensions {
+		got["extensions"][k.String()] = true
+	}
+	want := map[string]string{
+		"receivers":  "otlp",
+		"processors": "batch,memory_limiter,probabilistic_sampler,resource",
+		"exporters":  "debug,otlp,otlp_grpc,otlp_http,otlphttp,prometheus_remote_write,prometheusremotewrite",
+		"extensions": "health_check,pprof,zpages",
+	}
+	for kind, mods := range map[string]int{"receivers": len(f.ReceiverModules), "processors": len(f.ProcessorModules), "exporters": len(f.ExporterModules), "extensions": len(f.ExtensionModules)} {
+		if mods != len(got[kind]) {
+			t.Errorf("%s: %d module entries for %d types", kind, mods, len(got[kind]))
+		}
+	}
+	for kind, w := range want {
+		if g := names(got[kind]); g != w {
+			t.Errorf("%s = %s, want %s", kind, g, w)
+		}
+	}
+	config := `receivers:
+  otlp:
+    protocols:
+      grpc:
+processors:
+  probabilistic_sampler:
+    sampling_percentage: 10
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: 100
+exporters:
+  prometheusremotewrite:
+    endpoint: http://127.0.0.1:9090/api/v1/write
+  otlphttp:
+    endpoint: http://127.0.0.1:4318
+extensions:
+  health_check:
+  pprof:
+  zpages:
+service:
+  extensions: [health_check, pprof, zpages]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, probabilistic_sampler]
+      exporters: [otlphttp]
+    metrics:
+      receivers: [otlp]
+      processors: [memory_limiter]
+      exporters: [prometheusremotewrite]
+`
+	path := filepath.Join(t.TempDir(), "all.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(t.Context(), Options{Configs: []string{path}, Stderr: &syncBuffer{}}); err != nil {
+		t.Fatalf("Validate(all components) = %v", err)
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
