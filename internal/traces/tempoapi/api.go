@@ -548,16 +548,7 @@ func (a *API) SearchTagValuesV2(w http.ResponseWriter, r *http.Request) {
 			a.badRequest(name, w, "%v", err)
 			return
 		}
-		var filter *traceql.Query
-		if q := r.URL.Query().Get("q"); q != "" {
-			if filter, err = traceql.Parse(q); err != nil {
-				a.badRequest(name, w, "invalid TraceQL query: %v", err)
-				return
-			}
-			if filter.MatchesAll() {
-				filter = nil // `{}`: Grafana's unfiltered form
-			}
-		}
+		filter := tagValuesFilter(r.URL.Query().Get("q"))
 		keys := traceql.PostingKeys(attr)
 		if keys == nil {
 			writeJSON(w, map[string]any{"tagValues": []any{}})
@@ -603,6 +594,48 @@ func (a *API) tagValues(r *http.Request, keys []string, start, end time.Time) ([
 		}
 	}
 	return out, nil
+}
+
+// tagValuesFilter turns the q= of a tag values request into the query whose
+// matching spans the values come from, nil for none. Grafana's TraceQL
+// editor sends the query being typed ("{ resource.service.name = \"a\" &&
+// span.http.method = "), so a q that does not parse is not an error: like
+// Tempo, keep the conditions of its first spanset filter that parse on
+// their own, joined with &&, and drop the rest; none left means unfiltered.
+func tagValuesFilter(q string) *traceql.Query {
+	if strings.TrimSpace(q) == "" {
+		return nil
+	}
+	query, err := traceql.Parse(q)
+	if err != nil {
+		body := q
+		if i := strings.Index(body, "{"); i >= 0 {
+			body = body[i+1:]
+		}
+		if i := strings.Index(body, "}"); i >= 0 {
+			body = body[:i]
+		}
+		var conds []string
+		for _, part := range strings.Split(body, "&&") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			if _, err := traceql.Parse("{ " + part + " }"); err == nil {
+				conds = append(conds, part)
+			}
+		}
+		if len(conds) == 0 {
+			return nil
+		}
+		if query, err = traceql.Parse("{ " + strings.Join(conds, " && ") + " }"); err != nil {
+			return nil
+		}
+	}
+	if query.MatchesAll() {
+		return nil // `{}`: Grafana's unfiltered form
+	}
+	return query
 }
 
 // filteredTagValues answers a tag values request with q=: the values attr
