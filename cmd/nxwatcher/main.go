@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/prometheus/common/promslog"
 
@@ -111,30 +109,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	// Signals are ours from the first moment: a SIGTERM or SIGHUP that
 	// arrives while the stores replay their WALs must not kill the process
 	// with the default action.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	reloads := make(chan struct{}, 1) // SIGHUPs before start coalesce into one reload
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case sig := <-sigs:
-				if sig == syscall.SIGHUP {
-					select {
-					case reloads <- struct{}{}:
-					default:
-					}
-					continue
-				}
-				logger.Info("Received signal, stopping", "signal", sig.String())
-				cancel()
-			}
-		}
-	}()
+	ctx, reloads, stopSignals := handleSignals(func(sig os.Signal) {
+		logger.Info("Received signal, stopping", "signal", sig.String())
+	})
+	defer stopSignals()
 
 	source := *configFile
 	if source == "" {
