@@ -10,6 +10,7 @@
 //	go run ./bench/collector                        # both: max rate, then 20k spans/s
 //	go run ./bench/collector -mode=max -duration=30s
 //	go run ./bench/collector -mode=rate -rate=20000
+//	go run ./bench/collector -mode=overload   # slow sink, memory_limiter at 64 MiB
 package main
 
 import (
@@ -41,7 +42,9 @@ import (
 
 func main() {
 	child := flag.Bool("child", false, "internal: run the collector (args after -- are --config/--set)")
-	mode := flag.String("mode", "both", "max, rate or both")
+	mode := flag.String("mode", "both", "max, rate, both or overload (a sink slower than the load; memory_limiter must refuse, the process stay bounded, and all accepted spans arrive)")
+	limitMiB := flag.Int("limit-mib", 64, "memory_limiter limit_mib in -mode=overload (spike = limit/4, check every 100ms)")
+	sinkDelay := flag.Duration("sink-delay", 20*time.Millisecond, "time the sink takes per request in -mode=overload")
 	duration := flag.Duration("duration", 20*time.Second, "measured window per mode")
 	warmup := flag.Duration("warmup", 5*time.Second, "load before the window")
 	rate := flag.Int("rate", 20000, "spans/s in -mode=rate")
@@ -53,7 +56,7 @@ func main() {
 		os.Exit(runChild(flag.Args()))
 	}
 	for _, m := range modes(*mode) {
-		r, err := measure(m, *config, *duration, *warmup, *rate, *batch, *senders)
+		r, err := measure(m, *config, *duration, *warmup, *rate, *batch, *senders, *limitMiB, *sinkDelay)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
@@ -92,9 +95,11 @@ func runChild(args []string) int {
 type sink struct {
 	ptraceotlp.UnimplementedGRPCServer
 	spans atomic.Int64
+	delay time.Duration
 }
 
 func (s *sink) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	time.Sleep(s.delay)
 	s.spans.Add(int64(req.Traces().SpanCount()))
 	return ptraceotlp.NewExportResponse(), nil
 }
@@ -147,9 +152,17 @@ type result struct {
 	loadgenCPU, loadavg  float64
 	refusedRequests      int64
 	targetRate, duration int
+	// overload: totals over the whole run and whether all arrived.
+	acceptedTotal, deliveredTotal int64
+	drained                       time.Duration
 }
 
 func (r result) String() string {
+	if r.mode == "overload" {
+		return fmt.Sprintf("mode=overload window=%s accepted_total=%d delivered_total=%d all_delivered=%v drain=%s refused_requests=%d collector_cpu_s=%.2f rss_end_mib=%.1f rss_peak_mib=%.1f loadavg=%.2f",
+			r.window, r.acceptedTotal, r.deliveredTotal, r.acceptedTotal == r.deliveredTotal, r.drained, r.refusedRequests, r.cpu,
+			float64(r.rssEnd)/(1<<20), float64(r.rssPeak)/(1<<20), r.loadavg)
+	}
 	spansPerSec := float64(r.delivered) / r.window.Seconds()
 	perCPU := float64(r.delivered) / r.cpu
 	return fmt.Sprintf("mode=%s rate_target=%d window=%s delivered=%d sent=%d refused_requests=%d spans/s=%.0f collector_cpu_s=%.2f (cores=%.2f) spans_per_cpu_s=%.0f rss_end_mib=%.1f rss_peak_mib=%.1f loadgen_cpu_s=%.2f loadavg=%.2f",
@@ -157,7 +170,7 @@ func (r result) String() string {
 		float64(r.rssEnd)/(1<<20), float64(r.rssPeak)/(1<<20), r.loadgenCPU, r.loadavg)
 }
 
-func measure(mode, config string, duration, warmup time.Duration, rate, batch, senders int) (result, error) {
+func measure(mode, config string, duration, warmup time.Duration, rate, batch, senders, limitMiB int, sinkDelay time.Duration) (result, error) {
 	res := result{mode: mode, targetRate: rate}
 	if mode == "max" {
 		res.targetRate = 0
@@ -171,6 +184,9 @@ func measure(mode, config string, duration, warmup time.Duration, rate, batch, s
 		return res, err
 	}
 	s := &sink{}
+	if mode == "overload" {
+		s.delay = sinkDelay
+	}
 	srv := grpc.NewServer()
 	ptraceotlp.RegisterGRPCServer(srv, s)
 	go func() { _ = srv.Serve(l) }()
@@ -184,14 +200,22 @@ func measure(mode, config string, duration, warmup time.Duration, rate, batch, s
 		return res, err
 	}
 	abs, _ := filepath.Abs(config)
-	cmd := exec.Command(self, "-child", "--",
-		"--config="+abs,
-		"--set=receivers.otlp.protocols.grpc.endpoint="+grpcAddr,
-		"--set=receivers.otlp.protocols.http.endpoint="+httpAddr,
-		"--set=exporters.otlp/tempo.endpoint="+sinkAddr,
-		"--set=service.telemetry.metrics.address="+metricsAddr,
+	args := []string{"-child", "--",
+		"--config=" + abs,
+		"--set=receivers.otlp.protocols.grpc.endpoint=" + grpcAddr,
+		"--set=receivers.otlp.protocols.http.endpoint=" + httpAddr,
+		"--set=exporters.otlp/tempo.endpoint=" + sinkAddr,
+		"--set=service.telemetry.metrics.address=" + metricsAddr,
 		"--set=service.telemetry.logs.level=warn",
-	)
+	}
+	if mode == "overload" {
+		args = append(args,
+			fmt.Sprintf("--set=processors.memory_limiter.limit_mib=%d", limitMiB),
+			fmt.Sprintf("--set=processors.memory_limiter.spike_limit_mib=%d", limitMiB/4),
+			"--set=processors.memory_limiter.check_interval=100ms",
+		)
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return res, err
@@ -308,6 +332,19 @@ func measure(mode, config string, duration, warmup time.Duration, rate, batch, s
 	res.loadavg = loadavg()
 	cancel()
 	wg.Wait()
+	if mode == "overload" {
+		// Everything the receiver accepted must arrive once the load stops.
+		res.acceptedTotal = sent.Load()
+		drainStart := time.Now()
+		for s.spans.Load() < res.acceptedTotal && time.Since(drainStart) < 120*time.Second {
+			time.Sleep(100 * time.Millisecond)
+			if _, hwm, err := procRSS(pid); err == nil && hwm > res.rssPeak {
+				res.rssPeak = hwm
+			}
+		}
+		res.drained = time.Since(drainStart).Round(100 * time.Millisecond)
+		res.deliveredTotal = s.spans.Load()
+	}
 	if res.cpu <= 0 {
 		return res, errors.New("no collector CPU measured")
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -39,6 +40,10 @@ func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 func collectorCmd(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// memory_limiter bounds the Go heap, not RSS: under overload with the
+	// design doc's limit_mib 400, RSS peaked at 612 MiB (bench/README.md,
+	// collector). GOMEMLIMIT from the container limit makes the GC hold it.
+	setAutoMemLimit(slog.New(slog.NewTextHandler(stderr, nil)).With("component", "collector"))
 	return runCollector(ctx, args, stdout, stderr)
 }
 
