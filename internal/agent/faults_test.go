@@ -253,6 +253,7 @@ func TestBadInput(t *testing.T) {
 	}
 	// Without ignore_invalid_yaml a malformed file refuses to start,
 	// naming the option.
+	ag.stop() // it saves positions: stop it before spoiling the file
 	cfg.Positions.IgnoreInvalidYAML = false
 	os.WriteFile(filepath.Join(dir, "positions.yaml"), []byte("positions: [\n"), 0o644)
 	if _, err := New(cfg, Options{}, Deps{}); err == nil || !strings.Contains(err.Error(), "ignore_invalid_yaml") {
