@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,8 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
+	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v2"
 )
 
 // staticConfig tails dir/*.log with one client at url.
@@ -354,5 +359,46 @@ func TestFilesAppearLaterAndDeleted(t *testing.T) {
 	})
 	if pc.count("rotated leftover") != 0 || pc.count("gz") != 0 {
 		t.Fatal("rotated leftovers were shipped")
+	}
+}
+
+func TestClientTenantAuthAndExternalLabels(t *testing.T) {
+	dir := t.TempDir()
+	type seen struct{ tenant, user, labels string }
+	got := make(chan seen, 100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		raw, _ := snappy.Decode(nil, body)
+		var req push.PushRequest
+		req.Unmarshal(raw)
+		u, _, _ := r.BasicAuth()
+		for _, s := range req.Streams {
+			got <- seen{r.Header.Get("X-Scope-OrgID"), u, s.Labels}
+		}
+		w.WriteHeader(204)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := staticConfig(t, dir, srv.URL, "")
+	cfg.Clients[0].TenantID = "default-tenant"
+	cfg.Clients[0].ExternalLabels = model.LabelSet{"cluster": "c1"}
+	cfg.Clients[0].HTTPClientConfig.BasicAuth = &config.BasicAuth{Username: "agent", Password: "pw"}
+	var st []StageConfig
+	if err := yaml.UnmarshalStrict([]byte("- match: {selector: '{job=\"files\"} |= \"team\"', stages: [{tenant: {value: team-a}}]}"), &st); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ScrapeConfigs[0].PipelineStages = st
+	os.WriteFile(filepath.Join(dir, "a.log"), []byte("plain\nteam line\n"), 0o644)
+	startAgent(t, cfg, Options{})
+	want := map[string]bool{"default-tenant": true, "team-a": true}
+	for len(want) > 0 {
+		select {
+		case s := <-got:
+			if s.user != "agent" || !strings.Contains(s.labels, `cluster="c1"`) || strings.Contains(s.labels, tenantLabel) {
+				t.Fatalf("%+v", s)
+			}
+			delete(want, s.tenant)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("tenants not seen: %v", want)
+		}
 	}
 }
