@@ -155,6 +155,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, list
 	addr := net.JoinHostPort(cfg.Server.HTTPListenAddress, strconv.Itoa(cfg.Server.HTTPListenPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		a.Close()
 		logger.Error("Cannot listen", "addr", addr, "err", err)
 		return 1
 	}

@@ -267,6 +267,12 @@ func (a *Agent) savePositions() {
 	}
 }
 
+// Close ends discovery when Run never ran (a failed start); idempotent.
+func (a *Agent) Close() error {
+	a.dmCancel()
+	return nil
+}
+
 // Ready says whether the first discovery result has been applied.
 func (a *Agent) Ready() bool { return a.ready.Load() }
 
