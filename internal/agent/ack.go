@@ -19,11 +19,12 @@ type fileTracker struct {
 	inflight int
 	acked    []int64 // per client: highest acknowledged offset
 	settled  int64   // highest offset handed on or dropped by the pipeline
+	floor    int64   // settled when nothing was last in flight: safe
 	start    int64
 }
 
 func newFileTracker(path string, clients int, start int64) *fileTracker {
-	t := &fileTracker{path: path, acked: make([]int64, clients), settled: start, start: start}
+	t := &fileTracker{path: path, acked: make([]int64, clients), settled: start, floor: start, start: start}
 	for i := range t.acked {
 		t.acked[i] = start
 	}
@@ -33,6 +34,9 @@ func newFileTracker(path string, clients int, start int64) *fileTracker {
 // sent records an entry handed to every client.
 func (t *fileTracker) sent(off int64) *ackRef {
 	t.mu.Lock()
+	if t.inflight == 0 {
+		t.floor = t.settled
+	}
 	t.inflight += len(t.acked)
 	if off > t.settled {
 		t.settled = off
@@ -58,6 +62,9 @@ func (r *ackRef) done(client int) {
 	if r.offset > t.acked[client] {
 		t.acked[client] = r.offset
 	}
+	if t.inflight == 0 {
+		t.floor = t.settled
+	}
 	t.mu.Unlock()
 }
 
@@ -72,13 +79,16 @@ func (t *fileTracker) position() int64 {
 	for _, a := range t.acked[1:] {
 		p = min(p, a)
 	}
-	return p
+	// Lines dropped on purpose while nothing was in flight are settled
+	// even though no client acknowledged anything past them.
+	return max(p, t.floor)
 }
 
 // reset starts over at off (the file was truncated or replaced).
 func (t *fileTracker) reset(off int64) {
 	t.mu.Lock()
 	t.settled = off
+	t.floor = off
 	for i := range t.acked {
 		t.acked[i] = off
 	}
