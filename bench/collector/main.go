@@ -51,7 +51,9 @@ func main() {
 	batch := flag.Int("batch", 500, "spans per export request")
 	senders := flag.Int("senders", 4, "concurrent gRPC senders")
 	config := flag.String("config", "deploy/collector/otel-collector.yaml", "collector config (the design doc's)")
+	upstream := flag.String("upstream", "", "run this otelcol binary (e.g. one built with the Collector's builder) as the collector instead of nxwatcher's; the config's telemetry.metrics.address is replaced by a reader, which upstream requires")
 	flag.Parse()
+	upstreamBin = *upstream
 	if *child {
 		os.Exit(runChild(flag.Args()))
 	}
@@ -63,6 +65,30 @@ func main() {
 		}
 		fmt.Println(r)
 	}
+}
+
+// upstreamBin, when set, is the collector binary the bench runs instead of
+// this one's -child mode.
+var upstreamBin string
+
+// upstreamConfig writes config without its service.telemetry block (the
+// design doc's last lines), which an otelcol ≥ v0.128 refuses.
+func upstreamConfig(config string) (string, error) {
+	b, err := os.ReadFile(config)
+	if err != nil {
+		return "", err
+	}
+	text := string(b)
+	if i := strings.Index(text, "\n  telemetry:\n"); i >= 0 {
+		text = text[:i+1]
+	}
+	f, err := os.CreateTemp("", "otelcol-upstream-*.yaml")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, err = f.WriteString(text)
+	return f.Name(), err
 }
 
 func modes(m string) []string {
@@ -216,6 +242,22 @@ func measure(mode, config string, duration, warmup time.Duration, rate, batch, s
 		)
 	}
 	cmd := exec.Command(self, args...)
+	if upstreamBin != "" {
+		cfg, err := upstreamConfig(abs)
+		if err != nil {
+			return res, err
+		}
+		defer os.Remove(cfg)
+		host, port, _ := net.SplitHostPort(metricsAddr)
+		uargs := []string{"--config=" + cfg}
+		for _, a := range args[3:] {
+			if !strings.HasPrefix(a, "--set=service.telemetry.metrics.address=") {
+				uargs = append(uargs, a)
+			}
+		}
+		uargs = append(uargs, fmt.Sprintf("--set=service.telemetry.metrics.readers=[{pull: {exporter: {prometheus: {host: %q, port: %s}}}}]", host, port))
+		cmd = exec.Command(upstreamBin, uargs...)
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return res, err
