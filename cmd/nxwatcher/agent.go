@@ -72,6 +72,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, list
 	expandEnv := fs.Bool("config.expand-env", false, "replace ${VAR} and ${VAR:-default} in the config file with environment variables")
 	checkSyntax := fs.Bool("check-syntax", false, "validate the config file and exit")
 	printConfig := fs.Bool("print-config-stderr", false, "print the parsed config to stderr at start")
+	dryRun := fs.Bool("dry-run", false, "print entries (time, labels, line) to stdout instead of pushing them; positions are not saved")
 	httpPort := fs.Int("server.http-listen-port", -1, "override server.http_listen_port (0 picks a free port)")
 	httpAddr := fs.String("server.http-listen-address", "", "override server.http_listen_address")
 	logLevel := levelFlag{promslog.NewLevel()}
@@ -139,7 +140,11 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, list
 	build := func(cfg *agent.Config) (*agent.Agent, http.Handler, error) {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		a, err := agent.New(cfg, agent.Options{NodeName: nodeName}, agent.Deps{Logger: logger, Registerer: reg, Gatherer: reg})
+		opts := agent.Options{NodeName: nodeName}
+		if *dryRun {
+			opts.DryRun = stdout
+		}
+		a, err := agent.New(cfg, opts, agent.Deps{Logger: logger, Registerer: reg, Gatherer: reg})
 		if err != nil {
 			return nil, nil, err
 		}

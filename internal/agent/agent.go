@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -55,6 +56,9 @@ type Options struct {
 	PollInterval time.Duration
 	// ShutdownTimeout bounds the final push on shutdown (5s).
 	ShutdownTimeout time.Duration
+	// DryRun, when set, receives every entry (time, labels, line) instead of
+	// the clients, and positions are never saved (Promtail's -dry-run).
+	DryRun io.Writer
 }
 
 // Agent ships log files to Loki clients.
@@ -149,6 +153,7 @@ func New(cfg *Config, opts Options, deps Deps) (*Agent, error) {
 			return nil, err
 		}
 		c.maxStreams = cfg.Limits.MaxStreams
+		c.dryRun = opts.DryRun
 		a.clients = append(a.clients, c)
 	}
 	if l := cfg.Limits; l.ReadlineRateEnabled {
@@ -261,6 +266,9 @@ loop:
 }
 
 func (a *Agent) savePositions() {
+	if a.opts.DryRun != nil {
+		return
+	}
 	if err := a.pos.Save(); err != nil {
 		a.m.positionsErrors.Inc()
 		a.logger.Error("save positions", "err", err)

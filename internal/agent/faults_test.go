@@ -402,3 +402,36 @@ func TestClientTenantAuthAndExternalLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestDryRunPrintsAndKeepsPositions(t *testing.T) {
+	dir := t.TempDir()
+	cfg := staticConfig(t, dir, "http://127.0.0.1:1/loki/api/v1/push", "")
+	writeLines(t, filepath.Join(dir, "a.log"), 0, 2)
+	var out syncWriter
+	ag := startAgent(t, cfg, Options{DryRun: &out})
+	poll(t, 10*time.Second, "printed", func() bool { return strings.Count(out.String(), "\n") == 2 })
+	ag.stop()
+	if !strings.Contains(out.String(), `{filename="`+filepath.Join(dir, "a.log")+`", job="files"}`+"\t"+lineN(1)) {
+		t.Fatal(out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "positions.yaml")); !os.IsNotExist(err) {
+		t.Fatal("dry run saved positions")
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
