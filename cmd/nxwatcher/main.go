@@ -1,5 +1,6 @@
 // Command nxwatcher is the one binary of nx-watcher: `serve` runs the whole
-// observability stack, `agent` ships a node's logs, `check` validates
+// observability stack, `agent` ships a node's logs, `collector` is the OTLP
+// gateway, `check` validates
 // configs, `version` prints the build.
 package main
 
@@ -22,6 +23,7 @@ const usage = `usage: nxwatcher <command> [flags]
 commands:
   serve                 run the all-in-one server (metrics, alerting, logs, traces)
   agent                 ship this node's log files to Loki's push API (reads a promtail.yaml)
+  collector             OTLP gateway on the OpenTelemetry Collector (reads an otel-collector.yaml)
   check config FILE...  validate a serve config, a bare prometheus.yml or alertmanager.yml
                         (with the rule files, templates and credential files they name)
   check rules FILE...   validate rule files (as promtool check rules)
@@ -43,6 +45,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "agent":
 		return agentCmd(args[1:], stdout, stderr)
+	case "collector":
+		return collectorCmd(args[1:], stdout, stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
 	case "test":
