@@ -435,3 +435,24 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// A file renamed away with no new one yet: its position is forgotten, so a
+// file created at that path later is read from its start, not from the old
+// file's offset.
+func TestRenamedAwayForgetsPosition(t *testing.T) {
+	dir := t.TempDir()
+	srv, pc, _ := fakePush(t, func(int) int { return 0 })
+	cfg := staticConfig(t, dir, srv.URL, "")
+	cfg.TargetConfig.SyncPeriod = model.Duration(time.Hour) // no re-glob: the tailer alone decides
+	path := filepath.Join(dir, "a.log")
+	writeLines(t, path, 0, 10)
+	ag := startAgent(t, cfg, Options{})
+	poll(t, 10*time.Second, "shipped", func() bool { return pc.count(lineN(9)) == 1 })
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 10*time.Second, "tailer ended", func() bool { return testutil.ToFloat64(ag.a.m.filesActive) == 0 })
+	if off, ok := ag.a.pos.Get(path); ok {
+		t.Fatalf("position %d kept for a file that is gone", off)
+	}
+}

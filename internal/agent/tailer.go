@@ -245,9 +245,9 @@ func (t *tailer) checkRotation() rotation {
 	if err != nil {
 		if os.IsNotExist(err) {
 			// Deleted (or renamed away with nothing new yet): what was
-			// in it has been read; wait for a new file a little, via
-			// the target manager's next sync.
-			t.pos.Untrack(t.path)
+			// in it has been read. A file created at this path later is
+			// a new file: forget the position, or it would start there.
+			t.pos.Remove(t.path)
 			return rotGone
 		}
 		return rotNone
