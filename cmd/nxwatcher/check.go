@@ -12,7 +12,7 @@ import (
 
 func check(args []string, stdout, stderr io.Writer) int {
 	if len(args) < 2 {
-		fmt.Fprint(stderr, "usage: nxwatcher check config|rules FILE...\n")
+		fmt.Fprint(stderr, "usage: nxwatcher check config|rules|agent-config FILE...\n")
 		return 2
 	}
 	switch args[0] {
@@ -34,6 +34,8 @@ func check(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "agent-config":
+		return checkAgentConfig(args[1:], stdout, stderr)
 	case "rules":
 		if err := ruler.CheckRuleFiles(stdout, args[1:]...); err != nil {
 			fmt.Fprintln(stderr, err)
@@ -41,7 +43,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	default:
-		fmt.Fprintf(stderr, "check: unknown target %q (want: config or rules)\n", args[0])
+		fmt.Fprintf(stderr, "check: unknown target %q (want: config, rules or agent-config)\n", args[0])
 		return 2
 	}
 }

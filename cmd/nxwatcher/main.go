@@ -27,6 +27,7 @@ commands:
   check config FILE...  validate a serve config, a bare prometheus.yml or alertmanager.yml
                         (with the rule files, templates and credential files they name)
   check rules FILE...   validate rule files (as promtool check rules)
+  check agent-config FILE...  validate a promtail.yaml for the agent
   test rules FILE...    run rule unit tests (as promtool test rules)
   version               print the build
 `
