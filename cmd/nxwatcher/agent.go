@@ -10,10 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,31 +33,9 @@ flags:
 // agentCmd is `nxwatcher agent`: it runs until SIGTERM or SIGINT; SIGHUP
 // reloads the config file.
 func agentCmd(args []string, stdout, stderr io.Writer) int {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	reload := make(chan struct{}, 1)
-	go func() {
-		for {
-			select {
-			case sig := <-sigs:
-				if sig == syscall.SIGHUP {
-					select {
-					case reload <- struct{}{}:
-					default:
-					}
-					continue
-				}
-				cancel()
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return runAgent(ctx, args, stdout, stderr, nil, reload)
+	ctx, reloads, stop := handleSignals(nil)
+	defer stop()
+	return runAgent(ctx, args, stdout, stderr, nil, reloads)
 }
 
 // runAgent parses flags and runs the agent until ctx ends; each receive on
