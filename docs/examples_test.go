@@ -189,6 +189,12 @@ func TestDocsCheckCommandsRun(t *testing.T) {
 								t.Errorf("%s: %v", c.text, err)
 							}
 						}
+					case "check agent-config":
+						for _, f := range files {
+							if _, err := agent.LoadFile(f, false); err != nil {
+								t.Errorf("%s: %v", c.text, err)
+							}
+						}
 					case "check rules":
 						if err := ruler.CheckRuleFiles(&out, files...); err != nil {
 							t.Errorf("%s: %v\n%s", c.text, err, out.String())

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/nx-watcher/nxwatcher/internal/agent"
 	"github.com/nx-watcher/nxwatcher/internal/app"
 	"github.com/nx-watcher/nxwatcher/internal/config"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
@@ -427,6 +428,12 @@ func (tr *tour) runNxwatcher(t *testing.T, args []string) {
 		for _, f := range args[2:] {
 			if kind, err := config.CheckFile(tr.resolve(f), promslog.NewNopLogger()); err != nil {
 				t.Errorf("check config %s (%s): %v", f, kind, err)
+			}
+		}
+	case len(args) >= 3 && args[0] == "check" && args[1] == "agent-config":
+		for _, f := range args[2:] {
+			if _, err := agent.LoadFile(tr.resolve(f), false); err != nil {
+				t.Errorf("check agent-config %s: %v", f, err)
 			}
 		}
 	case len(args) >= 3 && args[0] == "check" && args[1] == "rules":
