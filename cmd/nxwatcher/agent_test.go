@@ -70,9 +70,9 @@ scrape_configs:
 	listening := make(chan string, 1)
 	reload := make(chan struct{})
 	done := make(chan int, 1)
-	var stderr bytes.Buffer
+	stderr := &syncBuffer{}
 	go func() {
-		done <- runAgent(ctx, []string{"-config.file=" + cfgFile, "-config.expand-env", "-server.http-listen-port=0"}, io.Discard, &stderr, listening, reload)
+		done <- runAgent(ctx, []string{"-config.file=" + cfgFile, "-config.expand-env", "-server.http-listen-port=0"}, io.Discard, stderr, listening, reload)
 	}()
 	addr := <-listening
 	deadline := time.Now().Add(10 * time.Second)
@@ -115,6 +115,15 @@ scrape_configs:
 	cfgText, _ := os.ReadFile(cfgFile)
 	os.WriteFile(cfgFile, []byte("clients: [{url: http://x/}]\nbogus: 1\n"), 0o644)
 	reload <- struct{}{}
+	// The agent reads the file while handling the reload: wait until it has
+	// refused the broken one before writing the good one.
+	for wait := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "Reload failed"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(wait) {
+			cancel()
+			<-done
+			t.Fatalf("broken config not refused: %s", stderr.String())
+		}
+	}
 	os.WriteFile(cfgFile, append(cfgText, []byte(fmt.Sprintf("  - job_name: g\n    static_configs: [{targets: [localhost], labels: {job: g, __path__: %s/*.txt}}]\n", dir))...), 0o644)
 	reload <- struct{}{}
 	deadline = time.Now().Add(10 * time.Second)
