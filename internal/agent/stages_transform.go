@@ -294,20 +294,8 @@ var templateFuncs = template.FuncMap{
 		h := sha256.Sum256([]byte(salt + s))
 		return hex.EncodeToString(h[:])
 	},
-	"regexReplaceAll": func(re, s, repl string) (string, error) {
-		r, err := regexp.Compile(re)
-		if err != nil {
-			return "", err
-		}
-		return r.ReplaceAllString(s, repl), nil
-	},
-	"regexReplaceAllLiteral": func(re, s, repl string) (string, error) {
-		r, err := regexp.Compile(re)
-		if err != nil {
-			return "", err
-		}
-		return r.ReplaceAllLiteralString(s, repl), nil
-	},
+	"regexReplaceAll":        logql.RegexReplaceAll,
+	"regexReplaceAllLiteral": logql.RegexReplaceAllLiteral,
 }
 
 type templateStage struct {

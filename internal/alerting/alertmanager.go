@@ -34,6 +34,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/notifier"
+
+	"github.com/nx-watcher/nxwatcher/internal/weburl"
 )
 
 // Upstream defaults that have no config key here.
@@ -70,25 +72,7 @@ func externalURL(u *url.URL) (*url.URL, error) {
 			return nil, err
 		}
 	}
-	if u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("%q is not an absolute URL", u.String())
-	}
-	c := *u
-	c.Path = strings.TrimRight(c.Path, "/")
-	if c.Path != "" && !strings.HasPrefix(c.Path, "/") {
-		c.Path = "/" + c.Path
-	}
-	c.RawPath = ""
-	return &c, nil
-}
-
-// routePrefix normalises a route prefix to "/" or "/x/y" (no trailing
-// "/"), defaulting to the external URL's path.
-func routePrefix(prefix string, ext *url.URL) string {
-	if prefix == "" {
-		prefix = ext.Path
-	}
-	return "/" + strings.Trim(prefix, "/")
+	return weburl.Normalize(u)
 }
 
 // Alertmanager is an Alertmanager built from upstream's packages: alert
@@ -163,7 +147,7 @@ func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
 		logger:       logger,
 		cfg:          cfg,
 		externalURL:  extURL,
-		routePrefix:  routePrefix(deps.RoutePrefix, extURL),
+		routePrefix:  weburl.RoutePrefix(deps.RoutePrefix, extURL),
 		startTime:    time.Now(),
 		metrics:      newMetrics(reg),
 		recorder:     eventrecorder.NopRecorder(),

@@ -29,6 +29,7 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
 	"github.com/nx-watcher/nxwatcher/internal/version"
+	"github.com/nx-watcher/nxwatcher/internal/weburl"
 )
 
 // openAlerting opens the embedded Alertmanager (when enabled) and the ruler
@@ -241,14 +242,10 @@ func webURLs(external, routePrefix string, addr net.Addr) (*url.URL, string, err
 	if u.Scheme == "" || u.Host == "" {
 		return nil, "", fmt.Errorf("--web.external-url %q: want an absolute URL such as http://host:9090/prefix", external)
 	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	if u.Path != "" && !strings.HasPrefix(u.Path, "/") {
-		u.Path = "/" + u.Path
+	if u, err = weburl.Normalize(u); err != nil {
+		return nil, "", fmt.Errorf("--web.external-url: %w", err)
 	}
-	if routePrefix == "" {
-		routePrefix = u.Path
-	}
-	return u, "/" + strings.Trim(routePrefix, "/"), nil
+	return u, weburl.RoutePrefix(routePrefix, u), nil
 }
 
 func closeIgnoringClosed(l net.Listener) func() error {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +24,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/nx-watcher/nxwatcher/internal/weburl"
 )
 
 // Deps are the ruler's collaborators.
@@ -104,7 +105,7 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new ruler: %w", err)
 	}
-	extURL, err := normaliseExternalURL(deps.External)
+	extURL, err := weburl.Normalize(deps.External)
 	if err != nil {
 		return nil, fmt.Errorf("new ruler: external url: %w", err)
 	}
@@ -253,21 +254,6 @@ func checkAlertmanagerClients(pc *promconfig.Config) error {
 		c.CloseIdleConnections()
 	}
 	return errors.Join(errs...)
-}
-
-// normaliseExternalURL returns a copy of u without a trailing "/" in its
-// path, as Prometheus normalises --web.external-url.
-func normaliseExternalURL(u *url.URL) (*url.URL, error) {
-	if u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("%q is not an absolute URL", u.String())
-	}
-	c := *u
-	c.Path = strings.TrimRight(c.Path, "/")
-	if c.Path != "" && !strings.HasPrefix(c.Path, "/") {
-		c.Path = "/" + c.Path
-	}
-	c.RawPath = ""
-	return &c, nil
 }
 
 // globRuleFiles expands rule_files patterns as Prometheus does (they are

@@ -55,20 +55,8 @@ func templateFuncs(pc *pipelineCtx, line *string) template.FuncMap {
 		"nindent": func(n int, s string) string {
 			return "\n" + strings.Repeat(" ", n) + strings.ReplaceAll(s, "\n", "\n"+strings.Repeat(" ", n))
 		},
-		"regexReplaceAll": func(re, s, repl string) (string, error) {
-			r, err := regexp.Compile(re)
-			if err != nil {
-				return "", err
-			}
-			return r.ReplaceAllString(s, repl), nil
-		},
-		"regexReplaceAllLiteral": func(re, s, repl string) (string, error) {
-			r, err := regexp.Compile(re)
-			if err != nil {
-				return "", err
-			}
-			return r.ReplaceAllLiteralString(s, repl), nil
-		},
+		"regexReplaceAll":        RegexReplaceAll,
+		"regexReplaceAllLiteral": RegexReplaceAllLiteral,
 		"default": func(d string, v ...string) string {
 			if len(v) == 0 || v[0] == "" {
 				return d
