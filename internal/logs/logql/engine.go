@@ -45,12 +45,37 @@ const MaxPoints = 11000
 // steps; it wraps ErrLimit.
 var ErrResolution = fmt.Errorf("%w: exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter", ErrLimit)
 
-// Points is how many evaluation steps a range query from start to end has.
+// Points is how many evaluation steps a range query from start to end has,
+// once aligned as AlignSteps does.
 func Points(start, end time.Time, step time.Duration) int64 {
 	if step <= 0 || end.Before(start) {
 		return 0
 	}
-	return int64(end.Sub(start)/step) + 1
+	first, last := AlignSteps(start, end, step)
+	return (last-first)/int64(step) + 1
+}
+
+// AlignSteps gives the first and last evaluation time (Unix ns) of a range
+// metric query as Loki evaluates it: on multiples of step since the Unix
+// epoch, from start rounded down to end rounded up. A query from 10:00:30
+// to 10:30:30 at 60 s steps is evaluated at 10:00, 10:01, ..., 10:31.
+func AlignSteps(start, end time.Time, step time.Duration) (first, last int64) {
+	s, e, st := start.UnixNano(), end.UnixNano(), int64(step)
+	first = s - mod(s, st)
+	last = e
+	if m := mod(e, st); m != 0 {
+		last = e - m + st
+	}
+	return first, last
+}
+
+// mod is a non-negative remainder, so times before 1970 align downwards too.
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
 }
 
 // Engine evaluates LogQL against a Storage.
@@ -60,7 +85,8 @@ type Engine struct{ opts EngineOpts }
 func NewEngine(opts EngineOpts) *Engine { return &Engine{opts: opts} }
 
 // Params describe one evaluation. Start is inclusive, End exclusive for log
-// queries; metric queries evaluate at Start, Start+Step, ... up to End.
+// queries; range metric queries evaluate at the multiples of Step from Start
+// rounded down to End rounded up (AlignSteps), instant ones at End.
 type Params struct {
 	Start, End time.Time
 	Step       time.Duration
@@ -338,8 +364,9 @@ func (ev *evaluator) metricQuery(expr Expr) (Value, error) {
 		if n > MaxPoints {
 			return nil, ErrResolution
 		}
+		first, last := AlignSteps(ev.p.Start, ev.p.End, ev.p.Step)
 		ev.steps = make([]int64, 0, n)
-		for t := ev.p.Start.UnixNano(); t <= ev.p.End.UnixNano(); t += int64(ev.p.Step) {
+		for t := first; t <= last; t += int64(ev.p.Step) {
 			ev.steps = append(ev.steps, t)
 		}
 	}

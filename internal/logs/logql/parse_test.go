@@ -129,3 +129,20 @@ func TestEvalEmptyRange(t *testing.T) {
 		t.Fatalf("%v %v", res.Value, err)
 	}
 }
+
+func TestPointsAligned(t *testing.T) {
+	for _, c := range []struct {
+		start, end, step time.Duration
+		want             int64
+	}{
+		{90 * time.Second, 1890 * time.Second, time.Minute, 32}, // 60s … 1920s
+		{0, time.Hour, time.Minute, 61},
+		{5 * time.Second, 55 * time.Second, 20 * time.Second, 4},
+		{10 * time.Second, 10 * time.Second, time.Minute, 2}, // 0s and 60s
+		{time.Minute, time.Minute, time.Minute, 1},
+	} {
+		if got := Points(time.Unix(0, int64(c.start)), time.Unix(0, int64(c.end)), c.step); got != c.want {
+			t.Errorf("Points(%v, %v, %v) = %d, want %d", c.start, c.end, c.step, got, c.want)
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 //	  <offset> [@md{name="value"}] <line>
 //	eval instant at <t> <query>        then  <labels> <value> | scalar <value>
 //	eval range from <t> to <t> step <d> <query>   then  <labels> <v>... (_ = no point)
+//	  (one value per multiple of step from <t> rounded down to <t> rounded up)
 //	eval logs from <t> to <t> [limit N] [backward] <query>   then  <labels> <t> <line>
 //	eval_fail <query> [expect <substring>]
 //
@@ -233,7 +234,8 @@ func formatValue(v Value, ev *scriptEval) string {
 		for _, s := range x {
 			parts := []string{s.Metric.String()}
 			pi := 0
-			for ts := ev.start; ts <= ev.end; ts += ev.step {
+			first, last := AlignSteps(time.Unix(0, int64(ev.start)), time.Unix(0, int64(ev.end)), ev.step)
+			for ts := time.Duration(first); ts <= time.Duration(last); ts += ev.step {
 				if pi < len(s.Points) && s.Points[pi].T == int64(ts/time.Millisecond) {
 					parts = append(parts, fmtNum(s.Points[pi].V))
 					pi++
