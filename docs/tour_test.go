@@ -34,7 +34,8 @@ const tourSection = "A five-minute tour"
 //   - curl commands run with sh and the real curl, localhost:9090 / :4317 /
 //     :4318 pointed at the test server; reads must answer 200 with data
 //     (polled while the self-scrape fills in), writes must answer 2xx;
-//   - `nxwatcher serve --config.file=F` restarts the server with F,
+//   - `nxwatcher serve --config.file=F [--web.enable-lifecycle]` restarts
+//     the server with F,
 //     `check config|rules`, `test rules` and `kill -HUP` run in-process,
 //     amtool runs when installed.
 //
@@ -53,7 +54,7 @@ func TestReadmeTourRuns(t *testing.T) {
 		t.Fatalf("found %d code blocks in the README section %q; did the heading change?", len(blocks), tourSection)
 	}
 	tr := &tour{dir: t.TempDir(), files: map[string]string{}, curl: curl, sh: sh}
-	tr.start(t, "") // the README's first command: go run ./cmd/nxwatcher serve
+	tr.start(t, "", false) // the README's first command: go run ./cmd/nxwatcher serve
 	t.Cleanup(func() { tr.stop(t) })
 	ran := 0
 	for _, b := range blocks {
@@ -190,15 +191,16 @@ func fastScrape(c *config.Config) {
 	}
 }
 
-func (tr *tour) start(t *testing.T, configFile string) {
+func (tr *tour) start(t *testing.T, configFile string, lifecycle bool) {
 	t.Helper()
 	tr.n++
 	data := filepath.Join(tr.dir, fmt.Sprintf("data-%d", tr.n))
 	a, err := app.New(app.Options{
-		ConfigFile:    configFile,
-		StoragePath:   data,
-		ListenAddress: "127.0.0.1:0",
-		Flags:         map[string]string{"config.file": configFile, "storage.path": data},
+		ConfigFile:      configFile,
+		StoragePath:     data,
+		ListenAddress:   "127.0.0.1:0",
+		EnableLifecycle: lifecycle,
+		Flags:           map[string]string{"config.file": configFile, "storage.path": data},
 	}, app.Deps{Logger: promslog.NewNopLogger(), AdjustConfig: fastScrape})
 	if err != nil {
 		t.Fatalf("serve --config.file=%q: %v", configFile, err)
@@ -410,9 +412,11 @@ func (tr *tour) resolve(name string) string {
 func (tr *tour) runNxwatcher(t *testing.T, args []string) {
 	switch {
 	case args[0] == "serve":
-		configFile := ""
+		configFile, lifecycle := "", false
 		for i, a := range args[1:] {
 			switch {
+			case a == "--web.enable-lifecycle":
+				lifecycle = true
 			case strings.HasPrefix(a, "--config.file="):
 				configFile = strings.TrimPrefix(a, "--config.file=")
 			case a == "--config.file" && i+2 < len(args):
@@ -423,7 +427,7 @@ func (tr *tour) runNxwatcher(t *testing.T, args []string) {
 			configFile = tr.resolve(configFile)
 		}
 		tr.stop(t)
-		tr.start(t, configFile) // --storage.path and the listen address stay the test's
+		tr.start(t, configFile, lifecycle) // --storage.path and the listen address stay the test's
 	case len(args) >= 3 && args[0] == "check" && args[1] == "config":
 		for _, f := range args[2:] {
 			if kind, err := config.CheckFile(tr.resolve(f), promslog.NewNopLogger()); err != nil {

@@ -83,6 +83,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("web.listen-address", ":9090", "address of the HTTP listener")
 	externalURL := fs.String("web.external-url", "", "URL under which nxwatcher is reached from outside (links in alerts and the UI); empty derives it from the host name and port")
 	routePrefix := fs.String("web.route-prefix", "", "path prefix of every HTTP route; empty takes the path of --web.external-url")
+	enableLifecycle := fs.Bool("web.enable-lifecycle", false, "serve POST /-/reload and /-/quit over HTTP, as Prometheus's flag; without it they answer 403 (SIGHUP reloads either way)")
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config (TLS, basic auth) for the HTTP and Alertmanager listeners, as Prometheus's; re-read on every connection")
 	logLevel := levelFlag{promslog.NewLevel()}
 	fs.Var(logLevel, "log.level", "log level: debug, info, warn, error")
@@ -127,13 +128,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logger.Info("Starting nxwatcher", "version", info.Version, "revision", info.Revision, "go", info.GoVersion, "config", source, "storage", *storagePath)
 
 	a, err := app.New(app.Options{
-		ConfigFile:    *configFile,
-		StoragePath:   *storagePath,
-		ListenAddress: *listen,
-		ExternalURL:   *externalURL,
-		RoutePrefix:   *routePrefix,
-		WebConfigFile: *webConfig,
-		Flags:         flags,
+		ConfigFile:      *configFile,
+		StoragePath:     *storagePath,
+		ListenAddress:   *listen,
+		ExternalURL:     *externalURL,
+		RoutePrefix:     *routePrefix,
+		WebConfigFile:   *webConfig,
+		EnableLifecycle: *enableLifecycle,
+		Flags:           flags,
 	}, app.Deps{Logger: logger})
 	if err != nil {
 		logger.Error("Cannot start", "err", err)

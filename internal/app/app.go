@@ -55,6 +55,10 @@ type Options struct {
 	// WebConfigFile is an exporter-toolkit web config (TLS, basic auth) for
 	// the main and Alertmanager listeners (--web.config.file).
 	WebConfigFile string
+	// EnableLifecycle serves /-/reload and /-/quit over HTTP
+	// (--web.enable-lifecycle); without it they answer 403, as Prometheus.
+	// SIGHUP reloads either way.
+	EnableLifecycle bool
 	// Flags are shown by /api/v1/status/flags.
 	Flags map[string]string
 }
@@ -96,6 +100,9 @@ type App struct {
 	// firstApplied closes when the first config is in force; loops that
 	// must not start before it (the ruler) wait for it.
 	firstApplied chan struct{}
+	// quit closes on /-/quit; Run returns when it does.
+	quit     chan struct{}
+	quitOnce sync.Once
 
 	externalURL *url.URL
 	routePrefix string
@@ -123,7 +130,7 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	a := &App{opts: opts, deps: deps, logger: deps.Logger, firstApplied: make(chan struct{})}
+	a := &App{opts: opts, deps: deps, logger: deps.Logger, firstApplied: make(chan struct{}), quit: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			if cerr := a.Close(); cerr != nil {
@@ -187,9 +194,13 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	h := server.Handlers{
 		Healthy:       healthy,
 		Ready:         a.serveReady,
-		Reload:        a.serveReload,
+		Reload:        lifecycleDisabled,
+		Quit:          lifecycleDisabled,
 		Metrics:       promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}),
 		PrometheusAPI: a.prometheusAPI(cfg, reg, gatherer, instr),
+	}
+	if opts.EnableLifecycle {
+		h.Reload, h.Quit = a.serveReload, a.serveQuit
 	}
 	if a.alertmanager != nil {
 		h.AlertmanagerAPI = a.alertmanager.Handler()
@@ -309,7 +320,11 @@ func (a *App) Run(ctx context.Context) error {
 	{
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
-			<-ctx.Done()
+			select {
+			case <-ctx.Done():
+			case <-a.quit:
+				a.logger.Warn("Received termination request via web service, exiting gracefully...")
+			}
 			return nil
 		}, func(error) { cancel() })
 	}
@@ -560,6 +575,20 @@ func (a *App) isReady() bool {
 		return false
 	}
 	return true
+}
+
+// lifecycleDisabled answers /-/reload and /-/quit without
+// --web.enable-lifecycle, in Prometheus's words.
+func lifecycleDisabled(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusForbidden)
+	_, _ = w.Write([]byte("Lifecycle API is not enabled."))
+}
+
+func (a *App) serveQuit(w http.ResponseWriter, _ *http.Request) {
+	a.quitOnce.Do(func() {
+		_, _ = w.Write([]byte("Requesting termination... Goodbye!"))
+		close(a.quit)
+	})
 }
 
 func (a *App) serveReload(w http.ResponseWriter, _ *http.Request) {

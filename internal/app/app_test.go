@@ -54,7 +54,9 @@ func startServerWith(t *testing.T, configText string, edit func(*Options)) *test
 		ConfigFile:    ts.configFile,
 		StoragePath:   ts.dataDir,
 		ListenAddress: "127.0.0.1:0",
-		Flags:         map[string]string{"storage.path": ts.dataDir},
+		// Most tests reload over HTTP; TestLifecycleAPIOffByDefault turns it off.
+		EnableLifecycle: true,
+		Flags:           map[string]string{"storage.path": ts.dataDir},
 	}
 	if edit != nil {
 		edit(&opts)

@@ -67,7 +67,7 @@ alerting:
 	cfgFile := filepath.Join(dir, "serve.yml")
 	writeConfig(t, cfgFile, cfgText)
 	logs := &lockedBuffer{}
-	a, err := New(Options{ConfigFile: cfgFile, StoragePath: filepath.Join(dir, "data"), ListenAddress: "127.0.0.1:0"},
+	a, err := New(Options{ConfigFile: cfgFile, StoragePath: filepath.Join(dir, "data"), ListenAddress: "127.0.0.1:0", EnableLifecycle: true},
 		Deps{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), AdjustConfig: loopbackOTLP})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ type Handlers struct {
 	Healthy http.HandlerFunc
 	Ready   http.HandlerFunc
 	Reload  http.HandlerFunc
+	// Quit asks the process to exit (/-/quit).
+	Quit http.HandlerFunc
 
 	// Metrics is our own /metrics.
 	Metrics http.Handler
@@ -59,6 +61,8 @@ func Routes(h Handlers, in *Instrumentation) http.Handler {
 	handle("HEAD /-/ready", h.Ready)
 	handle("POST /-/reload", h.Reload)
 	handle("PUT /-/reload", h.Reload)
+	handle("POST /-/quit", h.Quit)
+	handle("PUT /-/quit", h.Quit)
 	handle("GET /metrics", h.Metrics)
 
 	// The Prometheus API instruments its own routes by name.
@@ -91,6 +95,9 @@ func AlertmanagerRoutes(h Handlers, in *Instrumentation) http.Handler {
 	mux.Handle("GET /-/healthy", in.Wrap("alertmanager:/-/healthy", h.Healthy))
 	mux.Handle("GET /-/ready", in.Wrap("alertmanager:/-/ready", h.Ready))
 	mux.Handle("POST /-/reload", in.Wrap("alertmanager:/-/reload", h.Reload))
+	if h.Quit != nil {
+		mux.Handle("POST /-/quit", in.Wrap("alertmanager:/-/quit", h.Quit))
+	}
 	if h.Metrics != nil {
 		// Alertmanager serves its metrics on its own port; scrape configs
 		// written for it keep working.
@@ -129,6 +136,6 @@ func index(w http.ResponseWriter, _ *http.Request) {
   /api/traces/<id> /api/v2/traces/<id> /api/search ...   Tempo HTTP API
   /v1/traces /v1/metrics /v1/logs                         OTLP/HTTP (also on the OTLP port)
   /metrics           nxwatcher's own metrics
-  /-/healthy /-/ready /-/reload
+  /-/healthy /-/ready /-/reload /-/quit
 `)
 }
