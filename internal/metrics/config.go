@@ -33,6 +33,15 @@ type Config struct {
 	RemoteWriteReceiver bool `yaml:"remote_write_receiver"`
 	OTLPReceiver        bool `yaml:"otlp_receiver"`
 
+	// Mode is "server" (a TSDB with queries, rules and alerting) or "agent"
+	// (a WAL that only feeds remote_write, as `prometheus --agent`). It
+	// takes effect at start-up.
+	Mode string `yaml:"mode"`
+	// RemoteFlushDeadline is how long remote_write may keep flushing its
+	// queues on shutdown or when a reload changes them (Prometheus's
+	// --storage.remote.flush-deadline). It takes effect at start-up.
+	RemoteFlushDeadline model.Duration `yaml:"remote_flush_deadline"`
+
 	// Parsed is the resolved Prometheus config; set by Resolve, never by YAML.
 	Parsed *promconfig.Config `yaml:"-"`
 }
@@ -65,8 +74,16 @@ func DefaultConfig() Config {
 		},
 		RemoteWriteReceiver: true,
 		OTLPReceiver:        true,
+		Mode:                ModeServer,
+		RemoteFlushDeadline: model.Duration(time.Minute),
 	}
 }
+
+// The metrics modes.
+const (
+	ModeServer = "server"
+	ModeAgent  = "agent"
+)
 
 // Validate reports every problem of the section at once.
 func (c *Config) Validate() error {
@@ -82,6 +99,14 @@ func (c *Config) Validate() error {
 	}
 	if !c.Prometheus.IsZero() && c.PrometheusConfigFile != "" {
 		errs = append(errs, errors.New("metrics: set either prometheus or prometheus_config_file, not both"))
+	}
+	switch c.Mode {
+	case ModeServer, ModeAgent, "":
+	default:
+		errs = append(errs, fmt.Errorf("metrics.mode: %q is neither %q nor %q", c.Mode, ModeServer, ModeAgent))
+	}
+	if c.RemoteFlushDeadline < 0 {
+		errs = append(errs, errors.New("metrics.remote_flush_deadline: must not be negative"))
 	}
 	if c.Query.Timeout <= 0 {
 		errs = append(errs, errors.New("metrics.query.timeout: must be positive"))

@@ -34,7 +34,9 @@ type Scraper struct {
 	cancel    context.CancelFunc
 }
 
-// NewScraper builds the managers; nothing runs until Run.
+// NewScraper builds the managers; nothing runs until Run. When app is the
+// metrics storage (*TSDB, *Agent) it learns the scrape manager, whose target
+// metadata remote write sends.
 func NewScraper(app storage.AppendableV2, deps Deps) (*Scraper, error) {
 	logger := deps.Logger.With("component", "scrape")
 	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(deps.Registerer)
@@ -58,6 +60,10 @@ func NewScraper(app storage.AppendableV2, deps Deps) (*Scraper, error) {
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)
+	}
+	if r, ok := app.(interface{ SetScrapeManager(*scrape.Manager) }); ok {
+		// Remote write's metadata_config sends the targets' metadata.
+		r.SetScrapeManager(sm)
 	}
 	return &Scraper{logger: logger, sdMetrics: sdMetrics, discovery: dm, scrape: sm, sdStatus: newDiscoveryStatus(), cancel: cancel}, nil
 }

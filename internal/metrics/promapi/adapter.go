@@ -120,8 +120,8 @@ func New(opts Options, deps Deps) http.Handler {
 	version := opts.Version
 	api := v1.NewAPI(
 		deps.Engine,
-		deps.DB.DB,
-		deps.DB.DB,
+		deps.DB, // local TSDB merged with remote_read endpoints
+		deps.DB, // remote-write receiver appends as scrapes do
 		deps.DB.DB,
 		func(context.Context) v1.ScrapePoolsRetriever { return deps.Pools },
 		func(context.Context) v1.TargetRetriever { return deps.Targets },
