@@ -133,7 +133,9 @@ func (t *TSDB) Close() error {
 
 // scrapeManagerRef is remote.ReadyScrapeManager for a scrape manager built
 // after the storage.
-type scrapeManagerRef struct{ m atomic.Pointer[scrape.Manager] }
+type scrapeManagerRef struct {
+	m atomic.Pointer[scrape.Manager]
+}
 
 func (r *scrapeManagerRef) set(m *scrape.Manager) { r.m.Store(m) }
 
