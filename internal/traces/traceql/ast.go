@@ -304,3 +304,54 @@ func (*BinaryOp) fieldExpr()  {}
 func (*UnaryOp) fieldExpr()   {}
 func (*Literal) fieldExpr()   {}
 func (*Attribute) fieldExpr() {}
+
+// MetricsAggregate is the last stage of a TraceQL metrics query, which turns
+// the matching spans into time series: `rate()`, `count_over_time()`,
+// `sum_over_time(attr)`, `avg_over_time(attr)`, `min_over_time(attr)`,
+// `max_over_time(attr)`, `quantile_over_time(attr, q, ...)` and
+// `histogram_over_time(attr)`, each optionally followed by `by (attr, ...)`.
+type MetricsAggregate struct {
+	Pos       int
+	Op        string     // one of the metrics function names
+	Attr      *Attribute // the measured attribute; nil for rate and count_over_time
+	Quantiles []float64  // quantile_over_time only
+	By        []*Attribute
+}
+
+func (*MetricsAggregate) stage() {}
+
+func (m *MetricsAggregate) String() string {
+	var b strings.Builder
+	b.WriteString(m.Op)
+	b.WriteByte('(')
+	if m.Attr != nil {
+		b.WriteString(m.Attr.String())
+	}
+	for _, q := range m.Quantiles {
+		b.WriteString(", ")
+		b.WriteString(Float(q).String())
+	}
+	b.WriteByte(')')
+	if len(m.By) > 0 {
+		parts := make([]string, len(m.By))
+		for i, a := range m.By {
+			parts[i] = a.String()
+		}
+		b.WriteString(" by (" + strings.Join(parts, ", ") + ")")
+	}
+	return b.String()
+}
+
+// metricsFuncs names the metrics functions and whether each takes an attribute.
+var metricsFuncs = map[string]bool{
+	"rate": false, "count_over_time": false,
+	"sum_over_time": true, "avg_over_time": true, "min_over_time": true, "max_over_time": true,
+	"quantile_over_time": true, "histogram_over_time": true,
+}
+
+// Metrics returns the query's metrics stage, nil for a search query.
+func (q *Query) Metrics() *MetricsAggregate {
+	st := q.Pipeline.Stages
+	m, _ := st[len(st)-1].(*MetricsAggregate)
+	return m
+}

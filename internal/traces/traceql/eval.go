@@ -186,6 +186,8 @@ func applyStage(st Stage, t *Trace, sets []Spanset) []Spanset {
 		}
 	case *Select:
 		out = sets // selected attributes are read by Result from the query
+	case *MetricsAggregate:
+		out = sets // applied across traces by a MetricsEvaluator
 	case *Coalesce:
 		var merged Spanset
 		for _, ss := range sets {
@@ -728,6 +730,11 @@ func (q *Query) Attributes() []*Attribute {
 			walkField(s.Expr)
 		case *Select:
 			out = append(out, s.Attrs...)
+		case *MetricsAggregate:
+			if s.Attr != nil {
+				out = append(out, s.Attr)
+			}
+			out = append(out, s.By...)
 		}
 	}
 	walkPipeline = func(p *Pipeline) {

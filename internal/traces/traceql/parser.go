@@ -3,6 +3,7 @@ package traceql
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -13,9 +14,10 @@ const MaxQueryLength = 64 << 10
 const maxDepth = 200
 
 type parser struct {
-	toks  []token
-	i     int
-	depth int
+	toks   []token
+	i      int
+	depth  int
+	nested int // inside a parenthesised pipeline, where metrics functions may not appear
 }
 
 // Parse parses a TraceQL query. Errors are *ParseError with a position.
@@ -85,7 +87,10 @@ func (p *parser) pipeline() (*Pipeline, error) {
 	}
 	pl.Stages = append(pl.Stages, first)
 	for p.isPunct("|") {
-		p.next()
+		bar := p.next()
+		if _, ok := pl.Stages[len(pl.Stages)-1].(*MetricsAggregate); ok {
+			return nil, p.errf(bar, "a metrics function must be the last stage of the query")
+		}
 		st, err := p.stage()
 		if err != nil {
 			return nil, err
@@ -100,6 +105,12 @@ var aggregates = map[string]bool{"count": true, "avg": true, "min": true, "max":
 func (p *parser) stage() (Stage, error) {
 	t := p.peek()
 	if t.kind == tIdent {
+		if _, ok := metricsFuncs[t.text]; ok {
+			if p.nested > 0 {
+				return nil, p.errf(t, "%s() is only allowed at the end of the whole query", t.text)
+			}
+			return p.metricsAggregate()
+		}
 		switch {
 		case aggregates[t.text]:
 			return p.scalarFilter()
@@ -273,7 +284,9 @@ func (p *parser) spansetPrimary() (SpansetExpr, error) {
 		return f, nil
 	case t.kind == tPunct && t.text == "(":
 		p.next()
+		p.nested++
 		pl, err := p.pipeline()
+		p.nested--
 		if err != nil {
 			return nil, err
 		}
@@ -510,4 +523,107 @@ func Intrinsics() []string {
 		IntrinsicName, IntrinsicRootName, IntrinsicRootServiceName, IntrinsicParentID, IntrinsicSpanID,
 		IntrinsicStatus, IntrinsicStatusMessage, IntrinsicTraceID, IntrinsicTraceDuration,
 		IntrinsicScopeName, IntrinsicScopeVersion, IntrinsicEventTime}
+}
+
+// metricsAggregate parses `rate() by (a, b)`, `quantile_over_time(duration,
+// .99, .5)` and the other metrics functions, and skips a trailing
+// `with(...)` of query hints (such as exemplars=true), which only tune how
+// Tempo executes the query.
+func (p *parser) metricsAggregate() (Stage, error) {
+	t := p.next()
+	m := &MetricsAggregate{Pos: t.pos, Op: t.text}
+	if _, err := p.expect("("); err != nil {
+		return nil, err
+	}
+	if metricsFuncs[t.text] {
+		at := p.peek()
+		if at.kind != tIdent {
+			return nil, p.errf(at, "%s() needs an attribute, got %s", t.text, describe(at))
+		}
+		e, err := p.operand()
+		if err != nil {
+			return nil, err
+		}
+		a, ok := e.(*Attribute)
+		if !ok {
+			return nil, p.errf(at, "%s() needs an attribute, got %s", t.text, describe(at))
+		}
+		m.Attr = a
+		if t.text == "quantile_over_time" {
+			for p.isPunct(",") {
+				p.next()
+				qt := p.next()
+				var q float64
+				switch qt.kind {
+				case tInt:
+					q = float64(qt.i)
+				case tFloat:
+					q = qt.f
+				case tIdent: // ".99" lexes as an identifier
+					f, err := strconv.ParseFloat(qt.text, 64)
+					if err != nil || !strings.HasPrefix(qt.text, ".") {
+						return nil, p.errf(qt, "expected a quantile between 0 and 1, got %s", describe(qt))
+					}
+					q = f
+				default:
+					return nil, p.errf(qt, "expected a quantile between 0 and 1, got %s", describe(qt))
+				}
+				if q < 0 || q > 1 {
+					return nil, p.errf(qt, "quantile %v is not between 0 and 1", q)
+				}
+				m.Quantiles = append(m.Quantiles, q)
+			}
+			if len(m.Quantiles) == 0 {
+				return nil, p.errf(p.peek(), "quantile_over_time() needs at least one quantile after the attribute")
+			}
+		}
+	} else if !p.isPunct(")") {
+		return nil, p.errf(p.peek(), "%s() takes no argument", t.text)
+	}
+	if _, err := p.expect(")"); err != nil {
+		return nil, err
+	}
+	if b := p.peek(); b.kind == tIdent && b.text == "by" {
+		p.next()
+		if _, err := p.expect("("); err != nil {
+			return nil, err
+		}
+		for {
+			at := p.peek()
+			e, err := p.operand()
+			if err != nil {
+				return nil, err
+			}
+			a, ok := e.(*Attribute)
+			if !ok {
+				return nil, p.errf(at, "by() takes attributes, got %s", describe(at))
+			}
+			m.By = append(m.By, a)
+			if !p.isPunct(",") {
+				break
+			}
+			p.next()
+		}
+		if _, err := p.expect(")"); err != nil {
+			return nil, err
+		}
+	}
+	if w := p.peek(); w.kind == tIdent && w.text == "with" {
+		p.next()
+		if _, err := p.expect("("); err != nil {
+			return nil, err
+		}
+		for depth := 1; depth > 0; {
+			n := p.next()
+			switch {
+			case n.kind == tEOF:
+				return nil, p.errf(n, "unterminated with(...)")
+			case n.kind == tPunct && n.text == "(":
+				depth++
+			case n.kind == tPunct && n.text == ")":
+				depth--
+			}
+		}
+	}
+	return m, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 //
 //	eval_fail <query>
 //	<substring of the error>
+//
+//	eval_metrics <start> <end> <step> <query>    times are durations from the data's base
+//	<promLabels> <value per interval, _ for none> ...   one line per series, in order
+//	(step "instant" evaluates one interval over [start, end))
 type script struct {
 	traces map[string]ptrace.Traces
 	order  []string
@@ -249,6 +254,18 @@ func runScript(t *testing.T, file string) {
 				t.Fatalf("%s:%d: span before trace", file, i+1)
 			}
 			sc.addSpan(t, cur, f)
+		case f[0] == "eval_metrics":
+			evals++
+			var want []string
+			j := i + 1
+			for ; j < len(lines) && strings.TrimSpace(lines[j]) != ""; j++ {
+				if !strings.HasPrefix(strings.TrimSpace(lines[j]), "#") {
+					want = append(want, strings.TrimSpace(lines[j]))
+				}
+			}
+			at := fmt.Sprintf("%s:%d", file, i+1)
+			i = j
+			sc.evalMetrics(t, at, f, line, want)
 		case f[0] == "eval" || f[0] == "eval_fail":
 			evals++
 			query := strings.TrimSpace(strings.TrimPrefix(line, f[0]))
@@ -313,4 +330,67 @@ func sampleTrace() ptrace.Traces {
 	child.Attributes().PutInt("a", 1)
 	child.Events().AppendEmpty().SetName("e")
 	return td
+}
+
+// evalMetrics runs one eval_metrics block: f is the directive's fields.
+func (sc *script) evalMetrics(t *testing.T, at string, f []string, line string, want []string) {
+	t.Helper()
+	if len(f) < 5 {
+		t.Fatalf("%s: eval_metrics <start> <end> <step> <query>", at)
+	}
+	start, err1 := time.ParseDuration(f[1])
+	end, err2 := time.ParseDuration(f[2])
+	if err1 != nil || err2 != nil {
+		t.Fatalf("%s: bad start/end", at)
+	}
+	req := MetricsRequest{Start: scriptBase + int64(start), End: scriptBase + int64(end), Exemplars: 0}
+	if f[3] == "instant" {
+		req.Instant = true
+	} else {
+		step, err := time.ParseDuration(f[3])
+		if err != nil {
+			t.Fatalf("%s: bad step", at)
+		}
+		req.Step = int64(step)
+	}
+	rest := line
+	for range 4 {
+		rest = strings.TrimSpace(rest)
+		_, rest, _ = strings.Cut(rest, " ")
+	}
+	query := strings.TrimSpace(rest)
+	q, err := Parse(query)
+	if err != nil {
+		t.Errorf("%s: parse %q: %v", at, query, err)
+		return
+	}
+	if q2, err := Parse(q.String()); err != nil || q2.String() != q.String() {
+		t.Errorf("%s: round trip of %q via %q: %v", at, query, q.String(), err)
+	}
+	ev, err := q.NewMetricsEvaluator(req)
+	if err != nil {
+		t.Errorf("%s: %v", at, err)
+		return
+	}
+	for _, name := range sc.order {
+		if err := ev.Observe(NewTrace(sc.traces[name])); err != nil {
+			t.Errorf("%s: %v", at, err)
+			return
+		}
+	}
+	var got []string
+	for _, s := range ev.Series() {
+		line := s.PromLabels()
+		for _, v := range s.Values {
+			if math.IsNaN(v) {
+				line += " _"
+			} else {
+				line += " " + strconv.FormatFloat(v, 'g', 6, 64)
+			}
+		}
+		got = append(got, line)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s: %s\n got: %q\nwant: %q", at, query, got, want)
+	}
 }
