@@ -282,7 +282,7 @@ func TestBadInput(t *testing.T) {
 		{"line too long keeps the rest", func() (int, string) {
 			return e.pushProto(t, []push.Stream{{Labels: `{app="long"}`, Entries: []push.Entry{
 				{Timestamp: ts(1), Line: strings.Repeat("x", 65)}, {Timestamp: ts(2), Line: "kept"}}}})
-		}, 400, "Max entry size '64' bytes exceeded for stream '{app=\"long\"}' while adding an entry with length '65' bytes", reasonLineTooLong},
+		}, 400, "Max entry size '64' bytes exceeded for stream '{app=\"long\", service_name=\"long\"}' while adding an entry with length '65' bytes", reasonLineTooLong},
 		{"too old", func() (int, string) {
 			return e.pushProto(t, []push.Stream{{Labels: `{app="long"}`, Entries: []push.Entry{{Timestamp: now.Add(-30 * 24 * time.Hour), Line: "old"}}}})
 		}, 400, "has timestamp too old", reasonTooOld},
@@ -356,10 +356,10 @@ func TestLabelsSeriesStatsVolume(t *testing.T) {
 		params url.Values
 		want   string
 	}{
-		{"/loki/api/v1/labels", p, `{"status":"success","data":["app","env"]}`},
+		{"/loki/api/v1/labels", p, `{"status":"success","data":["app","env","service_name"]}`}, // service_name discovered from app
 		{"/loki/api/v1/label/app/values", p, `{"status":"success","data":["api","web"]}`},
 		{"/loki/api/v1/label/nope/values", p, `{"status":"success","data":[]}`},
-		{"/loki/api/v1/series", with(p, "match[]", `{env="dev"}`), `{"status":"success","data":[{"app":"web","env":"dev"}]}`},
+		{"/loki/api/v1/series", with(p, "match[]", `{env="dev"}`), `{"status":"success","data":[{"app":"web","env":"dev","service_name":"web"}]}`},
 		{"/loki/api/v1/index/stats", with(p, "query", `{app="api"}`), `{"streams":1,"chunks":1,"entries":3,"bytes":`},
 		{"/loki/api/v1/index/volume", with(p, "query", `{env=~".+"}`), `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"env":"prod"},"value":[`},
 		{"/loki/api/v1/index/volume_range", with(with(p, "query", `{app="api"}`), "step", "60"), `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"app":"api"},"values":[[`},

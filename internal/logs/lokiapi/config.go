@@ -79,6 +79,14 @@ type Limits struct {
 	MaxQueryLength  model.Duration `yaml:"max_query_length"`
 	QueryTimeout    model.Duration `yaml:"query_timeout"`
 	MaxPushBodySize units.Bytes    `yaml:"max_push_body_size"`
+	// DiscoverServiceName lists the labels tried, in order, for the
+	// service_name index label of a stream that has none (else
+	// unknown_service); an empty list turns it off. Loki 3's key and
+	// default.
+	DiscoverServiceName []string `yaml:"discover_service_name"`
+	// DiscoverLogLevels adds the structured metadata detected_level to
+	// every entry that has none (Loki 3's key and default: true).
+	DiscoverLogLevels bool `yaml:"discover_log_levels"`
 }
 
 // DefaultConfig returns the defaults; Loki 3.4's where the setting exists.
@@ -119,6 +127,8 @@ func DefaultConfig() Config {
 			MaxQueryLength:                    model.Duration(721 * time.Hour),
 			QueryTimeout:                      model.Duration(time.Minute),
 			MaxPushBodySize:                   100 << 20,
+			DiscoverServiceName:               defaultDiscoverServiceName(),
+			DiscoverLogLevels:                 true,
 		},
 	}
 }
@@ -185,6 +195,11 @@ func (c Config) Validate() error {
 	}
 	if l.MaxLineSize < 0 || l.MaxPushBodySize <= 0 {
 		errs = append(errs, errors.New("logs.limits: max_line_size must not be negative and max_push_body_size must be positive"))
+	}
+	for i, n := range l.DiscoverServiceName {
+		if !validLabelName(n) {
+			errs = append(errs, fmt.Errorf("logs.limits.discover_service_name[%d]: %q is not a valid label name", i, n))
+		}
 	}
 	if l.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("logs.limits.query_timeout: must be positive"))

@@ -81,9 +81,9 @@ func TestPartialPushAndRetryStoreOnce(t *testing.T) {
 			t.Fatalf("attempt %d: %d %s", attempt, code, msg)
 		}
 		for _, want := range []string{
-			fmt.Sprintf("entry with timestamp %s ignored, reason: 'entry too far behind, oldest acceptable timestamp is: %s',\nuser 'fake', total ignored: 1 out of 2 for stream: {app=\"ooo\"}",
+			fmt.Sprintf("entry with timestamp %s ignored, reason: 'entry too far behind, oldest acceptable timestamp is: %s',\nuser 'fake', total ignored: 1 out of 2 for stream: {app=\"ooo\", service_name=\"ooo\"}",
 				ts(-200).UTC(), ts(3500).Add(-time.Hour).UTC().Format(time.RFC3339)),
-			"Max entry size '64' bytes exceeded for stream '{app=\"mix\"}' while adding an entry with length '65' bytes",
+			"Max entry size '64' bytes exceeded for stream '{app=\"mix\", service_name=\"mix\"}' while adding an entry with length '65' bytes",
 		} {
 			if !strings.Contains(msg, want) {
 				t.Fatalf("attempt %d: answer %q lacks %q", attempt, msg, want)
@@ -129,7 +129,7 @@ func TestStreamLimitRetryIsHarmless(t *testing.T) {
 	}
 	for range 2 {
 		code, msg := e.pushProto(t, req)
-		if code != http.StatusTooManyRequests || !strings.Contains(msg, `Maximum active stream limit exceeded when trying to create stream {app="b"}`) ||
+		if code != http.StatusTooManyRequests || !strings.Contains(msg, `Maximum active stream limit exceeded when trying to create stream {app="b", service_name="b"}`) ||
 			!strings.Contains(msg, "total ignored: 3 out of 3") {
 			t.Fatalf("%d %s", code, msg)
 		}

@@ -300,11 +300,21 @@ func (a *API) ingestResult(streams []pushStream, format string) ingestResult {
 			rj.add(http.StatusBadRequest, reason, len(s.entries), nb, msg)
 			continue
 		}
+		// Loki 3's discovered labels, after the client's labels and
+		// metadata passed the limits (ADR 0017).
+		ls = discoverServiceName(ls, lim.DiscoverServiceName)
+		fixedLevel := ""
+		if lim.DiscoverLogLevels {
+			fixedLevel = streamLevel(ls)
+		}
 		keep := s.entries[:0]
 		for _, e := range s.entries {
 			if reason, msg := a.validateEntry(&e, ls, lim, now); reason != "" {
 				rj.add(http.StatusBadRequest, reason, 1, len(e.Line), msg)
 				continue
+			}
+			if lim.DiscoverLogLevels {
+				addDetectedLevel(&e, fixedLevel)
 			}
 			keep = append(keep, e)
 		}
