@@ -390,6 +390,11 @@ func (ev *evaluator) metricQuery(expr Expr) (Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !sv.scalar {
+		if err := checkPipelineErrors(sv.v); err != nil {
+			return nil, err
+		}
+	}
 	if ev.p.Instant {
 		if sv.scalar {
 			return Scalar{T: ev.steps[0] / 1e6, V: sv.s[0]}, nil
@@ -429,6 +434,26 @@ func (ev *evaluator) metricQuery(expr Expr) (Value, error) {
 	}
 	slices.SortFunc(m, func(a, b Series) int { return labels.Compare(a.Metric, b.Metric) })
 	return m, nil
+}
+
+// checkPipelineErrors fails a metric query whose result still carries an
+// __error__ label, with Loki's message. Errors that an aggregation grouped
+// away, or a label filter or drop removed, do not fail it.
+func checkPipelineErrors(steps []Vector) error {
+	for _, vec := range steps {
+		for _, s := range vec {
+			if errv := s.Metric.Get(ErrorLabel); errv != "" {
+				return PipelineError(errv, s.Metric)
+			}
+		}
+	}
+	return nil
+}
+
+// PipelineError is Loki's error for a metric query whose result series
+// carries an __error__ label; its text starts with "pipeline error".
+func PipelineError(errv string, series labels.Labels) error {
+	return fmt.Errorf("pipeline error: '%s' for series: '%s'. Use a label filter to intentionally skip this error. (e.g | __error__!=\"%s\"). To skip all potential errors you can match empty errors.(e.g __error__=\"\") The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )", errv, series, errv)
 }
 
 func (ev *evaluator) eval(expr Expr) (stepValues, error) {
@@ -543,11 +568,9 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 				v = float64(len(line))
 			}
 			st.PostFilter++
-			if errv, bad := ls.get(ErrorLabel); bad {
-				ls.del(ErrorDetailsLabel)
-				return fmt.Errorf("pipeline error: '%s' for series: '%s'. Use a label filter to intentionally skip this error. (e.g | __error__!=\"%s\"). To skip all potential errors you can match empty errors.(e.g __error__=\"\") The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )", errv, ls.labels(), errv)
-			}
-			ls.del(ErrorDetailsLabel)
+			// __error__ and __error_details__ stay labels of the sample:
+			// an aggregation that groups them away answers, one that keeps
+			// them fails the query (checkPipelineErrors).
 			if e.Grouping != nil {
 				ls.applyGrouping(e.Grouping)
 			}

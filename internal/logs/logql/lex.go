@@ -7,7 +7,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/nx-watcher/nxwatcher/internal/units"
 	"github.com/prometheus/common/model"
 )
 
@@ -221,8 +220,8 @@ func lex(src string) ([]token, error) {
 				l.toks = append(l.toks, token{kind: tNumber, text: text, pos: start, num: f})
 			} else if d, err := parseDuration(text); err == nil {
 				l.toks = append(l.toks, token{kind: tDuration, text: text, pos: start, dur: d})
-			} else if b, err := units.ParseBytes(text); err == nil {
-				l.toks = append(l.toks, token{kind: tBytes, text: text, pos: start, num: float64(b)})
+			} else if b, err := parseHumanBytes(text); err == nil {
+				l.toks = append(l.toks, token{kind: tBytes, text: text, pos: start, num: b})
 			} else if strings.ContainsAny(text[j-i:], "eE") {
 				f, err := strconv.ParseFloat(text, 64)
 				if err != nil {

@@ -7,12 +7,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
-
-	"github.com/nx-watcher/nxwatcher/internal/units"
 )
 
 // Error label names and values, as in Loki.
@@ -231,9 +230,13 @@ func (p *ParserStage) parse(line string, ls *labelSet) string {
 	case "pattern":
 		p.pat.match(line, func(n, v string) { ls.setExtracted(n, v) })
 	case "unpack":
+		if t := strings.TrimLeft(line, " \t\r\n"); t == "" || t[0] != '{' {
+			ls.setError(errJSON, errUnpackNotObject)
+			return line
+		}
 		var obj map[string]any
 		if err := json.Unmarshal([]byte(line), &obj); err != nil {
-			ls.setError(errJSON, err.Error())
+			ls.setError(errJSON, jsonErrorDetails(line))
 			return line
 		}
 		for k, v := range obj {
@@ -252,16 +255,20 @@ func (p *ParserStage) parse(line string, ls *labelSet) string {
 }
 
 func parseJSON(line string, params []Extraction, ls *labelSet) {
+	if t := strings.TrimLeft(line, " \t\r\n"); t == "" || t[0] != '{' {
+		ls.setError(errJSON, errJSONObject)
+		return
+	}
 	dec := json.NewDecoder(strings.NewReader(line))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		ls.setError(errJSON, err.Error())
+		ls.setError(errJSON, jsonErrorDetails(line))
 		return
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		ls.setError(errJSON, "line is not a JSON object")
+		ls.setError(errJSON, errJSONObject)
 		return
 	}
 	if len(params) > 0 {
@@ -291,6 +298,59 @@ func parseJSON(line string, params []Extraction, ls *labelSet) {
 		}
 	}
 	walk("", obj)
+}
+
+// The __error_details__ texts of json and unpack failures, as Loki writes
+// them (its json parser reports a line that is not an object, or an object
+// left open, as an object without its closing brace).
+const (
+	errJSONObject      = "Value looks like object, but can't find closing '}' symbol"
+	errJSONString      = "Value is string, but can't find closing '\"' symbol"
+	errJSONArray       = "Value is array, but can't find closing ']' symbol"
+	errJSONMalformed   = "Malformed JSON error"
+	errUnpackNotObject = "expecting json object(6), but it is not"
+)
+
+// jsonErrorDetails classifies a line starting with '{' that does not decode:
+// a string, array or object left open, else malformed.
+func jsonErrorDetails(line string) string {
+	var stack []byte
+	inStr := false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if inStr {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '{', '[':
+			stack = append(stack, c)
+		case '}', ']':
+			if len(stack) == 0 {
+				return errJSONMalformed
+			}
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return errJSONMalformed // the object closed; what it held is malformed
+			}
+		}
+	}
+	switch {
+	case inStr:
+		return errJSONString
+	case len(stack) > 0 && stack[len(stack)-1] == '[':
+		return errJSONArray
+	case len(stack) > 0:
+		return errJSONObject
+	}
+	return errJSONMalformed
 }
 
 func jsonScalar(v any) string {
@@ -473,17 +533,15 @@ func evalLabelFilter(f LabelFilter, ls *labelSet) bool {
 func convertValue(v, kind string) (float64, error) {
 	switch kind {
 	case "duration", "duration_seconds":
-		d, err := parseDuration(v)
+		// Go's duration syntax, as Loki reads label values: "1.5s",
+		// "300ms", "1h2m"; no "d".
+		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil {
 			return 0, err
 		}
 		return d.Seconds(), nil
 	case "bytes":
-		b, err := units.ParseBytes(v)
-		if err != nil {
-			return 0, err
-		}
-		return float64(b), nil
+		return parseHumanBytes(strings.TrimSpace(v))
 	}
 	return strconv.ParseFloat(strings.TrimSpace(v), 64)
 }
@@ -508,11 +566,9 @@ func compare(op string, a, b float64) bool {
 
 // unwrapValue extracts the sample value; failures mark the labels.
 func unwrapValue(u *Unwrap, ls *labelSet) (float64, bool) {
-	v, ok := ls.get(u.Label)
-	if !ok {
-		ls.setError(errSample, fmt.Sprintf("label %q not found", u.Label))
-		return 0, false
-	}
+	// A missing label converts as the empty string does, so the details
+	// are the conversion's own error, as Loki's.
+	v, _ := ls.get(u.Label)
 	x, err := convertValue(v, u.Conv)
 	if err != nil {
 		ls.setError(errSample, err.Error())
