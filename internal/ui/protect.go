@@ -1,0 +1,138 @@
+package ui
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Protect guards the UI's own listener (ui.listen_address): next is the
+// whole main mux (UI and APIs). Every request needs a session or, when
+// ui.anonymous is on, acts as a viewer; the exceptions are the login page
+// and what it needs (publicPath). Roles decide the rest (allowed).
+// Cross-origin state-changing browser requests are refused first
+// (http.CrossOriginProtection: Sec-Fetch-Site, then Origin against Host).
+//
+// A request without a session gets 401 (JSON), except a browser navigation
+// (GET with Accept: text/html), which is redirected to /login?redirect=….
+// A role too low for the request gets 403.
+func (u *UI) Protect(next http.Handler) http.Handler {
+	return u.cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u.publicPath(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		p := u.authenticate(r)
+		if p == nil {
+			u.m.unauthorized.Inc()
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+				strings.Contains(r.Header.Get("Accept"), "text/html") && !isAPIPath(r.URL.Path) {
+				http.Redirect(w, r, "/login?redirect="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+				return
+			}
+			writeError(w, http.StatusUnauthorized, "login required")
+			return
+		}
+		if !allowed(p.role, r.Method, r.URL.Path) {
+			u.m.forbidden.Inc()
+			writeError(w, http.StatusForbidden, "role "+string(p.role)+" may not "+r.Method+" "+r.URL.Path)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}))
+}
+
+// publicPath is what the UI listener serves without a session: the login
+// call itself, logout, what the login page loads (/login, the static assets,
+// /api/ui/config) and the health checks Kubernetes probes.
+func (u *UI) publicPath(r *http.Request) bool {
+	path := r.URL.Path
+	switch r.Method {
+	case http.MethodPost:
+		return path == "/api/ui/login" || path == "/api/ui/logout"
+	case http.MethodGet, http.MethodHead:
+		switch path {
+		case "/login", "/api/ui/config", "/api/health", "/-/healthy", "/-/ready":
+			return true
+		}
+		return u.assets.isStatic(path)
+	}
+	return false
+}
+
+// readOnlyPOST are the query endpoints Grafana and our UI send as POST
+// (form-encoded, for long queries); they read only, so viewers may call them.
+var readOnlyPOST = map[string]bool{
+	"/api/v1/query":           true,
+	"/api/v1/query_range":     true,
+	"/api/v1/query_exemplars": true,
+	"/api/v1/series":          true,
+	"/api/v1/labels":          true,
+	"/api/v1/format_query":    true,
+	"/api/v1/parse_query":     true,
+
+	"/loki/api/v1/query":              true,
+	"/loki/api/v1/query_range":        true,
+	"/loki/api/v1/labels":             true,
+	"/loki/api/v1/series":             true,
+	"/loki/api/v1/index/stats":        true,
+	"/loki/api/v1/index/volume":       true,
+	"/loki/api/v1/index/volume_range": true,
+	"/loki/api/v1/format_query":       true,
+	"/loki/api/v1/detected_labels":    true,
+	"/loki/api/v1/detected_fields":    true,
+	"/loki/api/v1/patterns":           true,
+
+	"/api/ui/login":  true,
+	"/api/ui/logout": true,
+}
+
+// adminPrefixes are the endpoints that change the server itself: TSDB
+// admin (delete series, snapshot, clean tombstones), reload and quit.
+var adminPrefixes = []string{"/api/v1/admin/", "/-/reload", "/-/quit"}
+
+// allowed is the role policy of the UI listener:
+//   - viewer: GET, HEAD, OPTIONS anywhere, and POST to the read-only query
+//     endpoints (readOnlyPOST, plus /loki/api/v1/label/<name>/values);
+//   - editor: also every other state-changing call (silences, pushes, alerts),
+//     except the admin endpoints;
+//   - admin: everything.
+func allowed(role Role, method, path string) bool {
+	for _, p := range adminPrefixes {
+		if strings.HasPrefix(path, p) {
+			return role.rank() >= RoleAdmin.rank()
+		}
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return role.rank() >= RoleViewer.rank()
+	case http.MethodPost:
+		if readOnlyPOST[path] || isLokiLabelValues(path) {
+			return role.rank() >= RoleViewer.rank()
+		}
+	}
+	return role.rank() >= RoleEditor.rank()
+}
+
+func isLokiLabelValues(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/loki/api/v1/label/")
+	if !ok {
+		return false
+	}
+	name, ok := strings.CutSuffix(rest, "/values")
+	return ok && name != "" && !strings.Contains(name, "/")
+}
+
+// apiPrefixes are the paths that are never the SPA: an unknown path below
+// them is a 404, not index.html.
+var apiPrefixes = []string{"/api/", "/loki/", "/otlp/", "/v1/", "/-/", "/debug/"}
+
+func isAPIPath(path string) bool {
+	for _, p := range apiPrefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return path == "/metrics" || path == "/federate" || path == "/ready"
+}
