@@ -159,6 +159,9 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 	if err != nil {
 		return fmt.Errorf("otlp receiver: %w", err)
 	}
+	if err := a.otlp.UseWebConfig(a.opts.WebConfigFile); err != nil {
+		return err
+	}
 	if a.otlpGRPC, err = net.Listen("tcp", cfg.OTLP.GRPCEndpoint); err != nil {
 		return fmt.Errorf("listen otlp grpc %s: %w", cfg.OTLP.GRPCEndpoint, err)
 	}

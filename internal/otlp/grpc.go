@@ -50,7 +50,11 @@ func (r *Receiver) NewGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 // RunGRPC serves OTLP/gRPC on ln until ctx ends, then stops gracefully
 // (in-flight exports finish, bounded by 5s).
 func (r *Receiver) RunGRPC(ctx context.Context, ln net.Listener) error {
-	s := r.NewGRPCServer()
+	var secure []grpc.ServerOption
+	if r.grpcAuth != nil {
+		secure = r.grpcAuth.serverOptions()
+	}
+	s := r.NewGRPCServer(secure...)
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(ln) }()
 	select {

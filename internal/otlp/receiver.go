@@ -40,6 +40,10 @@ type Receiver struct {
 	logger  *slog.Logger
 	limiter *memoryLimiter
 	metrics *receiverMetrics
+
+	// webConfigFile and grpcAuth are set by UseWebConfig.
+	webConfigFile string
+	grpcAuth      *grpcWebAuth
 }
 
 // New checks cfg and builds a receiver.

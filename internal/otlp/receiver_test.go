@@ -173,12 +173,22 @@ type testServer struct {
 // test ends.
 func startServer(t *testing.T, cfg Config, deps Deps) *testServer {
 	t.Helper()
+	return startServerWebConfig(t, cfg, deps, "")
+}
+
+// startServerWebConfig is startServer with both listeners secured by an
+// exporter-toolkit web config file ("" for none).
+func startServerWebConfig(t *testing.T, cfg Config, deps Deps, webConfigFile string) *testServer {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	deps.Registerer = reg
 	deps.Logger = slog.New(slog.DiscardHandler)
 	r, err := New(cfg, deps)
 	if err != nil {
 		t.Fatalf("new receiver: %v", err)
+	}
+	if err := r.UseWebConfig(webConfigFile); err != nil {
+		t.Fatalf("web config: %v", err)
 	}
 	grpcLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

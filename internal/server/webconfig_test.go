@@ -2,15 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,69 +12,18 @@ import (
 	"time"
 
 	"github.com/prometheus/common/promslog"
-	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nx-watcher/nxwatcher/internal/testcert"
 )
-
-// certPair writes a self-signed CA and a server certificate for 127.0.0.1.
-func certPair(t *testing.T, dir, prefix string) (caPool *x509.CertPool, certFile, keyFile string) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: prefix + " test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "nxwatcher"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	certFile, keyFile = filepath.Join(dir, prefix+".crt"), filepath.Join(dir, prefix+".key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	caPool = x509.NewCertPool()
-	caPool.AddCert(ca)
-	return caPool, certFile, keyFile
-}
-
-func writeWebConfig(t *testing.T, path, certFile, keyFile, user, password string) {
-	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := "tls_server_config:\n  cert_file: " + certFile + "\n  key_file: " + keyFile + "\n" +
-		"basic_auth_users:\n  " + user + ": " + string(hash) + "\n"
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // --web.config.file as Prometheus has it: TLS and basic auth, re-read on
 // change, a wrong CA refused.
 func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 	dir := t.TempDir()
-	pool, certFile, keyFile := certPair(t, dir, "good")
-	otherPool, _, _ := certPair(t, dir, "other")
+	pool, certFile, keyFile := testcert.Pair(t, dir, "good")
+	otherPool, _, _ := testcert.Pair(t, dir, "other")
 	cfgPath := filepath.Join(dir, "web.yml")
-	writeWebConfig(t, cfgPath, certFile, keyFile, "admin", "s3cret")
+	testcert.WebConfig(t, cfgPath, certFile, keyFile, "admin", "s3cret")
 
 	s, err := Listen("127.0.0.1:0", promslog.NewNopLogger())
 	if err != nil {
@@ -132,7 +74,7 @@ func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 		}
 	}
 	// A changed password applies without a restart.
-	writeWebConfig(t, cfgPath, certFile, keyFile, "admin", "n3w")
+	testcert.WebConfig(t, cfgPath, certFile, keyFile, "admin", "n3w")
 	if code, err := get(client(pool), "admin", "n3w"); err != nil || code != http.StatusOK {
 		t.Fatalf("new password after editing the file: %d %v, want 200", code, err)
 	}
