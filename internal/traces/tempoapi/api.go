@@ -14,6 +14,8 @@
 //	GET /api/v2/search/tags                 SearchTagsV2     ({"scopes":[{"name":..,"tags":[..]}]}; scope=)
 //	GET /api/search/tag/{tag}/values        SearchTagValues  ({"tagValues":["..."]})
 //	GET /api/v2/search/tag/{tag}/values     SearchTagValuesV2 ({"tagValues":[{"type":..,"value":..}]}; q= filters by TraceQL)
+//	GET /api/metrics/query_range            MetricsQueryRange   (TraceQL metrics: q, start, end, since, step, exemplars)
+//	GET /api/metrics/query                  MetricsQueryInstant (TraceQL metrics, one value per series: q, start, end, since)
 //	GET /api/echo                           Echo             ("echo")
 //	GET /api/status/buildinfo               BuildInfo        (Tempo-style build info JSON)
 //	GET /ready                              Ready            ("ready" / 503)
@@ -68,6 +70,15 @@ type Config struct {
 	// MaxTraceBytes makes searches skip any one trace larger than this
 	// without decoding it (0 = no limit), as Tempo's max_bytes_per_trace does.
 	MaxTraceBytes units.Bytes `yaml:"max_trace_bytes"`
+	// MetricsMaxDuration rejects TraceQL metrics queries over a longer
+	// start..end range (0 = no limit).
+	MetricsMaxDuration model.Duration `yaml:"metrics_max_duration"`
+	// MetricsMaxSeries rejects TraceQL metrics queries that make more by()
+	// groups than this (0 = no limit).
+	MetricsMaxSeries int `yaml:"metrics_max_series"`
+	// MetricsMaxExemplars caps the exemplars of one metrics answer (and the
+	// exemplars= parameter); 0 turns exemplars off.
+	MetricsMaxExemplars int `yaml:"metrics_max_exemplars"`
 }
 
 // DefaultConfig mirrors Tempo's defaults where Tempo has one.
@@ -86,6 +97,12 @@ func DefaultConfig() Config {
 		MaxInspectedTraces: 500_000,
 		MaxInspectedBytes:  1 << 30,
 		MaxTraceBytes:      50 << 20, // the store's default max_trace_bytes at ingest
+		// Tempo's query-frontend defaults: metrics queries over at most 3h,
+		// up to 100 exemplars. 1000 series keeps one answer under ~10 MB at
+		// 240 points per series.
+		MetricsMaxDuration:  model.Duration(3 * time.Hour),
+		MetricsMaxSeries:    1000,
+		MetricsMaxExemplars: 100,
 	}
 }
 
@@ -122,6 +139,15 @@ func (c Config) Validate() error {
 	if c.MaxTraceBytes < 0 {
 		errs = append(errs, fmt.Errorf("traces.search.max_trace_bytes must not be negative, got %d", c.MaxTraceBytes))
 	}
+	if c.MetricsMaxDuration < 0 {
+		errs = append(errs, fmt.Errorf("traces.search.metrics_max_duration must not be negative"))
+	}
+	if c.MetricsMaxSeries < 0 {
+		errs = append(errs, fmt.Errorf("traces.search.metrics_max_series must not be negative, got %d", c.MetricsMaxSeries))
+	}
+	if c.MetricsMaxExemplars < 0 {
+		errs = append(errs, fmt.Errorf("traces.search.metrics_max_exemplars must not be negative, got %d", c.MetricsMaxExemplars))
+	}
 	return errors.Join(errs...)
 }
 
@@ -151,6 +177,9 @@ type Deps struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	BuildInfo  BuildInfo
+	// Now is the clock behind relative ranges (since=, a missing end);
+	// nil means time.Now.
+	Now func() time.Time
 }
 
 // API holds the handlers.
@@ -159,6 +188,7 @@ type API struct {
 	store    Store
 	logger   *slog.Logger
 	build    BuildInfo
+	now      func() time.Time
 	requests *prometheus.CounterVec
 	bad      *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -186,7 +216,11 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if b.GoVersion == "" {
 		b.GoVersion = runtime.Version()
 	}
-	a := &API{cfg: cfg, store: deps.Store, logger: logger.With("component", "tempoapi"), build: b,
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	a := &API{cfg: cfg, store: deps.Store, logger: logger.With("component", "tempoapi"), build: b, now: now,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nxwatcher_tempoapi_requests_total", Help: "Tempo API requests by handler and status code.",
 		}, []string{"handler", "code"}),
@@ -232,6 +266,8 @@ func (a *API) Routes() []Route {
 		{http.MethodGet, "/api/v2/search/tags", a.SearchTagsV2},
 		{http.MethodGet, "/api/search/tag/{tag}/values", a.SearchTagValues},
 		{http.MethodGet, "/api/v2/search/tag/{tag}/values", a.SearchTagValuesV2},
+		{http.MethodGet, "/api/metrics/query_range", a.MetricsQueryRange},
+		{http.MethodGet, "/api/metrics/query", a.MetricsQueryInstant},
 		{http.MethodGet, "/api/echo", a.Echo},
 		{http.MethodGet, "/api/status/buildinfo", a.BuildInfo},
 		{http.MethodGet, "/ready", a.Ready},

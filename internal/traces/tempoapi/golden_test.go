@@ -35,6 +35,12 @@ type goldenCase struct {
 // store and serves the API from an httptest server on 127.0.0.1:0.
 func goldenAPI(t *testing.T) (*tracestore.DB, string) {
 	t.Helper()
+	return goldenAPIWith(t, DefaultConfig())
+}
+
+// goldenAPIWith is goldenAPI with a given API config.
+func goldenAPIWith(t *testing.T, cfg Config) (*tracestore.DB, string) {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/search-data.json")
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +61,7 @@ func goldenAPI(t *testing.T) (*tracestore.DB, string) {
 	if err := db.ConsumeTraces(t.Context(), td); err != nil {
 		t.Fatal(err)
 	}
-	api, err := New(DefaultConfig(), Deps{Store: db, Registerer: reg})
+	api, err := New(cfg, Deps{Store: db, Registerer: reg, Now: opts.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,6 +155,9 @@ func (a *API) parseSearch(r *http.Request) (searchParams, error) {
 	if p.query, err = traceql.Parse(text); err != nil {
 		return p, fmt.Errorf("invalid TraceQL query: %w", err)
 	}
+	if p.query.Metrics() != nil {
+		return p, fmt.Errorf("invalid TraceQL query: a metrics query (%s) goes to /api/metrics/query_range or /api/metrics/query", p.query.Metrics().Op)
+	}
 	p.refName = p.query.RefersToName()
 	return p, nil
 }

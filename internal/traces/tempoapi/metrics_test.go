@@ -1,0 +1,78 @@
+package tempoapi
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// TestMetricsBadRequests: every refused metrics request answers 400 with a
+// message that says what to change.
+func TestMetricsBadRequests(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MetricsMaxSeries = 2
+	_, base := goldenAPIWith(t, cfg)
+	win := "&start=1767225600&end=1767225603"
+	cases := []struct{ name, path, want string }{
+		{"no q", "/api/metrics/query_range?step=1s" + win, "missing q"},
+		{"search query", "/api/metrics/query_range?q=" + url.QueryEscape("{ status = error }") + win, "not a metrics query"},
+		{"syntax", "/api/metrics/query_range?q=" + url.QueryEscape("{} | rate(") + win, "invalid TraceQL query"},
+		{"range over max", "/api/metrics/query_range?q=" + url.QueryEscape("{} | rate()") + "&start=1767225600&end=1767240000", "exceeds metrics_max_duration"},
+		{"since over max", "/api/metrics/query?q=" + url.QueryEscape("{} | rate()") + "&since=4h", "exceeds metrics_max_duration"},
+		{"end before start", "/api/metrics/query_range?q=" + url.QueryEscape("{} | rate()") + "&start=1767225603&end=1767225600", "not after start"},
+		{"bad step", "/api/metrics/query_range?q=" + url.QueryEscape("{} | rate()") + "&step=fast" + win, "invalid step"},
+		{"too fine a step", "/api/metrics/query_range?q=" + url.QueryEscape("{} | rate()") + "&step=1ms&start=1767225600&end=1767229200", "maximum resolution"},
+		{"bad time", "/api/metrics/query_range?q=" + url.QueryEscape("{} | rate()") + "&start=yesterday&end=1767225603", "invalid start"},
+		{"bad exemplars", "/api/metrics/query_range?q=" + url.QueryEscape("{} | rate()") + "&exemplars=-1" + win, "invalid exemplars"},
+		{"too many series", "/api/metrics/query_range?q=" + url.QueryEscape("{} | rate() by (resource.service.name)") + win, "too many series"},
+		{"metrics query to search", "/api/search?q=" + url.QueryEscape("{} | rate()"), "/api/metrics/query_range"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", base+c.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), c.want) {
+				t.Fatalf("status %d body %q, want 400 containing %q", resp.StatusCode, body, c.want)
+			}
+		})
+	}
+}
+
+func TestDefaultMetricsStep(t *testing.T) {
+	start := time.Unix(1767225600, 0)
+	for _, c := range []struct {
+		rng, want time.Duration
+	}{
+		{time.Hour, 15 * time.Second}, // Grafana's "auto" on a 1h panel
+		{3 * time.Hour, 45 * time.Second},
+		{30 * time.Minute, 7500 * time.Millisecond},
+		{time.Minute, time.Second}, // never below one second
+	} {
+		if got := DefaultMetricsStep(start, start.Add(c.rng)); got != c.want {
+			t.Errorf("range %s: step %s, want %s", c.rng, got, c.want)
+		}
+	}
+}
+
+func TestMetricsConfigValidate(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MetricsMaxDuration = model.Duration(-time.Second)
+	cfg.MetricsMaxSeries = -1
+	cfg.MetricsMaxExemplars = -1
+	err := cfg.Validate()
+	for _, k := range []string{"metrics_max_duration", "metrics_max_series", "metrics_max_exemplars"} {
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("Validate: %v, want a complaint about %s", err, k)
+		}
+	}
+}
