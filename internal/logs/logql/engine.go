@@ -94,6 +94,10 @@ type Params struct {
 	Limit      int           // log queries: entries returned
 	Backward   bool
 	Instant    bool // metric queries: evaluate once at End
+	// Categorize: log queries group entries by stream labels only and
+	// report each entry's metadata and parsed labels apart
+	// (StreamResult.Categories), for Loki's categorize-labels encoding.
+	Categorize bool
 }
 
 // Stats counts the work of a query.
@@ -225,6 +229,7 @@ type logLine struct {
 	line   string
 	lbls   labels.Labels
 	stream int
+	cat    EntryLabels // with Params.Categorize
 }
 
 func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
@@ -291,7 +296,13 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 			if err := ev.charge(int64(memLine + len(line))); err != nil {
 				return err
 			}
-			w.acc.kept = append(w.acc.kept, logLine{ts: ent.Timestamp, line: strings.Clone(line), lbls: w.ls.labels()})
+			ll := logLine{ts: ent.Timestamp, line: strings.Clone(line)}
+			if ev.p.Categorize {
+				ll.lbls, ll.cat = categorize(&w.ls, ent.Metadata)
+			} else {
+				ll.lbls = w.ls.labels()
+			}
+			w.acc.kept = append(w.acc.kept, ll)
 			n++
 		}
 		if len(w.acc.kept) > 2*limit {
@@ -329,6 +340,9 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 			out = append(out, StreamResult{Labels: l.lbls})
 		}
 		out[i].Entries = append(out[i].Entries, logstore.Entry{Timestamp: l.ts, Line: l.line})
+		if ev.p.Categorize {
+			out[i].Categories = append(out[i].Categories, l.cat)
+		}
 	}
 	slices.SortFunc(out, func(a, b StreamResult) int { return labels.Compare(a.Labels, b.Labels) })
 	return out, nil

@@ -13,6 +13,19 @@ type Value interface{ Type() string }
 type StreamResult struct {
 	Labels  labels.Labels
 	Entries []logstore.Entry
+	// Categories is set, one per entry, when the query ran with
+	// Params.Categorize: Labels then holds only the stream's index labels
+	// and each entry's other labels are here, split as Loki's
+	// categorize-labels encoding does.
+	Categories []EntryLabels
+}
+
+// EntryLabels are an entry's labels besides its stream's: structured
+// metadata as stored (detected_level included) and the labels its pipeline
+// extracted or formatted (parsers, label_format, __error__).
+type EntryLabels struct {
+	StructuredMetadata labels.Labels
+	Parsed             labels.Labels
 }
 
 // Streams is the result of a log query.

@@ -98,6 +98,12 @@ type chunkView struct {
 	lines   []byte
 	mdOff   []int // n+1 offsets into md; an entry's blob is md[mdOff[i]:mdOff[i+1]]
 	md      []byte
+
+	// The last metadata blob decoded and its labels: consecutive entries
+	// mostly carry the same metadata (every entry has detected_level), so
+	// they share one decoded set instead of allocating one each.
+	lastBlob []byte
+	lastMD   labels.Labels
 }
 
 func (v *chunkView) len() int { return len(v.ts) }
@@ -115,13 +121,16 @@ func (v *chunkView) entry(i int, alias bool) (Entry, error) {
 		e.Line = string(l)
 	}
 	blob := v.md[v.mdOff[i]:v.mdOff[i+1]]
-	if len(blob) > 0 {
+	if len(blob) > 0 && v.lastBlob != nil && bytes.Equal(blob, v.lastBlob) {
+		e.Metadata = v.lastMD
+	} else if len(blob) > 0 {
 		d := decoder{b: blob}
 		var sb labels.ScratchBuilder
 		e.Metadata = d.labels(&sb)
 		if d.err != nil {
 			return e, fmt.Errorf("%w: entry %d metadata: %w", ErrCorruptChunk, i, d.err)
 		}
+		v.lastBlob, v.lastMD = blob, e.Metadata
 	}
 	return e, nil
 }

@@ -74,23 +74,51 @@ func (a *API) observe(endpoint string, w http.ResponseWriter, r *http.Request, f
 	w.Write(buf.Bytes())
 }
 
-// parseTime reads Loki's time forms: an integer is Unix nanoseconds, a
-// number with a fraction is Unix seconds, otherwise RFC3339(Nano).
+// parseTime reads Loki's time forms: a number with a fraction is Unix
+// seconds; an integer of up to 10 characters is Unix seconds
+// (4000000000 is in 2096, not 4 s after 1970), a longer one Unix
+// nanoseconds; otherwise RFC3339 with optional fraction.
 func parseTime(s string, def time.Time) (time.Time, error) {
 	if s == "" {
 		return def, nil
 	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(0, n), nil
+	if strings.Contains(s, ".") {
+		if t, ok := parseDecimalSeconds(s); ok {
+			return t, nil
+		}
+		if f, err := strconv.ParseFloat(s, 64); err == nil {
+			sec, frac := math.Modf(f)
+			return time.Unix(int64(sec), int64(math.Round(frac*1e9))), nil
+		}
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)), nil
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if len(s) <= 10 {
+			return time.Unix(n, 0), nil
+		}
+		return time.Unix(0, n), nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
 	return time.Time{}, badf("cannot parse %q to a valid timestamp", s)
+}
+
+// parseDecimalSeconds reads "<seconds>.<fraction>" exactly (a float64
+// loses the nanoseconds of today's timestamps).
+func parseDecimalSeconds(s string) (time.Time, bool) {
+	ip, fp, _ := strings.Cut(s, ".")
+	if len(fp) == 0 || len(fp) > 9 || strings.HasPrefix(ip, "-") {
+		return time.Time{}, false
+	}
+	sec, err := strconv.ParseInt(ip, 10, 64)
+	if err != nil && ip != "" {
+		return time.Time{}, false
+	}
+	ns, err := strconv.ParseUint(fp+strings.Repeat("0", 9-len(fp)), 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, int64(ns)), true
 }
 
 func parseStep(s string) (time.Duration, error) {
@@ -174,9 +202,10 @@ type queryResponse struct {
 }
 
 type queryData struct {
-	ResultType string          `json:"resultType"`
-	Result     json.RawMessage `json:"result"`
-	Stats      any             `json:"stats,omitempty"` // absent from index/volume, as in Loki
+	ResultType    string          `json:"resultType"`
+	EncodingFlags []string        `json:"encodingFlags,omitempty"`
+	Result        json.RawMessage `json:"result"`
+	Stats         any             `json:"stats,omitempty"` // absent from index/volume, as in Loki
 }
 
 // QueryRange handles /loki/api/v1/query_range.
@@ -219,11 +248,12 @@ func (a *API) QueryRange(w http.ResponseWriter, r *http.Request) {
 		}
 		ctx, cancel := a.queryContext(r)
 		defer cancel()
-		res, err := a.engine.Load().Exec(ctx, a.store, q, logql.Params{Start: start, End: end, Step: step, Interval: interval, Limit: limit, Backward: backward})
+		categorize := categorizeLabels(r)
+		res, err := a.engine.Load().Exec(ctx, a.store, q, logql.Params{Start: start, End: end, Step: step, Interval: interval, Limit: limit, Backward: backward, Categorize: categorize})
 		if err != nil {
 			return nil, err
 		}
-		return encodeResult(res)
+		return encodeResultFlags(res, categorize)
 	})
 }
 
@@ -265,10 +295,39 @@ func defaultStep(start, end time.Time) time.Duration {
 	return time.Duration(s) * time.Second
 }
 
-func encodeResult(res logql.Result) (any, error) {
+// encodingFlagsHeader is the request header Grafana sets on log queries;
+// with the categorize-labels flag Loki answers in its categorised encoding.
+const encodingFlagsHeader = "X-Loki-Response-Encoding-Flags"
+
+const flagCategorizeLabels = "categorize-labels"
+
+// categorizeLabels reports whether the request asks for the categorised
+// stream encoding (the header holds a comma-separated list of flags).
+func categorizeLabels(r *http.Request) bool {
+	for _, h := range r.Header.Values(encodingFlagsHeader) {
+		for _, f := range strings.Split(h, ",") {
+			if strings.TrimSpace(f) == flagCategorizeLabels {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func encodeResult(res logql.Result) (any, error) { return encodeResultFlags(res, false) }
+
+// encodeResultFlags encodes a result; with categorize, streams answer in
+// Loki's categorised encoding: data.encodingFlags, stream = index labels,
+// each value [ts, line, {"structuredMetadata": {…}, "parsed": {…}}] with
+// an empty object left out.
+func encodeResultFlags(res logql.Result, categorize bool) (any, error) {
 	var b bytes.Buffer
+	var flags []string
 	switch v := res.Value.(type) {
 	case logql.Streams:
+		if categorize {
+			flags = []string{flagCategorizeLabels}
+		}
 		b.WriteByte('[')
 		for i, s := range v {
 			if i > 0 {
@@ -285,6 +344,9 @@ func encodeResult(res logql.Result) (any, error) {
 				b.WriteString(strconv.FormatInt(e.Timestamp, 10))
 				b.WriteString(`",`)
 				writeJSONString(&b, e.Line)
+				if categorize && j < len(s.Categories) {
+					writeCategories(&b, s.Categories[j])
+				}
 				b.WriteByte(']')
 			}
 			b.WriteString("]}")
@@ -326,7 +388,23 @@ func encodeResult(res logql.Result) (any, error) {
 	default:
 		return nil, fmt.Errorf("unexpected result type %T", res.Value)
 	}
-	return queryResponse{Status: "success", Data: queryData{ResultType: res.Value.Type(), Result: b.Bytes(), Stats: statsJSON(res.Stats)}}, nil
+	return queryResponse{Status: "success", Data: queryData{ResultType: res.Value.Type(), EncodingFlags: flags, Result: b.Bytes(), Stats: statsJSON(res.Stats)}}, nil
+}
+
+func writeCategories(b *bytes.Buffer, c logql.EntryLabels) {
+	b.WriteString(",{")
+	if !c.StructuredMetadata.IsEmpty() {
+		b.WriteString(`"structuredMetadata":`)
+		writeLabels(b, c.StructuredMetadata)
+	}
+	if !c.Parsed.IsEmpty() {
+		if !c.StructuredMetadata.IsEmpty() {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"parsed":`)
+		writeLabels(b, c.Parsed)
+	}
+	b.WriteByte('}')
 }
 
 func encodeVolume(vec logql.Vector) (any, error) {
