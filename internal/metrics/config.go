@@ -155,5 +155,8 @@ func (c *Config) Resolve(baseDir string, logger *slog.Logger) error {
 		}
 		c.Parsed = pc
 	}
+	if err := checkSupported(c.Parsed, c.Mode); err != nil {
+		return fmt.Errorf("metrics.prometheus: %w", err)
+	}
 	return nil
 }

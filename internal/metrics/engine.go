@@ -7,9 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/logging"
 )
 
 // Engine is the PromQL engine with the section's limits. The subquery step
@@ -57,6 +59,29 @@ func (e *Engine) SetEvaluationInterval(d time.Duration) {
 	if d > 0 {
 		e.evalInterval.Store(d.Milliseconds())
 	}
+}
+
+// ApplyConfig puts in force what the Prometheus config sets for PromQL, as
+// Prometheus's reload does: the default subquery step (the evaluation
+// interval) and global.query_log_file (a JSON line per query; "" stops it).
+func (e *Engine) ApplyConfig(pc *promconfig.Config) error {
+	e.SetEvaluationInterval(time.Duration(pc.GlobalConfig.EvaluationInterval))
+	if pc.GlobalConfig.QueryLogFile == "" {
+		e.SetQueryLogger(nil)
+		return nil
+	}
+	l, err := logging.NewJSONFileLogger(pc.GlobalConfig.QueryLogFile)
+	if err != nil {
+		return fmt.Errorf("open query log: %w", err)
+	}
+	e.SetQueryLogger(l)
+	return nil
+}
+
+// Close closes the query log and the active query tracker.
+func (e *Engine) Close() error {
+	e.SetQueryLogger(nil)
+	return e.Engine.Close()
 }
 
 // NewInstantQuery refuses a query whose subqueries would step too often
