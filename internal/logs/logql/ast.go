@@ -62,10 +62,21 @@ type VectorAggExpr struct {
 	Param    int // topk, bottomk
 }
 
-// VectorMatching is on(...) / ignoring(...).
+// VectorMatching is on(...) / ignoring(...), optionally with
+// group_left(...) / group_right(...) for many-to-one and one-to-many
+// matching; Include are the labels copied from the "one" side.
 type VectorMatching struct {
-	On     bool
-	Labels []string
+	On      bool
+	Labels  []string
+	Card    string // "", "group_left" or "group_right"
+	Include []string
+}
+
+// LabelReplaceExpr is label_replace(v, "dst", "replacement", "src", "regex").
+type LabelReplaceExpr struct {
+	Left                      Expr
+	Dst, Replacement, Src, Re string
+	re                        *regexp.Regexp
 }
 
 // BinOpExpr is an arithmetic, comparison or set operation.
@@ -85,13 +96,14 @@ type VectorExpr struct{ Val float64 }
 // ParenExpr keeps user parentheses so printing round-trips.
 type ParenExpr struct{ Inner Expr }
 
-func (*LogSelectorExpr) isExpr() {}
-func (*RangeAggExpr) isExpr()    {}
-func (*VectorAggExpr) isExpr()   {}
-func (*BinOpExpr) isExpr()       {}
-func (*LiteralExpr) isExpr()     {}
-func (*VectorExpr) isExpr()      {}
-func (*ParenExpr) isExpr()       {}
+func (*LogSelectorExpr) isExpr()  {}
+func (*RangeAggExpr) isExpr()     {}
+func (*VectorAggExpr) isExpr()    {}
+func (*BinOpExpr) isExpr()        {}
+func (*LiteralExpr) isExpr()      {}
+func (*VectorExpr) isExpr()       {}
+func (*ParenExpr) isExpr()        {}
+func (*LabelReplaceExpr) isExpr() {}
 
 // Stage is one step of a log pipeline.
 type Stage interface {
@@ -99,12 +111,16 @@ type Stage interface {
 	isStage()
 }
 
-// LineFilter is |= != |~ !~ |> !> with optional `or` alternatives.
+// LineFilter is |= != |~ !~ |> !> with optional `or` alternatives. With
+// |= and !=, a value may be ip("…") (IP[i] set): the line matches when an
+// address in it is in the pattern.
 type LineFilter struct {
 	Op     string
 	Values []string
+	IP     []bool // parallel to Values; nil when no value is ip("…")
 	res    []*regexp.Regexp
 	pats   []*pattern
+	ips    []*ipPattern
 }
 
 // ParserStage is json, logfmt, regexp, pattern or unpack.
@@ -189,6 +205,15 @@ type NumericLabelFilter struct {
 	Text string
 }
 
+// IPLabelFilter is name = ip("…") or name != ip("…"): the label's value is
+// (or is not) an address in the pattern.
+type IPLabelFilter struct {
+	Name    string
+	Neg     bool
+	Pattern string
+	m       *ipPattern
+}
+
 // ParenLabelFilter keeps parentheses for printing.
 type ParenLabelFilter struct{ Inner LabelFilter }
 
@@ -196,6 +221,7 @@ func (*BinaryLabelFilter) isLabelFilter()  {}
 func (*StringLabelFilter) isLabelFilter()  {}
 func (*NumericLabelFilter) isLabelFilter() {}
 func (*ParenLabelFilter) isLabelFilter()   {}
+func (*IPLabelFilter) isLabelFilter()      {}
 
 // ---- printing ----
 
@@ -223,6 +249,9 @@ func (f *LineFilter) String() string {
 	qs := make([]string, len(f.Values))
 	for i, v := range f.Values {
 		qs[i] = quote(v)
+		if i < len(f.IP) && f.IP[i] {
+			qs[i] = "ip(" + qs[i] + ")"
+		}
 	}
 	return f.Op + " " + strings.Join(qs, " or ")
 }
@@ -287,6 +316,13 @@ func (f *StringLabelFilter) String() string {
 }
 func (f *NumericLabelFilter) String() string { return f.Name + f.Op + f.Text }
 func (f *ParenLabelFilter) String() string   { return "(" + f.Inner.String() + ")" }
+func (f *IPLabelFilter) String() string {
+	op := "="
+	if f.Neg {
+		op = "!="
+	}
+	return f.Name + op + "ip(" + quote(f.Pattern) + ")"
+}
 
 func (u *Unwrap) String() string {
 	s := "| unwrap "
@@ -351,6 +387,9 @@ func (e *BinOpExpr) String() string {
 			kw = " on"
 		}
 		s += kw + " (" + strings.Join(e.Matching.Labels, ", ") + ")"
+		if e.Matching.Card != "" {
+			s += " " + e.Matching.Card + " (" + strings.Join(e.Matching.Include, ", ") + ")"
+		}
 	}
 	return s + " " + e.RHS.String()
 }
@@ -360,3 +399,7 @@ func (e *VectorExpr) String() string {
 	return "vector(" + strconv.FormatFloat(e.Val, 'g', -1, 64) + ")"
 }
 func (e *ParenExpr) String() string { return "(" + e.Inner.String() + ")" }
+func (e *LabelReplaceExpr) String() string {
+	return "label_replace(" + e.Left.String() + ", " + quote(e.Dst) + ", " + quote(e.Replacement) + ", " +
+		quote(e.Src) + ", " + quote(e.Re) + ")"
+}

@@ -495,6 +495,8 @@ func (ev *evaluator) eval(expr Expr) (stepValues, error) {
 		return ev.vectorAgg(e)
 	case *BinOpExpr:
 		return ev.binOp(e)
+	case *LabelReplaceExpr:
+		return ev.labelReplace(e)
 	case *LogSelectorExpr:
 		return stepValues{}, errors.New("a log query cannot be used as a metric query: wrap it in a range aggregation such as count_over_time")
 	}
@@ -1053,31 +1055,118 @@ func signature(ls labels.Labels, m *VectorMatching) string {
 	return b.Labels().String()
 }
 
+// vectorBinOp applies a binary operator between two vectors, as PromQL
+// does: one-to-one by default, many-to-one with group_left (the right side
+// is the "one" side) and one-to-many with group_right.
 func vectorBinOp(e *BinOpExpr, l, r Vector) (Vector, error) {
-	rs := map[string]Sample{}
-	for _, s := range r {
-		k := signature(s.Metric, e.Matching)
-		if _, dup := rs[k]; dup && e.Op != "and" && e.Op != "or" && e.Op != "unless" {
-			return nil, fmt.Errorf("found duplicate series for the match group %s on the right hand-side of the operation; many-to-one matching must be explicit (group_left/group_right)", k)
+	switch e.Op {
+	case "and", "or", "unless":
+		return setBinOp(e, l, r), nil
+	}
+	m := e.Matching
+	card := ""
+	if m != nil {
+		card = m.Card
+	}
+	many, one := l, r
+	if card == "group_right" {
+		many, one = r, l
+	}
+	ones := make(map[string]Sample, len(one))
+	for _, s := range one {
+		k := signature(s.Metric, m)
+		if _, dup := ones[k]; dup {
+			side := "right"
+			if card == "group_right" {
+				side = "left"
+			}
+			return nil, fmt.Errorf("found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side", k, side, ones[k].Metric, s.Metric)
 		}
-		rs[k] = s
+		ones[k] = s
+	}
+	var out Vector
+	seen := map[string]bool{}
+	for _, s := range many {
+		k := signature(s.Metric, m)
+		os, ok := ones[k]
+		if !ok {
+			continue
+		}
+		if card == "" {
+			if seen[k] {
+				return nil, fmt.Errorf("multiple matches for labels %s: many-to-one matching must be explicit (group_left/group_right)", k)
+			}
+			seen[k] = true
+		}
+		lv, rv := s.V, os.V
+		if card == "group_right" {
+			lv, rv = rv, lv
+		}
+		v, keep := arith(e.Op, lv, rv, e.Bool)
+		if !keep {
+			continue
+		}
+		if isComparison(e.Op) && !e.Bool {
+			v = lv
+		}
+		metric := resultMetric(s.Metric, os.Metric, m)
+		if card != "" {
+			rk := metric.String()
+			if seen[rk] {
+				return nil, fmt.Errorf("multiple matches for labels: grouping labels must ensure unique matches")
+			}
+			seen[rk] = true
+		}
+		out = append(out, Sample{Metric: metric, T: s.T, V: v})
+	}
+	return out, nil
+}
+
+// resultMetric gives the labels of a binary operation's result: for
+// one-to-one matching the on() labels (or all but the ignoring() ones); for
+// group_left/right the "many" side's labels plus the included labels taken
+// from the "one" side.
+func resultMetric(many, one labels.Labels, m *VectorMatching) labels.Labels {
+	if m == nil {
+		return many
+	}
+	b := labels.NewBuilder(many)
+	if m.Card == "" {
+		if m.On {
+			b.Keep(m.Labels...)
+		} else {
+			b.Del(m.Labels...)
+		}
+	}
+	for _, n := range m.Include {
+		if v := one.Get(n); v != "" {
+			b.Set(n, v)
+		} else {
+			b.Del(n)
+		}
+	}
+	return b.Labels()
+}
+
+func setBinOp(e *BinOpExpr, l, r Vector) Vector {
+	rs := make(map[string]bool, len(r))
+	for _, s := range r {
+		rs[signature(s.Metric, e.Matching)] = true
 	}
 	var out Vector
 	switch e.Op {
 	case "and":
 		for _, s := range l {
-			if _, ok := rs[signature(s.Metric, e.Matching)]; ok {
+			if rs[signature(s.Metric, e.Matching)] {
 				out = append(out, s)
 			}
 		}
-		return out, nil
 	case "unless":
 		for _, s := range l {
-			if _, ok := rs[signature(s.Metric, e.Matching)]; !ok {
+			if !rs[signature(s.Metric, e.Matching)] {
 				out = append(out, s)
 			}
 		}
-		return out, nil
 	case "or":
 		ls := map[string]bool{}
 		for _, s := range l {
@@ -1089,39 +1178,45 @@ func vectorBinOp(e *BinOpExpr, l, r Vector) (Vector, error) {
 				out = append(out, s)
 			}
 		}
-		return out, nil
 	}
-	seen := map[string]bool{}
-	for _, s := range l {
-		k := signature(s.Metric, e.Matching)
-		rv, ok := rs[k]
-		if !ok {
-			continue
-		}
-		if seen[k] {
-			return nil, fmt.Errorf("found duplicate series for the match group %s on the left hand-side of the operation; many-to-one matching must be explicit (group_left/group_right)", k)
-		}
-		seen[k] = true
-		v, keep := arith(e.Op, s.V, rv.V, e.Bool)
-		if !keep {
-			continue
-		}
-		if isComparison(e.Op) && !e.Bool {
-			v = s.V
-		}
-		metric := s.Metric
-		if e.Matching != nil && e.Matching.On {
-			b := labels.NewBuilder(metric)
-			b.Keep(e.Matching.Labels...)
-			metric = b.Labels()
-		} else if e.Matching != nil {
-			b := labels.NewBuilder(metric)
-			b.Del(e.Matching.Labels...)
-			metric = b.Labels()
-		}
-		out = append(out, Sample{Metric: metric, T: s.T, V: v})
+	return out
+}
+
+// labelReplace is PromQL's label_replace at every step: where the anchored
+// regexp matches the source label's value, the destination label is set to
+// the expanded replacement (removed when that is empty).
+func (ev *evaluator) labelReplace(e *LabelReplaceExpr) (stepValues, error) {
+	in, err := ev.eval(e.Left)
+	if err != nil {
+		return stepValues{}, err
 	}
-	return out, nil
+	if in.scalar {
+		return stepValues{}, errors.New("label_replace needs a vector, not a scalar")
+	}
+	out := make([]Vector, len(in.v))
+	for i, vec := range in.v {
+		seen := make(map[string]bool, len(vec))
+		for _, s := range vec {
+			src := s.Metric.Get(e.Src)
+			if idx := e.re.FindStringSubmatchIndex(src); idx != nil {
+				res := string(e.re.ExpandString(nil, e.Replacement, src, idx))
+				b := labels.NewBuilder(s.Metric)
+				if res == "" {
+					b.Del(e.Dst)
+				} else {
+					b.Set(e.Dst, res)
+				}
+				s.Metric = b.Labels()
+			}
+			k := s.Metric.String()
+			if seen[k] {
+				return stepValues{}, errors.New("vector cannot contain metrics with the same labelset")
+			}
+			seen[k] = true
+			out[i] = append(out[i], s)
+		}
+	}
+	return stepValues{v: out}, nil
 }
 
 // arith applies op; for comparisons it reports whether the pair is kept

@@ -179,7 +179,18 @@ func (p *parser) expr(minPrec int) Expr {
 			be.Matching = &VectorMatching{On: p.next().text == "on", Labels: p.labelList()}
 		}
 		if p.isKeyword("group_left") || p.isKeyword("group_right") {
-			p.fail(p.peek(), "group_left and group_right are not supported")
+			g := p.next()
+			if be.Matching == nil {
+				p.fail(g, g.text+" needs on (...) or ignoring (...) before it")
+			}
+			switch op {
+			case "and", "or", "unless":
+				p.fail(g, "no grouping allowed for \""+op+"\" operation")
+			}
+			be.Matching.Card = g.text
+			if p.peek().kind == tLParen {
+				be.Matching.Include = p.labelList()
+			}
 		}
 		next := binPrec[op]
 		if op == "^" {
@@ -254,6 +265,8 @@ func (p *parser) primary() Expr {
 			return p.rangeAgg()
 		case vectorOps[t.text]:
 			return p.vectorAgg()
+		case t.text == "label_replace":
+			return p.labelReplace()
 		case t.text == "vector":
 			p.next()
 			p.expect(tLParen, `"("`)
@@ -265,6 +278,31 @@ func (p *parser) primary() Expr {
 	}
 	p.fail(t, "unexpected "+p.describe(t))
 	return nil
+}
+
+func (p *parser) labelReplace() Expr {
+	p.next()
+	p.expect(tLParen, `"("`)
+	e := &LabelReplaceExpr{Left: p.expr(0)}
+	if _, ok := unparen(e.Left).(*LogSelectorExpr); ok {
+		p.fail(p.peek(), "label_replace needs a metric query, not a log query")
+	}
+	args := make([]token, 4)
+	for i := range args {
+		p.expect(tComma, `","`)
+		args[i] = p.expect(tString, "quoted string")
+	}
+	p.expect(tRParen, `")"`)
+	e.Dst, e.Replacement, e.Src, e.Re = args[0].text, args[1].text, args[2].text, args[3].text
+	if e.Dst == "" || sanitizeLabelName(e.Dst) != e.Dst {
+		p.fail(args[0], "invalid destination label name in label_replace(): "+e.Dst)
+	}
+	re, err := regexp.Compile("^(?s:" + e.Re + ")$")
+	if err != nil {
+		p.fail(args[3], "invalid regular expression in label_replace(): "+e.Re)
+	}
+	e.re = re
+	return e
 }
 
 func (p *parser) number() float64 {
@@ -511,8 +549,37 @@ func (p *parser) lineFilter() *LineFilter {
 	opT := p.next()
 	f := &LineFilter{Op: opT.text}
 	for {
+		if p.isKeyword("ip") && p.peekN(1).kind == tLParen {
+			ipT := p.next()
+			if f.Op != "|=" && f.Op != "!=" {
+				p.fail(ipT, "ip() line filters only take |= and !=")
+			}
+			p.next()
+			v := p.expect(tString, "quoted IP address, range or CIDR")
+			p.expect(tRParen, `")"`)
+			m, err := compileIPPattern(v.text)
+			if err != nil {
+				p.fail(v, err.Error())
+			}
+			if f.IP == nil {
+				f.IP = make([]bool, len(f.Values))
+				f.ips = make([]*ipPattern, len(f.Values))
+			}
+			f.Values = append(f.Values, v.text)
+			f.IP = append(f.IP, true)
+			f.ips = append(f.ips, m)
+			if p.isKeyword("or") && (p.peekN(1).kind == tString || p.peekN(1).kind == tIdent && p.peekN(1).text == "ip") {
+				p.next()
+				continue
+			}
+			return f
+		}
 		v := p.expect(tString, "quoted filter value")
 		f.Values = append(f.Values, v.text)
+		if f.IP != nil {
+			f.IP = append(f.IP, false)
+			f.ips = append(f.ips, nil)
+		}
 		switch f.Op {
 		case "|~", "!~":
 			re, err := regexp.Compile(v.text)
@@ -527,7 +594,7 @@ func (p *parser) lineFilter() *LineFilter {
 			}
 			f.pats = append(f.pats, pt)
 		}
-		if p.isKeyword("or") && p.peekN(1).kind == tString {
+		if p.isKeyword("or") && (p.peekN(1).kind == tString || p.peekN(1).kind == tIdent && p.peekN(1).text == "ip") {
 			p.next()
 			continue
 		}
@@ -722,6 +789,19 @@ func (p *parser) labelFilterPrimary() LabelFilter {
 		p.fail(opT, "expected a comparison operator after "+strconv.Quote(name.text)+", got "+p.describe(opT))
 	}
 	v := p.next()
+	if v.kind == tIdent && v.text == "ip" && p.peek().kind == tLParen {
+		if opT.kind != tEq && opT.kind != tNeq {
+			p.fail(opT, "ip() label filters only take = and !=")
+		}
+		p.next()
+		pat := p.expect(tString, "quoted IP address, range or CIDR")
+		p.expect(tRParen, `")"`)
+		m, err := compileIPPattern(pat.text)
+		if err != nil {
+			p.fail(pat, err.Error())
+		}
+		return &IPLabelFilter{Name: name.text, Neg: opT.kind == tNeq, Pattern: pat.text, m: m}
+	}
 	neg := false
 	if v.kind == tSub {
 		neg = true

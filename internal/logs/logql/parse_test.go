@@ -35,6 +35,14 @@ var roundTrip = []string{
 	`vector(1)+vector(1)`,
 	`{app="x"} | json | line_format "{{.msg}}" | __error__=""`,
 	`sum by (app) (rate({app=~"a|b"} |= "x" [5m]))`,
+	// Issue 9: ip(), group_left/right, label_replace.
+	`{app="api"} |= ip("10.0.0.0/8") != ip("::1") or "x"`,
+	`{app="api"} | logfmt | addr=ip("10.0.0.1-10.0.0.9") | addr!=ip("10.0.0.2") or b="c"`,
+	`sum by (x, y) (rate({a="b"}[1m])) / on (x) group_left (y, z) sum by (x) (rate({a="c"}[1m]))`,
+	`rate({a="b"}[1m]) * ignoring (x) group_right sum(rate({a="c"}[1m]))`,
+	`rate({a="b"}[1m]) * ignoring (x) group_right () (sum(rate({a="c"}[1m])))`,
+	`label_replace(rate({a="b"}[1m]), "dst", "$1", "src", "(.*)")`,
+	`sum(label_replace(rate({a="b"}[1m]), "dst", "", "src", "x")) by (dst)`,
 }
 
 func TestParseRoundTrip(t *testing.T) {

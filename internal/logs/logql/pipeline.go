@@ -195,7 +195,11 @@ func (f *LineFilter) match(line string) bool {
 		var m bool
 		switch f.Op {
 		case "|=", "!=":
-			m = strings.Contains(line, v)
+			if f.ips != nil && f.ips[i] != nil {
+				m = f.ips[i].matchLine(line)
+			} else {
+				m = strings.Contains(line, v)
+			}
 		case "|~", "!~":
 			m = f.res[i].MatchString(line)
 		case "|>", "!>":
@@ -515,6 +519,9 @@ func evalLabelFilter(f LabelFilter, ls *labelSet) bool {
 	case *StringLabelFilter:
 		v, _ := ls.get(t.M.Name)
 		return t.M.Matches(v)
+	case *IPLabelFilter:
+		v, _ := ls.get(t.Name)
+		return t.m.matchValue(v) != t.Neg
 	case *NumericLabelFilter:
 		v, ok := ls.get(t.Name)
 		if !ok {
@@ -587,7 +594,7 @@ func storeHints(stages []Stage) (contains []string, filter func(string) bool, md
 	for _, st := range stages {
 		switch f := st.(type) {
 		case *LineFilter:
-			if f.Op == "|=" && len(f.Values) == 1 && f.Values[0] != "" {
+			if f.Op == "|=" && len(f.Values) == 1 && f.Values[0] != "" && f.IP == nil {
 				contains = append(contains, f.Values[0])
 			} else {
 				rest = append(rest, f)
