@@ -19,11 +19,13 @@ import (
 	"testing"
 	"time"
 
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/nx-watcher/nxwatcher/internal/config/native"
@@ -439,4 +441,51 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// memReceiver is an in-process remote-write receiver: Prometheus's own
+// write handler (protobuf 1.0 and 2.0) over a second TSDB, behind basic
+// auth when a user is set.
+type memReceiver struct {
+	db       *TSDB
+	srv      *httptest.Server
+	requests atomic.Int64
+	refused  atomic.Int64
+	last     atomic.Pointer[http.Header]
+}
+
+func newMemReceiver(t *testing.T, user, password string) *memReceiver {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	deps := Deps{Logger: promslog.NewNopLogger(), Registerer: reg}
+	db, err := OpenTSDB(t.TempDir(), DefaultConfig(), deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &memReceiver{db: db}
+	h := remote.NewWriteHandler(deps.Logger, reg, db.DB, remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType}, false, true)
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if u, p, _ := req.BasicAuth(); user != "" && (u != user || p != password) {
+			r.refused.Add(1)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		r.requests.Add(1)
+		hdr := req.Header.Clone()
+		r.last.Store(&hdr)
+		h.ServeHTTP(w, req)
+	}))
+	t.Cleanup(func() {
+		r.srv.Close()
+		db.Close()
+	})
+	return r
+}
+
+func (r *memReceiver) writeURL() string { return r.srv.URL + "/api/v1/write" }
+
+func (r *memReceiver) samples(t *testing.T) seriesSamples {
+	t.Helper()
+	n := &node{db: r.db}
+	return n.local(t, jobT)
 }

@@ -12,6 +12,19 @@ import (
 // remoteWriteYAML scrapes target every 100ms and writes to each URL with
 // fast retries. The write_relabel_configs drop one series and add a label.
 func remoteWriteYAML(target string, urls ...string) string {
+	eps := make([]endpoint, len(urls))
+	for i, u := range urls {
+		eps[i] = endpoint{url: u}
+	}
+	return remoteWriteYAMLWith(target, eps...)
+}
+
+// endpoint is one remote_write entry; extra is YAML added to it.
+type endpoint struct {
+	url, extra string
+}
+
+func remoteWriteYAMLWith(target string, eps ...endpoint) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global:
   scrape_interval: 100ms
@@ -21,7 +34,7 @@ scrape_configs:
   static_configs: [{targets: [%q]}]
 remote_write:
 `, target)
-	for i, u := range urls {
+	for i, ep := range eps {
 		fmt.Fprintf(&b, `- url: %s
   name: rw%d
   queue_config: {min_backoff: 50ms, max_backoff: 500ms, batch_send_deadline: 100ms}
@@ -32,7 +45,10 @@ remote_write:
     action: drop
   - target_label: via
     replacement: nxwatcher
-`, u, i)
+`, ep.url, i)
+		if ep.extra != "" {
+			b.WriteString("  " + strings.ReplaceAll(strings.TrimSpace(ep.extra), "\n", "\n  ") + "\n")
+		}
 	}
 	return b.String()
 }
@@ -118,5 +134,84 @@ func testRemoteWriteSurvivesOutage(t *testing.T, r *receiver) {
 	waitDelivered(t, n, r)
 	if v := n.metric(t, "prometheus_remote_storage_samples_failed_total", rw); v != 0 {
 		t.Errorf("prometheus_remote_storage_samples_failed_total = %g, want 0", v)
+	}
+}
+
+// TestRemoteWriteProtobuf2AuthAndHeaders sends protobuf 2.0 with basic
+// auth and a custom header to Prometheus's own receiver; every sample
+// arrives and no request goes without credentials.
+func TestRemoteWriteProtobuf2AuthAndHeaders(t *testing.T) {
+	target, _ := scrapeTarget(t)
+	r := newMemReceiver(t, "forwarder", "s3cret")
+	n := startNode(t, remoteWriteYAMLWith(target, endpoint{url: r.writeURL(), extra: `
+protobuf_message: io.prometheus.write.v2.Request
+basic_auth: {username: forwarder, password: s3cret}
+headers: {X-Scope-OrgID: team-a}`}))
+	waitFor(t, 30*time.Second, "some requests", func() (bool, string) {
+		return r.requests.Load() >= 5, fmt.Sprintf("%d requests", r.requests.Load())
+	})
+	n.stop()
+	want := n.scraped(t)
+	waitFor(t, 30*time.Second, "every sample", func() (bool, string) {
+		missing := want.missingFrom(r.samples(t), 5)
+		return len(missing) == 0, fmt.Sprint(missing)
+	})
+	if got := r.refused.Load(); got != 0 {
+		t.Errorf("%d requests without the right credentials", got)
+	}
+	h := *r.last.Load()
+	if got := h.Get("X-Scope-OrgID"); got != "team-a" {
+		t.Errorf("X-Scope-OrgID = %q", got)
+	}
+	if got := h.Get("Content-Type"); !strings.Contains(got, "io.prometheus.write.v2.Request") {
+		t.Errorf("Content-Type = %q, want protobuf 2.0", got)
+	}
+	if got := h.Get("X-Prometheus-Remote-Write-Version"); !strings.HasPrefix(got, "2.") {
+		t.Errorf("X-Prometheus-Remote-Write-Version = %q", got)
+	}
+}
+
+// TestReloadAddsAndRemovesQueuesWithoutLosingSamples: a reload that adds a
+// queue keeps the unchanged one running, so its receiver still gets every
+// sample; the new queue starts delivering; removing a queue stops it.
+func TestReloadAddsAndRemovesQueuesWithoutLosingSamples(t *testing.T) {
+	target, scrapes := scrapeTarget(t)
+	a, b := newMemReceiver(t, "", ""), newMemReceiver(t, "", "")
+	n := startNode(t, remoteWriteYAML(target, a.writeURL()))
+	waitFor(t, 30*time.Second, "first send to a", func() (bool, string) {
+		return a.requests.Load() > 0, "no request"
+	})
+	apply := func(yaml string) {
+		t.Helper()
+		cfg := resolveConfig(t, yaml)
+		if err := n.db.ApplyConfig(TSDBConfig(cfg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.scraper.ApplyConfig(cfg.Parsed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(remoteWriteYAML(target, a.writeURL(), b.writeURL()))
+	at := scrapes.Load()
+	waitFor(t, 30*time.Second, "scrapes and sends to b after the reload", func() (bool, string) {
+		return scrapes.Load() >= at+10 && b.requests.Load() > 0, fmt.Sprintf("%d scrapes, %d requests to b", scrapes.Load()-at, b.requests.Load())
+	})
+	n.stop()
+	want := n.scraped(t)
+	waitFor(t, 30*time.Second, "every sample at a across the reload", func() (bool, string) {
+		missing := want.missingFrom(a.samples(t), 5)
+		return len(missing) == 0, fmt.Sprint(missing)
+	})
+	gotB := b.samples(t)
+	if gotB.count() == 0 {
+		t.Fatal("the added queue sent nothing")
+	}
+	if extra := gotB.missingFrom(want, 5); len(extra) > 0 {
+		t.Errorf("b holds samples never scraped: %v", extra)
+	}
+
+	apply(remoteWriteYAML(target, b.writeURL())) // removes a's queue (rw0) and renames b's to rw0
+	if v := n.metric(t, "prometheus_remote_storage_samples_total", map[string]string{"url": a.writeURL()}); v != 0 {
+		t.Errorf("removed queue still reports %g samples", v)
 	}
 }
