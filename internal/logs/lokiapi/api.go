@@ -1,6 +1,10 @@
 // Package lokiapi serves Loki's HTTP API over logstore and logql: push
 // (protobuf+snappy, JSON, gzip), OTLP logs, queries, labels, series, index
-// stats and volume, and tail over WebSocket.
+// stats and volume, what Grafana's Logs Drilldown asks (detected labels,
+// fields and field values, patterns), and tail over WebSocket. Pushes get
+// Loki 3's discovered labels (service_name, detected_level); log queries
+// sent with X-Loki-Response-Encoding-Flags: categorize-labels answer in
+// Loki's categorised encoding.
 //
 // The package registers no routes itself. Routes returns the table the
 // server mounts; paths use net/http patterns ({name} is a path value):
@@ -16,6 +20,10 @@
 //	GET, POST /loki/api/v1/index/volume         IndexVolume
 //	GET, POST /loki/api/v1/index/volume_range   IndexVolumeRange
 //	GET, POST /loki/api/v1/format_query         FormatQuery
+//	GET, POST /loki/api/v1/detected_labels      DetectedLabels
+//	GET, POST /loki/api/v1/detected_fields      DetectedFields
+//	GET, POST /loki/api/v1/detected_field/{name}/values  DetectedFieldValues
+//	GET, POST /loki/api/v1/patterns             Patterns
 //	GET       /loki/api/v1/status/buildinfo     BuildInfo
 //	GET       /loki/api/v1/tail                 Tail (WebSocket)
 //	GET       /ready                            ReadyHandler
@@ -179,6 +187,10 @@ func (a *API) Routes() []Route {
 	both("/loki/api/v1/index/volume", a.IndexVolume)
 	both("/loki/api/v1/index/volume_range", a.IndexVolumeRange)
 	both("/loki/api/v1/format_query", a.FormatQuery)
+	both("/loki/api/v1/detected_labels", a.DetectedLabels)
+	both("/loki/api/v1/detected_fields", a.DetectedFields)
+	both("/loki/api/v1/detected_field/{name}/values", a.DetectedFieldValues)
+	both("/loki/api/v1/patterns", a.Patterns)
 	rs = append(rs, Route{http.MethodGet, "/loki/api/v1/status/buildinfo", a.BuildInfo})
 	rs = append(rs, Route{http.MethodGet, "/loki/api/v1/tail", a.Tail})
 	rs = append(rs, Route{http.MethodGet, "/ready", a.ReadyHandler})
