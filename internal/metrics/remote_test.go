@@ -2,11 +2,13 @@ package metrics
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // remoteWriteYAML scrapes target every 100ms and writes to each URL with
@@ -213,5 +215,75 @@ func TestReloadAddsAndRemovesQueuesWithoutLosingSamples(t *testing.T) {
 	apply(remoteWriteYAML(target, b.writeURL())) // removes a's queue (rw0) and renames b's to rw0
 	if v := n.metric(t, "prometheus_remote_storage_samples_total", map[string]string{"url": a.writeURL()}); v != 0 {
 		t.Errorf("removed queue still reports %g samples", v)
+	}
+}
+
+// TestRemoteReadFromPrometheus fills Debian's Prometheus by remote write,
+// then reads it back through a second node's queriers (what PromQL uses):
+// read_recent, required_matchers and the local-first cut-off as upstream.
+func TestRemoteReadFromPrometheus(t *testing.T) {
+	r := newPrometheusReceiver(t)
+	target, _ := scrapeTarget(t)
+	writer := startNode(t, remoteWriteYAML(target, r.writeURL()))
+	waitFor(t, 30*time.Second, "some samples sent", func() (bool, string) {
+		v := writer.metric(t, "prometheus_remote_storage_samples_total", nil)
+		return v >= 20, fmt.Sprintf("%g samples", v)
+	})
+	waitDelivered(t, writer, r)
+	want := writer.scraped(t)
+	var first, last int64 = math.MaxInt64, math.MinInt64
+	for _, ss := range want {
+		first, last = min(first, ss[0].T), max(last, ss[len(ss)-1].T)
+	}
+	// The reader holds one sample of its own, an hour before the remote data.
+	reader := startNode(t, "")
+	app := reader.db.Appender(t.Context())
+	if _, err := app.Append(0, labels.FromStrings("__name__", "local_only"), first-time.Hour.Milliseconds(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	read := func(yaml string) seriesSamples {
+		t.Helper()
+		cfg := resolveConfig(t, yaml)
+		if err := reader.db.ApplyConfig(TSDBConfig(cfg)); err != nil {
+			t.Fatal(err)
+		}
+		q, err := reader.db.Querier(first, last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		out := seriesSamples{}
+		ss := q.Select(t.Context(), true, nil, jobT)
+		for ss.Next() {
+			it := ss.At().Iterator(nil)
+			for it.Next() == chunkenc.ValFloat {
+				ts, v := it.At()
+				out[ss.At().Labels().String()] = append(out[ss.At().Labels().String()], sample{ts, v})
+			}
+		}
+		if err := ss.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if ws := ss.Warnings(); len(ws) > 0 {
+			t.Fatalf("warnings: %v", ws.AsErrors())
+		}
+		return out
+	}
+	readURL := r.base + "/api/v1/read"
+	got := read(fmt.Sprintf("remote_read: [{url: %s, read_recent: true}]", readURL))
+	if missing := want.missingFrom(got, 5); len(missing) > 0 {
+		t.Errorf("read_recent: samples not read back: %v", missing)
+	}
+	if got := read(fmt.Sprintf("remote_read: [{url: %s, read_recent: false}]", readURL)); got.count() != 0 {
+		t.Errorf("read_recent false: the window is after local data starts, yet %d samples were read remotely", got.count())
+	}
+	if got := read(fmt.Sprintf("remote_read: [{url: %s, read_recent: true, required_matchers: {job: other}}]", readURL)); got.count() != 0 {
+		t.Errorf("required_matchers job=other: %d samples read", got.count())
+	}
+	if got := read(""); got.count() != 0 {
+		t.Errorf("without remote_read: %d samples", got.count())
 	}
 }
