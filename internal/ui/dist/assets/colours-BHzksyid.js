@@ -1,0 +1,1 @@
+var e=[`#7eb26d`,`#eab839`,`#6ed0e0`,`#ef843c`,`#e24d42`,`#1f78c1`,`#ba43a9`,`#705da0`,`#508642`,`#cca300`,`#447ebc`,`#c15c17`,`#890f02`,`#0a437c`,`#6d1f62`,`#584477`];function t(e){let t=2166136261;for(let n=0;n<e.length;n++)t^=e.charCodeAt(n),t=Math.imul(t,16777619);return t>>>0}function n(n){return e[t(n)%e.length]}function r(t){return e[t%e.length]}export{n,r as t};

@@ -1,0 +1,156 @@
+// A time-series chart on uPlot: lines or stacked areas, a legend whose
+// entries toggle their series and show the value under the cursor, and
+// exemplars drawn as diamonds that open their trace on click.
+import { useEffect, useMemo, useRef } from 'react';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { colourAt } from '../lib/colours';
+import { formatShort } from '../lib/format';
+
+export interface GraphSeries {
+  name: string;
+  points: [number, number][]; // [epoch ms, value]
+}
+
+export interface GraphExemplar {
+  ts: number; // epoch ms
+  value: number;
+  traceId?: string;
+  labels: Record<string, string>;
+}
+
+interface Props {
+  series: GraphSeries[];
+  stacked?: boolean;
+  exemplars?: GraphExemplar[];
+  onExemplarClick?: (e: GraphExemplar) => void;
+  height?: number;
+  formatValue?: (v: number) => string;
+}
+
+/** Aligns series on the union of their timestamps (seconds), as uPlot wants, with nulls for gaps. */
+export function alignSeries(series: GraphSeries[]): [number[], (number | null)[][]] {
+  const ts = new Set<number>();
+  for (const s of series) for (const [t] of s.points) ts.add(t);
+  const xs = [...ts].sort((a, b) => a - b);
+  const idx = new Map(xs.map((t, i) => [t, i]));
+  const ys = series.map((s) => {
+    const col: (number | null)[] = new Array(xs.length).fill(null);
+    for (const [t, v] of s.points) col[idx.get(t)!] = Number.isFinite(v) ? v : null;
+    return col;
+  });
+  return [xs.map((t) => t / 1000), ys];
+}
+
+/** Cumulative sums for stacking (a null counts as 0 below, stays null itself). */
+export function stack(ys: (number | null)[][]): (number | null)[][] {
+  const out: (number | null)[][] = [];
+  let acc: number[] | null = null;
+  for (const col of ys) {
+    const a: number[] = acc ?? new Array(col.length).fill(0);
+    const next = col.map((v, i) => (v === null ? null : a[i] + v));
+    out.push(next);
+    acc = col.map((v, i) => a[i] + (v ?? 0));
+  }
+  return out;
+}
+
+export default function Graph({ series, stacked, exemplars, onExemplarClick, height = 300, formatValue = formatShort }: Props) {
+  const host = useRef<HTMLDivElement>(null);
+  const [xs, raw] = useMemo(() => alignSeries(series), [series]);
+  const exRef = useRef({ exemplars, onExemplarClick });
+  exRef.current = { exemplars, onExemplarClick };
+
+  useEffect(() => {
+    const el = host.current;
+    if (!el) return;
+    const ys = stacked ? stack(raw) : raw;
+    const opts: uPlot.Options = {
+      width: el.clientWidth || 800,
+      height,
+      cursor: { drag: { x: true, y: false } },
+      legend: { live: true },
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: 'var(--fg-muted)', grid: { stroke: 'var(--grid)' }, ticks: { stroke: 'var(--grid)' } },
+        {
+          stroke: 'var(--fg-muted)',
+          grid: { stroke: 'var(--grid)' },
+          ticks: { stroke: 'var(--grid)' },
+          values: (_u, vals) => vals.map((v) => formatValue(v)),
+          size: 60,
+        },
+      ],
+      series: [
+        {},
+        ...series.map((s, i) => ({
+          label: s.name,
+          stroke: colourAt(i),
+          width: 1.5,
+          fill: stacked ? colourAt(i) + '55' : undefined,
+          spanGaps: false,
+          points: { show: false },
+          value: (_u: uPlot, _v: number | null, si: number, di: number | null) => {
+            const r = di === null ? null : raw[si - 1]?.[di];
+            return r === null || r === undefined ? '—' : formatValue(r);
+          },
+        })),
+      ],
+      hooks: {
+        draw: [
+          (u) => {
+            const ex = exRef.current.exemplars;
+            if (!ex?.length) return;
+            const ctx = u.ctx;
+            ctx.save();
+            ctx.fillStyle = '#b42ee0';
+            for (const e of ex) {
+              const x = u.valToPos(e.ts / 1000, 'x', true);
+              const y = u.valToPos(e.value, 'y', true);
+              if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
+              const r = 5 * devicePixelRatio;
+              ctx.beginPath();
+              ctx.moveTo(x, y - r);
+              ctx.lineTo(x + r, y);
+              ctx.lineTo(x, y + r);
+              ctx.lineTo(x - r, y);
+              ctx.closePath();
+              ctx.fill();
+            }
+            ctx.restore();
+          },
+        ],
+      },
+    };
+    const u = new uPlot(opts, [xs, ...ys] as uPlot.AlignedData, el);
+    const onClick = (ev: MouseEvent) => {
+      const { exemplars: ex, onExemplarClick: cb } = exRef.current;
+      if (!ex?.length || !cb) return;
+      const rect = u.over.getBoundingClientRect();
+      const px = ev.clientX - rect.left;
+      const py = ev.clientY - rect.top;
+      let best: GraphExemplar | undefined;
+      let bestD = 64;
+      for (const e of ex) {
+        const dx = u.valToPos(e.ts / 1000, 'x') - px;
+        const dy = u.valToPos(e.value, 'y') - py;
+        const d = dx * dx + dy * dy;
+        if (d < bestD) {
+          bestD = d;
+          best = e;
+        }
+      }
+      if (best) cb(best);
+    };
+    u.over.addEventListener('click', onClick);
+    const ro = new ResizeObserver(() => u.setSize({ width: el.clientWidth, height }));
+    ro.observe(el);
+    return () => {
+      ro.disconnect();
+      u.over.removeEventListener('click', onClick);
+      u.destroy();
+    };
+  }, [xs, raw, series, stacked, height, formatValue]);
+
+  return <div className="graph" ref={host} data-testid="graph" data-series={series.length} />;
+}

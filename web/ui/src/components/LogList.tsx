@@ -1,0 +1,131 @@
+// Virtualised log lines: only the rows on screen are in the DOM, so 100k
+// lines scroll as fast as 100. A row expands to its labels, structured
+// metadata and parsed fields; a trace ID anywhere links to the trace.
+import { memo, useRef, useState } from 'react';
+import { useVirtualizer } from '@tanstack/react-virtual';
+import type { LogEntry } from '../api/loki';
+import { LEVEL_COLOURS, detectLevel, type Level } from '../lib/level';
+import { findTraceId, traceHref } from '../lib/links';
+import { formatDateTimeMs } from '../lib/time';
+
+export interface Row {
+  key: string;
+  entry: LogEntry;
+  level: Level;
+  traceId?: string;
+  tsMs: number;
+}
+
+export function toRows(entries: LogEntry[]): Row[] {
+  return entries.map((e, i) => {
+    const all = { ...e.stream, ...e.metadata, ...e.parsed };
+    return {
+      key: `${e.ts}:${i}`,
+      entry: e,
+      level: detectLevel(e.line, all),
+      traceId: findTraceId(e.line, all),
+      tsMs: Number(BigInt(e.ts) / 1_000_000n),
+    };
+  });
+}
+
+function Fields({ title, m }: { title: string; m: Record<string, string> }) {
+  const keys = Object.keys(m).sort();
+  if (!keys.length) return null;
+  return (
+    <div>
+      <div className="muted small">{title}</div>
+      <div className="labels">
+        {keys.map((k) => (
+          <span className="label-chip" key={k}>
+            {k}={m[k]}
+          </span>
+        ))}
+      </div>
+    </div>
+  );
+}
+
+const LogRow = memo(function LogRow({ row, open, toggle }: { row: Row; open: boolean; toggle: () => void }) {
+  return (
+    <div data-testid="log-line" data-level={row.level}>
+      <div
+        className="log-row"
+        style={{ borderLeftColor: LEVEL_COLOURS[row.level] }}
+        onClick={toggle}
+        role="button"
+        tabIndex={0}
+        aria-expanded={open}
+        onKeyDown={(e) => (e.key === 'Enter' || e.key === ' ') && toggle()}
+      >
+        <span className="ts">{formatDateTimeMs(row.tsMs)}</span>
+        <span className="lvl" style={{ color: LEVEL_COLOURS[row.level] }}>
+          {row.level === 'unknown' ? '' : row.level}
+        </span>
+        {row.traceId && (
+          <a href={traceHref(row.traceId)} onClick={(e) => e.stopPropagation()} data-testid="log-trace-link" title={`Trace ${row.traceId}`}>
+            trace
+          </a>
+        )}
+        <span className="line">{row.entry.line}</span>
+      </div>
+      {open && (
+        <div className="log-details">
+          <pre style={{ whiteSpace: 'pre-wrap', margin: '0 0 6px' }}>{row.entry.line}</pre>
+          <Fields title="Stream labels" m={row.entry.stream} />
+          <Fields title="Structured metadata" m={row.entry.metadata} />
+          <Fields title="Parsed fields" m={row.entry.parsed} />
+          {row.traceId && (
+            <div>
+              <a href={traceHref(row.traceId)}>Open trace {row.traceId}</a>
+            </div>
+          )}
+        </div>
+      )}
+    </div>
+  );
+});
+
+export default function LogList({ rows, onLoadOlder, canLoadOlder }: { rows: Row[]; onLoadOlder?: () => void; canLoadOlder?: boolean }) {
+  const parent = useRef<HTMLDivElement>(null);
+  const [open, setOpen] = useState<Set<string>>(new Set());
+  const v = useVirtualizer({
+    count: rows.length,
+    getScrollElement: () => parent.current,
+    estimateSize: () => 20,
+    overscan: 20,
+    getItemKey: (i) => rows[i].key,
+  });
+  return (
+    <div className="logs" ref={parent} data-testid="log-list" data-count={rows.length}>
+      <div style={{ height: v.getTotalSize(), position: 'relative', width: '100%' }}>
+        {v.getVirtualItems().map((it) => {
+          const row = rows[it.index];
+          return (
+            <div key={it.key} data-index={it.index} ref={v.measureElement} style={{ position: 'absolute', top: 0, left: 0, width: '100%', transform: `translateY(${it.start}px)` }}>
+              <LogRow
+                row={row}
+                open={open.has(row.key)}
+                toggle={() =>
+                  setOpen((s) => {
+                    const n = new Set(s);
+                    if (n.has(row.key)) n.delete(row.key);
+                    else n.add(row.key);
+                    return n;
+                  })
+                }
+              />
+            </div>
+          );
+        })}
+      </div>
+      {canLoadOlder && onLoadOlder && (
+        <div style={{ padding: 8 }}>
+          <button className="btn" onClick={onLoadOlder} data-testid="load-older">
+            Load older
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}
