@@ -27,3 +27,11 @@ func categorize(ls *labelSet, md labels.Labels) (labels.Labels, EntryLabels) {
 	pb.Sort()
 	return sb.Labels(), EntryLabels{StructuredMetadata: mb.Labels(), Parsed: pb.Labels()}
 }
+
+// metadataBytes is the size of structured metadata as Loki counts it in
+// query stats: names and values.
+func metadataBytes(md labels.Labels) int64 {
+	n := 0
+	md.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) })
+	return int64(n)
+}

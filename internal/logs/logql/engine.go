@@ -106,6 +106,7 @@ type Stats struct {
 	Chunks         int
 	Lines          int64 // lines read from the store (after pushed-down filters)
 	Bytes          int64
+	MetadataBytes  int64 // structured metadata (names and values) of the lines read
 	PostFilter     int64 // lines that passed the whole pipeline
 	Returned       int64
 	ExecTime       time.Duration
@@ -276,6 +277,7 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 			ent := it.At()
 			st.Lines++
 			st.Bytes += int64(len(ent.Line))
+			st.MetadataBytes += metadataBytes(ent.Metadata)
 			w.ls.reset(s.Labels, ent.Metadata)
 			w.pc.ts = ent.Timestamp
 			line, ok := process(stages, &w.pc, ent.Line, &w.ls)
@@ -558,6 +560,7 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 			ent := it.At()
 			st.Lines++
 			st.Bytes += int64(len(ent.Line))
+			st.MetadataBytes += metadataBytes(ent.Metadata)
 			ls.reset(s.Labels, ent.Metadata)
 			w.pc.ts = ent.Timestamp
 			line, ok := process(stages, &w.pc, ent.Line, ls)
@@ -1251,6 +1254,7 @@ func (s *Stats) add(o Stats) {
 	s.Chunks += o.Chunks
 	s.Lines += o.Lines
 	s.Bytes += o.Bytes
+	s.MetadataBytes += o.MetadataBytes
 	s.PostFilter += o.PostFilter
 }
 

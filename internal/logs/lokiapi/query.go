@@ -468,7 +468,7 @@ func statsJSON(s logql.Stats) map[string]any {
 	chunk := map[string]any{
 		"headChunkBytes": 0, "headChunkLines": 0, "decompressedBytes": s.Bytes, "decompressedLines": s.Lines,
 		"compressedBytes": 0, "totalDuplicates": 0, "postFilterLines": s.PostFilter,
-		"headChunkStructuredMetadataBytes": 0, "decompressedStructuredMetadataBytes": 0,
+		"headChunkStructuredMetadataBytes": 0, "decompressedStructuredMetadataBytes": s.MetadataBytes,
 	}
 	store := map[string]any{
 		"totalChunksRef": s.Chunks, "totalChunksDownloaded": s.Chunks, "chunksDownloadTime": 0,
@@ -485,7 +485,7 @@ func statsJSON(s logql.Stats) map[string]any {
 			"bytesProcessedPerSecond": perSec(s.Bytes), "linesProcessedPerSecond": perSec(s.Lines),
 			"totalBytesProcessed": s.Bytes, "totalLinesProcessed": s.Lines, "execTime": secs, "queueTime": 0,
 			"subqueries": 0, "totalEntriesReturned": s.Returned, "splits": 0, "shards": 0,
-			"totalPostFilterLines": s.PostFilter, "totalStructuredMetadataBytesProcessed": 0,
+			"totalPostFilterLines": s.PostFilter, "totalStructuredMetadataBytesProcessed": s.MetadataBytes,
 		},
 		"querier": map[string]any{"store": store},
 		"ingester": map[string]any{
