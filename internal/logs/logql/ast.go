@@ -4,8 +4,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"text/template"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -142,21 +140,19 @@ type LabelFilterStage struct{ F LabelFilter }
 // LineFormatStage rewrites the line with a template.
 type LineFormatStage struct {
 	Template string
-	tpl      *template.Template
-	mu       sync.Mutex // the template's per-line functions are rebound on each use
+	tpl      *compiledTemplate
 }
 
 // LabelFormatStage renames or templates labels.
 type LabelFormatStage struct {
 	Items []LabelFmt
-	mu    sync.Mutex // as LineFormatStage
 }
 
 // LabelFmt is dst=src (rename) or dst="template".
 type LabelFmt struct {
 	Dst, Src string
 	IsTpl    bool
-	tpl      *template.Template
+	tpl      *compiledTemplate
 }
 
 // KeepStage and DropStage keep or remove labels, optionally by value.
