@@ -212,7 +212,9 @@ func (a *API) metricsQuery(name string, w http.ResponseWriter, r *http.Request, 
 			MaxTraces:     a.cfg.MaxInspectedTraces,
 			MaxBytes:      int64(a.cfg.MaxInspectedBytes),
 			MaxTraceBytes: int64(a.cfg.MaxTraceBytes),
-		}}
+		},
+		Project: projectionFor(p.query),
+	}
 	var evalErr error
 	st, err := a.store.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
 		if evalErr = ev.Observe(traceql.NewTrace(td)); evalErr != nil {
@@ -280,4 +282,37 @@ func labelAttributes(kvs []traceql.KeyValue) []attribute {
 		out = append(out, labelAttribute(kv))
 	}
 	return out
+}
+
+// projectionFor keeps of each trace only the attributes, events and links
+// q reads, so the store decodes a fraction of each trace.
+func projectionFor(q *traceql.Query) *tracestore.Projection {
+	p := &tracestore.Projection{SpanAttrs: map[string]bool{}, ResourceAttrs: map[string]bool{}, ScopeAttrs: map[string]bool{}}
+	for _, a := range q.Attributes() {
+		switch a.Scope {
+		case traceql.ScopeSpan:
+			p.SpanAttrs[a.Name] = true
+		case traceql.ScopeResource:
+			p.ResourceAttrs[a.Name] = true
+		case traceql.ScopeNone:
+			p.SpanAttrs[a.Name] = true
+			p.ResourceAttrs[a.Name] = true
+		case traceql.ScopeInstrumentation:
+			p.ScopeAttrs[a.Name] = true
+		case traceql.ScopeEvent:
+			p.Events = true
+		case traceql.ScopeLink:
+			p.Links = true
+		case traceql.ScopeIntrinsic:
+			switch a.Name {
+			case traceql.IntrinsicEventName, traceql.IntrinsicEventTime:
+				p.Events = true
+			case traceql.IntrinsicLinkSpanID, traceql.IntrinsicLinkTraceID:
+				p.Links = true
+			}
+		default: // a scope this list does not know: keep everything
+			return nil
+		}
+	}
+	return p
 }

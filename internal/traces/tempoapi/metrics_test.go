@@ -1,6 +1,7 @@
 package tempoapi
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -8,7 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/testclock"
+	"github.com/nx-watcher/nxwatcher/internal/traces/traceql"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 )
 
 // TestMetricsBadRequests: every refused metrics request answers 400 with a
@@ -73,6 +82,63 @@ func TestMetricsConfigValidate(t *testing.T) {
 	for _, k := range []string{"metrics_max_duration", "metrics_max_series", "metrics_max_exemplars"} {
 		if err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("Validate: %v, want a complaint about %s", err, k)
+		}
+	}
+}
+
+// TestMetricsProjectionSameAnswer: projecting traces before decoding them
+// (projectionFor) changes no metrics answer, on generated traces with
+// events, links and many attributes.
+func TestMetricsProjectionSameAnswer(t *testing.T) {
+	base := testclock.Base()
+	db, err := tracestore.Open(t.TempDir(), tracestore.DefaultOptions(), tracestore.Deps{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	g := storetest.NewGen(3, base.UnixNano())
+	td := ptrace.NewTraces()
+	for i := 0; i < 300; i++ {
+		g.AppendTrace(td, g.TraceID(), 3+i%6, pcommon.SpanID{})
+	}
+	if err := db.ConsumeTraces(t.Context(), td); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{
+		`{} | rate() by (resource.service.name)`,
+		`{ span.http.status_code = 500 } | count_over_time() by (span.http.method, resource.k8s.namespace.name)`,
+		`{ event:name = "exception" } | count_over_time()`,
+		`{ event.exception.type = "io.EOF" } | max_over_time(duration) by (.http.method)`,
+		`{ link.link.kind = "follows" } | count_over_time() by (instrumentation:name)`,
+		`{ trace:rootService = "frontend" } >> { kind = client } | quantile_over_time(duration, .5, .99) by (name)`,
+		`{} | histogram_over_time(span.queue.ratio)`,
+	} {
+		q, err := traceql.Parse(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(p *tracestore.Projection) []traceql.MetricsSeries {
+			ev, err := q.NewMetricsEvaluator(traceql.MetricsRequest{Start: base.UnixNano(), End: base.Add(time.Second).UnixNano(), Step: int64(100 * time.Millisecond)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = db.Search(t.Context(), tracestore.SearchRequest{Project: p}, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
+				return true, ev.Observe(traceql.NewTrace(td))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ev.Series()
+		}
+		whole, projected := run(nil), run(projectionFor(q))
+		if len(whole) == 0 {
+			t.Errorf("%s: no series: the test proves nothing", text)
+		}
+		if fmt.Sprint(whole) != fmt.Sprint(projected) {
+			t.Errorf("%s:\nwhole:     %v\nprojected: %v", text, whole, projected)
 		}
 	}
 }

@@ -153,6 +153,10 @@ type SearchRequest struct {
 	Conds []Cond
 	// Limits bound the work; zero fields mean no bound.
 	Limits SearchLimits
+	// Project, when set, drops from each trace what the callback does not
+	// read before decoding it (see Projection); the trace handed to fn
+	// then holds only that, and must not be kept after fn returns.
+	Project *Projection
 }
 
 // SearchLimits bound one search, so one broad query cannot take the process
@@ -215,6 +219,10 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 	}
 	seen := map[TraceID]struct{}{}
 	var u ptrace.ProtoUnmarshaler
+	var pj *projector
+	if req.Project != nil {
+		pj = &projector{p: req.Project}
+	}
 	lim := req.Limits
 	// emit decodes one trace and hands it to fn, within the limits: it
 	// returns false (stop) when a limit is reached before decoding.
@@ -236,6 +244,12 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 		st.InspectedTraces++
 		st.InspectedBytes += int64(len(data))
 		db.m.searchTraces.Inc()
+		if pj != nil {
+			var err error
+			if data, err = pj.apply(data); err != nil {
+				return false, fmt.Errorf("decode trace %x: %w", id[:], err)
+			}
+		}
 		td, err := u.UnmarshalTraces(data)
 		if err != nil {
 			return false, fmt.Errorf("decode trace %x: %w", id[:], err)
