@@ -72,21 +72,29 @@ func (l *loginLimiter) succeed(ip, user string) {
 	l.mu.Unlock()
 }
 
-// purgeLocked drops ended windows and, if the map is still full, the oldest
-// half: memory stays bounded whatever a client sends.
+// purgeLocked drops ended windows and, if the map is still over half full,
+// the oldest windows and then arbitrary ones down to half: memory stays
+// bounded whatever a client sends, and the O(n) sweep runs at most once
+// every maxLimiterKeys/2 new keys.
 func (l *loginLimiter) purgeLocked(now time.Time) {
 	for k, f := range l.m {
 		if now.Sub(f.first) >= loginWindow {
 			delete(l.m, k)
 		}
 	}
-	if len(l.m) < maxLimiterKeys {
+	if len(l.m) <= maxLimiterKeys/2 {
 		return
 	}
 	cut := now.Add(-loginWindow / 2)
 	for k, f := range l.m {
-		if f.first.Before(cut) || len(l.m) >= maxLimiterKeys {
+		if f.first.Before(cut) {
 			delete(l.m, k)
 		}
+	}
+	for k := range l.m {
+		if len(l.m) <= maxLimiterKeys/2 {
+			break
+		}
+		delete(l.m, k)
 	}
 }
