@@ -18,6 +18,9 @@ func FuzzEval(f *testing.F) {
 	}
 	f.Add(`{app="api"} | json | line_format "{{substr 5 1 .msg}}{{index . \"x\"}}"`)
 	f.Add(`sum by (level) (rate({app="api"} | logfmt | unwrap duration(latency) [5s])) / 0`)
+	f.Add(`{app="api"} | logfmt | line_format "{{ div 1 0 }}{{ round .size 2 }}{{ unixToTime .latency }}{{ alignRight -1 .msg }}{{ fromJson __line__ }}"`)
+	f.Add(`{app="api"} |= ip("10.0.0.0/8") | json | latency = ip("::1-::9")`)
+	f.Add(`label_replace(count_over_time({app="api"}[5s]), "x", "$1$9", "app", "(a)?(.*)") * on (app) group_right (trace_id) sum by (app) (count_over_time({app="api"} | json [5s]))`)
 	db, err := logstore.Open(f.TempDir(), logstore.Options{ChunkTargetSize: 256}, logstore.Deps{})
 	if err != nil {
 		f.Fatal(err)
