@@ -11,7 +11,8 @@ const SI: [number, string][] = [
 function trim(n: number, digits: number): string {
   // toPrecision without a trailing ".0" or exponent for ordinary numbers.
   const s = n.toPrecision(digits);
-  return s.includes('e') ? String(Number(s)) : s.replace(/\.?0+$/, '') || '0';
+  if (s.includes('e')) return String(Number(s));
+  return s.includes('.') ? s.replace(/\.?0+$/, '') : s;
 }
 
 /** Short SI form: 1234 → "1.23k", 0.00012 → "120µ", NaN → "NaN". */
