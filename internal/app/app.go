@@ -36,6 +36,7 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tempoapi"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
+	"github.com/nx-watcher/nxwatcher/internal/ui"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 )
 
@@ -96,6 +97,8 @@ type App struct {
 	otlp         *otlp.Receiver
 	otlpGRPC     net.Listener
 	otlpHTTP     net.Listener
+	ui           *ui.UI
+	uiServer     *server.Server
 
 	// firstApplied closes when the first config is in force; loops that
 	// must not start before it (the ruler) wait for it.
@@ -188,6 +191,9 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	if err := a.openOTLP(cfg, reg); err != nil {
 		return nil, err
 	}
+	if err := a.openUI(cfg, reg); err != nil {
+		return nil, err
+	}
 
 	gatherer := prometheus.Gatherers{reg, prometheus.DefaultGatherer}
 	instr := server.NewInstrumentation(reg)
@@ -228,7 +234,15 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 			h.OTLP = append(h.OTLP, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
 		}
 	}
-	a.server.Serve(server.WithPrefix(a.routePrefix, server.Routes(h, instr)))
+	for _, r := range a.ui.Routes() {
+		h.UI = append(h.UI, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
+	}
+	routes := server.WithPrefix(a.routePrefix, server.Routes(h, instr))
+	a.server.Serve(routes)
+	if a.uiServer != nil {
+		// The UI's own port: the same routes, every request behind a session.
+		a.uiServer.Serve(a.ui.Protect(routes))
+	}
 	a.logger.Info("Web routes", "external_url", a.externalURL.String(), "route_prefix", a.routePrefix)
 	if a.amServer != nil {
 		a.amServer.Serve(server.AlertmanagerRoutes(h, instr))

@@ -28,6 +28,7 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/server"
 	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
+	"github.com/nx-watcher/nxwatcher/internal/ui"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 	"github.com/nx-watcher/nxwatcher/internal/weburl"
 )
@@ -210,6 +211,48 @@ func (a *App) addRoleLoops(ctx context.Context, g *run.Group) {
 		add(func(ctx context.Context) error { return a.otlp.RunGRPC(ctx, a.otlpGRPC) })
 		add(func(ctx context.Context) error { return a.otlp.RunHTTP(ctx, a.otlpHTTP) })
 	}
+	if a.uiServer != nil {
+		add(a.uiServer.Run)
+	}
+}
+
+// openUI builds the web UI (login, sessions, the embedded pages) and binds
+// its own listener when ui.listen_address is set.
+func (a *App) openUI(cfg *config.Config, reg prometheus.Registerer) error {
+	u, err := ui.New(cfg.UI, a.opts.StoragePath, ui.Deps{
+		Logger:     a.logger,
+		Registerer: reg,
+		Version:    version.Get().Version,
+		Features: &ui.Features{
+			Metrics:  true,
+			Logs:     true,
+			Traces:   a.traces != nil,
+			Alerting: a.alertmanager != nil,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	a.ui = u
+	a.push(u.Close)
+	if addr := cfg.UI.ListenAddress; addr != "" {
+		if a.uiServer, err = server.Listen(addr, a.logger.With("listener", "ui")); err != nil {
+			return fmt.Errorf("ui listener: %w", err)
+		}
+		a.push(a.uiServer.Close)
+		if err := a.uiServer.UseWebConfig(a.opts.WebConfigFile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UIAddr is the UI's own listener; nil when ui.listen_address is empty.
+func (a *App) UIAddr() net.Addr {
+	if a.uiServer == nil {
+		return nil
+	}
+	return a.uiServer.Addr()
 }
 
 // OTLPAddrs are the bound OTLP listeners (gRPC, HTTP); nil when off.

@@ -25,6 +25,7 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tempoapi"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
+	"github.com/nx-watcher/nxwatcher/internal/ui"
 )
 
 // Config is the whole serve config. Each section belongs to the package that
@@ -36,6 +37,7 @@ type Config struct {
 	Logs     lokiapi.Config  `yaml:"logs"`
 	Traces   Traces          `yaml:"traces"`
 	OTLP     OTLP            `yaml:"otlp"`
+	UI       ui.Config       `yaml:"ui"`
 
 	// File is where the config was read from ("" for the embedded default).
 	File string `yaml:"-"`
@@ -73,6 +75,7 @@ func DefaultConfig() Config {
 			Generator: generator.DefaultConfig(),
 		},
 		OTLP: OTLP{Enabled: true, Config: otlp.DefaultConfig()},
+		UI:   ui.DefaultConfig(),
 	}
 }
 
@@ -130,6 +133,7 @@ func Parse(data []byte, baseDir string, logger *slog.Logger) (*Config, error) {
 // they were written in.
 func (c *Config) resolvePaths(baseDir string) {
 	c.Alerting.BaseDir = baseDir
+	c.UI.ResolvePaths(baseDir)
 	if p := c.Alerting.AlertmanagerConfigFile; p != "" && !filepath.IsAbs(p) {
 		c.Alerting.AlertmanagerConfigFile = filepath.Join(baseDir, p)
 	}
@@ -142,6 +146,7 @@ func (c *Config) Validate() error {
 		prefixed("rules", c.Rules.Validate()),
 		c.Alerting.Validate(),
 		prefixed("logs", c.Logs.Validate()),
+		prefixed("ui", c.UI.Validate()),
 	}
 	if c.Traces.Enabled {
 		errs = append(errs,

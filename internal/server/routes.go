@@ -32,6 +32,10 @@ type Handlers struct {
 	// OTLP is OTLP/HTTP (/v1/traces, /v1/logs, /v1/metrics), also served on
 	// its own port.
 	OTLP []Route
+	// UI is the web UI: its pages at "/" and its /api/ui helpers. A route
+	// without a method matches every method (its handler checks). Without
+	// it "/" shows a plain list of the APIs.
+	UI []Route
 }
 
 // Route is one entry of a role's route table.
@@ -82,8 +86,12 @@ func Routes(h Handlers, in *Instrumentation) http.Handler {
 	for _, r := range h.OTLP {
 		handle(r.Method+" "+r.Path, r.Handler)
 	}
-
-	mux.HandleFunc("GET /{$}", index)
+	for _, r := range h.UI {
+		handle(strings.TrimSpace(r.Method+" "+r.Path), r.Handler)
+	}
+	if len(h.UI) == 0 {
+		mux.HandleFunc("GET /{$}", index)
+	}
 	return mux
 }
 
