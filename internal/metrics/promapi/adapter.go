@@ -22,7 +22,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/agent"
 	"github.com/prometheus/prometheus/util/features"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
@@ -50,8 +52,12 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 
-	Engine  promql.QueryEngine
+	Engine promql.QueryEngine
+	// DB is the server-mode storage; in agent mode (metrics.mode: agent)
+	// set Agent instead and the query endpoints answer as
+	// `prometheus --agent` does ("unavailable with Prometheus Agent").
 	DB      *metrics.TSDB
+	Agent   *metrics.Agent
 	Targets v1.TargetRetriever
 	Pools   v1.ScrapePoolsRetriever
 
@@ -118,11 +124,25 @@ func New(opts Options, deps Deps) http.Handler {
 		}, nil
 	}
 	version := opts.Version
+	var (
+		queryable  storage.SampleAndChunkQueryable
+		appendable storage.AppendableV2
+		exemplars  storage.ExemplarQueryable
+		admin      v1.TSDBAdminStats
+	)
+	isAgent := deps.DB == nil && deps.Agent != nil
+	if isAgent {
+		queryable, appendable, exemplars, admin = deps.Agent, deps.Agent, deps.Agent.DB, agentAdminStats{}
+	} else {
+		// The local TSDB merged with remote_read endpoints; the remote-write
+		// receiver appends as scrapes do.
+		queryable, appendable, exemplars, admin = deps.DB, deps.DB, deps.DB.DB, adminStats{deps.DB}
+	}
 	api := v1.NewAPI(
 		deps.Engine,
-		deps.DB, // local TSDB merged with remote_read endpoints
-		deps.DB, // remote-write receiver appends as scrapes do
-		deps.DB.DB,
+		queryable,
+		appendable,
+		exemplars,
 		func(context.Context) v1.ScrapePoolsRetriever { return deps.Pools },
 		func(context.Context) v1.TargetRetriever { return deps.Targets },
 		amRetriever,
@@ -130,7 +150,7 @@ func New(opts Options, deps Deps) http.Handler {
 		opts.Flags,
 		v1.GlobalURLOptions{ListenAddress: opts.ListenAddress, Host: host, Scheme: scheme},
 		deps.Ready,
-		adminStats{deps.DB},
+		admin,
 		opts.StorageDir,
 		false, // admin API (delete series, snapshot) stays off, as by default upstream
 		false, // search API
@@ -140,7 +160,7 @@ func New(opts Options, deps Deps) http.Handler {
 		remoteReadSampleLimit,
 		remoteReadConcurrencyLimit,
 		remoteReadMaxBytesInFrame,
-		false, // not an agent
+		isAgent,
 		grafanaregexp.MustCompile("^(?:.*)$"),
 		runtimeInfo,
 		&version,
@@ -204,6 +224,22 @@ func (a adminStats) BlockMetas() ([]tsdb.BlockMeta, error) {
 	}
 	return metas, nil
 }
+
+// agentAdminStats answers as Prometheus's agent storage does.
+type agentAdminStats struct{}
+
+func (agentAdminStats) CleanTombstones() error { return agent.ErrUnsupported }
+func (agentAdminStats) Delete(context.Context, int64, int64, ...*labels.Matcher) error {
+	return agent.ErrUnsupported
+}
+func (agentAdminStats) Snapshot(string, bool) error { return agent.ErrUnsupported }
+func (agentAdminStats) Stats(string, int) (*tsdb.Stats, error) {
+	return nil, agent.ErrUnsupported
+}
+func (agentAdminStats) WALReplayStatus() (tsdb.WALReplayStatus, error) {
+	return tsdb.WALReplayStatus{}, agent.ErrUnsupported
+}
+func (agentAdminStats) BlockMetas() ([]tsdb.BlockMeta, error) { return nil, agent.ErrUnsupported }
 
 type noRules struct{}
 
