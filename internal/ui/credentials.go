@@ -39,11 +39,14 @@ type account struct {
 	// cred fingerprints the hash: a session is bound to the credential it
 	// was created with, so changing a password ends that user's sessions.
 	cred string
+	// principal is shared by all the account's requests.
+	principal *principal
 }
 
 func newAccount(name string, role Role, hash []byte) *account {
 	sum := sha256.Sum256(hash)
-	return &account{name: name, role: role, hash: hash, cred: hex.EncodeToString(sum[:8])}
+	return &account{name: name, role: role, hash: hash, cred: hex.EncodeToString(sum[:8]),
+		principal: &principal{user: name, role: role}}
 }
 
 // adminSource says where the admin password came from, for the start-up log.

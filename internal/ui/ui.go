@@ -232,6 +232,8 @@ type principal struct {
 
 type principalKey struct{}
 
+var anonymousPrincipal = &principal{role: RoleViewer, anonymous: true}
+
 // User returns the user name and role a request acts as, when it passed
 // Protect (or carries a session cookie). ok is false without one; anonymous
 // requests report user "".
@@ -252,12 +254,12 @@ func (u *UI) authenticate(r *http.Request) *principal {
 	if c, err := r.Cookie(CookieName); err == nil {
 		if ss := u.sessions.lookup(c.Value, u.now()); ss != nil {
 			if acc := u.accounts[ss.user]; acc != nil && acc.cred == ss.cred {
-				return &principal{user: acc.name, role: acc.role}
+				return acc.principal
 			}
 		}
 	}
 	if u.cfg.Anonymous.Enabled {
-		return &principal{role: RoleViewer, anonymous: true}
+		return anonymousPrincipal
 	}
 	return nil
 }
