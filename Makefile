@@ -3,13 +3,34 @@ PKGS    ?= ./...
 # Whole-suite budget: CI allows 90 minutes in all, builds included.
 TEST_TIMEOUT ?= 45m
 
-.PHONY: build test test-clock-shift fuzz lint bench clean
+.PHONY: build test test-go ui ui-deps ui-test test-clock-shift fuzz lint bench clean
 
 build:
 	$(GO) build -o bin/nxwatcher ./cmd/nxwatcher
 
-test:
+# The whole suite: the UI's checks (needs Node and npm), then every Go test
+# (the browser tests in internal/ui/browsertest need Debian's chromium).
+test: ui-test test-go
+
+test-go:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
+
+# The web UI (web/ui) builds into internal/ui/dist, which is committed so
+# running nxwatcher needs no Node. ui-test type-checks, lints, runs Vitest,
+# rebuilds, and fails when the committed build differs from the sources.
+UI_DIR = web/ui
+ui-deps:
+	cd $(UI_DIR) && npm ci --no-audit --no-fund
+
+ui: ui-deps
+	cd $(UI_DIR) && npm run build
+
+ui-test: ui-deps
+	cd $(UI_DIR) && npm run typecheck && npm run lint && npm test
+	cd $(UI_DIR) && npm run build
+	@if ! git diff --quiet -- internal/ui/dist || [ -n "$$(git status --porcelain -- internal/ui/dist)" ]; then \
+		git status --short -- internal/ui/dist; \
+		echo "internal/ui/dist is stale: run 'make ui' and commit internal/ui/dist"; exit 1; fi
 
 # The packages whose tests take "now" from internal/testclock run again with
 # the clock a year ahead and a year behind: a test that pins a calendar date,
