@@ -23,7 +23,7 @@ type Projection struct {
 // projector applies a Projection with reusable buffers, one per nesting
 // level, so projecting allocates nothing once they have grown.
 type projector struct {
-	p                               *Projection
+	p                             *Projection
 	out, rs, res, ss, scope, span []byte
 }
 
@@ -101,6 +101,9 @@ func (pj *projector) scopeSpans(out, b []byte) ([]byte, error) {
 }
 
 func (pj *projector) spanFields(out, b []byte) ([]byte, error) {
+	// Copy runs of kept fields at once: most fields are kept.
+	run := b
+	runLen := 0
 	for len(b) > 0 {
 		num, typ, _, body, n, err := protoField(b)
 		if err != nil {
@@ -118,11 +121,14 @@ func (pj *projector) spanFields(out, b []byte) ([]byte, error) {
 			keep = pj.p.Links
 		}
 		if keep {
-			out = append(out, b[:n]...)
+			runLen += n
+		} else {
+			out = append(out, run[:runLen]...)
+			run, runLen = b[n:], 0
 		}
 		b = b[n:]
 	}
-	return out, nil
+	return append(out, run[:runLen]...), nil
 }
 
 // keepAttributes copies message b, keeping of its KeyValue field attrNum
