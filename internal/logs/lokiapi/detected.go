@@ -65,10 +65,46 @@ func (a *API) DetectedLabels(w http.ResponseWriter, r *http.Request) {
 			DetectedLabels []detectedLabel `json:"detectedLabels"`
 		}{DetectedLabels: []detectedLabel{}}
 		for _, n := range sortedKeys(values) {
+			if !staticLabels[n] && allIDs(values[n]) {
+				continue // IDs (numbers, UUIDs) are not worth a label breakdown, as in Loki
+			}
 			out.DetectedLabels = append(out.DetectedLabels, detectedLabel{n, len(values[n])})
 		}
 		return out, nil
 	})
+}
+
+// staticLabels are always reported by detected_labels.
+var staticLabels = map[string]bool{"cluster": true, "namespace": true, "instance": true, "pod": true, "service_name": true}
+
+// allIDs reports whether every value is a number or a UUID.
+func allIDs(vals map[string]struct{}) bool {
+	for v := range vals {
+		if !isFloat(v) && !isUUID(v) {
+			return false
+		}
+	}
+	return len(vals) > 0
+}
+
+func isUUID(v string) bool {
+	if len(v) != 36 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -252,6 +288,9 @@ func walkJSON(m map[string]any, prefix string, path []string, fn func(name, valu
 		name := sanitize(k)
 		if prefix != "" {
 			name = prefix + "_" + name
+		}
+		if name == "" {
+			continue // an empty key names no field
 		}
 		p := append(slices.Clip(path), k)
 		switch v := m[k].(type) {

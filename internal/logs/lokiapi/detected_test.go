@@ -24,7 +24,7 @@ func seedDrilldown(t *testing.T, e *env) {
 	code, msg := e.pushProto(t, []push.Stream{
 		{Labels: `{app="api", env="prod", pod="api-1"}`, Entries: api},
 		{Labels: `{app="web", env="prod", pod="web-1"}`, Entries: web[:2]},
-		{Labels: `{app="web", env="prod", pod="web-2"}`, Entries: web[2:]},
+		{Labels: `{app="web", env="prod", pod="web-2", pid="17", run="0b5e1a4c-9a3e-4d7e-8f00-1c2d3e4f5a6b"}`, Entries: web[2:]},
 	})
 	if code != http.StatusNoContent {
 		t.Fatalf("push: %d %s", code, msg)
