@@ -571,6 +571,9 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 			switch {
 			case r.Unwrap != nil:
 				x, ok := unwrapValue(r.Unwrap, ls)
+				if !ok {
+					continue // no value to unwrap
+				}
 				v = x
 				pass := true
 				for _, f := range r.Unwrap.PostFilters {
@@ -579,7 +582,7 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 						break
 					}
 				}
-				if !pass || (!ok && !ls.hasError()) {
+				if !pass {
 					continue
 				}
 				ls.del(r.Unwrap.Label)

@@ -571,15 +571,20 @@ func compare(op string, a, b float64) bool {
 	return false
 }
 
-// unwrapValue extracts the sample value; failures mark the labels.
+// unwrapValue extracts the sample value; ok is false when the line has no
+// value to unwrap (it gives no sample). A value that does not convert gives
+// a 0 sample marked SampleExtractionErr.
 func unwrapValue(u *Unwrap, ls *labelSet) (float64, bool) {
-	// A missing label converts as the empty string does, so the details
-	// are the conversion's own error, as Loki's.
+	// A line without the label (or with it empty) gives no sample and no
+	// error, as in Loki: a label present on some lines only is normal.
 	v, _ := ls.get(u.Label)
+	if v == "" {
+		return 0, false
+	}
 	x, err := convertValue(v, u.Conv)
 	if err != nil {
 		ls.setError(errSample, err.Error())
-		return 0, false
+		return 0, true
 	}
 	return x, true
 }
