@@ -2,11 +2,11 @@ package logql
 
 import (
 	"fmt"
-	"github.com/prometheus/prometheus/model/labels"
-
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // Template functions whose output a script test cannot hold (newlines) or
