@@ -1,12 +1,11 @@
 package logstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"math/bits"
 	"sync"
-
-	"github.com/prometheus/prometheus/model/labels"
 )
 
 // Each chunk carries a bloom filter over the 6-byte n-grams of its lines. A
@@ -63,16 +62,17 @@ func buildBloom(v *chunkView) []byte {
 	// Structured metadata pairs are indexed as "name=value", so equality
 	// filters on them (| trace_id="…") skip chunks too.
 	if v.md != nil {
-		var pair []byte
-		var sb labels.ScratchBuilder
+		var pair, last []byte
 		for i := range v.len() {
 			blob := v.md[v.mdOff[i]:v.mdOff[i+1]]
-			if len(blob) == 0 {
+			// Most entries repeat the previous entry's metadata (every
+			// entry has detected_level): its pairs are in already.
+			if len(blob) == 0 || bytes.Equal(blob, last) {
 				continue
 			}
-			d := decoder{b: blob}
-			d.labels(&sb).Range(func(l labels.Label) {
-				pair = append(append(append(pair[:0], l.Name...), '='), l.Value...)
+			last = blob
+			rangeMetadataBlob(blob, func(name, value []byte) {
+				pair = append(append(append(pair[:0], name...), '='), value...)
 				for j := 0; j+gramLen <= len(pair); j++ {
 					h1, h2 := gramHash(pair[j:])
 					for k := uint32(0); k < bloomHashes; k++ {

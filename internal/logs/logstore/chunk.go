@@ -57,14 +57,18 @@ func (c *rawChunk) append(ts int64, line string, md labels.Labels) {
 	if md.IsEmpty() {
 		c.md = append(c.md, 0)
 	} else {
-		var blob []byte
-		blob = binary.AppendUvarint(blob, uint64(md.Len()))
+		// The blob goes straight into the column, its size computed first
+		// (no per-entry buffer: every entry carries detected_level).
+		n := uvarintLen(uint64(md.Len()))
 		md.Range(func(l labels.Label) {
-			blob = appendString(blob, l.Name)
-			blob = appendString(blob, l.Value)
+			n += uvarintLen(uint64(len(l.Name))) + len(l.Name) + uvarintLen(uint64(len(l.Value))) + len(l.Value)
 		})
-		c.md = binary.AppendUvarint(c.md, uint64(len(blob)))
-		c.md = append(c.md, blob...)
+		c.md = binary.AppendUvarint(c.md, uint64(n))
+		c.md = binary.AppendUvarint(c.md, uint64(md.Len()))
+		md.Range(func(l labels.Label) {
+			c.md = appendString(c.md, l.Name)
+			c.md = appendString(c.md, l.Value)
+		})
 	}
 	c.entries++
 }
@@ -322,4 +326,40 @@ func decompressChunk(stored []byte, pooled bool) (raw []byte, release func(), er
 		return nil, func() {}, fmt.Errorf("%w: %w", ErrCorruptChunk, err)
 	}
 	return raw, release, nil
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// rangeMetadataBlob calls fn with each name and value of an encoded
+// metadata blob, without copying them; a malformed blob stops early.
+func rangeMetadataBlob(blob []byte, fn func(name, value []byte)) {
+	cnt, k := binary.Uvarint(blob)
+	if k <= 0 {
+		return
+	}
+	blob = blob[k:]
+	next := func() ([]byte, bool) {
+		l, k := binary.Uvarint(blob)
+		if k <= 0 || uint64(len(blob)-k) < l {
+			return nil, false
+		}
+		s := blob[k : k+int(l)]
+		blob = blob[k+int(l):]
+		return s, true
+	}
+	for range cnt {
+		name, ok1 := next()
+		value, ok2 := next()
+		if !ok1 || !ok2 {
+			return
+		}
+		fn(name, value)
+	}
 }
