@@ -11,7 +11,7 @@
 //	GET /api/v2/traces/{id}                 TraceByIDV2      (JSON {"trace":{...}} or protobuf TraceByIDResponse by Accept)
 //	GET /api/search                         Search           (q, tags, minDuration, maxDuration, limit, spss, start, end)
 //	GET /api/search/tags                    SearchTags       ({"tagNames":[...]})
-//	GET /api/v2/search/tags                 SearchTagsV2     ({"scopes":[{"name":..,"tags":[..]}]}; scope=)
+//	GET /api/v2/search/tags                 SearchTagsV2     ({"scopes":[{"name":..,"tags":[..]}]}; scope=span|resource|event|link|intrinsic|...)
 //	GET /api/search/tag/{tag}/values        SearchTagValues  ({"tagValues":["..."]})
 //	GET /api/v2/search/tag/{tag}/values     SearchTagValuesV2 ({"tagValues":[{"type":..,"value":..}]}; q= filters by TraceQL)
 //	GET /api/metrics/query_range            MetricsQueryRange   (TraceQL metrics: q, start, end, since, step, exemplars)
@@ -449,17 +449,26 @@ func (a *API) Ready(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// tagNameLists splits posting keys into span, resource and intrinsic names.
-func tagNameLists(keys []string) (span, resource []string) {
+// tagNames holds attribute names by scope, from the store's posting keys.
+type tagNames struct{ span, resource, event, link []string }
+
+// tagNameLists splits posting keys into span, resource, event and link
+// attribute names (intrinsics are listed separately).
+func tagNameLists(keys []string) tagNames {
+	var n tagNames
 	for _, k := range keys {
 		switch scope, name := tracestore.SplitTagKey(k); scope {
 		case "span":
-			span = append(span, name)
+			n.span = append(n.span, name)
 		case "resource":
-			resource = append(resource, name)
+			n.resource = append(n.resource, name)
+		case "event":
+			n.event = append(n.event, name)
+		case "link":
+			n.link = append(n.link, name)
 		}
 	}
-	return span, resource
+	return n
 }
 
 // SearchTags serves GET /api/search/tags (v1: unscoped attribute names).
@@ -478,8 +487,8 @@ func (a *API) SearchTags(w http.ResponseWriter, r *http.Request) {
 			a.serverError(name, w, r, err)
 			return
 		}
-		span, res := tagNameLists(keys)
-		names := append(span, res...)
+		n := tagNameLists(keys)
+		names := slices.Concat(n.span, n.resource, n.event, n.link)
 		slices.Sort(names)
 		names = slices.Compact(names)
 		if names == nil {
@@ -494,7 +503,9 @@ type tagScope struct {
 	Tags []string `json:"tags"`
 }
 
-// SearchTagsV2 serves GET /api/v2/search/tags?scope=span|resource|intrinsic|none.
+// SearchTagsV2 serves GET /api/v2/search/tags?scope=span|resource|event|link|intrinsic|instrumentation|none.
+// Without a scope every scope is listed: span, resource and intrinsic
+// always, event, link and instrumentation when some span has them.
 func (a *API) SearchTagsV2(w http.ResponseWriter, r *http.Request) {
 	const name = "search_tags_v2"
 	a.instrument(name, w, func(w http.ResponseWriter) {
@@ -505,9 +516,9 @@ func (a *API) SearchTagsV2(w http.ResponseWriter, r *http.Request) {
 		}
 		scope := r.URL.Query().Get("scope")
 		switch scope {
-		case "", "none", "all", "span", "resource", "intrinsic":
+		case "", "none", "all", "span", "resource", "intrinsic", "event", "link", "instrumentation":
 		default:
-			a.badRequest(name, w, "invalid scope %q: want span, resource, intrinsic or none", scope)
+			a.badRequest(name, w, "invalid scope %q: want span, resource, event, link, instrumentation, intrinsic or none", scope)
 			return
 		}
 		ctx, cancel := a.ctx(r)
@@ -517,19 +528,27 @@ func (a *API) SearchTagsV2(w http.ResponseWriter, r *http.Request) {
 			a.serverError(name, w, r, err)
 			return
 		}
-		span, res := tagNameLists(keys)
-		if span == nil {
-			span = []string{}
+		n := tagNameLists(keys)
+		nonNil := func(s []string) []string {
+			if s == nil {
+				return []string{}
+			}
+			return s
 		}
-		if res == nil {
-			res = []string{}
-		}
-		all := []tagScope{{"span", span}, {"resource", res}, {"intrinsic", traceql.Intrinsics()}}
+		// Instrumentation scope attributes are not indexed: that scope is
+		// listed (empty) only when asked for.
+		all := []tagScope{{"span", nonNil(n.span)}, {"resource", nonNil(n.resource)}, {"event", nonNil(n.event)},
+			{"link", nonNil(n.link)}, {"instrumentation", []string{}}, {"intrinsic", traceql.Intrinsics()}}
 		var out []tagScope
 		for _, s := range all {
-			if scope == "" || scope == "none" || scope == "all" || scope == s.Name {
-				out = append(out, s)
+			switch {
+			case scope == s.Name:
+			case scope != "" && scope != "none" && scope != "all":
+				continue
+			case len(s.Tags) == 0 && (s.Name == "event" || s.Name == "link" || s.Name == "instrumentation"):
+				continue
 			}
+			out = append(out, s)
 		}
 		writeJSON(w, map[string]any{"scopes": out})
 	})
@@ -549,7 +568,7 @@ func (a *API) SearchTagValues(w http.ResponseWriter, r *http.Request) {
 			a.badRequest(name, w, "%v", err)
 			return
 		}
-		keys := []string{"span." + tag, "resource." + tag}
+		keys := []string{"span." + tag, "resource." + tag, "event." + tag, "link." + tag}
 		switch tag {
 		case "name", "status", "kind":
 			keys = []string{tag}

@@ -513,15 +513,43 @@ func TestSearchAndTags(t *testing.T) {
 			Tags []string `json:"tags"`
 		} `json:"scopes"`
 	}
-	if err := json.Unmarshal(body, &scopes); code != 200 || err != nil || len(scopes.Scopes) != 3 {
+	if err := json.Unmarshal(body, &scopes); code != 200 || err != nil {
 		t.Fatalf("v2 tags: %d %s", code, body)
 	}
-	if !slices.Contains(scopes.Scopes[0].Tags, "http.method") || !slices.Contains(scopes.Scopes[1].Tags, "service.name") || !slices.Contains(scopes.Scopes[2].Tags, "duration") {
-		t.Fatalf("v2 tags = %+v", scopes)
+	// Every scope that has tags, in this order; event and link attributes
+	// (the generator's exception events and links) have their own scopes.
+	wantScopes := []struct{ name, tag string }{{"span", "http.method"}, {"resource", "service.name"},
+		{"event", "exception.type"}, {"link", "link.kind"}, {"intrinsic", "duration"}}
+	if len(scopes.Scopes) != len(wantScopes) {
+		t.Fatalf("v2 tags: %s", body)
+	}
+	for i, w := range wantScopes {
+		if scopes.Scopes[i].Name != w.name || !slices.Contains(scopes.Scopes[i].Tags, w.tag) {
+			t.Fatalf("v2 tags scope %d = %+v, want %s with %s", i, scopes.Scopes[i], w.name, w.tag)
+		}
+	}
+	for _, sc := range []string{"event", "link", "intrinsic", "instrumentation"} {
+		code, body = e.get(t, "/api/v2/search/tags?scope="+sc, "")
+		if code != 200 || !strings.HasPrefix(string(body), `{"scopes":[{"name":"`+sc+`","tags":[`) || strings.Count(string(body), `{"name":`) != 1 {
+			t.Fatalf("v2 tags scope=%s: %d %s", sc, code, body)
+		}
 	}
 	code, body = e.get(t, "/api/search/tags", "")
-	if code != 200 || !strings.Contains(string(body), `"tagNames":[`) || !strings.Contains(string(body), `"http.status_code"`) {
+	if code != 200 || !strings.Contains(string(body), `"tagNames":[`) || !strings.Contains(string(body), `"http.status_code"`) ||
+		!strings.Contains(string(body), `"exception.type"`) || !strings.Contains(string(body), `"link.kind"`) {
 		t.Fatalf("v1 tags: %s", body)
+	}
+	code, body = e.get(t, "/api/v2/search/tag/event.exception.type/values", "")
+	if code != 200 || string(body) != `{"tagValues":[{"type":"string","value":"io.EOF"}]}`+"\n" {
+		t.Fatalf("v2 event attribute values: %s", body)
+	}
+	code, body = e.get(t, "/api/v2/search/tag/link.link.kind/values", "")
+	if code != 200 || string(body) != `{"tagValues":[{"type":"string","value":"follows"}]}`+"\n" {
+		t.Fatalf("v2 link attribute values: %s", body)
+	}
+	code, body = e.get(t, "/api/search/tag/exception.type/values", "")
+	if code != 200 || string(body) != `{"tagValues":["io.EOF"]}`+"\n" {
+		t.Fatalf("v1 event attribute values: %s", body)
 	}
 	code, body = e.get(t, "/api/v2/search/tag/resource.service.name/values", "")
 	if code != 200 || string(body) != `{"tagValues":[{"type":"string","value":"checkout"},{"type":"string","value":"frontend"},{"type":"string","value":"inventory"},{"type":"string","value":"payment"},{"type":"string","value":"shipping"}]}`+"\n" {

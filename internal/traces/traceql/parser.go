@@ -514,15 +514,28 @@ func ParseAttribute(s string) (*Attribute, error) {
 }
 
 // PostingKeys returns the store posting keys that hold a's values, or nil
-// when the store does not index it.
-func PostingKeys(a *Attribute) []string { return hintKeys(a) }
+// when the store does not index it. Unlike Hints, it includes the keys of
+// event and link attributes ("event.<name>", "link.<name>"), which blocks
+// cut before the store indexed them lack: fine for listing values, not for
+// skipping traces.
+func PostingKeys(a *Attribute) []string {
+	switch a.Scope {
+	case ScopeEvent:
+		return []string{"event." + a.Name}
+	case ScopeLink:
+		return []string{"link." + a.Name}
+	}
+	return hintKeys(a)
+}
 
-// Intrinsics lists the intrinsic names offered by tag APIs.
+// Intrinsics lists the intrinsics the tag APIs offer, as Tempo's
+// /api/v2/search/tags documents them (scope "intrinsic"): each name in its
+// plain and scoped spelling, sorted.
 func Intrinsics() []string {
-	return []string{IntrinsicDuration, IntrinsicEventName, IntrinsicKind, IntrinsicLinkSpanID, IntrinsicLinkTraceID,
-		IntrinsicName, IntrinsicRootName, IntrinsicRootServiceName, IntrinsicParentID, IntrinsicSpanID,
-		IntrinsicStatus, IntrinsicStatusMessage, IntrinsicTraceID, IntrinsicTraceDuration,
-		IntrinsicScopeName, IntrinsicScopeVersion, IntrinsicEventTime}
+	return []string{"duration", "event:name", "event:timeSinceStart", "instrumentation:name", "instrumentation:version",
+		"kind", "name", "rootName", "rootServiceName", "span:duration", "span:kind", "span:name", "span:status",
+		"span:statusMessage", "status", "statusMessage", "trace:duration", "trace:rootName", "trace:rootService",
+		"traceDuration"}
 }
 
 // metricsAggregate parses `rate() by (a, b)`, `quantile_over_time(duration,

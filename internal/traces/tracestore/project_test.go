@@ -1,7 +1,9 @@
 package tracestore
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -88,5 +90,54 @@ func TestProjection(t *testing.T) {
 	}
 	if _, err := (&projector{p: &Projection{}}).apply([]byte{0x0a, 0x05, 0x01}); err == nil {
 		t.Error("truncated protobuf projected without error")
+	}
+}
+
+// TestEventAndLinkTags: event and link attribute names and values are
+// listed from the head, from a cut block and after a reopen (WAL replay).
+func TestEventAndLinkTags(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, DefaultOptions(), Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := storetest.NewGen(9, testclock.Now().UnixNano())
+	td := ptrace.NewTraces()
+	for i := 0; i < 50; i++ {
+		g.AppendTrace(td, g.TraceID(), 5, pcommon.SpanID{})
+	}
+	if err := db.ConsumeTraces(t.Context(), td); err != nil {
+		t.Fatal(err)
+	}
+	check := func(stage string, db *DB) {
+		t.Helper()
+		names, err := db.TagNames(t.Context(), time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(names, "event.exception.type") || !slices.Contains(names, "link.link.kind") {
+			t.Errorf("%s: tag names %v lack event.exception.type or link.link.kind", stage, names)
+		}
+		for key, want := range map[string]string{"event.exception.type": "io.EOF", "link.link.kind": "follows"} {
+			vals, err := db.TagValues(t.Context(), key, time.Time{}, time.Time{}, 0)
+			if err != nil || len(vals) != 1 || vals[0] != (TypedValue{Type: "string", Value: want}) {
+				t.Errorf("%s: %s values %v (%v), want %q", stage, key, vals, err, want)
+			}
+		}
+	}
+	check("head", db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = Open(dir, DefaultOptions(), Deps{}); err != nil {
+		t.Fatal(err)
+	}
+	check("replayed head", db)
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check("block", db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

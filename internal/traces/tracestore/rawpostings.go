@@ -187,7 +187,37 @@ func (s *postingScanner) span(sp []byte) error {
 			}
 		}
 	}
-	return it.err
+	if it.err != nil {
+		return it.err
+	}
+	// Event attributes (Span.events, Event.attributes = 3), then link
+	// attributes (Span.links, Link.attributes = 4), as forEachPosting.
+	for _, f := range []struct {
+		num, attrNum int
+		prefix       string
+	}{{11, 3, "event."}, {13, 4, "link."}} {
+		it = pbIter{b: sp}
+		for it.next() {
+			if it.num != f.num || it.typ != 2 {
+				continue
+			}
+			ev := pbIter{b: it.body}
+			for ev.next() {
+				if ev.num == f.attrNum && ev.typ == 2 {
+					if err := s.attr(f.prefix, ev.body); err != nil {
+						return err
+					}
+				}
+			}
+			if ev.err != nil {
+				return ev.err
+			}
+		}
+		if it.err != nil {
+			return it.err
+		}
+	}
+	return nil
 }
 
 // attr handles one KeyValue as attrValue does: scalar values are indexed,

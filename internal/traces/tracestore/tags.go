@@ -9,7 +9,8 @@ import (
 )
 
 // Posting keys name what a span carries: "span.<attr>", "resource.<attr>",
-// or the intrinsics "name", "status" and "kind". Values are typed: the first
+// "event.<attr>" and "link.<attr>" (attributes of its events and links), or
+// the intrinsics "name", "status" and "kind". Values are typed: the first
 // byte says the type (s string, i int, f float, b bool, k keyword) and the
 // rest is the value's text, so `.code = 200` never matches the string "200".
 const (
@@ -130,6 +131,20 @@ func forEachPosting(td ptrace.Traces, fn func(key, value string, indexed bool)) 
 					fn("span."+k, val, ok)
 					return true
 				})
+				for e := 0; e < s.Events().Len(); e++ {
+					s.Events().At(e).Attributes().Range(func(k string, v pcommon.Value) bool {
+						val, ok := attrValue(v)
+						fn("event."+k, val, ok)
+						return true
+					})
+				}
+				for l := 0; l < s.Links().Len(); l++ {
+					s.Links().At(l).Attributes().Range(func(k string, v pcommon.Value) bool {
+						val, ok := attrValue(v)
+						fn("link."+k, val, ok)
+						return true
+					})
+				}
 			}
 		}
 	}
@@ -143,7 +158,7 @@ type tagSet struct {
 }
 
 type tagKey struct {
-	scope byte // 's' span, 'r' resource, 'i' intrinsic
+	scope byte // 's' span, 'r' resource, 'e' event, 'l' link, 'i' intrinsic
 	name  string
 }
 
@@ -170,6 +185,10 @@ func (k tagKey) encode() string {
 		return "span." + k.name
 	case 'r':
 		return "resource." + k.name
+	case 'e':
+		return "event." + k.name
+	case 'l':
+		return "link." + k.name
 	}
 	return k.name
 }
@@ -180,6 +199,10 @@ func parseTagKey(key string) tagKey {
 		return tagKey{'s', name}
 	case "resource":
 		return tagKey{'r', name}
+	case "event":
+		return tagKey{'e', name}
+	case "link":
+		return tagKey{'l', name}
 	default:
 		return tagKey{'i', name}
 	}
@@ -242,14 +265,35 @@ func addTraceTags(t *tagSet, td ptrace.Traces) {
 					t.add(tagKey{'s', k}, tv, ok)
 					return true
 				})
+				for e := 0; e < s.Events().Len(); e++ {
+					s.Events().At(e).Attributes().Range(func(k string, v pcommon.Value) bool {
+						tv, ok := toTagValue(v)
+						t.add(tagKey{'e', k}, tv, ok)
+						return true
+					})
+				}
+				for l := 0; l < s.Links().Len(); l++ {
+					s.Links().At(l).Attributes().Range(func(k string, v pcommon.Value) bool {
+						tv, ok := toTagValue(v)
+						t.add(tagKey{'l', k}, tv, ok)
+						return true
+					})
+				}
 			}
 		}
 	}
 }
 
-// SplitTagKey splits "span.http.method" into ("span", "http.method");
-// intrinsics return ("intrinsic", name).
+// SplitTagKey splits "span.http.method" into ("span", "http.method"), and
+// likewise "resource.", "event." and "link." keys; intrinsics return
+// ("intrinsic", name).
 func SplitTagKey(key string) (scope, name string) {
+	if s, ok := strings.CutPrefix(key, "event."); ok {
+		return "event", s
+	}
+	if s, ok := strings.CutPrefix(key, "link."); ok {
+		return "link", s
+	}
 	if s, ok := strings.CutPrefix(key, "span."); ok {
 		return "span", s
 	}
