@@ -294,7 +294,7 @@ func TestInterpolate(t *testing.T) {
 	vals := map[string][]string{"one": {"a"}, "many": {"x.y", "z"}}
 	for in, want := range map[string]string{
 		`rate(m{s=~"$many"}[$__rate_interval])`: `rate(m{s=~"(x\\.y|z)"}[1m])`,
-		`m{a="${one}", b="[[one]]"}`:             `m{a="a", b="a"}`,
+		`m{a="${one}", b="[[one]]"}`:            `m{a="a", b="a"}`,
 		`increase(m[$__range]) $unknown`:        `increase(m[1h]) $unknown`,
 		`count_over_time({a="$one"}[$__auto])`:  `count_over_time({a="a"}[1m])`,
 	} {
