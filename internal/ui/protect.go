@@ -19,6 +19,11 @@ import (
 // A role too low for the request gets 403.
 func (u *UI) Protect(next http.Handler) http.Handler {
 	return u.cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isWebSocket(r) && !u.sameOriginWebSocket(r) {
+			u.m.crossOrigin.Inc()
+			writeError(w, http.StatusForbidden, "cross-origin WebSocket refused")
+			return
+		}
 		if u.publicPath(r) {
 			next.ServeHTTP(w, r)
 			return
@@ -41,6 +46,22 @@ func (u *UI) Protect(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	}))
+}
+
+// isWebSocket reports a WebSocket handshake (the Loki tail).
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// sameOriginWebSocket applies the cross-origin rule of state-changing
+// requests to WebSocket handshakes, which are GETs that
+// CrossOriginProtection lets through: a page on another port of the same
+// host is same-site, so SameSite=Lax would still send it the cookie, and
+// the tail endpoint accepts every Origin (Grafana proxies it).
+func (u *UI) sameOriginWebSocket(r *http.Request) bool {
+	probe := r.Clone(r.Context())
+	probe.Method = http.MethodPost
+	return u.cop.Check(probe) == nil
 }
 
 // publicPath is what the UI listener serves without a session: the login

@@ -173,6 +173,23 @@ func TestCrossOriginRefused(t *testing.T) {
 	if rec := do(prot, "GET", "/api/v1/labels", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, c); rec.Code != 200 {
 		t.Errorf("cross-site GET: %d", rec.Code)
 	}
+	// WebSocket handshakes (the Loki tail) are GETs but get the same rule.
+	ws := map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"}
+	for hdr, want := range map[[2]string]int{
+		{"Origin", "http://example.com:8080"}: 403,
+		{"Sec-Fetch-Site", "same-site"}:       403,
+		{"Origin", "http://example.com"}:      200,
+		{"Sec-Fetch-Site", "same-origin"}:     200,
+		{"X-None", ""}:                        200,
+	} {
+		h := map[string]string{hdr[0]: hdr[1]}
+		for k, v := range ws {
+			h[k] = v
+		}
+		if rec := do(prot, "GET", "/loki/api/v1/tail?query=%7Ba%3D%22b%22%7D", "", h, c); rec.Code != want {
+			t.Errorf("WebSocket with %v: %d, want %d", hdr, rec.Code, want)
+		}
+	}
 	if got := testutil.ToFloat64(f.ui.m.crossOrigin); got == 0 {
 		t.Error("cross_origin counter not counted")
 	}
