@@ -287,7 +287,8 @@ func labelAttributes(kvs []traceql.KeyValue) []attribute {
 // projectionFor keeps of each trace only the attributes, events and links
 // q reads, so the store decodes a fraction of each trace.
 func projectionFor(q *traceql.Query) *tracestore.Projection {
-	p := &tracestore.Projection{SpanAttrs: map[string]bool{}, ResourceAttrs: map[string]bool{}, ScopeAttrs: map[string]bool{}}
+	p := &tracestore.Projection{SpanAttrs: map[string]bool{}, ResourceAttrs: map[string]bool{}, ScopeAttrs: map[string]bool{},
+		DropNames: true}
 	for _, a := range q.Attributes() {
 		switch a.Scope {
 		case traceql.ScopeSpan:
@@ -309,6 +310,8 @@ func projectionFor(q *traceql.Query) *tracestore.Projection {
 				p.Events = true
 			case traceql.IntrinsicLinkSpanID, traceql.IntrinsicLinkTraceID:
 				p.Links = true
+			case traceql.IntrinsicName, traceql.IntrinsicRootName, traceql.IntrinsicStatusMessage:
+				p.DropNames = false
 			}
 		default: // a scope this list does not know: keep everything
 			return nil

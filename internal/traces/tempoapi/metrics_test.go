@@ -115,6 +115,9 @@ func TestMetricsProjectionSameAnswer(t *testing.T) {
 		`{ link.link.kind = "follows" } | count_over_time() by (instrumentation:name)`,
 		`{ trace:rootService = "frontend" } >> { kind = client } | quantile_over_time(duration, .5, .99) by (name)`,
 		`{} | histogram_over_time(span.queue.ratio)`,
+		`{ status = error } | count_over_time() by (trace:rootName)`,
+		`{ statusMessage = "upstream failed" && kind = server } | rate()`,
+		`{ status = ok } | sum_over_time(span.http.status_code) by (kind)`,
 	} {
 		q, err := traceql.Parse(text)
 		if err != nil {

@@ -18,6 +18,8 @@ type Projection struct {
 	AllSpanAttrs, AllResourceAttrs, AllScopeAttrs bool
 	// Events and Links keep the spans' events and links, whole.
 	Events, Links bool
+	// DropNames drops span names and status messages too.
+	DropNames bool
 }
 
 // projector applies a Projection with reusable buffers, one per nesting
@@ -113,6 +115,28 @@ func (pj *projector) spanFields(out, b []byte) ([]byte, error) {
 		switch {
 		case num == 3: // trace_state
 			keep = false
+		case num == 5 && pj.p.DropNames: // name
+			keep = false
+		case num == 15 && typ == 2 && pj.p.DropNames: // status: keep the code (3), not the message (2)
+			out = append(out, run[:runLen]...)
+			run, runLen = b[n:], 0
+			var code uint64
+			for st := body; len(st) > 0; {
+				num, typ, v, _, k, err := protoField(st)
+				if err != nil {
+					return nil, err
+				}
+				if num == 3 && typ == 0 {
+					code = v
+				}
+				st = st[k:]
+			}
+			if code != 0 {
+				out = append(out, 15<<3|2, byte(1+varintLen(code)), 3<<3)
+				out = binary.AppendUvarint(out, code)
+			}
+			b = b[n:]
+			continue
 		case num == 9 && typ == 2 && !pj.p.AllSpanAttrs: // attributes
 			keep = pj.p.SpanAttrs[string(kvKey(body))]
 		case num == 11: // events
@@ -168,4 +192,13 @@ func appendLenField(out []byte, num int, body []byte) []byte {
 	out = binary.AppendUvarint(out, uint64(num)<<3|2)
 	out = binary.AppendUvarint(out, uint64(len(body)))
 	return append(out, body...)
+}
+
+func varintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package tracestore
 
 import (
+	"encoding/binary"
 	"slices"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ func TestProjection(t *testing.T) {
 		{"some keys", Projection{SpanAttrs: map[string]bool{"http.status_code": true}, ResourceAttrs: map[string]bool{"k8s.namespace.name": true},
 			ScopeAttrs: map[string]bool{"lib.flavour": true}}},
 		{"events and links", Projection{Events: true, Links: true, AllScopeAttrs: true}},
+		{"no names", Projection{DropNames: true, SpanAttrs: map[string]bool{"http.method": true}}},
 		{"everything", Projection{AllSpanAttrs: true, AllResourceAttrs: true, AllScopeAttrs: true, Events: true, Links: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -62,6 +64,10 @@ func TestProjection(t *testing.T) {
 					for k := 0; k < ss.Spans().Len(); k++ {
 						s := ss.Spans().At(k)
 						s.TraceState().FromRaw("")
+						if c.p.DropNames {
+							s.SetName("")
+							s.Status().SetMessage("")
+						}
 						s.Attributes().RemoveIf(keep(c.p.AllSpanAttrs, c.p.SpanAttrs, ""))
 						if !c.p.Events {
 							s.Events().RemoveIf(func(ptrace.SpanEvent) bool { return true })
@@ -140,4 +146,81 @@ func TestEventAndLinkTags(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// protoFieldSlow is protoField without its one-byte fast path: the
+// reference FuzzProtoField holds the fast path to.
+func protoFieldSlow(b []byte) (num int, typ int, v uint64, body []byte, n int, err error) {
+	tag, k := binary.Uvarint(b)
+	if k <= 0 {
+		return 0, 0, 0, nil, 0, errBadProto
+	}
+	num, typ, n = int(tag>>3), int(tag&7), k
+	switch typ {
+	case 0:
+		v, k = binary.Uvarint(b[n:])
+		if k <= 0 {
+			return 0, 0, 0, nil, 0, errBadProto
+		}
+		n += k
+	case 1:
+		if len(b) < n+8 {
+			return 0, 0, 0, nil, 0, errBadProto
+		}
+		v = binary.LittleEndian.Uint64(b[n:])
+		n += 8
+	case 2:
+		l, k := binary.Uvarint(b[n:])
+		if k <= 0 || l > uint64(len(b)-n-k) {
+			return 0, 0, 0, nil, 0, errBadProto
+		}
+		n += k
+		body = b[n : n+int(l)]
+		n += int(l)
+	case 5:
+		if len(b) < n+4 {
+			return 0, 0, 0, nil, 0, errBadProto
+		}
+		v = uint64(binary.LittleEndian.Uint32(b[n:]))
+		n += 4
+	default:
+		return 0, 0, 0, nil, 0, errBadProto
+	}
+	if num == 0 {
+		return 0, 0, 0, nil, 0, errBadProto
+	}
+	return num, typ, v, body, n, nil
+}
+
+// FuzzProtoField: the fast path reads every field exactly as the general
+// varint path; projecting never panics, and what decodes still decodes
+// after projection.
+func FuzzProtoField(f *testing.F) {
+	g := storetest.NewGen(1, testclock.Base().UnixNano())
+	_, td := g.Trace(4)
+	raw, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	f.Add(raw)
+	f.Add([]byte{0x0a, 0x00})
+	f.Add([]byte{0x02, 0x01, 0xff})
+	f.Add([]byte{0x0a, 0x7f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for rest := b; len(rest) > 0; {
+			n1, t1, v1, b1, k1, e1 := protoField(rest)
+			n2, t2, v2, b2, k2, e2 := protoFieldSlow(rest)
+			if n1 != n2 || t1 != t2 || v1 != v2 || string(b1) != string(b2) || k1 != k2 || (e1 == nil) != (e2 == nil) {
+				t.Fatalf("fast (%d %d %d %x %d %v) != slow (%d %d %d %x %d %v) on %x", n1, t1, v1, b1, k1, e1, n2, t2, v2, b2, k2, e2, rest)
+			}
+			if e1 != nil {
+				break
+			}
+			rest = rest[k1:]
+		}
+		pj := &projector{p: &Projection{SpanAttrs: map[string]bool{"http.method": true}}}
+		out, err := pj.apply(b)
+		if _, derr := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b); derr == nil && err == nil {
+			if _, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(out); err != nil {
+				t.Fatalf("projection of decodable input does not decode: %v", err)
+			}
+		}
+	})
 }

@@ -25,6 +25,15 @@ var errBadProto = errors.New("malformed TracesData protobuf")
 // protoField reads one field: number, wire type, the varint or fixed value, or
 // the bytes of a length-delimited field; n is the number of bytes consumed.
 func protoField(b []byte) (num int, typ int, v uint64, body []byte, n int, err error) {
+	// One-byte tags and lengths (field numbers below 16, bodies below 128
+	// bytes) are nearly all of them: skip the general varint loop.
+	if len(b) >= 2 && b[0] < 0x80 && b[0]&7 == 2 && b[1] < 0x80 {
+		l := int(b[1])
+		if l > len(b)-2 || b[0]>>3 == 0 {
+			return 0, 0, 0, nil, 0, errBadProto
+		}
+		return int(b[0] >> 3), 2, 0, b[2 : 2+l], 2 + l, nil
+	}
 	tag, k := binary.Uvarint(b)
 	if k <= 0 {
 		return 0, 0, 0, nil, 0, errBadProto
