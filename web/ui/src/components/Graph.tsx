@@ -65,6 +65,10 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
     const el = host.current;
     if (!el) return;
     const ys = stacked ? stack(raw) : raw;
+    // uPlot draws on a canvas, which takes no CSS variables: resolve the theme's.
+    const css = getComputedStyle(document.documentElement);
+    const grid = css.getPropertyValue('--grid').trim() || '#e6e9ee';
+    const muted = css.getPropertyValue('--fg-muted').trim() || '#5f6b7a';
     const opts: uPlot.Options = {
       width: el.clientWidth || 800,
       height,
@@ -72,11 +76,11 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
       legend: { live: true },
       scales: { x: { time: true } },
       axes: [
-        { stroke: 'var(--fg-muted)', grid: { stroke: 'var(--grid)' }, ticks: { stroke: 'var(--grid)' } },
+        { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } },
         {
-          stroke: 'var(--fg-muted)',
-          grid: { stroke: 'var(--grid)' },
-          ticks: { stroke: 'var(--grid)' },
+          stroke: muted,
+          grid: { stroke: grid, width: 1 },
+          ticks: { stroke: grid, width: 1 },
           values: (_u, vals) => vals.map((v) => formatValue(v)),
           size: 60,
         },

@@ -51,7 +51,7 @@ export default function TimePicker({ range, onChange, onRefresh }: Props) {
   return (
     <div className="timepicker" ref={box}>
       <button type="button" className="btn" aria-haspopup="dialog" aria-expanded={open} onClick={() => setOpen(!open)} data-testid="timepicker">
-        🕑 {describeRange(range)}
+        {describeRange(range)} ▾
       </button>
       {onRefresh && (
         <button type="button" className="btn" onClick={onRefresh} title="Run again" aria-label="Refresh">

@@ -1,0 +1,232 @@
+package browsertest
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestUIInBrowser walks every page an on-call engineer uses, in one browser
+// against one server: login (a wrong password refused first), a PromQL chart
+// with the expected series, LogQL lines and the volume histogram, a trace by
+// ID with its spans, trace → logs landing on the trace's lines, a silence
+// created and expired, and the targets page with an up and a down target.
+// Every page is screenshotted; no console error may appear.
+func TestUIInBrowser(t *testing.T) {
+	b := newBrowser(t)
+	s := startServer(t)
+	f := pushData(t, s)
+	base := s.url + "/"
+	const wait = 20 * time.Second
+
+	// Login: the SPA asks /api/ui/session, gets 401, shows the form.
+	b.within(t, wait, "open UI", chromedp.Navigate(base))
+	b.within(t, wait, "login form", visible(`form[aria-label="Log in"]`))
+	b.screenshot(t, "login")
+	b.within(t, wait, "wrong password",
+		keys(`input[name="password"]`, "not-the-password"),
+		click(`form[aria-label="Log in"] button[type="submit"]`),
+		visible(`[data-testid="login-error"]`),
+	)
+	loginErr := get(t, b, "read login error", text(`[data-testid="login-error"]`))
+	if !strings.Contains(loginErr, "Wrong") {
+		t.Errorf("wrong password shows %q, want the wrong-password message", loginErr)
+	}
+	b.screenshot(t, "login-refused")
+	b.within(t, wait, "right password",
+		chromedp.Reload(),
+		visible(`input[name="password"]`),
+		keys(`input[name="password"]`, adminPassword),
+		click(`form[aria-label="Log in"] button[type="submit"]`),
+		visible(`header.topnav`),
+	)
+	who := get(t, b, "session user", text(`[data-testid="session-user"]`))
+	if !strings.Contains(who, "admin") {
+		t.Errorf("logged-in user shows %q, want admin", who)
+	}
+
+	// PromQL: three remote-written series → a chart with three series.
+	b.within(t, wait, "PromQL chart",
+		hash("/explore/metrics?"+url.Values{"query": {"ui_test_requests_total"}, "from": {"now-15m"}, "to": {"now"}}.Encode()),
+		visible(fmt.Sprintf(`[data-testid="graph"][data-series="%d"] canvas`, f.series)),
+		visible(`.cm-editor`), // the lazy CodeMirror chunk replaced the fallback
+	)
+	b.screenshot(t, "explore-metrics")
+	b.within(t, wait, "PromQL table",
+		hash("/explore/metrics?"+url.Values{"query": {"ui_test_requests_total"}, "mode": {"instant"}}.Encode()),
+		waitCount(`[data-testid="result-table"] tbody tr`, f.series),
+	)
+	b.screenshot(t, "explore-metrics-table")
+
+	// LogQL: every checkout line, and a volume histogram with the 4 levels.
+	logQuery := `{service_name="checkout"}`
+	b.within(t, wait, "LogQL lines",
+		hash("/explore/logs?"+url.Values{"query": {logQuery}, "from": {"now-15m"}, "to": {"now"}}.Encode()),
+		visible(fmt.Sprintf(`[data-testid="log-list"][data-count="%d"]`, f.checkoutLines)),
+		visible(`[data-testid="volume-bar"]`),
+	)
+	levels := get(t, b, "volume levels", chromedp.Evaluate[string](`document.querySelector('[data-testid="volume"]').dataset.levels`))
+	for _, l := range []string{"error", "warn", "info", "debug"} {
+		if !strings.Contains(levels, l) {
+			t.Errorf("volume histogram levels %q lack %s", levels, l)
+		}
+	}
+	lineCount := get(t, b, "log count", text(`[data-testid="log-count"]`))
+	if lineCount != fmt.Sprintf("%d lines", f.checkoutLines) {
+		t.Errorf("log count reads %q, want %d lines", lineCount, f.checkoutLines)
+	}
+	b.screenshot(t, "explore-logs")
+
+	// Trace by ID: the waterfall has the pushed spans.
+	b.within(t, wait, "trace view",
+		hash("/explore/traces/"+traceID),
+		waitCount(`[data-testid="span-row"]`, f.spans),
+	)
+	spanCount := get(t, b, "span count", text(`[data-testid="span-count"]`))
+	if spanCount != fmt.Sprint(f.spans) {
+		t.Errorf("trace view says %q spans, want %d", spanCount, f.spans)
+	}
+	for _, name := range []string{"POST /checkout", "charge card", "charge"} {
+		n := get(t, b, "span "+name, count(fmt.Sprintf(`[data-testid="span-row"][data-span-name=%q]`, name)))
+		if n != 1 {
+			t.Errorf("span %q shown %d times, want 1", name, n)
+		}
+	}
+	b.within(t, wait, "span detail", click(`[data-testid="span-row"][data-span-name="charge"]`), visible(`[data-testid="span-detail"]`))
+	b.screenshot(t, "trace-view")
+
+	// Trace → logs: the root service's lines that carry the trace ID, only.
+	b.within(t, wait, "trace to logs",
+		click(`[data-testid="trace-to-logs"]`),
+		visible(fmt.Sprintf(`[data-testid="log-list"][data-count="%d"]`, f.checkoutTraced)),
+	)
+	lines := get(t, b, "trace log lines", chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-testid="log-line"] .line')].map(e => e.textContent)`))
+	if len(lines) != f.checkoutTraced {
+		t.Errorf("trace → logs shows %d lines, want %d", len(lines), f.checkoutTraced)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, traceID) || !strings.Contains(l, "checkout step") {
+			t.Errorf("trace → logs shows %q: not a checkout line of the trace", l)
+		}
+	}
+	logHash := get(t, b, "logs URL", chromedp.Evaluate[string](`new URLSearchParams(location.hash.split('?')[1]).get('query')`))
+	if want := `{service_name="checkout"} |= "` + traceID + `"`; logHash != want {
+		t.Errorf("trace → logs query %q, want %q", logHash, want)
+	}
+	b.screenshot(t, "trace-to-logs")
+
+	// Traces search page.
+	b.within(t, wait, "trace search",
+		hash("/explore/traces?"+url.Values{"q": {`{ resource.service.name = "checkout" }`}, "from": {"now-15m"}, "to": {"now"}}.Encode()),
+		visible(fmt.Sprintf(`[data-testid="trace-results"] a[href*=%q]`, traceID)),
+	)
+	b.screenshot(t, "explore-traces")
+
+	// Silence: create from the form, see it active, expire it.
+	comment := fmt.Sprintf("browser test %d", time.Now().UnixNano())
+	b.within(t, wait, "silence form",
+		hash("/alerting?tab=silences"),
+		visible(`[data-testid="silences"]`),
+		click(`[data-testid="silences"] button`),
+		visible(`[data-testid="silence-form"]`),
+		keys(`input[aria-label="Matchers"]`, `alertname="BrowserTest", severity=~"warn|critical"`),
+		keys(`input[aria-label="Author"]`, "browsertest"),
+		keys(`input[aria-label="Comment"]`, comment),
+	)
+	b.screenshot(t, "silence-form")
+	active := fmt.Sprintf(`[data-testid="silence"][data-state="active"][data-comment=%q]`, comment)
+	b.within(t, wait, "silence created",
+		click(`[data-testid="silence-form"] button[type="submit"]`),
+		visible(active),
+	)
+	b.screenshot(t, "silence-active")
+	b.within(t, wait, "silence expired",
+		click(active+` [data-testid="expire-silence"]`),
+		waitCount(active, 0),
+	)
+	var silences []struct {
+		Comment string `json:"comment"`
+		Status  struct {
+			State string `json:"state"`
+		} `json:"status"`
+	}
+	s.getJSON(t, "/api/v2/silences", &silences)
+	found := false
+	for _, sl := range silences {
+		if sl.Comment == comment {
+			found = true
+			if sl.Status.State != "expired" {
+				t.Errorf("silence after Expire is %q, want expired", sl.Status.State)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the silence created in the UI is not in /api/v2/silences")
+	}
+	for _, tab := range []string{"alerts", "rules", "receivers"} {
+		b.within(t, wait, "alerting "+tab, hash("/alerting?tab="+tab), visible(`[data-testid="alerting"] .tabs`))
+		b.screenshot(t, "alerting-"+tab)
+	}
+
+	// Targets: one up, one down (with its error).
+	b.within(t, 30*time.Second, "targets",
+		hash("/status"),
+		visible(`[data-testid="target"][data-health="up"]`),
+		reloadUntil(`[data-testid="target"][data-health="down"]`, "/status"),
+	)
+	downErr := get(t, b, "down target error", text(`[data-testid="target"][data-health="down"] td.error`))
+	if !strings.Contains(downErr, "refused") {
+		t.Errorf("down target's last error %q, want connection refused", downErr)
+	}
+	b.screenshot(t, "status-targets")
+	for _, tab := range []string{"sd", "config", "tsdb", "build", "flags"} {
+		b.within(t, wait, "status "+tab, hash("/status?tab="+tab), visible(`[data-testid="status"] .tabs`), chromedp.Sleep(300*time.Millisecond))
+		b.screenshot(t, "status-"+tab)
+	}
+	b.within(t, wait, "service map", hash("/service-map"), visible(`[data-testid="service-map"]`), chromedp.Sleep(300*time.Millisecond))
+	b.screenshot(t, "service-map")
+	b.within(t, wait, "dashboards", hash("/dashboards"), visible(`[data-testid="dashboards"]`))
+	b.screenshot(t, "dashboards")
+
+	// Logout ends the session: the login form is back and the session is gone.
+	b.within(t, wait, "logout",
+		chromedp.Click(chromedp.Search(`//button[text()="Log out"]`), chromedp.NodeVisible),
+		visible(`form[aria-label="Log in"]`),
+		chromedp.Reload(),
+		visible(`form[aria-label="Log in"]`),
+	)
+
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors in the browser:\n%s", strings.Join(errs, "\n"))
+	}
+	t.Logf("screenshots in %s", b.artifacts)
+}
+
+// reloadUntil re-opens a route until sel appears: the targets page reads
+// /api/v1/targets once, and the dead target's first scrape may come later.
+func reloadUntil(sel, route string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for {
+			n, err := count(sel)(ctx, t)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := hash(route+"?r="+fmt.Sprint(time.Now().UnixNano()))(ctx, t); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s never appeared: %w", sel, ctx.Err())
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	})
+}
