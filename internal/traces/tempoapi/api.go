@@ -471,13 +471,21 @@ func tagNameLists(keys []string) tagNames {
 	return n
 }
 
-// SearchTags serves GET /api/search/tags (v1: unscoped attribute names).
+// SearchTags serves GET /api/search/tags (v1: attribute names without
+// their scope; scope= narrows them to one scope as in v2).
 func (a *API) SearchTags(w http.ResponseWriter, r *http.Request) {
 	const name = "search_tags"
 	a.instrument(name, w, func(w http.ResponseWriter) {
 		start, end, err := parseRange(r)
 		if err != nil {
 			a.badRequest(name, w, "%v", err)
+			return
+		}
+		scope := r.URL.Query().Get("scope")
+		switch scope {
+		case "", "none", "all", "span", "resource", "intrinsic", "event", "link", "instrumentation":
+		default:
+			a.badRequest(name, w, "invalid scope %q: want span, resource, event, link, instrumentation, intrinsic or none", scope)
 			return
 		}
 		ctx, cancel := a.ctx(r)
@@ -488,7 +496,22 @@ func (a *API) SearchTags(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		n := tagNameLists(keys)
-		names := slices.Concat(n.span, n.resource, n.event, n.link)
+		var names []string
+		switch scope {
+		case "", "all", "none":
+			names = slices.Concat(n.span, n.resource, n.event, n.link)
+		case "span":
+			names = n.span
+		case "resource":
+			names = n.resource
+		case "event":
+			names = n.event
+		case "link":
+			names = n.link
+		case "intrinsic":
+			names = traceql.Intrinsics()
+		}
+		names = slices.Clone(names)
 		slices.Sort(names)
 		names = slices.Compact(names)
 		if names == nil {

@@ -539,6 +539,20 @@ func TestSearchAndTags(t *testing.T) {
 		!strings.Contains(string(body), `"exception.type"`) || !strings.Contains(string(body), `"link.kind"`) {
 		t.Fatalf("v1 tags: %s", body)
 	}
+	for sc, want := range map[string]string{"span": `"http.method"`, "resource": `"service.name"`, "event": `"exception.type"`,
+		"link": `"link.kind"`, "intrinsic": `"rootServiceName"`} {
+		code, body = e.get(t, "/api/search/tags?scope="+sc, "")
+		if code != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("v1 tags scope=%s: %d %s", sc, code, body)
+		}
+	}
+	code, body = e.get(t, "/api/search/tags?scope=span", "")
+	if strings.Contains(string(body), `"service.name"`) || strings.Contains(string(body), `"exception.type"`) {
+		t.Fatalf("v1 tags scope=span lists other scopes: %s", body)
+	}
+	if code, _ = e.get(t, "/api/search/tags?scope=galaxy", ""); code != 400 {
+		t.Fatalf("v1 tags scope=galaxy: %d, want 400", code)
+	}
 	code, body = e.get(t, "/api/v2/search/tag/event.exception.type/values", "")
 	if code != 200 || string(body) != `{"tagValues":[{"type":"string","value":"io.EOF"}]}`+"\n" {
 		t.Fatalf("v2 event attribute values: %s", body)
