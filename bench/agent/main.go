@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nx-watcher/nxwatcher/internal/agent"
+	"github.com/nx-watcher/nxwatcher/internal/procmem"
 )
 
 func main() {
@@ -127,14 +128,28 @@ scrape_configs:
 	done := make(chan error, 1)
 	cpu0, t0 := cpuSeconds(), time.Now()
 	go func() { done <- a.Run(ctx) }()
-	var rssMax int64
+	// As `nxwatcher agent` does (internal/procmem), unmap the executable's
+	// start-up pages once it has settled; rssSettled is the peak after that.
+	settled := make(chan struct{})
+	settle := time.AfterFunc(procmem.StartupSettle, func() {
+		procmem.ReleaseStartupPages(slog.New(slog.DiscardHandler))
+		close(settled)
+	})
+	defer settle.Stop()
+	var rssMax, rssSettled int64
 	for {
 		acked, written := count()
 		if written >= 0 && acked >= written {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
-		rssMax = max(rssMax, rssKiB("VmRSS"))
+		rss := rssKiB("VmRSS")
+		rssMax = max(rssMax, rss)
+		select {
+		case <-settled:
+			rssSettled = max(rssSettled, rss)
+		default:
+		}
 		if time.Since(t0) > duration+5*time.Minute {
 			return fmt.Errorf("gave up: %d of %d lines acknowledged", acked, written)
 		}
@@ -149,6 +164,7 @@ scrape_configs:
 	fmt.Printf("lines_per_cpu_s=%.0f mb_per_cpu_s=%.1f lines_per_s=%.0f\n", float64(got)/cpu, mb/cpu, float64(got)/wall.Seconds())
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	fmt.Printf("rss_max_after_settle_mib=%.1f (0 = the run ended before %s)\n", float64(rssSettled)/1024, procmem.StartupSettle)
 	fmt.Printf("rss_max_sampled_mib=%.1f vmhwm_mib=%.1f rss_anon_mib=%.1f rss_file_mib=%.1f heap_inuse_mib=%.1f go_sys_mib=%.1f\n", float64(rssMax)/1024, float64(rssKiB("VmHWM"))/1024, float64(rssKiB("RssAnon"))/1024, float64(rssKiB("RssFile"))/1024,
 		float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20))
 	return nil

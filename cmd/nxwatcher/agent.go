@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/nx-watcher/nxwatcher/internal/agent"
+	"github.com/nx-watcher/nxwatcher/internal/procmem"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 )
 
@@ -148,6 +149,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, list
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 	logger.Info("Listening", "addr", ln.Addr().String())
+	settle := time.AfterFunc(procmem.StartupSettle, func() { procmem.ReleaseStartupPages(logger) })
+	defer settle.Stop()
 	if listening != nil {
 		listening <- ln.Addr().String()
 	}

@@ -11,10 +11,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.opentelemetry.io/collector/featuregate"
 
 	"github.com/nx-watcher/nxwatcher/internal/collector"
+	"github.com/nx-watcher/nxwatcher/internal/procmem"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 )
 
@@ -88,6 +90,8 @@ func runCollector(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		return 0
 	}
+	settle := time.AfterFunc(procmem.StartupSettle, func() { procmem.ReleaseStartupPages(slog.New(slog.DiscardHandler)) })
+	defer settle.Stop()
 	if err := collector.Run(ctx, opts); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1

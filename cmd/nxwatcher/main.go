@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/prometheus/common/promslog"
 
 	"github.com/nx-watcher/nxwatcher/internal/app"
+	"github.com/nx-watcher/nxwatcher/internal/procmem"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 )
 
@@ -155,6 +157,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		case <-ctx.Done():
 			return
 		}
+		settle := time.AfterFunc(procmem.StartupSettle, func() { procmem.ReleaseStartupPages(logger) })
+		defer settle.Stop()
 		for {
 			select {
 			case <-ctx.Done():
