@@ -2,6 +2,7 @@ package traceql
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -316,6 +317,10 @@ type MetricsAggregate struct {
 	Attr      *Attribute // the measured attribute; nil for rate and count_over_time
 	Quantiles []float64  // quantile_over_time only
 	By        []*Attribute
+	// TopK > 0 keeps, at each step, the TopK series with the highest
+	// values (the lowest when Bottom): `| topk(10)`, `| bottomk(10)`.
+	TopK   int
+	Bottom bool
 }
 
 func (*MetricsAggregate) stage() {}
@@ -338,6 +343,13 @@ func (m *MetricsAggregate) String() string {
 			parts[i] = a.String()
 		}
 		b.WriteString(" by (" + strings.Join(parts, ", ") + ")")
+	}
+	if m.TopK > 0 {
+		fn := "topk"
+		if m.Bottom {
+			fn = "bottomk"
+		}
+		b.WriteString(" | " + fn + "(" + strconv.Itoa(m.TopK) + ")")
 	}
 	return b.String()
 }

@@ -406,6 +406,60 @@ func (e *MetricsEvaluator) Series() []MetricsSeries {
 		}
 	}
 	slices.SortFunc(out, func(a, b MetricsSeries) int { return strings.Compare(a.PromLabels(), b.PromLabels()) })
+	if e.m.TopK > 0 {
+		out = topK(out, e.m.TopK, e.m.Bottom, e.n) // ties go to the first in label order
+	}
+	return out
+}
+
+// topK keeps, at each interval, the k series with the highest values (the
+// lowest for bottom), as PromQL's topk does in a range query: a series
+// keeps its values at the intervals where it ranks, others become NaN, and
+// a series that never ranks is dropped.
+func topK(series []MetricsSeries, k int, bottom bool, n int) []MetricsSeries {
+	keep := make([][]bool, len(series))
+	for i := range keep {
+		keep[i] = make([]bool, n)
+	}
+	idx := make([]int, 0, len(series))
+	for step := 0; step < n; step++ {
+		idx = idx[:0]
+		for i := range series {
+			if !math.IsNaN(series[i].Values[step]) {
+				idx = append(idx, i)
+			}
+		}
+		slices.SortStableFunc(idx, func(a, b int) int {
+			va, vb := series[a].Values[step], series[b].Values[step]
+			if bottom {
+				va, vb = vb, va
+			}
+			switch {
+			case va > vb:
+				return -1
+			case va < vb:
+				return 1
+			}
+			return 0
+		})
+		for _, i := range idx[:min(k, len(idx))] {
+			keep[i][step] = true
+		}
+	}
+	out := series[:0]
+	for i, s := range series {
+		any := false
+		for step := range s.Values {
+			if keep[i][step] {
+				any = true
+			} else {
+				s.Values[step] = math.NaN()
+			}
+		}
+		if any {
+			out = append(out, s)
+		}
+	}
 	return out
 }
 

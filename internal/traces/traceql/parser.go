@@ -88,8 +88,14 @@ func (p *parser) pipeline() (*Pipeline, error) {
 	pl.Stages = append(pl.Stages, first)
 	for p.isPunct("|") {
 		bar := p.next()
-		if _, ok := pl.Stages[len(pl.Stages)-1].(*MetricsAggregate); ok {
-			return nil, p.errf(bar, "a metrics function must be the last stage of the query")
+		if m, ok := pl.Stages[len(pl.Stages)-1].(*MetricsAggregate); ok {
+			if t := p.peek(); t.kind == tIdent && (t.text == "topk" || t.text == "bottomk") && m.TopK == 0 {
+				if err := p.topK(m); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			return nil, p.errf(bar, "a metrics function must be the last stage of the query (only topk() or bottomk() may follow it)")
 		}
 		st, err := p.stage()
 		if err != nil {
@@ -639,4 +645,22 @@ func (p *parser) metricsAggregate() (Stage, error) {
 		}
 	}
 	return m, nil
+}
+
+// topK parses `topk(n)` or `bottomk(n)` after a metrics function.
+func (p *parser) topK(m *MetricsAggregate) error {
+	t := p.next()
+	if _, err := p.expect("("); err != nil {
+		return err
+	}
+	n := p.peek()
+	if n.kind != tInt || n.i <= 0 {
+		return p.errf(n, "%s() needs a positive integer, got %s", t.text, describe(n))
+	}
+	p.next()
+	if _, err := p.expect(")"); err != nil {
+		return err
+	}
+	m.TopK, m.Bottom = int(n.i), t.text == "bottomk"
+	return nil
 }
