@@ -108,7 +108,7 @@ func batch(i, n int) []Stream {
 	return []Stream{{Labels: labels.FromStrings("app", "a", "batch", fmt.Sprint(i%3)), Entries: es}}
 }
 
-func open(t *testing.T, dir string, cfg EndpointConfig, reg prometheus.Registerer) *Forwarder {
+func open(t testing.TB, dir string, cfg EndpointConfig, reg prometheus.Registerer) *Forwarder {
 	t.Helper()
 	cfg.MinBackoff = model.Duration(10 * time.Millisecond)
 	cfg.MaxBackoff = model.Duration(100 * time.Millisecond)
