@@ -295,11 +295,15 @@ func printTable(w io.Writer, o options, rs []result) {
 		if !ok1 || !ok2 || fw.sentPerS <= 0 {
 			continue
 		}
-		perCore := (fw.cores - base.cores) / (fw.sentPerS / 100_000)
+		// The scrape-only run may append at a different rate (missed
+		// scrapes on a busy machine), so its CPU is scaled to the
+		// forwarding run's append rate before it is subtracted.
+		scrapeCores := base.cores * fw.appendedPerS / base.appendedPerS
+		perCore := (fw.cores - scrapeCores) / (fw.sentPerS / 100_000)
 		extra := mib(fw.rssEnd - base.rssEnd)
 		cost[name] = [2]float64{perCore, extra}
-		fmt.Fprintf(w, "\n%s: remote write out costs %.3f cores per 100k samples/s sent (%.3f − %.3f cores at %.0f samples/s) and %+.0f MiB RSS at the end of the window (peak %+.0f MiB)",
-			name, perCore, fw.cores, base.cores, fw.sentPerS, extra, mib(fw.rssHW-base.rssHW))
+		fmt.Fprintf(w, "\n%s: remote write out costs %.3f cores per 100k samples/s sent (%.3f cores − %.3f for scraping %.0f samples/s, at %.0f samples/s sent) and %+.0f MiB RSS at the end of the window (peak %+.0f MiB)",
+			name, perCore, fw.cores, scrapeCores, fw.appendedPerS, fw.sentPerS, extra, mib(fw.rssHW-base.rssHW))
 	}
 	if n, ok := cost["nxwatcher"]; ok {
 		if p, ok := cost["prometheus"]; ok && p[0] != 0 {
