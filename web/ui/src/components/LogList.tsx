@@ -11,22 +11,35 @@ import { formatDateTimeMs } from '../lib/time';
 export interface Row {
   key: string;
   entry: LogEntry;
+}
+
+export function toRows(entries: LogEntry[], offset = 0): Row[] {
+  // Level and trace ID are worked out per row as it scrolls into view
+  // (rowInfo), not for all 50k lines up front.
+  return entries.map((e, i) => ({ key: `${e.ts}:${offset + i}`, entry: e }));
+}
+
+interface RowInfo {
   level: Level;
   traceId?: string;
   tsMs: number;
 }
 
-export function toRows(entries: LogEntry[]): Row[] {
-  return entries.map((e, i) => {
+const infoCache = new WeakMap<LogEntry, RowInfo>();
+
+/** Level, trace ID and millisecond time of an entry, computed once. */
+export function rowInfo(e: LogEntry): RowInfo {
+  let info = infoCache.get(e);
+  if (!info) {
     const all = { ...e.stream, ...e.metadata, ...e.parsed };
-    return {
-      key: `${e.ts}:${i}`,
-      entry: e,
+    info = {
       level: detectLevel(e.line, all),
       traceId: findTraceId(e.line, all),
-      tsMs: Number(BigInt(e.ts) / 1_000_000n),
+      tsMs: e.ts.length > 6 ? Number(e.ts.slice(0, -6)) + Number(e.ts.slice(-6)) / 1e6 : 0,
     };
-  });
+    infoCache.set(e, info);
+  }
+  return info;
 }
 
 function Fields({ title, m }: { title: string; m: Record<string, string> }) {
@@ -46,7 +59,8 @@ function Fields({ title, m }: { title: string; m: Record<string, string> }) {
   );
 }
 
-const LogRow = memo(function LogRow({ row, open, toggle }: { row: Row; open: boolean; toggle: () => void }) {
+const LogRow = memo(function LogRow({ row: r, open, toggle }: { row: Row; open: boolean; toggle: () => void }) {
+  const row = { ...r, ...rowInfo(r.entry) };
   return (
     <div data-testid="log-line" data-level={row.level}>
       <div

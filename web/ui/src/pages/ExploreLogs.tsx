@@ -90,7 +90,7 @@ export default function ExploreLogs() {
     if (!oldest) return;
     try {
       const entries = await loki.queryLogs(query, window_.current.start, 0, limit, 'backward', undefined, nsMinusOne(oldest.entry.ts));
-      setRows((cur) => [...cur, ...toRows(entries)]);
+      setRows((cur) => [...cur, ...toRows(entries, cur.length)]);
       setMore(entries.length >= limit);
     } catch (e) {
       setError(errorText(e));
@@ -114,7 +114,7 @@ export default function ExploreLogs() {
       const entries: loki.LogEntry[] = [];
       for (const s of msg.streams ?? []) for (const [ts, line] of s.values) entries.push({ ts, line, stream: s.stream, metadata: {}, parsed: {} });
       entries.sort((a, b) => loki.compareTs(b.ts, a.ts));
-      setRows((cur) => [...toRows(entries), ...cur].slice(0, TAIL_CAP));
+      setRows((cur) => [...toRows(entries, Date.now()), ...cur].slice(0, TAIL_CAP));
     };
     return () => {
       sock.close();
