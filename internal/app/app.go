@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,8 +113,11 @@ type App struct {
 
 	closers []func() error
 
-	reloadMu   sync.Mutex
-	current    atomic.Pointer[config.Config]
+	reloadMu sync.Mutex
+	current  atomic.Pointer[config.Config]
+	// started is the config read at start-up: the keys a reload cannot
+	// change keep its values.
+	started    *config.Config
 	ready      atomic.Bool
 	lastReload atomic.Pointer[time.Time]
 	reloadOK   atomic.Bool
@@ -158,6 +162,7 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 		return nil, err
 	}
 	a.current.Store(cfg)
+	a.started = cfg
 
 	mdeps := metrics.Deps{Logger: deps.Logger, Registerer: reg}
 	a.db, err = metrics.OpenTSDB(filepath.Join(opts.StoragePath, "metrics"), cfg.Metrics, mdeps)
@@ -395,6 +400,9 @@ func (a *App) applyLocked(cfg *config.Config) error {
 	}
 	if err == nil {
 		a.current.Store(cfg)
+		if keys := restartOnlyChanges(a.started, cfg); len(keys) > 0 {
+			a.logger.Warn("Config keys changed that take effect only at the next start; the running values stay", "keys", strings.Join(keys, ","))
+		}
 	}
 	a.recordApply(err)
 	return err
