@@ -41,7 +41,7 @@ func gramHash(b []byte) (uint32, uint32) {
 // buildBloom indexes every line of a chunk view; the result is encoded as
 // log2(bits), hash count, then the words little-endian.
 func buildBloom(v *chunkView) []byte {
-	grams := len(v.lines) - (gramLen-1)*v.len() + len(v.md)
+	grams := len(v.lines) - (gramLen-1)*v.len() + distinctMetadataBytes(v)
 	m := bloomMinBits
 	for m < bloomMaxBits && m < grams*16 {
 		m <<= 1
@@ -138,4 +138,22 @@ func bloomMayContain(f []byte, needles []string) bool {
 		}
 	}
 	return true
+}
+
+// distinctMetadataBytes sizes the metadata the bloom indexes: a blob equal
+// to the previous entry's adds nothing.
+func distinctMetadataBytes(v *chunkView) int {
+	if v.md == nil {
+		return 0
+	}
+	n := 0
+	var last []byte
+	for i := range v.len() {
+		blob := v.md[v.mdOff[i]:v.mdOff[i+1]]
+		if !bytes.Equal(blob, last) {
+			n += len(blob)
+			last = blob
+		}
+	}
+	return n
 }

@@ -36,6 +36,12 @@ type rawChunk struct {
 	entries             int
 	minT, maxT, lastT   int64
 	unsorted            bool
+
+	// The last metadata set appended and where its encoding (length
+	// prefix included) sits in md: an entry with the same set copies
+	// those bytes instead of encoding it again.
+	lastMD               labels.Labels
+	lastMDFrom, lastMDTo int
 }
 
 func (c *rawChunk) size() int { return len(c.ts) + len(c.lens) + len(c.md) + len(c.lines) }
@@ -56,7 +62,12 @@ func (c *rawChunk) append(ts int64, line string, md labels.Labels) {
 	c.lines = append(c.lines, line...)
 	if md.IsEmpty() {
 		c.md = append(c.md, 0)
+	} else if c.lastMDTo > c.lastMDFrom && labels.Equal(md, c.lastMD) {
+		from := len(c.md)
+		c.md = append(c.md, c.md[c.lastMDFrom:c.lastMDTo]...)
+		c.lastMDFrom, c.lastMDTo = from, len(c.md)
 	} else {
+		from := len(c.md)
 		// The blob goes straight into the column, its size computed first
 		// (no per-entry buffer: every entry carries detected_level).
 		n := uvarintLen(uint64(md.Len()))
@@ -69,6 +80,7 @@ func (c *rawChunk) append(ts int64, line string, md labels.Labels) {
 			c.md = appendString(c.md, l.Name)
 			c.md = appendString(c.md, l.Value)
 		})
+		c.lastMD, c.lastMDFrom, c.lastMDTo = md, from, len(c.md)
 	}
 	c.entries++
 }
