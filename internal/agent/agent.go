@@ -324,7 +324,7 @@ func (a *Agent) syncTargets(ctx context.Context) {
 	a.sd = sd
 	want := map[string]fileTarget{}
 	for _, ft := range targets {
-		matches, err := filepath.Glob(ft.path)
+		matches, err := globPaths(ft.path)
 		if err != nil {
 			continue
 		}
@@ -332,10 +332,8 @@ func (a *Agent) syncTargets(ctx context.Context) {
 			if strings.HasSuffix(p, ".gz") || isRotatedName(p) {
 				continue
 			}
-			if ex, ok := ft.labels["__path_exclude__"]; ok {
-				if m, _ := filepath.Match(string(ex), p); m {
-					continue
-				}
+			if ex := ft.labels["__path_exclude__"]; ex != "" && pathMatches(string(ex), p) {
+				continue
 			}
 			if _, dup := want[p]; dup {
 				continue
