@@ -15,7 +15,8 @@ import (
 	"sync"
 )
 
-// The backlog is a directory of numbered segment files (00000001.seg, …)
+// Backlog is a durable, bounded, single-reader queue of records on disk,
+// shared by the logs and traces forwarders. It is a directory of numbered segment files (00000001.seg, …)
 // of records, each
 //
 //	uint32 length (big endian) | uint32 CRC-32C of the payload | payload
@@ -27,7 +28,7 @@ import (
 // process (not a power loss: segments are fsynced only when they are
 // closed). A torn record at the end of the last segment (a crash mid-write)
 // is cut off at open. Fully acknowledged segments are deleted.
-type backlog struct {
+type Backlog struct {
 	dir     string
 	segSize int64
 	maxSize int64
@@ -50,11 +51,11 @@ const recordHeader = 8
 // maxRecord bounds one record (a push body); larger lengths mean corruption.
 const maxRecord = 256 << 20
 
-func openBacklog(dir string, segSize, maxSize int64) (*backlog, error) {
+func OpenBacklog(dir string, segSize, maxSize int64) (*Backlog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open backlog: %w", err)
 	}
-	b := &backlog{dir: dir, segSize: segSize, maxSize: maxSize, sizes: map[int]int64{}, notify: make(chan struct{}, 1)}
+	b := &Backlog{dir: dir, segSize: segSize, maxSize: maxSize, sizes: map[int]int64{}, notify: make(chan struct{}, 1)}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open backlog: %w", err)
@@ -107,9 +108,9 @@ func openBacklog(dir string, segSize, maxSize int64) (*backlog, error) {
 	return b, nil
 }
 
-func (b *backlog) segPath(n int) string { return filepath.Join(b.dir, fmt.Sprintf("%08d.seg", n)) }
+func (b *Backlog) segPath(n int) string { return filepath.Join(b.dir, fmt.Sprintf("%08d.seg", n)) }
 
-func (b *backlog) readPosition() error {
+func (b *Backlog) readPosition() error {
 	raw, err := os.ReadFile(filepath.Join(b.dir, "position"))
 	if errors.Is(err, os.ErrNotExist) {
 		if len(b.segs) > 0 {
@@ -168,7 +169,7 @@ func readRecord(r io.Reader) ([]byte, error) {
 }
 
 // cut starts a new segment; b.mu held or not yet shared.
-func (b *backlog) cut() error {
+func (b *Backlog) cut() error {
 	n := 1
 	if len(b.segs) > 0 {
 		n = b.segs[len(b.segs)-1] + 1
@@ -194,7 +195,7 @@ func (b *backlog) cut() error {
 }
 
 // append writes one record and wakes the sender.
-func (b *backlog) append(p []byte) error {
+func (b *Backlog) Append(p []byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -226,7 +227,7 @@ func (b *backlog) append(p []byte) error {
 
 // enforceLimit drops the oldest segments (never the active one) while the
 // backlog is over its size; b.mu held.
-func (b *backlog) enforceLimit() {
+func (b *Backlog) enforceLimit() {
 	for len(b.segs) > 1 && b.size() > b.maxSize {
 		old := b.segs[0]
 		unsent := b.sizes[old]
@@ -243,7 +244,7 @@ func (b *backlog) enforceLimit() {
 	}
 }
 
-func (b *backlog) size() int64 {
+func (b *Backlog) size() int64 {
 	var s int64
 	for _, n := range b.sizes {
 		s += n
@@ -252,7 +253,7 @@ func (b *backlog) size() int64 {
 }
 
 // pendingBytes is what has not been acknowledged yet.
-func (b *backlog) pendingBytes() int64 {
+func (b *Backlog) PendingBytes() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var s int64
@@ -269,7 +270,7 @@ func (b *backlog) pendingBytes() int64 {
 }
 
 // takeDropped returns and resets the bytes dropped since the last call.
-func (b *backlog) takeDropped() int64 {
+func (b *Backlog) TakeDropped() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d := b.dropped
@@ -279,7 +280,7 @@ func (b *backlog) takeDropped() int64 {
 
 // next returns the first unacknowledged record and where the one after it
 // starts, or ok=false when everything is acknowledged.
-func (b *backlog) next() (p []byte, seg int, off int64, ok bool, err error) {
+func (b *Backlog) Next() (p []byte, seg int, off int64, ok bool, err error) {
 	b.mu.Lock()
 	seg, off = b.posSeg, b.posOff
 	for {
@@ -317,14 +318,14 @@ func (b *backlog) next() (p []byte, seg int, off int64, ok bool, err error) {
 		b.mu.Lock()
 		size := b.sizes[seg]
 		b.mu.Unlock()
-		return nil, seg, size, true, &corruptError{skipped: size - off, err: fmt.Errorf("segment %d offset %d: %w", seg, off, err)}
+		return nil, seg, size, true, &CorruptError{Skipped: size - off, err: fmt.Errorf("segment %d offset %d: %w", seg, off, err)}
 	}
 	return p, seg, off + recordHeader + int64(len(p)), true, nil
 }
 
 // ack records that everything before (seg, off) was delivered: the
 // position file is replaced and segments before seg are deleted.
-func (b *backlog) ack(seg int, off int64) error {
+func (b *Backlog) Ack(seg int, off int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if seg < b.posSeg || (seg == b.posSeg && off < b.posOff) {
@@ -346,7 +347,7 @@ func (b *backlog) ack(seg int, off int64) error {
 	return nil
 }
 
-func (b *backlog) close() error {
+func (b *Backlog) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -360,11 +361,14 @@ func (b *backlog) close() error {
 	return b.active.Close()
 }
 
-// corruptError is a record that cannot be read; the rest of its segment
+// CorruptError is a record that cannot be read; the rest of its segment
 // (skipped bytes) is given up.
-type corruptError struct {
-	skipped int64
+type CorruptError struct {
+	Skipped int64
 	err     error
 }
 
-func (e *corruptError) Error() string { return e.err.Error() }
+func (e *CorruptError) Error() string { return e.err.Error() }
+
+// Notify receives a value after records were appended.
+func (b *Backlog) Notify() <-chan struct{} { return b.notify }

@@ -62,7 +62,7 @@ type endpoint struct {
 	cfg     EndpointConfig
 	name    string
 	client  *http.Client
-	backlog *backlog
+	backlog *Backlog
 	logger  *slog.Logger
 	m       *metrics
 	sleep   func(context.Context, time.Duration) bool
@@ -90,14 +90,14 @@ func Open(dir string, cfgs []EndpointConfig, deps Deps) (*Forwarder, error) {
 			return nil, fmt.Errorf("logs.forward[%d]: %w", i, err)
 		}
 		hc.Timeout = time.Duration(cfg.Timeout)
-		b, err := openBacklog(filepath.Join(dir, dirName(name)), int64(cfg.SegmentSize), int64(cfg.MaxBacklog))
+		b, err := OpenBacklog(filepath.Join(dir, dirName(name)), int64(cfg.SegmentSize), int64(cfg.MaxBacklog))
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("logs.forward[%d] %s: %w", i, name, err)
 		}
 		e := &endpoint{cfg: cfg, name: name, client: hc, backlog: b, m: f.m, logger: f.logger.With("endpoint", name), sleep: sleepCtx}
 		f.endpoints = append(f.endpoints, e)
-		f.m.backlog.WithLabelValues(name).Set(float64(b.pendingBytes()))
+		f.m.backlog.WithLabelValues(name).Set(float64(b.PendingBytes()))
 	}
 	return f, nil
 }
@@ -121,12 +121,12 @@ func (f *Forwarder) Append(streams []Stream) error {
 	copy(rec[4:], body)
 	var errs []error
 	for _, e := range f.endpoints {
-		if err := e.backlog.append(rec); err != nil {
+		if err := e.backlog.Append(rec); err != nil {
 			errs = append(errs, fmt.Errorf("forward to %s: %w", e.name, err))
 			continue
 		}
 		f.m.entries.WithLabelValues(e.name).Add(float64(entries))
-		if d := e.backlog.takeDropped(); d > 0 {
+		if d := e.backlog.TakeDropped(); d > 0 {
 			f.m.droppedBytes.WithLabelValues(e.name, "backlog_full").Add(float64(d))
 		}
 	}
@@ -174,16 +174,16 @@ func (f *Forwarder) Run(ctx context.Context) error {
 func (f *Forwarder) Close() error {
 	var errs []error
 	for _, e := range f.endpoints {
-		errs = append(errs, e.backlog.close())
+		errs = append(errs, e.backlog.Close())
 	}
 	return errors.Join(errs...)
 }
 
 func (e *endpoint) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		rec, seg, off, ok, err := e.backlog.next()
+		rec, seg, off, ok, err := e.backlog.Next()
 		if err != nil {
-			var ce *corruptError
+			var ce *CorruptError
 			if !errors.As(err, &ce) {
 				e.logger.Error("Read forward backlog", "err", err)
 				if !e.sleep(ctx, time.Duration(e.cfg.MinBackoff)) {
@@ -192,8 +192,8 @@ func (e *endpoint) run(ctx context.Context) {
 				continue
 			}
 			e.logger.Error("Skipping the rest of a corrupt backlog segment", "err", err)
-			e.m.droppedBytes.WithLabelValues(e.name, "corrupt").Add(float64(ce.skipped))
-			if err := e.backlog.ack(seg, off); err != nil {
+			e.m.droppedBytes.WithLabelValues(e.name, "corrupt").Add(float64(ce.Skipped))
+			if err := e.backlog.Ack(seg, off); err != nil {
 				e.logger.Error("Save forward position", "err", err)
 			}
 			continue
@@ -203,17 +203,17 @@ func (e *endpoint) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-e.backlog.notify:
+			case <-e.backlog.Notify():
 			}
 			continue
 		}
 		if !e.send(ctx, rec) {
 			return // ctx ended; the record stays in the backlog
 		}
-		if err := e.backlog.ack(seg, off); err != nil {
+		if err := e.backlog.Ack(seg, off); err != nil {
 			e.logger.Error("Save forward position", "err", err)
 		}
-		e.m.backlog.WithLabelValues(e.name).Set(float64(e.backlog.pendingBytes()))
+		e.m.backlog.WithLabelValues(e.name).Set(float64(e.backlog.PendingBytes()))
 	}
 }
 

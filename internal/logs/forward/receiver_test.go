@@ -98,7 +98,7 @@ func TestForwardToNXWatcherPushExactlyOnce(t *testing.T) {
 func (f *Forwarder) backlogPending() int64 {
 	var n int64
 	for _, e := range f.endpoints {
-		n += e.backlog.pendingBytes()
+		n += e.backlog.PendingBytes()
 	}
 	return n
 }
