@@ -273,7 +273,7 @@ func levelFromKeywords(line string) string {
 		for j < len(line) && isLetter(line[j]) {
 			j++
 		}
-		if n := j - i; n >= 3 && n <= 8 && (j == len(line) || !isDigit(line[j])) && (i == 0 || !isDigit(line[i-1])) {
+		if n := j - i; n >= 3 && n <= 8 && keywordInitial[line[i]|0x20] && (j == len(line) || !isDigit(line[j])) && (i == 0 || !isDigit(line[i-1])) {
 			if l := keywordLevel(line[i:j]); l != "" {
 				return l
 			}
@@ -283,15 +283,19 @@ func levelFromKeywords(line string) string {
 	return ""
 }
 
+// keywordInitial are the (lower-case) first letters of the level keywords.
+var keywordInitial = [256]bool{'t': true, 'd': true, 'i': true, 'w': true, 'e': true, 'c': true, 'f': true}
+
 // keywordLevel is normaliseLevel for free text: only unambiguous words.
 func keywordLevel(w string) string {
 	l := normaliseLevel(w)
 	if l == "" {
 		return ""
 	}
-	switch strings.ToLower(w) {
-	case "alert", "notice", "panic", "emerg", "inf", "ftl", "trc", "dbug", "eror", "erro":
-		return "" // too common as ordinary words, or not used alone in text
+	for _, x := range [...]string{"alert", "notice", "panic", "emerg", "inf", "ftl", "trc", "dbug", "eror", "erro"} {
+		if strings.EqualFold(w, x) {
+			return "" // too common as ordinary words, or not used alone in text
+		}
 	}
 	return l
 }

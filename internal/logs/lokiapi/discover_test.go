@@ -249,3 +249,22 @@ func TestDiscoveryOff(t *testing.T) {
 		t.Fatalf("%d %s", code, b)
 	}
 }
+
+// BenchmarkDetectLevel: the ingest-side cost of detected_level per line,
+// for a logfmt line with its level first, a JSON line and a line whose
+// level only a keyword gives.
+func BenchmarkDetectLevel(b *testing.B) {
+	for name, line := range map[string]string{
+		"logfmt":  `level=info caller=handler.go:120 method=GET path=/api/v1/items/4711 status=200 duration=12.3ms trace_id=4bf92f3577b34da6a3ce929d0e0e4736 msg="request served"`,
+		"json":    `{"ts":"2026-01-01T00:00:00Z","caller":"handler.go:120","msg":"request served","status":200,"level":"warn"}`,
+		"keyword": `2026/01/01 00:00:00 handler.go:120: GET /api/v1/items/4711 took 12.3ms [ERROR] upstream timeout`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				e := logstore.Entry{Line: line}
+				addDetectedLevel(&e, "")
+			}
+		})
+	}
+}
