@@ -33,6 +33,10 @@ type StageConfig struct {
 	Tenant             *TenantConfig            `yaml:"tenant,omitempty"`
 	Limit              *LimitConfig             `yaml:"limit,omitempty"`
 	Metrics            map[string]*MetricConfig `yaml:"metrics,omitempty"`
+	Decolorize         *DecolorizeConfig        `yaml:"decolorize,omitempty"`
+	Sampling           *SamplingConfig          `yaml:"sampling,omitempty"`
+	Luhn               *LuhnConfig              `yaml:"luhn,omitempty"`
+	EventLogMessage    *EventLogMessageConfig   `yaml:"eventlogmessage,omitempty"`
 	set                int
 }
 
@@ -73,6 +77,18 @@ func (s *StageConfig) UnmarshalYAML(unmarshal func(any) error) error {
 		case "pack":
 			if s.Pack == nil {
 				s.Pack = &PackConfig{}
+			}
+		case "decolorize":
+			if s.Decolorize == nil {
+				s.Decolorize = &DecolorizeConfig{}
+			}
+		case "luhn":
+			if s.Luhn == nil {
+				s.Luhn = &LuhnConfig{}
+			}
+		case "eventlogmessage":
+			if s.EventLogMessage == nil {
+				s.EventLogMessage = &EventLogMessageConfig{}
 			}
 		}
 	}
@@ -285,6 +301,14 @@ func newStage(c StageConfig, d *PipelineDeps) (any, error) {
 		return newLimitStage(c.Limit, d)
 	case c.Metrics != nil:
 		return newMetricsStage(c.Metrics, d)
+	case c.Decolorize != nil:
+		return decolorizeStage{}, nil
+	case c.Sampling != nil:
+		return newSamplingStage(c.Sampling, d)
+	case c.Luhn != nil:
+		return newLuhnStage(c.Luhn)
+	case c.EventLogMessage != nil:
+		return newEventLogMessageStage(c.EventLogMessage, d), nil
 	}
 	return nil, errors.New("empty pipeline stage")
 }
