@@ -82,6 +82,17 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	b.screenshot(t, "explore-logs")
 
+	// Live tail over the WebSocket: a line pushed after "Live" shows up.
+	b.within(t, wait, "live tail starts",
+		click(`[data-testid="live-tail"]`),
+		until(`document.querySelector('[data-testid="live-status"]')?.textContent === "live"`),
+	)
+	liveLine := fmt.Sprintf("level=info msg=\"tailed %d\"", time.Now().UnixNano())
+	pushLine(t, s, "checkout", liveLine)
+	b.within(t, wait, "live tail line", until(fmt.Sprintf(`[...document.querySelectorAll('[data-testid="log-line"] .line')].some(e => e.textContent === %s)`, jsString(liveLine))))
+	b.screenshot(t, "explore-logs-live")
+	b.within(t, wait, "live tail stops", click(`[data-testid="live-tail"]`))
+
 	// Trace by ID: the waterfall has the pushed spans.
 	b.within(t, wait, "trace view",
 		hash("/explore/traces/"+traceID),

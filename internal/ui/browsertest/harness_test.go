@@ -239,6 +239,16 @@ func pushData(t *testing.T, s *server) fixture {
 	return f
 }
 
+// pushLine sends one line now to a stream of service_name=svc (Loki push, JSON).
+func pushLine(t *testing.T, s *server, svc, line string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"streams": []any{map[string]any{
+		"stream": map[string]string{"service_name": svc, "env": "test"},
+		"values": [][2]string{{fmt.Sprint(time.Now().UnixNano()), line}},
+	}}})
+	post(t, s.url+"/loki/api/v1/push", "application/json", body)
+}
+
 func urlQuery(s string) string {
 	r := strings.NewReplacer(`{`, "%7B", `}`, "%7D", `"`, "%22", `=`, "%3D", ` `, "%20", `|`, "%7C")
 	return r.Replace(s)
@@ -450,4 +460,24 @@ func keys(sel, text string) chromedp.Action[chromedp.Void] {
 
 func text(sel string) chromedp.Action[string] {
 	return chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible)
+}
+
+// until waits until the JavaScript expression is true.
+func until(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for {
+			ok, err := chromedp.Evaluate[bool]("!!(" + expr + ")")(ctx, t)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("never true: %s: %w", expr, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
 }

@@ -95,7 +95,17 @@ export default function App() {
           ))}
         </nav>
         <div className="spacer" />
-        {session.role !== 'none' && (
+        {session.anonymous && (
+          <>
+            <span className="muted small" data-testid="session-user">
+              anonymous ({session.role})
+            </span>
+            <button type="button" className="btn" onClick={() => setSession(null)}>
+              Log in
+            </button>
+          </>
+        )}
+        {session.role !== 'none' && !session.anonymous && (
           <>
             <span className="muted small" data-testid="session-user">
               {session.user} ({session.role})

@@ -5,6 +5,7 @@ import { APIError, request } from './http';
 export interface Session {
   user: string;
   role: 'viewer' | 'editor' | 'admin' | string;
+  anonymous?: boolean;
 }
 
 /** The current session; null when logged out; {user:"", role:"anonymous"} when the server has no login (404). */
@@ -24,4 +25,28 @@ export function login(user: string, password: string) {
 
 export function logout() {
   return request<void>('api/ui/logout', { method: 'POST' });
+}
+
+export interface ClientConfig {
+  version: string;
+  anonymous: boolean;
+  features: { metrics: boolean; logs: boolean; traces: boolean; alerting: boolean };
+  status: string[];
+}
+
+/** GET /api/ui/config; a server without it (404) gets every feature on. */
+export async function clientConfig(): Promise<ClientConfig> {
+  try {
+    return await request<ClientConfig>('api/ui/config');
+  } catch (e) {
+    if (e instanceof APIError && e.status === 404) {
+      return { version: '', anonymous: false, features: { metrics: true, logs: true, traces: true, alerting: true }, status: [] };
+    }
+    throw e;
+  }
+}
+
+/** GET /api/ui/status/{name}: a status source without an upstream API (log and trace store stats). */
+export function statusSource(name: string) {
+  return request<{ status: string; data: unknown }>(`api/ui/status/${encodeURIComponent(name)}`).then((r) => r.data);
 }

@@ -147,7 +147,11 @@ export default function ExploreLogs() {
         <button className={live ? 'btn primary' : 'btn'} onClick={() => setLive(!live)} disabled={!query.trim()} data-testid="live-tail">
           {live ? '■ Stop live' : '▶ Live'}
         </button>
-        {live && <span className="small muted">{liveInfo}</span>}
+        {live && (
+          <span className="small muted" data-testid="live-status">
+            {liveInfo}
+          </span>
+        )}
         <div className="spacer" />
         <TimePicker range={range} onChange={setRange} onRefresh={() => setRun((n) => n + 1)} />
       </div>

@@ -3,6 +3,7 @@
 // info and runtime flags — all from Prometheus's /api/v1/status and targets.
 import { Fragment, useState } from 'react';
 import * as prom from '../api/prometheus';
+import { clientConfig, statusSource } from '../api/session';
 import { useAsync } from '../lib/useAsync';
 import { useTab } from '../components/Tabs';
 import Labels from '../components/Labels';
@@ -14,6 +15,7 @@ const TABS = [
   { id: 'sd', label: 'Service discovery' },
   { id: 'config', label: 'Configuration' },
   { id: 'tsdb', label: 'TSDB' },
+  { id: 'stores', label: 'Log & trace stores' },
   { id: 'build', label: 'Build & runtime' },
   { id: 'flags', label: 'Flags' },
 ];
@@ -27,6 +29,7 @@ export default function Status() {
       {tab === 'sd' && <Discovery />}
       {tab === 'config' && <Config />}
       {tab === 'tsdb' && <TSDB />}
+      {tab === 'stores' && <Stores />}
       {tab === 'build' && <Build />}
       {tab === 'flags' && <Flags />}
     </div>
@@ -255,4 +258,26 @@ function Build() {
 function Flags() {
   const f = useAsync(() => prom.flags(), []);
   return <div data-testid="flags">{f.error ? <div className="error">{f.error}</div> : <KVTable m={f.data} />}</div>;
+}
+
+// Log store and trace store statistics have no upstream API: the server
+// publishes them under /api/ui/status/{name}, listed by /api/ui/config.
+function Stores() {
+  const st = useAsync(async () => {
+    const cfg = await clientConfig();
+    return Promise.all(cfg.status.map(async (name) => ({ name, data: await statusSource(name).catch((e: unknown) => ({ error: String(e) })) })));
+  }, []);
+  if (st.error) return <div className="error">{st.error}</div>;
+  if (!st.data) return <div className="muted">Loading…</div>;
+  if (st.data.length === 0) return <p className="muted">This server publishes no store statistics (no /api/ui/status sources).</p>;
+  return (
+    <div className="grid2" data-testid="stores">
+      {st.data.map((s) => (
+        <div className="card" key={s.name}>
+          <h3 style={{ marginTop: 0 }}>{s.name}</h3>
+          {s.data && typeof s.data === 'object' && !Array.isArray(s.data) ? <KVTable m={s.data as Record<string, unknown>} /> : <pre className="small">{JSON.stringify(s.data, null, 2)}</pre>}
+        </div>
+      ))}
+    </div>
+  );
 }
