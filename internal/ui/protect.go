@@ -18,10 +18,9 @@ import (
 // (GET with Accept: text/html), which is redirected to /login?redirect=….
 // A role too low for the request gets 403.
 func (u *UI) Protect(next http.Handler) http.Handler {
-	return u.cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isWebSocket(r) && !u.sameOriginWebSocket(r) {
-			u.m.crossOrigin.Inc()
-			writeError(w, http.StatusForbidden, "cross-origin WebSocket refused")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !u.sameOrigin(r) || (isWebSocket(r) && !u.sameOriginWebSocket(r)) {
+			u.refuseCrossOrigin(w)
 			return
 		}
 		if u.publicPath(r) {
@@ -45,7 +44,7 @@ func (u *UI) Protect(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
-	}))
+	})
 }
 
 // isWebSocket reports a WebSocket handshake (the Loki tail).
@@ -61,7 +60,7 @@ func isWebSocket(r *http.Request) bool {
 func (u *UI) sameOriginWebSocket(r *http.Request) bool {
 	probe := r.Clone(r.Context())
 	probe.Method = http.MethodPost
-	return u.cop.Check(probe) == nil
+	return u.sameOrigin(probe)
 }
 
 // publicPath is what the UI listener serves without a session: the login

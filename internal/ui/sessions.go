@@ -43,8 +43,9 @@ type session struct {
 
 type sessionStore struct {
 	path string
-	ttl  time.Duration
-	idle time.Duration
+	// ttl and idle are nanoseconds; ApplyConfig changes them.
+	ttl  atomic.Int64
+	idle atomic.Int64
 
 	mu   sync.RWMutex
 	byID map[tokenKey]*session
@@ -70,7 +71,8 @@ type sessionsOnDisk struct {
 // openSessions loads the store, dropping sessions that ended while serve was
 // down.
 func openSessions(dir string, ttl, idle time.Duration, now time.Time) (*sessionStore, error) {
-	s := &sessionStore{path: filepath.Join(dir, sessionsFile), ttl: ttl, idle: idle, byID: map[tokenKey]*session{}}
+	s := &sessionStore{path: filepath.Join(dir, sessionsFile), byID: map[tokenKey]*session{}}
+	s.setLifetimes(ttl, idle)
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil
@@ -101,14 +103,20 @@ func openSessions(dir string, ttl, idle time.Duration, now time.Time) (*sessionS
 	return s, nil
 }
 
+// setLifetimes sets the lifetime of new sessions and the idle timeout of all.
+func (s *sessionStore) setLifetimes(ttl, idle time.Duration) {
+	s.ttl.Store(int64(ttl))
+	s.idle.Store(int64(idle))
+}
+
 func (s *sessionStore) alive(ss *session, now time.Time) bool {
-	return now.Before(ss.expires) && now.UnixNano()-ss.lastSeen.Load() < int64(s.idle)
+	return now.Before(ss.expires) && now.UnixNano()-ss.lastSeen.Load() < s.idle.Load()
 }
 
 // create starts a session and returns its token.
 func (s *sessionStore) create(acc *account, now time.Time) (string, *session, error) {
 	token := randomToken(32)
-	ss := &session{user: acc.name, cred: acc.cred, created: now, expires: now.Add(s.ttl)}
+	ss := &session{user: acc.name, cred: acc.cred, created: now, expires: now.Add(time.Duration(s.ttl.Load()))}
 	ss.lastSeen.Store(now.UnixNano())
 	ss.persisted.Store(now.UnixNano())
 	s.mu.Lock()

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,19 +65,29 @@ type Route struct {
 
 // UI serves the embedded web UI and its login, sessions and helper API.
 type UI struct {
-	cfg      Config
 	logger   *slog.Logger
 	now      func() time.Time
 	version  string
 	features Features
 	status   map[string]StatusFunc
 
-	accounts map[string]*account
+	dir    string
+	getenv func(string) string
+	listen string // ui.listen_address at New; not reloadable
+
+	state    atomic.Pointer[authState]
+	applyMu  sync.Mutex // serialises ApplyConfig
 	sessions *sessionStore
 	limiter  *loginLimiter
-	cop      *http.CrossOriginProtection
 	assets   *assets
 	m        *uiMetrics
+}
+
+// authState is everything ApplyConfig replaces at once.
+type authState struct {
+	cfg      Config
+	accounts map[string]*account
+	cop      *http.CrossOriginProtection
 }
 
 type uiMetrics struct {
@@ -107,65 +119,94 @@ func New(cfg Config, dataDir string, deps Deps) (*UI, error) {
 		deps.Getenv = os.Getenv
 	}
 	u := &UI{
-		cfg:      cfg,
 		logger:   deps.Logger.With("component", "ui"),
 		now:      deps.Now,
 		version:  deps.Version,
 		features: Features{Metrics: true, Logs: true, Traces: true, Alerting: true},
 		status:   deps.Status,
-		accounts: map[string]*account{},
+		getenv:   deps.Getenv,
+		listen:   cfg.ListenAddress,
 		limiter:  newLoginLimiter(),
 	}
 	if deps.Features != nil {
 		u.features = *deps.Features
 	}
 
-	dir := filepath.Join(dataDir, "ui")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("ui: create %s: %w", dir, err)
+	u.dir = filepath.Join(dataDir, "ui")
+	if err := os.MkdirAll(u.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("ui: create %s: %w", u.dir, err)
 	}
-	admin, src, generated, err := loadAdmin(cfg, dir, deps.Getenv)
+	st, err := u.loadState(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ui: %w", err)
+		return nil, err
 	}
-	u.accounts[admin.name] = admin
-	users, err := loadUsers(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("ui: %w", err)
-	}
-	for _, a := range users {
-		if u.accounts[a.name] != nil {
-			return nil, fmt.Errorf("ui: user %q is also the admin (%s)", a.name, envAdminUser)
-		}
-		u.accounts[a.name] = a
-	}
-	if u.sessions, err = openSessions(dir, time.Duration(cfg.SessionTTL), time.Duration(cfg.SessionIdleTimeout), u.now()); err != nil {
+	u.state.Store(st)
+	if u.sessions, err = openSessions(u.dir, time.Duration(cfg.SessionTTL), time.Duration(cfg.SessionIdleTimeout), u.now()); err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
 	if u.assets, err = newAssets(); err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
 
-	u.cop = http.NewCrossOriginProtection()
-	for _, o := range cfg.CSRFTrustedOrigins {
-		_ = u.cop.AddTrustedOrigin(o) // checked by Validate
-	}
-	u.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.m.crossOrigin.Inc()
-		writeError(w, http.StatusForbidden, "cross-origin request refused")
-	}))
-
 	if err := u.registerMetrics(deps.Registerer); err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
 
+	return u, nil
+}
+
+// loadState resolves the accounts of cfg (see loadAdmin) and logs where the
+// admin password came from, or the generated password, once.
+func (u *UI) loadState(cfg Config) (*authState, error) {
+	admin, src, generated, err := loadAdmin(cfg, u.dir, u.getenv)
+	if err != nil {
+		return nil, fmt.Errorf("ui: %w", err)
+	}
+	st := &authState{cfg: cfg, accounts: map[string]*account{admin.name: admin}}
+	users, err := loadUsers(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ui: %w", err)
+	}
+	for _, a := range users {
+		if st.accounts[a.name] != nil {
+			return nil, fmt.Errorf("ui: user %q is also the admin (%s)", a.name, envAdminUser)
+		}
+		st.accounts[a.name] = a
+	}
+	st.cop = http.NewCrossOriginProtection()
+	for _, o := range cfg.CSRFTrustedOrigins {
+		_ = st.cop.AddTrustedOrigin(o) // checked by Validate
+	}
 	if generated != "" {
 		u.logger.Warn("UI admin password generated at first start; it is shown only this once and only its bcrypt hash is stored",
-			"user", admin.name, "password", generated, "hash_file", filepath.Join(dir, adminHashFile))
+			"user", admin.name, "password", generated, "hash_file", filepath.Join(u.dir, adminHashFile))
 	} else {
 		u.logger.Info("UI admin account", "user", admin.name, "password_from", string(src))
 	}
-	return u, nil
+	return st, nil
+}
+
+// ApplyConfig applies a reloaded `ui:` section: accounts (the admin
+// password is resolved again, so a rotated password file takes effect),
+// roles, anonymous access, session lifetimes, cookie and CSRF settings. A
+// changed listen_address needs a restart; it is logged and otherwise
+// ignored. On error nothing changes.
+func (u *UI) ApplyConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	u.applyMu.Lock()
+	defer u.applyMu.Unlock()
+	st, err := u.loadState(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.ListenAddress != u.listen {
+		u.logger.Warn("ui.listen_address changed; it takes effect at the next start", "running", u.listen, "configured", cfg.ListenAddress)
+	}
+	u.sessions.setLifetimes(time.Duration(cfg.SessionTTL), time.Duration(cfg.SessionIdleTimeout))
+	u.state.Store(st)
+	return nil
 }
 
 func (u *UI) registerMetrics(reg prometheus.Registerer) error {
@@ -199,7 +240,7 @@ func (u *UI) registerMetrics(reg prometheus.Registerer) error {
 }
 
 // ListenAddress is the UI's own port, "" for none.
-func (u *UI) ListenAddress() string { return u.cfg.ListenAddress }
+func (u *UI) ListenAddress() string { return u.listen }
 
 // Close writes the sessions' last-seen times.
 func (u *UI) Close() error { return u.sessions.save(u.now()) }
@@ -220,7 +261,22 @@ func (u *UI) Routes() []Route {
 
 // csrf refuses cross-origin browser requests to h, also on the main listener.
 func (u *UI) csrf(h http.HandlerFunc) http.HandlerFunc {
-	return u.cop.Handler(h).ServeHTTP
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !u.sameOrigin(r) {
+			u.refuseCrossOrigin(w)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// sameOrigin is http.CrossOriginProtection's verdict under the current
+// trusted origins (safe methods always pass).
+func (u *UI) sameOrigin(r *http.Request) bool { return u.state.Load().cop.Check(r) == nil }
+
+func (u *UI) refuseCrossOrigin(w http.ResponseWriter) {
+	u.m.crossOrigin.Inc()
+	writeError(w, http.StatusForbidden, "cross-origin request refused")
 }
 
 // principal is who a request acts as.
@@ -251,14 +307,15 @@ func (u *UI) authenticate(r *http.Request) *principal {
 	if p, ok := r.Context().Value(principalKey{}).(*principal); ok {
 		return p
 	}
+	st := u.state.Load()
 	if c, err := r.Cookie(CookieName); err == nil {
 		if ss := u.sessions.lookup(c.Value, u.now()); ss != nil {
-			if acc := u.accounts[ss.user]; acc != nil && acc.cred == ss.cred {
+			if acc := st.accounts[ss.user]; acc != nil && acc.cred == ss.cred {
 				return acc.principal
 			}
 		}
 	}
-	if u.cfg.Anonymous.Enabled {
+	if st.cfg.Anonymous.Enabled {
 		return anonymousPrincipal
 	}
 	return nil
@@ -298,7 +355,8 @@ func (u *UI) Login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, "too many failed logins; try again later")
 		return
 	}
-	acc := u.accounts[req.User]
+	st := u.state.Load()
+	acc := st.accounts[req.User]
 	if !verify(acc, req.User, req.Password) {
 		u.limiter.fail(ip, req.User, now)
 		u.m.failures.Inc()
@@ -317,10 +375,10 @@ func (u *UI) Login(w http.ResponseWriter, r *http.Request) {
 		Value:    token,
 		Path:     "/",
 		Expires:  ss.expires,
-		MaxAge:   int(time.Duration(u.cfg.SessionTTL) / time.Second),
+		MaxAge:   int(ss.expires.Sub(now) / time.Second),
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
-		Secure:   u.cfg.CookieSecure || r.TLS != nil,
+		Secure:   st.cfg.CookieSecure || r.TLS != nil,
 	})
 	writeJSON(w, http.StatusOK, sessionResponse{User: acc.name, Role: acc.role, Expires: ss.expires.UTC()})
 }
@@ -336,7 +394,7 @@ func (u *UI) Logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: u.cfg.CookieSecure || r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: u.state.Load().cfg.CookieSecure || r.TLS != nil,
 	})
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -373,7 +431,7 @@ type clientConfig struct {
 // anonymous viewing is on, which signals are enabled, and the names served
 // under /api/ui/status/.
 func (u *UI) ClientConfig(w http.ResponseWriter, r *http.Request) {
-	c := clientConfig{Version: u.version, Anonymous: u.cfg.Anonymous.Enabled, Features: u.features, Status: []string{}}
+	c := clientConfig{Version: u.version, Anonymous: u.state.Load().cfg.Anonymous.Enabled, Features: u.features, Status: []string{}}
 	for name := range u.status {
 		c.Status = append(c.Status, name)
 	}
