@@ -114,7 +114,9 @@ func TestHints(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{`{ }`, `{ .a = "b" } | count() > 1`, `{ duration > 1s } >> { status = error }`,
 		`({ kind = server } | by(.x)) && { name =~ "a.*" }`, `{ span."a b" != nil }`, `{ .a = -1.5e3 }`,
-		`{ nestedSetParent < 0 } &>> { event:timeSinceStart > 1ms } | avg(duration) > 1s`, `{ instrumentation:name = "x" } &~ { }`} {
+		`{ nestedSetParent < 0 } &>> { event:timeSinceStart > 1ms } | avg(duration) > 1s`, `{ instrumentation:name = "x" } &~ { }`,
+		`{ status = error } | rate() by (resource.service.name, name) | topk(3)`, `{} | quantile_over_time(duration, .99, 0.5) by (.a)`,
+		`{} | histogram_over_time(span.a) with(exemplars=true)`, `{ .a = 1 } | count_over_time() | bottomk(1)`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -135,5 +137,13 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip unstable: %q -> %q", out, q2.String())
 		}
 		q.Eval(NewTrace(sampleTrace()))
+		if q.Metrics() != nil {
+			ev, err := q.NewMetricsEvaluator(MetricsRequest{Start: 0, End: 1e9, Step: 1e8, MaxSeries: 10, Exemplars: 5})
+			if err != nil {
+				t.Fatalf("metrics evaluator for %q: %v", s, err)
+			}
+			_ = ev.Observe(NewTrace(sampleTrace()))
+			ev.Series()
+		}
 	})
 }
