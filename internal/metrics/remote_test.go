@@ -2,12 +2,18 @@ package metrics
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
@@ -285,5 +291,71 @@ func TestRemoteReadFromPrometheus(t *testing.T) {
 	}
 	if got := read(""); got.count() != 0 {
 		t.Errorf("without remote_read: %d samples", got.count())
+	}
+}
+
+// rawReceiver decodes remote write 1.0 requests and keeps what a test
+// asks about: exemplars and metadata.
+type rawReceiver struct {
+	srv       *httptest.Server
+	mu        sync.Mutex
+	exemplars []string
+	metadata  map[string]string // metric family → type
+}
+
+func newRawReceiver(t *testing.T) *rawReceiver {
+	r := &rawReceiver{metadata: map[string]string{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		raw, err := snappy.Decode(nil, body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var wr prompb.WriteRequest
+		if err := wr.Unmarshal(raw); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.mu.Lock()
+		for _, ts := range wr.Timeseries {
+			for _, ex := range ts.Exemplars {
+				for _, l := range ex.Labels {
+					r.exemplars = append(r.exemplars, l.Name+"="+l.Value)
+				}
+			}
+		}
+		for _, md := range wr.Metadata {
+			r.metadata[md.MetricFamilyName] = md.Type.String()
+		}
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// TestRemoteWriteSendsExemplarsAndMetadata: with send_exemplars the
+// exemplars of an OpenMetrics scrape are sent; metadata_config sends the
+// scraped families' types.
+func TestRemoteWriteSendsExemplarsAndMetadata(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+		fmt.Fprintf(w, "# TYPE orders counter\n# HELP orders Orders.\norders_total %d # {trace_id=\"4bf92f3577b34da6\"} 1.0\n# EOF\n", time.Now().UnixNano())
+	}))
+	defer srv.Close()
+	r := newRawReceiver(t)
+	n := startNode(t, remoteWriteYAMLWith(strings.TrimPrefix(srv.URL, "http://"), endpoint{url: r.srv.URL, extra: "send_exemplars: true"}))
+	waitFor(t, 30*time.Second, "an exemplar and metadata", func() (bool, string) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		ok := len(r.exemplars) > 0 && r.metadata["orders"] == "COUNTER"
+		return ok, fmt.Sprintf("exemplars %v, metadata %v", r.exemplars, r.metadata)
+	})
+	n.stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.exemplars[0] != "trace_id=4bf92f3577b34da6" {
+		t.Errorf("exemplar labels %v", r.exemplars[0])
 	}
 }
