@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/nx-watcher/nxwatcher/internal/agent"
 	"github.com/nx-watcher/nxwatcher/internal/procmem"
@@ -52,6 +54,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, list
 	dryRun := fs.Bool("dry-run", false, "print entries (time, labels, line) to stdout instead of pushing them; positions are not saved")
 	httpPort := fs.Int("server.http-listen-port", -1, "override server.http_listen_port (0 picks a free port)")
 	httpAddr := fs.String("server.http-listen-address", "", "override server.http_listen_address")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config (TLS, client certificates, basic auth) for the agent's HTTP listener, re-read on every connection; not together with server.http_tls_config")
+	enableReload := fs.Bool("server.enable-runtime-reload", false, "serve POST /reload, which re-reads the config file like SIGHUP (also server.enable_runtime_reload)")
 	logLevel := levelFlag{promslog.NewLevel()}
 	fs.Var(logLevel, "log.level", "log level: debug, info, warn, error")
 	logFormat := formatFlag{promslog.NewFormat()}
@@ -99,6 +103,25 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, list
 			return 1
 		}
 	}
+	if *webConfig != "" && cfg.Server.HTTPTLSConfig != nil {
+		fmt.Fprintf(stderr, "agent: --web.config.file and server.http_tls_config both set: use one\n")
+		return 1
+	}
+	if *webConfig != "" {
+		if err := web.Validate(*webConfig); err != nil {
+			fmt.Fprintf(stderr, "agent: web config %s: %v\n", *webConfig, err)
+			return 1
+		}
+	}
+	var tlsConfig *tls.Config
+	if t := cfg.Server.HTTPTLSConfig; t != nil {
+		tc, err := web.ConfigToTLSConfig(&web.TLSConfig{TLSCertPath: t.CertFile, TLSKeyPath: t.KeyFile, ClientAuth: t.ClientAuthType, ClientCAs: t.ClientCAFile})
+		if err != nil {
+			fmt.Fprintf(stderr, "agent: server.http_tls_config: %v\n", err)
+			return 1
+		}
+		tlsConfig = tc
+	}
 	logger := promslog.New(&promslog.Config{Level: logLevel.Level, Format: logFormat.Format, Writer: stderr})
 	setAutoMemLimit(logger)
 	if *printConfig {
@@ -141,13 +164,56 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, list
 		logger.Error("Cannot listen", "addr", addr, "err", err)
 		return 1
 	}
+	// POST /reload (Promtail's runtime reload) asks the run loop below to
+	// reload and answers with the outcome.
+	reloadReqs := make(chan chan error)
+	loopDone := make(chan struct{}) // closed when the run loop has ended
+	mux := http.NewServeMux()
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }))
+	if *enableReload || cfg.Server.EnableRuntimeReload {
+		mux.HandleFunc("/reload", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				w.Header().Set("Allow", http.MethodPost)
+				http.Error(w, "use POST", http.StatusMethodNotAllowed)
+				return
+			}
+			res := make(chan error, 1)
+			select {
+			case reloadReqs <- res:
+			case <-r.Context().Done():
+				return
+			case <-loopDone:
+				http.Error(w, "shutting down", http.StatusServiceUnavailable)
+				return
+			}
+			select {
+			case err := <-res:
+				if err != nil {
+					http.Error(w, "reload failed: "+err.Error(), http.StatusInternalServerError)
+					return
+				}
+				fmt.Fprintln(w, "config reloaded")
+			case <-r.Context().Done():
+			}
+		})
+	}
 	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Serve(ln) }()
+	switch {
+	case *webConfig != "":
+		go func() { srvDone <- web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: webConfig}, logger) }()
+	case tlsConfig != nil:
+		srv.TLSConfig = tlsConfig
+		go func() { srvDone <- srv.ServeTLS(ln, "", "") }()
+	default:
+		go func() { srvDone <- srv.Serve(ln) }()
+	}
 	logger.Info("Listening", "addr", ln.Addr().String())
 	settle := time.AfterFunc(procmem.StartupSettle, func() { procmem.ReleaseStartupPages(logger) })
 	defer settle.Stop()
@@ -166,6 +232,35 @@ run:
 		go func() { done <- a.Run(runCtx) }()
 		var next *agent.Agent
 		var nextH http.Handler
+		// tryReload loads the file and, when it loads, replaces the
+		// running agent (setting next). reloadErr says why a reload did
+		// not take; the result is an error only when no agent can run.
+		var reloadErr error
+		tryReload := func() error {
+			ncfg, err := agent.LoadFile(*configFile, *expandEnv)
+			if err != nil {
+				logger.Error("Reload failed; the running config stays", "err", err)
+				reloadErr = err
+				return nil
+			}
+			ncfg.Server = cfg.Server // the listener stays as it is
+			stop()
+			if err := <-done; err != nil {
+				logger.Error("Agent stopped with an error", "err", err)
+			}
+			if next, nextH, err = build(ncfg); err != nil {
+				logger.Error("Reload failed; starting the previous config again", "err", err)
+				reloadErr = err
+				if next, nextH, err = build(cfg); err != nil {
+					return err
+				}
+				return nil
+			}
+			reloadErr = nil
+			cfg = ncfg
+			logger.Info("Reloaded", "config", *configFile)
+			return nil
+		}
 		for next == nil {
 			select {
 			case <-ctx.Done():
@@ -176,31 +271,23 @@ run:
 				stop()
 				break run
 			case <-reload:
-				ncfg, err := agent.LoadFile(*configFile, *expandEnv)
-				if err != nil {
-					logger.Error("Reload failed; the running config stays", "err", err)
-					continue
+				if fatal := tryReload(); fatal != nil {
+					runErr = fatal
+					break run
 				}
-				ncfg.Server = cfg.Server // the listener stays as it is
-				stop()
-				if err := <-done; err != nil {
-					logger.Error("Agent stopped with an error", "err", err)
-				}
-				if next, nextH, err = build(ncfg); err != nil {
-					logger.Error("Reload failed; starting the previous config again", "err", err)
-					if next, nextH, err = build(cfg); err != nil {
-						runErr = err
-						break run
-					}
-				} else {
-					cfg = ncfg
-					logger.Info("Reloaded", "config", *configFile)
+			case res := <-reloadReqs:
+				fatal := tryReload()
+				res <- reloadErr
+				if fatal != nil {
+					runErr = fatal
+					break run
 				}
 			}
 		}
 		a = next
 		current.Store(&nextH)
 	}
+	close(loopDone)
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	_ = srv.Shutdown(sctx)

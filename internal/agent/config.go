@@ -45,6 +45,40 @@ type ServerConfig struct {
 	RegisterInstrumentation *bool          `yaml:"register_instrumentation"`
 	GracefulShutdownTimeout model.Duration `yaml:"graceful_shutdown_timeout"`
 	ProfilingEnabled        bool           `yaml:"profiling_enabled"`
+	// HTTPTLSConfig serves the agent's HTTP over TLS (Promtail's
+	// server.http_tls_config).
+	HTTPTLSConfig *HTTPTLSConfig `yaml:"http_tls_config,omitempty"`
+	// EnableRuntimeReload serves POST /reload (Promtail's
+	// server.enable_runtime_reload).
+	EnableRuntimeReload bool `yaml:"enable_runtime_reload"`
+}
+
+// HTTPTLSConfig is Promtail's server.http_tls_config: the agent's own
+// certificate and, optionally, client certificates it requires.
+type HTTPTLSConfig struct {
+	CertFile       string `yaml:"cert_file"`
+	KeyFile        string `yaml:"key_file"`
+	ClientAuthType string `yaml:"client_auth_type"`
+	ClientCAFile   string `yaml:"client_ca_file"`
+}
+
+var clientAuthTypes = map[string]bool{
+	"": true, "NoClientCert": true, "RequestClientCert": true, "RequireAnyClientCert": true,
+	"VerifyClientCertIfGiven": true, "RequireAndVerifyClientCert": true,
+}
+
+func (t *HTTPTLSConfig) validate() []error {
+	var errs []error
+	if t.CertFile == "" || t.KeyFile == "" {
+		errs = append(errs, errors.New("server.http_tls_config: cert_file and key_file are both required"))
+	}
+	if !clientAuthTypes[t.ClientAuthType] {
+		errs = append(errs, fmt.Errorf("server.http_tls_config.client_auth_type: %q is not one of NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert", t.ClientAuthType))
+	}
+	if (t.ClientAuthType == "VerifyClientCertIfGiven" || t.ClientAuthType == "RequireAndVerifyClientCert") && t.ClientCAFile == "" {
+		errs = append(errs, fmt.Errorf("server.http_tls_config: client_auth_type %s needs client_ca_file", t.ClientAuthType))
+	}
+	return errs
 }
 
 // PositionsConfig is Promtail's positions block.
@@ -243,6 +277,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.HTTPListenPort < 0 || c.Server.HTTPListenPort > 65535 {
 		errs = append(errs, fmt.Errorf("server.http_listen_port: %d out of range", c.Server.HTTPListenPort))
+	}
+	if c.Server.HTTPTLSConfig != nil {
+		errs = append(errs, c.Server.HTTPTLSConfig.validate()...)
 	}
 	if c.Limits.ReadlineRateEnabled && c.Limits.ReadlineRate <= 0 {
 		errs = append(errs, errors.New("limits_config.readline_rate: must be positive when readline_rate_enabled"))
