@@ -287,6 +287,9 @@ func labelAttributes(kvs []traceql.KeyValue) []attribute {
 // projectionFor keeps of each trace only the attributes, events and links
 // q reads, so the store decodes a fraction of each trace.
 func projectionFor(q *traceql.Query) *tracestore.Projection {
+	if m := q.Metrics(); m != nil && m.Op == "compare" {
+		return nil // compare() reads every attribute
+	}
 	p := &tracestore.Projection{SpanAttrs: map[string]bool{}, ResourceAttrs: map[string]bool{}, ScopeAttrs: map[string]bool{},
 		DropNames: true}
 	for _, a := range q.Attributes() {

@@ -321,6 +321,11 @@ type MetricsAggregate struct {
 	// values (the lowest when Bottom): `| topk(10)`, `| bottomk(10)`.
 	TopK   int
 	Bottom bool
+	// compare() only: the selection filter, the values kept per attribute
+	// (default 10) and an optional selection window in Unix ns.
+	Selection                *SpansetFilter
+	CompareTopN              int
+	CompareStart, CompareEnd int64
 }
 
 func (*MetricsAggregate) stage() {}
@@ -329,6 +334,13 @@ func (m *MetricsAggregate) String() string {
 	var b strings.Builder
 	b.WriteString(m.Op)
 	b.WriteByte('(')
+	if m.Op == "compare" {
+		b.WriteString(m.Selection.String())
+		b.WriteString(", " + strconv.Itoa(m.CompareTopN))
+		if m.CompareStart != 0 || m.CompareEnd != 0 {
+			b.WriteString(", " + strconv.FormatInt(m.CompareStart, 10) + ", " + strconv.FormatInt(m.CompareEnd, 10))
+		}
+	}
 	if m.Attr != nil {
 		b.WriteString(m.Attr.String())
 	}
@@ -359,6 +371,7 @@ var metricsFuncs = map[string]bool{
 	"rate": false, "count_over_time": false,
 	"sum_over_time": true, "avg_over_time": true, "min_over_time": true, "max_over_time": true,
 	"quantile_over_time": true, "histogram_over_time": true,
+	"compare": false,
 }
 
 // Metrics returns the query's metrics stage, nil for a search query.

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
 // MetricsRequest is the time grid of a metrics query, in Unix nanoseconds.
@@ -89,6 +91,8 @@ type MetricsEvaluator struct {
 	examples int
 	// isDuration: the measured attribute is a duration, reported in seconds.
 	isDuration bool
+	// cmp holds compare()'s counts: [0] baseline, [1] selection.
+	cmp [2]map[string]*compareAttr
 	// Spans counts the spans that went into the series.
 	Spans int64
 }
@@ -202,6 +206,11 @@ func (e *MetricsEvaluator) observeSpan(t *Trace, i int) error {
 	k := int((start - e.base) / e.req.Step)
 	if k >= e.n {
 		k = e.n - 1
+	}
+	if e.m.Op == "compare" {
+		e.Spans++
+		e.compareSpan(t, i, k, start)
+		return nil
 	}
 	var v float64
 	if e.m.Attr != nil {
@@ -405,6 +414,9 @@ func (e *MetricsEvaluator) Series() []MetricsSeries {
 			out = append(out, s)
 		}
 	}
+	if e.m.Op == "compare" {
+		out = e.compareSeries()
+	}
 	slices.SortFunc(out, func(a, b MetricsSeries) int { return strings.Compare(a.PromLabels(), b.PromLabels()) })
 	if e.m.TopK > 0 {
 		out = topK(out, e.m.TopK, e.m.Bottom, e.n) // ties go to the first in label order
@@ -528,4 +540,133 @@ func log2Quantile(q float64, buckets []int, h map[int][]float64, k int) (float64
 		cum += c
 	}
 	return bucketBound(buckets[len(buckets)-1]), true
+}
+
+// compare(): every span is in the selection (it matches the filter, and
+// starts inside the selection window when one is given) or the baseline;
+// each of its span and resource attributes and its name, status and kind
+// is counted per interval under that group.
+
+// maxCompareValues bounds the distinct values tracked per attribute and
+// group; more are counted as too many.
+const maxCompareValues = 1000
+
+// Labels of compare() series.
+const (
+	LabelMetaType  = "__meta_type"
+	LabelMetaError = "__meta_error"
+	TooManyValues  = "__too_many_values__"
+)
+
+type compareAttr struct {
+	values  map[Static][]float64
+	dropped []float64 // spans whose value was not tracked, per interval
+}
+
+func (e *MetricsEvaluator) compareSpan(t *Trace, i, k int, start int64) {
+	m := e.m
+	sel := m.Selection.Expr == nil || truthy(evalField(m.Selection.Expr, t, i))
+	if sel && (m.CompareStart != 0 || m.CompareEnd != 0) && (start < m.CompareStart || start > m.CompareEnd) {
+		sel = false
+	}
+	g := 0
+	if sel {
+		g = 1
+	}
+	if e.cmp[g] == nil {
+		e.cmp[g] = map[string]*compareAttr{}
+	}
+	sp := &t.Spans[i]
+	add := func(key string, v Static) {
+		a := e.cmp[g][key]
+		if a == nil {
+			a = &compareAttr{values: map[Static][]float64{}}
+			e.cmp[g][key] = a
+		}
+		c := a.values[v]
+		if c == nil {
+			if len(a.values) >= maxCompareValues {
+				if a.dropped == nil {
+					a.dropped = make([]float64, e.n)
+				}
+				a.dropped[k]++
+				return
+			}
+			c = make([]float64, e.n)
+			a.values[v] = c
+		}
+		c[k]++
+	}
+	add("name", String(sp.Span.Name()))
+	add("status", String(StatusName(sp.Span.Status().Code())))
+	add("kind", String(KindName(sp.Span.Kind())))
+	sp.Span.Attributes().Range(func(key string, v pcommon.Value) bool {
+		add("span."+key, FromValue(v))
+		return true
+	})
+	sp.Resource.Attributes().Range(func(key string, v pcommon.Value) bool {
+		add("resource."+key, FromValue(v))
+		return true
+	})
+}
+
+// compareSeries returns, per group and attribute, the series of its topN
+// most frequent values; an attribute with more values (in either group)
+// adds one {__meta_error="__too_many_values__", <attr>=<nil>} series
+// counting the spans of the values left out.
+func (e *MetricsEvaluator) compareSeries() []MetricsSeries {
+	var out []MetricsSeries
+	tooMany := map[string][]float64{}
+	for g, typ := range []string{"baseline", "selection"} {
+		for key, a := range e.cmp[g] {
+			type vc struct {
+				v      Static
+				counts []float64
+				total  float64
+			}
+			var vals []vc
+			for v, c := range a.values {
+				var sum float64
+				for _, x := range c {
+					sum += x
+				}
+				vals = append(vals, vc{v, c, sum})
+			}
+			slices.SortFunc(vals, func(x, y vc) int {
+				switch {
+				case x.total > y.total:
+					return -1
+				case x.total < y.total:
+					return 1
+				}
+				return strings.Compare(x.v.String(), y.v.String())
+			})
+			if len(vals) > e.m.CompareTopN || a.dropped != nil {
+				d := tooMany[key]
+				if d == nil {
+					d = make([]float64, e.n)
+					tooMany[key] = d
+				}
+				for _, x := range vals[min(len(vals), e.m.CompareTopN):] {
+					for k, c := range x.counts {
+						d[k] += c
+					}
+				}
+				for k, c := range a.dropped {
+					d[k] += c
+				}
+				vals = vals[:min(len(vals), e.m.CompareTopN)]
+			}
+			for _, x := range vals {
+				out = append(out, MetricsSeries{
+					Labels: []KeyValue{{Key: LabelMetaType, Value: String(typ)}, {Key: key, Value: x.v}},
+					Values: slices.Clone(x.counts),
+				})
+			}
+		}
+	}
+	for key, d := range tooMany {
+		out = append(out, MetricsSeries{Labels: []KeyValue{{Key: LabelMetaError, Value: String(TooManyValues)}, {Key: key}}, Values: d})
+	}
+	return out
 }

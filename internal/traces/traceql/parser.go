@@ -596,6 +596,10 @@ func (p *parser) metricsAggregate() (Stage, error) {
 				return nil, p.errf(p.peek(), "quantile_over_time() needs at least one quantile after the attribute")
 			}
 		}
+	} else if t.text == "compare" {
+		if err := p.compareArgs(m); err != nil {
+			return nil, err
+		}
 	} else if !p.isPunct(")") {
 		return nil, p.errf(p.peek(), "%s() takes no argument", t.text)
 	}
@@ -662,5 +666,42 @@ func (p *parser) topK(m *MetricsAggregate) error {
 		return err
 	}
 	m.TopK, m.Bottom = int(n.i), t.text == "bottomk"
+	return nil
+}
+
+// compareArgs parses compare({filter}[, topN[, start, end]]).
+func (p *parser) compareArgs(m *MetricsAggregate) error {
+	at := p.peek()
+	e, err := p.spansetPrimary()
+	if err != nil {
+		return err
+	}
+	f, ok := e.(*SpansetFilter)
+	if !ok {
+		return p.errf(at, "compare() takes one spanset filter {...} as its selection")
+	}
+	m.Selection, m.CompareTopN = f, 10
+	var nums []int64
+	for p.isPunct(",") {
+		p.next()
+		n := p.next()
+		if n.kind != tInt || n.i < 0 {
+			return p.errf(n, "compare() takes non-negative integers after the filter, got %s", describe(n))
+		}
+		nums = append(nums, n.i)
+	}
+	switch len(nums) {
+	case 0:
+	case 1, 3:
+		if nums[0] <= 0 {
+			return p.errf(p.peek(), "compare(): the number of values per attribute must be positive")
+		}
+		m.CompareTopN = int(nums[0])
+		if len(nums) == 3 {
+			m.CompareStart, m.CompareEnd = nums[1], nums[2]
+		}
+	default:
+		return p.errf(p.peek(), "compare() takes a filter, then optionally topN, then both start and end or neither")
+	}
 	return nil
 }

@@ -116,7 +116,7 @@ func FuzzParse(f *testing.F) {
 		`({ kind = server } | by(.x)) && { name =~ "a.*" }`, `{ span."a b" != nil }`, `{ .a = -1.5e3 }`,
 		`{ nestedSetParent < 0 } &>> { event:timeSinceStart > 1ms } | avg(duration) > 1s`, `{ instrumentation:name = "x" } &~ { }`,
 		`{ status = error } | rate() by (resource.service.name, name) | topk(3)`, `{} | quantile_over_time(duration, .99, 0.5) by (.a)`,
-		`{} | histogram_over_time(span.a) with(exemplars=true)`, `{ .a = 1 } | count_over_time() | bottomk(1)`} {
+		`{} | histogram_over_time(span.a) with(exemplars=true)`, `{ .a = 1 } | count_over_time() | bottomk(1)`, `{} | compare({ .a = 1 }, 5, 1, 2)`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
