@@ -45,12 +45,24 @@ func (a *assets) isStatic(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
-// name maps a URL path to a file name in the embedded tree.
+// name maps a URL path to a file name in the embedded tree. A path with an
+// "/assets/" segment deeper down (/explore/assets/x.js) names assets/x.js:
+// the build refers to its files relatively ("./assets/…", so it works under
+// a route prefix), and a page deep in the app, served as index.html, makes
+// the browser ask for them below its own directory.
 func (a *assets) name(p string) (string, bool) {
 	if !strings.HasPrefix(p, "/") {
 		return "", false
 	}
-	name := strings.TrimPrefix(path.Clean(p), "/")
+	clean := path.Clean(p)
+	if i := strings.LastIndex(clean, "/assets/"); i > 0 {
+		if name := "assets/" + clean[i+len("/assets/"):]; fs.ValidPath(name) {
+			if st, err := fs.Stat(a.fs, name); err == nil && !st.IsDir() {
+				return name, true
+			}
+		}
+	}
+	name := strings.TrimPrefix(clean, "/")
 	if name == "" {
 		return "index.html", true
 	}
@@ -78,7 +90,7 @@ func (u *UI) Assets(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if path.Ext(r.URL.Path) != "" && strings.HasPrefix(r.URL.Path, "/assets/") {
+	if path.Ext(r.URL.Path) != "" && strings.Contains(r.URL.Path, "/assets/") {
 		// A missing hashed asset (an old page after an upgrade) is a 404:
 		// index.html in its place would fail to parse as JS.
 		http.NotFound(w, r)

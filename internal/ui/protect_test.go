@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -96,6 +97,7 @@ func TestProtectRefusesWithoutSession(t *testing.T) {
 		{"GET", "/-/ready", 200},
 		{"GET", "/favicon.svg", 200},
 		{"GET", "/assets/index-abc.js", 200},
+		{"GET", "/alerting/silences/assets/index-abc.js", 200},
 		{"POST", "/api/ui/logout", 204},
 	}
 	for _, rq := range public {
@@ -214,6 +216,9 @@ func TestAssetsAndSPAFallback(t *testing.T) {
 		{"GET", "/assets/index-abc.js", nil, 200, "console.log", "javascript", "immutable"},
 		{"GET", "/assets/index-abc.js", map[string]string{"Accept-Encoding": "gzip, br"}, 200, "not really", "javascript", "immutable"},
 		{"GET", "/assets/index-old.js", nil, 404, "", "", ""},
+		// The build refers to "./assets/…": a deep page asks below itself.
+		{"GET", "/explore/metrics/assets/index-abc.js", nil, 200, "console.log", "javascript", "immutable"},
+		{"GET", "/explore/assets/index-old.js", nil, 404, "", "", ""},
 		{"GET", "/api/v9/nothing", nil, 404, "no such endpoint", "application/json", ""},
 		{"GET", "/loki/api/v2/x", nil, 404, "", "application/json", ""},
 		{"POST", "/explore", nil, 405, "", "application/json", ""},
@@ -236,13 +241,25 @@ func TestAssetsAndSPAFallback(t *testing.T) {
 	}
 }
 
-// TestEmbeddedBuild: the committed build has the SPA shell.
+// TestEmbeddedBuild: the committed build has the SPA shell, and every file
+// it refers to is served, from "/" and from a page deep in the app.
 func TestEmbeddedBuild(t *testing.T) {
 	f := newFixture(t, DefaultConfig(), t.TempDir(), nil, nil)
-	rec := do(f.mux(), "GET", "/", "", nil)
+	h := f.mux()
+	rec := do(h, "GET", "/", "", nil)
 	if rec.Code != 200 || !strings.Contains(strings.ToLower(rec.Body.String()), "<html") {
 		t.Fatalf("GET /: %d %.200s", rec.Code, rec.Body)
 	}
+	refs := regexp.MustCompile(`(?:src|href)="(?:\./|/)?(assets/[^"]+)"`).FindAllStringSubmatch(rec.Body.String(), -1)
+	for _, m := range refs {
+		for _, page := range []string{"/", "/explore/metrics/"} {
+			rec := do(h, "GET", page+m[1], "", nil)
+			if rec.Code != 200 || strings.Contains(rec.Header().Get("Content-Type"), "text/html") {
+				t.Errorf("%s%s: %d %s", page, m[1], rec.Code, rec.Header().Get("Content-Type"))
+			}
+		}
+	}
+	t.Logf("index.html refers to %d assets", len(refs))
 }
 
 func TestClientConfigAndStatus(t *testing.T) {
