@@ -230,7 +230,7 @@ type logLine struct {
 	line   string
 	lbls   labels.Labels
 	stream int
-	cat    EntryLabels // with Params.Categorize
+	cat    *EntryLabels // with Params.Categorize (a pointer: most queries do not categorise)
 }
 
 func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
@@ -300,7 +300,9 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 			}
 			ll := logLine{ts: ent.Timestamp, line: strings.Clone(line)}
 			if ev.p.Categorize {
-				ll.lbls, ll.cat = categorize(&w.ls, ent.Metadata)
+				var cat EntryLabels
+				ll.lbls, cat = categorize(&w.ls, ent.Metadata)
+				ll.cat = &cat
 			} else {
 				ll.lbls = w.ls.labels()
 			}
@@ -343,7 +345,7 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 		}
 		out[i].Entries = append(out[i].Entries, logstore.Entry{Timestamp: l.ts, Line: l.line})
 		if ev.p.Categorize {
-			out[i].Categories = append(out[i].Categories, l.cat)
+			out[i].Categories = append(out[i].Categories, *l.cat)
 		}
 	}
 	slices.SortFunc(out, func(a, b StreamResult) int { return labels.Compare(a.Labels, b.Labels) })

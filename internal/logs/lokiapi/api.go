@@ -40,7 +40,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
 	"golang.org/x/time/rate"
 
 	"github.com/nx-watcher/nxwatcher/internal/logs/logql"
@@ -90,7 +89,7 @@ type API struct {
 	limiterMu sync.Mutex
 
 	labelCacheMu sync.Mutex
-	labelCache   map[string]labels.Labels
+	labelCache   map[string]cachedLabels
 
 	tails   tailSet
 	tailWG  sync.WaitGroup
@@ -114,7 +113,7 @@ func New(cfg Config, deps Deps) (*API, error) {
 		version:    deps.Version,
 		logger:     deps.Logger.With("component", "lokiapi"),
 		now:        deps.Now,
-		labelCache: map[string]labels.Labels{},
+		labelCache: map[string]cachedLabels{},
 		closing:    make(chan struct{}),
 		tails:      tailSet{m: map[*tailer]struct{}{}},
 	}

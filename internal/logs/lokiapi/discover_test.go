@@ -268,3 +268,28 @@ func BenchmarkDetectLevel(b *testing.B) {
 		})
 	}
 }
+
+// TestDiscoveryFollowsReload: the cached discovered labels of a pushed
+// label string are recomputed when a reload changes the limits.
+func TestDiscoveryFollowsReload(t *testing.T) {
+	e := newEnv(t, nil)
+	stream := func(sec int) []push.Stream {
+		return []push.Stream{{Labels: `{app="a", job="j"}`, Entries: []push.Entry{{Timestamp: ts(sec), Line: "x"}}}}
+	}
+	if code, msg := e.pushProto(t, stream(1)); code != http.StatusNoContent {
+		t.Fatalf("%d %s", code, msg)
+	}
+	cfg := DefaultConfig()
+	cfg.Limits.DiscoverServiceName = []string{"job"}
+	if err := e.api.ApplyConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := e.pushProto(t, stream(2)); code != http.StatusNoContent {
+		t.Fatalf("%d %s", code, msg)
+	}
+	pl := url.Values{"start": {fmt.Sprint(ts(0).UnixNano())}, "end": {fmt.Sprint(ts(60).UnixNano())}}
+	code, b := e.get(t, "/loki/api/v1/label/service_name/values", pl)
+	if code != 200 || strings.TrimSpace(string(b)) != `{"status":"success","data":["a","j"]}` {
+		t.Fatalf("%d %s", code, b)
+	}
+}

@@ -197,15 +197,22 @@ func entryBytes(es []logstore.Entry) int {
 	return n
 }
 
+// cachedLabels are a pushed label string's parsed labels and, once
+// computed under the limits lim, the labels with service_name discovered.
+type cachedLabels struct {
+	raw, disc labels.Labels
+	lim       *Limits
+}
+
 func (a *API) streamLabels(s *pushStream) (labels.Labels, error) {
 	if s.parsed {
 		return s.lbls, nil
 	}
 	a.labelCacheMu.Lock()
-	ls, ok := a.labelCache[s.labelString]
+	c, ok := a.labelCache[s.labelString]
 	a.labelCacheMu.Unlock()
 	if ok {
-		return ls, nil
+		return c.raw, nil
 	}
 	ls, err := parseLabelString(s.labelString)
 	if err != nil {
@@ -215,9 +222,31 @@ func (a *API) streamLabels(s *pushStream) (labels.Labels, error) {
 	if len(a.labelCache) > 100_000 { // bound memory against label churn
 		clear(a.labelCache)
 	}
-	a.labelCache[s.labelString] = ls
+	a.labelCache[s.labelString] = cachedLabels{raw: ls}
 	a.labelCacheMu.Unlock()
 	return ls, nil
+}
+
+// discoveredLabels is discoverServiceName(ls, …) for stream s, cached for
+// pushed label strings while the limits stay the same (a reload installs
+// new *Limits, which recomputes it).
+func (a *API) discoveredLabels(s *pushStream, ls labels.Labels, lim *Limits) labels.Labels {
+	if s.parsed {
+		return discoverServiceName(ls, lim.DiscoverServiceName)
+	}
+	a.labelCacheMu.Lock()
+	c, ok := a.labelCache[s.labelString]
+	a.labelCacheMu.Unlock()
+	if ok && c.lim == lim {
+		return c.disc
+	}
+	disc := discoverServiceName(ls, lim.DiscoverServiceName)
+	if ok {
+		a.labelCacheMu.Lock()
+		a.labelCache[s.labelString] = cachedLabels{raw: c.raw, disc: disc, lim: lim}
+		a.labelCacheMu.Unlock()
+	}
+	return disc
 }
 
 // validateLabels applies Loki's stream label checks.
@@ -302,7 +331,7 @@ func (a *API) ingestResult(streams []pushStream, format string) ingestResult {
 		}
 		// Loki 3's discovered labels, after the client's labels and
 		// metadata passed the limits (ADR 0017).
-		ls = discoverServiceName(ls, lim.DiscoverServiceName)
+		ls = a.discoveredLabels(s, ls, lim)
 		fixedLevel := ""
 		if lim.DiscoverLogLevels {
 			fixedLevel = streamLevel(ls)
