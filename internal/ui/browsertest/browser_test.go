@@ -199,8 +199,29 @@ func TestUIInBrowser(t *testing.T) {
 		b.within(t, wait, "status "+tab, hash("/status?tab="+tab), visible(`[data-testid="status"] .tabs`), chromedp.Sleep(300*time.Millisecond))
 		b.screenshot(t, "status-"+tab)
 	}
-	b.within(t, wait, "service map", hash("/service-map"), visible(`[data-testid="service-map"]`), chromedp.Sleep(300*time.Millisecond))
+	// Service map: the metrics-generator's edge checkout → payments (from the
+	// client span "charge card" and the server span "charge"); a node links
+	// to its traces.
+	edge := `[data-testid="svc-edge"][data-client="checkout"][data-server="payments"]`
+	b.within(t, 30*time.Second, "service map", hash("/service-map"), reloadUntil(edge, "/service-map"))
 	b.screenshot(t, "service-map")
+	b.within(t, wait, "service map node to traces",
+		click(`[data-testid="svc-node"][data-name="payments"] circle`),
+		visible(fmt.Sprintf(`[data-testid="trace-results"] a[href*=%q]`, traceID)),
+	)
+
+	// Traces → metrics: the root service's request rate from the span metrics.
+	b.within(t, 30*time.Second, "trace to metrics",
+		hash("/explore/traces/"+traceID),
+		visible(`[data-testid="trace-to-metrics"]`),
+		click(`[data-testid="trace-to-metrics"]`),
+		reloadUntilGraph(),
+	)
+	metricsQuery := get(t, b, "metrics URL", chromedp.Evaluate[string](`new URLSearchParams(location.hash.split('?')[1]).get('query')`))
+	if want := `sum(rate(traces_spanmetrics_calls_total{service="checkout"}[5m]))`; metricsQuery != want {
+		t.Errorf("trace → metrics query %q, want %q", metricsQuery, want)
+	}
+	b.screenshot(t, "trace-to-metrics")
 	b.within(t, wait, "dashboards", hash("/dashboards"), visible(`[data-testid="dashboards"]`))
 	b.screenshot(t, "dashboards")
 
@@ -236,6 +257,30 @@ func reloadUntil(sel, route string) chromedp.Action[chromedp.Void] {
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("%s never appeared: %w", sel, ctx.Err())
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// reloadUntilGraph re-runs the current Explore metrics query until it draws
+// one series: span metrics appear at the generator's next collection.
+func reloadUntilGraph() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for {
+			n, err := count(`[data-testid="graph"][data-series="1"] canvas`)(ctx, t)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := click(`button[aria-label="Refresh"]`)(ctx, t); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("no one-series graph: %w", ctx.Err())
 			case <-time.After(500 * time.Millisecond):
 			}
 		}

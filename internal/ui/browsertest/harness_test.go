@@ -67,6 +67,9 @@ func startServer(t *testing.T) *server {
         static_configs: [{targets: ['%s']}]
       - job_name: dead
         static_configs: [{targets: ['127.0.0.1:1']}]
+traces:
+  generator:
+    collection_interval: 1s
 ui:
   admin_password_file: %s
 `, strings.TrimPrefix(exporter.URL, "http://"), pw)

@@ -26,6 +26,8 @@ interface Props {
   onExemplarClick?: (e: GraphExemplar) => void;
   height?: number;
   formatValue?: (v: number) => string;
+  /** The x range to show (epoch ms), so the axis is the query's range, not the data's extent. */
+  xRange?: [number, number];
 }
 
 /** Aligns series on the union of their timestamps (seconds), as uPlot wants, with nulls for gaps. */
@@ -55,7 +57,7 @@ export function stack(ys: (number | null)[][]): (number | null)[][] {
   return out;
 }
 
-export default function Graph({ series, stacked, exemplars, onExemplarClick, height = 300, formatValue = formatShort }: Props) {
+export default function Graph({ series, stacked, exemplars, onExemplarClick, height = 300, formatValue = formatShort, xRange }: Props) {
   const host = useRef<HTMLDivElement>(null);
   const [xs, raw] = useMemo(() => alignSeries(series), [series]);
   const exRef = useRef({ exemplars, onExemplarClick });
@@ -74,7 +76,7 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
       height,
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
-      scales: { x: { time: true } },
+      scales: { x: xRange ? { time: true, range: [xRange[0] / 1000, xRange[1] / 1000] } : { time: true } },
       axes: [
         { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } },
         {
@@ -154,7 +156,7 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
       u.over.removeEventListener('click', onClick);
       u.destroy();
     };
-  }, [xs, raw, series, stacked, height, formatValue]);
+  }, [xs, raw, series, stacked, height, formatValue, xRange]);
 
   return <div className="graph" ref={host} data-testid="graph" data-series={series.length} />;
 }

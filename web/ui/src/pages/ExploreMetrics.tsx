@@ -16,6 +16,7 @@ const Graph = lazy(() => import('../components/Graph'));
 
 interface Result {
   series: GraphSeries[];
+  xRange: [number, number];
   table?: prom.QueryData;
   exemplars: GraphExemplar[];
   step: number;
@@ -59,7 +60,7 @@ export default function ExploreMetrics() {
     (async () => {
       if (mode === 'instant') {
         const data = await prom.queryInstant(query, r.end, ac.signal);
-        return { series: [], table: data, exemplars: [], step, tookMs: performance.now() - t0 };
+        return { series: [], xRange: [r.start, r.end] as [number, number], table: data, exemplars: [], step, tookMs: performance.now() - t0 };
       }
       const [m, ex] = await Promise.all([
         prom.queryRange(query, r.start, r.end, step, ac.signal),
@@ -75,7 +76,7 @@ export default function ExploreMetrics() {
           exemplars.push({ ts: e.timestamp * 1000, value: parseFloat(e.value), labels: e.labels, traceId: findTraceId('', e.labels) });
         }
       }
-      return { series, exemplars, step, tookMs: performance.now() - t0 };
+      return { series, xRange: [r.start, r.end] as [number, number], exemplars, step, tookMs: performance.now() - t0 };
     })().then(
       (v) => {
         if (ac.signal.aborted) return;
@@ -163,7 +164,7 @@ export default function ExploreMetrics() {
             <p className="muted">No data in this range.</p>
           ) : (
             <Suspense fallback={<div style={{ height: 300 }} />}>
-              <Graph series={res.series} stacked={stacked} exemplars={res.exemplars} onExemplarClick={onExemplar} />
+              <Graph series={res.series} stacked={stacked} exemplars={res.exemplars} onExemplarClick={onExemplar} xRange={res.xRange} />
             </Suspense>
           )}
           {res.exemplars.some((e) => e.traceId) && (

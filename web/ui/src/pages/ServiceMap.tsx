@@ -64,7 +64,7 @@ export default function ServiceMap() {
             const x2 = b.x - (dx / len) * r;
             const y2 = b.y - (dy / len) * r;
             return (
-              <g key={`${e.client}->${e.server}`} data-testid="svc-edge">
+              <g key={`${e.client}->${e.server}`} data-testid="svc-edge" data-client={e.client} data-server={e.server}>
                 <line className="edge" x1={x1} y1={y1} x2={x2} y2={y2} markerEnd="url(#arrow)" strokeWidth={1 + Math.min(4, Math.log10(1 + e.rate))} stroke={e.errorRate > 0 ? 'var(--error)' : undefined} />
                 <text className="edge-label" x={(x1 + x2) / 2} y={(y1 + y2) / 2 - 4} textAnchor="middle">
                   {formatShort(e.rate)} req/s{e.errorRate > 0 ? ` · ${formatShort((e.errorRate / e.rate) * 100)}% err` : ''}
@@ -76,7 +76,7 @@ export default function ServiceMap() {
           {nodes.map((n) => {
             const errFrac = n.rate > 0 ? n.errorRate / n.rate : 0;
             return (
-              <a key={n.name} href={serviceTracesHref(n.name, range)} className="node" data-testid="svc-node">
+              <a key={n.name} href={serviceTracesHref(n.name, range)} className="node" data-testid="svc-node" data-name={n.name}>
                 <circle cx={n.x} cy={n.y} r={30} fill={colourFor(n.name)} fillOpacity={0.25} stroke={errFrac > 0 ? 'var(--error)' : colourFor(n.name)} strokeWidth={errFrac > 0 ? 3 : 2} />
                 <text x={n.x} y={n.y + 4} textAnchor="middle" fontWeight={600}>
                   {n.name}
