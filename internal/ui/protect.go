@@ -23,7 +23,13 @@ func (u *UI) Protect(next http.Handler) http.Handler {
 			u.refuseCrossOrigin(w)
 			return
 		}
-		if u.publicPath(r) {
+		path, ok := u.unprefixed(r.URL.Path)
+		if !ok {
+			// Outside the route prefix: nothing of ours; next answers 404
+			// or redirects "/" to the prefix.
+			path = r.URL.Path
+		}
+		if u.publicPath(r.Method, path) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -31,20 +37,40 @@ func (u *UI) Protect(next http.Handler) http.Handler {
 		if p == nil {
 			u.m.unauthorized.Inc()
 			if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
-				strings.Contains(r.Header.Get("Accept"), "text/html") && !isAPIPath(r.URL.Path) {
-				http.Redirect(w, r, "/login?redirect="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+				strings.Contains(r.Header.Get("Accept"), "text/html") && !isAPIPath(path) {
+				back := path
+				if r.URL.RawQuery != "" {
+					back += "?" + r.URL.RawQuery
+				}
+				http.Redirect(w, r, u.prefix+"/login?redirect="+url.QueryEscape(back), http.StatusFound)
 				return
 			}
 			writeError(w, http.StatusUnauthorized, "login required")
 			return
 		}
-		if !allowed(p.role, r.Method, r.URL.Path) {
+		if !allowed(p.role, r.Method, path) {
 			u.m.forbidden.Inc()
-			writeError(w, http.StatusForbidden, "role "+string(p.role)+" may not "+r.Method+" "+r.URL.Path)
+			writeError(w, http.StatusForbidden, "role "+string(p.role)+" may not "+r.Method+" "+path)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+// unprefixed is path below the route prefix (Deps.RoutePrefix); ok is false
+// for a path outside it.
+func (u *UI) unprefixed(path string) (string, bool) {
+	if u.prefix == "" {
+		return path, true
+	}
+	rest, ok := strings.CutPrefix(path, u.prefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	if rest == "" {
+		rest = "/"
+	}
+	return rest, true
 }
 
 // isWebSocket reports a WebSocket handshake (the Loki tail).
@@ -66,9 +92,8 @@ func (u *UI) sameOriginWebSocket(r *http.Request) bool {
 // publicPath is what the UI listener serves without a session: the login
 // call itself, logout, what the login page loads (/login, the static assets,
 // /api/ui/config) and the health checks Kubernetes probes.
-func (u *UI) publicPath(r *http.Request) bool {
-	path := r.URL.Path
-	switch r.Method {
+func (u *UI) publicPath(method, path string) bool {
+	switch method {
 	case http.MethodPost:
 		return path == "/api/ui/login" || path == "/api/ui/logout"
 	case http.MethodGet, http.MethodHead:

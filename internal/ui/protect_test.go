@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -308,5 +309,48 @@ func TestAllowedPolicy(t *testing.T) {
 		if got := allowed(tc.role, tc.method, tc.path); got != tc.want {
 			t.Errorf("%s %s %s: %v", tc.role, tc.method, tc.path, got)
 		}
+	}
+}
+
+// TestProtectUnderRoutePrefix: with --web.route-prefix the UI port still
+// lets the login page in, judges roles on the path below the prefix and
+// redirects to <prefix>/login.
+func TestProtectUnderRoutePrefix(t *testing.T) {
+	c := newClock()
+	logs := &syncBuffer{}
+	u, err := New(DefaultConfig(), t.TempDir(), Deps{
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: c.Now,
+		Getenv: env{envAdminPassword: testPassword}.get, RoutePrefix: "/nx/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{ui: u, clock: c, logs: logs}
+	withTestAssets(f)
+	inner := http.NewServeMux()
+	inner.Handle("/nx/", http.StripPrefix("/nx", f.mux()))
+	h := u.Protect(inner)
+
+	rec := do(h, "GET", "/nx/explore?x=1", "", map[string]string{"Accept": "text/html"})
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "/nx/login?redirect="+url.QueryEscape("/explore?x=1") {
+		t.Fatalf("redirect: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	for _, p := range []string{"/nx/login", "/nx/assets/index-abc.js", "/nx/api/ui/config"} {
+		if rec := do(h, "GET", p, "", nil); rec.Code != 200 {
+			t.Errorf("public %s: %d", p, rec.Code)
+		}
+	}
+	for _, p := range []string{"/nx/", "/nx/api/v1/labels", "/nxother/api/v1/labels", "/api/v1/labels"} {
+		if rec := do(h, "GET", p, "", nil); rec.Code != http.StatusUnauthorized {
+			t.Errorf("%s without session: %d", p, rec.Code)
+		}
+	}
+	rec = do(h, "POST", "/nx/api/ui/login", loginBody("admin", testPassword), jsonHdr)
+	if rec.Code != 200 {
+		t.Fatalf("login under prefix: %d %s", rec.Code, rec.Body)
+	}
+	ck := rec.Result().Cookies()[0]
+	if rec := do(h, "GET", "/nx/api/v1/labels", "", nil, ck); rec.Code != 200 {
+		t.Errorf("with session: %d", rec.Code)
 	}
 }

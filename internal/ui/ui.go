@@ -47,6 +47,10 @@ type Deps struct {
 	Version string
 	// Features lists the enabled signals; nil means all.
 	Features *Features
+	// RoutePrefix is --web.route-prefix ("/" or "" for none) when the handler
+	// given to Protect serves below it: Protect then judges paths below the
+	// prefix and redirects to <prefix>/login.
+	RoutePrefix string
 	// Status are the status sources without an upstream API (log store and
 	// trace store stats, the running config), served at
 	// /api/ui/status/{name}.
@@ -74,6 +78,7 @@ type UI struct {
 	dir    string
 	getenv func(string) string
 	listen string // ui.listen_address at New; not reloadable
+	prefix string // route prefix without a trailing "/"; "" for none
 
 	state    atomic.Pointer[authState]
 	applyMu  sync.Mutex // serialises ApplyConfig
@@ -126,6 +131,7 @@ func New(cfg Config, dataDir string, deps Deps) (*UI, error) {
 		status:   deps.Status,
 		getenv:   deps.Getenv,
 		listen:   cfg.ListenAddress,
+		prefix:   strings.TrimRight(deps.RoutePrefix, "/"),
 		limiter:  newLoginLimiter(),
 	}
 	if deps.Features != nil {
