@@ -87,6 +87,10 @@ type Agent struct {
 	openLog  map[string]bool     // paths whose open failure was logged
 	derived  map[string]bool     // jobs whose __path__ was derived (logged once)
 	jobsByNm map[string]*ScrapeConfig
+
+	sm      *sourceMetrics
+	sources []*lineSource
+	pushes  []*pushTarget
 }
 
 type fileTarget struct {
@@ -176,6 +180,12 @@ func New(cfg *Config, opts Options, deps Deps) (*Agent, error) {
 		return nil, errors.New("create discovery manager: see log")
 	}
 	a.dmCancel = cancel
+	a.sm = newSourceMetrics(deps.Registerer)
+	if err := a.startSources(); err != nil {
+		cancel()
+		a.closeSources()
+		return nil, err
+	}
 	sd := map[string]discovery.Configs{}
 	for i := range cfg.ScrapeConfigs {
 		sc := &cfg.ScrapeConfigs[i]
@@ -194,6 +204,7 @@ func New(cfg *Config, opts Options, deps Deps) (*Agent, error) {
 	}
 	if err := a.dm.ApplyConfig(sd); err != nil {
 		cancel()
+		a.closeSources()
 		return nil, fmt.Errorf("apply discovery config: %w", err)
 	}
 	return a, nil
@@ -215,6 +226,15 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	tailCtx, tailCancel := context.WithCancel(ctx)
 	defer tailCancel()
+	var swg sync.WaitGroup
+	for _, p := range a.pushes {
+		swg.Add(1)
+		go func() { defer swg.Done(); p.run(tailCtx) }()
+	}
+	for _, s := range a.sources {
+		swg.Add(1)
+		go func() { defer swg.Done(); s.flushLoop(tailCtx, a.opts.PollInterval) }()
+	}
 	resync := time.NewTicker(time.Duration(a.cfg.TargetConfig.SyncPeriod))
 	defer resync.Stop()
 	save := time.NewTicker(time.Duration(a.cfg.Positions.SyncPeriod))
@@ -246,6 +266,12 @@ loop:
 		<-r.done
 	}
 	a.mu.Unlock()
+	// Network sources stop before the client queues close: nothing may
+	// hand an entry to a closed queue.
+	for _, p := range a.pushes {
+		p.stop()
+	}
+	swg.Wait()
 	for _, c := range a.clients {
 		close(c.in)
 	}
@@ -278,7 +304,59 @@ func (a *Agent) savePositions() {
 // Close ends discovery when Run never ran (a failed start); idempotent.
 func (a *Agent) Close() error {
 	a.dmCancel()
+	a.closeSources()
 	return nil
+}
+
+// startSources opens the listeners of network sources (loki_push_api), so
+// a busy port fails the start.
+func (a *Agent) startSources() error {
+	for i := range a.cfg.ScrapeConfigs {
+		sc := &a.cfg.ScrapeConfigs[i]
+		if sc.LokiPushAPI == nil {
+			continue
+		}
+		pd := &PipelineDeps{Logger: a.logger, Metrics: a.pm, Job: sc.JobName}
+		src, err := newLineSource(sc, "loki_push_api", sc.LokiPushAPI.Labels, pd, a.sm, a.sendAll)
+		if err != nil {
+			return fmt.Errorf("job %q: %w", sc.JobName, err)
+		}
+		pt, err := newPushTarget(src, *sc.LokiPushAPI, a.logger)
+		if err != nil {
+			return err
+		}
+		a.sources = append(a.sources, src)
+		a.pushes = append(a.pushes, pt)
+	}
+	return nil
+}
+
+// closeSources releases listeners when Run never ran; idempotent.
+func (a *Agent) closeSources() {
+	for _, p := range a.pushes {
+		_ = p.ln.Close()
+	}
+}
+
+// PushAddrs lists the listen address of each loki_push_api job.
+func (a *Agent) PushAddrs() map[string]string {
+	m := map[string]string{}
+	for _, p := range a.pushes {
+		m[p.src.job] = p.ln.Addr().String()
+	}
+	return m
+}
+
+// sendAll hands an entry to every client, blocking while one is full,
+// until ctx ends.
+func (a *Agent) sendAll(ctx context.Context, e Entry) {
+	for _, c := range a.clients {
+		select {
+		case c.in <- e:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Ready says whether the first discovery result has been applied.

@@ -132,6 +132,8 @@ type ScrapeConfig struct {
 	PipelineStages          []StageConfig     `yaml:"pipeline_stages,omitempty"`
 	RelabelConfigs          []*relabel.Config `yaml:"relabel_configs,omitempty"`
 	ServiceDiscoveryConfigs discovery.Configs `yaml:"-"`
+	// LokiPushAPI makes the job a push target instead of tailing files.
+	LokiPushAPI *PushTargetConfig `yaml:"loki_push_api,omitempty"`
 }
 
 // UnmarshalYAML inlines the *_sd_configs keys the way Prometheus does.
@@ -293,6 +295,14 @@ func (c *Config) Validate() error {
 		for i, r := range sc.RelabelConfigs {
 			if err := r.Validate(model.LegacyValidation); err != nil {
 				errs = append(errs, fmt.Errorf("scrape_configs %q: relabel_configs[%d]: %w", sc.JobName, i, err))
+			}
+		}
+		if sc.LokiPushAPI != nil && len(sc.ServiceDiscoveryConfigs) > 0 {
+			errs = append(errs, fmt.Errorf("scrape_configs %q: loki_push_api and *_sd_configs/static_configs in one job: use one job each", sc.JobName))
+		}
+		if sc.LokiPushAPI != nil {
+			if err := sc.LokiPushAPI.Labels.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("scrape_configs %q: loki_push_api.labels: %w", sc.JobName, err))
 			}
 		}
 		if _, err := NewPipeline(sc.PipelineStages, nil); err != nil {
