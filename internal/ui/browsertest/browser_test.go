@@ -179,6 +179,29 @@ func TestUIInBrowser(t *testing.T) {
 	if !found {
 		t.Errorf("the silence created in the UI is not in /api/v2/silences")
 	}
+	// An alert fires (rule BrowserTestAlert: vector(1)); silencing it from
+	// the alerts list prefills its labels, and the alert becomes suppressed.
+	firing := `[data-testid="alert"][data-alertname="BrowserTestAlert"]`
+	b.within(t, 30*time.Second, "firing alert", hash("/alerting"), reloadUntil(firing+`[data-state="active"]`, "/alerting"))
+	b.screenshot(t, "alerting-alerts-firing")
+	b.within(t, wait, "silence from alert",
+		click(firing+` [data-testid="silence-alert"]`),
+		visible(`[data-testid="silence-form"]`),
+	)
+	matchers := get(t, b, "prefilled matchers", chromedp.Value(chromedp.CSS(`input[aria-label="Matchers"]`)))
+	if !strings.Contains(matchers, `alertname="BrowserTestAlert"`) || !strings.Contains(matchers, `severity="critical"`) {
+		t.Errorf("silence form from the alert has matchers %q, want its labels", matchers)
+	}
+	b.within(t, 30*time.Second, "alert suppressed",
+		keys(`input[aria-label="Author"]`, "browsertest"),
+		keys(`input[aria-label="Comment"]`, "silenced from the alert"),
+		click(`[data-testid="silence-form"] button[type="submit"]`),
+		waitCount(`[data-testid="silence-form"]`, 0),
+		reloadUntil(firing+`[data-state="suppressed"]`, "/alerting"),
+	)
+	b.screenshot(t, "alerting-alert-silenced")
+	b.within(t, wait, "rule firing", hash("/alerting?tab=rules"), visible(`[data-testid="rule"][data-rule="BrowserTestAlert"][data-state="firing"]`))
+
 	for _, tab := range []string{"alerts", "rules", "receivers"} {
 		b.within(t, wait, "alerting "+tab, hash("/alerting?tab="+tab), visible(`[data-testid="alerting"] .tabs`))
 		b.screenshot(t, "alerting-"+tab)
@@ -239,8 +262,8 @@ func TestUIInBrowser(t *testing.T) {
 	t.Logf("screenshots in %s", b.artifacts)
 }
 
-// reloadUntil re-opens a route until sel appears: the targets page reads
-// /api/v1/targets once, and the dead target's first scrape may come later.
+// reloadUntil reloads a route until sel appears: pages read their data once
+// when they open, and e.g. the dead target's first scrape may come later.
 func reloadUntil(sel, route string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		for {
@@ -251,7 +274,11 @@ func reloadUntil(sel, route string) chromedp.Action[chromedp.Void] {
 			if n > 0 {
 				return nil
 			}
-			if _, err := hash(route+"?r="+fmt.Sprint(time.Now().UnixNano()))(ctx, t); err != nil {
+			// A full reload: pages read their data once when they open.
+			if _, err := hash(route)(ctx, t); err != nil {
+				return err
+			}
+			if _, err := chromedp.Reload()(ctx, t); err != nil {
 				return err
 			}
 			select {

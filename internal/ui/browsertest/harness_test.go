@@ -57,22 +57,39 @@ func startServer(t *testing.T) *server {
 		io.WriteString(w, "# TYPE ui_test_exporter_up gauge\nui_test_exporter_up 1\n")
 	}))
 	t.Cleanup(exporter.Close)
+	rules := filepath.Join(dir, "rules.yml")
+	if err := os.WriteFile(rules, []byte(`groups:
+  - name: browsertest
+    rules:
+      - alert: BrowserTestAlert
+        expr: vector(1)
+        labels: {severity: critical}
+        annotations: {summary: "the browser test fires this"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// Port 1 on loopback: nothing listens there, so that scrape fails at once
 	// with "connection refused".
 	cfg := fmt.Sprintf(`metrics:
   prometheus:
     global: {scrape_interval: 1s, evaluation_interval: 1s}
+    rule_files: ['%s']
     scrape_configs:
       - job_name: live
         static_configs: [{targets: ['%s']}]
       - job_name: dead
         static_configs: [{targets: ['127.0.0.1:1']}]
+alerting:
+  alertmanager:
+    route: {receiver: nowhere, group_wait: 0s, group_interval: 1s, repeat_interval: 1h}
+    receivers:
+      - name: nowhere
 traces:
   generator:
     collection_interval: 1s
 ui:
   admin_password_file: %s
-`, strings.TrimPrefix(exporter.URL, "http://"), pw)
+`, rules, strings.TrimPrefix(exporter.URL, "http://"), pw)
 	cfgFile := filepath.Join(dir, "serve.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

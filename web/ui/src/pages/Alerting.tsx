@@ -64,7 +64,7 @@ function Alerts({ onSilence, reload }: { onSilence: (d: SilenceDraft) => void; r
           <table className="data">
             <tbody>
               {g.alerts.map((a) => (
-                <tr key={a.fingerprint} data-testid="alert">
+                <tr key={a.fingerprint} data-testid="alert" data-alertname={a.labels.alertname} data-state={a.status.state}>
                   <td style={{ width: 90 }}>
                     <span className={`badge ${a.status.state === 'active' ? 'firing' : 'pending'}`}>{a.status.state}</span>
                   </td>
@@ -77,6 +77,7 @@ function Alerts({ onSilence, reload }: { onSilence: (d: SilenceDraft) => void; r
                   <td>
                     <button
                       className="btn small"
+                      data-testid="silence-alert"
                       onClick={() =>
                         onSilence({
                           matchers: am.formatMatchers(Object.entries(a.labels).map(([name, value]) => ({ name, value, isRegex: false, isEqual: true }))),
@@ -125,7 +126,7 @@ function Rules() {
             </thead>
             <tbody>
               {g.rules.map((r) => (
-                <tr key={r.name + r.query}>
+                <tr key={r.name + r.query} data-testid="rule" data-rule={r.name} data-state={r.state ?? r.health}>
                   <td>
                     <b>{r.name}</b> <span className="muted small">{r.type}</span>
                     <div>
