@@ -101,7 +101,7 @@ func (u *UI) publicPath(method, path string) bool {
 		case "/login", "/api/ui/config", "/api/health", "/-/healthy", "/-/ready":
 			return true
 		}
-		return u.assets.isStatic(path)
+		return !isAPIPath(path) && u.assets.isStatic(path)
 	}
 	return false
 }
