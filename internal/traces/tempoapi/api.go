@@ -733,7 +733,7 @@ func (a *API) filteredTagValues(r *http.Request, attr *traceql.Attribute, q *tra
 			MaxTraceBytes: int64(a.cfg.MaxTraceBytes),
 		}}
 	_, err := a.store.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
-		tr := traceql.NewTrace(td)
+		tr := traceql.NewTraceFor(q, td)
 		for _, ss := range q.Eval(tr) {
 			for _, i := range ss.Spans {
 				for _, v := range attr.Values(tr, i) {

@@ -217,7 +217,7 @@ func (a *API) metricsQuery(name string, w http.ResponseWriter, r *http.Request, 
 	}
 	var evalErr error
 	st, err := a.store.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
-		if evalErr = ev.Observe(traceql.NewTrace(td)); evalErr != nil {
+		if evalErr = ev.Observe(traceql.NewTraceFor(p.query, td)); evalErr != nil {
 			return false, nil
 		}
 		return true, nil

@@ -283,7 +283,7 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 				MaxTraceBytes: int64(a.cfg.MaxTraceBytes),
 			}}
 		st, err := a.store.Search(ctx, req, func(id tracestore.TraceID, td ptrace.Traces) (bool, error) {
-			tr := traceql.NewTrace(td)
+			tr := traceql.NewTraceFor(p.query, td)
 			dur := time.Duration(tr.End - tr.Start)
 			if (p.minDur > 0 && dur < p.minDur) || (p.maxDur > 0 && dur > p.maxDur) {
 				return true, nil

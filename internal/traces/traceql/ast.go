@@ -9,6 +9,7 @@ import (
 // Query is a parsed TraceQL query: a pipeline.
 type Query struct {
 	Pipeline *Pipeline
+	links    int8 // set by Parse: whether evaluation reads parent/child links
 }
 
 func (q *Query) String() string { return q.Pipeline.String() }

@@ -64,7 +64,7 @@ func BenchmarkMetrics(b *testing.B) {
 					b.Fatal(err)
 				}
 				for _, td := range traces {
-					if err := ev.Observe(NewTrace(td)); err != nil {
+					if err := ev.Observe(NewTraceFor(q, td)); err != nil {
 						b.Fatal(err)
 					}
 				}

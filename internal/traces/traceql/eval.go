@@ -37,6 +37,7 @@ func (t *Trace) nestedSets() []nestedSet {
 	if t.nested != nil {
 		return t.nested
 	}
+	t.link()
 	t.nested = make([]nestedSet, len(t.Spans))
 	type frame struct {
 		span, next int // next: index into children of the next child to enter
@@ -69,8 +70,58 @@ func (t *Trace) nestedSets() []nestedSet {
 }
 
 // NewTrace indexes td, which must hold spans of one trace.
-func NewTrace(td ptrace.Traces) *Trace {
-	t := &Trace{Start: ^uint64(0)}
+func NewTrace(td ptrace.Traces) *Trace { return newTrace(td, true) }
+
+// NewTraceFor is NewTrace for evaluating q only: when q looks at no
+// parent/child relation (no structural operator, no nestedSet intrinsic),
+// the parent links are not built until something needs them, which saves
+// most of NewTrace's cost.
+func NewTraceFor(q *Query, td ptrace.Traces) *Trace { return newTrace(td, q.needsLinks()) }
+
+func (q *Query) needsLinks() bool { return q.links != linksNo }
+
+const (
+	linksUnknown int8 = iota // a Query not made by Parse: build links
+	linksYes
+	linksNo
+)
+
+// linkNeed says whether evaluating q reads parent/child links.
+func linkNeed(q *Query) int8 {
+	if pipelineNeedsLinks(q.Pipeline) {
+		return linksYes
+	}
+	for _, a := range q.Attributes() {
+		if a.Scope == ScopeIntrinsic && (a.Name == IntrinsicNestedParent || a.Name == IntrinsicNestedLeft || a.Name == IntrinsicNestedRight) {
+			return linksYes
+		}
+	}
+	return linksNo
+}
+
+func pipelineNeedsLinks(p *Pipeline) bool {
+	var stage func(Stage) bool
+	stage = func(st Stage) bool {
+		switch s := st.(type) {
+		case *SpansetOp:
+			return (s.Op != "&&" && s.Op != "||") || stage(s.L) || stage(s.R)
+		case *SubPipeline:
+			return pipelineNeedsLinks(s.Pipeline)
+		case *MetricsAggregate:
+			return s.Selection != nil && stage(s.Selection)
+		}
+		return false
+	}
+	for _, st := range p.Stages {
+		if stage(st) {
+			return true
+		}
+	}
+	return false
+}
+
+func newTrace(td ptrace.Traces, link bool) *Trace {
+	t := &Trace{Start: ^uint64(0), Spans: make([]Span, 0, td.SpanCount())}
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -82,9 +133,7 @@ func NewTrace(td ptrace.Traces) *Trace {
 			}
 		}
 	}
-	byID := make(map[pcommon.SpanID]int, len(t.Spans))
-	for i, s := range t.Spans {
-		byID[s.Span.SpanID()] = i
+	for _, s := range t.Spans {
 		t.ID = s.Span.TraceID()
 		t.Start = min(t.Start, uint64(s.Span.StartTimestamp()))
 		t.End = max(t.End, uint64(s.Span.EndTimestamp()))
@@ -92,17 +141,11 @@ func NewTrace(td ptrace.Traces) *Trace {
 	if len(t.Spans) == 0 {
 		t.Start = 0
 	}
-	t.children = make([][]int, len(t.Spans))
 	rootStart := ^uint64(0)
 	for i := range t.Spans {
 		s := &t.Spans[i]
-		p := s.Span.ParentSpanID()
-		if pi, ok := byID[p]; ok && !p.IsEmpty() && pi != i {
-			s.parent = pi
-			t.children[pi] = append(t.children[pi], i)
-		}
 		// The root is the span without a parent; the earliest one wins.
-		if p.IsEmpty() && uint64(s.Span.StartTimestamp()) < rootStart {
+		if s.Span.ParentSpanID().IsEmpty() && uint64(s.Span.StartTimestamp()) < rootStart {
 			rootStart = uint64(s.Span.StartTimestamp())
 			t.RootName = s.Span.Name()
 			if v, ok := s.Resource.Attributes().Get("service.name"); ok {
@@ -110,7 +153,32 @@ func NewTrace(td ptrace.Traces) *Trace {
 			}
 		}
 	}
+	if link {
+		t.link()
+	}
 	return t
+}
+
+// link sets each span's parent and the children lists, once: NewTrace
+// does it at once, NewTraceFor when a structural operator or nestedSet
+// intrinsic first needs it.
+func (t *Trace) link() {
+	if t.children != nil {
+		return
+	}
+	byID := make(map[pcommon.SpanID]int, len(t.Spans))
+	for i, s := range t.Spans {
+		byID[s.Span.SpanID()] = i
+	}
+	t.children = make([][]int, len(t.Spans))
+	for i := range t.Spans {
+		s := &t.Spans[i]
+		p := s.Span.ParentSpanID()
+		if pi, ok := byID[p]; ok && !p.IsEmpty() && pi != i {
+			s.parent = pi
+			t.children[pi] = append(t.children[pi], i)
+		}
+	}
 }
 
 // Spanset is a group of matching spans of one trace.
@@ -358,6 +426,7 @@ var inverseRel = map[string]string{">": "<", ">>": "<<", "<": ">", "<<": ">>", "
 // one trace of 100k spans). Parent links may form cycles in bad data; every
 // walk stops at a span it has already marked.
 func relatedSet(rel string, t *Trace, l []int) []bool {
+	t.link()
 	n := len(t.Spans)
 	out := make([]bool, n)
 	inL := make([]bool, n)
@@ -423,6 +492,7 @@ func relatedSet(rel string, t *Trace, l []int) []bool {
 // rel to some span of the left side: the span-at-a-time definition, kept as
 // the reference relatedSet is tested against.
 func related(rel string, t *Trace, i int, inL map[int]bool) bool {
+	t.link()
 	switch rel {
 	case ">": // i is a child of a left span
 		p := t.Spans[i].parent

@@ -37,7 +37,9 @@ func Parse(src string) (*Query, error) {
 	if t := p.peek(); t.kind != tEOF {
 		return nil, p.errf(t, "unexpected %s after end of query", describe(t))
 	}
-	return &Query{Pipeline: pl}, nil
+	q := &Query{Pipeline: pl}
+	q.links = linkNeed(q)
+	return q, nil
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }

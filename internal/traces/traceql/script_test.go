@@ -295,10 +295,15 @@ func runScript(t *testing.T, file string) {
 			if q2, err := Parse(q.String()); err != nil || q2.String() != q.String() {
 				t.Errorf("%s: round trip of %q via %q: %v", at, query, q.String(), err)
 			}
-			var got []string
+			var got, gotFor []string
 			for _, name := range sc.order {
 				tr := NewTrace(sc.traces[name])
 				got = append(got, sc.render(name, tr, q.Eval(tr))...)
+				trFor := NewTraceFor(q, sc.traces[name]) // without parent links when q needs none
+				gotFor = append(gotFor, sc.render(name, trFor, q.Eval(trFor))...)
+			}
+			if !slices.Equal(got, gotFor) {
+				t.Errorf("%s: %s: NewTraceFor answers %q, NewTrace %q", at, query, gotFor, got)
 			}
 			slices.Sort(got)
 			slices.Sort(want)
@@ -373,7 +378,7 @@ func (sc *script) evalMetrics(t *testing.T, at string, f []string, line string, 
 		return
 	}
 	for _, name := range sc.order {
-		if err := ev.Observe(NewTrace(sc.traces[name])); err != nil {
+		if err := ev.Observe(NewTraceFor(q, sc.traces[name])); err != nil {
 			t.Errorf("%s: %v", at, err)
 			return
 		}

@@ -337,7 +337,12 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			if err != nil {
 				return st, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 			}
-			data, err := complete(id, slices.Clone(own), b)
+			if req.Project == nil {
+				// The page buffer is reused; a projection copies out of it
+				// before the next read, so only the unprojected path clones.
+				own = slices.Clone(own)
+			}
+			data, err := complete(id, own, b)
 			if err != nil {
 				return st, err
 			}
