@@ -76,6 +76,10 @@ func TestUIInBrowser(t *testing.T) {
 			t.Errorf("volume histogram levels %q lack %s", levels, l)
 		}
 	}
+	b.within(t, wait, "labels and fields per line", click(`input[type="checkbox"]`), visible(`[data-testid="log-fields"]`))
+	if fields := get(t, b, "log fields", text(`[data-testid="log-fields"]`)); !strings.Contains(fields, "service_name=checkout") || !strings.Contains(fields, "env=test") {
+		t.Errorf("a log line's labels read %q, want service_name=checkout and env=test", fields)
+	}
 	lineCount := get(t, b, "log count", text(`[data-testid="log-count"]`))
 	if lineCount != fmt.Sprintf("%d lines", f.checkoutLines) {
 		t.Errorf("log count reads %q, want %d lines", lineCount, f.checkoutLines)

@@ -59,7 +59,15 @@ function Fields({ title, m }: { title: string; m: Record<string, string> }) {
   );
 }
 
-const LogRow = memo(function LogRow({ row: r, open, toggle }: { row: Row; open: boolean; toggle: () => void }) {
+function inlineFields(e: LogEntry): string {
+  const m = { ...e.stream, ...e.parsed };
+  return Object.keys(m)
+    .sort()
+    .map((k) => `${k}=${m[k]}`)
+    .join(' ');
+}
+
+const LogRow = memo(function LogRow({ row: r, open, toggle, showFields }: { row: Row; open: boolean; toggle: () => void; showFields: boolean }) {
   const row = { ...r, ...rowInfo(r.entry) };
   return (
     <div data-testid="log-line" data-level={row.level}>
@@ -81,6 +89,11 @@ const LogRow = memo(function LogRow({ row: r, open, toggle }: { row: Row; open: 
             trace
           </a>
         )}
+        {showFields && (
+          <span className="fields" data-testid="log-fields">
+            {inlineFields(row.entry)}
+          </span>
+        )}
         <span className="line">{row.entry.line}</span>
       </div>
       {open && (
@@ -100,7 +113,17 @@ const LogRow = memo(function LogRow({ row: r, open, toggle }: { row: Row; open: 
   );
 });
 
-export default function LogList({ rows, onLoadOlder, canLoadOlder }: { rows: Row[]; onLoadOlder?: () => void; canLoadOlder?: boolean }) {
+export default function LogList({
+  rows,
+  onLoadOlder,
+  canLoadOlder,
+  showFields = false,
+}: {
+  rows: Row[];
+  onLoadOlder?: () => void;
+  canLoadOlder?: boolean;
+  showFields?: boolean;
+}) {
   const parent = useRef<HTMLDivElement>(null);
   const [open, setOpen] = useState<Set<string>>(new Set());
   const v = useVirtualizer({
@@ -118,6 +141,7 @@ export default function LogList({ rows, onLoadOlder, canLoadOlder }: { rows: Row
           return (
             <div key={it.key} data-index={it.index} ref={v.measureElement} style={{ position: 'absolute', top: 0, left: 0, width: '100%', transform: `translateY(${it.start}px)` }}>
               <LogRow
+                showFields={showFields}
                 row={row}
                 open={open.has(row.key)}
                 toggle={() =>

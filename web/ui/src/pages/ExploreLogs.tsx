@@ -20,6 +20,7 @@ export default function ExploreLogs() {
   const [range, setRange] = useRange();
   const query = loc.params.get('query') ?? '';
   const direction = loc.params.get('dir') === 'forward' ? 'forward' : 'backward';
+  const showFields = loc.params.get('fields') === '1';
   const limit = Math.max(1, Math.min(50000, parseInt(loc.params.get('limit') ?? '', 10) || DEFAULT_LIMIT));
   const [draft, setDraft] = useState(query);
   const [run, setRun] = useState(0);
@@ -144,6 +145,10 @@ export default function ExploreLogs() {
           Limit
           <input type="number" style={{ width: 90 }} defaultValue={limit} key={limit} min={1} max={50000} onBlur={(e) => setParams({ limit: e.target.value === String(DEFAULT_LIMIT) ? undefined : e.target.value })} aria-label="Limit" />
         </label>
+        <label className="inline">
+          <input type="checkbox" checked={showFields} onChange={(e) => setParams({ fields: e.target.checked ? '1' : undefined })} />
+          Labels &amp; fields
+        </label>
         <button className={live ? 'btn primary' : 'btn'} onClick={() => setLive(!live)} disabled={!query.trim()} data-testid="live-tail">
           {live ? '■ Stop live' : '▶ Live'}
         </button>
@@ -173,7 +178,7 @@ export default function ExploreLogs() {
         <span data-testid="log-count">{rows.length} lines</span>
         {loading && <span>Loading…</span>}
       </div>
-      {query.trim() ? <LogList rows={rows} onLoadOlder={loadOlder} canLoadOlder={more && !live} /> : <p className="muted">Type a LogQL query and press Enter.</p>}
+      {query.trim() ? <LogList rows={rows} onLoadOlder={loadOlder} canLoadOlder={more && !live} showFields={showFields} /> : <p className="muted">Type a LogQL query and press Enter.</p>}
     </div>
   );
 }
