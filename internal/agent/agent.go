@@ -91,6 +91,7 @@ type Agent struct {
 	sm      *sourceMetrics
 	sources []*lineSource
 	pushes  []*pushTarget
+	syslogs []*syslogTarget
 }
 
 type fileTarget struct {
@@ -231,6 +232,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		swg.Add(1)
 		go func() { defer swg.Done(); p.run(tailCtx) }()
 	}
+	for _, s := range a.syslogs {
+		swg.Add(1)
+		go func() { defer swg.Done(); s.run(tailCtx) }()
+	}
 	for _, s := range a.sources {
 		swg.Add(1)
 		go func() { defer swg.Done(); s.flushLoop(tailCtx, a.opts.PollInterval) }()
@@ -313,10 +318,23 @@ func (a *Agent) Close() error {
 func (a *Agent) startSources() error {
 	for i := range a.cfg.ScrapeConfigs {
 		sc := &a.cfg.ScrapeConfigs[i]
+		pd := &PipelineDeps{Logger: a.logger, Metrics: a.pm, Job: sc.JobName}
+		if sc.Syslog != nil {
+			src, err := newLineSource(sc, "syslog", sc.Syslog.Labels, pd, a.sm, a.sendAll)
+			if err != nil {
+				return fmt.Errorf("job %q: %w", sc.JobName, err)
+			}
+			st, err := newSyslogTarget(src, *sc.Syslog, a.logger)
+			if err != nil {
+				return err
+			}
+			a.sources = append(a.sources, src)
+			a.syslogs = append(a.syslogs, st)
+			continue
+		}
 		if sc.LokiPushAPI == nil {
 			continue
 		}
-		pd := &PipelineDeps{Logger: a.logger, Metrics: a.pm, Job: sc.JobName}
 		src, err := newLineSource(sc, "loki_push_api", sc.LokiPushAPI.Labels, pd, a.sm, a.sendAll)
 		if err != nil {
 			return fmt.Errorf("job %q: %w", sc.JobName, err)
@@ -336,6 +354,18 @@ func (a *Agent) closeSources() {
 	for _, p := range a.pushes {
 		_ = p.ln.Close()
 	}
+	for _, s := range a.syslogs {
+		s.close()
+	}
+}
+
+// SyslogAddrs lists the listen address of each syslog job.
+func (a *Agent) SyslogAddrs() map[string]string {
+	m := map[string]string{}
+	for _, s := range a.syslogs {
+		m[s.src.job] = s.addr()
+	}
+	return m
 }
 
 // PushAddrs lists the listen address of each loki_push_api job.

@@ -134,6 +134,8 @@ type ScrapeConfig struct {
 	ServiceDiscoveryConfigs discovery.Configs `yaml:"-"`
 	// LokiPushAPI makes the job a push target instead of tailing files.
 	LokiPushAPI *PushTargetConfig `yaml:"loki_push_api,omitempty"`
+	// Syslog makes the job a syslog receiver.
+	Syslog *SyslogTargetConfig `yaml:"syslog,omitempty"`
 }
 
 // UnmarshalYAML inlines the *_sd_configs keys the way Prometheus does.
@@ -297,8 +299,21 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("scrape_configs %q: relabel_configs[%d]: %w", sc.JobName, i, err))
 			}
 		}
-		if sc.LokiPushAPI != nil && len(sc.ServiceDiscoveryConfigs) > 0 {
-			errs = append(errs, fmt.Errorf("scrape_configs %q: loki_push_api and *_sd_configs/static_configs in one job: use one job each", sc.JobName))
+		sources := 0
+		if len(sc.ServiceDiscoveryConfigs) > 0 {
+			sources++
+		}
+		if sc.LokiPushAPI != nil {
+			sources++
+		}
+		if sc.Syslog != nil {
+			sources++
+			for _, err := range sc.Syslog.validate() {
+				errs = append(errs, fmt.Errorf("scrape_configs %q: %w", sc.JobName, err))
+			}
+		}
+		if sources > 1 {
+			errs = append(errs, fmt.Errorf("scrape_configs %q: one job has one source (files by discovery, loki_push_api or syslog): use one job each", sc.JobName))
 		}
 		if sc.LokiPushAPI != nil {
 			if err := sc.LokiPushAPI.Labels.Validate(); err != nil {
