@@ -57,6 +57,14 @@ func TestUIInBrowser(t *testing.T) {
 		visible(`.cm-editor`), // the lazy CodeMirror chunk replaced the fallback
 	)
 	b.screenshot(t, "explore-metrics")
+	// The exemplar carries trace_id: it is drawn on the chart and listed with
+	// a link that opens the trace.
+	exemplarLink := fmt.Sprintf(`[data-testid="exemplars"] a[href*=%q]`, "/explore/traces/"+traceID)
+	b.within(t, wait, "exemplar opens its trace",
+		click(`[data-testid="exemplars"] summary`),
+		click(exemplarLink),
+		waitCount(`[data-testid="span-row"]`, f.spans),
+	)
 	b.within(t, wait, "PromQL table",
 		hash("/explore/metrics?"+url.Values{"query": {"ui_test_requests_total"}, "mode": {"instant"}}.Encode()),
 		waitCount(`[data-testid="result-table"] tbody tr`, f.series),

@@ -188,7 +188,13 @@ func pushData(t *testing.T, s *server) fixture {
 		for k := 12; k >= 0; k-- {
 			samples = append(samples, prompb.Sample{Timestamp: f.now.Add(-time.Duration(k) * 10 * time.Second).UnixMilli(), Value: float64((i + 1) * (13 - k))})
 		}
-		ts = append(ts, prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "ui_test_requests_total"}, {Name: "path", Value: path}, {Name: "job", Value: "browsertest"}}, Samples: samples})
+		series := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "ui_test_requests_total"}, {Name: "path", Value: path}, {Name: "job", Value: "browsertest"}}, Samples: samples}
+		if i == 0 {
+			// One exemplar that points at the pushed trace.
+			last := samples[len(samples)-1]
+			series.Exemplars = []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: traceID}}, Value: last.Value, Timestamp: last.Timestamp}}
+		}
+		ts = append(ts, series)
 	}
 	if _, err := w.Write(t.Context(), remoteapi.WriteV1MessageType, &prompb.WriteRequest{Timeseries: ts}); err != nil {
 		t.Fatalf("remote write: %v", err)

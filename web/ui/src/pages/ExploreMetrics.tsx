@@ -168,7 +168,7 @@ export default function ExploreMetrics() {
             </Suspense>
           )}
           {res.exemplars.some((e) => e.traceId) && (
-            <details>
+            <details data-testid="exemplars">
               <summary className="small">Exemplars</summary>
               <ul className="small">
                 {res.exemplars
