@@ -138,7 +138,7 @@ func (pj *projector) spanFields(out, b []byte) ([]byte, error) {
 			b = b[n:]
 			continue
 		case num == 9 && typ == 2 && !pj.p.AllSpanAttrs: // attributes
-			keep = pj.p.SpanAttrs[string(kvKey(body))]
+			keep = len(pj.p.SpanAttrs) > 0 && pj.p.SpanAttrs[string(kvKey(body))]
 		case num == 11: // events
 			keep = pj.p.Events
 		case num == 13: // links
