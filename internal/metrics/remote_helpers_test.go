@@ -110,7 +110,11 @@ func startNode(t *testing.T, promYAML string) *node {
 	cfg := resolveConfig(t, promYAML)
 	cfg.RemoteFlushDeadline = model.Duration(5 * time.Second)
 	reg := prometheus.NewRegistry()
-	deps := Deps{Logger: promslog.NewNopLogger(), Registerer: reg}
+	logger := promslog.NewNopLogger()
+	if os.Getenv("NX_TEST_DEBUG") != "" { // log what remote write does
+		logger = promslog.New(&promslog.Config{})
+	}
+	deps := Deps{Logger: logger, Registerer: reg}
 	dir := t.TempDir()
 	db, err := OpenTSDB(dir, cfg, deps)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/tsdbutil"
 )
 
 // remoteWriteYAML scrapes target every 100ms and writes to each URL with
@@ -357,5 +359,60 @@ func TestRemoteWriteSendsExemplarsAndMetadata(t *testing.T) {
 	defer r.mu.Unlock()
 	if r.exemplars[0] != "trace_id=4bf92f3577b34da6" {
 		t.Errorf("exemplar labels %v", r.exemplars[0])
+	}
+}
+
+// TestRemoteWriteNativeHistograms: a native histogram in the TSDB is sent
+// only with send_native_histograms.
+func TestRemoteWriteNativeHistograms(t *testing.T) {
+	for _, send := range []bool{false, true} {
+		t.Run(fmt.Sprint("send=", send), func(t *testing.T) {
+			var histograms, floats atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				body, _ := io.ReadAll(req.Body)
+				raw, _ := snappy.Decode(nil, body)
+				var wr prompb.WriteRequest
+				if err := wr.Unmarshal(raw); err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				for _, ts := range wr.Timeseries {
+					histograms.Add(int64(len(ts.Histograms)))
+					floats.Add(int64(len(ts.Samples)))
+				}
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			defer srv.Close()
+			n := startNode(t, fmt.Sprintf(`remote_write:
+- url: %s
+  send_native_histograms: %v
+  queue_config: {batch_send_deadline: 100ms}
+`, srv.URL, send))
+			// The queue's WAL watcher starts asynchronously and skips samples
+			// older than its start, so append (as scrapes would) until the
+			// float marker arrives.
+			h := tsdbutil.GenerateTestHistogram(1)
+			waitFor(t, 30*time.Second, "the float marker sent", func() (bool, string) {
+				now := time.Now().UnixMilli()
+				app := n.db.Appender(t.Context())
+				if _, err := app.AppendHistogram(0, labels.FromStrings("__name__", "latency_seconds"), now, h, nil); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := app.Append(0, labels.FromStrings("__name__", "marker"), now, 1); err != nil {
+					t.Fatal(err)
+				}
+				if err := app.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				return floats.Load() > 0, "nothing yet"
+			})
+			if send {
+				waitFor(t, 30*time.Second, "the histogram sent", func() (bool, string) {
+					return histograms.Load() > 0, fmt.Sprint(histograms.Load())
+				})
+			} else if histograms.Load() != 0 {
+				t.Errorf("%d histograms sent without send_native_histograms", histograms.Load())
+			}
+		})
 	}
 }
