@@ -37,6 +37,7 @@ type StageConfig struct {
 	Sampling           *SamplingConfig          `yaml:"sampling,omitempty"`
 	Luhn               *LuhnConfig              `yaml:"luhn,omitempty"`
 	EventLogMessage    *EventLogMessageConfig   `yaml:"eventlogmessage,omitempty"`
+	GeoIP              *GeoIPConfig             `yaml:"geoip,omitempty"`
 	set                int
 }
 
@@ -309,6 +310,8 @@ func newStage(c StageConfig, d *PipelineDeps) (any, error) {
 		return newLuhnStage(c.Luhn)
 	case c.EventLogMessage != nil:
 		return newEventLogMessageStage(c.EventLogMessage, d), nil
+	case c.GeoIP != nil:
+		return newGeoIPStage(c.GeoIP, d)
 	}
 	return nil, errors.New("empty pipeline stage")
 }
