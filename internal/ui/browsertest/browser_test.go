@@ -325,3 +325,33 @@ func reloadUntilGraph() chromedp.Action[chromedp.Void] {
 		}
 	})
 }
+
+// TestUIUnderRoutePrefix: with --web.route-prefix the UI, its assets and
+// every API call it makes live below the prefix (hash routes, relative URLs).
+func TestUIUnderRoutePrefix(t *testing.T) {
+	b := newBrowser(t)
+	s := startServerAt(t, "/nx/")
+	f := pushData(t, s)
+	const wait = 20 * time.Second
+	b.within(t, wait, "login under prefix",
+		chromedp.Navigate(s.url+"/"),
+		visible(`input[name="password"]`),
+		keys(`input[name="password"]`, adminPassword),
+		click(`form[aria-label="Log in"] button[type="submit"]`),
+		visible(`header.topnav`),
+	)
+	b.within(t, wait, "PromQL under prefix",
+		hash("/explore/metrics?"+url.Values{"query": {"ui_test_requests_total"}, "from": {"now-15m"}, "to": {"now"}}.Encode()),
+		visible(fmt.Sprintf(`[data-testid="graph"][data-series="%d"] canvas`, f.series)),
+		visible(`.cm-editor`),
+	)
+	b.within(t, wait, "LogQL under prefix",
+		hash("/explore/logs?"+url.Values{"query": {`{service_name="checkout"}`}, "from": {"now-15m"}, "to": {"now"}}.Encode()),
+		visible(fmt.Sprintf(`[data-testid="log-list"][data-count="%d"]`, f.checkoutLines)),
+	)
+	b.within(t, wait, "trace under prefix", hash("/explore/traces/"+traceID), waitCount(`[data-testid="span-row"]`, f.spans))
+	b.screenshot(t, "route-prefix-trace")
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors in the browser:\n%s", strings.Join(errs, "\n"))
+	}
+}

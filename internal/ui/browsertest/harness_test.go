@@ -47,6 +47,13 @@ type server struct {
 // and a port nothing listens on (down), and the admin password from a file.
 func startServer(t *testing.T) *server {
 	t.Helper()
+	return startServerAt(t, "")
+}
+
+// startServerAt is startServer under a --web.route-prefix ("" for none);
+// s.url includes the prefix.
+func startServerAt(t *testing.T, routePrefix string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "admin-password")
 	if err := os.WriteFile(pw, []byte(adminPassword+"\n"), 0o600); err != nil {
@@ -95,7 +102,7 @@ ui:
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")
-	a, err := app.New(app.Options{ConfigFile: cfgFile, StoragePath: data, ListenAddress: "127.0.0.1:0", Flags: map[string]string{"storage.path": data}},
+	a, err := app.New(app.Options{ConfigFile: cfgFile, StoragePath: data, ListenAddress: "127.0.0.1:0", RoutePrefix: routePrefix, Flags: map[string]string{"storage.path": data}},
 		app.Deps{Logger: promslog.NewNopLogger(), AdjustConfig: func(c *config.Config) {
 			c.OTLP.GRPCEndpoint = "127.0.0.1:0"
 			c.OTLP.HTTPEndpoint = "127.0.0.1:0"
@@ -103,7 +110,7 @@ ui:
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
-	s := &server{app: a, url: "http://" + a.Addr().String(), done: make(chan error, 1)}
+	s := &server{app: a, url: "http://" + a.Addr().String() + strings.TrimSuffix(routePrefix, "/"), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() { s.done <- a.Run(ctx) }()

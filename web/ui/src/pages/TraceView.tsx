@@ -124,6 +124,16 @@ export function Waterfall({ spans, traceId }: { spans: tempo.Span[]; traceId: st
                   className={`span-row${selected === s.spanId ? ' selected' : ''}`}
                   style={{ position: 'absolute', top: 0, left: 0, right: 0, transform: `translateY(${it.start}px)` }}
                   onClick={() => setSelected(s.spanId === selected ? undefined : s.spanId)}
+                  onKeyDown={(e) => {
+                    if (e.key === 'Enter' || e.key === ' ') {
+                      e.preventDefault();
+                      setSelected(s.spanId === selected ? undefined : s.spanId);
+                    } else if ((e.key === 'ArrowLeft' || e.key === 'ArrowRight') && n.hasChildren) {
+                      const isCollapsed = collapsed.has(s.spanId);
+                      if ((e.key === 'ArrowLeft') !== isCollapsed) toggle(s.spanId);
+                    }
+                  }}
+                  tabIndex={0}
                   data-testid="span-row"
                   data-span-name={s.name}
                   role="row"
