@@ -111,3 +111,24 @@ func BenchmarkAppendMetadata(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBuildBloomMetadata: the bloom of a chunk of 1500 logfmt lines
+// without metadata and with the same detected_level on every entry.
+func BenchmarkBuildBloomMetadata(b *testing.B) {
+	for _, md := range []labels.Labels{labels.EmptyLabels(), labels.FromStrings("detected_level", "info")} {
+		c := &rawChunk{}
+		for i := range 1500 {
+			c.append(int64(i), fmt.Sprintf("level=info caller=handler.go:%d method=GET path=/api/%d status=200 duration=%dms trace_id=%032x msg=\"request served\"", i%400, i*7919%100000, i%200, uint64(i)*0x9E3779B97F4A7C15), md)
+		}
+		v, err := c.view()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("md="+md.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				buildBloom(v)
+			}
+		})
+	}
+}
