@@ -26,6 +26,10 @@
 // viewer), roles decide what may change state (see allowed), and every
 // state-changing request must be same-origin.
 //
+// Behind --web.route-prefix, set Deps.RoutePrefix so Protect judges the path
+// below the prefix. ApplyConfig applies a reloaded `ui:` section (all but
+// listen_address). User(ctx) tells a handler behind Protect who is calling.
+//
 // The admin password comes from GF_SECURITY_ADMIN_PASSWORD (or
 // GF_SECURITY_ADMIN_PASSWORD__FILE), else ui.admin_password_file, else the
 // hash stored by an earlier start, else it is generated at first start and
