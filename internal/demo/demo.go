@@ -28,7 +28,7 @@ import (
 const DefaultIncidentCycle = time.Hour
 
 // DefaultRate is the default request rate through Traefik (requests/s).
-const DefaultRate = 5
+const DefaultRate = 20
 
 // Options configure a demo. The first three are serve's bootstrap flags.
 type Options struct {
