@@ -21,7 +21,7 @@ export default function ExploreLogs() {
   const query = loc.params.get('query') ?? '';
   const direction = loc.params.get('dir') === 'forward' ? 'forward' : 'backward';
   const showFields = loc.params.get('fields') === '1';
-  const limit = Math.max(1, Math.min(50000, parseInt(loc.params.get('limit') ?? '', 10) || DEFAULT_LIMIT));
+  const limit = Math.max(1, Math.min(100000, parseInt(loc.params.get('limit') ?? '', 10) || DEFAULT_LIMIT));
   const [draft, setDraft] = useState(query);
   const [run, setRun] = useState(0);
   const [rows, setRows] = useState<Row[]>([]);
@@ -143,7 +143,7 @@ export default function ExploreLogs() {
         </label>
         <label>
           Limit
-          <input type="number" style={{ width: 90 }} defaultValue={limit} key={limit} min={1} max={50000} onBlur={(e) => setParams({ limit: e.target.value === String(DEFAULT_LIMIT) ? undefined : e.target.value })} aria-label="Limit" />
+          <input type="number" style={{ width: 90 }} defaultValue={limit} key={limit} min={1} max={100000} onBlur={(e) => setParams({ limit: e.target.value === String(DEFAULT_LIMIT) ? undefined : e.target.value })} aria-label="Limit" />
         </label>
         <label className="inline">
           <input type="checkbox" checked={showFields} onChange={(e) => setParams({ fields: e.target.checked ? '1' : undefined })} />
