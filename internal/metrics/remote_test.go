@@ -1,11 +1,14 @@
 package metrics
 
 import (
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -414,5 +417,38 @@ func TestRemoteWriteNativeHistograms(t *testing.T) {
 				t.Errorf("%d histograms sent without send_native_histograms", histograms.Load())
 			}
 		})
+	}
+}
+
+// TestRemoteWriteOverTLS sends to an HTTPS receiver whose CA is given by
+// tls_config.ca_file, with a bearer token from authorization.
+func TestRemoteWriteOverTLS(t *testing.T) {
+	var got atomic.Int64
+	var badAuth atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get("Authorization") != "Bearer t0ken" {
+			badAuth.Add(1)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		got.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := scrapeTarget(t)
+	n := startNode(t, remoteWriteYAMLWith(target, endpoint{url: srv.URL + "/api/v1/write", extra: fmt.Sprintf(`
+tls_config: {ca_file: %s}
+authorization: {credentials: t0ken}`, caFile)}))
+	waitFor(t, 30*time.Second, "requests over TLS", func() (bool, string) {
+		return got.Load() >= 3, fmt.Sprintf("%d requests, %d refused", got.Load(), badAuth.Load())
+	})
+	n.stop()
+	if badAuth.Load() != 0 {
+		t.Errorf("%d requests without the bearer token", badAuth.Load())
 	}
 }
