@@ -8,7 +8,7 @@
 // these patterns:
 //
 //	GET /api/traces/{id}                    TraceByID        (JSON {"batches":[...]} or protobuf tempopb.Trace by Accept)
-//	GET /api/v2/traces/{id}                 TraceByIDV2      (JSON {"trace":{...}} or protobuf TraceByIDResponse by Accept)
+//	GET /api/v2/traces/{id}                 TraceByIDV2      (JSON {"trace":{"resourceSpans":[...]}} or protobuf TraceByIDResponse by Accept)
 //	GET /api/search                         Search           (q, tags, minDuration, maxDuration, limit, spss, start, end)
 //	GET /api/search/tags                    SearchTags       ({"tagNames":[...]})
 //	GET /api/v2/search/tags                 SearchTagsV2     ({"scopes":[{"name":..,"tags":[..]}]}; scope=span|resource|event|link|intrinsic|...)
@@ -391,7 +391,7 @@ func (a *API) traceByID(name string, w http.ResponseWriter, r *http.Request, v2 
 	var b []byte
 	if v2 {
 		b = append(b, `{"trace":`...)
-		b = appendTraceJSON(b, td)
+		b = appendTraceJSONAs(b, td, "resourceSpans")
 		b = append(b, '}')
 	} else {
 		b = appendTraceJSON(b, td)

@@ -13,8 +13,15 @@ import (
 // appendTraceJSON writes a trace the way Tempo's by-ID endpoint does: the
 // OTLP protobuf JSON mapping with "batches" for resource spans, IDs and bytes
 // in base64, 64-bit integers as strings, enums by name, defaults omitted.
-func appendTraceJSON(b []byte, td ptrace.Traces) []byte {
-	b = append(b, `{"batches":[`...)
+func appendTraceJSON(b []byte, td ptrace.Traces) []byte { return appendTraceJSONAs(b, td, "batches") }
+
+// appendTraceJSONAs writes the trace with its resource spans under key:
+// "batches" in the v1 answer (Tempo's legacy name), "resourceSpans" in the
+// v2 one (OTLP's; Tempo's docs show {"trace":{"resourceSpans":[...]}}).
+func appendTraceJSONAs(b []byte, td ptrace.Traces, key string) []byte {
+	b = append(b, `{"`...)
+	b = append(b, key...)
+	b = append(b, `":[`...)
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		if i > 0 {
