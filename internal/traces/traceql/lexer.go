@@ -7,6 +7,12 @@
 // evaluated on one trace at a time (Eval); Hints lists the equality
 // conditions every matching trace must satisfy, which a store can answer from
 // postings to skip traces.
+//
+// A query ending in a metrics function (rate(), count_over_time(),
+// quantile_over_time(), histogram_over_time(), compare(), ... with by() and
+// topk/bottomk) is a TraceQL metrics query: a MetricsEvaluator is fed the
+// traces of a time range one at a time and returns step-aligned series
+// (ADR 0027).
 package traceql
 
 import (
