@@ -1,6 +1,7 @@
 package tempoapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -143,5 +144,32 @@ func TestMetricsProjectionSameAnswer(t *testing.T) {
 		if fmt.Sprint(whole) != fmt.Sprint(projected) {
 			t.Errorf("%s:\nwhole:     %v\nprojected: %v", text, whole, projected)
 		}
+	}
+}
+
+// TestMetricsTruncated: a metrics query that reaches a search bound answers
+// 200 with what it counted, says which bound in the header and reports
+// fewer completed jobs than total, as a truncated search does.
+func TestMetricsTruncated(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxInspectedTraces = 1
+	_, base := goldenAPIWith(t, cfg)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/api/metrics/query_range?q="+url.QueryEscape("{} | count_over_time()")+
+		"&start=1767225600&end=1767225603&step=3s", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get(TruncatedHeader) != tracestore.TruncatedMaxTraces {
+		t.Fatalf("status %d, %s=%q: %s", resp.StatusCode, TruncatedHeader, resp.Header.Get(TruncatedHeader), body)
+	}
+	var got metricsRangeResponse
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Metrics.CompletedJobs >= got.Metrics.TotalJobs || len(got.Series) != 1 || got.Series[0].Samples[0].Value >= 9 {
+		t.Fatalf("truncated answer %s: want completedJobs < totalJobs and fewer than all 9 spans", body)
 	}
 }
