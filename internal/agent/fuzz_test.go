@@ -1,9 +1,15 @@
 package agent
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/model"
 )
@@ -49,6 +55,56 @@ func FuzzLinePipelines(f *testing.F) {
 		out := runStages(t, stages, model.LabelSet{"job": "f"}, line)
 		if len(out) != 1 {
 			t.Fatalf("%d entries out of one line", len(out))
+		}
+	})
+}
+
+// FuzzDecodePush feeds arbitrary bodies to the loki_push_api decoders:
+// they must return an error or streams, never panic.
+func FuzzDecodePush(f *testing.F) {
+	f.Add([]byte(`{"streams":[{"stream":{"a":"b"},"values":[["1","x"],["2","y",{"m":"v"}]]}]}`), true)
+	f.Add([]byte("\xff\x06\x00\x00sNaPpY"), false)
+	f.Fuzz(func(t *testing.T, body []byte, isJSON bool) {
+		if isJSON {
+			_, _ = decodePushJSON(body)
+		} else {
+			_, _ = decodePushProto(body)
+		}
+	})
+}
+
+// FuzzSyslogFrames feeds arbitrary TCP streams to the syslog framing and
+// parsing: no panic, no hang.
+func FuzzSyslogFrames(f *testing.F) {
+	f.Add([]byte("<165>1 2003-10-11T22:14:15.003Z host app 1 ID [a@1 b=\"c\"] msg\n"))
+	f.Add([]byte("12 <13>1 - - - "))
+	f.Add([]byte("99999999999 x"))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		src := &lineSource{job: "f", kind: "syslog", m: newSourceMetrics(nil), cache: map[string]model.LabelSet{},
+			out: func(context.Context, Entry) {}}
+		p, _ := NewPipeline(nil, nil)
+		src.pipeline = p
+		st := &syslogTarget{src: src, maxLen: 256, idle: time.Second, logger: slog.New(slog.DiscardHandler)}
+		r := bufio.NewReaderSize(bytes.NewReader(stream), 4096)
+		parser := st.parser()
+		addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+		for i := 0; i < 1000; i++ {
+			b, err := r.Peek(1)
+			if err != nil {
+				return
+			}
+			var frame []byte
+			if b[0] >= '0' && b[0] <= '9' {
+				frame, err = st.readOctetCounted(r)
+			} else {
+				frame, err = st.readLine(r)
+			}
+			if frame != nil {
+				st.handleFrame(context.Background(), parser, frame, addr)
+			}
+			if err != nil {
+				return
+			}
 		}
 	})
 }
