@@ -26,6 +26,7 @@ commands:
   serve                 run the all-in-one server (metrics, alerting, logs, traces)
   agent                 ship this node's log files to Loki's push API (reads a promtail.yaml)
   collector             OTLP gateway on the OpenTelemetry Collector (reads an otel-collector.yaml)
+  demo                  serve plus a simulated bana platform feeding every dashboard and alert rule
   check config FILE...  validate a serve config, a bare prometheus.yml or alertmanager.yml
                         (with the rule files, templates and credential files they name)
   check rules FILE...   validate rule files (as promtool check rules)
@@ -50,6 +51,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return agentCmd(args[1:], stdout, stderr)
 	case "collector":
 		return collectorCmd(args[1:], stdout, stderr)
+	case "demo":
+		return demoCmd(args[1:], stdout, stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
 	case "test":
