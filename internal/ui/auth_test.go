@@ -2,6 +2,7 @@ package ui
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -452,5 +453,33 @@ func TestAnonymousViewer(t *testing.T) {
 	c := login(t, h, "admin", testPassword)
 	if rec := do(h, http.MethodPost, "/api/v2/silences", "", nil, c); rec.Code != 200 {
 		t.Errorf("admin after anonymous: %d", rec.Code)
+	}
+}
+
+// TestFailedStartGeneratesNothing: a start that fails (here on a corrupt
+// sessions file) neither stores nor prints a generated password, so the
+// next good start still shows one.
+func TestFailedStartGeneratesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "ui"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ui", sessionsFile), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	if _, err := New(DefaultConfig(), dir, Deps{Logger: slog.New(slog.NewTextHandler(logs, nil)), Getenv: env{}.get}); err == nil || !strings.Contains(err.Error(), "sessions") {
+		t.Fatalf("corrupt sessions file: %v", err)
+	}
+	if strings.Contains(logs.String(), "password=") {
+		t.Errorf("failed start printed a password: %s", logs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ui", adminHashFile)); err == nil {
+		t.Error("failed start stored a hash")
+	}
+	os.Remove(filepath.Join(dir, "ui", sessionsFile))
+	f := newFixture(t, DefaultConfig(), dir, env{}, nil)
+	if !strings.Contains(f.logs.String(), "shown only this once") {
+		t.Errorf("next start: %s", f.logs)
 	}
 }

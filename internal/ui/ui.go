@@ -142,22 +142,23 @@ func New(cfg Config, dataDir string, deps Deps) (*UI, error) {
 	if err := os.MkdirAll(u.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("ui: create %s: %w", u.dir, err)
 	}
-	st, err := u.loadState(cfg)
-	if err != nil {
-		return nil, err
-	}
-	u.state.Store(st)
+	var err error
 	if u.sessions, err = openSessions(u.dir, time.Duration(cfg.SessionTTL), time.Duration(cfg.SessionIdleTimeout), u.now()); err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
 	if u.assets, err = newAssets(); err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
-
 	if err := u.registerMetrics(deps.Registerer); err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
-
+	// Last: a generated password is stored and shown only by a New that
+	// succeeds.
+	st, err := u.loadState(cfg)
+	if err != nil {
+		return nil, err
+	}
+	u.state.Store(st)
 	return u, nil
 }
 
