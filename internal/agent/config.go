@@ -316,6 +316,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("scrape_configs %q: one job has one source (files by discovery, loki_push_api or syslog): use one job each", sc.JobName))
 		}
 		if sc.LokiPushAPI != nil {
+			if tc := sc.LokiPushAPI.Server.HTTPTLSConfig; tc != nil {
+				for _, err := range tc.validate() {
+					errs = append(errs, fmt.Errorf("scrape_configs %q: loki_push_api.%w", sc.JobName, err))
+				}
+			}
 			if err := sc.LokiPushAPI.Labels.Validate(); err != nil {
 				errs = append(errs, fmt.Errorf("scrape_configs %q: loki_push_api.labels: %w", sc.JobName, err))
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -43,6 +44,8 @@ type PushServerConfig struct {
 	// MaxRecvMsgSize bounds a request body (Promtail's
 	// grpc_server_max_recv_msg_size, also applied to HTTP; 100 MB).
 	MaxRecvMsgSize int `yaml:"grpc_server_max_recv_msg_size"`
+	// HTTPTLSConfig serves the push endpoint over TLS.
+	HTTPTLSConfig *HTTPTLSConfig `yaml:"http_tls_config,omitempty"`
 }
 
 const defaultMaxPushBody = 100 << 20
@@ -57,6 +60,7 @@ type pushTarget struct {
 	// ctx ends when the agent stops reading: a push blocked on a full
 	// client queue is then answered 503.
 	ctx context.Context
+	tls bool
 }
 
 func newPushTarget(src *lineSource, cfg PushTargetConfig, logger *slog.Logger) (*pushTarget, error) {
@@ -68,6 +72,9 @@ func newPushTarget(src *lineSource, cfg PushTargetConfig, logger *slog.Logger) (
 	t := &pushTarget{src: src, cfg: cfg, ln: ln, logger: logger.With("job", src.job, "source", "loki_push_api")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /loki/api/v1/push", t.servePush)
+	// Newline-delimited plain lines, labelled by the job only.
+	mux.HandleFunc("POST /promtail/api/v1/raw", t.serveRaw)
+	mux.HandleFunc("POST /loki/api/v1/raw", t.serveRaw)
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ready") })
 	t.srv = &http.Server{
 		Handler:           mux,
@@ -76,13 +83,62 @@ func newPushTarget(src *lineSource, cfg PushTargetConfig, logger *slog.Logger) (
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(t.logger.Handler(), slog.LevelWarn),
 	}
+	if tc := cfg.Server.HTTPTLSConfig; tc != nil {
+		tlsCfg, err := web.ConfigToTLSConfig(&web.TLSConfig{TLSCertPath: tc.CertFile, TLSKeyPath: tc.KeyFile, ClientAuth: tc.ClientAuthType, ClientCAs: tc.ClientCAFile})
+		if err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("loki_push_api job %q: server.http_tls_config: %w", src.job, err)
+		}
+		t.srv.TLSConfig = tlsCfg
+		t.tls = true
+	}
 	return t, nil
+}
+
+// serveRaw takes a body of newline-delimited lines; each becomes an entry
+// with the job's labels and the time it arrived.
+func (t *pushTarget) serveRaw(w http.ResponseWriter, r *http.Request) {
+	limit := int64(t.cfg.Server.MaxRecvMsgSize)
+	if limit <= 0 {
+		limit = defaultMaxPushBody
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil || int64(len(body)) > limit {
+		t.src.m.dropped.WithLabelValues(t.src.job, t.src.kind, "bad_request").Inc()
+		http.Error(w, "body unreadable or too large", http.StatusBadRequest)
+		return
+	}
+	ctx := t.ctx
+	if ctx == nil {
+		ctx = r.Context()
+	}
+	in := model.LabelSet{}
+	if tenant := r.Header.Get("X-Scope-OrgID"); tenant != "" {
+		in[tenantLabel] = model.LabelValue(tenant)
+	}
+	now := time.Now()
+	for _, line := range strings.Split(string(body), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			continue
+		}
+		t.src.handle(ctx, in, Entry{Time: now, Line: line})
+		if ctx.Err() != nil {
+			http.Error(w, "agent stopping", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (t *pushTarget) run(ctx context.Context) {
 	t.ctx = ctx
-	t.logger.Info("Receiving Loki pushes", "addr", t.ln.Addr().String())
-	if err := t.srv.Serve(t.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	t.logger.Info("Receiving Loki pushes", "addr", t.ln.Addr().String(), "tls", t.tls)
+	serve := func() error { return t.srv.Serve(t.ln) }
+	if t.tls {
+		serve = func() error { return t.srv.ServeTLS(t.ln, "", "") }
+	}
+	if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		t.logger.Error("push server stopped", "err", err)
 	}
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
+
+	"github.com/nx-watcher/nxwatcher/internal/testcert"
 )
 
 // captured is one entry a fake Loki received.
@@ -211,5 +214,49 @@ scrape_configs:
 	}
 	if _, err := New(cfg2, Options{}, Deps{}); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("busy port: %v", err)
+	}
+}
+
+// Promtail's raw endpoint (newline-delimited lines) and a push server
+// behind server.http_tls_config.
+func TestLokiPushAPIRawAndTLS(t *testing.T) {
+	dir := t.TempDir()
+	pool, cert, key := testcert.Pair(t, dir, "push")
+	loki, got := newCaptureLoki(t)
+	cfg, err := Parse([]byte(fmt.Sprintf(`
+positions: {filename: %s/positions.yaml}
+clients: [{url: %s, batchwait: 10ms}]
+scrape_configs:
+  - job_name: raw
+    loki_push_api:
+      server: {http_listen_address: 127.0.0.1, http_listen_port: 0, http_tls_config: {cert_file: %s, key_file: %s}}
+      labels: {source: raw}
+`, dir, loki.URL, cert, key)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag := startAgent(t, cfg, Options{})
+	base := "https://" + ag.a.PushAddrs()["raw"]
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer c.CloseIdleConnections()
+	for _, path := range []string{"/promtail/api/v1/raw", "/loki/api/v1/raw"} {
+		resp, err := c.Post(base+path, "text/plain", strings.NewReader("raw one "+path+"\r\n\nraw two "+path+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	poll(t, 10*time.Second, "raw lines forwarded", func() bool { return got.len() == 4 })
+	e, _ := got.find("raw two /promtail/api/v1/raw")
+	eq(t, "raw labels", e.labels, `{source="raw"}`)
+	// Plain HTTP is refused on the TLS port.
+	if resp, err := http.Post("http://"+ag.a.PushAddrs()["raw"]+"/loki/api/v1/raw", "text/plain", strings.NewReader("x\n")); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNoContent {
+			t.Error("plain HTTP accepted on the TLS push port")
+		}
 	}
 }

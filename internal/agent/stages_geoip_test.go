@@ -40,18 +40,20 @@ func writeMMDB(t *testing.T, path, dbType string, nets map[string]mmdbtype.Map) 
 	}
 }
 
-func names(en string) mmdbtype.Map { return mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(en)}} }
+func names(en string) mmdbtype.Map {
+	return mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String(en)}}
+}
 
 // Written from Promtail's geoip stage docs (the fields for City and ASN
 // databases; country gives the country and continent fields).
 func TestStageGeoIP(t *testing.T) {
 	dir := t.TempDir()
 	city := mmdbtype.Map{
-		"city":      names("Kansas City"),
-		"continent": mmdbtype.Map{"code": mmdbtype.String("NA"), "names": mmdbtype.Map{"en": mmdbtype.String("North America")}},
-		"country":   mmdbtype.Map{"iso_code": mmdbtype.String("US"), "names": mmdbtype.Map{"en": mmdbtype.String("United States")}},
-		"location":  mmdbtype.Map{"latitude": mmdbtype.Float64(39.1027), "longitude": mmdbtype.Float64(-94.5778), "time_zone": mmdbtype.String("America/Chicago")},
-		"postal":    mmdbtype.Map{"code": mmdbtype.String("64184")},
+		"city":         names("Kansas City"),
+		"continent":    mmdbtype.Map{"code": mmdbtype.String("NA"), "names": mmdbtype.Map{"en": mmdbtype.String("North America")}},
+		"country":      mmdbtype.Map{"iso_code": mmdbtype.String("US"), "names": mmdbtype.Map{"en": mmdbtype.String("United States")}},
+		"location":     mmdbtype.Map{"latitude": mmdbtype.Float64(39.1027), "longitude": mmdbtype.Float64(-94.5778), "time_zone": mmdbtype.String("America/Chicago")},
+		"postal":       mmdbtype.Map{"code": mmdbtype.String("64184")},
 		"subdivisions": mmdbtype.Slice{mmdbtype.Map{"iso_code": mmdbtype.String("MO"), "names": mmdbtype.Map{"en": mmdbtype.String("Missouri")}}},
 	}
 	writeMMDB(t, filepath.Join(dir, "city.mmdb"), "GeoIP2-City", map[string]mmdbtype.Map{"34.120.0.0/16": city, "2001:db8::/32": city})
