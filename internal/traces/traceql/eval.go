@@ -360,7 +360,7 @@ func evalSpanset(e SpansetExpr, t *Trace, universe []int) []int {
 	case *SpansetFilter:
 		var out []int
 		for _, i := range universe {
-			if s.Expr == nil || truthy(evalField(s.Expr, t, i)) {
+			if s.Expr == nil || matchSpan(s.Expr, t, i) {
 				out = append(out, i)
 			}
 		}
@@ -814,4 +814,78 @@ func (q *Query) Attributes() []*Attribute {
 	}
 	walkPipeline(q.Pipeline)
 	return out
+}
+
+// matchSpan is truthy(evalField(e, t, i)) without allocating for the
+// common shapes: && and || of `attribute op literal` comparisons on
+// single-valued attributes, and their negations. Anything else falls back
+// to evalField.
+func matchSpan(e FieldExpr, t *Trace, i int) bool {
+	switch f := e.(type) {
+	case *BinaryOp:
+		switch f.Op {
+		case "&&":
+			return matchSpan(f.L, t, i) && matchSpan(f.R, t, i)
+		case "||":
+			return matchSpan(f.L, t, i) || matchSpan(f.R, t, i)
+		}
+		a, aok := f.L.(*Attribute)
+		lit, lok := f.R.(*Literal)
+		if aok && lok {
+			if v, ok := singleValue(a, t, i); ok {
+				if f.re != nil {
+					return v.Kind == KindString && f.re.MatchString(v.S) == (f.Op == "=~")
+				}
+				return compare(f.Op, v, lit.Value)
+			}
+		}
+	case *UnaryOp:
+		return !matchSpan(f.Expr, t, i)
+	case *Literal:
+		return f.Value.Kind == KindBool && f.Value.B
+	}
+	return truthy(evalField(e, t, i))
+}
+
+// singleValue is a's value on span i for attributes that have at most one
+// (nil Static when missing); ok is false for the multi-valued ones (event
+// and link attributes and intrinsics), which need attributeValues.
+func singleValue(a *Attribute, t *Trace, i int) (Static, bool) {
+	sp := &t.Spans[i]
+	get := func(m pcommon.Map) (Static, bool) {
+		if v, ok := m.Get(a.Name); ok {
+			return FromValue(v), true
+		}
+		return Static{}, false
+	}
+	switch a.Scope {
+	case ScopeSpan:
+		v, _ := get(sp.Span.Attributes())
+		return v, true
+	case ScopeResource:
+		v, _ := get(sp.Resource.Attributes())
+		return v, true
+	case ScopeInstrumentation:
+		v, _ := get(sp.Scope.Attributes())
+		return v, true
+	case ScopeNone:
+		if v, ok := get(sp.Span.Attributes()); ok {
+			return v, true
+		}
+		v, _ := get(sp.Resource.Attributes())
+		return v, true
+	case ScopeIntrinsic:
+		s := sp.Span
+		switch a.Name {
+		case IntrinsicName:
+			return String(s.Name()), true
+		case IntrinsicStatus:
+			return Status(s.Status().Code()), true
+		case IntrinsicKind:
+			return SpanKindValue(s.Kind()), true
+		case IntrinsicDuration:
+			return Static{Kind: KindDuration, I: int64(s.EndTimestamp()) - int64(s.StartTimestamp())}, true
+		}
+	}
+	return Static{}, false
 }

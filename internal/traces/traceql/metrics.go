@@ -169,6 +169,20 @@ func (e *MetricsEvaluator) Intervals() int { return e.n }
 
 // Observe evaluates the query on t and adds its matching spans.
 func (e *MetricsEvaluator) Observe(t *Trace) error {
+	if st := e.q.Pipeline.Stages; len(st) == 2 {
+		if f, ok := st[0].(*SpansetFilter); ok {
+			// One spanset filter, then the metrics function: test each
+			// span directly, without building spansets.
+			for i := range t.Spans {
+				if f.Expr == nil || matchSpan(f.Expr, t, i) {
+					if err := e.observeSpan(t, i); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+	}
 	sets := e.q.Eval(t)
 	if len(sets) == 0 {
 		return nil
@@ -269,6 +283,15 @@ func (e *MetricsEvaluator) observeSpan(t *Trace, i int) error {
 
 // value is the measured attribute on span i as a number (durations in ns).
 func (e *MetricsEvaluator) value(t *Trace, i int) (float64, bool) {
+	if s, ok := singleValue(e.m.Attr, t, i); ok {
+		switch s.Kind {
+		case KindInt, KindDuration:
+			return float64(s.I), true
+		case KindFloat:
+			return s.F, true
+		}
+		return 0, false
+	}
 	for _, s := range attributeValues(e.m.Attr, t, i) {
 		switch s.Kind {
 		case KindInt, KindDuration:
@@ -293,9 +316,11 @@ func (e *MetricsEvaluator) group(t *Trace, i int) (*metricsGroup, error) {
 	e.key = e.key[:0]
 	e.vals = e.vals[:0]
 	for _, a := range e.m.By {
-		v := Static{}
-		if vs := attributeValues(a, t, i); len(vs) > 0 {
-			v = vs[0]
+		v, ok := singleValue(a, t, i)
+		if !ok {
+			if vs := attributeValues(a, t, i); len(vs) > 0 {
+				v = vs[0]
+			}
 		}
 		e.vals = append(e.vals, v)
 		e.key = append(e.key, byte(v.Kind))
