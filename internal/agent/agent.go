@@ -654,6 +654,19 @@ func (a *Agent) serveTargets(w http.ResponseWriter, _ *http.Request) {
 		pos, _ := a.pos.Get(t.path)
 		fmt.Fprintf(w, "%s\t%s\tposition=%d\t%s\n", t.job, t.path, pos, t.labels)
 	}
+	if len(a.pushes)+len(a.syslogs) > 0 {
+		fmt.Fprintf(w, "\n%d network sources\n\n", len(a.pushes)+len(a.syslogs))
+	}
+	for _, p := range a.pushes {
+		fmt.Fprintf(w, "%s\tloki_push_api\t%s\n", p.src.job, p.ln.Addr())
+	}
+	for _, s := range a.syslogs {
+		proto := "tcp"
+		if s.udp != nil {
+			proto = "udp"
+		}
+		fmt.Fprintf(w, "%s\tsyslog/%s\t%s\n", s.src.job, proto, s.addr())
+	}
 }
 
 func (a *Agent) serveSD(w http.ResponseWriter, _ *http.Request) {

@@ -3,6 +3,8 @@ package agent
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +121,55 @@ func TestSyslogConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.block, err, tc.want)
 		}
+	}
+}
+
+// syslog_format rfc3164 and use_rfc5424_message; /targets lists the
+// network sources.
+func TestSyslogRFC3164AndRawMessage(t *testing.T) {
+	dir := t.TempDir()
+	loki, got := newCaptureLoki(t)
+	cfg, err := Parse([]byte(fmt.Sprintf(`
+positions: {filename: %s/positions.yaml}
+clients: [{url: %s, batchwait: 10ms}]
+scrape_configs:
+  - job_name: bsd
+    syslog: {listen_address: 127.0.0.1:0, syslog_format: rfc3164}
+    relabel_configs:
+      - {source_labels: [__syslog_message_app_name], target_label: app}
+      - {source_labels: [__syslog_message_hostname], target_label: host}
+  - job_name: raw
+    syslog: {listen_address: 127.0.0.1:0, use_rfc5424_message: true}
+`, dir, loki.URL)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag := startAgent(t, cfg, Options{})
+	addrs := ag.a.SyslogAddrs()
+	c, err := net.Dial("tcp", addrs["bsd"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8\n")
+	c.Close()
+	raw := `<165>1 2003-10-11T22:14:15.003Z host1 app 1 ID - whole message kept`
+	c2, err := net.Dial("tcp", addrs["raw"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c2, raw+"\n")
+	c2.Close()
+	poll(t, 10*time.Second, "both forwarded", func() bool { return got.len() == 2 })
+	e, ok := got.find("'su root' failed for lonvick on /dev/pts/8")
+	if !ok || e.labels != `{app="su", host="mymachine"}` {
+		t.Errorf("rfc3164: %+v %v", e, ok)
+	}
+	if _, ok := got.find(raw); !ok {
+		t.Error("use_rfc5424_message: the whole message is not the line")
+	}
+	rec := httptest.NewRecorder()
+	ag.a.serveTargets(rec, httptest.NewRequest(http.MethodGet, "/targets", nil))
+	if b := rec.Body.String(); !strings.Contains(b, "bsd\tsyslog/tcp\t"+addrs["bsd"]) {
+		t.Errorf("/targets: %s", b)
 	}
 }
