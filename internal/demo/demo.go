@@ -186,15 +186,21 @@ func New(opts Options) (_ *Demo, err error) {
 		if pc == nil {
 			return
 		}
-		have := map[string]bool{}
-		for _, sc := range pc.ScrapeConfigs {
-			have[sc.JobName] = true
-		}
+		// The simulated platform's jobs replace same-named jobs of the
+		// config (the design doc's prometheus.yml names the real ones).
+		demoJobs := map[string]bool{}
 		for _, sc := range jobs.ScrapeConfigs {
-			if !have[sc.JobName] {
-				pc.ScrapeConfigs = append(pc.ScrapeConfigs, sc)
-			}
+			demoJobs[sc.JobName] = true
 		}
+		kept := pc.ScrapeConfigs[:0:0]
+		for _, sc := range pc.ScrapeConfigs {
+			if demoJobs[sc.JobName] {
+				opts.Logger.Warn("Demo replaces the config's scrape job with its simulated one", "job", sc.JobName)
+				continue
+			}
+			kept = append(kept, sc)
+		}
+		pc.ScrapeConfigs = append(kept, jobs.ScrapeConfigs...)
 		pc.RuleFiles = append(pc.RuleFiles, d.rules)
 		if opts.ScrapeInterval < time.Duration(pc.GlobalConfig.EvaluationInterval) {
 			pc.GlobalConfig.EvaluationInterval = model.Duration(opts.ScrapeInterval)

@@ -335,3 +335,78 @@ func (c *apiClient) resolveVariables(d dashboards.Dashboard, from, to time.Time)
 }
 
 func unix(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000) }
+
+// With --config.file and --storage.path: the config's same-named scrape job
+// gives way to the simulated one, the rules are loaded, and the data
+// directory (with the demo's admin password) is kept.
+func TestDemoWithConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := dir + "/serve.yml"
+	if err := os.WriteFile(cfg, []byte(`otlp:
+  grpc_endpoint: 127.0.0.1:0
+  http_endpoint: 127.0.0.1:0
+metrics:
+  prometheus:
+    global: {scrape_interval: 1s, evaluation_interval: 1s}
+    scrape_configs:
+      - job_name: traefik
+        static_configs: [{targets: ['127.0.0.1:1']}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := dir + "/data"
+	d, err := New(Options{ConfigFile: cfg, StoragePath: data, ListenAddress: "127.0.0.1:0", ScrapeInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- d.Run(ctx, func() { close(ready) }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if _, err := os.Stat(data + "/demo/admin-password"); err != nil {
+			t.Errorf("data dir not kept: %v", err)
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("not ready after 30s")
+	}
+	c := &apiClient{t: t, base: d.URL()}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var res promResponse
+		c.get("/api/v1/query", url.Values{"query": {`up{job="traefik"}`}}, &res)
+		var instances []string
+		for _, r := range res.Data.Result {
+			instances = append(instances, r.Metric["instance"])
+		}
+		if slices.Equal(instances, []string{"nx-traefik.nx-internal:8080"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("traefik job targets %v, want only the simulated one", instances)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var rules struct {
+		Data struct {
+			Groups []struct {
+				Name  string `json:"name"`
+				Rules []any  `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	c.get("/api/v1/rules", nil, &rules)
+	if len(rules.Data.Groups) != 1 || rules.Data.Groups[0].Name != "bana" || len(rules.Data.Groups[0].Rules) != 7 {
+		t.Errorf("rules: %+v", rules.Data.Groups)
+	}
+}
