@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -297,4 +298,93 @@ func prometheusRouteNames(t *testing.T) []string {
 		t.Fatalf("no /query among the Prometheus routes %v", names)
 	}
 	return names
+}
+
+// TestGrafanaDashboardsProvisioning: the dashboard provider reads the
+// design doc's mount, its ConfigMap carries the same text, and every data
+// source a dashboard of deploy/dashboards names by UID is provisioned.
+func TestGrafanaDashboardsProvisioning(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(grafanaDir, "provisioning/dashboards/nxwatcher.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prov struct {
+		Providers []struct {
+			Type    string `yaml:"type"`
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	if err := yaml.Unmarshal(raw, &prov); err != nil {
+		t.Fatal(err)
+	}
+	if len(prov.Providers) != 1 || prov.Providers[0].Type != "file" || prov.Providers[0].Options.Path != "/var/lib/grafana/dashboards" {
+		t.Errorf("providers %+v", prov.Providers)
+	}
+	cmRaw, err := os.ReadFile(filepath.Join(grafanaDir, "grafana-dashboards-config.configmap.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Metadata struct{ Name string }
+		Data     map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal(cmRaw, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Metadata.Name != "grafana-dashboards-config" || cm.Data["dashboards.yaml"] != string(raw) {
+		t.Error("grafana-dashboards-config.configmap.yaml differs from provisioning/dashboards/nxwatcher.yaml")
+	}
+
+	_, dss := loadProvisioning(t)
+	uids := map[string]string{}
+	for _, ds := range dss {
+		uids[ds.UID] = ds.Type
+	}
+	files, err := filepath.Glob("../../deploy/dashboards/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards (%v)", err)
+	}
+	refs := 0
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dash any
+		if err := json.Unmarshal(b, &dash); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		var walk func(v any)
+		walk = func(v any) {
+			switch v := v.(type) {
+			case map[string]any:
+				if ds, ok := v["datasource"].(map[string]any); ok {
+					uid, _ := ds["uid"].(string)
+					typ, _ := ds["type"].(string)
+					switch {
+					case uid == "-- Grafana --" || strings.HasPrefix(uid, "$") || typ == "datasource":
+					case uids[uid] == "":
+						t.Errorf("%s: data source uid %q is not provisioned", filepath.Base(file), uid)
+					case typ != "" && typ != uids[uid]:
+						t.Errorf("%s: data source %q has type %q, provisioned as %q", filepath.Base(file), uid, typ, uids[uid])
+					default:
+						refs++
+					}
+				}
+				for _, x := range v {
+					walk(x)
+				}
+			case []any:
+				for _, x := range v {
+					walk(x)
+				}
+			}
+		}
+		walk(dash)
+	}
+	if refs == 0 {
+		t.Error("no data source references found in the dashboards")
+	}
 }
