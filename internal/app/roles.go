@@ -220,9 +220,11 @@ func (a *App) addRoleLoops(ctx context.Context, g *run.Group) {
 // its own listener when ui.listen_address is set.
 func (a *App) openUI(cfg *config.Config, reg prometheus.Registerer) error {
 	u, err := ui.New(cfg.UI, a.opts.StoragePath, ui.Deps{
-		Logger:     a.logger,
-		Registerer: reg,
-		Version:    version.Get().Version,
+		Logger:      a.logger,
+		Registerer:  reg,
+		Version:     version.Get().Version,
+		RoutePrefix: a.routePrefix,
+		Status:      map[string]ui.StatusFunc{"logstore": a.logStoreStatus},
 		Features: &ui.Features{
 			Metrics:  true,
 			Logs:     true,
@@ -245,6 +247,32 @@ func (a *App) openUI(cfg *config.Config, reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// logStoreStatus is the log store's head and blocks for the UI's Status
+// page (Loki has no API for it).
+func (a *App) logStoreStatus(context.Context) (any, error) {
+	streams, entries, bytes := a.logs.HeadStats()
+	type total struct {
+		Blocks    int   `json:"blocks"`
+		Streams   int   `json:"streams"`
+		Entries   int64 `json:"entries"`
+		RawBytes  int64 `json:"rawBytes"`
+		SizeBytes int64 `json:"sizeBytes"`
+	}
+	var blocks total
+	for _, b := range a.logs.Blocks() {
+		blocks.Blocks++
+		blocks.Streams += b.Stats.Streams
+		blocks.Entries += b.Stats.Entries
+		blocks.RawBytes += b.Stats.RawBytes
+		blocks.SizeBytes += b.Stats.SizeBytes
+	}
+	return map[string]any{
+		"activeStreams": a.logs.ActiveStreams(),
+		"head":          map[string]any{"streams": streams, "entries": entries, "bytes": bytes, "memoryBytes": a.logs.HeadMemory()},
+		"blocks":        blocks,
+	}, nil
 }
 
 // UIAddr is the UI's own listener; nil when ui.listen_address is empty.

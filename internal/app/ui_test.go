@@ -32,6 +32,9 @@ func TestUIServedAndItsListenerNeedsASession(t *testing.T) {
 	if code, _ := ts.get(t, "/api/v1/query?query=1"); code != http.StatusOK {
 		t.Errorf("main listener's Prometheus API = %d, want 200 without a session", code)
 	}
+	if code, body := ts.get(t, "/api/ui/config"); code != http.StatusOK || !strings.Contains(body, `"logstore"`) {
+		t.Errorf("GET /api/ui/config = %d %s, want the logstore status source listed", code, body)
+	}
 
 	addr := ts.app.UIAddr()
 	if addr == nil {
@@ -64,6 +67,9 @@ func TestUIServedAndItsListenerNeedsASession(t *testing.T) {
 	}
 	if code, body := do("GET", "/api/v1/query?query=1", ""); code != http.StatusOK || !strings.Contains(body, `"success"`) {
 		t.Errorf("UI listener's Prometheus API with a session = %d %.80s", code, body)
+	}
+	if code, body := do("GET", "/api/ui/status/logstore", ""); code != http.StatusOK || !strings.Contains(body, `"activeStreams"`) {
+		t.Errorf("log store status = %d %.120s", code, body)
 	}
 	if code, _ := do("POST", "/api/ui/logout", ""); code/100 != 2 {
 		t.Errorf("logout = %d", code)
