@@ -202,6 +202,14 @@ func TestLimiterMemoryBounded(t *testing.T) {
 	if n := len(l.m); n > maxLimiterKeys {
 		t.Fatalf("%d keys held", n)
 	}
+	// A 4 KiB user name keeps at most 256 bytes of it.
+	l = newLoginLimiter()
+	l.fail("203.0.113.1", strings.Repeat("u", 4096), now)
+	for k := range l.m {
+		if len(k) > len("203.0.113.1")+1+256 {
+			t.Fatalf("key of %d bytes", len(k))
+		}
+	}
 }
 
 func TestLogoutInvalidatesServerSide(t *testing.T) {

@@ -27,7 +27,8 @@ type loginLimiter struct {
 
 func newLoginLimiter() *loginLimiter { return &loginLimiter{m: map[string]*failures{}} }
 
-func userKey(ip, user string) string { return ip + "\x00" + user }
+// userKey bounds the user name it keeps: the login body may carry a 4 KiB one.
+func userKey(ip, user string) string { return ip + "\x00" + user[:min(len(user), 256)] }
 func ipKey(ip string) string         { return ip + "\x00\x00*" }
 
 // blocked reports whether ip may not try user now and, if so, for how long.
