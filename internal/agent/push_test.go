@@ -260,3 +260,35 @@ scrape_configs:
 		}
 	}
 }
+
+// A stopped agent releases its push port, so the next one (a reload, a
+// restart) can listen on it.
+func TestPushPortReleasedOnStop(t *testing.T) {
+	dir := t.TempDir()
+	loki, _ := newCaptureLoki(t)
+	y := fmt.Sprintf(`
+positions: {filename: %s/positions.yaml}
+clients: [{url: %s}]
+scrape_configs:
+  - job_name: a
+    loki_push_api: {server: {http_listen_address: 127.0.0.1, http_listen_port: PORT}}
+  - job_name: s
+    syslog: {listen_address: "SYSLOG"}
+`, dir, loki.URL)
+	cfg, err := Parse([]byte(strings.NewReplacer("PORT", "0", "SYSLOG", "127.0.0.1:0").Replace(y)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := startAgent(t, cfg, Options{})
+	addr := first.a.PushAddrs()["a"]
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	sys := first.a.SyslogAddrs()["s"]
+	first.stop()
+	cfg2, err := Parse([]byte(strings.NewReplacer("PORT", port, "SYSLOG", sys).Replace(y)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := startAgent(t, cfg2, Options{})
+	eq(t, "same push address", second.a.PushAddrs()["a"], addr)
+	eq(t, "same syslog address", second.a.SyslogAddrs()["s"], sys)
+}

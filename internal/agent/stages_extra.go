@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -33,8 +34,8 @@ func (decolorizeStage) apply(e *Entry) bool {
 
 // SamplingConfig is the sampling stage: keep a share of the lines.
 type SamplingConfig struct {
-	// Rate is the share kept, 0 (none) to 1 (all).
-	Rate float64 `yaml:"rate"`
+	// Rate is the share kept, 0 (none) to 1 (all); required.
+	Rate *float64 `yaml:"rate"`
 }
 
 type samplingStage struct {
@@ -44,10 +45,13 @@ type samplingStage struct {
 }
 
 func newSamplingStage(c *SamplingConfig, d *PipelineDeps) (*samplingStage, error) {
-	if c.Rate < 0 || c.Rate > 1 {
-		return nil, fmt.Errorf("sampling: rate %v is not between 0 and 1", c.Rate)
+	if c.Rate == nil {
+		return nil, errors.New("sampling: rate is required (0 keeps nothing, 1 everything)")
 	}
-	return &samplingStage{d: d, rate: c.Rate, rnd: rand.Float64}, nil
+	if *c.Rate < 0 || *c.Rate > 1 {
+		return nil, fmt.Errorf("sampling: rate %v is not between 0 and 1", *c.Rate)
+	}
+	return &samplingStage{d: d, rate: *c.Rate, rnd: rand.Float64}, nil
 }
 
 func (*samplingStage) name() string { return "sampling" }

@@ -62,8 +62,10 @@ func TestStageSampling(t *testing.T) {
       - sampling: {rate: 0}
 `, model.LabelSet{"app": "other"}, "kept")
 	eq(t, "other app kept", len(out), 1)
-	if _, err := NewPipeline(mustStages(t, "- sampling: {rate: 1.5}"), nil); err == nil {
-		t.Error("rate 1.5 accepted")
+	for _, bad := range []string{"- sampling: {rate: 1.5}", "- sampling: {}", "- sampling: {rate: -0.1}"} {
+		if _, err := NewPipeline(mustStages(t, bad), nil); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 }
 
