@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // cpuTime is the process's user+system CPU time so far.
@@ -49,3 +51,28 @@ type discardWriter struct {
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(code int)        { d.code = code }
+
+// BenchmarkLoginBcrypt10 is one successful login against a cost-10 bcrypt
+// hash (what serve writes): the CPU an attempt costs, which the throttle
+// bounds per client.
+func BenchmarkLoginBcrypt10(b *testing.B) {
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.DefaultCost)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Users = []UserConfig{{Name: "u", PasswordHash: secret(string(h)), Role: RoleViewer}}
+	f := newFixture(b, cfg, b.TempDir(), nil, nil)
+	mux := f.mux()
+	body := loginBody("u", "pw")
+	b.ReportAllocs()
+	start := cpuTime(b)
+	b.ResetTimer()
+	for b.Loop() {
+		if rec := do(mux, http.MethodPost, "/api/ui/login", body, jsonHdr); rec.Code != http.StatusOK {
+			b.Fatalf("login: %d", rec.Code)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+}
