@@ -3,11 +3,14 @@ package agent
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 	syslog "github.com/leodido/go-syslog/v4"
 	"github.com/leodido/go-syslog/v4/rfc3164"
 	"github.com/leodido/go-syslog/v4/rfc5424"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
 
@@ -33,6 +37,9 @@ type SyslogTargetConfig struct {
 	UseRFC5424Message    bool           `yaml:"use_rfc5424_message"`
 	MaxMessageLength     int            `yaml:"max_message_length"`
 	SyslogFormat         string         `yaml:"syslog_format"`
+	// TLSConfig serves TCP syslog over TLS (cert_file, key_file; with
+	// ca_file, client certificates signed by it are required).
+	TLSConfig *commoncfg.TLSConfig `yaml:"tls_config,omitempty"`
 }
 
 const (
@@ -57,6 +64,14 @@ func (c *SyslogTargetConfig) validate() []error {
 	}
 	if err := c.Labels.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("syslog.labels: %w", err))
+	}
+	if c.TLSConfig != nil {
+		if c.ListenProtocol == "udp" {
+			errs = append(errs, errors.New("syslog.tls_config: TLS needs listen_protocol tcp"))
+		}
+		if c.TLSConfig.CertFile == "" || c.TLSConfig.KeyFile == "" {
+			errs = append(errs, errors.New("syslog.tls_config: cert_file and key_file are both required"))
+		}
 	}
 	return errs
 }
@@ -97,7 +112,48 @@ func newSyslogTarget(src *lineSource, cfg SyslogTargetConfig, logger *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("syslog job %q: listen %s: %w", src.job, cfg.ListenAddress, err)
 	}
+	if cfg.TLSConfig != nil && t.tcp != nil {
+		tc, err := syslogServerTLS(cfg.TLSConfig)
+		if err != nil {
+			_ = t.tcp.Close()
+			return nil, fmt.Errorf("syslog job %q: tls_config: %w", src.job, err)
+		}
+		t.tcp = tls.NewListener(t.tcp, tc)
+	}
 	return t, nil
+}
+
+// syslogServerTLS builds the server side of syslog over TLS (RFC 5425):
+// the certificate is re-read for every handshake, so a renewed one applies
+// without a restart; a ca_file makes client certificates mandatory.
+func syslogServerTLS(c *commoncfg.TLSConfig) (*tls.Config, error) {
+	load := func() (*tls.Certificate, error) {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		return &cert, nil
+	}
+	if _, err := load(); err != nil {
+		return nil, err
+	}
+	tc := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return load() },
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no certificates", c.CAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }
 
 func (t *syslogTarget) addr() string {

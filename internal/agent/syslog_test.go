@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nx-watcher/nxwatcher/internal/testcert"
 )
 
 // Written from Promtail's syslog target docs: RFC 5424 over TCP (octet
@@ -171,5 +174,47 @@ scrape_configs:
 	ag.a.serveTargets(rec, httptest.NewRequest(http.MethodGet, "/targets", nil))
 	if b := rec.Body.String(); !strings.Contains(b, "bsd\tsyslog/tcp\t"+addrs["bsd"]) {
 		t.Errorf("/targets: %s", b)
+	}
+}
+
+// Syslog over TLS (tls_config with cert_file/key_file): a client trusting
+// the CA ships, one trusting another CA is refused.
+func TestSyslogTLS(t *testing.T) {
+	dir := t.TempDir()
+	pool, cert, key := testcert.Pair(t, dir, "syslog")
+	otherPool, _, _ := testcert.Pair(t, dir, "other")
+	loki, got := newCaptureLoki(t)
+	cfg, err := Parse([]byte(fmt.Sprintf(`
+positions: {filename: %s/positions.yaml}
+clients: [{url: %s, batchwait: 10ms}]
+scrape_configs:
+  - job_name: tls
+    syslog: {listen_address: 127.0.0.1:0, tls_config: {cert_file: %s, key_file: %s}}
+`, dir, loki.URL, cert, key)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag := startAgent(t, cfg, Options{})
+	addr := ag.a.SyslogAddrs()["tls"]
+	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: otherPool}); err == nil {
+		c.Close()
+		t.Error("a client trusting another CA connected")
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := "<165>1 - host app - - - over tls"
+	fmt.Fprintf(c, "%d %s", len(m), m)
+	c.Close()
+	poll(t, 10*time.Second, "tls message forwarded", func() bool { _, ok := got.find("over tls"); return ok })
+
+	for _, bad := range []string{
+		"syslog: {listen_address: ':1', listen_protocol: udp, tls_config: {cert_file: a, key_file: b}}",
+		"syslog: {listen_address: ':1', tls_config: {cert_file: a}}",
+	} {
+		if _, err := Parse([]byte("clients: [{url: http://x/}]\nscrape_configs:\n  - job_name: s\n    "+bad+"\n"), false); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 }
