@@ -107,6 +107,7 @@ type Stats struct {
 	Lines          int64 // lines read from the store (after pushed-down filters)
 	Bytes          int64
 	MetadataBytes  int64 // structured metadata (names and values) of the lines read
+	StoredBytes    int64 // compressed size of the chunks selected (the head's open chunk counts 0)
 	PostFilter     int64 // lines that passed the whole pipeline
 	Returned       int64
 	ExecTime       time.Duration
@@ -268,6 +269,7 @@ func (ev *evaluator) logQuery(sel *LogSelectorExpr) (Streams, error) {
 		st.Streams++
 		c, _, _ := s.ChunkStats()
 		st.Chunks += c
+		st.StoredBytes += s.StoredBytes()
 		it := s.Iterator(ev.ctx)
 		defer it.Close()
 		n := 0
@@ -555,6 +557,7 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 		st.Streams++
 		c, _, _ := s.ChunkStats()
 		st.Chunks += c
+		st.StoredBytes += s.StoredBytes()
 		it := s.Iterator(ev.ctx)
 		defer it.Close()
 		ls := &w.ls
@@ -1260,6 +1263,7 @@ func (s *Stats) add(o Stats) {
 	s.Lines += o.Lines
 	s.Bytes += o.Bytes
 	s.MetadataBytes += o.MetadataBytes
+	s.StoredBytes += o.StoredBytes
 	s.PostFilter += o.PostFilter
 }
 

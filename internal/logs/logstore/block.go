@@ -477,6 +477,7 @@ type blockChunkHandle struct {
 }
 
 func (h blockChunkHandle) Meta() ChunkMeta { return h.c.meta }
+func (h blockChunkHandle) storedSize() int { return int(h.c.length) }
 
 func (h blockChunkHandle) mayContain(needles []string) bool {
 	end := h.c.bloomOff + h.c.bloomLen

@@ -410,6 +410,13 @@ func (h *head) allStreams() []*memStream {
 
 // memChunk and openChunk implement chunkHandle.
 func (c *memChunk) Meta() ChunkMeta { return c.meta }
+func (c *memChunk) storedSize() int {
+	if c.spill != nil {
+		return c.length
+	}
+	return len(c.data)
+}
+func (c *openChunk) storedSize() int { return 0 }
 func (c *memChunk) mayContain(needles []string) bool {
 	return bloomMayContain(c.bloom, needles)
 }

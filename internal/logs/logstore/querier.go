@@ -20,6 +20,9 @@ type chunkHandle interface {
 	// so nothing may alias it afterwards. With a searcher, a chunk whose lines
 	// cannot hold its needle may come back empty, undecoded.
 	view(pooled bool, s *searcher) (v *chunkView, release func(), err error)
+	// storedSize is the chunk's compressed size; 0 for the head's open
+	// chunk, which is not compressed.
+	storedSize() int
 }
 
 // SelectHints narrow a Select. Start is inclusive, End exclusive (Unix ns).
@@ -85,6 +88,16 @@ func (s *Stream) ChunkStats() (chunks, entries int, bytes int64) {
 		bytes += int64(m.RawBytes)
 	}
 	return
+}
+
+// StoredBytes is the compressed size of the stream's chunks (the head's
+// open chunk, kept uncompressed, counts 0), for query stats.
+func (s *Stream) StoredBytes() int64 {
+	var n int64
+	for _, c := range s.chunks {
+		n += int64(c.storedSize())
+	}
+	return n
 }
 
 // ChunkMetas lists the stream's chunks (no chunk is read).

@@ -467,7 +467,7 @@ func statsJSON(s logql.Stats) map[string]any {
 	}
 	chunk := map[string]any{
 		"headChunkBytes": 0, "headChunkLines": 0, "decompressedBytes": s.Bytes, "decompressedLines": s.Lines,
-		"compressedBytes": 0, "totalDuplicates": 0, "postFilterLines": s.PostFilter,
+		"compressedBytes": s.StoredBytes, "totalDuplicates": 0, "postFilterLines": s.PostFilter,
 		"headChunkStructuredMetadataBytes": 0, "decompressedStructuredMetadataBytes": s.MetadataBytes,
 	}
 	store := map[string]any{
