@@ -224,3 +224,30 @@ func FuzzProtoField(f *testing.F) {
 		}
 	})
 }
+
+// TestKindUnspecifiedTagValue: a span without a kind is listed under the
+// kind values as "unspecified", in the head and in a block.
+func TestKindUnspecifiedTagValue(t *testing.T) {
+	db, err := Open(t.TempDir(), DefaultOptions(), Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	g := storetest.NewGen(5, testclock.Now().UnixNano())
+	_, td := g.Trace(3)
+	td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetKind(ptrace.SpanKindUnspecified)
+	if err := db.ConsumeTraces(t.Context(), td); err != nil {
+		t.Fatal(err)
+	}
+	for _, stage := range []string{"head", "block"} {
+		if stage == "block" {
+			if err := db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		vals, err := db.TagValues(t.Context(), KeyKind, time.Time{}, time.Time{}, 0)
+		if err != nil || !slices.Contains(vals, TypedValue{Type: "keyword", Value: "unspecified"}) {
+			t.Fatalf("%s: kind values %v (%v), want unspecified among them", stage, vals, err)
+		}
+	}
+}
