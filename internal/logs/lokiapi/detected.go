@@ -2,6 +2,7 @@ package lokiapi
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -107,11 +108,9 @@ func isUUID(v string) bool {
 	return true
 }
 
+// sortedKeys returns m's keys sorted, never nil (an empty list is [] in JSON).
 func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
+	ks := slices.AppendSeq(make([]string, 0, len(m)), maps.Keys(m))
 	slices.Sort(ks)
 	return ks
 }
@@ -486,7 +485,7 @@ func (a *API) Patterns(w http.ResponseWriter, r *http.Request) {
 		for _, k := range keys {
 			g := groups[k]
 			op := outPattern{Pattern: k}
-			for _, t := range slices.Sorted(mapKeys(g.buckets)) {
+			for _, t := range slices.Sorted(maps.Keys(g.buckets)) {
 				op.Samples = append(op.Samples, [2]int64{t, int64(g.buckets[t])})
 			}
 			out = append(out, op)
@@ -509,16 +508,6 @@ func mod(a, b int64) int64 {
 		m += b
 	}
 	return m
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // linePattern replaces the variable tokens of a line with <_>: tokens are
