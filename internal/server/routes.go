@@ -141,7 +141,7 @@ func index(w http.ResponseWriter, _ *http.Request) {
   /loki/api/v1/...   Loki HTTP API (push, query, query_range, labels, series, tail, index/stats)
   /otlp/v1/logs      OTLP logs, mapped as Loki 3 does
   /api/v2/...        Alertmanager API v2 (alerts, silences, status, receivers)
-  /api/traces/<id> /api/v2/traces/<id> /api/search ...   Tempo HTTP API
+  /api/traces/<id> /api/v2/traces/<id> /api/search /api/metrics/query_range ...   Tempo HTTP API
   /v1/traces /v1/metrics /v1/logs                         OTLP/HTTP (also on the OTLP port)
   /metrics           nxwatcher's own metrics
   /-/healthy /-/ready /-/reload /-/quit
