@@ -18,6 +18,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/tsdbutil"
 )
@@ -451,4 +452,51 @@ authorization: {credentials: t0ken}`, caFile)}))
 	if badAuth.Load() != 0 {
 		t.Errorf("%d requests without the bearer token", badAuth.Load())
 	}
+}
+
+// TestRemoteWrite2SendsMetadata: with a protobuf 2.0 queue configured at
+// start-up, scraped metric types and help reach the receiver (they travel
+// in the WAL's metadata records).
+func TestRemoteWrite2SendsMetadata(t *testing.T) {
+	var mu sync.Mutex
+	types := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		raw, err := snappy.Decode(nil, body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var wr writev2.Request
+		if err := wr.Unmarshal(raw); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		samples := 0
+		mu.Lock()
+		for _, ts := range wr.Timeseries {
+			samples += len(ts.Samples)
+			name := ""
+			for i := 0; i+1 < len(ts.LabelsRefs); i += 2 {
+				if wr.Symbols[ts.LabelsRefs[i]] == "__name__" {
+					name = wr.Symbols[ts.LabelsRefs[i+1]]
+				}
+			}
+			if ts.Metadata.Type != writev2.Metadata_METRIC_TYPE_UNSPECIFIED {
+				types[name] = ts.Metadata.Type.String() + "|" + wr.Symbols[ts.Metadata.HelpRef]
+			}
+		}
+		mu.Unlock()
+		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", fmt.Sprint(samples))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	target, _ := scrapeTarget(t)
+	n := startNode(t, remoteWriteYAMLWith(target, endpoint{url: srv.URL, extra: "protobuf_message: io.prometheus.write.v2.Request"}))
+	waitFor(t, 30*time.Second, "test_value's metadata", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return types["test_value"] == "METRIC_TYPE_GAUGE|Scrape count.", fmt.Sprint(types)
+	})
+	n.stop()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	alecunits "github.com/alecthomas/units"
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/scrape"
@@ -62,6 +63,11 @@ func OpenTSDB(dir string, cfg Config, deps Deps) (*TSDB, error) {
 		if tc := pc.StorageConfig.TSDBConfig; tc != nil {
 			opts.OutOfOrderTimeWindow = tc.OutOfOrderTimeWindow
 		}
+		// Remote write 2.0 sends metric metadata (type, help, unit) only
+		// from metadata records in the WAL (Prometheus's
+		// metadata-wal-records feature); write them when a 2.0 queue is
+		// configured at start-up.
+		opts.EnableMetadataWALRecords = usesRemoteWrite2(pc)
 	}
 	stats := tsdb.NewDBStats()
 	db, err := tsdb.Open(dir, deps.Logger.With("component", "tsdb"), deps.Registerer, opts, stats)
@@ -188,4 +194,13 @@ func RetentionString(cfg Config) string {
 		parts = append(parts, r.Size.String())
 	}
 	return strings.Join(parts, " or ")
+}
+
+func usesRemoteWrite2(pc *promconfig.Config) bool {
+	for _, rw := range pc.RemoteWriteConfigs {
+		if rw.ProtobufMessage == remoteapi.WriteV2MessageType {
+			return true
+		}
+	}
+	return false
 }
