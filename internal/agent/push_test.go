@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -291,4 +292,64 @@ scrape_configs:
 	second := startAgent(t, cfg2, Options{})
 	eq(t, "same push address", second.a.PushAddrs()["a"], addr)
 	eq(t, "same syslog address", second.a.SyslogAddrs()["s"], sys)
+}
+
+// Two agents chained the way Promtail users chain them: a node agent tails a
+// file and pushes to a second agent's loki_push_api, which pushes to our
+// serve's Loki API. Every line arrives once, in order, with both agents'
+// labels.
+func TestChainedAgentsThroughPushAPI(t *testing.T) {
+	dir := t.TempDir()
+	loki, _ := newLoki(t)
+	gwCfg, err := Parse([]byte(fmt.Sprintf(`
+positions: {filename: %s/gw-positions.yaml}
+clients: [{url: %s/loki/api/v1/push, batchwait: 10ms}]
+scrape_configs:
+  - job_name: gateway
+    loki_push_api:
+      server: {http_listen_address: 127.0.0.1, http_listen_port: 0}
+      labels: {via: gateway}
+      use_incoming_timestamp: true
+`, dir, loki.URL)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startAgent(t, gwCfg, Options{})
+	nodeCfg, err := Parse([]byte(fmt.Sprintf(`
+positions: {filename: %s/node-positions.yaml}
+clients: [{url: "http://%s/loki/api/v1/push", batchwait: 10ms, batchsize: 2048}]
+target_config: {sync_period: 20ms}
+scrape_configs:
+  - job_name: files
+    static_configs:
+      - targets: [localhost]
+        labels: {job: chained, __path__: %s/*.log}
+`, dir, gw.a.PushAddrs()["gateway"], dir)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	writeLines(t, filepath.Join(dir, "app.log"), 0, 500)
+	startAgent(t, nodeCfg, Options{})
+	var got []lokiStream
+	poll(t, 20*time.Second, "500 lines through both agents", func() bool {
+		got = queryLoki(t, loki.URL, `{job="chained"}`, start)
+		n := 0
+		for _, s := range got {
+			n += len(s.Values)
+		}
+		return n >= 500
+	})
+	if len(got) != 1 {
+		t.Fatalf("%d streams, want 1: %+v", len(got), got)
+	}
+	s := got[0]
+	eq(t, "via label", s.Stream["via"], "gateway")
+	eq(t, "filename label", s.Stream["filename"], filepath.Join(dir, "app.log"))
+	eq(t, "lines", len(s.Values), 500)
+	for i, v := range s.Values {
+		if v[1] != lineN(i) {
+			t.Fatalf("line %d: %q, want %q", i, v[1], lineN(i))
+		}
+	}
 }
