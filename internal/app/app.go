@@ -242,7 +242,16 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	for _, r := range a.ui.Routes() {
 		h.UI = append(h.UI, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
 	}
-	routes := server.WithPrefix(a.routePrefix, server.Routes(h, instr))
+	// A web page on another site must not make a visitor's browser change
+	// our state (silences, pushes, reload): cross-origin browser requests
+	// that are not GET/HEAD/OPTIONS are refused. Clients that are not
+	// browsers (curl, exporters, Grafana's backend) send no Sec-Fetch-Site
+	// or Origin header and pass.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+	}))
+	routes := csrf.Handler(server.WithPrefix(a.routePrefix, server.Routes(h, instr)))
 	a.server.Serve(routes)
 	if a.uiServer != nil {
 		// The UI's own port: the same routes, every request behind a session.
@@ -474,7 +483,7 @@ func (a *App) swap(cfg *config.Config, commitRules, commitAM func()) error {
 	}
 	commitRules()
 	commitAM()
-	errs = append(errs, a.loki.ApplyConfig(cfg.Logs))
+	errs = append(errs, a.loki.ApplyConfig(cfg.Logs), a.ui.ApplyConfig(cfg.UI))
 	a.engine.SetEvaluationInterval(time.Duration(cfg.Metrics.Parsed.GlobalConfig.EvaluationInterval))
 	// prometheus.yml's runtime.gogc (default 75, or $GOGC) sets the process's
 	// GC target, as Prometheus applies it on every load.

@@ -17,6 +17,15 @@ var reloadableKeys = map[string]bool{
 	"alerting.alertmanager":             true,
 	"alerting.alertmanager_config_file": true,
 	"logs.limits":                       true,
+	// The UI re-reads accounts, roles and session settings; its port stays.
+	"ui.admin_user":           true,
+	"ui.admin_password_file":  true,
+	"ui.session_ttl":          true,
+	"ui.session_idle_timeout": true,
+	"ui.users":                true,
+	"ui.anonymous":            true,
+	"ui.cookie_secure":        true,
+	"ui.csrf_trusted_origins": true,
 }
 
 // restartOnlyChanges lists the keys that differ between the config in force

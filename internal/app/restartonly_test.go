@@ -28,6 +28,7 @@ func TestRestartOnlyChanges(t *testing.T) {
 		{"listeners and stores", "otlp:\n  grpc_endpoint: 127.0.0.1:5317\nui:\n  listen_address: :3000\ntraces:\n  search:\n    default_limit: 7\nmetrics:\n  query:\n    timeout: 10s\n",
 			[]string{"metrics.query.timeout", "traces.search.default_limit", "otlp.grpc_endpoint", "ui.listen_address"}},
 		{"an inline section's key", "traces:\n  enabled: false\n", []string{"traces.enabled"}},
+		{"ui accounts reload, its port does not", "ui:\n  admin_user: root\n  anonymous: {enabled: true}\n  listen_address: :3000\n", []string{"ui.listen_address"}},
 	} {
 		got := restartOnlyChanges(base, parse(tc.text))
 		slices.Sort(got)

@@ -77,4 +77,31 @@ func TestUIServedAndItsListenerNeedsASession(t *testing.T) {
 	if code, _ := do("GET", "/api/v1/query?query=1", ""); code != http.StatusUnauthorized {
 		t.Errorf("after logout = %d, want 401", code)
 	}
+
+	// A reload puts ui.anonymous in force without a restart.
+	writeConfig(t, ts.configFile, "ui:\n  listen_address: 127.0.0.1:0\n  admin_password_file: "+pwFile+"\n  anonymous: {enabled: true}\n")
+	if code, body := ts.post(t, "/-/reload", "", nil, nil); code != http.StatusOK {
+		t.Fatalf("reload = %d %s", code, body)
+	}
+	if code, _ := do("GET", "/api/v1/query?query=1", ""); code != http.StatusOK {
+		t.Errorf("anonymous viewer after reload = %d, want 200", code)
+	}
+}
+
+// The main listener refuses state-changing requests a browser makes for a
+// page of another site; the same request from a non-browser client passes.
+func TestMainListenerRefusesCrossSiteBrowserWrites(t *testing.T) {
+	ts := startServer(t, "")
+	silence := `{"matchers":[{"name":"alertname","value":"x","isRegex":false}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","createdBy":"t","comment":"c"}`
+	code, body := ts.post(t, "/api/v2/silences", "application/json", strings.NewReader(silence),
+		map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+	if code != http.StatusForbidden {
+		t.Errorf("cross-site browser POST /api/v2/silences = %d %s, want 403", code, body)
+	}
+	if code, body := ts.post(t, "/api/v2/silences", "application/json", strings.NewReader(silence), nil); code != http.StatusOK {
+		t.Errorf("POST /api/v2/silences without browser headers = %d %s, want 200", code, body)
+	}
+	if code, _ := ts.get(t, "/api/v2/silences"); code != http.StatusOK {
+		t.Errorf("GET /api/v2/silences = %d", code)
+	}
 }
