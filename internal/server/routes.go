@@ -138,12 +138,14 @@ func index(w http.ResponseWriter, _ *http.Request) {
   /api/v1/...        Prometheus HTTP API (query, query_range, series, labels, targets, status, ...)
   /api/v1/write      Prometheus remote write receiver (1.0 and 2.0)
   /api/v1/otlp/v1/metrics  OTLP metrics
-  /loki/api/v1/...   Loki HTTP API (push, query, query_range, labels, series, tail, index/stats)
+  /loki/api/v1/...   Loki HTTP API (push, query, query_range, labels, series, tail, index/stats, index/volume,
+                     detected_labels, detected_fields, detected_field/<name>/values, patterns)
   /otlp/v1/logs      OTLP logs, mapped as Loki 3 does
   /api/v2/...        Alertmanager API v2 (alerts, silences, status, receivers)
   /api/traces/<id> /api/v2/traces/<id> /api/search /api/metrics/query_range ...   Tempo HTTP API
   /v1/traces /v1/metrics /v1/logs                         OTLP/HTTP (also on the OTLP port)
   /metrics           nxwatcher's own metrics
+  /api/ui/...        the web UI's login and helpers (the UI itself is at / when built in)
   /-/healthy /-/ready /-/reload /-/quit
 `)
 }
