@@ -9,11 +9,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -40,9 +45,11 @@ func main() {
 	<-ready
 	time.Sleep(*warmup)
 
+	c0 := counters(d.URL())
 	cpu0, t0 := cpuSeconds(), time.Now()
 	time.Sleep(*duration)
 	cpu1, t1 := cpuSeconds(), time.Now()
+	c1 := counters(d.URL())
 	rss, hwm := memStatus()
 	cancel()
 	if err := <-done; err != nil {
@@ -55,7 +62,58 @@ func main() {
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("rate=%g req/s  window=%s  warm-up=%s  GOMAXPROCS=%d  loadavg at end: %s\n", *rate, *duration, *warmup, runtime.GOMAXPROCS(0), strings.TrimSpace(string(load)))
 	fmt.Printf("CPU: %.2f CPU-seconds per minute of demo = %.3f cores (serve + simulator, one process)\n", used/wall*60, used/wall)
+	reqs := (c1.requests - c0.requests) / wall
+	fmt.Printf("load: %.1f requests/s through Traefik, %.0f spans/s accepted, %.0f log lines/s appended\n",
+		reqs, (c1.spans-c0.spans)/wall, (c1.lines-c0.lines)/wall)
+	if reqs > 0 {
+		fmt.Printf("CPU per 1000 requests: %.3f CPU-seconds\n", used/(reqs*wall)*1000)
+	}
 	fmt.Printf("RSS at end: %s, peak: %s\n", rss, hwm)
+}
+
+type totals struct{ requests, spans, lines float64 }
+
+// counters reads the demo's request count (through the Prometheus API) and
+// serve's own counters of accepted spans and appended log lines.
+func counters(base string) totals {
+	var t totals
+	if resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape("sum(traefik_service_requests_total)")); err == nil {
+		var r struct {
+			Data struct {
+				Result []struct {
+					Value [2]any `json:"value"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&r) == nil && len(r.Data.Result) == 1 {
+			if s, ok := r.Data.Result[0].Value[1].(string); ok {
+				t.requests, _ = strconv.ParseFloat(s, 64)
+			}
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return t
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch {
+		case strings.HasPrefix(line, "nxwatcher_otlp_accepted_items_total{") && strings.Contains(line, `signal="traces"`):
+			t.spans += v
+		case strings.HasPrefix(line, "nxwatcher_logstore_entries_appended_total"):
+			t.lines += v
+		}
+	}
+	return t
 }
 
 func cpuSeconds() float64 {
