@@ -240,7 +240,8 @@ func TestAgentWebConfigTLSAndBasicAuth(t *testing.T) {
 	plain := &http.Client{}
 	if code, err := get(plain, "alice", "s3cret"); err == nil && code == http.StatusOK {
 		t.Error("plain HTTP answered 200 on the TLS listener")
-	} // The file is re-read on every request: a changed password applies at once.
+	}
+	// The file is re-read on every request: a changed password applies at once.
 	testcert.WebConfig(t, webCfg, cert, key, "alice", "n3w")
 	if code, err := get(good, "alice", "s3cret"); err != nil || code != http.StatusUnauthorized {
 		t.Errorf("old password after the change: %d %v, want 401", code, err)
