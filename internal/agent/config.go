@@ -212,6 +212,9 @@ func Parse(data []byte, expandEnv bool) (*Config, error) {
 	}
 	cfg := DefaultConfig()
 	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		if m := unsupportedSource.FindStringSubmatch(err.Error()); m != nil {
+			return nil, fmt.Errorf("parse promtail config: %w (the agent reads files, loki_push_api and syslog; Promtail's %s source is not implemented: see docs/agent.md)", err, m[1])
+		}
 		return nil, fmt.Errorf("parse promtail config: %w", err)
 	}
 	if cfg.Client != nil {
@@ -331,6 +334,10 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// unsupportedSource matches the strict decoder's error for a Promtail
+// scrape source the agent does not have.
+var unsupportedSource = regexp.MustCompile(`field (journal|gelf|windows_events|kafka|cloudflare|heroku_drain|gcplog|azure_event_hubs|docker_sd_configs) not found in type agent\.ScrapeConfig`)
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$`)
 

@@ -218,3 +218,15 @@ scrape_configs:
 		}
 	}
 }
+
+// Promtail sources the agent lacks are refused with a pointer, not only
+// "field not found".
+func TestUnsupportedSourceNamed(t *testing.T) {
+	for _, src := range []string{"journal: {max_age: 12h}", "gelf: {}", "windows_events: {}"} {
+		_, err := Parse([]byte("clients: [{url: http://x/}]\nscrape_configs:\n  - job_name: j\n    "+src+"\n"), false)
+		name := src[:strings.IndexByte(src, ':')]
+		if err == nil || !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "Promtail's "+name+" source is not implemented") {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+}
