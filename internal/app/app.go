@@ -484,7 +484,7 @@ func (a *App) swap(cfg *config.Config, commitRules, commitAM func()) error {
 	commitRules()
 	commitAM()
 	errs = append(errs, a.loki.ApplyConfig(cfg.Logs), a.ui.ApplyConfig(cfg.UI))
-	a.engine.SetEvaluationInterval(time.Duration(cfg.Metrics.Parsed.GlobalConfig.EvaluationInterval))
+	errs = append(errs, a.engine.ApplyConfig(cfg.Metrics.Parsed)) // evaluation interval, query_log_file
 	// prometheus.yml's runtime.gogc (default 75, or $GOGC) sets the process's
 	// GC target, as Prometheus applies it on every load.
 	if old := debug.SetGCPercent(cfg.Metrics.Parsed.Runtime.GoGC); old != cfg.Metrics.Parsed.Runtime.GoGC {

@@ -160,28 +160,3 @@ func (c *Config) Resolve(baseDir string, logger *slog.Logger) error {
 	}
 	return nil
 }
-
-// StartupOnly lists the keys of the section that differ between the config
-// in force and a reloaded one but take effect only at start-up (the mode,
-// the remote flush deadline, the query engine's limits), so a reload can
-// refuse or warn instead of accepting them silently.
-func StartupOnly(running, reloaded Config) []string {
-	var keys []string
-	if running.mode() != reloaded.mode() {
-		keys = append(keys, "metrics.mode")
-	}
-	if running.RemoteFlushDeadline != reloaded.RemoteFlushDeadline {
-		keys = append(keys, "metrics.remote_flush_deadline")
-	}
-	if running.Query != reloaded.Query {
-		keys = append(keys, "metrics.query")
-	}
-	return keys
-}
-
-func (c Config) mode() string {
-	if c.Mode == "" {
-		return ModeServer
-	}
-	return c.Mode
-}

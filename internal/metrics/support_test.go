@@ -192,25 +192,3 @@ func TestQueryLogFileIsApplied(t *testing.T) {
 		t.Fatalf("query log has %d lines, want 1 with the query:\n%s", n, b)
 	}
 }
-
-func TestStartupOnly(t *testing.T) {
-	a := DefaultConfig()
-	b := DefaultConfig()
-	if got := StartupOnly(a, b); len(got) != 0 {
-		t.Fatalf("same config: %v", got)
-	}
-	b.Mode = ModeAgent
-	b.RemoteFlushDeadline = 0
-	b.Query.Timeout = 1
-	b.Retention = 1 // reloadable: not listed
-	got := strings.Join(StartupOnly(a, b), ",")
-	if got != "metrics.mode,metrics.remote_flush_deadline,metrics.query" {
-		t.Fatalf("StartupOnly = %s", got)
-	}
-	a.Mode = ""
-	b = a
-	b.Mode = ModeServer
-	if got := StartupOnly(a, b); len(got) != 0 {
-		t.Fatalf(`"" and "server" are one mode: %v`, got)
-	}
-}
