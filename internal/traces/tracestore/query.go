@@ -217,6 +217,10 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 	if !req.End.IsZero() {
 		hi = uint64(max(0, req.End.UnixNano()))
 	}
+	// seen holds the traces already handed to fn that may be met again:
+	// those of the head and of traces being cut, and block traces with
+	// parts elsewhere. A trace only in one block is met once, so it is not
+	// recorded (at 10M spans that map was ~1.8M entries).
 	seen := map[TraceID]struct{}{}
 	var u ptrace.ProtoUnmarshaler
 	var pj *projector
@@ -224,26 +228,34 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 		pj = &projector{p: req.Project}
 	}
 	lim := req.Limits
-	// emit decodes one trace and hands it to fn, within the limits: it
-	// returns false (stop) when a limit is reached before decoding.
-	emit := func(id TraceID, data []byte) (bool, error) {
-		seen[id] = struct{}{}
-		if lim.MaxTraceBytes > 0 && int64(len(data)) > lim.MaxTraceBytes {
+	// admit applies the limits to a trace of raw bytes before it is handed
+	// to fn: skip means it is too large, more=false stops the search.
+	admit := func(raw int64) (skip, more bool) {
+		if lim.MaxTraceBytes > 0 && raw > lim.MaxTraceBytes {
 			st.SkippedTraces++
 			db.m.searchSkipped.Inc()
-			return true, nil
+			return true, true
 		}
 		if lim.MaxTraces > 0 && st.InspectedTraces >= lim.MaxTraces {
 			st.Truncated = TruncatedMaxTraces
-			return false, nil
+			return false, false
 		}
-		if lim.MaxBytes > 0 && st.InspectedBytes+int64(len(data)) > lim.MaxBytes {
+		if lim.MaxBytes > 0 && st.InspectedBytes+raw > lim.MaxBytes {
 			st.Truncated = TruncatedMaxBytes
-			return false, nil
+			return false, false
 		}
 		st.InspectedTraces++
-		st.InspectedBytes += int64(len(data))
+		st.InspectedBytes += raw
 		db.m.searchTraces.Inc()
+		return false, true
+	}
+	// emit decodes one trace of the head and hands it to fn, within the limits.
+	emit := func(id TraceID, data []byte) (bool, error) {
+		seen[id] = struct{}{}
+		skip, more := admit(int64(len(data)))
+		if skip || !more {
+			return more, nil
+		}
 		if pj != nil {
 			var err error
 			if data, err = pj.apply(data); err != nil {
@@ -255,29 +267,6 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			return false, fmt.Errorf("decode trace %x: %w", id[:], err)
 		}
 		return fn(id, td)
-	}
-	// complete returns the whole trace if parts of it live elsewhere.
-	complete := func(id TraceID, own []byte, from *block) ([]byte, error) {
-		elsewhere := db.head.get(id)
-		if elsewhere == nil && s.flushing[id] == nil {
-			for _, b := range s.blocks {
-				if b == from {
-					continue
-				}
-				_, ok, err := b.find(id)
-				if err != nil {
-					return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
-				}
-				if ok {
-					elsewhere = &headTrace{}
-					break
-				}
-			}
-		}
-		if elsewhere == nil && s.flushing[id] == nil {
-			return own, nil
-		}
-		return s.traceData(ctx, id, db.head.get(id))
 	}
 
 	blocks := slices.Clone(s.blocks)
@@ -292,7 +281,7 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 		if _, dup := seen[t.id]; dup || t.maxEnd < lo || t.minStart > hi {
 			continue
 		}
-		data, err := complete(t.id, nil, nil)
+		data, _, err := s.complete(ctx, t.id, nil, nil)
 		if err != nil {
 			return st, err
 		}
@@ -305,51 +294,67 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 		}
 	}
 	st.CompletedJobs++
+	if len(blocks) == 0 {
+		return st, nil
+	}
 
+	// Blocks: traces decoded on several goroutines, handed to fn here in
+	// order (parsearch.go).
+	bs := newBlockScanner(ctx, s, &req)
+	defer bs.close()
 	slices.SortFunc(blocks, func(a, b *block) int { return cmpInt(b.meta.MaxTime, a.meta.MaxTime) })
 	for _, b := range blocks {
 		cands, all := b.candidates(req.Conds)
-		pr, cur := b.newPageReader(), b.cursor()
+		cur := b.cursor()
 		n := b.n
 		if !all {
 			n = len(cands)
 		}
 		// Newest traces sit at random ordinals; walk in ordinal order so pages decode once.
-		for i := 0; i < n; i++ {
+		i := 0
+		next := func() (searchCand, bool, error) {
+			for ; i < n; i++ {
+				ord := i
+				if !all {
+					ord = int(cands[i])
+				}
+				id, e, err := cur.at(ord)
+				if err != nil {
+					return searchCand{}, false, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+				}
+				if e.end < lo || e.start > hi {
+					continue
+				}
+				if _, dup := seen[id]; dup {
+					continue
+				}
+				i++
+				return searchCand{id: id, e: e}, true, nil
+			}
+			return searchCand{}, false, nil
+		}
+		var stopped bool
+		err := bs.scan(b, next, func(r searchResult) (bool, error) {
 			if err := ctx.Err(); err != nil {
-				return st, err
+				return false, err
 			}
-			ord := i
-			if !all {
-				ord = int(cands[i])
+			if r.shared {
+				seen[r.id] = struct{}{}
 			}
-			id, e, err := cur.at(ord)
-			if err != nil {
-				return st, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+			skip, more := admit(r.raw)
+			if !more {
+				stopped = true
+				return false, nil
 			}
-			if e.end < lo || e.start > hi {
-				continue
+			if skip {
+				return true, nil
 			}
-			if _, dup := seen[id]; dup {
-				continue
-			}
-			own, err := pr.trace(e)
-			if err != nil {
-				return st, fmt.Errorf("block %s: %w", b.meta.ULID, err)
-			}
-			if req.Project == nil {
-				// The page buffer is reused; a projection copies out of it
-				// before the next read, so only the unprojected path clones.
-				own = slices.Clone(own)
-			}
-			data, err := complete(id, own, b)
-			if err != nil {
-				return st, err
-			}
-			more, err := emit(id, data)
-			if err != nil || !more {
-				return st, err
-			}
+			more, err := fn(r.id, r.td)
+			stopped = !more
+			return more, err
+		})
+		if err != nil || stopped {
+			return st, err
 		}
 		st.CompletedJobs++
 	}

@@ -1,0 +1,234 @@
+package tracestore
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// A block search decodes its candidate traces on up to searchWorkers
+// goroutines (bounded by GOMAXPROCS) while one goroutine, the caller of
+// Search, hands them to fn in the same order, with the same limits and the
+// same statistics as a sequential scan. Candidates are cut into batches of
+// consecutive ordinals; the first batches are small and few are in flight,
+// so a search that stops early (limit 20) decodes little more than it uses,
+// and both grow as the search goes on (ADR 0090).
+const (
+	searchFirstBatch = 16  // traces in the first batch of a search
+	searchMaxBatch   = 256 // batches grow by 4× up to this, then end at a page boundary
+)
+
+// searchWorkers is the number of decoding goroutines one search uses.
+func searchWorkers() int { return max(1, min(runtime.GOMAXPROCS(0), 8)) }
+
+// searchCand is one candidate trace of a block.
+type searchCand struct {
+	id TraceID
+	e  indexEntry
+}
+
+// searchResult is what a worker made of one candidate.
+type searchResult struct {
+	id     TraceID
+	raw    int64 // bytes of the whole trace before projection (what limits count)
+	skip   bool  // larger than MaxTraceBytes: not decoded
+	shared bool  // parts of the trace live outside this block
+	td     ptrace.Traces
+}
+
+type searchBatch struct {
+	b     *block
+	cands []searchCand
+	out   []searchResult
+	err   error
+	done  chan struct{}
+}
+
+// blockScanner runs the decoding workers of one Search.
+type blockScanner struct {
+	s    *snapshot
+	req  *SearchRequest
+	work chan *searchBatch
+	wg   sync.WaitGroup
+	stop context.CancelFunc
+	ctx  context.Context
+
+	batch    int // size of the next batch
+	inFlight int // batches allowed in flight now (grows to cap(work))
+}
+
+func newBlockScanner(ctx context.Context, s *snapshot, req *SearchRequest) *blockScanner {
+	n := searchWorkers()
+	bs := &blockScanner{s: s, req: req, work: make(chan *searchBatch, 2*n), batch: searchFirstBatch, inFlight: 1}
+	bs.ctx, bs.stop = context.WithCancel(ctx)
+	for range n {
+		bs.wg.Add(1)
+		go bs.worker()
+	}
+	return bs
+}
+
+// close stops the workers and waits for them; batches not yet decoded are
+// abandoned.
+func (bs *blockScanner) close() {
+	bs.stop()
+	close(bs.work)
+	bs.wg.Wait()
+}
+
+func (bs *blockScanner) worker() {
+	defer bs.wg.Done()
+	var pr *pageReader
+	defer func() {
+		if pr != nil {
+			pr.free()
+		}
+	}()
+	var pj *projector
+	if bs.req.Project != nil {
+		pj = &projector{p: bs.req.Project}
+	}
+	var u ptrace.ProtoUnmarshaler
+	for bt := range bs.work {
+		if pr == nil || pr.b != bt.b {
+			if pr != nil {
+				pr.free()
+			}
+			pr = bt.b.pooledPageReader()
+		}
+		bt.err = bs.decode(bt, pr, pj, &u)
+		close(bt.done)
+	}
+}
+
+func (bs *blockScanner) decode(bt *searchBatch, pr *pageReader, pj *projector, u *ptrace.ProtoUnmarshaler) error {
+	bt.out = make([]searchResult, 0, len(bt.cands))
+	lim := bs.req.Limits
+	for _, c := range bt.cands {
+		if err := bs.ctx.Err(); err != nil {
+			return err
+		}
+		own, err := pr.trace(c.e)
+		if err != nil {
+			return fmt.Errorf("block %s: %w", bt.b.meta.ULID, err)
+		}
+		data, shared, err := bs.s.complete(bs.ctx, c.id, own, bt.b)
+		if err != nil {
+			return err
+		}
+		r := searchResult{id: c.id, raw: int64(len(data)), shared: shared}
+		if lim.MaxTraceBytes > 0 && r.raw > lim.MaxTraceBytes {
+			r.skip = true
+			bt.out = append(bt.out, r)
+			continue
+		}
+		if pj != nil {
+			if data, err = pj.apply(data); err != nil {
+				return fmt.Errorf("decode trace %x: %w", c.id[:], err)
+			}
+		}
+		// pdata copies what it keeps, so data (the page buffer or the
+		// projector's) may be reused once this returns.
+		if r.td, err = u.UnmarshalTraces(data); err != nil {
+			return fmt.Errorf("decode trace %x: %w", c.id[:], err)
+		}
+		bt.out = append(bt.out, r)
+	}
+	return nil
+}
+
+// scan hands the candidates of block b, in ordinal order, to emit, which
+// returns false to stop. next yields candidates (ok=false at the end); it
+// and emit run on the calling goroutine only.
+func (bs *blockScanner) scan(b *block, next func() (searchCand, bool, error), emit func(searchResult) (bool, error)) error {
+	var queue []*searchBatch
+	defer func() {
+		// An early stop abandons the batches in flight: cancel them and
+		// wait, so no worker still reads this block's pages afterwards.
+		if len(queue) > 0 {
+			bs.stop()
+			for _, bt := range queue {
+				<-bt.done
+			}
+		}
+	}()
+	exhausted := false
+	var pending *searchCand // first candidate of the next batch, read past a page boundary
+	for {
+		for !exhausted && len(queue) < bs.inFlight {
+			bt := &searchBatch{b: b, done: make(chan struct{})}
+			if pending != nil {
+				bt.cands = append(bt.cands, *pending)
+				pending = nil
+			}
+			for {
+				c, ok, err := next()
+				if err != nil {
+					return err
+				}
+				if !ok {
+					exhausted = true
+					break
+				}
+				n := len(bt.cands)
+				if n >= bs.batch && (bs.batch < searchMaxBatch || c.e.page != bt.cands[n-1].e.page) {
+					pending = &c
+					break
+				}
+				bt.cands = append(bt.cands, c)
+			}
+			if len(bt.cands) == 0 {
+				break
+			}
+			bs.batch = min(bs.batch*4, searchMaxBatch)
+			queue = append(queue, bt)
+			bs.work <- bt // never blocks: at most cap(work) batches are in flight
+		}
+		if len(queue) == 0 {
+			return nil
+		}
+		bt := queue[0]
+		<-bt.done
+		queue = queue[1:]
+		if bt.err != nil {
+			return bt.err
+		}
+		bs.inFlight = min(bs.inFlight+1, cap(bs.work))
+		for _, r := range bt.out {
+			more, err := emit(r)
+			if err != nil || !more {
+				return err
+			}
+		}
+	}
+}
+
+// complete returns the whole trace when parts of it live outside block
+// from (other blocks, traces being cut, the head), with shared set; else
+// own, the block's copy.
+func (s *snapshot) complete(ctx context.Context, id TraceID, own []byte, from *block) ([]byte, bool, error) {
+	elsewhere := s.flushing[id] != nil || s.db.head.get(id) != nil
+	if !elsewhere {
+		for _, b := range s.blocks {
+			if b == from {
+				continue
+			}
+			_, ok, err := b.find(id)
+			if err != nil {
+				return nil, false, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+			}
+			if ok {
+				elsewhere = true
+				break
+			}
+		}
+	}
+	if !elsewhere {
+		return own, false, nil
+	}
+	data, err := s.traceData(ctx, id, s.db.head.get(id))
+	return data, true, err
+}
