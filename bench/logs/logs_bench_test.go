@@ -171,7 +171,8 @@ func cpuTime() time.Duration {
 // scanStore builds a store with ~mb MiB of raw log lines flushed to a
 // compacted block, returning it and the raw size.
 func scanStore(b *testing.B, mb int) (*logstore.DB, int64, string) {
-	db, err := logstore.Open(b.TempDir(), logstore.Options{}, logstore.Deps{})
+	// Fanout 2: the flushed blocks are compacted into one, as before tiered compaction.
+	db, err := logstore.Open(b.TempDir(), logstore.Options{CompactionFanout: 2}, logstore.Deps{})
 	if err != nil {
 		b.Fatal(err)
 	}

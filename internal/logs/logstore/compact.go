@@ -41,6 +41,7 @@ func (db *DB) Compact() error {
 	db.sortBlocks()
 	db.mu.Unlock()
 	db.m.compactions.Inc()
+	db.m.blockBytesCompaction.Add(float64(nb.meta.Stats.SizeBytes))
 	for _, b := range run {
 		if err := db.deleteBlock(b); err != nil {
 			return fmt.Errorf("compact: %w", err)
@@ -49,17 +50,27 @@ func (db *DB) Compact() error {
 	return nil
 }
 
-// compactionRun picks the first run of adjacent blocks that together stay
-// under the size and span limits.
+// compactionRun picks the first run of adjacent blocks of one compaction
+// level, at least CompactionFanout long (at most 16), that together stay
+// under the size and span limits; the merge makes a block one level up.
+// Merging only blocks of equal level (tiered compaction, ADR 0095) writes
+// each stored byte once per level instead of once per merge: the previous
+// rule merged every new small block into one growing block, rewriting it
+// each time (write amplification 20–25 over a simulated day).
 func (db *DB) compactionRun() []*block {
 	const maxRun = 16
+	fanout := max(db.opts.CompactionFanout, 2)
 	bs := db.blocks
-	for i := 0; i < len(bs); i++ {
+	for i := 0; i+fanout <= len(bs); i++ {
+		level := bs[i].meta.Compaction.Level
 		run := []*block{bs[i]}
 		size := bs[i].meta.Stats.SizeBytes
 		lo, hi := bs[i].meta.MinTime, bs[i].meta.MaxTime
 		for j := i + 1; j < len(bs) && len(run) < maxRun; j++ {
 			b := bs[j]
+			if b.meta.Compaction.Level != level {
+				break
+			}
 			nlo, nhi := min(lo, b.meta.MinTime), max(hi, b.meta.MaxTime)
 			if size+b.meta.Stats.SizeBytes > db.opts.MaxBlockSize || time.Duration(nhi-nlo) > db.opts.MaxBlockSpan {
 				break
@@ -68,7 +79,7 @@ func (db *DB) compactionRun() []*block {
 			size += b.meta.Stats.SizeBytes
 			lo, hi = nlo, nhi
 		}
-		if len(run) >= 2 {
+		if len(run) >= fanout {
 			return run
 		}
 	}

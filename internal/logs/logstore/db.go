@@ -34,16 +34,20 @@ const (
 
 // Options tune a DB. Zero values take the defaults from DefaultOptions.
 type Options struct {
-	Retention        time.Duration // drop blocks whose newest entry is older; 0 keeps forever
-	RetentionSize    int64         // drop oldest blocks while blocks exceed this many bytes; 0 = no cap
-	Fsync            FsyncPolicy
-	FsyncInterval    time.Duration
-	WALSegmentSize   int   // bytes, multiple of 32 KiB
-	ChunkTargetSize  int   // uncompressed bytes at which a chunk is cut
-	HeadMaxBytes     int64 // the head is flushed to a block beyond this
-	HeadMaxAge       time.Duration
-	MaxBlockSize     int64         // compaction stops merging at this size
-	MaxBlockSpan     time.Duration // compaction never merges blocks spanning more than this
+	Retention       time.Duration // drop blocks whose newest entry is older; 0 keeps forever
+	RetentionSize   int64         // drop oldest blocks while blocks exceed this many bytes; 0 = no cap
+	Fsync           FsyncPolicy
+	FsyncInterval   time.Duration
+	WALSegmentSize  int   // bytes, multiple of 32 KiB
+	ChunkTargetSize int   // uncompressed bytes at which a chunk is cut
+	HeadMaxBytes    int64 // the head is flushed to a block beyond this
+	HeadMaxAge      time.Duration
+	MaxBlockSize    int64         // compaction stops merging at this size
+	MaxBlockSpan    time.Duration // compaction never merges blocks spanning more than this
+	// CompactionFanout is how many adjacent blocks of one compaction level
+	// are merged into one block of the next level (tiered compaction): each
+	// stored byte is written once per level.
+	CompactionFanout int
 	CheckInterval    time.Duration // how often Run flushes, compacts and applies retention
 	QueryConcurrency int           // chunk loaders per query
 	// ActiveStreamWindow is how long a stream counts against
@@ -78,6 +82,7 @@ func DefaultOptions() Options {
 		HeadMaxAge:       30 * time.Minute,
 		MaxBlockSize:     1 << 30,
 		MaxBlockSpan:     24 * time.Hour,
+		CompactionFanout: 8,
 		CheckInterval:    15 * time.Second,
 		QueryConcurrency: defaultQueryConcurrency(),
 		Now:              time.Now,
@@ -113,6 +118,9 @@ func (o *Options) fill() {
 	}
 	if o.MaxBlockSpan <= 0 {
 		o.MaxBlockSpan = d.MaxBlockSpan
+	}
+	if o.CompactionFanout <= 0 {
+		o.CompactionFanout = d.CompactionFanout
 	}
 	if o.CheckInterval <= 0 {
 		o.CheckInterval = d.CheckInterval
@@ -762,6 +770,7 @@ func (db *DB) FlushHead() error {
 		db.mu.Unlock()
 		h.dropSpill()
 		db.m.flushes.Inc()
+		db.m.blockBytesFlush.Add(float64(b.meta.Stats.SizeBytes))
 		db.m.flushDuration.Observe(time.Since(start).Seconds())
 	}
 	// Every flushed head's segments precede the current head's first one.

@@ -39,6 +39,7 @@ func openTest(t testing.TB, dir string, mod func(*Options)) *DB {
 	opts := DefaultOptions()
 	opts.ChunkTargetSize = 4 << 10 // many chunks from little data
 	opts.WALSegmentSize = 64 << 10
+	opts.CompactionFanout = 2 // tests merge two or three blocks; TestTieredCompaction checks the default
 	if mod != nil {
 		mod(&opts)
 	}

@@ -9,20 +9,22 @@ type queryMetrics struct {
 }
 
 type metrics struct {
-	reg                prometheus.Registerer
-	collectors         []prometheus.Collector
-	entries            prometheus.Counter
-	bytes              prometheus.Counter
-	walFailures        prometheus.Counter
-	diskFull           prometheus.Counter
-	flushes            prometheus.Counter
-	flushFailures      prometheus.Counter
-	flushDuration      prometheus.Histogram
-	compactions        prometheus.Counter
-	compactionFailures prometheus.Counter
-	blocksDeleted      *prometheus.CounterVec
-	duplicates         *prometheus.CounterVec
-	query              queryMetrics
+	reg                  prometheus.Registerer
+	collectors           []prometheus.Collector
+	entries              prometheus.Counter
+	bytes                prometheus.Counter
+	walFailures          prometheus.Counter
+	diskFull             prometheus.Counter
+	flushes              prometheus.Counter
+	flushFailures        prometheus.Counter
+	flushDuration        prometheus.Histogram
+	compactions          prometheus.Counter
+	compactionFailures   prometheus.Counter
+	blockBytesFlush      prometheus.Counter
+	blockBytesCompaction prometheus.Counter
+	blocksDeleted        *prometheus.CounterVec
+	duplicates           *prometheus.CounterVec
+	query                queryMetrics
 }
 
 func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
@@ -63,7 +65,7 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 	blocks := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "blocks", Help: "Blocks on disk."}, func() float64 {
 		return float64(len(db.Blocks()))
 	})
-	blockBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "blocks_size_bytes", Help: "Bytes of all blocks on disk."}, func() float64 {
+	blockSizes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "blocks_size_bytes", Help: "Bytes of all blocks on disk."}, func() float64 {
 		var n int64
 		for _, b := range db.Blocks() {
 			n += b.Stats.SizeBytes
@@ -71,9 +73,13 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 		return float64(n)
 	})
 	m.query.duplicates = m.duplicates.WithLabelValues("query")
+	blockBytes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "block_bytes_written_total",
+		Help: "Bytes of blocks written, by head flushes and by compactions: (flush + compaction) / flush is the compaction write amplification."}, []string{"reason"})
+	m.blockBytesFlush = blockBytes.WithLabelValues("flush")
+	m.blockBytesCompaction = blockBytes.WithLabelValues("compaction")
 	m.collectors = []prometheus.Collector{m.entries, m.bytes, m.walFailures, m.diskFull, m.flushes, m.flushFailures, m.flushDuration,
 		m.compactions, m.compactionFailures, m.blocksDeleted, m.duplicates, m.query.chunksConsidered, m.query.chunksSkipped,
-		headStreams, activeStreams, headBytes, headMem, blocks, blockBytes}
+		headStreams, activeStreams, headBytes, headMem, blocks, blockBytes, blockSizes}
 	if reg != nil {
 		for _, c := range m.collectors {
 			reg.MustRegister(c)
