@@ -93,7 +93,15 @@ func walkConfig(prefix string, t reflect.Type, v reflect.Value, out *[]configKey
 	}
 }
 
+// promCommonConfig holds Prometheus's client settings (tls_config,
+// http_config): the reference names such a block as one key and points at
+// Prometheus's documentation for its fields.
+const promCommonConfig = "github.com/prometheus/common/config"
+
 func isLeaf(t reflect.Type) bool {
+	if t.PkgPath() == promCommonConfig && t.Kind() == reflect.Struct {
+		return true
+	}
 	if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct && !isLeaf(t.Elem()) {
 		return false
 	}
@@ -106,6 +114,9 @@ func isLeaf(t reflect.Type) bool {
 
 // typeName is what the reference's type column says for a Go type.
 func typeName(t reflect.Type) string {
+	if t.PkgPath() == promCommonConfig && t.Kind() == reflect.Struct {
+		return "Prometheus " + map[string]string{"TLSConfig": "tls_config", "HTTPClientConfig": "http_config"}[t.Name()]
+	}
 	switch t {
 	case durationType:
 		return "duration"

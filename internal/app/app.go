@@ -34,6 +34,7 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
 	"github.com/nx-watcher/nxwatcher/internal/server"
+	tracesforward "github.com/nx-watcher/nxwatcher/internal/traces/forward"
 	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tempoapi"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
@@ -94,12 +95,15 @@ type App struct {
 	alertmanager *alerting.Alertmanager
 	amServer     *server.Server
 	traces       *tracestore.DB
-	generator    *generator.Generator
-	otlp         *otlp.Receiver
-	otlpGRPC     net.Listener
-	otlpHTTP     net.Listener
-	ui           *ui.UI
-	uiServer     *server.Server
+	// tracesForward exports accepted spans on (traces.forward); nil when
+	// no endpoint is configured.
+	tracesForward *tracesforward.Forwarder
+	generator     *generator.Generator
+	otlp          *otlp.Receiver
+	otlpGRPC      net.Listener
+	otlpHTTP      net.Listener
+	ui            *ui.UI
+	uiServer      *server.Server
 
 	// firstApplied closes when the first config is in force; loops that
 	// must not start before it (the ruler) wait for it.

@@ -17,6 +17,7 @@ import (
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/notifier"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/nx-watcher/nxwatcher/internal/alerting"
 	"github.com/nx-watcher/nxwatcher/internal/config"
@@ -26,6 +27,7 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/otlp/promsink"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
 	"github.com/nx-watcher/nxwatcher/internal/server"
+	tracesforward "github.com/nx-watcher/nxwatcher/internal/traces/forward"
 	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
 	"github.com/nx-watcher/nxwatcher/internal/ui"
@@ -126,6 +128,14 @@ func (a *App) openTraces(cfg *config.Config, reg prometheus.Registerer) error {
 	}
 	a.traces = db
 	a.push(db.Close)
+	if len(cfg.Traces.Forward) > 0 {
+		fwd, err := tracesforward.Open(filepath.Join(a.opts.StoragePath, "traces-forward"), cfg.Traces.Forward, tracesforward.Deps{Logger: a.logger, Registerer: reg})
+		if err != nil {
+			return err
+		}
+		a.tracesForward = fwd
+		a.push(fwd.Close)
+	}
 	gen, err := generator.New(cfg.Traces.Generator, generator.Deps{Appendable: a.db, Logger: a.logger, Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("open metrics-generator: %w", err)
@@ -150,6 +160,18 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 	d := otlp.Deps{Metrics: sink, Logs: a.otlpLogs(), Logger: a.logger, Registerer: reg}
 	if a.traces != nil {
 		store := otlp.TracesInvalidOn(a.traces, tracestore.ErrInvalidID, tracestore.ErrTraceTooLarge)
+		if fwd := a.tracesForward; fwd != nil {
+			// Into the forward backlog first: the store drops spans it
+			// already holds from td, and a sender's retry must still reach
+			// the backlog. A backlog that cannot take them answers 503.
+			stored := store
+			store = otlp.TracesConsumerFunc(func(ctx context.Context, td ptrace.Traces) error {
+				if err := fwd.ConsumeTraces(ctx, td); err != nil {
+					return err
+				}
+				return stored.ConsumeTraces(ctx, td)
+			})
+		}
 		fan, err := otlp.NewTracesFanout(a.logger, reg, store, otlp.Follower{Name: "generator", Traces: a.generator})
 		if err != nil {
 			return fmt.Errorf("otlp traces fan-out: %w", err)
@@ -206,6 +228,9 @@ func (a *App) addRoleLoops(ctx context.Context, g *run.Group) {
 	}
 	if a.generator != nil {
 		add(a.generator.Run)
+	}
+	if a.tracesForward != nil {
+		add(a.tracesForward.Run)
 	}
 	if a.otlp != nil {
 		add(func(ctx context.Context) error { return a.otlp.RunGRPC(ctx, a.otlpGRPC) })

@@ -22,6 +22,7 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/metrics"
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
+	"github.com/nx-watcher/nxwatcher/internal/traces/forward"
 	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tempoapi"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
@@ -52,6 +53,8 @@ type Traces struct {
 	tracestore.Config `yaml:",inline"`
 	Search            tempoapi.Config  `yaml:"search"`
 	Generator         generator.Config `yaml:"generator"`
+	// Forward exports every accepted span on over OTLP (scale-out).
+	Forward []forward.EndpointConfig `yaml:"forward"`
 }
 
 // OTLP is the `otlp:` section: the OTLP/gRPC and OTLP/HTTP receivers.
@@ -153,6 +156,12 @@ func (c *Config) Validate() error {
 			prefixed("traces", c.Traces.Config.Validate()),
 			prefixed("traces.search", c.Traces.Search.Validate()),
 			prefixed("traces.generator", c.Traces.Generator.Validate()))
+		for i, f := range c.Traces.Forward {
+			f.SetDefaults()
+			if err := f.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("traces.forward[%d]: %w", i, err))
+			}
+		}
 	}
 	if c.OTLP.Enabled {
 		errs = append(errs, prefixed("otlp", c.OTLP.Config.Validate()))

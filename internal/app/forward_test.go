@@ -1,0 +1,53 @@
+package app
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/promslog"
+
+	"github.com/nx-watcher/nxwatcher/internal/config"
+)
+
+// traces.forward: a span accepted by one serve is exported over OTLP to a
+// second serve, which answers it by trace ID like any span it received.
+func TestTracesForwardToASecondServe(t *testing.T) {
+	downstream := startServer(t, "")
+	grpcAddr, _ := downstream.app.OTLPAddrs()
+	upstream := startServer(t, "traces:\n  forward:\n    - endpoint: "+grpcAddr.String()+"\n      protocol: grpc\n      insecure: true\n")
+	_, httpAddr := upstream.app.OTLPAddrs()
+
+	now := time.Now()
+	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"fwd"}}]},` +
+		`"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"hop",` +
+		`"kind":2,"startTimeUnixNano":"` + strconv.FormatInt(now.UnixNano(), 10) + `","endTimeUnixNano":"` +
+		strconv.FormatInt(now.Add(time.Millisecond).UnixNano(), 10) + `"}]}]}]}`
+	resp, err := http.Post("http://"+httpAddr.String()+"/v1/traces", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("OTLP/HTTP export to the upstream serve = %d", resp.StatusCode)
+	}
+	for _, ts := range []*testServer{upstream, downstream} {
+		waitFor(t, 20*time.Second, "the span by trace ID", func() bool {
+			code, body := ts.get(t, "/api/traces/5b8efff798038103d269b633813fc60c")
+			return code == http.StatusOK && strings.Contains(body, `"hop"`)
+		})
+	}
+	series := `nxwatcher_traces_forward_sent_spans_total{endpoint="grpc_` + grpcAddr.String() + `"}`
+	if got := upstream.metricValue(t, series); got != 1 {
+		t.Errorf("%s = %v, want 1", series, got)
+	}
+}
+
+func TestTracesForwardConfigErrorsAtLoad(t *testing.T) {
+	_, err := config.Parse([]byte("traces:\n  forward:\n    - endpoint: http://x:4317\n      protocol: grpc\n"), t.TempDir(), promslog.NewNopLogger())
+	if err == nil || !strings.Contains(err.Error(), "traces.forward[0]") {
+		t.Fatalf("a grpc endpoint with a scheme: err = %v, want a traces.forward[0] error", err)
+	}
+}
