@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -366,6 +367,18 @@ func (d *Demo) Run(ctx context.Context, ready func()) error {
 		<-appDone
 		return nil
 	}
+	// The stores may still be replaying their WALs: wait for /-/ready, as
+	// a client would, before sending and before saying we are up.
+	if err := waitReady(ctx, d.URL()+"/-/ready", appDone); err != nil {
+		stopApp()
+		if !errors.Is(err, errAppStopped) {
+			<-appDone
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	sim, err := newEmitters(d.opts, d.URL(), d.app)
 	if err != nil {
 		stopApp()
@@ -396,6 +409,31 @@ func (d *Demo) Run(ctx context.Context, ready func()) error {
 		return fmt.Errorf("demo: serve: %w", err)
 	}
 	return nil
+}
+
+var errAppStopped = errors.New("demo: serve stopped before it was ready")
+
+// waitReady polls url until it answers 200, ctx ends or serve stops.
+func waitReady(ctx context.Context, url string, appDone <-chan error) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if resp, err := client.Get(url); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-appDone:
+			return fmt.Errorf("%w: %v", errAppStopped, err)
+		case <-t.C:
+		}
+	}
 }
 
 // simulate advances the platform every tick and sends its logs and traces.
