@@ -549,6 +549,8 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 	// Quantiles and counter rates need every value of a window; the other
 	// functions fold samples into per-window accumulators as they stream by.
 	keepValues := e.Op == "quantile_over_time" || e.Op == "rate_counter"
+	bytesOp := e.Op == "bytes_over_time" || e.Op == "bytes_rate"
+	fast := len(stages) == 0 && r.Unwrap == nil && !keepValues
 	parts, err := forStreams(ev.ctx, ss, func(s *logstore.Stream, w *worker[part]) error {
 		if w.acc.byHash == nil {
 			w.acc.byHash = map[uint64][]*seriesSamples{}
@@ -561,11 +563,32 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 		it := s.Iterator(ev.ctx)
 		defer it.Close()
 		ls := &w.ls
+		// Without pipeline stages or unwrap, a sample's labels are the
+		// stream's plus the entry's metadata: entries whose metadata equals
+		// the previous entry's go to the same series without rebuilding,
+		// grouping and hashing their labels (ADR 0096).
+		var lastSr *seriesSamples
+		var lastMeta labels.Labels
+		var cur stepCursor
 		for it.Next() {
 			ent := it.At()
 			st.Lines++
 			st.Bytes += int64(len(ent.Line))
 			st.MetadataBytes += metadataBytes(ent.Metadata)
+			if fast && lastSr != nil && labels.Equal(ent.Metadata, lastMeta) {
+				v := 1.0
+				if bytesOp {
+					v = float64(len(ent.Line))
+				}
+				st.PostFilter++
+				if err := ev.accumulateAt(&cur, lastSr, ent.Timestamp, v, off, iv, false); err != nil {
+					return err
+				}
+				if n := total.Add(1); ev.e.opts.MaxSamples > 0 && n > int64(ev.e.opts.MaxSamples) {
+					return fmt.Errorf("%w: query processes more than %d samples", ErrLimit, ev.e.opts.MaxSamples)
+				}
+				continue
+			}
 			ls.reset(s.Labels, ent.Metadata)
 			w.pc.ts = ent.Timestamp
 			line, ok := process(stages, &w.pc, ent.Line, ls)
@@ -626,7 +649,10 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 				w.acc.byHash[h] = append(w.acc.byHash[h], sr)
 				w.acc.series = append(w.acc.series, sr)
 			}
-			if err := ev.accumulate(sr, ent.Timestamp, v, off, iv, keepValues); err != nil {
+			if fast {
+				lastSr, lastMeta = sr, ent.Metadata
+			}
+			if err := ev.accumulateAt(&cur, sr, ent.Timestamp, v, off, iv, keepValues); err != nil {
 				return err
 			}
 			if n := total.Add(1); ev.e.opts.MaxSamples > 0 && n > int64(ev.e.opts.MaxSamples) {
@@ -687,9 +713,28 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 	return stepValues{v: out}, nil
 }
 
-// accumulate adds a sample to every step whose window (t-off-range, t-off] holds it.
-func (ev *evaluator) accumulate(sr *seriesSamples, ts int64, v float64, off, iv int64, keepValues bool) error {
-	lo := sort.Search(len(ev.steps), func(k int) bool { return ev.steps[k] >= ts+off })
+// stepCursor remembers the first step at or after the previous sample's
+// time: a stream's samples come in time order, so the next sample's first
+// step is usually the same or the next one, found without a binary search.
+type stepCursor struct {
+	lo    int
+	valid bool
+}
+
+// accumulateAt adds a sample to every step whose window (t-off-range, t-off]
+// holds it.
+func (ev *evaluator) accumulateAt(c *stepCursor, sr *seriesSamples, ts int64, v float64, off, iv int64, keepValues bool) error {
+	t := ts + off
+	steps := ev.steps
+	lo := c.lo
+	switch {
+	case c.valid && lo < len(steps) && steps[lo] >= t && (lo == 0 || steps[lo-1] < t):
+	case c.valid && lo+1 < len(steps) && steps[lo+1] >= t && steps[lo] < t:
+		lo++
+	default:
+		lo = sort.Search(len(steps), func(k int) bool { return steps[k] >= t })
+	}
+	c.lo, c.valid = lo, true
 	var held int64
 	for k := lo; k < len(ev.steps) && ev.steps[k] < ts+off+iv; k++ {
 		w := sr.win[k]
