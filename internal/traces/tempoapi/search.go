@@ -281,7 +281,9 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 				MaxTraces:     a.cfg.MaxInspectedTraces,
 				MaxBytes:      int64(a.cfg.MaxInspectedBytes),
 				MaxTraceBytes: int64(a.cfg.MaxTraceBytes),
-			}}
+			},
+			Project: SearchProjection(p.query),
+		}
 		st, err := a.store.Search(ctx, req, func(id tracestore.TraceID, td ptrace.Traces) (bool, error) {
 			tr := traceql.NewTraceFor(p.query, td)
 			dur := time.Duration(tr.End - tr.Start)
@@ -328,6 +330,20 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 			CompletedJobs: st.CompletedJobs, TotalJobs: st.TotalJobs,
 		}})
 	})
+}
+
+// SearchProjection is what /api/search decodes of each candidate trace:
+// the attributes, events and links q reads (conditions, by(), select()),
+// every span's name (the root's is rootTraceName) and the resources'
+// service.name (rootServiceName, serviceStats); nil (everything) when q
+// reads something a projection cannot name. A search answer is the same
+// with it, for a fraction of the decoding (ADR 0090).
+func SearchProjection(q *traceql.Query) *tracestore.Projection {
+	p := projectionFor(q)
+	if p != nil {
+		p.DropNames = false
+	}
+	return p
 }
 
 const rootNotYetReceived = "<root span not yet received>"
