@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/nx-watcher/nxwatcher/internal/traces/tempoapi"
 	"github.com/nx-watcher/nxwatcher/internal/traces/traceql"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
@@ -35,6 +36,7 @@ func main() {
 	page := flag.Int("page", 0, "uncompressed data page size in bytes (0 = store default)")
 	query := flag.String("q", `{ resource.service.name = "payment" && span.http.status_code = 500 }`, "TraceQL search to time")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.BoolVar(&projectFlag, "project", true, "decode only what /api/search decodes of each trace (false: whole traces, as before 2026-11-30 evening)")
 	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile (live objects) after compaction to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -189,10 +191,17 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 		}
 		conds = append(conds, c)
 	}
+	// -project decodes what /api/search decodes (tempoapi.SearchProjection).
+	var project *tracestore.Projection
+	if projectFlag {
+		project = tempoapi.SearchProjection(q)
+	}
 	for _, limit := range []int{20, 1 << 30} {
+		runtime.GC()
 		start = time.Now()
+		cpuStart := cpuTime()
 		matched := 0
-		st, err := db.Search(ctx, tracestore.SearchRequest{Conds: conds}, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
+		st, err := db.Search(ctx, tracestore.SearchRequest{Conds: conds, Project: project}, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
 			if len(q.Eval(traceql.NewTrace(td))) > 0 {
 				matched++
 			}
@@ -201,14 +210,18 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("search %s limit=%d: %d matched, %d traces inspected, %.1f MB decoded, %s\n", query, min(limit, 1<<20), matched,
-			st.InspectedTraces, float64(st.InspectedBytes)/1e6, time.Since(start).Round(time.Millisecond))
+		wall, cpu := time.Since(start), cpuTime()-cpuStart
+		fmt.Printf("search %s limit=%d: %d matched, %d traces inspected, %.1f MB decoded, %s wall, %.3f CPU-s (GOMAXPROCS %d)\n", query, min(limit, 1<<20), matched,
+			st.InspectedTraces, float64(st.InspectedBytes)/1e6, wall.Round(time.Millisecond), cpu.Seconds(), runtime.GOMAXPROCS(0))
 	}
 	heap("end", len(ids))
 	return nil
 }
 
-var memprofile string
+var (
+	memprofile  string
+	projectFlag bool
+)
 
 // heap prints the live heap after a GC; the benchmark itself holds the trace
 // IDs it looks up (16 bytes each).

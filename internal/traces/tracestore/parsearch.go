@@ -18,7 +18,7 @@ import (
 // and both grow as the search goes on (ADR 0090).
 const (
 	searchFirstBatch = 16  // traces in the first batch of a search
-	searchMaxBatch   = 256 // batches grow by 4× up to this, then end at a page boundary
+	searchMaxBatch   = 256 // batches grow by 2× up to this, then end at a page boundary
 )
 
 // searchWorkers is the number of decoding goroutines one search uses.
@@ -183,7 +183,7 @@ func (bs *blockScanner) scan(b *block, next func() (searchCand, bool, error), em
 			if len(bt.cands) == 0 {
 				break
 			}
-			bs.batch = min(bs.batch*4, searchMaxBatch)
+			bs.batch = min(bs.batch*2, searchMaxBatch)
 			queue = append(queue, bt)
 			bs.work <- bt // never blocks: at most cap(work) batches are in flight
 		}
