@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -82,10 +81,13 @@ type App struct {
 	deps   Deps
 	logger *slog.Logger
 
-	server  *server.Server
-	db      *metrics.TSDB
-	engine  *metrics.Engine
-	scraper *metrics.Scraper
+	server *server.Server
+	// db and engine in server mode; metricsAgent instead of both in agent
+	// mode (metrics.mode: agent).
+	db           *metrics.TSDB
+	engine       *metrics.Engine
+	metricsAgent *metrics.Agent
+	scraper      *metrics.Scraper
 
 	ruler *ruler.Ruler
 	logs  *logstore.DB
@@ -169,18 +171,7 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 	a.started = cfg
 
 	mdeps := metrics.Deps{Logger: deps.Logger, Registerer: reg}
-	a.db, err = metrics.OpenTSDB(filepath.Join(opts.StoragePath, "metrics"), cfg.Metrics, mdeps)
-	if err != nil {
-		return nil, err
-	}
-	a.push(a.db.Close)
-	a.engine, err = metrics.NewEngine(cfg.Metrics.Query, filepath.Join(opts.StoragePath, "metrics"), mdeps)
-	if err != nil {
-		return nil, err
-	}
-	a.push(a.engine.Close)
-	a.scraper, err = metrics.NewScraper(a.db, mdeps)
-	if err != nil {
+	if err := a.openMetrics(cfg, mdeps); err != nil {
 		return nil, err
 	}
 	a.push(a.scraper.Close)
@@ -275,6 +266,7 @@ func (a *App) prometheusAPI(cfg *config.Config, reg *prometheus.Registry, gather
 		Gatherer:   gatherer,
 		Engine:     a.engine,
 		DB:         a.db,
+		Agent:      a.metricsAgent,
 		Targets:    a.scraper,
 		Pools:      a.scraper,
 		Config:     func() promconfig.Config { return *a.current.Load().Metrics.Parsed },
@@ -481,14 +473,17 @@ func (a *App) prepare(cfg *config.Config) (func() error, error) {
 // scrape, rules and notifications. Rules and Alertmanager swap what their
 // Prepare built and cannot fail.
 func (a *App) swap(cfg *config.Config, commitRules, commitAM func()) error {
-	errs := []error{
-		a.db.ApplyConfig(metrics.TSDBConfig(cfg.Metrics)),
-		a.scraper.ApplyConfig(cfg.Metrics.Parsed),
+	var errs []error
+	if a.metricsAgent != nil {
+		errs = append(errs, a.metricsAgent.ApplyConfig(cfg.Metrics.Parsed))
+	} else {
+		errs = append(errs, a.db.ApplyConfig(metrics.TSDBConfig(cfg.Metrics)),
+			a.engine.ApplyConfig(cfg.Metrics.Parsed)) // evaluation interval, query_log_file
 	}
+	errs = append(errs, a.scraper.ApplyConfig(cfg.Metrics.Parsed))
 	commitRules()
 	commitAM()
 	errs = append(errs, a.loki.ApplyConfig(cfg.Logs), a.ui.ApplyConfig(cfg.UI))
-	errs = append(errs, a.engine.ApplyConfig(cfg.Metrics.Parsed)) // evaluation interval, query_log_file
 	// prometheus.yml's runtime.gogc (default 75, or $GOGC) sets the process's
 	// GC target, as Prometheus applies it on every load.
 	if old := debug.SetGCPercent(cfg.Metrics.Parsed.Runtime.GoGC); old != cfg.Metrics.Parsed.Runtime.GoGC {

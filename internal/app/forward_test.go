@@ -51,3 +51,21 @@ func TestTracesForwardConfigErrorsAtLoad(t *testing.T) {
 		t.Fatalf("a grpc endpoint with a scheme: err = %v, want a traces.forward[0] error", err)
 	}
 }
+
+// metrics.mode: agent keeps only a WAL that feeds remote_write, as
+// prometheus --agent: its own scrapes reach a second serve, and its query
+// API answers as an agent's does.
+func TestMetricsAgentModeRemoteWrites(t *testing.T) {
+	downstream := startServer(t, "")
+	agent := startServer(t, "metrics:\n  mode: agent\n  prometheus:\n    global: {scrape_interval: 1s}\n"+
+		"    scrape_configs:\n      - job_name: agent-self\n        static_configs: [{targets: ['"+downstream.app.Addr().String()+"']}]\n"+
+		"    remote_write:\n      - url: "+downstream.url+"/api/v1/write\n        queue_config: {batch_send_deadline: 1s}\n")
+	waitFor(t, 60*time.Second, "the agent's scrapes at the downstream serve", func() bool {
+		code, body := downstream.get(t, "/api/v1/query?query=up%7Bjob%3D%22agent-self%22%7D")
+		return code == http.StatusOK && strings.Contains(body, `"agent-self"`)
+	})
+	code, body := agent.get(t, "/api/v1/query?query=up")
+	if code == http.StatusOK || !strings.Contains(body, "unavailable with Prometheus Agent") {
+		t.Errorf("agent-mode query = %d %s, want Prometheus Agent's refusal", code, body)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	commonversion "github.com/prometheus/common/version"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/config"
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
 	"github.com/nx-watcher/nxwatcher/internal/logs/lokiapi"
+	"github.com/nx-watcher/nxwatcher/internal/metrics"
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
 	"github.com/nx-watcher/nxwatcher/internal/otlp/promsink"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
@@ -67,6 +69,9 @@ func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer) error 
 				return err
 			}
 		}
+	}
+	if a.db == nil {
+		return nil // agent mode: no rules (refused at load), as prometheus --agent
 	}
 	r, err := ruler.New(cfg.Rules, ruler.Deps{
 		Logger:     a.logger,
@@ -117,6 +122,44 @@ func (a *App) otlpLogs() otlp.LogsConsumer {
 	})
 }
 
+// openMetrics opens the metrics storage: the TSDB and the PromQL engine,
+// or in agent mode (metrics.mode: agent, as prometheus --agent) only a WAL
+// that feeds remote_write. Scrapes append to whichever is open.
+func (a *App) openMetrics(cfg *config.Config, mdeps metrics.Deps) error {
+	var err error
+	if cfg.Metrics.Mode == metrics.ModeAgent {
+		if a.metricsAgent, err = metrics.OpenAgent(filepath.Join(a.opts.StoragePath, "metrics-agent"), cfg.Metrics, mdeps); err != nil {
+			return err
+		}
+		a.push(a.metricsAgent.Close)
+	} else {
+		if a.db, err = metrics.OpenTSDB(filepath.Join(a.opts.StoragePath, "metrics"), cfg.Metrics, mdeps); err != nil {
+			return err
+		}
+		a.push(a.db.Close)
+		if a.engine, err = metrics.NewEngine(cfg.Metrics.Query, filepath.Join(a.opts.StoragePath, "metrics"), mdeps); err != nil {
+			return err
+		}
+		a.push(a.engine.Close)
+	}
+	if a.scraper, err = metrics.NewScraper(a.metricsAppendable(), mdeps); err != nil {
+		return err
+	}
+	a.push(a.scraper.Close)
+	return nil
+}
+
+// metricsAppendable is where samples go: the TSDB, or the agent's WAL.
+func (a *App) metricsAppendable() interface {
+	storage.Appendable
+	storage.AppendableV2
+} {
+	if a.metricsAgent != nil {
+		return a.metricsAgent
+	}
+	return a.db
+}
+
 // openTraces opens the trace store and the metrics-generator.
 func (a *App) openTraces(cfg *config.Config, reg prometheus.Registerer) error {
 	if !cfg.Traces.Enabled {
@@ -136,7 +179,7 @@ func (a *App) openTraces(cfg *config.Config, reg prometheus.Registerer) error {
 		a.tracesForward = fwd
 		a.push(fwd.Close)
 	}
-	gen, err := generator.New(cfg.Traces.Generator, generator.Deps{Appendable: a.db, Logger: a.logger, Registerer: reg})
+	gen, err := generator.New(cfg.Traces.Generator, generator.Deps{Appendable: a.metricsAppendable(), Logger: a.logger, Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("open metrics-generator: %w", err)
 	}
@@ -153,7 +196,7 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 	sink, err := promsink.New(promsink.Options{
 		OTLP:          func() promconfig.OTLPConfig { return a.current.Load().Metrics.Parsed.OTLPConfig },
 		LookbackDelta: time.Duration(cfg.Metrics.Query.LookbackDelta),
-	}, promsink.Deps{Appendable: a.db, Logger: a.logger, Registerer: reg})
+	}, promsink.Deps{Appendable: a.metricsAppendable(), Logger: a.logger, Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("otlp metrics sink: %w", err)
 	}
