@@ -1,0 +1,108 @@
+package logs
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+	"github.com/nx-watcher/nxwatcher/internal/logs/lokiapi"
+)
+
+// BenchmarkHTTPMetricQuery answers metric queries through
+// /loki/api/v1/query_range (handler called in-process, JSON encoded) over 1M
+// realistic logfmt lines in 50 streams (5 services) spread over 50 minutes,
+// flushed to blocks with the default sizes and compacted as Run would. The
+// step is 60 s. It reports wall ms and CPU seconds per query (the query may
+// use both cores).
+func BenchmarkHTTPMetricQuery(b *testing.B) {
+	const lines, streams = 1_000_000, 50
+	span := 50 * time.Minute
+	start := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	cfg := lokiapi.DefaultConfig()
+	cfg.Limits.IngestionRateMB = 0
+	cfg.Limits.RejectOldSamples = false
+	db, err := logstore.Open(b.TempDir(), cfg.StoreOptions(), logstore.Deps{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	api, err := lokiapi.New(cfg, lokiapi.Deps{Registerer: prometheus.NewRegistry(), Store: db})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { api.Close(); db.Close() })
+	var ls []labels.Labels
+	for s := range streams {
+		ls = append(ls, labels.FromStrings("app", "bench", "service", fmt.Sprint("svc-", s%5), "pod", fmt.Sprint("api-", s)))
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	var raw int64
+	const batch = 10_000
+	for i := 0; i < lines; i += batch {
+		app := db.Appender()
+		for k := i; k < i+batch; k++ {
+			l := Line(r, k)
+			if k%97 == 0 {
+				l = l[:len("level=info caller=handler.go:100 method=GET path=/x/1 status=")] + "503" + l[len("level=info caller=handler.go:100 method=GET path=/x/1 status=200"):]
+			}
+			raw += int64(len(l))
+			ts := start.Add(time.Duration(int64(span) * int64(k) / lines))
+			app.Append(ls[k%streams], logstore.Entry{Timestamp: ts.UnixNano(), Line: l})
+		}
+		if _, err := app.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, hb := db.HeadStats(); hb >= 16<<20 {
+			if err := db.FlushHead(); err != nil {
+				b.Fatal(err)
+			}
+			if err := db.Compact(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := db.FlushHead(); err != nil {
+		b.Fatal(err)
+	}
+	for n := -1; n != len(db.Blocks()); {
+		n = len(db.Blocks())
+		if err := db.Compact(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("%d lines, %.0f MB raw, %d blocks", lines, float64(raw)/1e6, len(db.Blocks()))
+	// Every 97th line has status=503. (No json query: these lines are
+	// logfmt, so json would only measure its error path.)
+	for _, q := range []string{
+		`sum by (service) (count_over_time({app="bench"}[1m]))`,
+		`sum by (service) (rate({app="bench"} | logfmt | status >= 500 [1m]))`,
+	} {
+		b.Run(q, func(b *testing.B) {
+			v := url.Values{"query": {q}, "start": {strconv.FormatInt(start.UnixNano(), 10)},
+				"end": {strconv.FormatInt(start.Add(span).UnixNano(), 10)}, "step": {"60"}}
+			req := httptest.NewRequest(http.MethodGet, "/loki/api/v1/query_range?"+v.Encode(), nil)
+			b.ReportAllocs()
+			b.SetBytes(raw)
+			cpu0 := cpuTime()
+			for range b.N {
+				w := httptest.NewRecorder()
+				api.QueryRange(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("%d: %s", w.Code, w.Body)
+				}
+			}
+			cpu := cpuTime() - cpu0
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/query")
+			b.ReportMetric(float64(raw)*float64(b.N)/cpu.Seconds()/1e6, "cpuMB/s")
+		})
+	}
+}
