@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 	"golang.org/x/time/rate"
 
 	"github.com/nx-watcher/nxwatcher/internal/logs/logql"
@@ -63,6 +64,17 @@ type Deps struct {
 	Now func() time.Time
 	// Version is reported by /loki/api/v1/status/buildinfo.
 	Version string
+	// Forward, when set, gets every stream of a push the limits accepted,
+	// once the store has committed it (logs.forward). A retry's lines the
+	// store already held are passed again: forwarding is at least once.
+	// An error answers the push 503, so the sender retries.
+	Forward func([]AcceptedStream) error
+}
+
+// AcceptedStream is one stream's entries of a push that passed the limits.
+type AcceptedStream struct {
+	Labels  labels.Labels
+	Entries []logstore.Entry
 }
 
 // Route is one entry of the route table.
@@ -75,6 +87,7 @@ type Route struct {
 // API serves the Loki HTTP API.
 type API struct {
 	store   Store
+	forward func([]AcceptedStream) error
 	version string
 	logger  *slog.Logger
 	now     func() time.Time
@@ -110,6 +123,7 @@ func New(cfg Config, deps Deps) (*API, error) {
 	}
 	a := &API{
 		store:      deps.Store,
+		forward:    deps.Forward,
 		version:    deps.Version,
 		logger:     deps.Logger.With("component", "lokiapi"),
 		now:        deps.Now,

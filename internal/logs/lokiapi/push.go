@@ -380,6 +380,18 @@ func (a *API) ingestResult(streams []pushStream, format string) ingestResult {
 		a.logger.Error("commit push", "err", err)
 		return result(&PushError{Status: http.StatusInternalServerError, Msg: "store push: " + err.Error()})
 	}
+	if fwd := a.forward; fwd != nil {
+		streams := make([]AcceptedStream, len(ok))
+		for i, s := range ok {
+			streams[i] = AcceptedStream{Labels: s.ls, Entries: s.es}
+		}
+		if err := fwd(streams); err != nil {
+			rj.retryable += total
+			rj.entriesBad += total
+			a.logger.Error("forward push", "err", err)
+			return result(&PushError{Status: http.StatusServiceUnavailable, Msg: "forward push: " + err.Error()})
+		}
+	}
 	// Tails see what was stored: not the refused entries, nor a retry's
 	// lines the store already held.
 	for _, s := range app.Stored() {
