@@ -303,3 +303,17 @@ func TestInterpolate(t *testing.T) {
 		}
 	}
 }
+
+func FuzzInterpolate(f *testing.F) {
+	for _, s := range []string{`rate(m{s=~"$many"}[$__rate_interval])`, `${one:regex} [[one]]`, `$`, `${`, `[[x`, `$__range$__auto`} {
+		f.Add(s)
+	}
+	vals := map[string][]string{"one": {"a"}, "many": {"x.y", `z\`}}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := Interpolate(s, DefaultGlobals(), vals)
+		if len(Refs(s)) == 0 && out != s {
+			t.Fatalf("no variables in %q but Interpolate changed it to %q", s, out)
+		}
+		_, _, _ = LabelValuesQuery(s)
+	})
+}

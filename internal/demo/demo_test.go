@@ -178,6 +178,21 @@ func TestDemo(t *testing.T) {
 				t.Errorf("alert %s never fired", a)
 			}
 		}
+		// The ruler hands firing alerts to the embedded Alertmanager.
+		var inAM []string
+		for deadline := time.Now().Add(15 * time.Second); len(inAM) == 0 && time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			var am []struct {
+				Labels map[string]string `json:"labels"`
+			}
+			c.get("/api/v2/alerts", nil, &am)
+			for _, a := range am {
+				inAM = append(inAM, a.Labels["alertname"])
+			}
+		}
+		if len(inAM) == 0 {
+			t.Error("no alert reached the embedded Alertmanager (/api/v2/alerts)")
+		}
+		t.Logf("in Alertmanager: %v", inAM)
 	})
 
 	// Give the service graph's virtual nodes their wait (10s) if the alert
