@@ -304,34 +304,36 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 	defer bs.close()
 	slices.SortFunc(blocks, func(a, b *block) int { return cmpInt(b.meta.MaxTime, a.meta.MaxTime) })
 	for _, b := range blocks {
-		cands, all := b.candidates(req.Conds)
+		cands, all := b.candidateIter(req.Conds)
 		cur := b.cursor()
-		n := b.n
-		if !all {
-			n = len(cands)
-		}
 		// Newest traces sit at random ordinals; walk in ordinal order so pages decode once.
-		i := 0
+		var ord uint32 // next ordinal to consider
 		next := func() (searchCand, bool, error) {
-			for ; i < n; i++ {
-				ord := i
-				if !all {
-					ord = int(cands[i])
+			for {
+				if all {
+					if int(ord) >= b.n {
+						return searchCand{}, false, nil
+					}
+				} else {
+					o, ok := cands.next(ord)
+					if !ok || int(o) >= b.n {
+						return searchCand{}, false, nil
+					}
+					ord = o
 				}
-				id, e, err := cur.at(ord)
+				id, e, err := cur.at(int(ord))
 				if err != nil {
 					return searchCand{}, false, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 				}
+				ord++
 				if e.end < lo || e.start > hi {
 					continue
 				}
 				if _, dup := seen[id]; dup {
 					continue
 				}
-				i++
 				return searchCand{id: id, e: e}, true, nil
 			}
-			return searchCand{}, false, nil
 		}
 		var stopped bool
 		err := bs.scan(b, next, func(r searchResult) (bool, error) {
@@ -365,85 +367,6 @@ func flushingList(m map[TraceID]*headTrace) []*headTrace {
 	out := make([]*headTrace, 0, len(m))
 	for _, t := range m {
 		out = append(out, t)
-	}
-	return out
-}
-
-// candidates intersects the postings of every condition. all=true means no
-// condition could be used and every trace is a candidate.
-func (b *block) candidates(conds []Cond) (ords []uint32, all bool) {
-	all = true
-	for _, c := range conds {
-		var union []uint32
-		usable := true
-		for _, k := range c.Keys {
-			kp := b.postings[k]
-			if kp == nil {
-				continue // no span in this block carries the key
-			}
-			if !kp.complete {
-				usable = false
-				break
-			}
-			for _, v := range c.Values {
-				if pl, ok := kp.values[v]; ok {
-					union = mergeUnion(union, pl.decode())
-				}
-			}
-		}
-		if !usable {
-			continue
-		}
-		if all {
-			ords, all = union, false
-		} else {
-			ords = intersect(ords, union)
-		}
-		if len(ords) == 0 {
-			return nil, false
-		}
-	}
-	return ords, all
-}
-
-func mergeUnion(a, b []uint32) []uint32 {
-	if len(a) == 0 {
-		return slices.Clone(b)
-	}
-	out := make([]uint32, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) && j < len(b) {
-		switch {
-		case a[i] < b[j]:
-			out = append(out, a[i])
-			i++
-		case a[i] > b[j]:
-			out = append(out, b[j])
-			j++
-		default:
-			out = append(out, a[i])
-			i++
-			j++
-		}
-	}
-	out = append(out, a[i:]...)
-	return append(out, b[j:]...)
-}
-
-func intersect(a, b []uint32) []uint32 {
-	var out []uint32
-	i, j := 0, 0
-	for i < len(a) && j < len(b) {
-		switch {
-		case a[i] < b[j]:
-			i++
-		case a[i] > b[j]:
-			j++
-		default:
-			out = append(out, a[i])
-			i++
-			j++
-		}
 	}
 	return out
 }
