@@ -36,6 +36,7 @@ func main() {
 	page := flag.Int("page", 0, "uncompressed data page size in bytes (0 = store default)")
 	query := flag.String("q", `{ resource.service.name = "payment" && span.http.status_code = 500 }`, "TraceQL search to time")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.IntVar(&searchWorkers, "search-workers", 0, "goroutines a search decodes on (0 = min(GOMAXPROCS, 8), 1 = the caller's)")
 	flag.BoolVar(&projectFlag, "project", true, "decode only what /api/search decodes of each trace (false: whole traces, as before 2026-11-30 evening)")
 	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile (live objects) after compaction to this file")
 	flag.Parse()
@@ -68,6 +69,7 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 		dir = d
 	}
 	opts := tracestore.DefaultOptions()
+	opts.SearchWorkers = searchWorkers
 	if page > 0 {
 		opts.PageSize = page
 	}
@@ -220,7 +222,8 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 
 var (
 	memprofile  string
-	projectFlag bool
+	projectFlag   bool
+	searchWorkers int
 )
 
 // heap prints the live heap after a GC; the benchmark itself holds the trace

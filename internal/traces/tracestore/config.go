@@ -111,6 +111,10 @@ type Options struct {
 	PageSize int
 	// CheckInterval is how often Run looks for blocks to cut, compact or delete.
 	CheckInterval time.Duration
+	// SearchWorkers is the number of goroutines one search decodes block
+	// traces on: 0 means min(GOMAXPROCS, 8), 1 decodes on the caller's
+	// goroutine (ADR 0090).
+	SearchWorkers int
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }

@@ -22,7 +22,12 @@ const (
 )
 
 // searchWorkers is the number of decoding goroutines one search uses.
-func searchWorkers() int { return max(1, min(runtime.GOMAXPROCS(0), 8)) }
+func searchWorkers(opt int) int {
+	if opt > 0 {
+		return opt
+	}
+	return max(1, min(runtime.GOMAXPROCS(0), 8))
+}
 
 // searchCand is one candidate trace of a block.
 type searchCand struct {
@@ -58,12 +63,24 @@ type blockScanner struct {
 
 	batch    int // size of the next batch
 	inFlight int // batches allowed in flight now (grows to cap(work))
+
+	// With one worker, batches are decoded on the caller's goroutine with these.
+	pr *pageReader
+	pj *projector
+	u  ptrace.ProtoUnmarshaler
 }
 
 func newBlockScanner(ctx context.Context, s *snapshot, req *SearchRequest) *blockScanner {
-	n := searchWorkers()
-	bs := &blockScanner{s: s, req: req, work: make(chan *searchBatch, 2*n), batch: searchFirstBatch, inFlight: 1}
+	n := searchWorkers(s.db.opts.SearchWorkers)
+	bs := &blockScanner{s: s, req: req, batch: searchFirstBatch, inFlight: 1}
 	bs.ctx, bs.stop = context.WithCancel(ctx)
+	if n == 1 {
+		if req.Project != nil {
+			bs.pj = &projector{p: req.Project}
+		}
+		return bs
+	}
+	bs.work = make(chan *searchBatch, 2*n)
 	for range n {
 		bs.wg.Add(1)
 		go bs.worker()
@@ -75,6 +92,12 @@ func newBlockScanner(ctx context.Context, s *snapshot, req *SearchRequest) *bloc
 // abandoned.
 func (bs *blockScanner) close() {
 	bs.stop()
+	if bs.work == nil {
+		if bs.pr != nil {
+			bs.pr.free()
+		}
+		return
+	}
 	close(bs.work)
 	bs.wg.Wait()
 }
@@ -185,6 +208,17 @@ func (bs *blockScanner) scan(b *block, next func() (searchCand, bool, error), em
 			}
 			bs.batch = min(bs.batch*2, searchMaxBatch)
 			queue = append(queue, bt)
+			if bs.work == nil { // one worker: decode here
+				if bs.pr == nil || bs.pr.b != b {
+					if bs.pr != nil {
+						bs.pr.free()
+					}
+					bs.pr = b.pooledPageReader()
+				}
+				bt.err = bs.decode(bt, bs.pr, bs.pj, &bs.u)
+				close(bt.done)
+				continue
+			}
 			bs.work <- bt // never blocks: at most cap(work) batches are in flight
 		}
 		if len(queue) == 0 {
@@ -196,7 +230,7 @@ func (bs *blockScanner) scan(b *block, next func() (searchCand, bool, error), em
 		if bt.err != nil {
 			return bt.err
 		}
-		bs.inFlight = min(bs.inFlight+1, cap(bs.work))
+		bs.inFlight = min(bs.inFlight+1, max(1, cap(bs.work)))
 		for _, r := range bt.out {
 			more, err := emit(r)
 			if err != nil || !more {
