@@ -221,7 +221,7 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 }
 
 var (
-	memprofile  string
+	memprofile    string
 	projectFlag   bool
 	searchWorkers int
 )
