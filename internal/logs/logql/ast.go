@@ -129,6 +129,9 @@ type ParserStage struct {
 	Flags  []string // logfmt --strict / --keep-empty
 	re     *regexp.Regexp
 	pat    *pattern
+	// only, when set on a per-query copy of a logfmt stage, lists the
+	// labels worth extracting (narrowParsers).
+	only map[string]bool
 }
 
 // Extraction is name="expression" in json and logfmt parameters.

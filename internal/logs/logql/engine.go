@@ -531,6 +531,7 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 	}
 	defer q.Close()
 	hints, stages := pushdown(r.Left)
+	stages = narrowParsers(stages, r.Unwrap, e.Grouping, pushed)
 	hints.Start, hints.End = mint, maxt
 	hints.Charge = ev.chargeStream
 	ss := q.Select(ev.ctx, hints, r.Left.Matchers...)

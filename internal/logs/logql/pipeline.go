@@ -447,6 +447,10 @@ func parseLogfmt(line string, p *ParserStage, ls *labelSet) {
 			i++
 		}
 		key := line[ks:i]
+		// A label no later stage, grouping or unwrap looks at is not set
+		// (p.only, metric queries only; never with --strict, whose errors
+		// depend on every pair). Keys that need sanitising are kept.
+		skip := p.only != nil && !p.only[key] && sanitizeLabelName(key) == key
 		var val string
 		if i < len(line) && line[i] == '=' {
 			i++
@@ -465,6 +469,8 @@ func parseLogfmt(line string, p *ParserStage, ls *labelSet) {
 						return
 					}
 					val = line[vs+1:]
+				} else if skip {
+					i++
 				} else {
 					uq, err := strconv.Unquote(line[vs : i+1])
 					if err != nil {
@@ -492,6 +498,9 @@ func parseLogfmt(line string, p *ParserStage, ls *labelSet) {
 				ls.setError(errLogfmt, fmt.Sprintf("logfmt syntax error at pos %d : unexpected '='", ks+1))
 				return
 			}
+			continue
+		}
+		if skip {
 			continue
 		}
 		if len(want) > 0 {
