@@ -115,7 +115,8 @@ func isLeaf(t reflect.Type) bool {
 // typeName is what the reference's type column says for a Go type.
 func typeName(t reflect.Type) string {
 	if t.PkgPath() == promCommonConfig && t.Kind() == reflect.Struct {
-		return "Prometheus " + map[string]string{"TLSConfig": "tls_config", "HTTPClientConfig": "http_config"}[t.Name()]
+		return "Prometheus " + map[string]string{"TLSConfig": "tls_config", "HTTPClientConfig": "http_config",
+			"BasicAuth": "basic_auth", "Authorization": "authorization", "OAuth2": "oauth2", "URL": "URL", "Headers": "http_headers"}[t.Name()]
 	}
 	switch t {
 	case durationType:
@@ -140,6 +141,9 @@ func typeName(t reflect.Type) string {
 	case reflect.Slice:
 		return "list of " + typeName(t.Elem()) + "s"
 	case reflect.Map:
+		if t.PkgPath() == promCommonConfig {
+			return "Prometheus headers"
+		}
 		return "map of " + typeName(t.Elem()) + "s"
 	}
 	return t.String()

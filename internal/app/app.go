@@ -26,6 +26,7 @@ import (
 
 	"github.com/nx-watcher/nxwatcher/internal/alerting"
 	"github.com/nx-watcher/nxwatcher/internal/config"
+	logsforward "github.com/nx-watcher/nxwatcher/internal/logs/forward"
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
 	"github.com/nx-watcher/nxwatcher/internal/logs/lokiapi"
 	"github.com/nx-watcher/nxwatcher/internal/metrics"
@@ -100,6 +101,7 @@ type App struct {
 	// tracesForward exports accepted spans on (traces.forward); nil when
 	// no endpoint is configured.
 	tracesForward *tracesforward.Forwarder
+	logsForward   *logsforward.Forwarder
 	generator     *generator.Generator
 	otlp          *otlp.Receiver
 	otlpGRPC      net.Listener
@@ -483,7 +485,7 @@ func (a *App) swap(cfg *config.Config, commitRules, commitAM func()) error {
 	errs = append(errs, a.scraper.ApplyConfig(cfg.Metrics.Parsed))
 	commitRules()
 	commitAM()
-	errs = append(errs, a.loki.ApplyConfig(cfg.Logs), a.ui.ApplyConfig(cfg.UI))
+	errs = append(errs, a.loki.ApplyConfig(cfg.Logs.Config), a.ui.ApplyConfig(cfg.UI))
 	// prometheus.yml's runtime.gogc (default 75, or $GOGC) sets the process's
 	// GC target, as Prometheus applies it on every load.
 	if old := debug.SetGCPercent(cfg.Metrics.Parsed.Runtime.GoGC); old != cfg.Metrics.Parsed.Runtime.GoGC {

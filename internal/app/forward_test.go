@@ -45,6 +45,23 @@ func TestTracesForwardToASecondServe(t *testing.T) {
 	}
 }
 
+func TestForwardConfigErrorsAtLoad(t *testing.T) {
+	for text, want := range map[string]string{
+		"logs:\n  forward:\n    - url: not a url\n":                                 "logs.forward[0]",
+		"logs:\n  bogus: 1\n":                                                       "bogus",
+		"logs:\n  forward:\n    - url: http://x/loki/api/v1/push\n      bogus: 1\n": "bogus",
+	} {
+		_, err := config.Parse([]byte(text), t.TempDir(), promslog.NewNopLogger())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want one naming %q", text, err, want)
+		}
+	}
+	c, err := config.Parse([]byte("logs:\n  retention: 3d\n"), t.TempDir(), promslog.NewNopLogger())
+	if err != nil || c.Logs.Limits.MaxLineSize == 0 || c.Logs.Retention.String() != "3d" {
+		t.Errorf("a partial logs section keeps the other defaults: %+v %v", c.Logs.Limits, err)
+	}
+}
+
 func TestTracesForwardConfigErrorsAtLoad(t *testing.T) {
 	_, err := config.Parse([]byte("traces:\n  forward:\n    - endpoint: http://x:4317\n      protocol: grpc\n"), t.TempDir(), promslog.NewNopLogger())
 	if err == nil || !strings.Contains(err.Error(), "traces.forward[0]") {
@@ -67,5 +84,24 @@ func TestMetricsAgentModeRemoteWrites(t *testing.T) {
 	code, body := agent.get(t, "/api/v1/query?query=up")
 	if code == http.StatusOK || !strings.Contains(body, "unavailable with Prometheus Agent") {
 		t.Errorf("agent-mode query = %d %s, want Prometheus Agent's refusal", code, body)
+	}
+}
+
+// logs.forward: a line pushed to one serve's Loki API is pushed on to a
+// second serve, which answers it like any line it received.
+func TestLogsForwardToASecondServe(t *testing.T) {
+	downstream := startServer(t, "")
+	upstream := startServer(t, "logs:\n  forward:\n    - url: "+downstream.url+"/loki/api/v1/push\n")
+	ts := strconv.FormatInt(time.Now().UnixNano(), 10)
+	code, body := upstream.post(t, "/loki/api/v1/push", "application/json",
+		strings.NewReader(`{"streams":[{"stream":{"app":"fwd"},"values":[["`+ts+`","forwarded line"]]}]}`), nil)
+	if code != http.StatusNoContent {
+		t.Fatalf("push = %d %s", code, body)
+	}
+	for _, s := range []*testServer{upstream, downstream} {
+		waitFor(t, 20*time.Second, "the line by LogQL", func() bool {
+			code, body := s.get(t, "/loki/api/v1/query_range?query=%7Bapp%3D%22fwd%22%7D")
+			return code == http.StatusOK && strings.Contains(body, "forwarded line")
+		})
 	}
 }

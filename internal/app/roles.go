@@ -22,6 +22,7 @@ import (
 
 	"github.com/nx-watcher/nxwatcher/internal/alerting"
 	"github.com/nx-watcher/nxwatcher/internal/config"
+	logsforward "github.com/nx-watcher/nxwatcher/internal/logs/forward"
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
 	"github.com/nx-watcher/nxwatcher/internal/logs/lokiapi"
 	"github.com/nx-watcher/nxwatcher/internal/metrics"
@@ -100,7 +101,23 @@ func (a *App) openLogs(cfg *config.Config, reg prometheus.Registerer) error {
 	}
 	a.logs = db
 	a.push(db.Close)
-	api, err := lokiapi.New(cfg.Logs, lokiapi.Deps{Logger: a.logger, Registerer: reg, Store: db})
+	ldeps := lokiapi.Deps{Logger: a.logger, Registerer: reg, Store: db}
+	if len(cfg.Logs.Forward) > 0 {
+		fwd, err := logsforward.Open(filepath.Join(a.opts.StoragePath, "logs-forward"), cfg.Logs.Forward, logsforward.Deps{Logger: a.logger, Registerer: reg})
+		if err != nil {
+			return err
+		}
+		a.logsForward = fwd
+		a.push(fwd.Close)
+		ldeps.Forward = func(accepted []lokiapi.AcceptedStream) error {
+			streams := make([]logsforward.Stream, len(accepted))
+			for i, s := range accepted {
+				streams[i] = logsforward.Stream{Labels: s.Labels, Entries: s.Entries}
+			}
+			return fwd.Append(streams)
+		}
+	}
+	api, err := lokiapi.New(cfg.Logs.Config, ldeps)
 	if err != nil {
 		return fmt.Errorf("loki api: %w", err)
 	}
@@ -274,6 +291,9 @@ func (a *App) addRoleLoops(ctx context.Context, g *run.Group) {
 	}
 	if a.tracesForward != nil {
 		add(a.tracesForward.Run)
+	}
+	if a.logsForward != nil {
+		add(a.logsForward.Run)
 	}
 	if a.otlp != nil {
 		add(func(ctx context.Context) error { return a.otlp.RunGRPC(ctx, a.otlpGRPC) })

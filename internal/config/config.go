@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nx-watcher/nxwatcher/internal/alerting"
+	logsforward "github.com/nx-watcher/nxwatcher/internal/logs/forward"
 	"github.com/nx-watcher/nxwatcher/internal/logs/lokiapi"
 	"github.com/nx-watcher/nxwatcher/internal/metrics"
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
@@ -35,13 +36,38 @@ type Config struct {
 	Metrics  metrics.Config  `yaml:"metrics"`
 	Rules    ruler.Config    `yaml:"rules"`
 	Alerting alerting.Config `yaml:"alerting"`
-	Logs     lokiapi.Config  `yaml:"logs"`
+	Logs     Logs            `yaml:"logs"`
 	Traces   Traces          `yaml:"traces"`
 	OTLP     OTLP            `yaml:"otlp"`
 	UI       ui.Config       `yaml:"ui"`
 
 	// File is where the config was read from ("" for the embedded default).
 	File string `yaml:"-"`
+}
+
+// Logs is the log store and the Loki API, plus where accepted lines are
+// forwarded (scale-out).
+type Logs struct {
+	lokiapi.Config `yaml:",inline"`
+	// Forward pushes every accepted line on to Loki-compatible endpoints.
+	Forward []logsforward.EndpointConfig `yaml:"forward"`
+}
+
+// UnmarshalYAML decodes the Loki API's keys with their defaults (as
+// lokiapi.Config does on its own) next to forward, in one strict pass: the
+// embedded Config's own UnmarshalYAML would otherwise be promoted and
+// refuse forward.
+func (l *Logs) UnmarshalYAML(unmarshal func(any) error) error {
+	type plainLoki lokiapi.Config // no methods: decoded field by field
+	aux := struct {
+		Loki    plainLoki                    `yaml:",inline"`
+		Forward []logsforward.EndpointConfig `yaml:"forward"`
+	}{Loki: plainLoki(lokiapi.DefaultConfig())}
+	if err := unmarshal(&aux); err != nil {
+		return err
+	}
+	l.Config, l.Forward = lokiapi.Config(aux.Loki), aux.Forward
+	return nil
 }
 
 // Traces is the `traces:` section: the trace store, its search API and the
@@ -70,7 +96,7 @@ func DefaultConfig() Config {
 		Metrics:  metrics.DefaultConfig(),
 		Rules:    ruler.DefaultConfig(),
 		Alerting: alerting.DefaultConfig(),
-		Logs:     lokiapi.DefaultConfig(),
+		Logs:     Logs{Config: lokiapi.DefaultConfig()},
 		Traces: Traces{
 			Enabled:   true,
 			Config:    tracestore.DefaultConfig(),
@@ -161,6 +187,12 @@ func (c *Config) Validate() error {
 			if err := f.Validate(); err != nil {
 				errs = append(errs, fmt.Errorf("traces.forward[%d]: %w", i, err))
 			}
+		}
+	}
+	for i, f := range c.Logs.Forward {
+		f.SetDefaults()
+		if err := f.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("logs.forward[%d]: %w", i, err))
 		}
 	}
 	if c.OTLP.Enabled {
