@@ -45,8 +45,9 @@ func main() {
 	cutEvery := flag.Int("cut-every", 500_000, "cut the head into a block after this many spans")
 	rounds := flag.Int("rounds", 3, "times each query is asked")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the queries to this file")
+	workers := flag.Int("search-workers", 0, "goroutines a query decodes on (0 = min(GOMAXPROCS, 8), 1 = the caller's)")
 	flag.Parse()
-	if err := run(*spans, *cutEvery, *rounds, *cpuprofile); err != nil {
+	if err := run(*spans, *cutEvery, *rounds, *workers, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "metricsbench:", err)
 		os.Exit(1)
 	}
@@ -60,7 +61,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func run(nSpans, cutEvery, rounds int, cpuprofile string) error {
+func run(nSpans, cutEvery, rounds, workers int, cpuprofile string) error {
 	dir, err := os.MkdirTemp("", "metricsbench")
 	if err != nil {
 		return err
@@ -70,6 +71,7 @@ func run(nSpans, cutEvery, rounds int, cpuprofile string) error {
 	start := now.Add(-time.Hour)
 	opts := tracestore.DefaultOptions()
 	opts.Now = func() time.Time { return now }
+	opts.SearchWorkers = workers
 	db, err := tracestore.Open(dir, opts, tracestore.Deps{Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		return err
