@@ -88,6 +88,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("web.listen-address", ":9090", "address of the HTTP listener")
 	externalURL := fs.String("web.external-url", "", "URL under which nxwatcher is reached from outside (links in alerts and the UI); empty derives it from the host name and port")
 	routePrefix := fs.String("web.route-prefix", "", "path prefix of every HTTP route; empty takes the path of --web.external-url")
+	enableAdmin := fs.Bool("web.enable-admin-api", false, "serve the TSDB admin endpoints (/api/v1/admin/tsdb/delete_series, clean_tombstones, snapshot), as Prometheus's flag")
 	enableLifecycle := fs.Bool("web.enable-lifecycle", false, "serve POST /-/reload and /-/quit over HTTP, as Prometheus's flag; without it they answer 403 (SIGHUP reloads either way)")
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config (TLS, basic auth) for the HTTP and Alertmanager listeners, as Prometheus's; re-read on every connection")
 	logLevel := levelFlag{promslog.NewLevel()}
@@ -140,6 +141,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		RoutePrefix:     *routePrefix,
 		WebConfigFile:   *webConfig,
 		EnableLifecycle: *enableLifecycle,
+		EnableAdminAPI:  *enableAdmin,
 		Flags:           flags,
 	}, app.Deps{Logger: logger})
 	if err != nil {

@@ -62,6 +62,8 @@ type Options struct {
 	// (--web.enable-lifecycle); without it they answer 403, as Prometheus.
 	// SIGHUP reloads either way.
 	EnableLifecycle bool
+	// EnableAdminAPI serves the TSDB admin endpoints (--web.enable-admin-api).
+	EnableAdminAPI bool
 	// Flags are shown by /api/v1/status/flags.
 	Flags map[string]string
 }
@@ -297,6 +299,7 @@ func (a *App) prometheusAPI(cfg *config.Config, reg *prometheus.Registry, gather
 		Version:             prometheusVersion(),
 		RemoteWriteReceiver: cfg.Metrics.RemoteWriteReceiver,
 		OTLPReceiver:        cfg.Metrics.OTLPReceiver,
+		EnableAdmin:         a.opts.EnableAdminAPI,
 	}, d)
 }
 

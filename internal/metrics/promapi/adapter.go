@@ -44,6 +44,10 @@ type Options struct {
 
 	RemoteWriteReceiver bool
 	OTLPReceiver        bool
+	// EnableAdmin serves the TSDB admin endpoints (delete_series,
+	// clean_tombstones, snapshot), as --web.enable-admin-api does; off, they
+	// answer Prometheus's "admin APIs disabled".
+	EnableAdmin bool
 }
 
 // Deps are the engines the API reads from and writes to.
@@ -152,8 +156,8 @@ func New(opts Options, deps Deps) http.Handler {
 		deps.Ready,
 		admin,
 		opts.StorageDir,
-		false, // admin API (delete series, snapshot) stays off, as by default upstream
-		false, // search API
+		opts.EnableAdmin && !isAgent, // admin API (delete series, snapshot): off by default, as upstream
+		false,                        // search API
 		0,
 		deps.Logger.With("component", "api"),
 		rulesRetriever,
