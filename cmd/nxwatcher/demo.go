@@ -34,6 +34,7 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 	rate := fs.Float64("rate", demo.DefaultRate, "requests per second through the simulated Traefik at the day's peak (each one logged and traced); raise it to use the demo as a load generator")
 	cycle := fs.Duration("incident-cycle", demo.DefaultIncidentCycle, "period of the incident schedule; shorter cycles shrink the alert rules' `for` in proportion")
 	scrape := fs.Duration("scrape-interval", 15*time.Second, "scrape and rule evaluation interval of the demo's jobs")
+	backfill := fs.Duration("backfill", 0, "write this much metric history (ending now) before starting, e.g. 24h, so dashboards over the last day have data at once; logs and traces are not backfilled")
 	logLevel := levelFlag{promslog.NewLevel()}
 	_ = logLevel.Set("warn")
 	fs.Var(logLevel, "log.level", "log level: debug, info, warn, error")
@@ -58,6 +59,10 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "demo: --rate, --incident-cycle and --scrape-interval must be positive")
 		return 2
 	}
+	if *backfill < 0 {
+		fmt.Fprintln(stderr, "demo: --backfill must not be negative")
+		return 2
+	}
 	logger := promslog.New(&promslog.Config{Level: logLevel.Level, Writer: stderr})
 
 	ctx, _, stopSignals := handleSignals(func(sig os.Signal) {
@@ -72,6 +77,7 @@ func demoCmd(args []string, stdout, stderr io.Writer) int {
 		Rate:           *rate,
 		IncidentCycle:  *cycle,
 		ScrapeInterval: *scrape,
+		Backfill:       *backfill,
 		Logger:         logger,
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ func TestDemoCmdFlags(t *testing.T) {
 		{[]string{"--help"}, 0, "usage: nxwatcher demo"},
 		{[]string{"--rate=0"}, 2, "must be positive"},
 		{[]string{"--incident-cycle=-1s"}, 2, "must be positive"},
+		{[]string{"--backfill=-1h"}, 2, "must not be negative"},
 		{[]string{"--no-such-flag"}, 2, "flag provided but not defined"},
 		{[]string{"extra"}, 2, "unexpected arguments"},
 	} {

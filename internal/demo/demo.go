@@ -54,6 +54,10 @@ type Options struct {
 	ScrapeInterval time.Duration
 	// TickInterval is how often the simulation advances (1s).
 	TickInterval time.Duration
+	// Backfill, when positive, writes this much metric history (ending
+	// now) before the live simulation starts, so dashboards over the last
+	// day have data at once. Logs and traces are not backfilled.
+	Backfill time.Duration
 	// Logger receives serve's and the demo's logs; nil discards them.
 	Logger *slog.Logger
 
@@ -107,7 +111,7 @@ var schedule = []struct {
 
 // incidentsAt is the schedule at offset since the demo started.
 func incidentsAt(offset, cycle time.Duration) Incidents {
-	phase := float64(offset%cycle) / float64(cycle)
+	phase := float64((offset%cycle+cycle)%cycle) / float64(cycle)
 	var in Incidents
 	for _, s := range schedule {
 		if phase >= s.from && phase < s.to {
@@ -203,6 +207,15 @@ func New(opts Options) (_ *Demo, err error) {
 		}
 		pc.ScrapeConfigs = append(kept, jobs.ScrapeConfigs...)
 		pc.RuleFiles = append(pc.RuleFiles, d.rules)
+		if opts.Backfill > 0 {
+			// History goes in through the TSDB's out-of-order window.
+			if pc.StorageConfig.TSDBConfig == nil {
+				pc.StorageConfig.TSDBConfig = &promconfig.TSDBConfig{}
+			}
+			if w := (opts.Backfill + time.Hour).Milliseconds(); pc.StorageConfig.TSDBConfig.OutOfOrderTimeWindow < w {
+				pc.StorageConfig.TSDBConfig.OutOfOrderTimeWindow = w
+			}
+		}
 		if opts.ScrapeInterval < time.Duration(pc.GlobalConfig.EvaluationInterval) {
 			pc.GlobalConfig.EvaluationInterval = model.Duration(opts.ScrapeInterval)
 		}
@@ -378,6 +391,18 @@ func (d *Demo) Run(ctx context.Context, ready func()) error {
 			return nil
 		}
 		return err
+	}
+	if d.opts.Backfill > 0 {
+		began := time.Now()
+		if err := d.backfill(ctx, d.opts.Backfill); err != nil {
+			stopApp()
+			<-appDone
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		d.opts.Logger.Info("Demo backfilled metric history", "span", d.opts.Backfill, "took", time.Since(began))
 	}
 	sim, err := newEmitters(d.opts, d.URL(), d.app)
 	if err != nil {

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -424,4 +426,71 @@ metrics:
 	if len(rules.Data.Groups) != 1 || rules.Data.Groups[0].Name != "bana" || len(rules.Data.Groups[0].Rules) != 7 {
 		t.Errorf("rules: %+v", rules.Data.Groups)
 	}
+}
+
+// --backfill writes the metric history before the live simulation: an
+// hour (one incident cycle) of 15 s scrapes, incidents included, queryable
+// once Run is ready.
+func TestDemoBackfill(t *testing.T) {
+	d, err := New(Options{ListenAddress: "127.0.0.1:0", Backfill: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- d.Run(ctx, func() { close(ready) }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("not ready after 60s")
+	}
+	c := &apiClient{t: t, base: d.URL()}
+	for q, min := range map[string]float64{
+		`count_over_time(up{job="traefik"}[2h])`:                                        200, // 240 scrapes of 15 s, a few at the edges aside
+		`sum(increase(traefik_service_requests_total[30m] offset 10m))`:                 100,
+		`max(max_over_time(kafka_server_replicamanager_underreplicatedpartitions[2h]))`: 1,
+		`min(min_over_time(up{service="identity"}[2h])) + 1`:                            1, // identity was down at least once: min is 0
+	} {
+		if v := resultValue(t, q, c); v < min {
+			t.Errorf("%s = %g, want ≥ %g", q, v, min)
+		}
+	}
+	if v := resultValue(t, `min_over_time(up{service="identity"}[2h])`, c); v != 0 {
+		t.Errorf("identity never down in the backfilled history (min up = %g)", v)
+	}
+}
+
+// resultValue is the single value of an instant query.
+func resultValue(t *testing.T, q string, c *apiClient) float64 {
+	t.Helper()
+	var res struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	c.get("/api/v1/query", url.Values{"query": {q}}, &res)
+	if len(res.Data.Result) != 1 {
+		t.Errorf("%s: %d series, want 1", q, len(res.Data.Result))
+		return math.NaN()
+	}
+	s, _ := res.Data.Result[0].Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Errorf("%s: value %q", q, s)
+	}
+	return v
 }
