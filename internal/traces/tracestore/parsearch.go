@@ -9,9 +9,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// A block search decodes its candidate traces on up to searchWorkers
-// goroutines (bounded by GOMAXPROCS) while one goroutine, the caller of
-// Search, hands them to fn in the same order, with the same limits and the
+// A block search can decode its candidate traces on several goroutines
+// (Options.SearchWorkers) while one goroutine, the caller of Search, hands them to fn in the same order, with the same limits and the
 // same statistics as a sequential scan. Candidates are cut into batches of
 // consecutive ordinals; the first batches are small and few are in flight,
 // so a search that stops early (limit 20) decodes little more than it uses,
@@ -21,12 +20,16 @@ const (
 	searchMaxBatch   = 256 // batches grow by 2× up to this, then end at a page boundary
 )
 
-// searchWorkers is the number of decoding goroutines one search uses.
+// searchWorkers is the number of decoding goroutines one search uses:
+// Options.SearchWorkers, -1 meaning min(GOMAXPROCS, 8), and 0 or 1 the
+// caller's goroutine only — the default, because on the shared 2-core
+// machine we measure on the hand-off cost more CPU and more wall time than
+// it saved (bench/README.md ## traces, ADR 0090).
 func searchWorkers(opt int) int {
-	if opt > 0 {
-		return opt
+	if opt < 0 {
+		return max(1, min(runtime.GOMAXPROCS(0), 8))
 	}
-	return max(1, min(runtime.GOMAXPROCS(0), 8))
+	return max(1, opt)
 }
 
 // searchCand is one candidate trace of a block.

@@ -61,9 +61,11 @@ func TestParallelSearch(t *testing.T) {
 		spans []int
 		st    SearchStats
 	}
-	search := func(t *testing.T, procs int, req SearchRequest, stopAfter int) run {
+	// workers: Options.SearchWorkers (-1 = GOMAXPROCS, set to 4 here).
+	search := func(t *testing.T, workers int, req SearchRequest, stopAfter int) run {
 		t.Helper()
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+		db.opts.SearchWorkers = workers
 		var r run
 		st, err := db.Search(t.Context(), req, func(id TraceID, td ptrace.Traces) (bool, error) {
 			r.ids = append(r.ids, id)
@@ -78,7 +80,7 @@ func TestParallelSearch(t *testing.T) {
 	}
 
 	one := search(t, 1, SearchRequest{}, 0)
-	four := search(t, 4, SearchRequest{}, 0)
+	four := search(t, -1, SearchRequest{}, 0)
 	if len(one.ids) != len(want) {
 		t.Fatalf("one worker: %d traces, want %d", len(one.ids), len(want))
 	}
@@ -115,39 +117,49 @@ func TestParallelSearch(t *testing.T) {
 		t.Fatalf("max bytes: %d vs %d traces, stats %+v vs %+v", len(r1.ids), len(r4.ids), r1.st, r4.st)
 	}
 
-	// A projection is applied by every worker: no span attribute survives.
-	st, err := db.Search(t.Context(), SearchRequest{Project: &Projection{SpanAttrs: map[string]bool{}, ResourceAttrs: map[string]bool{}, ScopeAttrs: map[string]bool{}}},
-		func(id TraceID, td ptrace.Traces) (bool, error) {
-			rs := td.ResourceSpans()
-			for i := range rs.Len() {
-				ss := rs.At(i).ScopeSpans()
-				for j := range ss.Len() {
-					sp := ss.At(j).Spans()
-					for k := range sp.Len() {
-						if sp.At(k).Attributes().Len() != 0 {
-							t.Errorf("trace %x: span attributes kept by an empty projection", id[:])
-							return false, nil
+	for _, w := range []int{0, 2, 3} {
+		r := search(t, w, SearchRequest{}, 0)
+		if !slices.Equal(r.ids, one.ids) || r.st != one.st {
+			t.Fatalf("%d workers differ from one: %d vs %d traces", w, len(r.ids), len(one.ids))
+		}
+	}
+
+	for _, workers := range []int{1, 4} {
+		db.opts.SearchWorkers = workers
+		// A projection is applied by every worker: no span attribute survives.
+		st, err := db.Search(t.Context(), SearchRequest{Project: &Projection{SpanAttrs: map[string]bool{}, ResourceAttrs: map[string]bool{}, ScopeAttrs: map[string]bool{}}},
+			func(id TraceID, td ptrace.Traces) (bool, error) {
+				rs := td.ResourceSpans()
+				for i := range rs.Len() {
+					ss := rs.At(i).ScopeSpans()
+					for j := range ss.Len() {
+						sp := ss.At(j).Spans()
+						for k := range sp.Len() {
+							if sp.At(k).Attributes().Len() != 0 {
+								t.Errorf("trace %x: span attributes kept by an empty projection", id[:])
+								return false, nil
+							}
 						}
 					}
 				}
+				return true, nil
+			})
+		if err != nil || st.InspectedTraces != len(want) {
+			t.Fatalf("%d workers: projected search: %v, %d traces", workers, err, st.InspectedTraces)
+		}
+
+		// Cancelled in the middle of a block, with workers: the search ends with ctx's error.
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		n := 0
+		_, err = db.Search(ctx, SearchRequest{}, func(TraceID, ptrace.Traces) (bool, error) {
+			if n++; n == 600 {
+				cancel()
 			}
 			return true, nil
 		})
-	if err != nil || st.InspectedTraces != len(want) {
-		t.Fatalf("projected search: %v, %d traces", err, st.InspectedTraces)
-	}
-
-	// Cancelled in the middle of a block: the search ends with ctx's error.
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	n := 0
-	_, err = db.Search(ctx, SearchRequest{}, func(TraceID, ptrace.Traces) (bool, error) {
-		if n++; n == 600 {
-			cancel()
+		if !errors.Is(err, context.Canceled) || n != 600 {
+			t.Fatalf("%d workers: cancelled search: err %v after %d traces; want context.Canceled after 600", workers, err, n)
 		}
-		return true, nil
-	})
-	if !errors.Is(err, context.Canceled) || n != 600 {
-		t.Fatalf("cancelled search: err %v after %d traces; want context.Canceled after 600", err, n)
 	}
 }
