@@ -130,8 +130,9 @@ type ParserStage struct {
 	re     *regexp.Regexp
 	pat    *pattern
 	// only, when set on a per-query copy of a logfmt stage, lists the
-	// labels worth extracting (narrowParsers).
-	only map[string]bool
+	// labels worth extracting, sorted (narrowParsers); narrowed tells it is set.
+	only     []string
+	narrowed bool
 }
 
 // Extraction is name="expression" in json and logfmt parameters.

@@ -1,6 +1,10 @@
 package logql
 
-import "strings"
+import (
+	"maps"
+	"slices"
+	"strings"
+)
 
 // narrowParsers returns the stages of a metric query with its logfmt parser
 // told which labels are worth extracting, when that set is known (ADR 0096):
@@ -64,7 +68,8 @@ func narrowParsers(stages []Stage, uw *Unwrap, groupings ...*Grouping) []Stage {
 		}
 	}
 	np := *p
-	np.only = only
+	np.only = slices.Sorted(maps.Keys(only))
+	np.narrowed = true
 	out := append([]Stage(nil), stages...)
 	out[at] = &np
 	return out

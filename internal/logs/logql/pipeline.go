@@ -430,9 +430,12 @@ func jsonPath(root any, path string) (string, bool) {
 func parseLogfmt(line string, p *ParserStage, ls *labelSet) {
 	strict := slices.Contains(p.Flags, "--strict")
 	keepEmpty := slices.Contains(p.Flags, "--keep-empty")
-	want := map[string]string{} // logfmt key → label name
-	for _, x := range p.Params {
-		want[x.Expr] = x.Name
+	var want map[string]string // logfmt key → label name
+	if len(p.Params) > 0 {
+		want = make(map[string]string, len(p.Params))
+		for _, x := range p.Params {
+			want[x.Expr] = x.Name
+		}
 	}
 	i := 0
 	for i < len(line) {
@@ -443,14 +446,20 @@ func parseLogfmt(line string, p *ParserStage, ls *labelSet) {
 			break
 		}
 		ks := i
-		for i < len(line) && line[i] != '=' && line[i] != ' ' && line[i] != '\t' {
+		plain := true // a valid label name as it stands
+		for i < len(line) {
+			c := line[i]
+			if c == '=' || c == ' ' || c == '\t' {
+				break
+			}
+			plain = plain && (c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || (i > ks && c >= '0' && c <= '9'))
 			i++
 		}
 		key := line[ks:i]
 		// A label no later stage, grouping or unwrap looks at is not set
 		// (p.only, metric queries only; never with --strict, whose errors
 		// depend on every pair). Keys that need sanitising are kept.
-		skip := p.only != nil && !p.only[key] && sanitizeLabelName(key) == key
+		skip := p.narrowed && plain && !slices.Contains(p.only, key)
 		var val string
 		if i < len(line) && line[i] == '=' {
 			i++
