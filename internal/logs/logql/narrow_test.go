@@ -2,7 +2,10 @@ package logql
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // narrowParsers gives logfmt the labels a metric query can look at, and
@@ -70,4 +73,39 @@ func TestNarrowParsers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A narrowed logfmt stage gives every label it was narrowed to the value a
+// full parse gives it.
+func FuzzNarrowLogfmt(f *testing.F) {
+	f.Add(`level=info service=x foo.bar=1 msg="a \"b\"" =x k level=warn`, "level,foo_bar,service_extracted,msg,k")
+	f.Add(`a="unterminated b=2`, "a,b")
+	f.Add("x=1\tx=\"2\" 1x=3 _x=4", "x,_x")
+	f.Fuzz(func(t *testing.T, line, names string) {
+		var by []string
+		for _, n := range strings.Split(names, ",") {
+			if n != "" && sanitizeLabelName(n) == n {
+				by = append(by, n)
+			}
+		}
+		stream := labels.FromStrings("service", "s")
+		full := &ParserStage{Kind: "logfmt"}
+		out := narrowParsers([]Stage{full}, nil, &Grouping{Labels: by})
+		nar := out[0].(*ParserStage)
+		if !nar.narrowed {
+			t.Fatal("not narrowed")
+		}
+		var a, b labelSet
+		a.reset(stream, labels.EmptyLabels())
+		b.reset(stream, labels.EmptyLabels())
+		full.parse(line, &a)
+		nar.parse(line, &b)
+		for _, n := range append(by, ErrorLabel) {
+			va, oka := a.get(n)
+			vb, okb := b.get(n)
+			if va != vb || oka != okb {
+				t.Fatalf("%q: label %s full %q/%v, narrowed %q/%v", line, n, va, oka, vb, okb)
+			}
+		}
+	})
 }
