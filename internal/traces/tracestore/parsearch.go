@@ -20,6 +20,11 @@ const (
 	searchMaxBatch   = 256 // batches grow by 2× up to this, then end at a page boundary
 )
 
+// searchBatchBytes ends a batch early once its traces hold this many stored
+// bytes, so a batch of large traces does not hold hundreds of them decoded
+// at once (a variable for tests).
+var searchBatchBytes = 4 << 20
+
 // searchWorkers is the number of decoding goroutines one search uses:
 // Options.SearchWorkers, -1 meaning min(GOMAXPROCS, 8), and 0 or 1 the
 // caller's goroutine only — the default, because on the shared 2-core
@@ -190,7 +195,11 @@ func (bs *blockScanner) scan(b *block, next func() (searchCand, bool, error), em
 				bt.cands = append(bt.cands, *pending)
 				pending = nil
 			}
-			for {
+			var bytes int
+			for _, c := range bt.cands {
+				bytes += int(c.e.len)
+			}
+			for bytes < searchBatchBytes {
 				c, ok, err := next()
 				if err != nil {
 					return err
@@ -200,11 +209,12 @@ func (bs *blockScanner) scan(b *block, next func() (searchCand, bool, error), em
 					break
 				}
 				n := len(bt.cands)
-				if n >= bs.batch && (bs.batch < searchMaxBatch || c.e.page != bt.cands[n-1].e.page) {
+				if n > 0 && (n >= bs.batch && (bs.batch < searchMaxBatch || c.e.page != bt.cands[n-1].e.page)) {
 					pending = &c
 					break
 				}
 				bt.cands = append(bt.cands, c)
+				bytes += int(c.e.len)
 			}
 			if len(bt.cands) == 0 {
 				break

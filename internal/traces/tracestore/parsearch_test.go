@@ -123,6 +123,20 @@ func TestParallelSearch(t *testing.T) {
 			t.Fatalf("%d workers differ from one: %d vs %d traces", w, len(r.ids), len(one.ids))
 		}
 	}
+	// Batches cut by size (here: one trace each) change nothing either.
+	func() {
+		defer func(b int) { searchBatchBytes = b }(searchBatchBytes)
+		searchBatchBytes = 1
+		for _, w := range []int{1, 4} {
+			r := search(t, w, SearchRequest{}, 0)
+			if !slices.Equal(r.ids, one.ids) || r.st != one.st {
+				t.Fatalf("one-trace batches, %d workers: %d vs %d traces", w, len(r.ids), len(one.ids))
+			}
+			if r := search(t, w, SearchRequest{}, 40); !slices.Equal(r.ids, one.ids[:40]) {
+				t.Fatalf("one-trace batches, %d workers, stop after 40: %d traces", w, len(r.ids))
+			}
+		}
+	}()
 
 	for _, workers := range []int{1, 4} {
 		db.opts.SearchWorkers = workers
