@@ -45,7 +45,7 @@ func main() {
 	cutEvery := flag.Int("cut-every", 500_000, "cut the head into a block after this many spans")
 	rounds := flag.Int("rounds", 3, "times each query is asked")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the queries to this file")
-	workers := flag.Int("search-workers", 0, "goroutines a query decodes on (0 or 1 = the caller's, the default; -1 = min(GOMAXPROCS, 8))")
+	workers := flag.Int("search-workers", 0, "goroutines a query decodes on (0 = min(GOMAXPROCS, 8), the default; 1 = the caller's only)")
 	flag.Parse()
 	if err := run(*spans, *cutEvery, *rounds, *workers, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "metricsbench:", err)

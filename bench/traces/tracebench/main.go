@@ -36,7 +36,7 @@ func main() {
 	page := flag.Int("page", 0, "uncompressed data page size in bytes (0 = store default)")
 	query := flag.String("q", `{ resource.service.name = "payment" && span.http.status_code = 500 }`, "TraceQL search to time")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	flag.IntVar(&searchWorkers, "search-workers", 0, "goroutines a search decodes on (0 or 1 = the caller's, the default; -1 = min(GOMAXPROCS, 8))")
+	flag.IntVar(&searchWorkers, "search-workers", 0, "goroutines a search decodes on (0 = min(GOMAXPROCS, 8), the default; 1 = the caller's only)")
 	flag.BoolVar(&projectFlag, "project", true, "decode only what /api/search decodes of each trace (false: whole traces, as before 2026-11-30 evening)")
 	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile (live objects) after compaction to this file")
 	flag.Parse()

@@ -112,8 +112,8 @@ type Options struct {
 	// CheckInterval is how often Run looks for blocks to cut, compact or delete.
 	CheckInterval time.Duration
 	// SearchWorkers is the number of goroutines one search decodes block
-	// traces on: 0 or 1 the caller's goroutine (the default), -1
-	// min(GOMAXPROCS, 8) (ADR 0090).
+	// traces on: 0 means min(GOMAXPROCS, 8), 1 the caller's goroutine
+	// only (ADR 0090).
 	SearchWorkers int
 	// Now is the clock; tests replace it.
 	Now func() time.Time

@@ -26,15 +26,15 @@ const (
 var searchBatchBytes = 4 << 20
 
 // searchWorkers is the number of decoding goroutines one search uses:
-// Options.SearchWorkers, -1 meaning min(GOMAXPROCS, 8), and 0 or 1 the
-// caller's goroutine only — the default, because on the shared 2-core
-// machine we measure on the hand-off cost more CPU and more wall time than
-// it saved (bench/README.md ## traces, ADR 0090).
+// Options.SearchWorkers, 0 meaning min(GOMAXPROCS, 8) (the default) and 1
+// the caller's goroutine only. Measured (bench/README.md ## traces, ADR
+// 0090): with idle cores two workers cut a 10M-span search from 13.5 s to
+// 6–9 s; on a saturated machine they cost ~10 % more CPU and no wall time.
 func searchWorkers(opt int) int {
-	if opt < 0 {
+	if opt <= 0 {
 		return max(1, min(runtime.GOMAXPROCS(0), 8))
 	}
-	return max(1, opt)
+	return opt
 }
 
 // searchCand is one candidate trace of a block.
