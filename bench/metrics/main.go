@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/nx-watcher/nxwatcher/bench/internal/benchproc"
 )
 
 type options struct {
@@ -167,30 +169,30 @@ func run(ctx context.Context, o options) error {
 func runOne(ctx context.Context, o options, mode, name, dir string) (res result, err error) {
 	res = result{server: name, mode: mode}
 	var promYAML string
-	var targets *targetServer
+	var targets *benchproc.TargetServer
 	if mode == "scrape" {
 		per := o.series / o.targets
-		targets, err = startTargets(o.targets, per)
+		targets, err = benchproc.StartTargets(o.targets, per)
 		if err != nil {
 			return res, err
 		}
-		defer targets.close()
-		promYAML = scrapeConfig(targets.addr(), o.targets, o.scrapeInterval)
+		defer targets.Close()
+		promYAML = scrapeConfig(targets.Addr(), o.targets, o.scrapeInterval)
 	} else {
 		promYAML = "global:\n  scrape_interval: 15s\n"
 	}
 
 	logf("%s/%s: starting", mode, name)
-	var s *server
+	var s *benchproc.Server
 	switch name {
 	case "nxwatcher":
-		s, err = startNXWatcher(ctx, o.nxwatcher, dir, promYAML)
+		s, err = benchproc.StartNXWatcher(ctx, o.nxwatcher, dir, promYAML)
 	case "prometheus":
-		s, err = startPrometheus(ctx, o.prometheus, dir, promYAML)
+		s, err = benchproc.StartPrometheus(ctx, o.prometheus, dir, promYAML)
 	default:
 		return res, fmt.Errorf("unknown server %q", name)
 	}
-	defer s.stop()
+	defer s.Stop()
 	if err != nil {
 		return res, err
 	}
@@ -202,7 +204,7 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 	if mode == "remote-write" {
 		go func() {
 			defer close(loadDone)
-			runRemoteWrite(loadCtx, s.base+"/api/v1/write", o.series, o.batch, o.writers, o.interval, o.rw2, &st)
+			runRemoteWrite(loadCtx, s.Base+"/api/v1/write", o.series, o.batch, o.writers, o.interval, o.rw2, &st)
 		}()
 	} else {
 		close(loadDone)
@@ -216,7 +218,7 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 	}
 	settleStart := time.Now()
 	for {
-		m, err := s.metric("prometheus_tsdb_head_series")
+		m, err := s.Metric("prometheus_tsdb_head_series")
 		if err == nil && m["prometheus_tsdb_head_series"] >= float64(want) {
 			break
 		}
@@ -235,15 +237,15 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 
 	// Measured window.
 	const appended = "prometheus_tsdb_head_samples_appended_total"
-	m0, err := s.metric(appended)
+	m0, err := s.Metric(appended)
 	if err != nil {
 		return res, err
 	}
-	cpu0, err := procCPU(s.pid())
+	cpu0, err := benchproc.ProcCPU(s.Pid())
 	if err != nil {
 		return res, err
 	}
-	self0, _ := procCPU(os.Getpid())
+	self0, _ := benchproc.ProcCPU(os.Getpid())
 	client0 := st.samples.Load()
 	t0 := time.Now()
 	res.loadavg = loadavg()
@@ -254,16 +256,16 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 		}
 	}
 	wall := time.Since(t0).Seconds()
-	cpu1, err := procCPU(s.pid())
+	cpu1, err := benchproc.ProcCPU(s.Pid())
 	if err != nil {
 		return res, err
 	}
-	self1, _ := procCPU(os.Getpid())
-	m1, err := s.metric(appended, "prometheus_tsdb_head_series")
+	self1, _ := benchproc.ProcCPU(os.Getpid())
+	m1, err := s.Metric(appended, "prometheus_tsdb_head_series")
 	if err != nil {
 		return res, err
 	}
-	res.rssEnd, res.rssHWM, err = procMem(s.pid())
+	res.rssEnd, res.rssHWM, err = benchproc.ProcMem(s.Pid())
 	if err != nil {
 		return res, err
 	}
@@ -282,12 +284,12 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 }
 
 // sleep waits d, failing early if the server died or ctx ended.
-func sleep(ctx context.Context, s *server, d time.Duration) error {
+func sleep(ctx context.Context, s *benchproc.Server, d time.Duration) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-s.exited:
-		return fmt.Errorf("%s exited; log tail:\n%s", s.name, tail(s.logPath))
+	case <-s.Exited:
+		return fmt.Errorf("%s exited; log tail:\n%s", s.Name, benchproc.Tail(s.LogPath))
 	case <-time.After(d):
 		return nil
 	}

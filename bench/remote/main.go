@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/nx-watcher/nxwatcher/bench/internal/benchproc"
 )
 
 type options struct {
@@ -164,12 +166,12 @@ func (s *sink) close() {
 func runOne(ctx context.Context, o options, name, mode, dir string) (res result, err error) {
 	res = result{server: name, mode: mode}
 	per := o.series / o.targets
-	targets, err := startTargets(o.targets, per)
+	targets, err := benchproc.StartTargets(o.targets, per)
 	if err != nil {
 		return res, err
 	}
-	defer targets.close()
-	promYAML := scrapeConfig(targets.addr(), o.targets, o.scrapeInterval)
+	defer targets.Close()
+	promYAML := scrapeConfig(targets.Addr(), o.targets, o.scrapeInterval)
 	var sk *sink
 	if mode != "scrape only" {
 		sk, err = startSink()
@@ -183,23 +185,23 @@ func runOne(ctx context.Context, o options, name, mode, dir string) (res result,
 		}
 	}
 	logf("%s / %s: starting", name, mode)
-	var s *server
+	var s *benchproc.Server
 	switch name {
 	case "nxwatcher":
-		s, err = startNXWatcher(ctx, o.nxwatcher, dir, promYAML)
+		s, err = benchproc.StartNXWatcher(ctx, o.nxwatcher, dir, promYAML)
 	case "prometheus":
-		s, err = startPrometheus(ctx, o.prometheus, dir, promYAML)
+		s, err = benchproc.StartPrometheus(ctx, o.prometheus, dir, promYAML)
 	default:
 		return res, fmt.Errorf("unknown server %q", name)
 	}
-	defer s.stop()
+	defer s.Stop()
 	if err != nil {
 		return res, err
 	}
 	want := per * o.targets
 	settleStart := time.Now()
 	for {
-		m, err := s.metric("prometheus_tsdb_head_series")
+		m, err := s.Metric("prometheus_tsdb_head_series")
 		if err == nil && m["prometheus_tsdb_head_series"] >= float64(want) {
 			break
 		}
@@ -219,15 +221,15 @@ func runOne(ctx context.Context, o options, name, mode, dir string) (res result,
 		sent     = "prometheus_remote_storage_samples_total"
 		pending  = "prometheus_remote_storage_samples_pending"
 	)
-	m0, err := s.metric(appended, sent)
+	m0, err := s.Metric(appended, sent)
 	if err != nil {
 		return res, err
 	}
-	cpu0, err := procCPU(s.pid())
+	cpu0, err := benchproc.ProcCPU(s.Pid())
 	if err != nil {
 		return res, err
 	}
-	self0, _ := procCPU(os.Getpid())
+	self0, _ := benchproc.ProcCPU(os.Getpid())
 	var bytes0 int64
 	if sk != nil {
 		bytes0 = sk.bytes.Load()
@@ -241,16 +243,16 @@ func runOne(ctx context.Context, o options, name, mode, dir string) (res result,
 		}
 	}
 	wall := time.Since(t0).Seconds()
-	cpu1, err := procCPU(s.pid())
+	cpu1, err := benchproc.ProcCPU(s.Pid())
 	if err != nil {
 		return res, err
 	}
-	self1, _ := procCPU(os.Getpid())
-	m1, err := s.metric(appended, sent, pending, "prometheus_tsdb_head_series")
+	self1, _ := benchproc.ProcCPU(os.Getpid())
+	m1, err := s.Metric(appended, sent, pending, "prometheus_tsdb_head_series")
 	if err != nil {
 		return res, err
 	}
-	res.rssEnd, res.rssHW, err = procMem(s.pid())
+	res.rssEnd, res.rssHW, err = benchproc.ProcMem(s.Pid())
 	if err != nil {
 		return res, err
 	}
@@ -314,12 +316,12 @@ func printTable(w io.Writer, o options, rs []result) {
 }
 
 // sleep waits d, failing early if the server died or ctx ended.
-func sleep(ctx context.Context, s *server, d time.Duration) error {
+func sleep(ctx context.Context, s *benchproc.Server, d time.Duration) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-s.exited:
-		return fmt.Errorf("%s exited; log tail:\n%s", s.name, tail(s.logPath))
+	case <-s.Exited:
+		return fmt.Errorf("%s exited; log tail:\n%s", s.Name, benchproc.Tail(s.LogPath))
 	case <-time.After(d):
 		return nil
 	}

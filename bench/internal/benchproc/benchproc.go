@@ -1,7 +1,11 @@
-package main
+// Package benchproc runs the servers a metrics benchmark measures (nxwatcher
+// serve and Debian's Prometheus as child processes, with their CPU and
+// memory read from /proc) and the synthetic scrape targets they scrape.
+package benchproc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,23 +18,24 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// server is one running server process under test.
-type server struct {
-	name    string
+// Server is one running server process under test.
+type Server struct {
+	Name    string
 	cmd     *exec.Cmd
-	base    string // http://127.0.0.1:PORT
-	logPath string
-	exited  chan struct{}
+	Base    string // http://127.0.0.1:PORT
+	LogPath string
+	Exited  chan struct{}
 }
 
-// startNXWatcher runs `nxwatcher serve` with a config whose metrics section
+// StartNXWatcher runs `nxwatcher serve` with a config whose metrics section
 // is promYAML and everything that is not the metrics role switched off.
-func startNXWatcher(ctx context.Context, bin, dir, promYAML string) (*server, error) {
-	cfg := "# written by bench/remote: metrics role only\n" +
+func StartNXWatcher(ctx context.Context, bin, dir, promYAML string) (*Server, error) {
+	cfg := "# written by the metrics benchmarks: metrics role only\n" +
 		"otlp: {enabled: false, grpc_endpoint: '127.0.0.1:0', http_endpoint: '127.0.0.1:0'}\n" +
 		"traces: {enabled: false}\n" +
 		"alerting: {enabled: false}\n" +
@@ -39,7 +44,7 @@ func startNXWatcher(ctx context.Context, bin, dir, promYAML string) (*server, er
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	s := &server{name: "nxwatcher", logPath: filepath.Join(dir, "server.log")}
+	s := &Server{Name: "nxwatcher", LogPath: filepath.Join(dir, "server.log")}
 	if err := s.start(bin, "serve", "--config.file="+cfgPath, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address=127.0.0.1:0"); err != nil {
 		return nil, err
@@ -48,43 +53,43 @@ func startNXWatcher(ctx context.Context, bin, dir, promYAML string) (*server, er
 	re := regexp.MustCompile(`msg=Listening component=web address=(127\.0\.0\.1:\d+)`)
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile(s.logPath)
+		b, _ := os.ReadFile(s.LogPath)
 		if m := re.FindSubmatch(b); m != nil {
-			s.base = "http://" + string(m[1])
-			return s, s.waitReady(ctx)
+			s.Base = "http://" + string(m[1])
+			return s, s.WaitReady(ctx)
 		}
 		select {
-		case <-s.exited:
-			return s, fmt.Errorf("nxwatcher exited early; log tail:\n%s", tail(s.logPath))
+		case <-s.Exited:
+			return s, fmt.Errorf("nxwatcher exited early; log tail:\n%s", Tail(s.LogPath))
 		case <-ctx.Done():
 			return s, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return s, fmt.Errorf("nxwatcher: no Listening line after 60s; log tail:\n%s", tail(s.logPath))
+	return s, fmt.Errorf("nxwatcher: no Listening line after 60s; log tail:\n%s", Tail(s.LogPath))
 }
 
-// startPrometheus runs Debian's prometheus with the same prometheus.yml.
-func startPrometheus(ctx context.Context, bin, dir, promYAML string) (*server, error) {
+// StartPrometheus runs Debian's prometheus with the same prometheus.yml.
+func StartPrometheus(ctx context.Context, bin, dir, promYAML string) (*Server, error) {
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(promYAML), 0o644); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "prometheus", logPath: filepath.Join(dir, "server.log"), base: "http://127.0.0.1:" + port}
+	s := &Server{Name: "prometheus", LogPath: filepath.Join(dir, "server.log"), Base: "http://127.0.0.1:" + port}
 	if err := s.start(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address=127.0.0.1:"+port, "--web.enable-remote-write-receiver",
 		"--storage.tsdb.retention.time=1d"); err != nil {
 		return nil, err
 	}
-	return s, s.waitReady(ctx)
+	return s, s.WaitReady(ctx)
 }
 
-func (s *server) start(bin string, args ...string) error {
-	logf, err := os.Create(s.logPath)
+func (s *Server) start(bin string, args ...string) error {
+	logf, err := os.Create(s.LogPath)
 	if err != nil {
 		return err
 	}
@@ -95,54 +100,54 @@ func (s *server) start(bin string, args ...string) error {
 		logf.Close()
 		return err
 	}
-	s.exited = make(chan struct{})
-	go func() { _ = s.cmd.Wait(); logf.Close(); close(s.exited) }()
+	s.Exited = make(chan struct{})
+	go func() { _ = s.cmd.Wait(); logf.Close(); close(s.Exited) }()
 	return nil
 }
 
-func (s *server) waitReady(ctx context.Context) error {
+func (s *Server) WaitReady(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(s.base + "/-/ready"); err == nil {
+		if resp, err := http.Get(s.Base + "/-/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}
 		select {
-		case <-s.exited:
-			return fmt.Errorf("%s exited early; log tail:\n%s", s.name, tail(s.logPath))
+		case <-s.Exited:
+			return fmt.Errorf("%s exited early; log tail:\n%s", s.Name, Tail(s.LogPath))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("%s not ready after 60s", s.name)
+	return fmt.Errorf("%s not ready after 60s", s.Name)
 }
 
 // stop sends SIGTERM, waits up to 30s for a clean TSDB close, then kills.
-func (s *server) stop() {
+func (s *Server) Stop() {
 	if s == nil || s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
 	select {
-	case <-s.exited:
+	case <-s.Exited:
 		return
 	default:
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.exited:
+	case <-s.Exited:
 	case <-time.After(30 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-s.exited
+		<-s.Exited
 	}
 }
 
-func (s *server) pid() int { return s.cmd.Process.Pid }
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
-// procCPU is the process's user+system CPU seconds from /proc/PID/stat.
-func procCPU(pid int) (float64, error) {
+// ProcCPU is the process's user+system CPU seconds from /proc/PID/stat.
+func ProcCPU(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -163,8 +168,8 @@ func procCPU(pid int) (float64, error) {
 	return (ut + st) / clkTck, nil
 }
 
-// procMem returns VmRSS and VmHWM (peak RSS) in bytes.
-func procMem(pid int) (rss, hwm int64, err error) {
+// ProcMem returns VmRSS and VmHWM (peak RSS) in bytes.
+func ProcMem(pid int) (rss, hwm int64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0, err
@@ -193,8 +198,8 @@ func procMem(pid int) (rss, hwm int64, err error) {
 
 // metric sums every sample of the named metric family (all label values)
 // in the server's own /metrics text exposition.
-func (s *server) metric(names ...string) (map[string]float64, error) {
-	req, _ := http.NewRequest(http.MethodGet, s.base+"/metrics", nil)
+func (s *Server) Metric(names ...string) (map[string]float64, error) {
+	req, _ := http.NewRequest(http.MethodGet, s.Base+"/metrics", nil)
 	req.Header.Set("Accept", "text/plain;version=0.0.4")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -233,7 +238,7 @@ func (s *server) metric(names ...string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-func freePort() (string, error) {
+func FreePort() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -251,7 +256,7 @@ func indent(s, pre string) string {
 	return b.String()
 }
 
-func tail(path string) string {
+func Tail(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return err.Error()
@@ -263,4 +268,77 @@ func tail(path string) string {
 	}
 	b, _ := io.ReadAll(f)
 	return string(b)
+}
+
+// TargetServer is the synthetic scrape fleet: one HTTP listener on loopback,
+// target i at /t/i, each exposing perTarget series in the text format.
+// Bodies are rendered up front in `variants` versions with different values,
+// served in turn, so the bench process spends almost no CPU per scrape and
+// values still change between scrapes.
+type TargetServer struct {
+	ln     net.Listener
+	srv    *http.Server
+	bodies [][][]byte // [target][variant]
+	next   []atomic.Uint32
+	served atomic.Int64
+}
+
+const scrapeVariants = 4
+
+func StartTargets(targets, perTarget int) (*TargetServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	ts := &TargetServer{ln: ln, bodies: make([][][]byte, targets), next: make([]atomic.Uint32, targets)}
+	for t := range targets {
+		ts.bodies[t] = make([][]byte, scrapeVariants)
+		for v := range scrapeVariants {
+			ts.bodies[t][v] = renderTarget(t, perTarget, v)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /t/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.PathValue("n"))
+		if err != nil || n < 0 || n >= targets {
+			http.NotFound(w, r)
+			return
+		}
+		v := ts.next[n].Add(1) % scrapeVariants
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_, _ = w.Write(ts.bodies[n][v])
+		ts.served.Add(1)
+	})
+	ts.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = ts.srv.Serve(ln) }()
+	return ts, nil
+}
+
+func (ts *TargetServer) Addr() string { return ts.ln.Addr().String() }
+
+func (ts *TargetServer) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = ts.srv.Shutdown(ctx)
+}
+
+// renderTarget writes perTarget series as 20 counter families of
+// perTarget/20 series each, labelled like HTTP request counters.
+func renderTarget(target, perTarget, variant int) []byte {
+	const families = 20
+	var b bytes.Buffer
+	b.Grow(perTarget * 90)
+	per := (perTarget + families - 1) / families
+	written := 0
+	for f := 0; f < families && written < perTarget; f++ {
+		name := fmt.Sprintf("app_requests_%02d_total", f)
+		fmt.Fprintf(&b, "# HELP %s Synthetic request counter %d.\n# TYPE %s counter\n", name, f, name)
+		for s := 0; s < per && written < perTarget; s++ {
+			val := (target+1)*1000 + s*7 + variant*(s%13+1)
+			fmt.Fprintf(&b, "%s{handler=\"/api/v1/handler_%03d\",method=\"%s\",code=\"%d\"} %d\n",
+				name, s/4, [...]string{"GET", "POST", "PUT", "DELETE"}[s%4], 200+100*(s%3), val)
+			written++
+		}
+	}
+	return b.Bytes()
 }
