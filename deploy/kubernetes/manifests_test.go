@@ -214,6 +214,9 @@ func listening(t *testing.T, p *profile) map[string][]int32 {
 	if serve.OTLP.Enabled {
 		out[serveName] = append(out[serveName], portOf(t, serve.OTLP.GRPCEndpoint), portOf(t, serve.OTLP.HTTPEndpoint))
 	}
+	if serve.UI.ListenAddress != "" {
+		out[serveName] = append(out[serveName], portOf(t, serve.UI.ListenAddress))
+	}
 
 	ag, err := agent.Parse([]byte(p.configMap(t, "promtail-config").Data["promtail.yaml"]), false)
 	if err != nil {
@@ -296,7 +299,8 @@ func TestServices(t *testing.T) {
 	}
 	// The serve pod's main listener answers every API; the Services must
 	// not point the Loki, Tempo, Grafana or Prometheus port anywhere else.
-	mainPort := map[string]bool{"nx-prometheus/9090": true, "nx-loki/3100": true, "nx-grafana/3000": true, "nx-tempo/3200": true}
+	// nx-grafana goes to the UI's own port (ui.listen_address), where a login is needed.
+	mainPort := map[string]bool{"nx-prometheus/9090": true, "nx-loki/3100": true, "nx-tempo/3200": true}
 	eachProfile(t, func(t *testing.T, p *profile) {
 		listen := listening(t, p)
 		for svc, ports := range want[p.name] {
@@ -336,6 +340,11 @@ func TestServices(t *testing.T) {
 				}
 				if mainPort[fmt.Sprintf("%s/%d", svc, sp.Port)] && target != listen[serveName][0] {
 					t.Errorf("Service %s port %d goes to %d, not the main listener %d", svc, sp.Port, target, listen[serveName][0])
+				}
+				if svc == "nx-grafana" {
+					if ui := loadServeConfig(t, p).UI.ListenAddress; ui == "" || portOf(t, ui) != target {
+						t.Errorf("Service nx-grafana goes to %d, not the UI's own port (ui.listen_address %q)", target, ui)
+					}
 				}
 			}
 		}
