@@ -312,7 +312,7 @@ func (a *App) openUI(cfg *config.Config, reg prometheus.Registerer) error {
 		Registerer:  reg,
 		Version:     version.Get().Version,
 		RoutePrefix: a.routePrefix,
-		Status:      map[string]ui.StatusFunc{"logstore": a.logStoreStatus},
+		Status:      a.statusSources(),
 		Features: &ui.Features{
 			Metrics:  true,
 			Logs:     true,
@@ -335,6 +335,16 @@ func (a *App) openUI(cfg *config.Config, reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// statusSources are the store statistics the UI's Status page shows (no
+// upstream API has them).
+func (a *App) statusSources() map[string]ui.StatusFunc {
+	m := map[string]ui.StatusFunc{"logstore": a.logStoreStatus}
+	if a.traces != nil {
+		m["tracestore"] = func(context.Context) (any, error) { return a.traces.Stats(), nil }
+	}
+	return m
 }
 
 // logStoreStatus is the log store's head and blocks for the UI's Status

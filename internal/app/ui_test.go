@@ -71,6 +71,9 @@ func TestUIServedAndItsListenerNeedsASession(t *testing.T) {
 	if code, body := do("GET", "/api/ui/status/logstore", ""); code != http.StatusOK || !strings.Contains(body, `"activeStreams"`) {
 		t.Errorf("log store status = %d %.120s", code, body)
 	}
+	if code, body := do("GET", "/api/ui/status/tracestore", ""); code != http.StatusOK || !strings.Contains(body, `"headSpans"`) {
+		t.Errorf("trace store status = %d %.120s", code, body)
+	}
 	if code, _ := do("POST", "/api/ui/logout", ""); code/100 != 2 {
 		t.Errorf("logout = %d", code)
 	}

@@ -693,3 +693,20 @@ func (db *DB) blockStats() (n int, bytes int64) {
 	}
 	return len(db.blocks), bytes
 }
+
+// Stats is what the store holds now: the head (traces not yet cut into a
+// block) and the blocks on disk. The UI's Status page shows it.
+type Stats struct {
+	HeadTraces int   `json:"headTraces"`
+	HeadSpans  int64 `json:"headSpans"`
+	HeadBytes  int64 `json:"headBytes"`
+	Blocks     int   `json:"blocks"`
+	BlockBytes int64 `json:"blockBytes"`
+}
+
+// Stats reads the head's and the blocks' sizes.
+func (db *DB) Stats() Stats {
+	h := db.headStats()
+	n, bytes := db.blockStats()
+	return Stats{HeadTraces: h.traces, HeadSpans: h.spans, HeadBytes: h.bytes, Blocks: n, BlockBytes: bytes}
+}
