@@ -35,6 +35,7 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/nx-watcher/nxwatcher/internal/backlog"
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 )
@@ -62,7 +63,7 @@ type endpoint struct {
 	cfg     EndpointConfig
 	name    string
 	client  *http.Client
-	backlog *Backlog
+	backlog *backlog.Backlog
 	logger  *slog.Logger
 	m       *metrics
 	sleep   func(context.Context, time.Duration) bool
@@ -90,12 +91,12 @@ func Open(dir string, cfgs []EndpointConfig, deps Deps) (*Forwarder, error) {
 			return nil, fmt.Errorf("logs.forward[%d]: %w", i, err)
 		}
 		hc.Timeout = time.Duration(cfg.Timeout)
-		b, err := OpenBacklog(filepath.Join(dir, dirName(name)), int64(cfg.SegmentSize), int64(cfg.MaxBacklog))
+		b, err := backlog.Open(filepath.Join(dir, dirName(name)), int64(cfg.SegmentSize), int64(cfg.MaxBacklog))
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("logs.forward[%d] %s: %w", i, name, err)
 		}
-		e := &endpoint{cfg: cfg, name: name, client: hc, backlog: b, m: f.m, logger: f.logger.With("endpoint", name), sleep: sleepCtx}
+		e := &endpoint{cfg: cfg, name: name, client: hc, backlog: b, m: f.m, logger: f.logger.With("endpoint", name), sleep: backlog.SleepCtx}
 		f.endpoints = append(f.endpoints, e)
 		f.m.backlog.WithLabelValues(name).Set(float64(b.PendingBytes()))
 	}
@@ -180,41 +181,14 @@ func (f *Forwarder) Close() error {
 }
 
 func (e *endpoint) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		rec, seg, off, ok, err := e.backlog.Next()
-		if err != nil {
-			var ce *CorruptError
-			if !errors.As(err, &ce) {
-				e.logger.Error("Read forward backlog", "err", err)
-				if !e.sleep(ctx, time.Duration(e.cfg.MinBackoff)) {
-					return
-				}
-				continue
-			}
-			e.logger.Error("Skipping the rest of a corrupt backlog segment", "err", err)
-			e.m.droppedBytes.WithLabelValues(e.name, "corrupt").Add(float64(ce.Skipped))
-			if err := e.backlog.Ack(seg, off); err != nil {
-				e.logger.Error("Save forward position", "err", err)
-			}
-			continue
-		}
-		if !ok {
-			e.m.backlog.WithLabelValues(e.name).Set(0)
-			select {
-			case <-ctx.Done():
-				return
-			case <-e.backlog.Notify():
-			}
-			continue
-		}
-		if !e.send(ctx, rec) {
-			return // ctx ended; the record stays in the backlog
-		}
-		if err := e.backlog.Ack(seg, off); err != nil {
-			e.logger.Error("Save forward position", "err", err)
-		}
-		e.m.backlog.WithLabelValues(e.name).Set(float64(e.backlog.PendingBytes()))
-	}
+	e.backlog.Drain(ctx, backlog.Sender{
+		Send:      e.send,
+		Sleep:     e.sleep,
+		RetryWait: time.Duration(e.cfg.MinBackoff),
+		Corrupt:   func(n int64) { e.m.droppedBytes.WithLabelValues(e.name, "corrupt").Add(float64(n)) },
+		Pending:   func(n int64) { e.m.backlog.WithLabelValues(e.name).Set(float64(n)) },
+		Logger:    e.logger,
+	})
 }
 
 // send pushes one record until it is acknowledged or refused for good;
@@ -271,17 +245,6 @@ func (e *endpoint) post(ctx context.Context, body []byte) (int, error) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 type metrics struct {

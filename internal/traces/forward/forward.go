@@ -44,7 +44,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	logsforward "github.com/nx-watcher/nxwatcher/internal/logs/forward"
+	"github.com/nx-watcher/nxwatcher/internal/backlog"
 	"github.com/nx-watcher/nxwatcher/internal/units"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 )
@@ -139,7 +139,7 @@ type Forwarder struct {
 type endpoint struct {
 	cfg     EndpointConfig
 	name    string
-	backlog *logsforward.Backlog
+	backlog *backlog.Backlog
 	export  func(ctx context.Context, body []byte) (retry bool, code string, err error)
 	conn    *grpc.ClientConn
 	logger  *slog.Logger
@@ -170,7 +170,7 @@ func Open(dir string, cfgs []EndpointConfig, deps Deps) (*Forwarder, error) {
 			f.Close()
 			return nil, fmt.Errorf("traces.forward[%d]: %w", i, err)
 		}
-		b, err := logsforward.OpenBacklog(filepath.Join(dir, unsafeChars.ReplaceAllString(name, "_")), int64(cfg.SegmentSize), int64(cfg.MaxBacklog))
+		b, err := backlog.Open(filepath.Join(dir, unsafeChars.ReplaceAllString(name, "_")), int64(cfg.SegmentSize), int64(cfg.MaxBacklog))
 		if err != nil {
 			e.closeConn()
 			f.Close()
@@ -319,41 +319,14 @@ func (f *Forwarder) Close() error {
 }
 
 func (e *endpoint) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		rec, seg, off, ok, err := e.backlog.Next()
-		if err != nil {
-			var ce *logsforward.CorruptError
-			if !errors.As(err, &ce) {
-				e.logger.Error("Read traces forward backlog", "err", err)
-				if !sleep(ctx, time.Duration(e.cfg.MinBackoff)) {
-					return
-				}
-				continue
-			}
-			e.logger.Error("Skipping the rest of a corrupt backlog segment", "err", err)
-			e.m.droppedBytes.WithLabelValues(e.name, "corrupt").Add(float64(ce.Skipped))
-			if err := e.backlog.Ack(seg, off); err != nil {
-				e.logger.Error("Save traces forward position", "err", err)
-			}
-			continue
-		}
-		if !ok {
-			e.m.backlog.WithLabelValues(e.name).Set(0)
-			select {
-			case <-ctx.Done():
-				return
-			case <-e.backlog.Notify():
-			}
-			continue
-		}
-		if !e.send(ctx, rec) {
-			return
-		}
-		if err := e.backlog.Ack(seg, off); err != nil {
-			e.logger.Error("Save traces forward position", "err", err)
-		}
-		e.m.backlog.WithLabelValues(e.name).Set(float64(e.backlog.PendingBytes()))
-	}
+	e.backlog.Drain(ctx, backlog.Sender{
+		Send:      e.send,
+		Sleep:     backlog.SleepCtx,
+		RetryWait: time.Duration(e.cfg.MinBackoff),
+		Corrupt:   func(n int64) { e.m.droppedBytes.WithLabelValues(e.name, "corrupt").Add(float64(n)) },
+		Pending:   func(n int64) { e.m.backlog.WithLabelValues(e.name).Set(float64(n)) },
+		Logger:    e.logger,
+	})
 }
 
 func (e *endpoint) send(ctx context.Context, rec []byte) bool {
@@ -374,21 +347,10 @@ func (e *endpoint) send(ctx context.Context, rec []byte) bool {
 			return false
 		}
 		e.m.failedRequests.WithLabelValues(e.name, code).Inc()
-		if !sleep(ctx, backoff) {
+		if !backlog.SleepCtx(ctx, backoff) {
 			return false
 		}
 		backoff = min(2*backoff, time.Duration(e.cfg.MaxBackoff))
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

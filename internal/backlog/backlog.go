@@ -1,18 +1,23 @@
-package forward
+// Package backlog is the forwarders' durable, bounded, single-reader queue
+// on disk (logs.forward, traces.forward) and the loop that drains it.
+package backlog
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Backlog is a durable, bounded, single-reader queue of records on disk,
@@ -51,7 +56,7 @@ const recordHeader = 8
 // maxRecord bounds one record (a push body); larger lengths mean corruption.
 const maxRecord = 256 << 20
 
-func OpenBacklog(dir string, segSize, maxSize int64) (*Backlog, error) {
+func Open(dir string, segSize, maxSize int64) (*Backlog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open backlog: %w", err)
 	}
@@ -372,3 +377,71 @@ func (e *CorruptError) Error() string { return e.err.Error() }
 
 // Notify receives a value after records were appended.
 func (b *Backlog) Notify() <-chan struct{} { return b.notify }
+
+// Sender is what Drain hands records to, and tells what happened.
+type Sender struct {
+	// Send delivers one record until it is acknowledged or refused for
+	// good; false when ctx ended first (the record stays for next time).
+	Send func(ctx context.Context, rec []byte) bool
+	// Sleep waits d or until ctx ends (false); tests shorten it.
+	Sleep func(ctx context.Context, d time.Duration) bool
+	// RetryWait is the pause after a read error.
+	RetryWait time.Duration
+	// Corrupt counts the bytes skipped in a corrupt segment.
+	Corrupt func(skipped int64)
+	// Pending reports the bytes still to send after every record.
+	Pending func(bytes int64)
+	Logger  *slog.Logger
+}
+
+// Drain sends every record in order, acknowledging each once Send returns
+// true, and waits for new ones, until ctx ends.
+func (b *Backlog) Drain(ctx context.Context, s Sender) {
+	for ctx.Err() == nil {
+		rec, seg, off, ok, err := b.Next()
+		if err != nil {
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				s.Logger.Error("Read forward backlog", "err", err)
+				if !s.Sleep(ctx, s.RetryWait) {
+					return
+				}
+				continue
+			}
+			s.Logger.Error("Skipping the rest of a corrupt backlog segment", "err", err)
+			s.Corrupt(ce.Skipped)
+			if err := b.Ack(seg, off); err != nil {
+				s.Logger.Error("Save forward position", "err", err)
+			}
+			continue
+		}
+		if !ok {
+			s.Pending(0)
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.Notify():
+			}
+			continue
+		}
+		if !s.Send(ctx, rec) {
+			return // ctx ended; the record stays in the backlog
+		}
+		if err := b.Ack(seg, off); err != nil {
+			s.Logger.Error("Save forward position", "err", err)
+		}
+		s.Pending(b.PendingBytes())
+	}
+}
+
+// SleepCtx waits d, or returns false as soon as ctx ends.
+func SleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
