@@ -38,8 +38,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/common/model"
-
 	"github.com/nx-watcher/nxwatcher/bench/internal/benchproc"
 )
 
@@ -133,9 +131,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.nxwatcher == "" && strings.Contains(o.servers, "nxwatcher") {
 		o.nxwatcher = filepath.Join(tmp, "nxwatcher")
-		logf("building nxwatcher into %s", o.nxwatcher)
+		benchproc.Logf("building nxwatcher into %s", o.nxwatcher)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", o.nxwatcher, "./cmd/nxwatcher")
-		cmd.Dir, err = moduleRoot()
+		cmd.Dir, err = benchproc.ModuleRoot()
 		if err != nil {
 			return err
 		}
@@ -177,12 +175,12 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 			return res, err
 		}
 		defer targets.Close()
-		promYAML = scrapeConfig(targets.Addr(), o.targets, o.scrapeInterval)
+		promYAML = benchproc.ScrapeConfig(targets.Addr(), o.targets, o.scrapeInterval)
 	} else {
 		promYAML = "global:\n  scrape_interval: 15s\n"
 	}
 
-	logf("%s/%s: starting", mode, name)
+	benchproc.Logf("%s/%s: starting", mode, name)
 	var s *benchproc.Server
 	switch name {
 	case "nxwatcher":
@@ -226,12 +224,12 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 			return res, fmt.Errorf("head has %.0f series after %s (want %d); failures %d, first error %v",
 				m["prometheus_tsdb_head_series"], o.settle, want, st.failures.Load(), st.firstErr.Load())
 		}
-		if err := sleep(ctx, s, time.Second); err != nil {
+		if err := benchproc.Sleep(ctx, s, time.Second); err != nil {
 			return res, err
 		}
 	}
-	logf("%s/%s: %d series in the head after %s; warming up %s", mode, name, want, time.Since(settleStart).Round(time.Second), o.warmup)
-	if err := sleep(ctx, s, o.warmup); err != nil {
+	benchproc.Logf("%s/%s: %d series in the head after %s; warming up %s", mode, name, want, time.Since(settleStart).Round(time.Second), o.warmup)
+	if err := benchproc.Sleep(ctx, s, o.warmup); err != nil {
 		return res, err
 	}
 
@@ -248,10 +246,10 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 	self0, _ := benchproc.ProcCPU(os.Getpid())
 	client0 := st.samples.Load()
 	t0 := time.Now()
-	res.loadavg = loadavg()
-	logf("%s/%s: measuring %s (loadavg %s)", mode, name, o.duration, res.loadavg)
+	res.loadavg = benchproc.LoadAvg()
+	benchproc.Logf("%s/%s: measuring %s (loadavg %s)", mode, name, o.duration, res.loadavg)
 	for time.Since(t0) < o.duration {
-		if err := sleep(ctx, s, min(time.Second, o.duration-time.Since(t0))); err != nil {
+		if err := benchproc.Sleep(ctx, s, min(time.Second, o.duration-time.Since(t0))); err != nil {
 			return res, err
 		}
 	}
@@ -278,31 +276,9 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 	if e, ok := st.firstErr.Load().(string); ok {
 		res.firstErr = e
 	}
-	logf("%s/%s: %.0f samples/s, %.2f cores, %.0f samples/s/core, RSS %.0f MiB (peak %.0f MiB), %.0f series",
-		mode, name, res.samplesPerSec, res.cores, res.perCore(), mib(res.rssEnd), mib(res.rssHWM), res.headSeries)
+	benchproc.Logf("%s/%s: %.0f samples/s, %.2f cores, %.0f samples/s/core, RSS %.0f MiB (peak %.0f MiB), %.0f series",
+		mode, name, res.samplesPerSec, res.cores, res.perCore(), benchproc.MiB(res.rssEnd), benchproc.MiB(res.rssHWM), res.headSeries)
 	return res, nil
-}
-
-// sleep waits d, failing early if the server died or ctx ended.
-func sleep(ctx context.Context, s *benchproc.Server, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.Exited:
-		return fmt.Errorf("%s exited; log tail:\n%s", s.Name, benchproc.Tail(s.LogPath))
-	case <-time.After(d):
-		return nil
-	}
-}
-
-func scrapeConfig(addr string, targets int, interval time.Duration) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\nscrape_configs:\n  - job_name: synthetic\n    static_configs:\n",
-		model.Duration(interval), model.Duration(min(interval, 10*time.Second)))
-	for t := range targets {
-		fmt.Fprintf(&b, "      - targets: ['%s']\n        labels: {__metrics_path__: '/t/%d', shard: 's%d'}\n", addr, t, t)
-	}
-	return b.String()
 }
 
 func printTable(w *os.File, o options, rs []result) {
@@ -317,7 +293,7 @@ func printTable(w *os.File, o options, rs []result) {
 	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 	for _, r := range rs {
 		fmt.Fprintf(tw, "| %s\t %s\t %.0f\t %.0f\t %.2f\t %.0f\t %.0f\t %.0f\t %.0f\t %.0f\t %.2f\t %s\t\n",
-			r.server, r.mode, r.headSeries, r.samplesPerSec, r.cores, r.perCore(), mib(r.rssEnd), mib(r.rssHWM),
+			r.server, r.mode, r.headSeries, r.samplesPerSec, r.cores, r.perCore(), benchproc.MiB(r.rssEnd), benchproc.MiB(r.rssHWM),
 			float64(r.rssEnd)/r.headSeries, float64(r.rssHWM)/r.headSeries, r.loadgenCores, r.loadavg)
 	}
 	tw.Flush()
@@ -345,34 +321,4 @@ func printTable(w *os.File, o options, rs []result) {
 			(float64(n.rssHWM)/n.headSeries)/(float64(p.rssHWM)/p.headSeries), n.samplesPerSec/p.samplesPerSec)
 	}
 	fmt.Fprintln(w)
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the nxwatcher module; pass -nxwatcher")
-	}
-	return filepath.Dir(gomod), nil
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 }

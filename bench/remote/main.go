@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,8 +27,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"github.com/prometheus/common/model"
 
 	"github.com/nx-watcher/nxwatcher/bench/internal/benchproc"
 )
@@ -89,17 +86,17 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if o.keep {
-		logf("keeping %s", tmp)
+		benchproc.Logf("keeping %s", tmp)
 	} else {
 		defer os.RemoveAll(tmp)
 	}
 	if o.nxwatcher == "" && strings.Contains(o.servers, "nxwatcher") {
-		root, err := moduleRoot()
+		root, err := benchproc.ModuleRoot()
 		if err != nil {
 			return err
 		}
 		o.nxwatcher = filepath.Join(tmp, "nxwatcher")
-		logf("building nxwatcher")
+		benchproc.Logf("building nxwatcher")
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", o.nxwatcher, "./cmd/nxwatcher")
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -171,7 +168,7 @@ func runOne(ctx context.Context, o options, name, mode, dir string) (res result,
 		return res, err
 	}
 	defer targets.Close()
-	promYAML := scrapeConfig(targets.Addr(), o.targets, o.scrapeInterval)
+	promYAML := benchproc.ScrapeConfig(targets.Addr(), o.targets, o.scrapeInterval)
 	var sk *sink
 	if mode != "scrape only" {
 		sk, err = startSink()
@@ -184,7 +181,7 @@ func runOne(ctx context.Context, o options, name, mode, dir string) (res result,
 			promYAML += "    protobuf_message: io.prometheus.write.v2.Request\n"
 		}
 	}
-	logf("%s / %s: starting", name, mode)
+	benchproc.Logf("%s / %s: starting", name, mode)
 	var s *benchproc.Server
 	switch name {
 	case "nxwatcher":
@@ -208,12 +205,12 @@ func runOne(ctx context.Context, o options, name, mode, dir string) (res result,
 		if time.Since(settleStart) > o.settle {
 			return res, fmt.Errorf("head has %.0f series after %s (want %d)", m["prometheus_tsdb_head_series"], o.settle, want)
 		}
-		if err := sleep(ctx, s, time.Second); err != nil {
+		if err := benchproc.Sleep(ctx, s, time.Second); err != nil {
 			return res, err
 		}
 	}
-	logf("%s / %s: %d series after %s; warming up %s", name, mode, want, time.Since(settleStart).Round(time.Second), o.warmup)
-	if err := sleep(ctx, s, o.warmup); err != nil {
+	benchproc.Logf("%s / %s: %d series after %s; warming up %s", name, mode, want, time.Since(settleStart).Round(time.Second), o.warmup)
+	if err := benchproc.Sleep(ctx, s, o.warmup); err != nil {
 		return res, err
 	}
 	const (
@@ -235,10 +232,10 @@ func runOne(ctx context.Context, o options, name, mode, dir string) (res result,
 		bytes0 = sk.bytes.Load()
 	}
 	t0 := time.Now()
-	res.loadavg = loadavg()
-	logf("%s / %s: measuring %s (loadavg %s)", name, mode, o.duration, res.loadavg)
+	res.loadavg = benchproc.LoadAvg()
+	benchproc.Logf("%s / %s: measuring %s (loadavg %s)", name, mode, o.duration, res.loadavg)
 	for time.Since(t0) < o.duration {
-		if err := sleep(ctx, s, min(time.Second, o.duration-time.Since(t0))); err != nil {
+		if err := benchproc.Sleep(ctx, s, min(time.Second, o.duration-time.Since(t0))); err != nil {
 			return res, err
 		}
 	}
@@ -265,8 +262,8 @@ func runOne(ctx context.Context, o options, name, mode, dir string) (res result,
 	if sk != nil {
 		res.sinkBytesPerS = float64(sk.bytes.Load()-bytes0) / wall
 	}
-	logf("%s / %s: appended %.0f/s, sent %.0f/s, %.2f cores, RSS %.0f MiB (peak %.0f), pending %.0f",
-		name, mode, res.appendedPerS, res.sentPerS, res.cores, mib(res.rssEnd), mib(res.rssHW), res.pending)
+	benchproc.Logf("%s / %s: appended %.0f/s, sent %.0f/s, %.2f cores, RSS %.0f MiB (peak %.0f), pending %.0f",
+		name, mode, res.appendedPerS, res.sentPerS, res.cores, benchproc.MiB(res.rssEnd), benchproc.MiB(res.rssHW), res.pending)
 	return res, nil
 }
 
@@ -282,7 +279,7 @@ func printTable(w io.Writer, o options, rs []result) {
 	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 	for _, r := range rs {
 		fmt.Fprintf(tw, "| %s\t %s\t %.0f\t %.0f\t %.0f\t %.0f\t %.3f\t %.0f\t %.0f\t %.0f\t %.2f\t %s\t\n",
-			r.server, r.mode, r.headSeries, r.appendedPerS, r.sentPerS, r.pending, r.cores, mib(r.rssEnd), mib(r.rssHW),
+			r.server, r.mode, r.headSeries, r.appendedPerS, r.sentPerS, r.pending, r.cores, benchproc.MiB(r.rssEnd), benchproc.MiB(r.rssHW),
 			r.sinkBytesPerS/1024, r.loadgenCores, r.loadavg)
 	}
 	tw.Flush()
@@ -302,10 +299,10 @@ func printTable(w io.Writer, o options, rs []result) {
 		// forwarding run's append rate before it is subtracted.
 		scrapeCores := base.cores * fw.appendedPerS / base.appendedPerS
 		perCore := (fw.cores - scrapeCores) / (fw.sentPerS / 100_000)
-		extra := mib(fw.rssEnd - base.rssEnd)
+		extra := benchproc.MiB(fw.rssEnd - base.rssEnd)
 		cost[name] = [2]float64{perCore, extra}
 		fmt.Fprintf(w, "\n%s: remote write out costs %.3f cores per 100k samples/s sent (%.3f cores − %.3f for scraping %.0f samples/s, at %.0f samples/s sent) and %+.0f MiB RSS at the end of the window (peak %+.0f MiB)",
-			name, perCore, fw.cores, scrapeCores, fw.appendedPerS, fw.sentPerS, extra, mib(fw.rssHW-base.rssHW))
+			name, perCore, fw.cores, scrapeCores, fw.appendedPerS, fw.sentPerS, extra, benchproc.MiB(fw.rssHW-base.rssHW))
 	}
 	if n, ok := cost["nxwatcher"]; ok {
 		if p, ok := cost["prometheus"]; ok && p[0] != 0 {
@@ -313,56 +310,4 @@ func printTable(w io.Writer, o options, rs []result) {
 		}
 	}
 	fmt.Fprintln(w)
-}
-
-// sleep waits d, failing early if the server died or ctx ended.
-func sleep(ctx context.Context, s *benchproc.Server, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.Exited:
-		return fmt.Errorf("%s exited; log tail:\n%s", s.Name, benchproc.Tail(s.LogPath))
-	case <-time.After(d):
-		return nil
-	}
-}
-
-func scrapeConfig(addr string, targets int, interval time.Duration) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\nscrape_configs:\n  - job_name: synthetic\n    static_configs:\n",
-		model.Duration(interval), model.Duration(min(interval, 10*time.Second)))
-	for t := range targets {
-		fmt.Fprintf(&b, "      - targets: ['%s']\n        labels: {__metrics_path__: '/t/%d', shard: 's%d'}\n", addr, t, t)
-	}
-	return b.String()
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the nxwatcher module; pass -nxwatcher")
-	}
-	return filepath.Dir(gomod), nil
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 }

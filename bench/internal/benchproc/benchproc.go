@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // Server is one running server process under test.
@@ -341,4 +343,61 @@ func renderTarget(target, perTarget, variant int) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// Sleep waits d, failing early if the server died or ctx ended.
+func Sleep(ctx context.Context, s *Server, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.Exited:
+		return fmt.Errorf("%s exited; log tail:\n%s", s.Name, Tail(s.LogPath))
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// ScrapeConfig is a prometheus.yml scraping targets synthetic targets at addr.
+func ScrapeConfig(addr string, targets int, interval time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\nscrape_configs:\n  - job_name: synthetic\n    static_configs:\n",
+		model.Duration(interval), model.Duration(min(interval, 10*time.Second)))
+	for t := range targets {
+		fmt.Fprintf(&b, "      - targets: ['%s']\n        labels: {__metrics_path__: '/t/%d', shard: 's%d'}\n", addr, t, t)
+	}
+	return b.String()
+}
+
+// ModuleRoot is the directory of the nxwatcher module the bench runs in.
+func ModuleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the nxwatcher module; pass -nxwatcher")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// LoadAvg is the 1, 5 and 15 minute load averages, "?" when unknown.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// MiB converts bytes to mebibytes.
+func MiB(b int64) float64 { return float64(b) / (1 << 20) }
+
+// Logf logs a timestamped progress line to stderr.
+func Logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
 }
