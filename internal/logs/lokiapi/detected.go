@@ -1,6 +1,7 @@
 package lokiapi
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -29,21 +30,9 @@ const (
 // default), with its number of distinct values.
 func (a *API) DetectedLabels(w http.ResponseWriter, r *http.Request) {
 	a.observe("detected_labels", w, r, func() (any, error) {
-		ms, err := matchersParam(r.Form.Get("query"))
-		if err != nil {
-			return nil, err
-		}
-		q, err := a.querier(r)
-		if err != nil {
-			return nil, err
-		}
-		defer q.Close()
-		ctx, cancel := a.queryContext(r)
-		defer cancel()
-		if ms == nil {
-			ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".*")}
-		}
-		series, err := q.Series(ctx, ms...)
+		series, err := withSelector(a, r, func(ctx context.Context, q *logstore.Querier, ms []*labels.Matcher) ([]labels.Labels, error) {
+			return q.Series(ctx, orAllStreams(ms)...)
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -520,25 +520,40 @@ func (a *API) querier(r *http.Request) (*logstore.Querier, error) {
 	return a.store.Querier(start.UnixNano(), end.UnixNano()+1)
 }
 
+// withSelector parses the optional query= stream selector (nil when
+// absent), opens a querier over the request's range and runs fn with the
+// request's query context: the start of every metadata endpoint.
+func withSelector[T any](a *API, r *http.Request, fn func(context.Context, *logstore.Querier, []*labels.Matcher) (T, error)) (T, error) {
+	var zero T
+	ms, err := matchersParam(r.Form.Get("query"))
+	if err != nil {
+		return zero, err
+	}
+	q, err := a.querier(r)
+	if err != nil {
+		return zero, err
+	}
+	defer q.Close()
+	ctx, cancel := a.queryContext(r)
+	defer cancel()
+	return fn(ctx, q, ms)
+}
+
+// orAllStreams is ms, or a matcher every stream passes when ms is empty.
+func orAllStreams(ms []*labels.Matcher) []*labels.Matcher {
+	if ms == nil {
+		return []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".*")}
+	}
+	return ms
+}
+
 // Labels handles /loki/api/v1/labels.
 func (a *API) Labels(w http.ResponseWriter, r *http.Request) {
 	a.observe("labels", w, r, func() (any, error) {
-		ms, err := matchersParam(r.Form.Get("query"))
-		if err != nil {
-			return nil, err
-		}
-		q, err := a.querier(r)
-		if err != nil {
-			return nil, err
-		}
-		defer q.Close()
-		ctx, cancel := a.queryContext(r)
-		defer cancel()
-		if ms == nil {
-			ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".*")}
-		}
-		names, err := q.LabelNames(ctx, ms...)
-		return stringsResponse{Status: "success", Data: nonNil(names)}, err
+		return withSelector(a, r, func(ctx context.Context, q *logstore.Querier, ms []*labels.Matcher) (any, error) {
+			names, err := q.LabelNames(ctx, orAllStreams(ms)...)
+			return stringsResponse{Status: "success", Data: nonNil(names)}, err
+		})
 	})
 }
 
@@ -561,19 +576,10 @@ func (a *API) LabelValues(w http.ResponseWriter, r *http.Request) {
 		if !validLabelName(name) {
 			return nil, badf("invalid label name %q", name)
 		}
-		ms, err := matchersParam(r.Form.Get("query"))
-		if err != nil {
-			return nil, err
-		}
-		q, err := a.querier(r)
-		if err != nil {
-			return nil, err
-		}
-		defer q.Close()
-		ctx, cancel := a.queryContext(r)
-		defer cancel()
-		vals, err := q.LabelValues(ctx, name, ms...)
-		return stringsResponse{Status: "success", Data: nonNil(vals)}, err
+		return withSelector(a, r, func(ctx context.Context, q *logstore.Querier, ms []*labels.Matcher) (any, error) {
+			vals, err := q.LabelValues(ctx, name, ms...)
+			return stringsResponse{Status: "success", Data: nonNil(vals)}, err
+		})
 	})
 }
 
