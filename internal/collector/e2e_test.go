@@ -195,12 +195,15 @@ func TestDesignDocPipelineToServe(t *testing.T) {
 		}
 	}
 
-	_, metrics := httpGet("http://" + col.metrics + "/metrics")
+	// The exporter counts spans as sent after serve's answer arrives, which
+	// can be after the trace is queryable: poll the counters.
 	want := fmt.Sprint(len(ids) * spansPerTrace)
+	var metrics string
 	for _, name := range []string{"otelcol_receiver_accepted_spans", "otelcol_exporter_sent_spans"} {
-		if total := sumMetric(metrics, name); total != want {
-			t.Errorf("%s sums to %s, want %s", name, total, want)
-		}
+		waitFor(t, 10*time.Second, name+" = "+want, func() bool {
+			_, metrics = httpGet("http://" + col.metrics + "/metrics")
+			return sumMetric(metrics, name) == want
+		})
 	}
 	for _, name := range []string{"otelcol_processor_incoming_items", "otelcol_exporter_queue_size"} {
 		if !strings.Contains(metrics, name) {
