@@ -24,6 +24,39 @@ import (
 // step is 60 s. It reports wall ms and CPU seconds per query (the query may
 // use both cores).
 func BenchmarkHTTPMetricQuery(b *testing.B) {
+	_, api, raw, start, span := millionLines(b)
+	// Every 97th line has status=503. (No json query: these lines are
+	// logfmt, so json would only measure its error path.)
+	for _, q := range []string{
+		`sum by (service) (count_over_time({app="bench"}[1m]))`,
+		`sum by (service) (rate({app="bench"} | logfmt | status >= 500 [1m]))`,
+	} {
+		b.Run(q, func(b *testing.B) {
+			v := url.Values{"query": {q}, "start": {strconv.FormatInt(start.UnixNano(), 10)},
+				"end": {strconv.FormatInt(start.Add(span).UnixNano(), 10)}, "step": {"60"}}
+			req := httptest.NewRequest(http.MethodGet, "/loki/api/v1/query_range?"+v.Encode(), nil)
+			b.ReportAllocs()
+			b.SetBytes(raw)
+			cpu0 := cpuTime()
+			for range b.N {
+				w := httptest.NewRecorder()
+				api.QueryRange(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("%d: %s", w.Code, w.Body)
+				}
+			}
+			cpu := cpuTime() - cpu0
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/query")
+			b.ReportMetric(float64(raw)*float64(b.N)/cpu.Seconds()/1e6, "cpuMB/s")
+		})
+	}
+}
+
+// millionLines builds the store of BenchmarkHTTPMetricQuery: 1M realistic
+// logfmt lines in 50 streams (5 services) over 50 minutes, flushed at the
+// default head size and compacted as Run would.
+func millionLines(b *testing.B) (*logstore.DB, *lokiapi.API, int64, time.Time, time.Duration) {
 	const lines, streams = 1_000_000, 50
 	span := 50 * time.Minute
 	start := time.Now().Add(-time.Hour).Truncate(time.Minute)
@@ -79,30 +112,5 @@ func BenchmarkHTTPMetricQuery(b *testing.B) {
 		}
 	}
 	b.Logf("%d lines, %.0f MB raw, %d blocks", lines, float64(raw)/1e6, len(db.Blocks()))
-	// Every 97th line has status=503. (No json query: these lines are
-	// logfmt, so json would only measure its error path.)
-	for _, q := range []string{
-		`sum by (service) (count_over_time({app="bench"}[1m]))`,
-		`sum by (service) (rate({app="bench"} | logfmt | status >= 500 [1m]))`,
-	} {
-		b.Run(q, func(b *testing.B) {
-			v := url.Values{"query": {q}, "start": {strconv.FormatInt(start.UnixNano(), 10)},
-				"end": {strconv.FormatInt(start.Add(span).UnixNano(), 10)}, "step": {"60"}}
-			req := httptest.NewRequest(http.MethodGet, "/loki/api/v1/query_range?"+v.Encode(), nil)
-			b.ReportAllocs()
-			b.SetBytes(raw)
-			cpu0 := cpuTime()
-			for range b.N {
-				w := httptest.NewRecorder()
-				api.QueryRange(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatalf("%d: %s", w.Code, w.Body)
-				}
-			}
-			cpu := cpuTime() - cpu0
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
-			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/query")
-			b.ReportMetric(float64(raw)*float64(b.N)/cpu.Seconds()/1e6, "cpuMB/s")
-		})
-	}
+	return db, api, raw, start, span
 }

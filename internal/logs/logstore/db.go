@@ -701,6 +701,9 @@ func (db *DB) HeadStats() (streams int, entries, bytes int64) {
 	return h.numStreams(), h.entries.Load(), h.bytes.Load()
 }
 
+// Dir is the store's directory.
+func (db *DB) Dir() string { return db.dir }
+
 // Blocks returns the metas of the current blocks, oldest first.
 func (db *DB) Blocks() []BlockMeta {
 	db.mu.RLock()
