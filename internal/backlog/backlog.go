@@ -47,6 +47,7 @@ type Backlog struct {
 	posSeg  int
 	posOff  int64
 	closed  bool
+	dirty   bool // written since the last Sync
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -219,6 +220,7 @@ func (b *Backlog) Append(p []byte) error {
 	copy(buf[recordHeader:], p)
 	n, err := b.active.Write(buf)
 	b.sizes[last] += int64(n)
+	b.dirty = true
 	if err != nil {
 		return fmt.Errorf("backlog: write: %w", err)
 	}
@@ -350,6 +352,35 @@ func (b *Backlog) Ack(seg int, off int64) error {
 		b.segs = b.segs[1:]
 	}
 	return nil
+}
+
+// Sync fsyncs the segment being written if a record was appended since the
+// last Sync (earlier segments were fsynced when they were cut).
+func (b *Backlog) Sync() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || !b.dirty {
+		return nil
+	}
+	b.dirty = false
+	if err := b.active.Sync(); err != nil {
+		return fmt.Errorf("backlog: sync: %w", err)
+	}
+	return nil
+}
+
+// SetLimits changes the segment size (from the next segment on) and the
+// bound, dropping the oldest unsent segments if the backlog is now over
+// it; it returns the unsent bytes dropped.
+func (b *Backlog) SetLimits(segSize, maxSize int64) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.segSize, b.maxSize = segSize, maxSize
+	before := b.dropped
+	b.enforceLimit()
+	d := b.dropped - before
+	b.dropped = before
+	return d
 }
 
 func (b *Backlog) Close() error {

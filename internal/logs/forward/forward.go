@@ -23,10 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
-	"regexp"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/golang/snappy"
@@ -52,67 +49,132 @@ type Deps struct {
 	Registerer prometheus.Registerer
 }
 
-// Forwarder holds one backlog and sender per endpoint.
+// Forwarder holds one backlog and sender per endpoint. The endpoints can
+// be changed while it runs (ApplyConfig).
 type Forwarder struct {
-	endpoints []*endpoint
-	m         *metrics
-	logger    *slog.Logger
+	set    *backlog.Set
+	m      *metrics
+	logger *slog.Logger
+	// sleep waits between retries; tests shorten it.
+	sleep func(context.Context, time.Duration) bool
 }
 
 type endpoint struct {
-	cfg     EndpointConfig
-	name    string
-	client  *http.Client
-	backlog *backlog.Backlog
-	logger  *slog.Logger
-	m       *metrics
-	sleep   func(context.Context, time.Duration) bool
+	cfg    EndpointConfig
+	name   string
+	client *http.Client
+	logger *slog.Logger
+	m      *metrics
+	sleep  func(context.Context, time.Duration) bool
 }
 
-// Open opens (or recovers) the backlog of every endpoint under dir.
+// Open opens (or recovers) the backlog of every endpoint under dir. With
+// no endpoint it opens nothing on disk; Append then does nothing until
+// ApplyConfig adds one. Backlogs under dir of endpoints no longer
+// configured are dropped (see ApplyConfig).
 func Open(dir string, cfgs []EndpointConfig, deps Deps) (*Forwarder, error) {
-	f := &Forwarder{m: newMetrics(deps.Registerer), logger: deps.Logger.With("component", "logs-forward")}
-	seen := map[string]bool{}
-	for i, cfg := range cfgs {
-		cfg.SetDefaults()
-		if err := cfg.Validate(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("logs.forward[%d]: %w", i, err)
-		}
-		name := cfg.name()
-		if seen[name] {
-			f.Close()
-			return nil, fmt.Errorf("logs.forward[%d]: two endpoints named %q: set name", i, name)
-		}
-		seen[name] = true
-		hc, err := commoncfg.NewClientFromConfig(cfg.HTTPClientConfig, "logs-forward", commoncfg.WithUserAgent("nxwatcher/"+version.Version))
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("logs.forward[%d]: %w", i, err)
-		}
-		hc.Timeout = time.Duration(cfg.Timeout)
-		b, err := backlog.Open(filepath.Join(dir, dirName(name)), int64(cfg.SegmentSize), int64(cfg.MaxBacklog))
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("logs.forward[%d] %s: %w", i, name, err)
-		}
-		e := &endpoint{cfg: cfg, name: name, client: hc, backlog: b, m: f.m, logger: f.logger.With("endpoint", name), sleep: backlog.SleepCtx}
-		f.endpoints = append(f.endpoints, e)
-		f.m.backlog.WithLabelValues(name).Set(float64(b.PendingBytes()))
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Forwarder{m: newMetrics(deps.Registerer), logger: logger.With("component", "logs-forward"), sleep: backlog.SleepCtx}
+	f.set = backlog.NewSet(dir, f.logger, func(name string, n int64) {
+		f.m.droppedBytes.WithLabelValues(name, "endpoint_removed").Add(float64(n))
+		f.m.backlog.DeleteLabelValues(name)
+	})
+	if err := f.ApplyConfig(cfgs); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
 
-var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+// ValidateEndpoints reports every problem of a logs.forward list at once:
+// each endpoint's, and two endpoints with one name.
+func ValidateEndpoints(cfgs []EndpointConfig) error {
+	var errs []error
+	seen := map[string]int{}
+	for i, cfg := range cfgs {
+		cfg.SetDefaults()
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("logs.forward[%d]: %w", i, err))
+			continue
+		}
+		d := backlog.DirName(cfg.name())
+		if j, ok := seen[d]; ok {
+			errs = append(errs, fmt.Errorf("logs.forward[%d]: same name as logs.forward[%d] (%q): set name", i, j, cfg.name()))
+		}
+		seen[d] = i
+	}
+	return errors.Join(errs...)
+}
 
-func dirName(name string) string { return unsafeChars.ReplaceAllString(name, "_") }
+// CheckConfig builds what ApplyConfig would, without changing anything: the
+// prepare half of a reload.
+func (f *Forwarder) CheckConfig(cfgs []EndpointConfig) error {
+	_, err := f.specs(cfgs, true)
+	return err
+}
+
+// ApplyConfig puts a new logs.forward list in force, all or nothing, while
+// the forwarder runs (reload). An endpoint is known by its name (default:
+// the URL's host and path): one whose name stays keeps its backlog, and if
+// anything else changed (URL, auth, limits) its sender restarts with the
+// new settings; an endpoint whose name is gone has its unsent backlog
+// dropped, logged and counted in
+// nxwatcher_logs_forward_dropped_bytes_total{reason="endpoint_removed"}
+// (ADR 0008). To move an endpoint to a new URL without losing its
+// backlog, give it a name.
+func (f *Forwarder) ApplyConfig(cfgs []EndpointConfig) error {
+	specs, err := f.specs(cfgs, false)
+	if err != nil {
+		return err
+	}
+	if err := f.set.Apply(specs); err != nil {
+		return fmt.Errorf("logs.forward: %w", err)
+	}
+	f.m.endpoints.Set(float64(len(specs)))
+	for name, n := range f.set.Pending() {
+		f.m.backlog.WithLabelValues(name).Set(float64(n))
+	}
+	return nil
+}
+
+func (f *Forwarder) specs(cfgs []EndpointConfig, check bool) ([]backlog.Spec, error) {
+	if err := ValidateEndpoints(cfgs); err != nil {
+		return nil, err
+	}
+	specs := make([]backlog.Spec, 0, len(cfgs))
+	for i, cfg := range cfgs {
+		cfg.SetDefaults()
+		name := cfg.name()
+		hc, err := commoncfg.NewClientFromConfig(cfg.HTTPClientConfig, "logs-forward", commoncfg.WithUserAgent("nxwatcher/"+version.Version))
+		if err != nil {
+			return nil, fmt.Errorf("logs.forward[%d]: %w", i, err)
+		}
+		hc.Timeout = time.Duration(cfg.Timeout)
+		if check {
+			hc.CloseIdleConnections()
+			continue
+		}
+		e := &endpoint{cfg: cfg, name: name, client: hc, m: f.m, logger: f.logger.With("endpoint", name), sleep: f.sleep}
+		specs = append(specs, backlog.Spec{
+			Name: name, SegmentSize: int64(cfg.SegmentSize), MaxSize: int64(cfg.MaxBacklog),
+			Config: cfg, Run: e.run, Close: hc.CloseIdleConnections,
+		})
+	}
+	return specs, nil
+}
 
 // Append writes the streams to every endpoint's backlog. When it returns
-// nil they will be pushed, even across a crash of the process.
+// nil they are on disk (they survive a kill -9 of the process at once, a
+// power loss after backlog.SyncInterval) and will be pushed. In
+// forward-only mode (logs.mode: forward-only) this is the only copy, so a
+// push is acknowledged only after Append returned nil.
 func (f *Forwarder) Append(streams []Stream) error {
-	if f == nil || len(f.endpoints) == 0 {
+	if f == nil || f.set.Len() == 0 {
 		return nil
 	}
+	t0 := time.Now()
 	body, entries := encode(streams)
 	if entries == 0 {
 		return nil
@@ -120,18 +182,18 @@ func (f *Forwarder) Append(streams []Stream) error {
 	rec := make([]byte, 4+len(body))
 	binary.BigEndian.PutUint32(rec, uint32(entries))
 	copy(rec[4:], body)
-	var errs []error
-	for _, e := range f.endpoints {
-		if err := e.backlog.Append(rec); err != nil {
-			errs = append(errs, fmt.Errorf("forward to %s: %w", e.name, err))
-			continue
+	err := f.set.Append(rec, func(name string, dropped int64) {
+		f.m.entries.WithLabelValues(name).Add(float64(entries))
+		if dropped > 0 {
+			f.m.droppedBytes.WithLabelValues(name, "backlog_full").Add(float64(dropped))
 		}
-		f.m.entries.WithLabelValues(e.name).Add(float64(entries))
-		if d := e.backlog.TakeDropped(); d > 0 {
-			f.m.droppedBytes.WithLabelValues(e.name, "backlog_full").Add(float64(d))
-		}
+	})
+	if err != nil {
+		f.m.appendFailures.Inc()
+		return err
 	}
-	return errors.Join(errs...)
+	f.m.appendDuration.Observe(time.Since(t0).Seconds())
+	return nil
 }
 
 // encode builds the snappy-compressed protobuf push body.
@@ -160,28 +222,16 @@ func encode(streams []Stream) ([]byte, int) {
 	return snappy.Encode(nil, raw), n
 }
 
-// Run pushes every endpoint's backlog until ctx ends.
-func (f *Forwarder) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, e := range f.endpoints {
-		wg.Add(1)
-		go func() { defer wg.Done(); e.run(ctx) }()
-	}
-	wg.Wait()
-	return nil
-}
+// Run pushes every endpoint's backlog (endpoints added by ApplyConfig
+// included) and fsyncs the backlogs every backlog.SyncInterval, until ctx
+// ends. It returns only then, even with no endpoint.
+func (f *Forwarder) Run(ctx context.Context) error { return f.set.Run(ctx) }
 
 // Close syncs and closes the backlogs; call it after Run returned.
-func (f *Forwarder) Close() error {
-	var errs []error
-	for _, e := range f.endpoints {
-		errs = append(errs, e.backlog.Close())
-	}
-	return errors.Join(errs...)
-}
+func (f *Forwarder) Close() error { return f.set.Close() }
 
-func (e *endpoint) run(ctx context.Context) {
-	e.backlog.Drain(ctx, backlog.Sender{
+func (e *endpoint) run(ctx context.Context, b *backlog.Backlog) {
+	b.Drain(ctx, backlog.Sender{
 		Send:      e.send,
 		Sleep:     e.sleep,
 		RetryWait: time.Duration(e.cfg.MinBackoff),
@@ -252,6 +302,9 @@ type metrics struct {
 	droppedEntries, droppedBytes    *prometheus.CounterVec
 	failedRequests                  *prometheus.CounterVec
 	backlog, lastSuccess            *prometheus.GaugeVec
+	endpoints                       prometheus.Gauge
+	appendFailures                  prometheus.Counter
+	appendDuration                  prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -265,16 +318,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		droppedEntries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nxwatcher_logs_forward_dropped_entries_total",
 			Help: "Log entries dropped because the endpoint refused their push with a 4xx other than 429 (status)."}, []string{"endpoint", "status"}),
 		droppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nxwatcher_logs_forward_dropped_bytes_total",
-			Help: "Backlog bytes dropped unsent: backlog_full (over max_backlog) or corrupt."}, []string{"endpoint", "reason"}),
+			Help: "Backlog bytes dropped unsent: backlog_full (over max_backlog), corrupt, or endpoint_removed (by a reload or restart)."}, []string{"endpoint", "reason"}),
 		failedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nxwatcher_logs_forward_failed_requests_total",
 			Help: "Pushes that failed and will be retried, by status code or error."}, []string{"endpoint", "code"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nxwatcher_logs_forward_backlog_bytes",
 			Help: "Backlog bytes not yet acknowledged by the endpoint."}, []string{"endpoint"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nxwatcher_logs_forward_last_success_timestamp_seconds",
 			Help: "When the endpoint last acknowledged a push."}, []string{"endpoint"}),
+		endpoints: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nxwatcher_logs_forward_endpoints",
+			Help: "Forward endpoints in force."}),
+		appendFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "nxwatcher_logs_forward_append_failures_total",
+			Help: "Accepted batches that could not be written to every backlog (the push is answered 5xx so the client retries)."}),
+		appendDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nxwatcher_logs_forward_append_duration_seconds",
+			Help:    "Time to encode a batch and write it to every backlog (the forwarder's share of a push's latency).",
+			Buckets: prometheus.ExponentialBuckets(25e-6, 4, 8)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.entries, m.sentEntries, m.sentBytes, m.droppedEntries, m.droppedBytes, m.failedRequests, m.backlog, m.lastSuccess)
+		reg.MustRegister(m.entries, m.sentEntries, m.sentBytes, m.droppedEntries, m.droppedBytes, m.failedRequests, m.backlog, m.lastSuccess,
+			m.endpoints, m.appendFailures, m.appendDuration)
 	}
 	return m
 }

@@ -97,8 +97,8 @@ func TestForwardToNXWatcherPushExactlyOnce(t *testing.T) {
 // backlogPending is the unacknowledged bytes of every endpoint.
 func (f *Forwarder) backlogPending() int64 {
 	var n int64
-	for _, e := range f.endpoints {
-		n += e.backlog.PendingBytes()
+	for _, p := range f.set.Pending() {
+		n += p
 	}
 	return n
 }

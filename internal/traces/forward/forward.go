@@ -25,11 +25,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,63 +121,173 @@ func (c *EndpointConfig) name() string {
 	return c.Protocol + "_" + c.Endpoint
 }
 
+// Mode is `traces.mode`: what the node does with an accepted span.
+type Mode string
+
+const (
+	// ModeStore (the default, also spelled "") stores every accepted span
+	// in the local trace store, and forwards it too when traces.forward is
+	// set.
+	ModeStore Mode = "store"
+	// ModeForwardOnly keeps no local trace store or index: the OTLP
+	// receiver's only trace consumer is the forwarder, and a request is
+	// answered once it is in every endpoint's backlog. The Tempo API and the
+	// metrics-generator are off.
+	ModeForwardOnly Mode = "forward-only"
+)
+
+// UnmarshalYAML refuses modes that do not exist.
+func (m *Mode) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err != nil {
+		return err
+	}
+	switch Mode(s) {
+	case "", ModeStore, ModeForwardOnly:
+		*m = Mode(s)
+		return nil
+	}
+	return fmt.Errorf("traces.mode: %q is neither %q nor %q", s, ModeStore, ModeForwardOnly)
+}
+
+// ForwardOnly is true for ModeForwardOnly.
+func (m Mode) ForwardOnly() bool { return m == ModeForwardOnly }
+
+// ValidateMode checks traces.mode against traces.forward: forward-only
+// needs at least one endpoint.
+func ValidateMode(m Mode, endpoints []EndpointConfig) error {
+	switch m {
+	case "", ModeStore:
+		return nil
+	case ModeForwardOnly:
+		if len(endpoints) == 0 {
+			return errors.New("traces.mode: forward-only needs at least one traces.forward endpoint (it keeps no local store)")
+		}
+		return nil
+	}
+	return fmt.Errorf("traces.mode: %q is neither %q nor %q", m, ModeStore, ModeForwardOnly)
+}
+
 // Deps are what the forwarder takes from the composition root.
 type Deps struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
 
-// Forwarder holds one backlog and exporter per endpoint.
+// Forwarder holds one backlog and exporter per endpoint. The endpoints can
+// be changed while it runs (ApplyConfig).
 type Forwarder struct {
-	endpoints []*endpoint
-	m         *metrics
+	set    *backlog.Set
+	m      *metrics
+	logger *slog.Logger
 }
 
 type endpoint struct {
-	cfg     EndpointConfig
-	name    string
-	backlog *backlog.Backlog
-	export  func(ctx context.Context, body []byte) (retry bool, code string, err error)
-	conn    *grpc.ClientConn
-	logger  *slog.Logger
-	m       *metrics
+	cfg    EndpointConfig
+	name   string
+	export func(ctx context.Context, body []byte) (retry bool, code string, err error)
+	conn   *grpc.ClientConn
+	logger *slog.Logger
+	m      *metrics
 }
 
-var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-// Open opens (or recovers) every endpoint's backlog under dir.
+// Open opens (or recovers) every endpoint's backlog under dir. With no
+// endpoint it opens nothing on disk; ConsumeTraces then does nothing until
+// ApplyConfig adds one. Backlogs under dir of endpoints no longer
+// configured are dropped (see ApplyConfig).
 func Open(dir string, cfgs []EndpointConfig, deps Deps) (*Forwarder, error) {
-	f := &Forwarder{m: newMetrics(deps.Registerer)}
-	logger := deps.Logger.With("component", "traces-forward")
-	seen := map[string]bool{}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Forwarder{m: newMetrics(deps.Registerer), logger: logger.With("component", "traces-forward")}
+	f.set = backlog.NewSet(dir, f.logger, func(name string, n int64) {
+		f.m.droppedBytes.WithLabelValues(name, "endpoint_removed").Add(float64(n))
+		f.m.backlog.DeleteLabelValues(name)
+	})
+	if err := f.ApplyConfig(cfgs); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// ValidateEndpoints reports every problem of a traces.forward list at
+// once: each endpoint's, and two endpoints with one name.
+func ValidateEndpoints(cfgs []EndpointConfig) error {
+	var errs []error
+	seen := map[string]int{}
 	for i, cfg := range cfgs {
 		cfg.SetDefaults()
 		if err := cfg.Validate(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("traces.forward[%d]: %w", i, err)
+			errs = append(errs, fmt.Errorf("traces.forward[%d]: %w", i, err))
+			continue
 		}
-		name := cfg.name()
-		if seen[name] {
-			f.Close()
-			return nil, fmt.Errorf("traces.forward[%d]: two endpoints named %q: set name", i, name)
+		d := backlog.DirName(cfg.name())
+		if j, ok := seen[d]; ok {
+			errs = append(errs, fmt.Errorf("traces.forward[%d]: same name as traces.forward[%d] (%q): set name", i, j, cfg.name()))
 		}
-		seen[name] = true
-		e := &endpoint{cfg: cfg, name: name, m: f.m, logger: logger.With("endpoint", name)}
-		if err := e.dial(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("traces.forward[%d]: %w", i, err)
-		}
-		b, err := backlog.Open(filepath.Join(dir, unsafeChars.ReplaceAllString(name, "_")), int64(cfg.SegmentSize), int64(cfg.MaxBacklog))
-		if err != nil {
-			e.closeConn()
-			f.Close()
-			return nil, fmt.Errorf("traces.forward[%d] %s: %w", i, name, err)
-		}
-		e.backlog = b
-		f.endpoints = append(f.endpoints, e)
-		f.m.backlog.WithLabelValues(name).Set(float64(b.PendingBytes()))
+		seen[d] = i
 	}
-	return f, nil
+	return errors.Join(errs...)
+}
+
+// CheckConfig builds what ApplyConfig would (TLS files, gRPC targets)
+// without changing anything: the prepare half of a reload.
+func (f *Forwarder) CheckConfig(cfgs []EndpointConfig) error {
+	_, err := f.specs(cfgs, true)
+	return err
+}
+
+// ApplyConfig puts a new traces.forward list in force, all or nothing,
+// while the forwarder runs (reload). An endpoint is known by its name
+// (default: protocol_endpoint): one whose name stays keeps its backlog, and
+// if anything else changed its exporter restarts with the new settings; an
+// endpoint whose name is gone has its unsent backlog dropped, logged and
+// counted in nxwatcher_traces_forward_dropped_bytes_total{reason="endpoint_removed"}
+// (ADR 0008). To move an endpoint without losing its backlog, give it a
+// name.
+func (f *Forwarder) ApplyConfig(cfgs []EndpointConfig) error {
+	specs, err := f.specs(cfgs, false)
+	if err != nil {
+		return err
+	}
+	if err := f.set.Apply(specs); err != nil {
+		return fmt.Errorf("traces.forward: %w", err)
+	}
+	f.m.endpoints.Set(float64(len(specs)))
+	for name, n := range f.set.Pending() {
+		f.m.backlog.WithLabelValues(name).Set(float64(n))
+	}
+	return nil
+}
+
+func (f *Forwarder) specs(cfgs []EndpointConfig, check bool) ([]backlog.Spec, error) {
+	if err := ValidateEndpoints(cfgs); err != nil {
+		return nil, err
+	}
+	specs := make([]backlog.Spec, 0, len(cfgs))
+	fail := func(err error) ([]backlog.Spec, error) {
+		for _, sp := range specs {
+			sp.Close()
+		}
+		return nil, err
+	}
+	for i, cfg := range cfgs {
+		cfg.SetDefaults()
+		name := cfg.name()
+		e := &endpoint{cfg: cfg, name: name, m: f.m, logger: f.logger.With("endpoint", name)}
+		if err := e.dial(); err != nil {
+			return fail(fmt.Errorf("traces.forward[%d]: %w", i, err))
+		}
+		specs = append(specs, backlog.Spec{
+			Name: name, SegmentSize: int64(cfg.SegmentSize), MaxSize: int64(cfg.MaxBacklog),
+			Config: cfg, Run: e.run, Close: e.closeConn,
+		})
+	}
+	if check {
+		return fail(nil)
+	}
+	return specs, nil
 }
 
 func (e *endpoint) dial() error {
@@ -269,12 +376,17 @@ func (e *endpoint) closeConn() {
 	}
 }
 
-// ConsumeTraces writes the spans to every endpoint's backlog; when it
-// returns nil they will be exported, even across a crash.
+// ConsumeTraces writes the spans to every endpoint's backlog. When it
+// returns nil they are on disk (they survive a kill -9 of the process at
+// once, a power loss after backlog.SyncInterval) and will be exported. In
+// forward-only mode (traces.mode: forward-only) the forwarder is the OTLP
+// receiver's only consumer: the sender is acknowledged only after this
+// returned nil.
 func (f *Forwarder) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
-	if f == nil || len(f.endpoints) == 0 || td.SpanCount() == 0 {
+	if f == nil || f.set.Len() == 0 || td.SpanCount() == 0 {
 		return nil
 	}
+	t0 := time.Now()
 	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 	if err != nil {
 		return fmt.Errorf("traces forward: marshal: %w", err)
@@ -283,43 +395,30 @@ func (f *Forwarder) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	rec := make([]byte, 4+len(body))
 	binary.BigEndian.PutUint32(rec, uint32(spans))
 	copy(rec[4:], body)
-	var errs []error
-	for _, e := range f.endpoints {
-		if err := e.backlog.Append(rec); err != nil {
-			errs = append(errs, fmt.Errorf("traces forward to %s: %w", e.name, err))
-			continue
+	err = f.set.Append(rec, func(name string, dropped int64) {
+		f.m.spans.WithLabelValues(name).Add(float64(spans))
+		if dropped > 0 {
+			f.m.droppedBytes.WithLabelValues(name, "backlog_full").Add(float64(dropped))
 		}
-		f.m.spans.WithLabelValues(e.name).Add(float64(spans))
-		if d := e.backlog.TakeDropped(); d > 0 {
-			f.m.droppedBytes.WithLabelValues(e.name, "backlog_full").Add(float64(d))
-		}
+	})
+	if err != nil {
+		f.m.appendFailures.Inc()
+		return fmt.Errorf("traces %w", err)
 	}
-	return errors.Join(errs...)
-}
-
-// Run exports every endpoint's backlog until ctx ends.
-func (f *Forwarder) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, e := range f.endpoints {
-		wg.Add(1)
-		go func() { defer wg.Done(); e.run(ctx) }()
-	}
-	wg.Wait()
+	f.m.appendDuration.Observe(time.Since(t0).Seconds())
 	return nil
 }
 
-// Close closes the backlogs and connections; call it after Run returned.
-func (f *Forwarder) Close() error {
-	var errs []error
-	for _, e := range f.endpoints {
-		errs = append(errs, e.backlog.Close())
-		e.closeConn()
-	}
-	return errors.Join(errs...)
-}
+// Run exports every endpoint's backlog (endpoints added by ApplyConfig
+// included) and fsyncs the backlogs every backlog.SyncInterval, until ctx
+// ends. It returns only then, even with no endpoint.
+func (f *Forwarder) Run(ctx context.Context) error { return f.set.Run(ctx) }
 
-func (e *endpoint) run(ctx context.Context) {
-	e.backlog.Drain(ctx, backlog.Sender{
+// Close closes the backlogs and connections; call it after Run returned.
+func (f *Forwarder) Close() error { return f.set.Close() }
+
+func (e *endpoint) run(ctx context.Context, b *backlog.Backlog) {
+	b.Drain(ctx, backlog.Sender{
 		Send:      e.send,
 		Sleep:     backlog.SleepCtx,
 		RetryWait: time.Duration(e.cfg.MinBackoff),
@@ -357,6 +456,9 @@ func (e *endpoint) send(ctx context.Context, rec []byte) bool {
 type metrics struct {
 	spans, sentSpans, droppedSpans, droppedBytes, failedRequests *prometheus.CounterVec
 	backlog                                                      *prometheus.GaugeVec
+	endpoints                                                    prometheus.Gauge
+	appendFailures                                               prometheus.Counter
+	appendDuration                                               prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -368,14 +470,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		droppedSpans: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nxwatcher_traces_forward_dropped_spans_total",
 			Help: "Spans dropped because the endpoint refused them with a non-retryable code."}, []string{"endpoint", "code"}),
 		droppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nxwatcher_traces_forward_dropped_bytes_total",
-			Help: "Backlog bytes dropped unsent: backlog_full (over max_backlog) or corrupt."}, []string{"endpoint", "reason"}),
+			Help: "Backlog bytes dropped unsent: backlog_full (over max_backlog), corrupt, or endpoint_removed (by a reload or restart)."}, []string{"endpoint", "reason"}),
 		failedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nxwatcher_traces_forward_failed_requests_total",
 			Help: "Exports that failed and will be retried, by code."}, []string{"endpoint", "code"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nxwatcher_traces_forward_backlog_bytes",
 			Help: "Backlog bytes not yet acknowledged by the endpoint."}, []string{"endpoint"}),
+		endpoints: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nxwatcher_traces_forward_endpoints",
+			Help: "Forward endpoints in force."}),
+		appendFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "nxwatcher_traces_forward_append_failures_total",
+			Help: "Accepted requests that could not be written to every backlog (the sender gets a retryable error)."}),
+		appendDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nxwatcher_traces_forward_append_duration_seconds",
+			Help:    "Time to encode a request and write it to every backlog (the forwarder's share of an export's latency).",
+			Buckets: prometheus.ExponentialBuckets(25e-6, 4, 8)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.spans, m.sentSpans, m.droppedSpans, m.droppedBytes, m.failedRequests, m.backlog)
+		reg.MustRegister(m.spans, m.sentSpans, m.droppedSpans, m.droppedBytes, m.failedRequests, m.backlog,
+			m.endpoints, m.appendFailures, m.appendDuration)
 	}
 	return m
 }
