@@ -27,6 +27,27 @@
 //	GET       /loki/api/v1/status/buildinfo     BuildInfo
 //	GET       /loki/api/v1/tail                 Tail (WebSocket)
 //	GET       /ready                            ReadyHandler
+//
+// Tenancy (logs.auth_enabled, as Loki's auth_enabled; ADR 0034): off, every
+// request is tenant "fake" and Deps.Store (or Deps.Tenants("fake")) serves
+// it. On, every request but buildinfo, format_query and /ready needs
+// X-Scope-OrgID (401 "no org id" without, 400 for an ID outside Loki's
+// rules), and Deps.Tenants gives each tenant its own store: a tenant never
+// sees another's streams, labels, series or tails.
+//
+// Query concurrency (logs.querier, ADR 0035): query, query_range, labels,
+// label values, series, index stats and volume, detected_* and patterns
+// pass a tenancy.Gate: max_concurrent at once, then up to
+// max_outstanding_per_tenant of a tenant wait up to queue_timeout; the rest
+// get 429 "too many outstanding requests" and count in
+// nxwatcher_logs_queries_rejected_total{reason}.
+//
+// Forward-only (ADR 0036): with Deps.Store and Deps.Tenants nil and
+// Deps.Forward set, the node keeps no logs. Routes stays the same: push
+// (Loki and OTLP) validates what it can without a store (labels, line size,
+// timestamps, metadata, ingestion rate) and hands accepted streams to
+// Forward; every read endpoint and tail answers 400 saying the node is
+// forward-only.
 package lokiapi
 
 import (
@@ -45,6 +66,7 @@ import (
 
 	"github.com/nx-watcher/nxwatcher/internal/logs/logql"
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 )
 
 // Store is what the API needs from the log store; *logstore.DB implements it.
@@ -59,7 +81,14 @@ type Store interface {
 type Deps struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Store      Store
+	// Store is the one store when tenancy is off. Leave it nil and set
+	// Tenants for per-tenant stores (required with auth_enabled), or leave
+	// both nil with Forward set for a forward-only node.
+	Store Store
+	// Tenants gives a tenant's store: write true for a push (opened and
+	// created on first use), false for a query (a shared empty store when
+	// the tenant never wrote). TenantStores adapts a tenancy.Set.
+	Tenants func(tenant string, write bool) (Store, error)
 	// Now is the clock, for tests; defaults to time.Now.
 	Now func() time.Time
 	// Version is reported by /loki/api/v1/status/buildinfo.
@@ -73,6 +102,9 @@ type Deps struct {
 
 // AcceptedStream is one stream's entries of a push that passed the limits.
 type AcceptedStream struct {
+	// Tenant is the push's tenant ("fake" with tenancy off); a forwarder
+	// sends it on as X-Scope-OrgID.
+	Tenant  string
 	Labels  labels.Labels
 	Entries []logstore.Entry
 }
@@ -84,9 +116,26 @@ type Route struct {
 	Handler http.HandlerFunc
 }
 
+// TenantStores adapts a set of per-tenant log stores to Deps.Tenants.
+func TenantStores(set *tenancy.Set[*logstore.DB]) func(tenant string, write bool) (Store, error) {
+	return func(tenant string, write bool) (Store, error) {
+		get := set.Read
+		if write {
+			get = set.Get
+		}
+		db, err := get(tenant)
+		if err != nil {
+			return nil, err
+		}
+		return db, nil
+	}
+}
+
 // API serves the Loki HTTP API.
 type API struct {
-	store   Store
+	store   Store // the one store, or nil
+	tenants func(string, bool) (Store, error)
+	auth    bool // logs.auth_enabled, fixed at New
 	forward func([]AcceptedStream) error
 	version string
 	logger  *slog.Logger
@@ -94,12 +143,16 @@ type API struct {
 	m       *apiMetrics
 	limits  atomic.Pointer[Limits]
 	engine  atomic.Pointer[logql.Engine]
-	// limiter is replaced, full, whenever the rate or burst changes: a
+	// limiters (one per tenant, as Loki's ingestion_rate_mb is per
+	// tenant) are replaced, full, whenever the rate or burst changes: a
 	// limiter adjusted in place keeps its (possibly empty) bucket, and
 	// rate.Limiter's SetLimit/SetBurst read the wall clock while pushes use
-	// the injected one. Only a.now drives it.
-	limiter   atomic.Pointer[rate.Limiter]
+	// the injected one. Only a.now drives them.
+	limiters  atomic.Pointer[tenantLimiters]
 	limiterMu sync.Mutex
+	gate      atomic.Pointer[tenancy.Gate]
+	// limited records the *Limits last given to each per-tenant store.
+	limited sync.Map // Store → *Limits
 
 	labelCacheMu sync.Mutex
 	labelCache   map[string]cachedLabels
@@ -112,8 +165,13 @@ type API struct {
 
 // New builds the API. cfg must have passed Validate.
 func New(cfg Config, deps Deps) (*API, error) {
-	if deps.Store == nil {
-		return nil, errors.New("new loki api: no store")
+	switch {
+	case deps.Store == nil && deps.Tenants == nil && deps.Forward == nil:
+		return nil, errors.New("new loki api: no store, no per-tenant stores and no forwarder")
+	case deps.Store != nil && deps.Tenants != nil:
+		return nil, errors.New("new loki api: give Store or Tenants, not both")
+	case cfg.AuthEnabled && deps.Store != nil:
+		return nil, errors.New("new loki api: logs.auth_enabled needs per-tenant stores (Deps.Tenants), not one Store")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -123,6 +181,8 @@ func New(cfg Config, deps Deps) (*API, error) {
 	}
 	a := &API{
 		store:      deps.Store,
+		tenants:    deps.Tenants,
+		auth:       cfg.AuthEnabled,
 		forward:    deps.Forward,
 		version:    deps.Version,
 		logger:     deps.Logger.With("component", "lokiapi"),
@@ -148,12 +208,71 @@ func (a *API) ApplyConfig(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("apply logs config: %w", err)
 	}
+	if a.limits.Load() != nil && cfg.AuthEnabled != a.auth {
+		return errors.New("apply logs config: logs.auth_enabled changes only with a restart")
+	}
 	l := cfg.Limits
 	a.limits.Store(&l)
 	a.engine.Store(logql.NewEngine(l.engineOpts()))
 	a.setRate(l.IngestionRateMB, l.IngestionBurstSizeMB)
-	a.store.SetLimits(l.storeLimits())
+	if gc := cfg.Querier.gateConfig(); a.gate.Load() == nil || a.gate.Load().Config() != gc {
+		a.gate.Store(tenancy.NewGate(gc))
+	}
+	if a.store != nil {
+		a.store.SetLimits(l.storeLimits())
+	}
+	// Per-tenant stores get the new limits when next used (storeFor).
 	return nil
+}
+
+// errForwardOnly answers reads on a node that keeps no logs.
+var errForwardOnly = &httpError{status: http.StatusBadRequest, msg: "this node is forward-only (logs.forward without a local log store): it accepts pushes and answers no queries; query the Loki it forwards to"}
+
+// httpError is an error with the status to answer it with.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// tenantOf reads the request's tenant: "fake" with tenancy off; with it
+// on, X-Scope-OrgID, required and valid.
+func (a *API) tenantOf(r *http.Request) (string, error) {
+	t, err := tenancy.FromHTTP(r, a.auth)
+	if err != nil {
+		return "", &httpError{status: tenancy.Status(err), msg: err.Error()}
+	}
+	return t, nil
+}
+
+// storeFor is tenant's store: for a push (write) opened on first use; for
+// a query the tenant's, or an empty one when it never wrote. nil, nil on
+// a forward-only node.
+func (a *API) storeFor(tenant string, write bool) (Store, error) {
+	if a.tenants == nil {
+		return a.store, nil
+	}
+	st, err := a.tenants(tenant, write)
+	if err != nil {
+		return nil, fmt.Errorf("open log store of tenant %s: %w", tenant, err)
+	}
+	if lim := a.limits.Load(); lim != nil {
+		if prev, ok := a.limited.Load(st); !ok || prev.(*Limits) != lim {
+			st.SetLimits(lim.storeLimits())
+			a.limited.Store(st, lim)
+		}
+	}
+	return st, nil
+}
+
+// readStore is storeFor(tenant, false), refusing on a forward-only node.
+func (a *API) readStore(tenant string) (Store, error) {
+	st, err := a.storeFor(tenant, false)
+	if err == nil && st == nil {
+		return nil, errForwardOnly
+	}
+	return st, err
 }
 
 // setRate installs a new, full limiter when the rate or burst changed, so a
@@ -167,14 +286,41 @@ func (a *API) setRate(rateMB, burstMB float64) {
 	}
 	a.limiterMu.Lock()
 	defer a.limiterMu.Unlock()
-	if cur := a.limiter.Load(); cur != nil && cur.Limit() == limit && cur.Burst() == burst {
+	if cur := a.limiters.Load(); cur != nil && cur.limit == limit && cur.burst == burst {
 		return
 	}
-	a.limiter.Store(rate.NewLimiter(limit, burst))
+	a.limiters.Store(&tenantLimiters{limit: limit, burst: burst, m: map[string]*rate.Limiter{}})
 }
 
-// Ready reports whether the store is open and serving.
-func (a *API) Ready() bool { return a.store.Ready() }
+// tenantLimiters are the ingestion rate limiters of one rate and burst,
+// one per tenant, each full when first used.
+type tenantLimiters struct {
+	limit rate.Limit
+	burst int
+	mu    sync.Mutex
+	m     map[string]*rate.Limiter
+}
+
+func (t *tenantLimiters) get(tenant string) *rate.Limiter {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.m[tenant]
+	if l == nil {
+		l = rate.NewLimiter(t.limit, t.burst)
+		t.m[tenant] = l
+	}
+	return l
+}
+
+// Ready reports whether the store is open and serving (the "fake"
+// tenant's with per-tenant stores; always on a forward-only node).
+func (a *API) Ready() bool {
+	st, err := a.storeFor(tenancy.Default, false)
+	if err != nil {
+		return false
+	}
+	return st == nil || st.Ready()
+}
 
 // Close ends running tails and waits for them.
 func (a *API) Close() error {
@@ -231,6 +377,7 @@ type apiMetrics struct {
 	discardedEntries *prometheus.CounterVec
 	discardedBytes   *prometheus.CounterVec
 	queries          *prometheus.CounterVec
+	queriesRejected  *prometheus.CounterVec
 	queryDuration    *prometheus.HistogramVec
 	tails            prometheus.Gauge
 }
@@ -244,11 +391,12 @@ func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
 		discardedEntries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "discarded_entries_total", Help: "Log entries refused, by Loki's reason name."}, []string{"reason"}),
 		discardedBytes:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "discarded_bytes_total", Help: "Bytes of log lines refused, by reason."}, []string{"reason"}),
 		queries:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "queries_total", Help: "Read requests by endpoint and HTTP status code."}, []string{"endpoint", "code"}),
+		queriesRejected:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "queries_rejected_total", Help: "Read requests refused with 429 by the query concurrency limit (logs.querier), by reason: queue_full or queue_timeout."}, []string{"reason"}),
 		queryDuration:    prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "query_duration_seconds", Help: "Read request latency by endpoint.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, []string{"endpoint"}),
 		tails:            prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "active_tails", Help: "Open tail WebSockets."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pushRequests, m.receivedEntries, m.receivedBytes, m.discardedEntries, m.discardedBytes, m.queries, m.queryDuration, m.tails} {
+		for _, c := range []prometheus.Collector{m.pushRequests, m.receivedEntries, m.receivedBytes, m.discardedEntries, m.discardedBytes, m.queries, m.queriesRejected, m.queryDuration, m.tails} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register metrics: %w", err)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nx-watcher/nxwatcher/internal/logs/logql"
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 	"github.com/nx-watcher/nxwatcher/internal/units"
 )
 
@@ -23,6 +24,31 @@ type Config struct {
 	WAL           WALConfig     `yaml:"wal"`
 	Storage       StorageConfig `yaml:"storage"`
 	Limits        Limits        `yaml:"limits"`
+	// AuthEnabled is Loki's auth_enabled: every request must name its
+	// tenant in X-Scope-OrgID and each tenant's logs are kept and queried
+	// apart. Off (the default) every request is tenant "fake". Restart only.
+	AuthEnabled bool `yaml:"auth_enabled"`
+	// Querier bounds concurrent queries (Loki's querier and query-frontend
+	// settings).
+	Querier QuerierConfig `yaml:"querier"`
+}
+
+// QuerierConfig bounds the read endpoints' concurrency.
+type QuerierConfig struct {
+	// MaxConcurrent is Loki's querier.max_concurrent (default 4): queries
+	// evaluated at once. 0 = no limit.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxOutstandingPerTenant is Loki's query-frontend
+	// max_outstanding_per_tenant: queries of one tenant that may wait for
+	// a free slot; more are refused with 429 at once.
+	MaxOutstandingPerTenant int `yaml:"max_outstanding_per_tenant"`
+	// QueueTimeout is how long a query waits for a free slot before it is
+	// refused with 429 (ours: Loki's queue has only query_timeout).
+	QueueTimeout model.Duration `yaml:"queue_timeout"`
+}
+
+func (q QuerierConfig) gateConfig() tenancy.GateConfig {
+	return tenancy.GateConfig{MaxConcurrent: q.MaxConcurrent, MaxQueuedPerTenant: q.MaxOutstandingPerTenant, MaxWait: time.Duration(q.QueueTimeout)}
 }
 
 // WALConfig controls durability.
@@ -130,6 +156,11 @@ func DefaultConfig() Config {
 			DiscoverServiceName:               defaultDiscoverServiceName(),
 			DiscoverLogLevels:                 true,
 		},
+		Querier: QuerierConfig{
+			MaxConcurrent:           4,
+			MaxOutstandingPerTenant: 2048,
+			QueueTimeout:            model.Duration(30 * time.Second),
+		},
 	}
 }
 
@@ -203,6 +234,9 @@ func (c Config) Validate() error {
 	}
 	if l.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("logs.limits.query_timeout: must be positive"))
+	}
+	if q := c.Querier; q.MaxConcurrent < 0 || q.MaxOutstandingPerTenant < 0 || q.QueueTimeout < 0 {
+		errs = append(errs, errors.New("logs.querier: max_concurrent, max_outstanding_per_tenant and queue_timeout must not be negative (max_concurrent 0 = no limit)"))
 	}
 	return errors.Join(errs...)
 }

@@ -29,8 +29,8 @@ const (
 // of the streams the selector matches in the range (the last 6 hours by
 // default), with its number of distinct values.
 func (a *API) DetectedLabels(w http.ResponseWriter, r *http.Request) {
-	a.observe("detected_labels", w, r, func() (any, error) {
-		series, err := withSelector(a, r, func(ctx context.Context, q *logstore.Querier, ms []*labels.Matcher) ([]labels.Labels, error) {
+	a.query("detected_labels", w, r, func(st Store) (any, error) {
+		series, err := withSelector(a, st, r, func(ctx context.Context, q *logstore.Querier, ms []*labels.Matcher) ([]labels.Labels, error) {
 			return q.Series(ctx, orAllStreams(ms)...)
 		})
 		if err != nil {
@@ -116,7 +116,7 @@ type detectedField struct {
 // with every field of every line: its structured metadata, the labels its
 // pipeline extracted, and the fields of the line itself as the logfmt or
 // json parser would find them.
-func (a *API) scanFields(r *http.Request, fn func(name, value, parser string, path []string)) error {
+func (a *API) scanFields(st Store, r *http.Request, fn func(name, value, parser string, path []string)) error {
 	qs := r.Form.Get("query")
 	if qs == "" {
 		return badf("query parameter is required")
@@ -141,7 +141,7 @@ func (a *API) scanFields(r *http.Request, fn func(name, value, parser string, pa
 	limit = min(limit, a.limits.Load().MaxEntriesLimitPerQuery)
 	ctx, cancel := a.queryContext(r)
 	defer cancel()
-	res, err := a.engine.Load().Eval(ctx, a.store, expr, logql.Params{Start: start, End: end, Limit: limit, Backward: true, Categorize: true})
+	res, err := a.engine.Load().Eval(ctx, st, expr, logql.Params{Start: start, End: end, Limit: limit, Backward: true, Categorize: true})
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func (a *API) scanFields(r *http.Request, fn func(name, value, parser string, pa
 
 // DetectedFields handles /loki/api/v1/detected_fields.
 func (a *API) DetectedFields(w http.ResponseWriter, r *http.Request) {
-	a.observe("detected_fields", w, r, func() (any, error) {
+	a.query("detected_fields", w, r, func(st Store) (any, error) {
 		fieldLimit := defaultDetectedFieldLimit
 		if s := r.Form.Get("field_limit"); s != "" {
 			n, err := strconv.Atoi(s)
@@ -174,7 +174,7 @@ func (a *API) DetectedFields(w http.ResponseWriter, r *http.Request) {
 			fieldLimit = n
 		}
 		fields := map[string]*detectedField{}
-		err := a.scanFields(r, func(name, value, parser string, path []string) {
+		err := a.scanFields(st, r, func(name, value, parser string, path []string) {
 			f := fields[name]
 			if f == nil {
 				if len(fields) >= fieldLimit {
@@ -218,7 +218,7 @@ func (a *API) DetectedFields(w http.ResponseWriter, r *http.Request) {
 
 // DetectedFieldValues handles /loki/api/v1/detected_field/{name}/values.
 func (a *API) DetectedFieldValues(w http.ResponseWriter, r *http.Request) {
-	a.observe("detected_field_values", w, r, func() (any, error) {
+	a.query("detected_field_values", w, r, func(st Store) (any, error) {
 		name := r.PathValue("name")
 		if name == "" {
 			p := strings.TrimPrefix(r.URL.Path, "/loki/api/v1/detected_field/")
@@ -236,7 +236,7 @@ func (a *API) DetectedFieldValues(w http.ResponseWriter, r *http.Request) {
 			limit = n
 		}
 		vals := map[string]struct{}{}
-		err := a.scanFields(r, func(n, v, _ string, _ []string) {
+		err := a.scanFields(st, r, func(n, v, _ string, _ []string) {
 			if n == name && len(vals) < limit {
 				vals[v] = struct{}{}
 			}
@@ -398,7 +398,7 @@ func isBytes(v string) bool {
 // pattern (variable tokens replaced with <_>), each with its count per
 // step, the most frequent first. At most maxPatternLines lines are read.
 func (a *API) Patterns(w http.ResponseWriter, r *http.Request) {
-	a.observe("patterns", w, r, func() (any, error) {
+	a.query("patterns", w, r, func(st Store) (any, error) {
 		sel, err := logql.ParseLogSelector(r.Form.Get("query"))
 		if err != nil {
 			return nil, err
@@ -419,7 +419,7 @@ func (a *API) Patterns(w http.ResponseWriter, r *http.Request) {
 		if logql.Points(start, end, step) > logql.MaxPoints {
 			return nil, badf("exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter")
 		}
-		q, err := a.store.Querier(start.UnixNano(), end.UnixNano()+1)
+		q, err := st.Querier(start.UnixNano(), end.UnixNano()+1)
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 )
 
 // indexedResourceAttributes are Loki 3's default resource attributes stored
@@ -43,8 +45,23 @@ var indexedResourceAttributes = map[string]bool{
 //     records it already holds as exact duplicates.
 //
 // The error also unwraps to the *PushError with Loki's status.
-func (a *API) ConsumeLogs(_ context.Context, ld plog.Logs) error {
-	return a.otlpResult(a.ingestResult(otlpToStreams(ld, a.now().UnixNano()), "otlp"))
+//
+// The tenant is the one the OTLP receiver put in ctx (tenancy.FromContext);
+// with logs.auth_enabled a ctx without one is refused as invalid input
+// ("no org id"), with it off the records are tenant "fake" whatever ctx says.
+func (a *API) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	tenant := tenancy.Default
+	if a.auth {
+		t, ok := tenancy.FromContext(ctx)
+		if !ok {
+			return fmt.Errorf("%w: %w", otlp.ErrInvalidInput, tenancy.ErrNoOrgID)
+		}
+		if err := tenancy.ValidateID(t); err != nil {
+			return fmt.Errorf("%w: %w", otlp.ErrInvalidInput, err)
+		}
+		tenant = t
+	}
+	return a.otlpResult(a.ingestResult(tenant, otlpToStreams(ld, a.now().UnixNano()), "otlp"))
 }
 
 // otlpError carries a refusal as the OTLP receiver expects it while
@@ -97,6 +114,13 @@ func (a *API) OTLPLogs(w http.ResponseWriter, r *http.Request) {
 		a.m.discardedEntries.WithLabelValues(reasonMalformed).Inc()
 		http.Error(w, msg, status)
 	}
+	tenant, terr := a.tenantOf(r)
+	if terr != nil {
+		he := terr.(*httpError)
+		code = he.status
+		http.Error(w, he.msg, he.status)
+		return
+	}
 	if ct != "application/json" && ct != "application/x-protobuf" {
 		fail(http.StatusUnsupportedMediaType, "unsupported Content-Type "+strconv.Quote(ct)+": use application/x-protobuf or application/json")
 		return
@@ -119,7 +143,7 @@ func (a *API) OTLPLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := plogotlp.NewExportResponse()
 	var partial *otlp.PartialSuccessError
-	if err := a.otlpResult(a.ingestResult(otlpToStreams(req.Logs(), a.now().UnixNano()), "otlp")); errors.As(err, &partial) {
+	if err := a.otlpResult(a.ingestResult(tenant, otlpToStreams(req.Logs(), a.now().UnixNano()), "otlp")); errors.As(err, &partial) {
 		// Stored in part: 200 with partial_success, as the OTLP spec says.
 		resp.PartialSuccess().SetRejectedLogRecords(partial.Rejected)
 		resp.PartialSuccess().SetErrorMessage(partial.Reason)

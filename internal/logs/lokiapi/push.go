@@ -74,6 +74,11 @@ func (a *API) Push(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) push(r *http.Request, format, ct string) *PushError {
+	tenant, terr := a.tenantOf(r)
+	if terr != nil {
+		he := terr.(*httpError)
+		return &PushError{Status: he.status, Msg: he.msg}
+	}
 	lim := a.limits.Load()
 	body, perr := readBody(r, int64(lim.MaxPushBodySize))
 	if perr != nil {
@@ -100,7 +105,7 @@ func (a *API) push(r *http.Request, format, ct string) *PushError {
 		a.m.discardedEntries.WithLabelValues(reasonMalformed).Inc()
 		return &PushError{Status: http.StatusBadRequest, Msg: err.Error()}
 	}
-	return a.ingest(streams, format)
+	return a.ingest(tenant, streams, format)
 }
 
 // readBody reads the body with a size cap, undoing Content-Encoding.
@@ -294,15 +299,14 @@ func validLabelName(n string) bool {
 // ingest validates streams, applies limits and commits what is valid. The
 // valid entries of a push are kept even when others are refused, and the
 // answer names every refusal (up to ten messages) with Loki's wording.
-func (a *API) ingest(streams []pushStream, format string) *PushError {
-	return a.ingestResult(streams, format).err
+func (a *API) ingest(tenant string, streams []pushStream, format string) *PushError {
+	return a.ingestResult(tenant, streams, format).err
 }
 
-func (a *API) ingestResult(streams []pushStream, format string) ingestResult {
+func (a *API) ingestResult(tenant string, streams []pushStream, format string) ingestResult {
 	lim := a.limits.Load()
 	now := a.now()
 	rj := &rejections{a: a}
-	app := a.store.Appender()
 	total, totalBytes := 0, 0
 	var ok []accepted
 	received := 0
@@ -354,12 +358,26 @@ func (a *API) ingestResult(streams []pushStream, format string) ingestResult {
 		total += len(keep)
 		totalBytes += entryBytes(keep)
 	}
-	if totalBytes > 0 && !a.limiter.Load().AllowN(now, totalBytes) {
+	if totalBytes > 0 && !a.limiters.Load().get(tenant).AllowN(now, totalBytes) {
 		rj.add(http.StatusTooManyRequests, reasonRateLimited, total, totalBytes,
-			fmt.Sprintf("Ingestion rate limit exceeded for user fake (limit: %d bytes/sec) while attempting to ingest '%d' lines totaling '%d' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased",
-				int64(lim.IngestionRateMB*(1<<20)), total, totalBytes))
+			fmt.Sprintf("Ingestion rate limit exceeded for user %s (limit: %d bytes/sec) while attempting to ingest '%d' lines totaling '%d' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased",
+				tenant, int64(lim.IngestionRateMB*(1<<20)), total, totalBytes))
 		return result(rj.err())
 	}
+	if len(ok) == 0 {
+		return result(rj.err())
+	}
+	st, err := a.storeFor(tenant, true)
+	if err != nil {
+		rj.retryable += total
+		rj.entriesBad += total
+		a.logger.Error("open tenant store", "tenant", tenant, "err", err)
+		return result(&PushError{Status: http.StatusServiceUnavailable, Msg: "store push: " + err.Error()})
+	}
+	if st == nil { // forward-only: the forwarder persists before it returns
+		return a.forwardResult(tenant, ok, total, rj, result)
+	}
+	app := st.Appender()
 	for _, s := range ok {
 		for _, e := range s.es {
 			app.Append(s.ls, e)
@@ -380,36 +398,45 @@ func (a *API) ingestResult(streams []pushStream, format string) ingestResult {
 		a.logger.Error("commit push", "err", err)
 		return result(&PushError{Status: http.StatusInternalServerError, Msg: "store push: " + err.Error()})
 	}
-	if fwd := a.forward; fwd != nil {
-		streams := make([]AcceptedStream, len(ok))
-		for i, s := range ok {
-			streams[i] = AcceptedStream{Labels: s.ls, Entries: s.es}
-		}
-		if err := fwd(streams); err != nil {
-			rj.retryable += total
-			rj.entriesBad += total
-			a.logger.Error("forward push", "err", err)
-			return result(&PushError{Status: http.StatusServiceUnavailable, Msg: "forward push: " + err.Error()})
+	if a.forward != nil {
+		if r := a.forwardResult(tenant, ok, total, rj, result); r.err != nil && r.err.Status == http.StatusServiceUnavailable {
+			return r
 		}
 	}
 	// Tails see what was stored: not the refused entries, nor a retry's
 	// lines the store already held.
 	for _, s := range app.Stored() {
-		a.notifyTails(s.Labels, s.Entries)
+		a.notifyTails(tenant, s.Labels, s.Entries)
 	}
 	for _, rf := range refused {
 		switch {
 		case errors.Is(rf.Err, logstore.ErrTooManyStreams):
 			rj.add(http.StatusTooManyRequests, reasonStreamLimit, rf.Dropped, len(rf.Entry.Line)*rf.Dropped,
-				fmt.Sprintf("Maximum active stream limit exceeded when trying to create stream %s, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: 'fake', total ignored: %d out of %d",
-					rf.Labels, rf.Dropped, rf.Total))
+				fmt.Sprintf("Maximum active stream limit exceeded when trying to create stream %s, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '%s', total ignored: %d out of %d",
+					rf.Labels, tenant, rf.Dropped, rf.Total))
 		case errors.Is(rf.Err, logstore.ErrOutOfOrder):
 			rj.add(http.StatusBadRequest, reasonOutOfOrder, rf.Dropped, len(rf.Entry.Line)*rf.Dropped,
-				fmt.Sprintf("entry with timestamp %s ignored, reason: 'entry too far behind, oldest acceptable timestamp is: %s',\nuser 'fake', total ignored: %d out of %d for stream: %s",
-					time.Unix(0, rf.Entry.Timestamp).UTC(), time.Unix(0, rf.Floor).UTC().Format(time.RFC3339), rf.Dropped, rf.Total, rf.Labels))
+				fmt.Sprintf("entry with timestamp %s ignored, reason: 'entry too far behind, oldest acceptable timestamp is: %s',\nuser '%s', total ignored: %d out of %d for stream: %s",
+					time.Unix(0, rf.Entry.Timestamp).UTC(), time.Unix(0, rf.Floor).UTC().Format(time.RFC3339), tenant, rf.Dropped, rf.Total, rf.Labels))
 		default:
 			rj.add(http.StatusBadRequest, "other", rf.Dropped, 0, rf.Err.Error())
 		}
+	}
+	return result(rj.err())
+}
+
+// forwardResult hands accepted streams to the forwarder; a failure answers
+// 503 so the sender retries.
+func (a *API) forwardResult(tenant string, ok []accepted, total int, rj *rejections, result func(*PushError) ingestResult) ingestResult {
+	streams := make([]AcceptedStream, len(ok))
+	for i, s := range ok {
+		streams[i] = AcceptedStream{Tenant: tenant, Labels: s.ls, Entries: s.es}
+	}
+	if err := a.forward(streams); err != nil {
+		rj.retryable += total
+		rj.entriesBad += total
+		a.logger.Error("forward push", "err", err)
+		return result(&PushError{Status: http.StatusServiceUnavailable, Msg: "forward push: " + err.Error()})
 	}
 	return result(rj.err())
 }

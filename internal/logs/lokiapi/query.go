@@ -18,6 +18,7 @@ import (
 
 	"github.com/nx-watcher/nxwatcher/internal/logs/logql"
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 )
 
 // badRequest is answered with 400 and the message as text, as Loki does.
@@ -44,7 +45,17 @@ func (a *API) observe(endpoint string, w http.ResponseWriter, r *http.Request, f
 	if err != nil {
 		var br *badRequest
 		var pe *logql.ParseError
+		var he *httpError
 		switch {
+		case errors.As(err, &he):
+			code = he.status
+		case tenancy.Refused(err):
+			code = http.StatusTooManyRequests
+			reason := "queue_full"
+			if errors.Is(err, tenancy.ErrQueueTimeout) {
+				reason = "queue_timeout"
+			}
+			a.m.queriesRejected.WithLabelValues(reason).Inc()
 		case errors.As(err, &br), errors.As(err, &pe):
 			code = http.StatusBadRequest
 		case errors.Is(err, logql.ErrLimit):
@@ -72,6 +83,28 @@ func (a *API) observe(endpoint string, w http.ResponseWriter, r *http.Request, f
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Write(buf.Bytes())
+}
+
+// query is observe for the endpoints that read the store: it resolves the
+// request's tenant and store and takes a query slot (429 when none frees
+// up) before fn runs.
+func (a *API) query(endpoint string, w http.ResponseWriter, r *http.Request, fn func(st Store) (any, error)) {
+	a.observe(endpoint, w, r, func() (any, error) {
+		tenant, err := a.tenantOf(r)
+		if err != nil {
+			return nil, err
+		}
+		st, err := a.readStore(tenant)
+		if err != nil {
+			return nil, err
+		}
+		release, err := a.gate.Load().Enter(r.Context(), tenant)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		return fn(st)
+	})
 }
 
 // parseTime reads Loki's time forms: a number with a fraction is Unix
@@ -210,7 +243,7 @@ type queryData struct {
 
 // QueryRange handles /loki/api/v1/query_range.
 func (a *API) QueryRange(w http.ResponseWriter, r *http.Request) {
-	a.observe("query_range", w, r, func() (any, error) {
+	a.query("query_range", w, r, func(st Store) (any, error) {
 		q := r.Form.Get("query")
 		if q == "" {
 			return nil, badf("query parameter is required")
@@ -249,7 +282,7 @@ func (a *API) QueryRange(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := a.queryContext(r)
 		defer cancel()
 		categorize := categorizeLabels(r)
-		res, err := a.engine.Load().Exec(ctx, a.store, q, logql.Params{Start: start, End: end, Step: step, Interval: interval, Limit: limit, Backward: backward, Categorize: categorize})
+		res, err := a.engine.Load().Exec(ctx, st, q, logql.Params{Start: start, End: end, Step: step, Interval: interval, Limit: limit, Backward: backward, Categorize: categorize})
 		if err != nil {
 			return nil, err
 		}
@@ -259,7 +292,7 @@ func (a *API) QueryRange(w http.ResponseWriter, r *http.Request) {
 
 // Query handles /loki/api/v1/query (instant).
 func (a *API) Query(w http.ResponseWriter, r *http.Request) {
-	a.observe("query", w, r, func() (any, error) {
+	a.query("query", w, r, func(st Store) (any, error) {
 		q := r.Form.Get("query")
 		if q == "" {
 			return nil, badf("query parameter is required")
@@ -281,7 +314,7 @@ func (a *API) Query(w http.ResponseWriter, r *http.Request) {
 		}
 		ctx, cancel := a.queryContext(r)
 		defer cancel()
-		res, err := a.engine.Load().Eval(ctx, a.store, expr, logql.Params{Start: ts.Add(-time.Hour), End: ts, Limit: limit, Backward: backward, Instant: true})
+		res, err := a.engine.Load().Eval(ctx, st, expr, logql.Params{Start: ts.Add(-time.Hour), End: ts, Limit: limit, Backward: backward, Instant: true})
 		if err != nil {
 			return nil, err
 		}
@@ -512,24 +545,24 @@ func matchersParam(s string) ([]*labels.Matcher, error) {
 	return ms, nil
 }
 
-func (a *API) querier(r *http.Request) (*logstore.Querier, error) {
+func (a *API) querier(st Store, r *http.Request) (*logstore.Querier, error) {
 	start, end, err := a.timeRangeSince(r, metadataLookback)
 	if err != nil {
 		return nil, err
 	}
-	return a.store.Querier(start.UnixNano(), end.UnixNano()+1)
+	return st.Querier(start.UnixNano(), end.UnixNano()+1)
 }
 
 // withSelector parses the optional query= stream selector (nil when
 // absent), opens a querier over the request's range and runs fn with the
 // request's query context: the start of every metadata endpoint.
-func withSelector[T any](a *API, r *http.Request, fn func(context.Context, *logstore.Querier, []*labels.Matcher) (T, error)) (T, error) {
+func withSelector[T any](a *API, st Store, r *http.Request, fn func(context.Context, *logstore.Querier, []*labels.Matcher) (T, error)) (T, error) {
 	var zero T
 	ms, err := matchersParam(r.Form.Get("query"))
 	if err != nil {
 		return zero, err
 	}
-	q, err := a.querier(r)
+	q, err := a.querier(st, r)
 	if err != nil {
 		return zero, err
 	}
@@ -549,8 +582,8 @@ func orAllStreams(ms []*labels.Matcher) []*labels.Matcher {
 
 // Labels handles /loki/api/v1/labels.
 func (a *API) Labels(w http.ResponseWriter, r *http.Request) {
-	a.observe("labels", w, r, func() (any, error) {
-		return withSelector(a, r, func(ctx context.Context, q *logstore.Querier, ms []*labels.Matcher) (any, error) {
+	a.query("labels", w, r, func(st Store) (any, error) {
+		return withSelector(a, st, r, func(ctx context.Context, q *logstore.Querier, ms []*labels.Matcher) (any, error) {
 			names, err := q.LabelNames(ctx, orAllStreams(ms)...)
 			return stringsResponse{Status: "success", Data: nonNil(names)}, err
 		})
@@ -566,7 +599,7 @@ func nonNil(s []string) []string {
 
 // LabelValues handles /loki/api/v1/label/{name}/values.
 func (a *API) LabelValues(w http.ResponseWriter, r *http.Request) {
-	a.observe("label_values", w, r, func() (any, error) {
+	a.query("label_values", w, r, func(st Store) (any, error) {
 		name := r.PathValue("name")
 		if name == "" {
 			// Mounted without a pattern: take it from the path.
@@ -576,7 +609,7 @@ func (a *API) LabelValues(w http.ResponseWriter, r *http.Request) {
 		if !validLabelName(name) {
 			return nil, badf("invalid label name %q", name)
 		}
-		return withSelector(a, r, func(ctx context.Context, q *logstore.Querier, ms []*labels.Matcher) (any, error) {
+		return withSelector(a, st, r, func(ctx context.Context, q *logstore.Querier, ms []*labels.Matcher) (any, error) {
 			vals, err := q.LabelValues(ctx, name, ms...)
 			return stringsResponse{Status: "success", Data: nonNil(vals)}, err
 		})
@@ -585,7 +618,7 @@ func (a *API) LabelValues(w http.ResponseWriter, r *http.Request) {
 
 // Series handles /loki/api/v1/series?match[]=...
 func (a *API) Series(w http.ResponseWriter, r *http.Request) {
-	a.observe("series", w, r, func() (any, error) {
+	a.query("series", w, r, func(st Store) (any, error) {
 		matches := r.Form["match[]"]
 		if len(matches) == 0 {
 			matches = r.Form["match"]
@@ -593,7 +626,7 @@ func (a *API) Series(w http.ResponseWriter, r *http.Request) {
 		if len(matches) == 0 {
 			return nil, badf("at least one match[] argument must be provided")
 		}
-		q, err := a.querier(r)
+		q, err := a.querier(st, r)
 		if err != nil {
 			return nil, err
 		}
@@ -632,7 +665,7 @@ func (a *API) Series(w http.ResponseWriter, r *http.Request) {
 
 // IndexStats handles /loki/api/v1/index/stats.
 func (a *API) IndexStats(w http.ResponseWriter, r *http.Request) {
-	a.observe("index_stats", w, r, func() (any, error) {
+	a.query("index_stats", w, r, func(st Store) (any, error) {
 		sel, err := logql.ParseLogSelector(r.Form.Get("query"))
 		if err != nil {
 			return nil, err
@@ -641,7 +674,7 @@ func (a *API) IndexStats(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		q, err := a.store.Querier(start.UnixNano(), end.UnixNano()+1)
+		q, err := st.Querier(start.UnixNano(), end.UnixNano()+1)
 		if err != nil {
 			return nil, err
 		}
@@ -669,16 +702,16 @@ func (a *API) IndexStats(w http.ResponseWriter, r *http.Request) {
 // IndexVolume handles /loki/api/v1/index/volume: bytes per group of the
 // labels named in the selector (or targetLabels), biggest first.
 func (a *API) IndexVolume(w http.ResponseWriter, r *http.Request) {
-	a.observe("index_volume", w, r, func() (any, error) { return a.volume(r, false) })
+	a.query("index_volume", w, r, func(st Store) (any, error) { return a.volume(st, r, false) })
 }
 
 // IndexVolumeRange handles /loki/api/v1/index/volume_range: the same per
 // step. A chunk's bytes are spread evenly over its time span.
 func (a *API) IndexVolumeRange(w http.ResponseWriter, r *http.Request) {
-	a.observe("index_volume_range", w, r, func() (any, error) { return a.volume(r, true) })
+	a.query("index_volume_range", w, r, func(st Store) (any, error) { return a.volume(st, r, true) })
 }
 
-func (a *API) volume(r *http.Request, ranged bool) (any, error) {
+func (a *API) volume(st Store, r *http.Request, ranged bool) (any, error) {
 	sel, err := logql.ParseLogSelector(r.Form.Get("query"))
 	if err != nil {
 		return nil, err
@@ -741,7 +774,7 @@ func (a *API) volume(r *http.Request, ranged bool) (any, error) {
 	if ranged {
 		lo -= int64(step)
 	}
-	q, err := a.store.Querier(lo, end.UnixNano()+1)
+	q, err := st.Querier(lo, end.UnixNano()+1)
 	if err != nil {
 		return nil, err
 	}

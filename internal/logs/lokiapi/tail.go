@@ -2,6 +2,7 @@ package lokiapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -46,6 +47,7 @@ type tailBatch struct {
 // tailer receives pushed entries of matching streams; like Loki, a tail
 // shows what arrives, whatever its timestamp.
 type tailer struct {
+	tenant  string
 	pipe    *logql.Pipeline
 	mu      sync.Mutex // Matches is called from ingest goroutines
 	ch      chan tailBatch
@@ -59,10 +61,13 @@ type tailSet struct {
 }
 
 // notifyTails hands committed entries to open tails without blocking ingest.
-func (a *API) notifyTails(ls labels.Labels, es []logstore.Entry) {
+func (a *API) notifyTails(tenant string, ls labels.Labels, es []logstore.Entry) {
 	a.tails.mu.RLock()
 	defer a.tails.mu.RUnlock()
 	for t := range a.tails.m {
+		if t.tenant != tenant {
+			continue
+		}
 		t.mu.Lock()
 		match := t.pipe.Matches(ls)
 		t.mu.Unlock()
@@ -88,6 +93,25 @@ func (a *API) Tail(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusBadRequest
 		http.Error(w, msg, code)
 	}
+	tenant, err := a.tenantOf(r)
+	if err == nil {
+		var st Store
+		if st, err = a.readStore(tenant); err == nil {
+			a.tail(w, r, tenant, st, &code, fail)
+			return
+		}
+	}
+	var he *httpError
+	if errors.As(err, &he) {
+		code = he.status
+		http.Error(w, he.msg, code)
+		return
+	}
+	code = http.StatusInternalServerError
+	http.Error(w, err.Error(), code)
+}
+
+func (a *API) tail(w http.ResponseWriter, r *http.Request, tenant string, st Store, code *int, fail func(string)) {
 	if err := r.ParseForm(); err != nil {
 		fail(err.Error())
 		return
@@ -118,7 +142,7 @@ func (a *API) Tail(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		code = http.StatusBadRequest
+		*code = http.StatusBadRequest
 		return // the upgrader has answered
 	}
 	a.tailWG.Add(1)
@@ -127,7 +151,7 @@ func (a *API) Tail(w http.ResponseWriter, r *http.Request) {
 	defer a.m.tails.Dec()
 	defer conn.Close()
 
-	t := &tailer{pipe: logql.NewPipeline(sel), ch: make(chan tailBatch, 1024)}
+	t := &tailer{tenant: tenant, pipe: logql.NewPipeline(sel), ch: make(chan tailBatch, 1024)}
 	a.tails.mu.Lock()
 	a.tails.m[t] = struct{}{}
 	a.tails.mu.Unlock()
@@ -149,7 +173,7 @@ func (a *API) Tail(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	// Backfill what is already stored.
-	res, err := a.engine.Load().Eval(ctx, a.store, sel, logql.Params{Start: start, End: a.now(), Limit: limit})
+	res, err := a.engine.Load().Eval(ctx, st, sel, logql.Params{Start: start, End: a.now(), Limit: limit})
 	if err != nil {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, err.Error()), time.Now().Add(time.Second))
 		return
