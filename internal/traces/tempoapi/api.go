@@ -19,6 +19,19 @@
 //	GET /api/echo                           Echo             ("echo")
 //	GET /api/status/buildinfo               BuildInfo        (Tempo-style build info JSON)
 //	GET /ready                              Ready            ("ready" / 503)
+//
+// Tenancy (traces.multitenancy_enabled, as Tempo's multitenancy_enabled;
+// ADR 0034): with Deps.MultitenancyEnabled every request but echo,
+// buildinfo and ready needs X-Scope-OrgID (401 "no org id" without, 400 for
+// an ID outside the documented rules) and reads only that tenant's store
+// from Deps.Tenants: another tenant's trace is 404, its tags and values are
+// absent. Off, every request reads the one store (tenant "fake").
+//
+// Query concurrency (ADR 0035): search, tag values with q= and the TraceQL
+// metrics endpoints pass a tenancy.Gate (traces.search.max_concurrent_queries
+// at once, max_outstanding_per_tenant waiting up to queue_timeout); the rest
+// are answered 429 "job queue full" and counted in
+// nxwatcher_tempoapi_queries_rejected_total{reason}.
 package tempoapi
 
 import (
@@ -41,6 +54,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 	"github.com/nx-watcher/nxwatcher/internal/traces/traceql"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
 	"github.com/nx-watcher/nxwatcher/internal/units"
@@ -79,6 +93,20 @@ type Config struct {
 	// MetricsMaxExemplars caps the exemplars of one metrics answer (and the
 	// exemplars= parameter); 0 turns exemplars off.
 	MetricsMaxExemplars int `yaml:"metrics_max_exemplars"`
+	// MaxConcurrentQueries is Tempo's querier max_concurrent_queries
+	// (default 20): searches, filtered tag values and metrics queries run
+	// at once. 0 = no limit.
+	MaxConcurrentQueries int `yaml:"max_concurrent_queries"`
+	// MaxOutstandingPerTenant is Tempo's query-frontend
+	// max_outstanding_per_tenant (default 2000): queries of one tenant
+	// that may wait for a slot; more are refused with 429 at once.
+	MaxOutstandingPerTenant int `yaml:"max_outstanding_per_tenant"`
+	// QueueTimeout is how long a query waits for a slot before 429 (ours).
+	QueueTimeout model.Duration `yaml:"queue_timeout"`
+}
+
+func (c Config) gateConfig() tenancy.GateConfig {
+	return tenancy.GateConfig{MaxConcurrent: c.MaxConcurrentQueries, MaxQueuedPerTenant: c.MaxOutstandingPerTenant, MaxWait: time.Duration(c.QueueTimeout)}
 }
 
 // DefaultConfig mirrors Tempo's defaults where Tempo has one.
@@ -100,9 +128,12 @@ func DefaultConfig() Config {
 		// Tempo's query-frontend defaults: metrics queries over at most 3h,
 		// up to 100 exemplars. 1000 series keeps one answer under ~10 MB at
 		// 240 points per series.
-		MetricsMaxDuration:  model.Duration(3 * time.Hour),
-		MetricsMaxSeries:    1000,
-		MetricsMaxExemplars: 100,
+		MetricsMaxDuration:      model.Duration(3 * time.Hour),
+		MetricsMaxSeries:        1000,
+		MetricsMaxExemplars:     100,
+		MaxConcurrentQueries:    20,
+		MaxOutstandingPerTenant: 2000,
+		QueueTimeout:            model.Duration(30 * time.Second),
 	}
 }
 
@@ -148,6 +179,9 @@ func (c Config) Validate() error {
 	if c.MetricsMaxExemplars < 0 {
 		errs = append(errs, fmt.Errorf("traces.search.metrics_max_exemplars must not be negative, got %d", c.MetricsMaxExemplars))
 	}
+	if c.MaxConcurrentQueries < 0 || c.MaxOutstandingPerTenant < 0 || c.QueueTimeout < 0 {
+		errs = append(errs, fmt.Errorf("traces.search.max_concurrent_queries, max_outstanding_per_tenant and queue_timeout must not be negative (max_concurrent_queries 0 = no limit)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -173,19 +207,42 @@ type BuildInfo struct {
 
 // Deps are the API's collaborators.
 type Deps struct {
-	Store      Store
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	BuildInfo  BuildInfo
+	// Store is the one store with tenancy off. Leave it nil and set
+	// Tenants for per-tenant stores.
+	Store Store
+	// Tenants gives a tenant's store for reading: its own, or an empty one
+	// when it never wrote. TenantStores adapts a tenancy.Set.
+	Tenants func(tenant string) (Store, error)
+	// MultitenancyEnabled is traces.multitenancy_enabled (Tempo's
+	// multitenancy_enabled): X-Scope-OrgID required, Tenants required.
+	MultitenancyEnabled bool
+	Logger              *slog.Logger
+	Registerer          prometheus.Registerer
+	BuildInfo           BuildInfo
 	// Now is the clock behind relative ranges (since=, a missing end);
 	// nil means time.Now.
 	Now func() time.Time
+}
+
+// TenantStores adapts a set of per-tenant trace stores to Deps.Tenants.
+func TenantStores(set *tenancy.Set[*tracestore.DB]) func(tenant string) (Store, error) {
+	return func(tenant string) (Store, error) {
+		db, err := set.Read(tenant)
+		if err != nil {
+			return nil, err
+		}
+		return db, nil
+	}
 }
 
 // API holds the handlers.
 type API struct {
 	cfg      Config
 	store    Store
+	tenants  func(string) (Store, error)
+	auth     bool
+	gate     *tenancy.Gate
+	rejected *prometheus.CounterVec
 	logger   *slog.Logger
 	build    BuildInfo
 	now      func() time.Time
@@ -202,8 +259,13 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("tempoapi: %w", err)
 	}
-	if deps.Store == nil {
+	switch {
+	case deps.Store == nil && deps.Tenants == nil:
 		return nil, errors.New("tempoapi: no store")
+	case deps.Store != nil && deps.Tenants != nil:
+		return nil, errors.New("tempoapi: give Store or Tenants, not both")
+	case deps.MultitenancyEnabled && deps.Tenants == nil:
+		return nil, errors.New("tempoapi: traces.multitenancy_enabled needs per-tenant stores (Deps.Tenants)")
 	}
 	logger := deps.Logger
 	if logger == nil {
@@ -220,7 +282,12 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if now == nil {
 		now = time.Now
 	}
-	a := &API{cfg: cfg, store: deps.Store, logger: logger.With("component", "tempoapi"), build: b, now: now,
+	a := &API{cfg: cfg, store: deps.Store, tenants: deps.Tenants, auth: deps.MultitenancyEnabled, gate: tenancy.NewGate(cfg.gateConfig()),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nxwatcher_tempoapi_queries_rejected_total",
+			Help: "Searches and metrics queries refused with 429 by the query concurrency limit, by reason: queue_full or queue_timeout.",
+		}, []string{"reason"}),
+		logger: logger.With("component", "tempoapi"), build: b, now: now,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nxwatcher_tempoapi_requests_total", Help: "Tempo API requests by handler and status code.",
 		}, []string{"handler", "code"}),
@@ -239,8 +306,10 @@ func New(cfg Config, deps Deps) (*API, error) {
 	for _, l := range []string{tracestore.TruncatedMaxTraces, tracestore.TruncatedMaxBytes, truncatedTimeout} {
 		a.truncated.WithLabelValues(l)
 	}
+	a.rejected.WithLabelValues("queue_full")
+	a.rejected.WithLabelValues("queue_timeout")
 	if deps.Registerer != nil {
-		for _, c := range []prometheus.Collector{a.requests, a.bad, a.duration, a.truncated} {
+		for _, c := range []prometheus.Collector{a.requests, a.bad, a.duration, a.truncated, a.rejected} {
 			if err := deps.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("tempoapi: register metrics: %w", err)
 			}
@@ -337,6 +406,50 @@ func wantsProtobuf(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "application/protobuf")
 }
 
+// storeFor resolves the request's tenant and its store, answering 401,
+// 400 or 500 itself when it cannot.
+func (a *API) storeFor(name string, w http.ResponseWriter, r *http.Request) (Store, string, bool) {
+	tenant, err := tenancy.FromHTTP(r, a.auth)
+	if err != nil {
+		if tenancy.Status(err) == http.StatusBadRequest {
+			a.bad.WithLabelValues(name).Inc()
+		}
+		http.Error(w, err.Error(), tenancy.Status(err))
+		return nil, "", false
+	}
+	if a.tenants == nil {
+		return a.store, tenant, true
+	}
+	st, err := a.tenants(tenant)
+	if err != nil {
+		a.logger.Error("open trace store", "tenant", tenant, "err", err)
+		http.Error(w, fmt.Sprintf("open trace store of tenant %s: %v", tenant, err), http.StatusInternalServerError)
+		return nil, "", false
+	}
+	return st, tenant, true
+}
+
+// enter takes a query slot for tenant, answering 429 itself when none
+// frees up in time.
+func (a *API) enter(w http.ResponseWriter, r *http.Request, tenant string) (func(), bool) {
+	release, err := a.gate.Enter(r.Context(), tenant)
+	if err == nil {
+		return release, true
+	}
+	if !tenancy.Refused(err) {
+		w.WriteHeader(499) // the client went away while waiting
+		return nil, false
+	}
+	reason := "queue_full"
+	if errors.Is(err, tenancy.ErrQueueTimeout) {
+		reason = "queue_timeout"
+	}
+	a.rejected.WithLabelValues(reason).Inc()
+	// Tempo's words for a full queue, with ours on why.
+	http.Error(w, "job queue full: "+err.Error(), http.StatusTooManyRequests)
+	return nil, false
+}
+
 func (a *API) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), time.Duration(a.cfg.QueryTimeout))
 }
@@ -361,9 +474,13 @@ func (a *API) traceByID(name string, w http.ResponseWriter, r *http.Request, v2 
 		a.badRequest(name, w, "%v", err)
 		return
 	}
+	store, _, ok := a.storeFor(name, w, r)
+	if !ok {
+		return
+	}
 	ctx, cancel := a.ctx(r)
 	defer cancel()
-	data, found, err := a.store.TraceBytesByID(ctx, id)
+	data, found, err := store.TraceBytesByID(ctx, id)
 	if err != nil {
 		a.serverError(name, w, r, err)
 		return
@@ -440,7 +557,15 @@ func (a *API) BuildInfo(w http.ResponseWriter, r *http.Request) {
 // Ready serves GET /ready: 200 "ready" once the store is open, else 503.
 func (a *API) Ready(w http.ResponseWriter, r *http.Request) {
 	a.instrument("ready", w, func(w http.ResponseWriter) {
-		if !a.store.Ready() {
+		st := a.store
+		if a.tenants != nil {
+			var err error
+			if st, err = a.tenants(tenancy.Default); err != nil {
+				http.Error(w, "trace store not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		if !st.Ready() {
 			http.Error(w, "trace store not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -488,9 +613,13 @@ func (a *API) SearchTags(w http.ResponseWriter, r *http.Request) {
 			a.badRequest(name, w, "invalid scope %q: want span, resource, event, link, instrumentation, intrinsic or none", scope)
 			return
 		}
+		store, _, ok := a.storeFor(name, w, r)
+		if !ok {
+			return
+		}
 		ctx, cancel := a.ctx(r)
 		defer cancel()
-		keys, err := a.store.TagNames(ctx, start, end)
+		keys, err := store.TagNames(ctx, start, end)
 		if err != nil {
 			a.serverError(name, w, r, err)
 			return
@@ -544,9 +673,13 @@ func (a *API) SearchTagsV2(w http.ResponseWriter, r *http.Request) {
 			a.badRequest(name, w, "invalid scope %q: want span, resource, event, link, instrumentation, intrinsic or none", scope)
 			return
 		}
+		store, _, ok := a.storeFor(name, w, r)
+		if !ok {
+			return
+		}
 		ctx, cancel := a.ctx(r)
 		defer cancel()
-		keys, err := a.store.TagNames(ctx, start, end)
+		keys, err := store.TagNames(ctx, start, end)
 		if err != nil {
 			a.serverError(name, w, r, err)
 			return
@@ -591,12 +724,16 @@ func (a *API) SearchTagValues(w http.ResponseWriter, r *http.Request) {
 			a.badRequest(name, w, "%v", err)
 			return
 		}
+		store, _, ok := a.storeFor(name, w, r)
+		if !ok {
+			return
+		}
 		keys := []string{"span." + tag, "resource." + tag, "event." + tag, "link." + tag}
 		switch tag {
 		case "name", "status", "kind":
 			keys = []string{tag}
 		}
-		vals, err := a.tagValues(r, keys, start, end)
+		vals, err := a.tagValues(store, r, keys, start, end)
 		if err != nil {
 			a.serverError(name, w, r, err)
 			return
@@ -626,6 +763,10 @@ func (a *API) SearchTagValuesV2(w http.ResponseWriter, r *http.Request) {
 			a.badRequest(name, w, "%v", err)
 			return
 		}
+		store, tenant, ok := a.storeFor(name, w, r)
+		if !ok {
+			return
+		}
 		filter := tagValuesFilter(r.URL.Query().Get("q"))
 		keys := traceql.PostingKeys(attr)
 		if keys == nil {
@@ -634,9 +775,14 @@ func (a *API) SearchTagValuesV2(w http.ResponseWriter, r *http.Request) {
 		}
 		var vals []tracestore.TypedValue
 		if filter != nil {
-			vals, err = a.filteredTagValues(r, attr, filter, start, end)
+			release, ok := a.enter(w, r, tenant)
+			if !ok {
+				return
+			}
+			vals, err = a.filteredTagValues(store, r, attr, filter, start, end)
+			release()
 		} else {
-			vals, err = a.tagValues(r, keys, start, end)
+			vals, err = a.tagValues(store, r, keys, start, end)
 		}
 		if err != nil {
 			a.serverError(name, w, r, err)
@@ -654,13 +800,13 @@ func (a *API) SearchTagValuesV2(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (a *API) tagValues(r *http.Request, keys []string, start, end time.Time) ([]tracestore.TypedValue, error) {
+func (a *API) tagValues(store Store, r *http.Request, keys []string, start, end time.Time) ([]tracestore.TypedValue, error) {
 	ctx, cancel := a.ctx(r)
 	defer cancel()
 	seen := map[tracestore.TypedValue]bool{}
 	var out []tracestore.TypedValue
 	for _, k := range keys {
-		vals, err := a.store.TagValues(ctx, k, start, end, a.cfg.MaxTagValues)
+		vals, err := store.TagValues(ctx, k, start, end, a.cfg.MaxTagValues)
 		if err != nil {
 			return nil, err
 		}
@@ -721,7 +867,7 @@ func tagValuesFilter(q string) *traceql.Query {
 // search form as q, so each drop-down offers only values that still find
 // something). It searches the traces q's hints select, within the search
 // limits, and stops at max_tag_values distinct values.
-func (a *API) filteredTagValues(r *http.Request, attr *traceql.Attribute, q *traceql.Query, start, end time.Time) ([]tracestore.TypedValue, error) {
+func (a *API) filteredTagValues(store Store, r *http.Request, attr *traceql.Attribute, q *traceql.Query, start, end time.Time) ([]tracestore.TypedValue, error) {
 	ctx, cancel := a.ctx(r)
 	defer cancel()
 	seen := map[tracestore.TypedValue]bool{}
@@ -732,7 +878,7 @@ func (a *API) filteredTagValues(r *http.Request, attr *traceql.Attribute, q *tra
 			MaxBytes:      int64(a.cfg.MaxInspectedBytes),
 			MaxTraceBytes: int64(a.cfg.MaxTraceBytes),
 		}}
-	_, err := a.store.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
+	_, err := store.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
 		tr := traceql.NewTraceFor(q, td)
 		for _, ss := range q.Eval(tr) {
 			for _, i := range ss.Spans {

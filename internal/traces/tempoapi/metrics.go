@@ -205,6 +205,15 @@ func (a *API) metricsQuery(name string, w http.ResponseWriter, r *http.Request, 
 		a.badRequest(name, w, "%v", err)
 		return
 	}
+	store, tenant, ok := a.storeFor(name, w, r)
+	if !ok {
+		return
+	}
+	release, ok := a.enter(w, r, tenant)
+	if !ok {
+		return
+	}
+	defer release()
 	ctx, cancel := a.ctx(r)
 	defer cancel()
 	req := tracestore.SearchRequest{Start: p.start, End: p.end, Conds: hintsToConds(p.query.Hints()),
@@ -216,7 +225,7 @@ func (a *API) metricsQuery(name string, w http.ResponseWriter, r *http.Request, 
 		Project: projectionFor(p.query),
 	}
 	var evalErr error
-	st, err := a.store.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
+	st, err := store.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
 		if evalErr = ev.Observe(traceql.NewTraceFor(p.query, td)); evalErr != nil {
 			return false, nil
 		}

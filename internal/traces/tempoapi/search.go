@@ -273,6 +273,15 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 			a.badRequest(name, w, "%v", err)
 			return
 		}
+		store, tenant, ok := a.storeFor(name, w, r)
+		if !ok {
+			return
+		}
+		release, ok := a.enter(w, r, tenant)
+		if !ok {
+			return
+		}
+		defer release()
 		ctx, cancel := a.ctx(r)
 		defer cancel()
 		var results []*traceResult
@@ -284,7 +293,7 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 			},
 			Project: SearchProjection(p.query),
 		}
-		st, err := a.store.Search(ctx, req, func(id tracestore.TraceID, td ptrace.Traces) (bool, error) {
+		st, err := store.Search(ctx, req, func(id tracestore.TraceID, td ptrace.Traces) (bool, error) {
 			tr := traceql.NewTraceFor(p.query, td)
 			dur := time.Duration(tr.End - tr.Start)
 			if (p.minDur > 0 && dur < p.minDur) || (p.maxDur > 0 && dur > p.maxDur) {
