@@ -69,6 +69,10 @@ type Config struct {
 	// cross-origin state-changing requests are let through (Grafana's
 	// csrf_trusted_origins). Same-origin requests never need listing.
 	CSRFTrustedOrigins []string `yaml:"csrf_trusted_origins"`
+	// DashboardsPath is a folder of Grafana dashboard JSON files (*.json,
+	// read recursively) the UI lists besides the built-in ones; read at
+	// start and at every reload. Empty: none. Relative to the config file.
+	DashboardsPath string `yaml:"dashboards_path"`
 }
 
 // UserConfig is one extra account. Exactly one of PasswordHash and
@@ -114,6 +118,7 @@ func (c *Config) ResolvePaths(baseDir string) {
 		return filepath.Join(baseDir, p)
 	}
 	c.AdminPasswordFile = abs(c.AdminPasswordFile)
+	c.DashboardsPath = abs(c.DashboardsPath)
 	for i := range c.Users {
 		c.Users[i].PasswordHashFile = abs(c.Users[i].PasswordHashFile)
 	}

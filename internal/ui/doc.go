@@ -13,6 +13,12 @@
 //	GET   /api/ui/config         ClientConfig: version, anonymous on/off, enabled signals, status names
 //	GET   /api/ui/status/{name}  Status: a status source without an upstream API (log/trace store stats, config)
 //	GET   /api/health            Health: Grafana's health check, for probes written for Grafana
+//	GET   /api/ui/dashboards     SearchDashboards: ?query=&tag= → Grafana search hits + "source", by title
+//	GET   /api/dashboards/uid/{uid}     GetDashboard: {"dashboard","meta"}, 404 {"message"}
+//	DELETE /api/dashboards/uid/{uid}    DeleteDashboard: imported ones only; 400 provisioned, 404
+//	POST  /api/dashboards/db     ImportDashboard: Grafana's create/update (200, 400, 412, 413, 415)
+//	GET   /api/datasources       Datasources: Grafana's list of our three, names/UIDs of deploy/grafana
+//	GET   /api/datasources/uid/{uid}, /api/datasources/name/{name}   Datasource: one, or 404
 //	(any) /                      Assets: embedded files, else index.html for any non-API GET (SPA fallback);
 //	                             mount without a method ("GET /" conflicts with "/api/v2/")
 //
@@ -25,6 +31,13 @@
 // in Protect: every request, UI or API, needs a session (or the anonymous
 // viewer), roles decide what may change state (see allowed), and every
 // state-changing request must be same-origin.
+//
+// Dashboards come from three sources: the embedded deploy/dashboards, the
+// folder ui.dashboards_path (read at New and at every ApplyConfig; bad files
+// are logged and listed with their error) and imports, stored one file per
+// dashboard under <data>/ui/dashboards/ (written atomically). Import and
+// delete refuse cross-origin browser requests on every listener and a
+// viewer's session; on the UI port Protect requires the editor role.
 //
 // Behind --web.route-prefix, set Deps.RoutePrefix so Protect judges the path
 // below the prefix. ApplyConfig applies a reloaded `ui:` section (all but

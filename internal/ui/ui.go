@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nx-watcher/nxwatcher/deploy/dashboards"
+	"github.com/nx-watcher/nxwatcher/deploy/grafana"
 )
 
 // CookieName is the session cookie.
@@ -55,6 +59,13 @@ type Deps struct {
 	// trace store stats, the running config), served at
 	// /api/ui/status/{name}.
 	Status map[string]StatusFunc
+	// Dashboards are the built-in dashboards (*.json at the root); nil
+	// means deploy/dashboards (dashboards.FS).
+	Dashboards fs.FS
+	// DatasourceProvisioning is Grafana data-source provisioning YAML whose
+	// names and UIDs GET /api/datasources answers; nil means
+	// deploy/grafana's (grafana.Datasources).
+	DatasourceProvisioning []byte
 }
 
 // Route is one entry of the route table. An empty Method matches every
@@ -86,6 +97,9 @@ type UI struct {
 	limiter  *loginLimiter
 	assets   *assets
 	m        *uiMetrics
+
+	dash        *dashboardStore
+	datasources []datasource
 }
 
 // authState is everything ApplyConfig replaces at once.
@@ -152,6 +166,18 @@ func New(cfg Config, dataDir string, deps Deps) (*UI, error) {
 	if err := u.registerMetrics(deps.Registerer); err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
+	if deps.Dashboards == nil {
+		deps.Dashboards = dashboards.FS
+	}
+	if u.dash, err = openDashboards(filepath.Join(u.dir, importedDir), deps.Dashboards, u.now, u.logger); err != nil {
+		return nil, fmt.Errorf("ui: dashboards: %w", err)
+	}
+	if deps.DatasourceProvisioning == nil {
+		deps.DatasourceProvisioning = grafana.Datasources
+	}
+	if u.datasources, err = loadDatasources(deps.DatasourceProvisioning, u.prefix, u.features); err != nil {
+		return nil, fmt.Errorf("ui: %w", err)
+	}
 	// Last: a generated password is stored and shown only by a New that
 	// succeeds.
 	st, err := u.loadState(cfg)
@@ -159,6 +185,7 @@ func New(cfg Config, dataDir string, deps Deps) (*UI, error) {
 		return nil, err
 	}
 	u.state.Store(st)
+	u.dash.setFolder(cfg.DashboardsPath)
 	return u, nil
 }
 
@@ -195,7 +222,8 @@ func (u *UI) loadState(cfg Config) (*authState, error) {
 
 // ApplyConfig applies a reloaded `ui:` section: accounts (the admin
 // password is resolved again, so a rotated password file takes effect),
-// roles, anonymous access, session lifetimes, cookie and CSRF settings. A
+// roles, anonymous access, session lifetimes, cookie and CSRF settings, and
+// the dashboards folder (read again; its errors are logged, not returned). A
 // changed listen_address needs a restart; it is logged and otherwise
 // ignored. On error nothing changes.
 func (u *UI) ApplyConfig(cfg Config) error {
@@ -213,6 +241,8 @@ func (u *UI) ApplyConfig(cfg Config) error {
 	}
 	u.sessions.setLifetimes(time.Duration(cfg.SessionTTL), time.Duration(cfg.SessionIdleTimeout))
 	u.state.Store(st)
+	// Re-read even when the path is unchanged: files in it may have changed.
+	u.dash.setFolder(cfg.DashboardsPath)
 	return nil
 }
 
@@ -262,6 +292,13 @@ func (u *UI) Routes() []Route {
 		{http.MethodGet, "/api/ui/config", u.ClientConfig},
 		{http.MethodGet, "/api/ui/status/{name}", u.Status},
 		{http.MethodGet, "/api/health", u.Health},
+		{http.MethodGet, "/api/ui/dashboards", u.SearchDashboards},
+		{http.MethodGet, "/api/dashboards/uid/{uid}", u.GetDashboard},
+		{http.MethodDelete, "/api/dashboards/uid/{uid}", u.csrf(u.DeleteDashboard)},
+		{http.MethodPost, "/api/dashboards/db", u.csrf(u.ImportDashboard)},
+		{http.MethodGet, "/api/datasources", u.Datasources},
+		{http.MethodGet, "/api/datasources/uid/{uid}", u.Datasource},
+		{http.MethodGet, "/api/datasources/name/{name}", u.Datasource},
 		{"", "/", u.Assets},
 	}
 }
