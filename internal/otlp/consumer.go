@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 )
 
 // TracesConsumer takes decoded spans. It returns only when the data is as
@@ -102,5 +104,23 @@ func LogsInvalidOn(c LogsConsumer, invalid ...error) LogsConsumer {
 func MetricsInvalidOn(c MetricsConsumer, invalid ...error) MetricsConsumer {
 	return MetricsConsumerFunc(func(ctx context.Context, md pmetric.Metrics) error {
 		return invalidAs(c.ConsumeMetrics(ctx, md), invalid)
+	})
+}
+
+// TracesByTenant is a traces consumer that hands each request to its
+// tenant's consumer (the tenant the receiver put in ctx; "fake" when none),
+// for per-tenant trace stores: the app passes a function over a
+// tenancy.Set's Get. A failure to open the tenant's store is retryable.
+func TracesByTenant(get func(tenant string) (TracesConsumer, error)) TracesConsumer {
+	return TracesConsumerFunc(func(ctx context.Context, td ptrace.Traces) error {
+		tenant, ok := tenancy.FromContext(ctx)
+		if !ok {
+			tenant = tenancy.Default
+		}
+		c, err := get(tenant)
+		if err != nil {
+			return fmt.Errorf("traces of tenant %s: %w", tenant, err)
+		}
+		return c.ConsumeTraces(ctx, td)
 	})
 }

@@ -26,6 +26,13 @@
 // Every refusal is counted in nxwatcher_otlp_refused_requests_total{signal,
 // transport, reason}. See docs/adr/0030.
 //
+// Tenancy (ADR 0034): with Deps.TracesTenancy or Deps.LogsTenancy, that
+// signal's requests must carry X-Scope-OrgID (HTTP) or x-scope-orgid (gRPC
+// metadata): 401 / Unauthenticated "no org id" without, 400 /
+// InvalidArgument for an invalid ID. Consumers find the tenant with
+// tenancy.FromContext ("fake" when the signal's tenancy is off);
+// TracesByTenant routes spans to per-tenant trace stores.
+//
 // TracesFanout sends spans to the trace store and then to best-effort
 // followers (the metrics-generator); TracesInvalidOn and friends map a
 // consumer's own sentinel errors to ErrInvalidInput. Subpackage promsink is

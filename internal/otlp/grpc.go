@@ -110,6 +110,10 @@ func (s *tracesService) Export(ctx context.Context, req ptraceotlp.ExportRequest
 	if r.deps.Traces == nil {
 		return ptraceotlp.NewExportResponse(), r.grpcStatus(r.refuse(SignalTraces, transportGRPC, errNotImplemented(SignalTraces)))
 	}
+	ctx, te := r.withTenant(ctx, SignalTraces, transportGRPC, "", true)
+	if te != nil {
+		return ptraceotlp.NewExportResponse(), r.grpcStatus(te)
+	}
 	size := tracesSize(req.Traces())
 	r.metrics.requestBytes.WithLabelValues(SignalTraces, transportGRPC).Add(float64(size))
 	resp, e := r.exportTraces(ctx, req, size, transportGRPC)
@@ -129,6 +133,10 @@ func (s *logsService) Export(ctx context.Context, req plogotlp.ExportRequest) (p
 	if r.deps.Logs == nil {
 		return plogotlp.NewExportResponse(), r.grpcStatus(r.refuse(SignalLogs, transportGRPC, errNotImplemented(SignalLogs)))
 	}
+	ctx, te := r.withTenant(ctx, SignalLogs, transportGRPC, "", true)
+	if te != nil {
+		return plogotlp.NewExportResponse(), r.grpcStatus(te)
+	}
 	size := logsSize(req.Logs())
 	r.metrics.requestBytes.WithLabelValues(SignalLogs, transportGRPC).Add(float64(size))
 	resp, e := r.exportLogs(ctx, req, size, transportGRPC)
@@ -147,6 +155,10 @@ func (s *metricsService) Export(ctx context.Context, req pmetricotlp.ExportReque
 	r := s.r
 	if r.deps.Metrics == nil {
 		return pmetricotlp.NewExportResponse(), r.grpcStatus(r.refuse(SignalMetrics, transportGRPC, errNotImplemented(SignalMetrics)))
+	}
+	ctx, te := r.withTenant(ctx, SignalMetrics, transportGRPC, "", true)
+	if te != nil {
+		return pmetricotlp.NewExportResponse(), r.grpcStatus(te)
 	}
 	size := metricsSize(req.Metrics())
 	r.metrics.requestBytes.WithLabelValues(SignalMetrics, transportGRPC).Add(float64(size))

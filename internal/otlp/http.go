@@ -22,6 +22,8 @@ import (
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 )
 
 // OTLP/HTTP paths, as the specification fixes them.
@@ -204,6 +206,11 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, signal st
 		r.writeError(w, asJSON, r.refuse(signal, transportHTTP, errNotImplemented(signal)))
 		return
 	}
+	ctx, te := r.withTenant(req.Context(), signal, transportHTTP, req.Header.Get(tenancy.Header), false)
+	if te != nil {
+		r.writeError(w, asJSON, te)
+		return
+	}
 	gzipped, ok := parseContentEncoding(req.Header.Get("Content-Encoding"))
 	if !ok {
 		w.Header().Set("Accept-Encoding", "gzip")
@@ -246,7 +253,7 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, signal st
 		body = plain.Bytes()
 	}
 
-	out, e := handle(req.Context(), body, asJSON)
+	out, e := handle(ctx, body, asJSON)
 	if e != nil {
 		r.writeError(w, asJSON, e)
 		return

@@ -17,6 +17,7 @@ const (
 	reasonMemoryLimit      = "memory_limit"
 	reasonConsumerInvalid  = "consumer_invalid_input"
 	reasonConsumerRetrying = "consumer_unavailable"
+	reasonTenant           = "tenant"
 )
 
 // Transports, the `transport` label.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 )
 
 // Signal names, the `signal` label on every metric.
@@ -30,6 +33,16 @@ type Deps struct {
 	Metrics    MetricsConsumer
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// TracesTenancy and LogsTenancy require every request of that signal
+	// to name its tenant: the X-Scope-OrgID header over HTTP, the
+	// x-scope-orgid metadata over gRPC (traces.multitenancy_enabled,
+	// logs.auth_enabled). Without it the receiver answers 401 /
+	// Unauthenticated "no org id"; an ID outside the tenant ID rules is 400
+	// / InvalidArgument. The consumer's context carries the tenant
+	// (tenancy.FromContext): the validated ID, or "fake" when the signal's
+	// tenancy is off (the header is then ignored, as upstream does).
+	TracesTenancy bool
+	LogsTenancy   bool
 }
 
 // Receiver serves OTLP over gRPC and HTTP for the three signals. It owns no
@@ -131,6 +144,41 @@ func errMemoryLimit(signal string) *exportError {
 		msg:       fmt.Sprintf("otlp %s refused: receiver memory limit reached, retry later", signal),
 		retryable: true,
 	}
+}
+
+func errTenant(signal string, err error) *exportError {
+	e := &exportError{reason: reasonTenant, httpStatus: http.StatusBadRequest, code: codes.InvalidArgument,
+		msg: fmt.Sprintf("otlp %s: %v", signal, err)}
+	if tenancy.Status(err) == http.StatusUnauthorized {
+		e.httpStatus, e.code, e.msg = http.StatusUnauthorized, codes.Unauthenticated, err.Error()
+	}
+	return e
+}
+
+// tenancyFor reports whether signal's requests must name a tenant.
+func (r *Receiver) tenancyFor(signal string) bool {
+	switch signal {
+	case SignalTraces:
+		return r.deps.TracesTenancy
+	case SignalLogs:
+		return r.deps.LogsTenancy
+	}
+	return false
+}
+
+// withTenant puts the tenant of a request into ctx, or refuses it.
+func (r *Receiver) withTenant(ctx context.Context, signal, transport, header string, fromGRPC bool) (context.Context, *exportError) {
+	var tenant string
+	var err error
+	if fromGRPC {
+		tenant, err = tenancy.FromGRPC(ctx, r.tenancyFor(signal))
+	} else {
+		tenant, err = tenancy.Resolve(r.tenancyFor(signal), header)
+	}
+	if err != nil {
+		return ctx, r.refuse(signal, transport, errTenant(signal, err))
+	}
+	return tenancy.NewContext(ctx, tenant), nil
 }
 
 func errMalformed(signal, what string, err error) *exportError {
