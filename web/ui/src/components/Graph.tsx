@@ -28,6 +28,10 @@ interface Props {
   formatValue?: (v: number) => string;
   /** The x range to show (epoch ms), so the axis is the query's range, not the data's extent. */
   xRange?: [number, number];
+  /** uPlot's own legend (on by default; dashboards draw theirs). */
+  legend?: boolean;
+  /** Fill under lines, 0–1 (dashboards' fillOpacity). */
+  fillOpacity?: number;
 }
 
 /** Aligns series on the union of their timestamps (seconds), as uPlot wants, with nulls for gaps. */
@@ -57,7 +61,7 @@ export function stack(ys: (number | null)[][]): (number | null)[][] {
   return out;
 }
 
-export default function Graph({ series, stacked, exemplars, onExemplarClick, height = 300, formatValue = formatShort, xRange }: Props) {
+export default function Graph({ series, stacked, exemplars, onExemplarClick, height = 300, formatValue = formatShort, xRange, legend = true, fillOpacity = 0 }: Props) {
   const host = useRef<HTMLDivElement>(null);
   const [xs, raw] = useMemo(() => alignSeries(series), [series]);
   const exRef = useRef({ exemplars, onExemplarClick });
@@ -75,7 +79,7 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
       width: el.clientWidth || 800,
       height,
       cursor: { drag: { x: true, y: false } },
-      legend: { live: true },
+      legend: { show: legend, live: true },
       scales: { x: xRange ? { time: true, range: [xRange[0] / 1000, xRange[1] / 1000] } : { time: true } },
       axes: [
         { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } },
@@ -93,7 +97,7 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
           label: s.name,
           stroke: colourAt(i),
           width: 1.5,
-          fill: stacked ? colourAt(i) + '55' : undefined,
+          fill: stacked ? colourAt(i) + '55' : fillOpacity > 0 ? colourAt(i) + Math.round(Math.min(1, fillOpacity) * 255).toString(16).padStart(2, '0') : undefined,
           spanGaps: false,
           points: { show: false },
           value: (_u: uPlot, _v: number | null, si: number, di: number | null) => {
@@ -156,7 +160,7 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
       u.over.removeEventListener('click', onClick);
       u.destroy();
     };
-  }, [xs, raw, series, stacked, height, formatValue, xRange]);
+  }, [xs, raw, series, stacked, height, formatValue, xRange, legend, fillOpacity]);
 
   return <div className="graph" ref={host} data-testid="graph" data-series={series.length} />;
 }

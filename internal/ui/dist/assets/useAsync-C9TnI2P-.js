@@ -1,1 +1,0 @@
-import{c as e,d as t,f as n}from"./index-BYRBMFWK.js";var r=n(t(),1);function i(t,n){let[i,a]=(0,r.useState)({loading:!0});return(0,r.useEffect)(()=>{let n=new AbortController;return a(e=>({data:e.data,loading:!0})),t(n.signal).then(e=>!n.signal.aborted&&a({data:e,loading:!1}),t=>!n.signal.aborted&&a({error:e(t),loading:!1})),()=>n.abort()},n),i}export{i as t};
