@@ -24,7 +24,7 @@ import (
 // step is 60 s. It reports wall ms and CPU seconds per query (the query may
 // use both cores).
 func BenchmarkHTTPMetricQuery(b *testing.B) {
-	_, api, raw, start, span := millionLines(b)
+	_, api, raw, start, span := millionLines(b, 0)
 	// Every 97th line has status=503. (No json query: these lines are
 	// logfmt, so json would only measure its error path.)
 	for _, q := range []string{
@@ -55,15 +55,20 @@ func BenchmarkHTTPMetricQuery(b *testing.B) {
 
 // millionLines builds the store of BenchmarkHTTPMetricQuery: 1M realistic
 // logfmt lines in 50 streams (5 services) over 50 minutes, flushed at the
-// default head size and compacted as Run would.
-func millionLines(b *testing.B) (*logstore.DB, *lokiapi.API, int64, time.Time, time.Duration) {
+// default head size and compacted as Run would (with fanout 0, the
+// default; 2 merges everything down to compacted blocks).
+func millionLines(b *testing.B, fanout int) (*logstore.DB, *lokiapi.API, int64, time.Time, time.Duration) {
 	const lines, streams = 1_000_000, 50
 	span := 50 * time.Minute
 	start := time.Now().Add(-time.Hour).Truncate(time.Minute)
 	cfg := lokiapi.DefaultConfig()
 	cfg.Limits.IngestionRateMB = 0
 	cfg.Limits.RejectOldSamples = false
-	db, err := logstore.Open(b.TempDir(), cfg.StoreOptions(), logstore.Deps{Registerer: prometheus.NewRegistry()})
+	opts := cfg.StoreOptions()
+	if fanout > 0 {
+		opts.CompactionFanout = fanout
+	}
+	db, err := logstore.Open(b.TempDir(), opts, logstore.Deps{Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -79,7 +79,12 @@ func mod(a, b int64) int64 {
 }
 
 // Engine evaluates LogQL against a Storage.
-type Engine struct{ opts EngineOpts }
+type Engine struct {
+	opts EngineOpts
+	// noSummaries reads every line even where chunk summaries could
+	// answer; tests compare both paths.
+	noSummaries bool
+}
 
 // NewEngine returns an engine.
 func NewEngine(opts EngineOpts) *Engine { return &Engine{opts: opts} }
@@ -112,6 +117,9 @@ type Stats struct {
 	Returned       int64
 	ExecTime       time.Duration
 	ChunkRefsTotal int
+	// SummaryChunks are the chunks whose lines (counted in Lines and
+	// Bytes) were counted from their per-second summaries, unread.
+	SummaryChunks int
 }
 
 // Result is a query's value and stats.
@@ -552,6 +560,12 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 	keepValues := e.Op == "quantile_over_time" || e.Op == "rate_counter"
 	bytesOp := e.Op == "bytes_over_time" || e.Op == "bytes_rate"
 	fast := len(stages) == 0 && r.Unwrap == nil && !keepValues
+	// Counts and line bytes whose windows start and end on whole seconds
+	// come from the chunks' per-second summaries, without reading a line
+	// (ADR 0097), where the result's series do not depend on a chunk's
+	// structured metadata.
+	summarized := !ev.e.noSummaries && fast && summaryOp(e.Op) && ev.windowsOnSummaryBuckets(iv, off)
+	mdOK := metadataGroupedAway(e.Grouping, pushed)
 	parts, err := forStreams(ev.ctx, ss, func(s *logstore.Stream, w *worker[part]) error {
 		if w.acc.byHash == nil {
 			w.acc.byHash = map[uint64][]*seriesSamples{}
@@ -561,9 +575,78 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 		c, _, _ := s.ChunkStats()
 		st.Chunks += c
 		st.StoredBytes += s.StoredBytes()
+		ls := &w.ls
+		// seriesOf finds or makes the series of the labels in ls.
+		seriesOf := func() (*seriesSamples, error) {
+			if e.Grouping != nil {
+				ls.applyGrouping(e.Grouping)
+			}
+			if pushed != nil {
+				ls.applyGrouping(pushed)
+			}
+			h := ls.hash()
+			for _, c := range w.acc.byHash[h] {
+				if ls.equal(c.lbls) {
+					return c, nil
+				}
+			}
+			lbls := ls.labels()
+			sr := &seriesSamples{lbls: lbls, key: lbls.String(), win: map[int]*windowAcc{}}
+			// Workers may each hold the same series, so this count is
+			// an upper bound; it is exact with one worker.
+			if checkSeries && nSeries.Add(1) > int64(ev.e.opts.MaxSeries)*int64(max(1, runtime.GOMAXPROCS(0))) {
+				return nil, ev.seriesLimitErr()
+			}
+			if err := ev.charge(int64(memSeries + 2*len(sr.key))); err != nil {
+				return nil, err
+			}
+			w.acc.byHash[h] = append(w.acc.byHash[h], sr)
+			w.acc.series = append(w.acc.series, sr)
+			return sr, nil
+		}
+		if summarized {
+			var sr *seriesSamples
+			var cur stepCursor
+			var ferr error
+			rest, sst, err := s.SplitSummarized(mdOK, func(b logstore.SummaryBucketCounts) {
+				if ferr != nil {
+					return
+				}
+				if sr == nil {
+					ls.reset(s.Labels, labels.EmptyLabels())
+					if sr, ferr = seriesOf(); ferr != nil {
+						return
+					}
+				}
+				v := float64(b.Entries)
+				if bytesOp {
+					v = float64(b.LineBytes)
+				}
+				if ferr = ev.accumulateN(&cur, sr, b.End, b.Entries, v, off, iv); ferr != nil {
+					return
+				}
+				if n := total.Add(int64(b.Entries)); ev.e.opts.MaxSamples > 0 && n > int64(ev.e.opts.MaxSamples) {
+					ferr = fmt.Errorf("%w: query processes more than %d samples", ErrLimit, ev.e.opts.MaxSamples)
+				}
+			})
+			if err != nil {
+				return err
+			}
+			if ferr != nil {
+				return ferr
+			}
+			st.Lines += sst.Entries
+			st.PostFilter += sst.Entries
+			st.Bytes += sst.LineBytes
+			st.MetadataBytes += sst.MetadataBytes
+			st.SummaryChunks += sst.Chunks
+			if rest == nil {
+				return nil
+			}
+			s = rest
+		}
 		it := s.Iterator(ev.ctx)
 		defer it.Close()
-		ls := &w.ls
 		// Without pipeline stages or unwrap, a sample's labels are the
 		// stream's plus the entry's metadata: entries whose metadata equals
 		// the previous entry's go to the same series without rebuilding,
@@ -622,33 +705,9 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 			// __error__ and __error_details__ stay labels of the sample:
 			// an aggregation that groups them away answers, one that keeps
 			// them fails the query (checkPipelineErrors).
-			if e.Grouping != nil {
-				ls.applyGrouping(e.Grouping)
-			}
-			if pushed != nil {
-				ls.applyGrouping(pushed)
-			}
-			h := ls.hash()
-			var sr *seriesSamples
-			for _, c := range w.acc.byHash[h] {
-				if ls.equal(c.lbls) {
-					sr = c
-					break
-				}
-			}
-			if sr == nil {
-				lbls := ls.labels()
-				sr = &seriesSamples{lbls: lbls, key: lbls.String(), win: map[int]*windowAcc{}}
-				// Workers may each hold the same series, so this count is
-				// an upper bound; it is exact with one worker.
-				if checkSeries && nSeries.Add(1) > int64(ev.e.opts.MaxSeries)*int64(max(1, runtime.GOMAXPROCS(0))) {
-					return ev.seriesLimitErr()
-				}
-				if err := ev.charge(int64(memSeries + 2*len(sr.key))); err != nil {
-					return err
-				}
-				w.acc.byHash[h] = append(w.acc.byHash[h], sr)
-				w.acc.series = append(w.acc.series, sr)
+			sr, err := seriesOf()
+			if err != nil {
+				return err
 			}
 			if fast {
 				lastSr, lastMeta = sr, ent.Metadata
@@ -753,6 +812,85 @@ func (ev *evaluator) accumulateAt(c *stepCursor, sr *seriesSamples, ts int64, v 
 		return ev.charge(held)
 	}
 	return nil
+}
+
+// accumulateN adds n samples at ts whose values sum to v (a summary
+// bucket's count or line bytes) to every step whose window holds ts.
+// Only the count and the sum are kept: it serves count_over_time, rate,
+// bytes_over_time, bytes_rate and absent_over_time (summaryOp).
+func (ev *evaluator) accumulateN(c *stepCursor, sr *seriesSamples, ts int64, n int, v float64, off, iv int64) error {
+	t := ts + off
+	steps := ev.steps
+	lo := c.lo
+	switch {
+	case c.valid && lo < len(steps) && steps[lo] >= t && (lo == 0 || steps[lo-1] < t):
+	case c.valid && lo+1 < len(steps) && steps[lo+1] >= t && steps[lo] < t:
+		lo++
+	default:
+		lo = sort.Search(len(steps), func(k int) bool { return steps[k] >= t })
+	}
+	c.lo, c.valid = lo, true
+	var held int64
+	for k := lo; k < len(steps) && steps[k] < t+iv; k++ {
+		w := sr.win[k]
+		if w == nil {
+			w = &windowAcc{min: math.Inf(1), max: math.Inf(-1), firstT: ts, lastT: ts}
+			sr.win[k] = w
+			held += memWindow
+		}
+		w.n += n
+		w.sum += v
+	}
+	if held > 0 {
+		return ev.charge(held)
+	}
+	return nil
+}
+
+// summaryOp reports whether a range aggregation (without pipeline stages
+// and unwrap) needs only counts and line bytes per window.
+func summaryOp(op string) bool {
+	switch op {
+	case "count_over_time", "rate", "bytes_over_time", "bytes_rate", "absent_over_time":
+		return true
+	}
+	return false
+}
+
+// windowsOnSummaryBuckets reports whether every window bound of the query,
+// (t-off-range, t-off] for each step t, is a multiple of the chunk
+// summaries' bucket, so each bucket lies wholly inside or outside a window.
+func (ev *evaluator) windowsOnSummaryBuckets(iv, off int64) bool {
+	const w = logstore.SummaryBucket
+	if iv%w != 0 || off%w != 0 || ev.steps[0]%w != 0 {
+		return false
+	}
+	return len(ev.steps) == 1 || (ev.steps[1]-ev.steps[0])%w == 0
+}
+
+// metadataGroupedAway returns whether a chunk whose entries carry
+// structured metadata of these names yields the same result series as
+// its stream labels alone: some grouping of the query (the range
+// aggregation's, then the pushed-down outer one) drops every such name.
+func metadataGroupedAway(gs ...*Grouping) func(names []string) bool {
+	return func(names []string) bool {
+		for _, g := range gs {
+			if g == nil {
+				continue
+			}
+			all := true
+			for _, n := range names {
+				if slices.Contains(g.Labels, n) != g.Without {
+					all = false
+					break
+				}
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // windowAcc folds the samples of one window of one series.
@@ -1311,6 +1449,7 @@ func (s *Stats) add(o Stats) {
 	s.MetadataBytes += o.MetadataBytes
 	s.StoredBytes += o.StoredBytes
 	s.PostFilter += o.PostFilter
+	s.SummaryChunks += o.SummaryChunks
 }
 
 // worker is one goroutine's state while streams are evaluated in parallel:

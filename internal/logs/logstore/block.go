@@ -16,9 +16,12 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// On-disk block format version; see docs/formats/logstore.md.
+// On-disk block format version; see docs/formats/logstore.md. Version 2
+// (ADR 0097) adds chunk summaries and zstd chunks; version 1 blocks are
+// still read (and compacted into version 2 blocks).
 const (
-	blockFormatVersion = 1
+	blockFormatVersion = 2
+	blockFormatV1      = 1
 	indexMagic         = "NXLI"
 	chunksMagic        = "NXLC"
 	bloomsMagic        = "NXLB"
@@ -58,9 +61,10 @@ type BlockCompaction struct {
 
 // storedChunk is a chunk ready to be written to a block.
 type storedChunk struct {
-	meta  ChunkMeta
-	data  []byte
-	bloom []byte
+	meta    ChunkMeta
+	data    []byte
+	bloom   []byte
+	summary []byte // nil: none (chunks of version 1 blocks)
 }
 
 type indexStream struct {
@@ -72,6 +76,7 @@ type blockChunk struct {
 	meta               ChunkMeta
 	off, length        uint64
 	bloomOff, bloomLen uint64
+	summaryLen         uint64 // the summary follows the bloom in the blooms file; 0 = none
 }
 
 // blockWriter streams chunks to a temporary directory; finish renames it
@@ -127,9 +132,12 @@ func (w *blockWriter) addStream(ls labels.Labels, chunks []storedChunk) error {
 		if _, err := w.bloomsW.Write(c.bloom); err != nil {
 			return fmt.Errorf("write bloom: %w", err)
 		}
-		st.chunks = append(st.chunks, blockChunk{meta: c.meta, off: w.chunksOff, length: uint64(len(c.data)), bloomOff: w.bloomsOff, bloomLen: uint64(len(c.bloom))})
+		if _, err := w.bloomsW.Write(c.summary); err != nil {
+			return fmt.Errorf("write summary: %w", err)
+		}
+		st.chunks = append(st.chunks, blockChunk{meta: c.meta, off: w.chunksOff, length: uint64(len(c.data)), bloomOff: w.bloomsOff, bloomLen: uint64(len(c.bloom)), summaryLen: uint64(len(c.summary))})
 		w.chunksOff += uint64(len(c.data))
-		w.bloomsOff += uint64(len(c.bloom))
+		w.bloomsOff += uint64(len(c.bloom) + len(c.summary))
 		w.meta.MinTime = min(w.meta.MinTime, c.meta.MinTime)
 		w.meta.MaxTime = max(w.meta.MaxTime, c.meta.MaxTime)
 		w.meta.Stats.Chunks++
@@ -235,6 +243,7 @@ func encodeIndex(streams []indexStream) []byte {
 			b = binary.AppendUvarint(b, c.length)
 			b = binary.AppendUvarint(b, c.bloomOff)
 			b = binary.AppendUvarint(b, c.bloomLen)
+			b = binary.AppendUvarint(b, c.summaryLen)
 		}
 		s.lbls.Range(func(l labels.Label) {
 			if post[l.Name] == nil {
@@ -300,7 +309,7 @@ func openBlock(dir string) (*block, error) {
 	if err := json.Unmarshal(mb, &b.meta); err != nil {
 		return nil, fmt.Errorf("decode meta: %w", err)
 	}
-	if b.meta.Version != blockFormatVersion {
+	if b.meta.Version != blockFormatVersion && b.meta.Version != blockFormatV1 {
 		return nil, fmt.Errorf("unsupported block version %d", b.meta.Version)
 	}
 	ib, err := os.ReadFile(filepath.Join(dir, indexFile))
@@ -329,7 +338,8 @@ func decodeIndex(ib []byte) ([]indexStream, map[string]map[string][]int, error) 
 	if len(ib) < 9 || string(ib[:4]) != indexMagic {
 		return nil, nil, fmt.Errorf("%w: missing magic", errBadIndex)
 	}
-	if ib[4] != blockFormatVersion {
+	version := ib[4]
+	if version != blockFormatVersion && version != blockFormatV1 {
 		return nil, nil, fmt.Errorf("%w: version %d", errBadIndex, ib[4])
 	}
 	body := ib[:len(ib)-4]
@@ -358,6 +368,9 @@ func decodeIndex(ib []byte) ([]indexStream, map[string]map[string][]int, error) 
 			c.meta.RawBytes = int(d.uvarint())
 			c.off, c.length = d.uvarint(), d.uvarint()
 			c.bloomOff, c.bloomLen = d.uvarint(), d.uvarint()
+			if version >= 2 {
+				c.summaryLen = d.uvarint()
+			}
 		}
 		streams = append(streams, s)
 	}
@@ -511,15 +524,30 @@ func (h blockChunkHandle) view(pooled bool, s *searcher) (*chunkView, func(), er
 	return v, release, nil
 }
 
+// summary returns the chunk's summary from the mmapped blooms file; nil
+// if it has none (version 1 blocks) or it lies beyond the file.
+func (h blockChunkHandle) summary() []byte {
+	from := h.c.bloomOff + h.c.bloomLen
+	end := from + h.c.summaryLen
+	if h.c.summaryLen == 0 || end > uint64(len(h.b.bloomMap)) {
+		return nil
+	}
+	return h.b.bloomMap[from:end:end]
+}
+
 // readRaw returns the stored bytes, for compaction that keeps a chunk as is.
-func (h blockChunkHandle) readRaw() ([]byte, []byte, error) {
+func (h blockChunkHandle) readRaw() (storedChunk, error) {
 	buf := make([]byte, h.c.length)
 	if _, err := h.b.chunks.ReadAt(buf, int64(h.c.off)); err != nil {
-		return nil, nil, fmt.Errorf("read chunk at %d: %w", h.c.off, err)
+		return storedChunk{}, fmt.Errorf("read chunk at %d: %w", h.c.off, err)
 	}
 	end := h.c.bloomOff + h.c.bloomLen
 	if end > uint64(len(h.b.bloomMap)) {
-		return nil, nil, fmt.Errorf("bloom at %d beyond the blooms file", h.c.bloomOff)
+		return storedChunk{}, fmt.Errorf("bloom at %d beyond the blooms file", h.c.bloomOff)
 	}
-	return buf, bytes.Clone(h.b.bloomMap[h.c.bloomOff:end]), nil
+	sc := storedChunk{meta: h.c.meta, data: buf, bloom: bytes.Clone(h.b.bloomMap[h.c.bloomOff:end])}
+	if s := h.summary(); s != nil {
+		sc.summary = bytes.Clone(s)
+	}
+	return sc, nil
 }

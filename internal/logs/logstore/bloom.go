@@ -157,3 +157,52 @@ func distinctMetadataBytes(v *chunkView) int {
 	}
 	return n
 }
+
+// coldBloomMaxFill is the fill up to which compaction folds a chunk's
+// filter (ADR 0097): with two hashes a needle's n-gram then passes with
+// probability ≤ 0.62² ≈ 0.38, so a 32-hex-digit trace ID (27 n-grams)
+// still rules out practically every chunk that lacks it (0.38²⁷ ≈ 5e-12),
+// a 16-byte needle nearly so (2.5e-5), while an 8-byte needle (3 n-grams)
+// passes up to ~6 % of such chunks instead of ≤ 1.5 % before folding.
+const coldBloomMaxFill = 0.62
+
+// foldBloom halves an encoded filter (OR of its halves, valid because
+// positions are hash & (bits-1)) while the result stays at or below
+// coldBloomMaxFill and bloomMinBits; a filter it cannot read comes back as is.
+func foldBloom(f []byte) []byte {
+	if len(f) < 2 {
+		return f
+	}
+	lg := int(f[0])
+	if lg < 6 || lg > 24 || len(f) != 2+(1<<lg)/8 {
+		return f
+	}
+	words := make([]uint64, (1<<lg)/64)
+	for i := range words {
+		words[i] = binary.LittleEndian.Uint64(f[2+8*i:])
+	}
+	for len(words)*64 > bloomMinBits {
+		half := len(words) / 2
+		set := 0
+		for i := range half {
+			set += bits.OnesCount64(words[i] | words[i+half])
+		}
+		if float64(set) > coldBloomMaxFill*float64(half*64) {
+			break
+		}
+		for i := range half {
+			words[i] |= words[i+half]
+		}
+		words = words[:half]
+	}
+	if len(words)*64 == 1<<lg {
+		return f
+	}
+	out := make([]byte, 2, 2+len(words)*8)
+	out[0] = byte(bits.Len(uint(len(words)*64)) - 1)
+	out[1] = f[1]
+	for _, w := range words {
+		out = binary.LittleEndian.AppendUint64(out, w)
+	}
+	return out
+}

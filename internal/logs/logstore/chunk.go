@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"runtime"
 	"slices"
 	"sync"
 	"unsafe"
 
 	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -21,7 +23,52 @@ type Entry struct {
 	Metadata  labels.Labels // Loki 3 structured metadata; empty for most lines.
 }
 
-const chunkEncodingS2 byte = 1
+// Stored chunk encodings (docs/formats/logstore.md). s2 is the hot one:
+// head chunks and flushed blocks. zstd (format version 2) is for compacted
+// blocks: about half the bytes of s2 on log lines, decompressed ~3× slower.
+const (
+	chunkEncodingS2   byte = 1
+	chunkEncodingZstd byte = 2
+)
+
+// Compression names a stored chunk encoding, for Options.
+type Compression string
+
+// The chunk compressions Options.ColdCompression accepts.
+const (
+	CompressionS2   Compression = "s2"
+	CompressionZstd Compression = "zstd"
+)
+
+func (c Compression) encoding() byte {
+	if c == CompressionZstd {
+		return chunkEncodingZstd
+	}
+	return chunkEncodingS2
+}
+
+// One zstd encoder and decoder for the process: EncodeAll and DecodeAll
+// are safe for concurrent use.
+var (
+	zstdOnce sync.Once
+	zstdEnc  *zstd.Encoder
+	zstdDec  *zstd.Decoder
+)
+
+func zstdCodecs() (*zstd.Encoder, *zstd.Decoder) {
+	zstdOnce.Do(func() {
+		var err error
+		// SpeedFastest: on these lines it compresses as well as the default
+		// level (0.168 vs 0.174 of the raw bytes at 256 KiB) at twice its speed.
+		if zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true)); err != nil {
+			panic(err) // only for invalid options
+		}
+		if zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(1<<30)); err != nil {
+			panic(err)
+		}
+	})
+	return zstdEnc, zstdDec
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -292,14 +339,26 @@ func encodeSorted(es []Entry) *rawChunk {
 }
 
 // compressChunk turns an encoded chunk into its stored form: encoding byte,
-// s2 block, CRC32-C of everything before it.
-func compressChunk(raw []byte) []byte {
+// compressed payload (s2 block; or uvarint raw length + zstd frame), CRC32-C
+// of everything before it.
+func compressChunk(raw []byte, encoding byte) []byte {
+	if encoding == chunkEncodingZstd {
+		enc, _ := zstdCodecs()
+		out := make([]byte, 0, len(raw)/3+16)
+		out = append(out, chunkEncodingZstd)
+		out = binary.AppendUvarint(out, uint64(len(raw)))
+		out = enc.EncodeAll(raw, out)
+		return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
+	}
 	enc := s2.Encode(nil, raw)
 	out := make([]byte, 0, 1+len(enc)+4)
 	out = append(out, chunkEncodingS2)
 	out = append(out, enc...)
 	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 }
+
+// maxChunkRaw bounds the decompressed size a stored chunk may claim.
+const maxChunkRaw = 1 << 30
 
 var chunkBufs = sync.Pool{New: func() any { return new([]byte) }}
 
@@ -314,12 +373,22 @@ func decompressChunk(stored []byte, pooled bool) (raw []byte, release func(), er
 	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(stored[len(stored)-4:]) {
 		return nil, release, fmt.Errorf("%w: checksum mismatch", ErrCorruptChunk)
 	}
-	if body[0] != chunkEncodingS2 {
+	var n int
+	payload := body[1:]
+	switch body[0] {
+	case chunkEncodingS2:
+		var err error
+		if n, err = s2.DecodedLen(payload); err != nil {
+			return nil, release, fmt.Errorf("%w: %w", ErrCorruptChunk, err)
+		}
+	case chunkEncodingZstd:
+		l, k := binary.Uvarint(payload)
+		if k <= 0 || l > maxChunkRaw {
+			return nil, release, fmt.Errorf("%w: zstd chunk length", ErrCorruptChunk)
+		}
+		n, payload = int(l), payload[k:]
+	default:
 		return nil, release, fmt.Errorf("%w: unknown encoding %d", ErrCorruptChunk, body[0])
-	}
-	n, err := s2.DecodedLen(body[1:])
-	if err != nil {
-		return nil, release, fmt.Errorf("%w: %w", ErrCorruptChunk, err)
 	}
 	var dst []byte
 	if pooled {
@@ -332,7 +401,15 @@ func decompressChunk(stored []byte, pooled bool) (raw []byte, release func(), er
 	} else {
 		dst = make([]byte, n)
 	}
-	raw, err = s2.Decode(dst, body[1:])
+	if body[0] == chunkEncodingZstd {
+		_, dec := zstdCodecs()
+		raw, err = dec.DecodeAll(payload, dst[:0])
+		if err == nil && len(raw) != n {
+			err = fmt.Errorf("zstd chunk of %d bytes, header says %d", len(raw), n)
+		}
+	} else {
+		raw, err = s2.Decode(dst, payload)
+	}
 	if err != nil {
 		release()
 		return nil, func() {}, fmt.Errorf("%w: %w", ErrCorruptChunk, err)

@@ -144,9 +144,12 @@ func (db *DB) mergeBlocks(run []*block) (*block, error) {
 }
 
 // rechunk merges a stream's chunks: full chunks that overlap nothing are
-// copied as stored; the rest are merged in time order and cut again.
+// copied as stored (recompressed in the cold encoding if they are not in
+// it yet); the rest are merged in time order and cut again. Compacted
+// chunks' bloom filters are folded down to coldBloomMaxFill.
 func (db *DB) rechunk(cs []chunkHandle) ([]storedChunk, error) {
 	slices.SortStableFunc(cs, func(a, b chunkHandle) int { return cmpInt64(a.Meta().MinTime, b.Meta().MinTime) })
+	enc := db.opts.ColdCompression.encoding()
 	var out []storedChunk
 	var pending []chunkHandle
 	flush := func() error {
@@ -160,7 +163,7 @@ func (db *DB) rechunk(cs []chunkHandle) ([]storedChunk, error) {
 			e := it.At()
 			rc.append(e.Timestamp, e.Line, e.Metadata)
 			if rc.size() >= db.opts.ChunkTargetSize {
-				out = append(out, storedFromRaw(&rc))
+				out = append(out, storedFromRaw(&rc, enc))
 				rc = rawChunk{}
 			}
 		}
@@ -168,7 +171,7 @@ func (db *DB) rechunk(cs []chunkHandle) ([]storedChunk, error) {
 			return err
 		}
 		if rc.entries > 0 {
-			out = append(out, storedFromRaw(&rc))
+			out = append(out, storedFromRaw(&rc, enc))
 		}
 		pending = pending[:0]
 		return nil
@@ -181,11 +184,21 @@ func (db *DB) rechunk(cs []chunkHandle) ([]storedChunk, error) {
 			if err := flush(); err != nil {
 				return nil, err
 			}
-			data, bl, err := bc.readRaw()
+			sc, err := bc.readRaw()
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, storedChunk{meta: m, data: data, bloom: bl})
+			// A chunk is kept byte for byte when it is already in the cold
+			// encoding and has a summary; otherwise (an s2 chunk of a
+			// flushed block, a version 1 chunk) it is recompressed and
+			// summarised, its bloom kept.
+			if len(sc.data) == 0 || sc.data[0] != enc || sc.summary == nil {
+				if sc, err = recode(sc, enc); err != nil {
+					return nil, err
+				}
+				sc.bloom = foldBloom(sc.bloom)
+			}
+			out = append(out, sc)
 			continue
 		}
 		pending = append(pending, c)
@@ -193,9 +206,26 @@ func (db *DB) rechunk(cs []chunkHandle) ([]storedChunk, error) {
 	return out, flush()
 }
 
-func storedFromRaw(rc *rawChunk) storedChunk {
-	c := cutChunk(rc)
-	return storedChunk{meta: c.meta, data: c.data, bloom: c.bloom}
+// recode decompresses a stored chunk and stores it again in encoding, with
+// a summary.
+func recode(sc storedChunk, encoding byte) (storedChunk, error) {
+	raw, release, err := decompressChunk(sc.data, false)
+	release()
+	if err != nil {
+		return sc, err
+	}
+	v, err := parseChunk(raw, nil)
+	if err != nil {
+		return sc, err
+	}
+	sc.data = compressChunk(raw, encoding)
+	sc.summary = buildSummary(v)
+	return sc, nil
+}
+
+func storedFromRaw(rc *rawChunk, encoding byte) storedChunk {
+	c := cutChunkAs(rc, encoding)
+	return storedChunk{meta: c.meta, data: c.data, bloom: foldBloom(c.bloom), summary: c.sum}
 }
 
 // ApplyRetention deletes blocks past the age limit, then the oldest blocks

@@ -21,6 +21,8 @@ type memChunk struct {
 	meta  ChunkMeta
 	data  []byte // nil once spilled
 	bloom []byte // encoded, as stored in a block
+	// summary: per-second counts, as stored in a block (ADR 0097).
+	sum []byte
 	// Where the chunk was spilled, if it was.
 	spill  *spillFile
 	off    int64
@@ -305,8 +307,11 @@ func updateMax(a *atomic.Int64, v int64) {
 	}
 }
 
-// cutChunk sorts, indexes and compresses an open chunk.
-func cutChunk(rc *rawChunk) *memChunk {
+// cutChunk sorts, indexes, summarises and compresses an open chunk (s2:
+// head chunks are hot).
+func cutChunk(rc *rawChunk) *memChunk { return cutChunkAs(rc, chunkEncodingS2) }
+
+func cutChunkAs(rc *rawChunk, encoding byte) *memChunk {
 	if rc.unsorted {
 		// Our own bytes: they cannot be corrupt.
 		v, _ := rc.view()
@@ -317,8 +322,9 @@ func cutChunk(rc *rawChunk) *memChunk {
 	raw := rc.encode()
 	return &memChunk{
 		meta:  ChunkMeta{MinTime: rc.minT, MaxTime: rc.maxT, Entries: rc.entries, RawBytes: len(raw)},
-		data:  compressChunk(raw),
+		data:  compressChunk(raw, encoding),
 		bloom: buildBloom(v),
+		sum:   buildSummary(v),
 	}
 }
 
@@ -417,6 +423,7 @@ func (c *memChunk) storedSize() int {
 	return len(c.data)
 }
 func (c *openChunk) storedSize() int { return 0 }
+func (c *memChunk) summary() []byte  { return c.sum }
 func (c *memChunk) mayContain(needles []string) bool {
 	return bloomMayContain(c.bloom, needles)
 }
@@ -445,6 +452,7 @@ func (c *openChunk) Meta() ChunkMeta {
 	return ChunkMeta{MinTime: c.raw.minT, MaxTime: c.raw.maxT, Entries: c.raw.entries, RawBytes: c.raw.size()}
 }
 func (c *openChunk) mayContain([]string) bool { return true }
+func (c *openChunk) summary() []byte          { return nil }
 func (c *openChunk) view(bool, *searcher) (*chunkView, func(), error) {
 	v, err := c.raw.view()
 	return v, func() {}, err

@@ -23,6 +23,9 @@ type chunkHandle interface {
 	// storedSize is the chunk's compressed size; 0 for the head's open
 	// chunk, which is not compressed.
 	storedSize() int
+	// summary is the chunk's per-second counts (summary.go); nil if it has
+	// none (the head's open chunk, chunks of version 1 blocks).
+	summary() []byte
 }
 
 // SelectHints narrow a Select. Start is inclusive, End exclusive (Unix ns).
