@@ -136,15 +136,21 @@ func run(bin, exe string, runs int, backfill time.Duration, storage string, sett
 	for i := range runs {
 		c0, s0 := treeCPU(browserPID), serve.cpu()
 		t0 := time.Now()
-		r, err := renderOnce(bctx, url, timeout)
-		wall := time.Since(t0).Seconds() * 1000
-		res := result{ms: r.MS, wall: wall, chrome: treeCPU(browserPID) - c0, serve: serve.cpu() - s0, states: r.States}
+		var wall, c1, s1 float64
+		r, err := renderOnce(bctx, url, timeout, func() {
+			wall = time.Since(t0).Seconds() * 1000
+			c1, s1 = treeCPU(browserPID), serve.cpu()
+		})
+		res := result{ms: r.MS, wall: wall, chrome: c1 - c0, serve: s1 - s0, states: r.States}
 		if err != nil {
 			return fmt.Errorf("run %d: %w (panel states %v; is the renderer in internal/ui/dist? git log -- internal/ui/dist)", i+1, err, r.States)
 		}
 		results = append(results, res)
-		fmt.Printf("run %d: rendered in %6.0f ms (renderer's figure; %6.0f ms wall incl. tab set-up)  chromium %.2f CPU-s  serve %.2f CPU-s  panels %v\n",
-			i+1, res.ms, res.wall, res.chrome, res.serve, res.states)
+		fmt.Printf("run %d: rendered in %5.0f ms (%5.0f ms wall incl. tab set-up)  %d queries, last answered at %5.0f ms, slowest %4.0f ms  chromium %.2f CPU-s  serve %.2f CPU-s  panels %v\n",
+			i+1, res.ms, res.wall, r.Queries.N, r.Queries.LastEnd, r.Queries.Slowest, res.chrome, res.serve, res.states)
+		for _, q := range r.Queries.Top {
+			fmt.Printf("        %s\n", q)
+		}
 	}
 	var ms, ch, sv []float64
 	for _, r := range results {
@@ -161,12 +167,25 @@ func run(bin, exe string, runs int, backfill time.Duration, storage string, sett
 type renderResult struct {
 	MS     float64        `json:"ms"`
 	States map[string]int `json:"states"`
+	// Queries are the data requests (Prometheus, Loki, Tempo APIs) the page
+	// made: how many, when the last one ended (ms since navigation), and
+	// the slowest one's duration.
+	Queries struct {
+		N       int     `json:"n"`
+		LastEnd float64 `json:"lastEnd"`
+		Slowest float64 `json:"slowest"`
+		// Top are the three slowest, "<ms> <path>?query=…".
+		Top []string `json:"top"`
+	} `json:"queries"`
 }
 
 // renderOnce opens url in a new tab and waits for data-rendered="true".
-func renderOnce(bctx context.Context, url string, timeout time.Duration) (renderResult, error) {
+// after runs once the render is done (or failed), before the tab closes, so
+// CPU read there includes the tab's renderer process.
+func renderOnce(bctx context.Context, url string, timeout time.Duration, after func()) (renderResult, error) {
 	tab, tcancel := chromedp.NewContext(bctx)
 	defer tcancel()
+	defer after()
 	tctx, cancel := context.WithTimeout(tab, timeout)
 	defer cancel()
 	var r renderResult
@@ -180,7 +199,19 @@ func renderOnce(bctx context.Context, url string, timeout time.Duration) (render
   const tick = () => {
     const root = document.querySelector('[data-testid="dashboard"]');
     if (root && root.dataset.rendered === "true" && typeof window.__nxDashboardRenderedMs === "number") {
-      resolve({ms: window.__nxDashboardRenderedMs, states: states()});
+      const q = {n: 0, lastEnd: 0, slowest: 0, top: []};
+      const all = [];
+      for (const e of performance.getEntriesByType("resource")) {
+        if (!/\/(api\/v1|loki\/api|api\/(traces|search|v2\/search|metrics))\//.test(e.name)) continue;
+        q.n++; q.lastEnd = Math.max(q.lastEnd, e.responseEnd); q.slowest = Math.max(q.slowest, e.duration);
+        all.push(e);
+      }
+      all.sort((a, b) => b.duration - a.duration);
+      for (const e of all.slice(0, 3)) {
+        const u = new URL(e.name);
+        q.top.push(Math.round(e.duration) + " ms " + u.pathname + " " + (u.searchParams.get("query") || "").slice(0, 120));
+      }
+      resolve({ms: window.__nxDashboardRenderedMs, states: states(), queries: q});
       return;
     }
     window.__nxBenchStates = states();
@@ -289,7 +320,9 @@ func importBoard(base string, board []byte) error {
 	return nil
 }
 
-// procCPU is a process's user+system CPU seconds from /proc/<pid>/stat.
+// procCPU is a process's user+system CPU seconds from /proc/<pid>/stat,
+// with those of its children that exited and were waited for (Chromium's
+// zygote reaps the renderers of closed tabs).
 func procCPU(pid int) float64 {
 	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -300,12 +333,15 @@ func procCPU(pid int) float64 {
 		return 0
 	}
 	f := strings.Fields(string(st[i+2:]))
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return 0
 	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100 // USER_HZ
+	var ticks float64
+	for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+		v, _ := strconv.ParseFloat(f[i], 64)
+		ticks += v
+	}
+	return ticks / 100 // USER_HZ
 }
 
 // treeCPU is procCPU summed over pid and its descendants (Chromium's
