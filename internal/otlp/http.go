@@ -74,12 +74,7 @@ func (r *Receiver) Handler() http.Handler {
 // RunHTTP serves Handler on ln until ctx ends, then shuts down gracefully
 // (bounded by 5s).
 func (r *Receiver) RunHTTP(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           r.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(r.logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := r.httpServer(ctx)
 	errc := make(chan error, 1)
 	if path := r.webConfigFile; path != "" {
 		go func() { errc <- web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &path}, r.logger) }()
@@ -101,6 +96,20 @@ func (r *Receiver) RunHTTP(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("shut down otlp http on %s: %w", ln.Addr(), err)
 	}
 	return nil
+}
+
+// httpServer is the OTLP/HTTP server: a slow client is cut off after 10 s
+// of headers, an idle keep-alive connection after 5 minutes, headers are
+// capped at 1 MiB (issue 16: timeouts and header caps on every server).
+func (r *Receiver) httpServer(ctx context.Context) *http.Server {
+	return &http.Server{
+		Handler:           r.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(r.logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
 }
 
 // HandleTraces serves POST /v1/traces.

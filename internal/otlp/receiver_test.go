@@ -346,3 +346,14 @@ func TestInvalidOnAdapters(t *testing.T) {
 		t.Errorf("metrics adapter marked an unrelated error invalid: %v", err)
 	}
 }
+
+func TestHTTPServerTimeouts(t *testing.T) {
+	r, err := New(DefaultConfig(), Deps{Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := r.httpServer(t.Context())
+	if srv.ReadHeaderTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes != 1<<20 {
+		t.Fatalf("OTLP/HTTP server: read header %s, idle %s, max header bytes %d; want all set", srv.ReadHeaderTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
+}
