@@ -60,6 +60,8 @@ const (
 type profile struct {
 	name       string
 	objects    []runtime.Object
+	raw        [][]byte                     // every object as JSON, as kustomize built it
+	names      []string                     // kind/name of each raw object
 	configMaps map[string]*corev1.ConfigMap // by name without the hash suffix
 	services   map[string]*corev1.Service
 	workloads  map[string]workload // StatefulSets, Deployments, DaemonSets by name
@@ -105,6 +107,12 @@ func build(t *testing.T, name string) *profile {
 			t.Fatalf("overlays/%s: %s %s does not decode strictly into k8s.io/api types: %v", name, r.GetKind(), r.GetName(), err)
 		}
 		p.objects = append(p.objects, obj)
+		j, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.raw = append(p.raw, j)
+		p.names = append(p.names, r.GetKind()+"/"+r.GetName())
 		switch o := obj.(type) {
 		case *corev1.ConfigMap:
 			p.configMaps[hashSuffix.ReplaceAllString(o.Name, "")] = o
