@@ -4,6 +4,13 @@
 // does, then each query asked through the Tempo API handler at 60 s steps.
 // It reports wall time and CPU-seconds of the whole process per query.
 //
+// -path picks how a query runs: "api" through tempoapi's handler (what a
+// client gets today), "columns" through the store and evaluator directly
+// as the handler does, with SearchRequest.Spans set when the block columns
+// suffice for the query (traceql's ColumnsSuffice; ADR 0091), "decode" the
+// same without columns, "both" columns and decode with their answers
+// compared (the default).
+//
 //	go run ./bench/traces/metricsbench -spans 1000000
 package main
 
@@ -28,9 +35,12 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/nx-watcher/nxwatcher/internal/traces/tempoapi"
+	"github.com/nx-watcher/nxwatcher/internal/traces/traceql"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 )
+
+var path string
 
 var queries = []string{
 	`{} | rate() by (resource.service.name)`,
@@ -46,6 +56,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "times each query is asked")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the queries to this file")
 	workers := flag.Int("search-workers", 0, "goroutines a query decodes on (0 = min(GOMAXPROCS, 8), the default; 1 = the caller's only)")
+	flag.StringVar(&path, "path", "both", "api (through tempoapi's handler), columns, decode, or both (columns and decode, answers compared)")
 	flag.Parse()
 	if err := run(*spans, *cutEvery, *rounds, *workers, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "metricsbench:", err)
@@ -142,6 +153,9 @@ func run(nSpans, cutEvery, rounds, workers int, cpuprofile string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if path != "api" {
+		return runDirect(db, start, now, rounds, total)
+	}
 	for _, q := range queries {
 		var wall, cpu time.Duration
 		var body []byte
@@ -164,4 +178,118 @@ func run(nSpans, cutEvery, rounds, workers int, cpuprofile string) error {
 			cpu.Seconds()*1e9/float64(rounds)/float64(total), len(body))
 	}
 	return nil
+}
+
+// runDirect runs each query as tempoapi's metrics handler does (parse,
+// evaluator, one store Search), with the block columns (-path columns),
+// without (-path decode) or both, comparing their series.
+func runDirect(db *tracestore.DB, start, end time.Time, rounds, total int) error {
+	modes := []bool{true, false}
+	switch path {
+	case "columns":
+		modes = []bool{true}
+	case "decode":
+		modes = []bool{false}
+	case "both":
+	default:
+		return fmt.Errorf("-path %q: want api, columns, decode or both", path)
+	}
+	for _, q := range queries {
+		var answers []string
+		for _, columns := range modes {
+			var wall, cpu time.Duration
+			var answer string
+			used := false
+			for range rounds {
+				runtime.GC()
+				t0, c0 := time.Now(), cpuTime()
+				series, col, err := directQuery(db, q, start, end, columns)
+				wall += time.Since(t0)
+				cpu += cpuTime() - c0
+				if err != nil {
+					return fmt.Errorf("%s: %w", q, err)
+				}
+				answer, used = fmt.Sprintf("%+v", series), col
+			}
+			answers = append(answers, answer)
+			mode := "decode"
+			if used {
+				mode = "columns"
+			} else if columns {
+				mode = "decode (columns do not suffice)"
+			}
+			fmt.Printf("%-80s %-8s %6.3f s wall, %6.3f CPU-s per query (%d rounds), %.0f ns CPU per stored span\n",
+				q, mode, wall.Seconds()/float64(rounds), cpu.Seconds()/float64(rounds), rounds,
+				cpu.Seconds()*1e9/float64(rounds)/float64(total))
+		}
+		if len(answers) == 2 && answers[0] != answers[1] {
+			return fmt.Errorf("%s: columns and decoding answer differently", q)
+		}
+	}
+	if len(modes) == 2 {
+		fmt.Println("columns and decoding gave identical series (values and exemplars) for every query")
+	}
+	return nil
+}
+
+// directQuery is tempoapi's metrics handler without HTTP: step 60 s, 100
+// exemplars, the handler's projection for decoded traces.
+func directQuery(db *tracestore.DB, q string, start, end time.Time, columns bool) ([]traceql.MetricsSeries, bool, error) {
+	query, err := traceql.Parse(q)
+	if err != nil {
+		return nil, false, err
+	}
+	ev, err := query.NewMetricsEvaluator(traceql.MetricsRequest{Start: start.UnixNano(), End: end.UnixNano(),
+		Step: int64(time.Minute), MaxSeries: 1000, Exemplars: 100})
+	if err != nil {
+		return nil, false, err
+	}
+	req := tracestore.SearchRequest{Start: start, End: end, Conds: hintsToConds(query.Hints()), Project: projection(query)}
+	used := columns && query.ColumnsSuffice()
+	if used {
+		var buf []traceql.ColumnSpan
+		req.Spans = func(id tracestore.TraceID, spans []tracestore.ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
+			buf = buf[:0]
+			for _, s := range spans {
+				buf = append(buf, traceql.ColumnSpan(s))
+			}
+			return true, ev.ObserveColumns(pcommon.TraceID(id), buf, spanID)
+		}
+	}
+	_, err = db.Search(context.Background(), req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
+		return true, ev.Observe(traceql.NewTraceFor(query, td))
+	})
+	return ev.Series(), used, err
+}
+
+// projection is tempoapi's projectionFor for the queries above: the
+// attributes they name, span names kept when a query reads them.
+func projection(q *traceql.Query) *tracestore.Projection {
+	p := &tracestore.Projection{SpanAttrs: map[string]bool{}, ResourceAttrs: map[string]bool{}, ScopeAttrs: map[string]bool{}, DropNames: true}
+	for _, a := range q.Attributes() {
+		switch a.Scope {
+		case traceql.ScopeSpan:
+			p.SpanAttrs[a.Name] = true
+		case traceql.ScopeResource:
+			p.ResourceAttrs[a.Name] = true
+		case traceql.ScopeIntrinsic:
+			if a.Name == traceql.IntrinsicName {
+				p.DropNames = false
+			}
+		}
+	}
+	return p
+}
+
+// hintsToConds is tempoapi's: the query's pruning hints as store conditions.
+func hintsToConds(hs []traceql.Hint) []tracestore.Cond {
+	out := make([]tracestore.Cond, 0, len(hs))
+	for _, h := range hs {
+		c := tracestore.Cond{Keys: h.Keys}
+		for _, v := range h.Values {
+			c.Values = append(c.Values, tracestore.EncodeValue(tracestore.TypedValue{Type: v.Type, Value: v.Value}))
+		}
+		out = append(out, c)
+	}
+	return out
 }

@@ -95,6 +95,11 @@ type MetricsEvaluator struct {
 	cmp [2]map[string]*compareAttr
 	// Spans counts the spans that went into the series.
 	Spans int64
+	// cols is ObserveColumns' scratch trace; colSpanID and colIndex name
+	// the span it is observing, whose ID is read only for an exemplar.
+	cols      *columnScratch
+	colSpanID func(int) (pcommon.SpanID, error)
+	colIndex  int
 }
 
 type metricsGroup struct {
@@ -265,10 +270,17 @@ func (e *MetricsEvaluator) observeSpan(t *Trace, i int) error {
 	}
 	if e.examples < e.req.Exemplars && (len(g.ex) == 0 || g.ex[len(g.ex)-1].interval != k) {
 		sp := t.Spans[i].Span
+		spanID := sp.SpanID()
+		if e.colSpanID != nil {
+			var err error
+			if spanID, err = e.colSpanID(e.colIndex); err != nil {
+				return err
+			}
+		}
 		x := Exemplar{
 			Labels: []KeyValue{
 				{Key: "trace:id", Value: String(sp.TraceID().String())},
-				{Key: "span:id", Value: String(sp.SpanID().String())},
+				{Key: "span:id", Value: String(spanID.String())},
 			},
 			TimestampMs: start / 1e6,
 		}

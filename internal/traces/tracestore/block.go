@@ -23,7 +23,10 @@ import (
 // On-disk format version 2 (version 1 blocks are still read); see
 // docs/formats/tracestore.md.
 const (
-	formatVersion = 2
+	formatVersion = 3
+	// indexVersion is the index file's header byte: its layout did not
+	// change in format version 3 (which added the columns file).
+	indexVersion = 2
 	// dataVersion is the data file's header byte: its layout did not change
 	// in format version 2.
 	dataVersion = 1
@@ -115,6 +118,8 @@ type blockWriter struct {
 	// merged is set by compaction: postings come from the sources
 	// (mergePostings) instead of decoding every trace again.
 	merged bool
+	// cols writes the span columns (format version 3).
+	cols *colWriter
 }
 
 func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sources []string, walCheckpoint int) (*blockWriter, error) {
@@ -142,6 +147,9 @@ func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sour
 		return nil, bw.abort(err)
 	}
 	bw.off = uint64(len(hdr))
+	if bw.cols, err = newColWriter(bw.tmpDir, enc); err != nil {
+		return nil, bw.abort(err)
+	}
 	return bw, nil
 }
 
@@ -166,6 +174,14 @@ func (bw *blockWriter) add(r traceRecord) error {
 		bw.meta.MinTime = int64(r.minStart)
 	}
 	bw.meta.MaxTime = max(bw.meta.MaxTime, int64(r.maxEnd))
+	if err := bw.cols.add(r.data, r.minStart, r.maxEnd); err != nil {
+		return fmt.Errorf("decode trace %x: %w", r.id, err)
+	}
+	if len(bw.ids)%chunkTraces == 0 {
+		if err := bw.cols.flushGroup(); err != nil {
+			return err
+		}
+	}
 	if bw.merged {
 		return nil
 	}
@@ -257,6 +273,7 @@ func (bw *blockWriter) flushPage() error {
 }
 
 func (bw *blockWriter) abort(err error) error {
+	bw.cols.abort()
 	if bw.f != nil {
 		_ = bw.f.Close()
 	}
@@ -282,6 +299,9 @@ func (bw *blockWriter) finish() (string, error) {
 		return "", bw.abort(err)
 	}
 	bw.f = nil
+	if err := bw.cols.finish(chunkTraces); err != nil {
+		return "", bw.abort(err)
+	}
 	bw.meta.Pages = len(bw.pages)
 	if bw.meta.MinTime < 0 {
 		bw.meta.MinTime = 0
@@ -306,7 +326,7 @@ func (bw *blockWriter) finish() (string, error) {
 // zstd frame, then zstd(body), the body's offset and a CRC32C of everything
 // before it. Postings are runs of small deltas and compress well.
 func (bw *blockWriter) encodeIndex() []byte {
-	out := append([]byte(indexMagic), formatVersion)
+	out := append([]byte(indexMagic), indexVersion)
 	base := uint64(bw.meta.MinTime)
 	var table, raw []byte
 	nChunks := 0
@@ -461,6 +481,7 @@ type block struct {
 	postings map[string]*blockPostings
 	data     *os.File
 	index    *os.File // version 2: chunks are read from here
+	cols     *os.File // version 3: span columns; nil before
 	dec      *zstd.Decoder
 
 	// refs counts queries using the block; a retired block (compacted away,
@@ -517,6 +538,11 @@ func (p postingList) decode() []uint32 {
 
 func (b *block) closeFiles() error {
 	err := b.data.Close()
+	if b.cols != nil {
+		if e := b.cols.Close(); err == nil {
+			err = e
+		}
+	}
 	if b.index != nil {
 		if e := b.index.Close(); err == nil {
 			err = e
@@ -550,7 +576,7 @@ func openBlock(dir string, dec *zstd.Decoder) (*block, error) {
 	if err := json.Unmarshal(mb, &b.meta); err != nil {
 		return nil, fmt.Errorf("decode meta: %w", err)
 	}
-	if b.meta.Version != 1 && b.meta.Version != formatVersion {
+	if b.meta.Version < 1 || b.meta.Version > formatVersion {
 		return nil, fmt.Errorf("unsupported block version %d", b.meta.Version)
 	}
 	ib, err := os.ReadFile(filepath.Join(dir, indexFile))
@@ -587,6 +613,18 @@ func openBlock(dir string, dec *zstd.Decoder) (*block, error) {
 	}
 	b.data = f
 	b.size = st.Size() + int64(len(ib)) + int64(len(mb))
+	if b.meta.Version >= 3 {
+		if b.cols, err = os.Open(filepath.Join(dir, columnsFile)); err != nil {
+			_ = b.closeFiles()
+			return nil, err
+		}
+		cst, err := b.cols.Stat()
+		if err != nil {
+			_ = b.closeFiles()
+			return nil, err
+		}
+		b.size += cst.Size()
+	}
 	return b, nil
 }
 
@@ -656,7 +694,7 @@ func checkIndex(ib []byte, version byte) ([]byte, error) {
 // decodeIndex reads a version 2 index: body, then every chunk once to build
 // the bloom filter and check entries against the page table.
 func (b *block) decodeIndex(ib []byte) error {
-	all, err := checkIndex(ib, formatVersion)
+	all, err := checkIndex(ib, indexVersion)
 	if err != nil {
 		return err
 	}

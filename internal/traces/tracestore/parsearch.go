@@ -39,8 +39,9 @@ func searchWorkers(opt int) int {
 
 // searchCand is one candidate trace of a block.
 type searchCand struct {
-	id TraceID
-	e  indexEntry
+	id  TraceID
+	e   indexEntry
+	ord int
 }
 
 // searchResult is what a worker made of one candidate.
@@ -257,25 +258,34 @@ func (bs *blockScanner) scan(b *block, next func() (searchCand, bool, error), em
 // from (other blocks, traces being cut, the head), with shared set; else
 // own, the block's copy.
 func (s *snapshot) complete(ctx context.Context, id TraceID, own []byte, from *block) ([]byte, bool, error) {
-	elsewhere := s.flushing[id] != nil || s.db.head.get(id) != nil
-	if !elsewhere {
-		for _, b := range s.blocks {
-			if b == from {
-				continue
-			}
-			_, ok, err := b.find(id)
-			if err != nil {
-				return nil, false, fmt.Errorf("block %s: %w", b.meta.ULID, err)
-			}
-			if ok {
-				elsewhere = true
-				break
-			}
-		}
+	elsewhere, err := s.elsewhere(id, from)
+	if err != nil {
+		return nil, false, err
 	}
 	if !elsewhere {
 		return own, false, nil
 	}
 	data, err := s.traceData(ctx, id, s.db.head.get(id))
 	return data, true, err
+}
+
+// elsewhere reports whether parts of trace id live outside block from:
+// in another block, among the traces being cut or in the head.
+func (s *snapshot) elsewhere(id TraceID, from *block) (bool, error) {
+	if s.flushing[id] != nil || s.db.head.get(id) != nil {
+		return true, nil
+	}
+	for _, b := range s.blocks {
+		if b == from {
+			continue
+		}
+		_, ok, err := b.find(id)
+		if err != nil {
+			return false, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -157,6 +158,15 @@ type SearchRequest struct {
 	// read before decoding it (see Projection); the trace handed to fn
 	// then holds only that, and must not be kept after fn returns.
 	Project *Projection
+	// Spans, when set, receives instead of fn the block traces whose spans
+	// the block's columns hold (format version 3, see ColumnSpan): they are
+	// not decoded. Only a caller that reads nothing but the columns' fields
+	// may set it (TraceQL metrics for which traceql's ColumnsSuffice holds).
+	// Traces of the head, traces with parts in several places, traces the
+	// columns cannot represent and blocks without columns still go to fn,
+	// in the same order as without Spans. Limits count a trace's stored
+	// bytes as they do for fn.
+	Spans SpansFunc
 }
 
 // SearchLimits bound one search, so one broad query cannot take the process
@@ -332,11 +342,11 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 				if _, dup := seen[id]; dup {
 					continue
 				}
-				return searchCand{id: id, e: e}, true, nil
+				return searchCand{id: id, e: e, ord: int(ord) - 1}, true, nil
 			}
 		}
 		var stopped bool
-		err := bs.scan(b, next, func(r searchResult) (bool, error) {
+		emitResult := func(r searchResult) (bool, error) {
 			if err := ctx.Err(); err != nil {
 				return false, err
 			}
@@ -354,7 +364,21 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			more, err := fn(r.id, r.td)
 			stopped = !more
 			return more, err
-		})
+		}
+		var err error
+		if req.Spans != nil && b.cols != nil {
+			err = s.scanColumns(ctx, b, &req, next, emitResult, func(id TraceID, raw int64) (bool, bool) {
+				skip, more := admit(raw)
+				stopped = !more
+				return skip, more
+			}, func(id TraceID, spans []ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
+				more, err := req.Spans(id, spans, spanID)
+				stopped = !more
+				return more, err
+			})
+		} else {
+			err = bs.scan(b, next, emitResult)
+		}
 		if err != nil || stopped {
 			return st, err
 		}

@@ -1,0 +1,707 @@
+package tracestore
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/klauspost/compress/zstd"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// Per-block span columns (format version 3, docs/formats/tracestore.md):
+// for every span of a block, in the order a decoder meets them, its start,
+// duration, status, kind, name and its resource's service.name, grouped by
+// the traces of one index chunk into one zstd frame. TraceQL metrics that
+// read only those (traceql's ColumnsSuffice) run on the columns instead of
+// decoding traces: tens of bytes per span instead of the whole span.
+const (
+	columnsFile    = "columns"
+	columnsMagic   = "NXTC"
+	columnsVersion = 1
+)
+
+// ColumnSpan is one span as the block columns hold it. Its fields are
+// those of traceql.ColumnSpan, in the same order, so a caller converts
+// one to the other with a plain conversion.
+type ColumnSpan struct {
+	Start, End uint64 // Unix ns
+	Status     ptrace.StatusCode
+	Kind       ptrace.SpanKind
+	Name       string
+	// Service is the resource's service.name, HasService false when the
+	// resource has none.
+	Service    string
+	HasService bool
+}
+
+// SpansFunc receives the spans of one trace read from block columns, in the
+// order a decoder of the trace meets them; spanID(i) reads the ID of
+// spans[i] (it decodes the trace: call it rarely, e.g. for exemplars).
+// spans is reused after the call returns. Returning false stops the search.
+type SpansFunc func(id TraceID, spans []ColumnSpan, spanID func(i int) (pcommon.SpanID, error)) (bool, error)
+
+// colSpan is a span during column building.
+type colSpan struct {
+	start, end uint64
+	status     uint64
+	kind       uint64
+	name       []byte
+	svc        int // index into colWalker.svcs; -1 none
+	spanID     [8]byte
+}
+
+// colWalker reads the column fields of every span of a TracesData from its
+// wire bytes, in decoding order. irregular is set when a field cannot be
+// represented in the columns (a service.name that is not a string, an
+// out-of-range kind or status code, a message field repeated where
+// protobuf would merge): such a trace is decoded instead of read from
+// columns.
+type colWalker struct {
+	spans     []colSpan
+	svcs      [][]byte
+	irregular bool
+}
+
+func (w *colWalker) walk(td []byte) error {
+	w.spans, w.svcs, w.irregular = w.spans[:0], w.svcs[:0], false
+	it := pbIter{b: td}
+	for it.next() {
+		if it.num != 1 || it.typ != 2 { // TracesData.resource_spans
+			continue
+		}
+		svc := -1
+		resources := 0
+		rs := pbIter{b: it.body}
+		for rs.next() {
+			if rs.num != 1 || rs.typ != 2 { // ResourceSpans.resource
+				continue
+			}
+			resources++
+			found := false
+			res := pbIter{b: rs.body}
+			for res.next() {
+				if res.num != 1 || res.typ != 2 || found { // Resource.attributes
+					continue
+				}
+				key, val, hasVal, err := keyValue(res.body)
+				if err != nil {
+					return err
+				}
+				if string(key) != "service.name" {
+					continue
+				}
+				found = true // pdata's Get returns the first one
+				s, ok, err := stringValue(val, hasVal)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					w.irregular = true
+					continue
+				}
+				w.svcs = append(w.svcs, s)
+				svc = len(w.svcs) - 1
+			}
+			if res.err != nil {
+				return res.err
+			}
+		}
+		if rs.err != nil {
+			return rs.err
+		}
+		if resources > 1 {
+			w.irregular = true // protobuf merges repeated messages
+		}
+		rs = pbIter{b: it.body}
+		for rs.next() {
+			if rs.num != 2 || rs.typ != 2 { // ResourceSpans.scope_spans
+				continue
+			}
+			ss := pbIter{b: rs.body}
+			for ss.next() {
+				if ss.num == 2 && ss.typ == 2 { // ScopeSpans.spans
+					if err := w.span(ss.body, svc); err != nil {
+						return err
+					}
+				}
+			}
+			if ss.err != nil {
+				return ss.err
+			}
+		}
+		if rs.err != nil {
+			return rs.err
+		}
+	}
+	return it.err
+}
+
+func (w *colWalker) span(b []byte, svc int) error {
+	cs := colSpan{svc: svc}
+	statuses := 0
+	it := pbIter{b: b}
+	for it.next() {
+		switch {
+		case it.num == 2 && it.typ == 2: // span_id
+			cs.spanID = [8]byte{}
+			copy(cs.spanID[:], it.body)
+		case it.num == 5 && it.typ == 2: // name
+			cs.name = it.body
+		case it.num == 6 && it.typ == 0: // kind
+			cs.kind = it.v
+		case it.num == 7 && it.typ == 1: // start_time_unix_nano
+			cs.start = it.v
+		case it.num == 8 && it.typ == 1: // end_time_unix_nano
+			cs.end = it.v
+		case it.num == 15 && it.typ == 2: // status
+			statuses++
+			cs.status = 0
+			st := pbIter{b: it.body}
+			for st.next() {
+				if st.num == 3 && st.typ == 0 { // Status.code
+					cs.status = st.v
+				}
+			}
+			if st.err != nil {
+				return st.err
+			}
+		}
+	}
+	if it.err != nil {
+		return it.err
+	}
+	if statuses > 1 || cs.kind > 7 || cs.status > 3 {
+		w.irregular = true
+	}
+	w.spans = append(w.spans, cs)
+	return nil
+}
+
+// keyValue splits a KeyValue into its key and AnyValue bytes.
+func keyValue(kv []byte) (key, val []byte, hasVal bool, err error) {
+	it := pbIter{b: kv}
+	for it.next() {
+		switch {
+		case it.num == 1 && it.typ == 2:
+			key = it.body
+		case it.num == 2 && it.typ == 2:
+			val, hasVal = it.body, true
+		}
+	}
+	return key, val, hasVal, it.err
+}
+
+// stringValue is the string of an AnyValue whose set field is string_value.
+func stringValue(anyv []byte, has bool) ([]byte, bool, error) {
+	if !has {
+		return nil, false, nil
+	}
+	var s []byte
+	vt := 0
+	av := pbIter{b: anyv}
+	for av.next() {
+		switch n, t := av.num, av.typ; {
+		case n == 1 && t == 2:
+			vt, s = 1, av.body
+		case n == 2 && t == 0, n == 3 && t == 0, n == 4 && t == 1, n >= 5 && n <= 7 && t == 2:
+			vt = n
+		}
+	}
+	return s, vt == 1, av.err
+}
+
+// colWriter builds a block's columns file, one group per index chunk.
+type colWriter struct {
+	f     *os.File
+	w     *bufio.Writer
+	off   uint64
+	enc   *zstd.Encoder
+	walk  colWalker
+	table []byte
+	n     int // groups written
+
+	// the group being built
+	traces                   int
+	minStart, maxEnd         uint64
+	minDur, maxDur           uint64
+	spans                    int
+	head, starts, durs, bits []byte
+	nameIdx, svcIdx          []byte
+	names, svcs              map[string]int
+	nameList, svcList        []string
+	traceMins                []uint64
+	traceHdr                 []uint64 // n_spans<<1 | irregular
+	raw, cbuf                []byte
+	gotDur                   bool
+}
+
+func newColWriter(dir string, enc *zstd.Encoder) (*colWriter, error) {
+	f, err := os.Create(filepath.Join(dir, columnsFile))
+	if err != nil {
+		return nil, err
+	}
+	cw := &colWriter{f: f, w: bufio.NewWriterSize(f, 256<<10), enc: enc,
+		names: map[string]int{}, svcs: map[string]int{}}
+	hdr := append([]byte(columnsMagic), columnsVersion)
+	if _, err := cw.w.Write(hdr); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	cw.off = uint64(len(hdr))
+	cw.resetGroup()
+	return cw, nil
+}
+
+func (cw *colWriter) resetGroup() {
+	cw.traces, cw.spans, cw.gotDur = 0, 0, false
+	cw.minStart, cw.maxEnd = ^uint64(0), 0
+	cw.minDur, cw.maxDur = 0, 0
+	cw.starts, cw.durs, cw.bits = cw.starts[:0], cw.durs[:0], cw.bits[:0]
+	cw.nameIdx, cw.svcIdx = cw.nameIdx[:0], cw.svcIdx[:0]
+	clear(cw.names)
+	clear(cw.svcs)
+	cw.nameList, cw.svcList = cw.nameList[:0], cw.svcList[:0]
+	cw.traceMins, cw.traceHdr = cw.traceMins[:0], cw.traceHdr[:0]
+}
+
+// add records one trace (all its stored bytes) with its index times.
+func (cw *colWriter) add(data []byte, minStart, maxEnd uint64) error {
+	if err := cw.walk.walk(data); err != nil {
+		return err
+	}
+	cw.traces++
+	cw.minStart = min(cw.minStart, minStart)
+	cw.maxEnd = max(cw.maxEnd, maxEnd)
+	if cw.walk.irregular {
+		cw.traceHdr = append(cw.traceHdr, 1)
+		cw.traceMins = append(cw.traceMins, 0)
+		return nil
+	}
+	tmin := ^uint64(0)
+	for i := range cw.walk.spans {
+		tmin = min(tmin, cw.walk.spans[i].start)
+	}
+	if len(cw.walk.spans) == 0 {
+		tmin = 0
+	}
+	cw.traceHdr = append(cw.traceHdr, uint64(len(cw.walk.spans))<<1)
+	cw.traceMins = append(cw.traceMins, tmin)
+	for i := range cw.walk.spans {
+		s := &cw.walk.spans[i]
+		cw.starts = binary.AppendUvarint(cw.starts, s.start-tmin)
+		d := int64(s.end - s.start)
+		cw.durs = binary.AppendVarint(cw.durs, d)
+		ud := uint64(max(d, 0))
+		if !cw.gotDur {
+			cw.minDur, cw.maxDur, cw.gotDur = ud, ud, true
+		} else {
+			cw.minDur, cw.maxDur = min(cw.minDur, ud), max(cw.maxDur, ud)
+		}
+		bits := byte(s.status) | byte(s.kind)<<2
+		if s.svc >= 0 {
+			bits |= 1 << 5
+		}
+		cw.bits = append(cw.bits, bits)
+		ni, ok := cw.names[string(s.name)]
+		if !ok {
+			ni = len(cw.nameList)
+			cw.names[string(s.name)] = ni
+			cw.nameList = append(cw.nameList, string(s.name))
+		}
+		cw.nameIdx = binary.AppendUvarint(cw.nameIdx, uint64(ni))
+		si := 0
+		if s.svc >= 0 {
+			sv := cw.walk.svcs[s.svc]
+			var ok bool
+			if si, ok = cw.svcs[string(sv)]; !ok {
+				si = len(cw.svcList)
+				cw.svcs[string(sv)] = si
+				cw.svcList = append(cw.svcList, string(sv))
+			}
+		}
+		cw.svcIdx = binary.AppendUvarint(cw.svcIdx, uint64(si))
+		cw.spans++
+	}
+	return nil
+}
+
+// flushGroup writes the group built so far as one zstd frame.
+func (cw *colWriter) flushGroup() error {
+	if cw.traces == 0 {
+		return nil
+	}
+	base := ^uint64(0)
+	for i, h := range cw.traceHdr {
+		if h&1 == 0 {
+			base = min(base, cw.traceMins[i])
+		}
+	}
+	if base == ^uint64(0) {
+		base = 0
+	}
+	r := cw.raw[:0]
+	r = binary.AppendUvarint(r, uint64(cw.traces))
+	r = binary.AppendUvarint(r, base)
+	for i, h := range cw.traceHdr {
+		r = binary.AppendUvarint(r, h)
+		if h&1 == 0 {
+			r = binary.AppendUvarint(r, cw.traceMins[i]-base)
+		}
+	}
+	r = binary.AppendUvarint(r, uint64(len(cw.nameList)))
+	for _, s := range cw.nameList {
+		r = appendString(r, s)
+	}
+	r = binary.AppendUvarint(r, uint64(len(cw.svcList)))
+	for _, s := range cw.svcList {
+		r = appendString(r, s)
+	}
+	for _, col := range [][]byte{cw.starts, cw.durs, cw.bits, cw.nameIdx, cw.svcIdx} {
+		r = binary.AppendUvarint(r, uint64(len(col)))
+		r = append(r, col...)
+	}
+	cw.raw = r
+	cw.cbuf = cw.enc.EncodeAll(r, cw.cbuf[:0])
+	if _, err := cw.w.Write(cw.cbuf); err != nil {
+		return err
+	}
+	t := cw.table
+	t = binary.AppendUvarint(t, cw.off)
+	t = binary.AppendUvarint(t, uint64(len(cw.cbuf)))
+	t = binary.AppendUvarint(t, uint64(cw.traces))
+	t = binary.AppendUvarint(t, uint64(cw.spans))
+	t = binary.AppendUvarint(t, cw.minStart)
+	t = binary.AppendUvarint(t, cw.maxEnd-min(cw.maxEnd, cw.minStart))
+	t = binary.AppendUvarint(t, cw.minDur)
+	t = binary.AppendUvarint(t, cw.maxDur)
+	cw.table = t
+	cw.off += uint64(len(cw.cbuf))
+	cw.n++
+	cw.resetGroup()
+	return nil
+}
+
+// finish writes the group table and its CRC, syncs and closes the file.
+func (cw *colWriter) finish(groupTraces int) error {
+	if err := cw.flushGroup(); err != nil {
+		return err
+	}
+	var t []byte
+	t = binary.AppendUvarint(t, uint64(groupTraces))
+	t = binary.AppendUvarint(t, uint64(cw.n))
+	t = append(t, cw.table...)
+	tableOff := cw.off
+	t = binary.LittleEndian.AppendUint64(t, tableOff)
+	t = binary.LittleEndian.AppendUint32(t, crc32.Checksum(t, castagnoli))
+	if _, err := cw.w.Write(t); err != nil {
+		return err
+	}
+	if err := cw.w.Flush(); err != nil {
+		return err
+	}
+	if err := cw.f.Sync(); err != nil {
+		return err
+	}
+	err := cw.f.Close()
+	cw.f = nil
+	return err
+}
+
+func (cw *colWriter) abort() {
+	if cw != nil && cw.f != nil {
+		_ = cw.f.Close()
+		cw.f = nil
+	}
+}
+
+// colGroupRef locates one group of a columns file.
+type colGroupRef struct {
+	off              uint64
+	clen             int
+	traces, spans    int
+	minStart, maxEnd uint64
+	minDur, maxDur   uint64
+}
+
+// colTable is a columns file's group table, read per query (O(groups)).
+type colTable struct {
+	groupTraces int
+	groups      []colGroupRef
+}
+
+var errCorruptColumns = errors.New("corrupt columns")
+
+// readColTable reads the group table from the end of the columns file.
+func (b *block) readColTable() (*colTable, error) {
+	st, err := b.cols.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
+	if size < int64(len(columnsMagic))+1+12 {
+		return nil, errCorruptColumns
+	}
+	var tail [12]byte
+	if _, err := b.cols.ReadAt(tail[:], size-12); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	off := binary.LittleEndian.Uint64(tail[:8])
+	if off < 5 || int64(off) > size-12 {
+		return nil, errCorruptColumns
+	}
+	buf := make([]byte, size-int64(off))
+	if _, err := b.cols.ReadAt(buf, int64(off)); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	body, sum := buf[:len(buf)-4], binary.LittleEndian.Uint32(buf[len(buf)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, fmt.Errorf("%w: table checksum mismatch", errCorruptColumns)
+	}
+	r := &byteReader{b: body[:len(body)-8]}
+	t := &colTable{groupTraces: int(r.uvarint())}
+	n := r.count()
+	if r.err == nil && (t.groupTraces <= 0 || (b.n+t.groupTraces-1)/t.groupTraces != n) {
+		return nil, fmt.Errorf("%w: %d groups for %d traces", errCorruptColumns, n, b.n)
+	}
+	t.groups = make([]colGroupRef, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		g := &t.groups[i]
+		g.off, g.clen = r.uvarint(), int(r.uvarint())
+		g.traces, g.spans = int(r.uvarint()), int(r.uvarint())
+		g.minStart = r.uvarint()
+		g.maxEnd = g.minStart + r.uvarint()
+		g.minDur, g.maxDur = r.uvarint(), r.uvarint()
+		if g.off+uint64(g.clen) > off || g.traces != min(t.groupTraces, b.n-i*t.groupTraces) {
+			return nil, fmt.Errorf("%w: group %d", errCorruptColumns, i)
+		}
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: %v", errCorruptColumns, r.err)
+	}
+	return t, nil
+}
+
+// colGroup is one decoded group: the spans of its traces, in ordinal
+// order. Trace j's spans are spans[first[j]:first[j+1]]; an irregular
+// trace has none and irregular[j] set.
+type colGroup struct {
+	index     int
+	first     []int32
+	irregular []bool
+	spans     []ColumnSpan
+	raw, cbuf []byte
+}
+
+// readColGroup decodes group gi of t into g (reusing its buffers).
+func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
+	ref := &t.groups[gi]
+	if cap(g.cbuf) < ref.clen {
+		g.cbuf = make([]byte, ref.clen)
+	}
+	g.cbuf = g.cbuf[:ref.clen]
+	if _, err := b.cols.ReadAt(g.cbuf, int64(ref.off)); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read column group %d: %w", gi, err)
+	}
+	raw, err := b.dec.DecodeAll(g.cbuf, g.raw[:0])
+	if err != nil {
+		return fmt.Errorf("%w: group %d: %v", errCorruptColumns, gi, err)
+	}
+	g.raw = raw
+	g.index = -1
+	r := &byteReader{b: raw}
+	n := int(r.uvarint())
+	base := r.uvarint()
+	if r.err == nil && n != ref.traces {
+		return fmt.Errorf("%w: group %d holds %d traces, table says %d", errCorruptColumns, gi, n, ref.traces)
+	}
+	g.first = append(g.first[:0], 0)
+	g.irregular = g.irregular[:0]
+	mins := make([]uint64, 0, n)
+	total := 0
+	for j := 0; j < n && r.err == nil; j++ {
+		h := r.uvarint()
+		if h&1 == 1 {
+			g.irregular = append(g.irregular, true)
+			mins = append(mins, 0)
+		} else {
+			g.irregular = append(g.irregular, false)
+			mins = append(mins, base+r.uvarint())
+			total += int(h >> 1)
+		}
+		if total > ref.spans {
+			return fmt.Errorf("%w: group %d: more spans than the table says", errCorruptColumns, gi)
+		}
+		g.first = append(g.first, int32(total))
+	}
+	nn := r.count()
+	names := make([]string, nn)
+	for i := range names {
+		names[i] = string(r.bytes(int(r.uvarint())))
+	}
+	ns := r.count()
+	svcs := make([]string, ns)
+	for i := range svcs {
+		svcs[i] = string(r.bytes(int(r.uvarint())))
+	}
+	var cols [5]byteReader
+	for c := range cols {
+		cols[c] = byteReader{b: r.bytes(int(r.uvarint()))}
+	}
+	if r.err != nil {
+		return fmt.Errorf("%w: group %d: %v", errCorruptColumns, gi, r.err)
+	}
+	if cap(g.spans) < total {
+		g.spans = make([]ColumnSpan, total)
+	}
+	g.spans = g.spans[:total]
+	k := 0
+	for j := 0; j < n; j++ {
+		tmin := mins[j]
+		for ; k < int(g.first[j+1]); k++ {
+			s := &g.spans[k]
+			s.Start = tmin + cols[0].uvarint()
+			d, m := binary.Varint(cols[1].b)
+			if m <= 0 {
+				return fmt.Errorf("%w: group %d: duration column", errCorruptColumns, gi)
+			}
+			cols[1].b = cols[1].b[m:]
+			s.End = s.Start + uint64(d)
+			bits := cols[2].bytes(1)
+			if len(bits) == 1 {
+				s.Status = ptrace.StatusCode(bits[0] & 3)
+				s.Kind = ptrace.SpanKind(bits[0] >> 2 & 7)
+				s.HasService = bits[0]&(1<<5) != 0
+			}
+			ni, si := cols[3].uvarint(), cols[4].uvarint()
+			if ni >= uint64(len(names)) || (s.HasService && si >= uint64(len(svcs))) {
+				return fmt.Errorf("%w: group %d: dictionary index out of range", errCorruptColumns, gi)
+			}
+			s.Name = names[ni]
+			s.Service = ""
+			if s.HasService {
+				s.Service = svcs[si]
+			}
+		}
+	}
+	for c := range cols {
+		if cols[c].err != nil || len(cols[c].b) != 0 {
+			return fmt.Errorf("%w: group %d: column %d", errCorruptColumns, gi, c)
+		}
+	}
+	g.index = gi
+	return nil
+}
+
+// spanIDAt returns the span ID of the i-th span of a trace's stored bytes,
+// counted in decoding order (the columns' order).
+func spanIDAt(data []byte, i int) (pcommon.SpanID, error) {
+	var w colWalker
+	if err := w.walk(data); err != nil {
+		return pcommon.SpanID{}, err
+	}
+	if i < 0 || i >= len(w.spans) {
+		return pcommon.SpanID{}, fmt.Errorf("span %d of %d", i, len(w.spans))
+	}
+	return pcommon.SpanID(w.spans[i].spanID), nil
+}
+
+// scanColumns is Search over one block for a request with Spans: the
+// candidates next yields, in ordinal order, go to req.Spans from the
+// columns when the trace lives in this block only and the columns
+// represent it, else they are decoded (as the workers would) and go to
+// emit. admit applies the limits to a column trace of raw stored bytes.
+// It runs on the caller's goroutine: reading columns costs a fraction of
+// handing traces to workers.
+func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest, next func() (searchCand, bool, error),
+	emit func(searchResult) (bool, error), admit func(id TraceID, raw int64) (skip, more bool), spans SpansFunc) error {
+	t, err := b.readColTable()
+	if err != nil {
+		return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+	}
+	g := &colGroup{index: -1}
+	pr := b.pooledPageReader()
+	defer pr.free()
+	var pj *projector
+	if req.Project != nil {
+		pj = &projector{p: req.Project}
+	}
+	var u ptrace.ProtoUnmarshaler
+	var cur searchCand
+	spanID := func(i int) (pcommon.SpanID, error) {
+		data, err := pr.trace(cur.e)
+		if err != nil {
+			return pcommon.SpanID{}, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+		}
+		return spanIDAt(data, i)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c, ok, err := next()
+		if err != nil || !ok {
+			return err
+		}
+		cur = c
+		gi := c.ord / t.groupTraces
+		if g.index != gi {
+			if err := b.readColGroup(t, gi, g); err != nil {
+				return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+			}
+		}
+		j := c.ord - gi*t.groupTraces
+		shared := false
+		if !g.irregular[j] {
+			if shared, err = s.elsewhere(c.id, b); err != nil {
+				return err
+			}
+		}
+		if g.irregular[j] || shared {
+			own, err := pr.trace(c.e)
+			if err != nil {
+				return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+			}
+			data, shared, err := s.complete(ctx, c.id, own, b)
+			if err != nil {
+				return err
+			}
+			r := searchResult{id: c.id, raw: int64(len(data)), shared: shared}
+			if lim := req.Limits.MaxTraceBytes; lim > 0 && r.raw > lim {
+				r.skip = true
+			} else {
+				if pj != nil {
+					if data, err = pj.apply(data); err != nil {
+						return fmt.Errorf("decode trace %x: %w", c.id[:], err)
+					}
+				}
+				if r.td, err = u.UnmarshalTraces(data); err != nil {
+					return fmt.Errorf("decode trace %x: %w", c.id[:], err)
+				}
+			}
+			more, err := emit(r)
+			if err != nil || !more {
+				return err
+			}
+			continue
+		}
+		skip, more := admit(c.id, int64(c.e.len))
+		if !more {
+			return nil
+		}
+		if skip {
+			continue
+		}
+		more, err = spans(c.id, g.spans[g.first[j]:g.first[j+1]], spanID)
+		if err != nil || !more {
+			return err
+		}
+	}
+}

@@ -1,0 +1,267 @@
+package tracestore
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/traces/traceql"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
+)
+
+// columnQueries are metrics queries that the columns suffice for.
+var columnQueries = []string{
+	`{} | rate() by (resource.service.name)`,
+	`{ status = error } | rate()`,
+	`{} | quantile_over_time(duration, .5, .9) by (name)`,
+	`{} | histogram_over_time(duration)`,
+	`{ resource.service.name = "payment" } | count_over_time()`,
+	`{ duration > 2ms && kind = server } | count_over_time() by (resource.service.name, status)`,
+	`{ status != ok || name =~ "GET.*" } | max_over_time(duration) by (kind)`,
+	`{ true } | avg_over_time(duration)`,
+	`{ !(kind = client) } | sum_over_time(duration) by (resource.service.name) | topk(2)`,
+	`{ resource.service.name != "frontend" } | min_over_time(duration) by (name)`,
+}
+
+type metricsAnswer struct {
+	Series []traceql.MetricsSeries
+	Stats  SearchStats
+	Spans  int64
+}
+
+// columnTraces and decodedTraces count, over a test, the traces that a
+// column search read from columns and those it decoded.
+var columnTraces, decodedTraces int
+
+// runMetrics evaluates q over [start, end) as the metrics API does, with
+// or without the columns.
+func runMetrics(t *testing.T, db *DB, q string, start, end time.Time, step time.Duration, columns bool) metricsAnswer {
+	t.Helper()
+	query, err := traceql.Parse(q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	if columns && !query.ColumnsSuffice() {
+		t.Fatalf("%s: columns do not suffice", q)
+	}
+	ev, err := query.NewMetricsEvaluator(traceql.MetricsRequest{Start: start.UnixNano(), End: end.UnixNano(),
+		Step: int64(step), Exemplars: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := SearchRequest{Start: start, End: end, Project: &Projection{DropNames: false,
+		ResourceAttrs: map[string]bool{"service.name": true}}}
+	var buf []traceql.ColumnSpan
+	if columns {
+		req.Spans = func(id TraceID, spans []ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
+			columnTraces++
+			buf = buf[:0]
+			for _, s := range spans {
+				buf = append(buf, traceql.ColumnSpan(s))
+			}
+			return true, ev.ObserveColumns(pcommon.TraceID(id), buf, spanID)
+		}
+	}
+	st, err := db.Search(t.Context(), req, func(_ TraceID, td ptrace.Traces) (bool, error) {
+		if columns {
+			decodedTraces++
+		}
+		return true, ev.Observe(traceql.NewTraceFor(query, td))
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return metricsAnswer{Series: ev.Series(), Stats: st, Spans: ev.Spans}
+}
+
+// TestColumnsMetricsSameAnswer: metrics read from the block columns answer
+// exactly as metrics over decoded traces (series, values, exemplars,
+// statistics), with traces split over blocks and the head, traces the
+// columns cannot represent (a non-string service.name), several column
+// groups per block, on cut blocks and after compaction.
+func TestColumnsMetricsSameAnswer(t *testing.T) {
+	old := chunkTraces
+	chunkTraces = 16 // many column groups, a short last one
+	t.Cleanup(func() { chunkTraces = old })
+	db, _ := openTest(t, t.TempDir(), nil)
+	defer db.Close()
+	g := storetest.NewGen(5, testBase.UnixNano())
+	var split []pcommon.TraceID
+	for round := 0; round < 3; round++ {
+		// Later parts of traces cut in the previous round: those traces
+		// span two blocks (round 1) or a block and the head (round 2).
+		for _, id := range split {
+			td := ptrace.NewTraces()
+			g.AppendTrace(td, id, 2, pcommon.SpanID{})
+			if err := db.ConsumeTraces(t.Context(), td); err != nil {
+				t.Fatal(err)
+			}
+		}
+		split = split[:0]
+		for i := 0; i < 70; i++ {
+			id, td := g.Trace(1 + i%8)
+			if i%10 == 3 {
+				// A non-string service.name: not representable in columns.
+				td.ResourceSpans().At(0).Resource().Attributes().PutInt("service.name", 7)
+			}
+			if i%10 == 5 && round < 2 {
+				split = append(split, id)
+			}
+			if err := db.ConsumeTraces(t.Context(), td); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if round < 2 {
+			if err := db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start, end := testBase.Add(-time.Second), testBase.Add(2*time.Second)
+	check := func(stage string) {
+		t.Helper()
+		for _, q := range columnQueries {
+			want := runMetrics(t, db, q, start, end, 40*time.Millisecond, false)
+			got := runMetrics(t, db, q, start, end, 40*time.Millisecond, true)
+			if want.Spans == 0 {
+				t.Fatalf("%s: %s: no spans counted", stage, q)
+			}
+			if g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want); g != w {
+				t.Errorf("%s: %s:\ncolumns %.600s\ndecoded %.600s", stage, q, g, w)
+			}
+		}
+	}
+	columnTraces, decodedTraces = 0, 0
+	check("cut blocks and head")
+	// 210 traces per query: 21 with an int service.name, 7 split over two
+	// blocks, 7 split between a block and the head, 70 in the head.
+	if columnTraces == 0 || decodedTraces == 0 {
+		t.Fatalf("columns read %d traces and decoded %d: both paths must be exercised", columnTraces, decodedTraces)
+	}
+	t.Logf("per query: %d traces from columns, %d decoded", columnTraces/len(columnQueries), decodedTraces/len(columnQueries))
+	if err := db.compact(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	check("compacted")
+}
+
+// TestColumnsLimitsAndStop: a column search honours the limits and an
+// early stop exactly as a decoding search does.
+func TestColumnsLimitsAndStop(t *testing.T) {
+	db, _ := openTest(t, t.TempDir(), nil)
+	defer db.Close()
+	g := storetest.NewGen(9, testBase.UnixNano())
+	for i := 0; i < 100; i++ {
+		_, td := g.Trace(2 + i%4)
+		if err := db.ConsumeTraces(t.Context(), td); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, lim := range []SearchLimits{{MaxTraces: 17}, {MaxBytes: 5000}, {MaxTraceBytes: 1500}} {
+		var dec, col []TraceID
+		stDec, err := db.Search(t.Context(), SearchRequest{Limits: lim}, func(id TraceID, _ ptrace.Traces) (bool, error) {
+			dec = append(dec, id)
+			return true, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stCol, err := db.Search(t.Context(), SearchRequest{Limits: lim,
+			Spans: func(id TraceID, _ []ColumnSpan, _ func(int) (pcommon.SpanID, error)) (bool, error) {
+				col = append(col, id)
+				return true, nil
+			}}, func(id TraceID, _ ptrace.Traces) (bool, error) {
+			t.Fatalf("trace %x decoded", id)
+			return false, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(dec, col) || !reflect.DeepEqual(stDec, stCol) {
+			t.Errorf("limits %+v: decoded %d traces %+v, columns %d traces %+v", lim, len(dec), stDec, len(col), stCol)
+		}
+	}
+	n := 0
+	st, err := db.Search(t.Context(), SearchRequest{
+		Spans: func(TraceID, []ColumnSpan, func(int) (pcommon.SpanID, error)) (bool, error) {
+			n++
+			return n < 5, nil
+		}}, func(TraceID, ptrace.Traces) (bool, error) { return true, nil })
+	if err != nil || n != 5 || st.CompletedJobs == st.TotalJobs {
+		t.Fatalf("early stop: %d traces, %+v, %v", n, st, err)
+	}
+}
+
+// TestReadsVersion2Blocks: a block written by format version 2 (checked in
+// under testdata/v2store, written by the code of commit d5221d0: 40
+// storetest traces, seed 11, from 2025-11-30T00:00:00Z) opens, answers by
+// ID and metrics (decoding, as it has no columns), and compacts into a
+// version 3 block whose columns give the same answer.
+func TestReadsVersion2Blocks(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/v2store")); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Unix(1764460800, 0)
+	db, _ := openTest(t, dir, func(o *Options) { o.Now = func() time.Time { return base.Add(time.Hour) } })
+	defer db.Close()
+	g := storetest.NewGen(11, base.UnixNano())
+	want := sent{}
+	for i := 0; i < 40; i++ {
+		id, td := g.Trace(1 + i%7)
+		want.add(id, td)
+	}
+	db.mu.RLock()
+	blocks := slices.Clone(db.blocks)
+	db.mu.RUnlock()
+	if len(blocks) != 1 || blocks[0].meta.Version != 2 || blocks[0].cols != nil {
+		t.Fatalf("want one version 2 block without columns, got %d blocks", len(blocks))
+	}
+	checkAll(t, db, want)
+	start, end := base, base.Add(time.Second)
+	var before []metricsAnswer
+	for _, q := range columnQueries {
+		a := runMetrics(t, db, q, start, end, 50*time.Millisecond, true)
+		if fmt.Sprintf("%+v", a) != fmt.Sprintf("%+v", runMetrics(t, db, q, start, end, 50*time.Millisecond, false)) {
+			t.Fatalf("%s: version 2 block answers differently with Spans set", q)
+		}
+		before = append(before, a)
+	}
+	// Compaction needs two blocks or an old format; add a second block.
+	id, td := storetest.NewGen(12, base.Add(2*time.Second).UnixNano()).Trace(3)
+	want.add(id, td)
+	if err := db.ConsumeTraces(t.Context(), td); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.compact(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	db.mu.RLock()
+	blocks = slices.Clone(db.blocks)
+	db.mu.RUnlock()
+	if len(blocks) != 1 || blocks[0].meta.Version != formatVersion || blocks[0].cols == nil {
+		t.Fatalf("after compaction: %d blocks", len(blocks))
+	}
+	if _, err := os.Stat(filepath.Join(blocks[0].dir, columnsFile)); err != nil {
+		t.Fatal(err)
+	}
+	checkAll(t, db, want)
+	for i, q := range columnQueries {
+		if a := runMetrics(t, db, q, start, end, 50*time.Millisecond, true); fmt.Sprintf("%+v", a.Series) != fmt.Sprintf("%+v", before[i].Series) {
+			t.Errorf("%s: compacted version 3 block answers\n%.600v\nwant %.600v", q, a.Series, before[i].Series)
+		}
+	}
+}
