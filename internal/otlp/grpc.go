@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP senders (the collector's exporter among them) compress with gzip by default.
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/tap"
 )
 
@@ -31,8 +32,13 @@ func (r *Receiver) RegisterGRPC(s *grpc.Server) {
 // decompression, as gRPC does), refuses new OTLP calls while the memory
 // limit is reached, before their messages are read, and counts the
 // refusals gRPC makes itself (undecodable or oversized messages).
+//
+// A connection without calls for grpcMaxConnectionIdle is closed (GOAWAY;
+// clients reconnect on their next export), the gRPC counterpart of the
+// HTTP servers' idle timeout.
 func (r *Receiver) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: grpcMaxConnectionIdle}),
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
 		grpc.InTapHandle(r.tapMemoryLimit),
 		grpc.StatsHandler(grpcRefusalCounter{r: r}),
@@ -76,6 +82,9 @@ func (r *Receiver) RunGRPC(ctx context.Context, ln net.Listener) error {
 	<-errc
 	return nil
 }
+
+// grpcMaxConnectionIdle closes idle OTLP/gRPC connections; a variable for tests.
+var grpcMaxConnectionIdle = 5 * time.Minute
 
 const otlpServicePrefix = "/opentelemetry.proto.collector."
 

@@ -18,7 +18,11 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func TestMain(m *testing.M) {
@@ -355,5 +359,39 @@ func TestHTTPServerTimeouts(t *testing.T) {
 	srv := r.httpServer(t.Context())
 	if srv.ReadHeaderTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes != 1<<20 {
 		t.Fatalf("OTLP/HTTP server: read header %s, idle %s, max header bytes %d; want all set", srv.ReadHeaderTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
+}
+
+func TestGRPCIdleConnectionsClosed(t *testing.T) {
+	old := grpcMaxConnectionIdle
+	grpcMaxConnectionIdle = 200 * time.Millisecond
+	defer func() { grpcMaxConnectionIdle = old }()
+	r, err := New(DefaultConfig(), Deps{Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
+		Traces: TracesConsumerFunc(func(context.Context, ptrace.Traces) error { return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.RunGRPC(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := ptraceotlp.NewGRPCClient(conn).Export(t.Context(), ptraceotlp.NewExportRequest()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for conn.GetState() != connectivity.Idle {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle connection still %s after 10 s; the server never closed it", conn.GetState())
+		}
+		time.Sleep(20 * time.Millisecond) // poll, bounded above
 	}
 }
