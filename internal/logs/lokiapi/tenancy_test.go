@@ -402,3 +402,17 @@ func TestAuthEnabledIsRestartOnly(t *testing.T) {
 		t.Fatal("reload did not apply querier.max_concurrent")
 	}
 }
+
+func TestIngestionRateIsPerTenant(t *testing.T) {
+	e := newTenantEnv(t, true, func(c *Config) {
+		c.Limits.IngestionRateMB, c.Limits.IngestionBurstSizeMB = 0.0001, 0.0001 // ~104 bytes
+	})
+	line := strings.Repeat("x", 80)
+	e.push(t, "team-a", "app", line)
+	code, body := e.do(t, http.MethodPost, "/loki/api/v1/push", "team-a", nil, tenantJSONPush("app", line+"y", ts(2)))
+	if code != 429 || !strings.Contains(body, "for user team-a") {
+		t.Fatalf("team-a over its rate: %d %s", code, body)
+	}
+	// team-b has its own bucket.
+	e.push(t, "team-b", "app", line)
+}
