@@ -173,8 +173,8 @@ func New(opts Options, deps Deps) http.Handler {
 		deps.Gatherer,
 		deps.Registerer,
 		nil,
-		opts.RemoteWriteReceiver,
-		remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType},
+		false, // the remote-write receiver is served below (rw1Handler), in front of the same upstream handler
+		rwMessageTypes,
 		opts.OTLPReceiver,
 		false, // OTLP delta to cumulative
 		false, // native OTLP delta ingestion
@@ -196,8 +196,26 @@ func New(opts Options, deps Deps) http.Handler {
 		})
 	}
 	api.Register(router)
-	return router
+	if !opts.RemoteWriteReceiver {
+		return router // /api/v1/write answers upstream's 404 "needs to be enabled"
+	}
+	write := http.HandlerFunc(newRW1Handler(deps.Logger.With("component", "api"), deps.Registerer, appendable, rwMessageTypes).ServeHTTP)
+	if deps.Ready != nil {
+		write = deps.Ready(write)
+	}
+	if deps.Instrument != nil {
+		write = deps.Instrument("/api/v1/write", write)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/api/v1/write" {
+			write(w, r)
+			return
+		}
+		router.ServeHTTP(w, r)
+	})
 }
+
+var rwMessageTypes = remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType}
 
 func externalURLString(opts Options) string {
 	if opts.ExternalURL == nil {
