@@ -43,7 +43,7 @@ type rw1Handler struct {
 	withoutMetadata prometheus.Counter
 
 	cache *seriesCache
-	bufs  sync.Pool // *rw1Buffers
+	bufs  sync.Pool    // *rw1Buffers
 	fast  atomic.Int64 // requests answered by the fast path (tests)
 }
 
