@@ -55,6 +55,7 @@ type options struct {
 	targets        int
 	scrapeInterval time.Duration
 	prometheus     string
+	victoria       string
 	nxwatcher      string
 	keep           bool
 }
@@ -82,7 +83,7 @@ func (r result) perCore() float64 {
 func main() {
 	var o options
 	flag.StringVar(&o.mode, "mode", "both", "remote-write, scrape or both")
-	flag.StringVar(&o.servers, "servers", "nxwatcher,prometheus", "servers to run, in order")
+	flag.StringVar(&o.servers, "servers", "nxwatcher,prometheus", "servers to run, in order: nxwatcher, prometheus, victoriametrics (remote-write only)")
 	flag.IntVar(&o.series, "series", 200000, "active series")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "measured window per run")
 	flag.DurationVar(&o.warmup, "warmup", 10*time.Second, "wait after all series exist, before measuring")
@@ -94,6 +95,7 @@ func main() {
 	flag.IntVar(&o.targets, "targets", 100, "scrape: number of targets (series/targets series each)")
 	flag.DurationVar(&o.scrapeInterval, "scrape-interval", 5*time.Second, "scrape: scrape interval")
 	flag.StringVar(&o.prometheus, "prometheus", "/usr/bin/prometheus", "Prometheus binary")
+	flag.StringVar(&o.victoria, "victoria-metrics", "/usr/bin/victoria-metrics", "VictoriaMetrics binary (server victoriametrics, remote-write mode only)")
 	flag.StringVar(&o.nxwatcher, "nxwatcher", "", "prebuilt nxwatcher binary (default: go build ./cmd/nxwatcher into the temp dir)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, data)")
 	flag.Parse()
@@ -181,16 +183,35 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 	}
 
 	benchproc.Logf("%s/%s: starting", mode, name)
-	var s *benchproc.Server
+	var s server
 	switch name {
 	case "nxwatcher":
-		s, err = benchproc.StartNXWatcher(ctx, o.nxwatcher, dir, promYAML)
+		var p *benchproc.Server
+		p, err = benchproc.StartNXWatcher(ctx, o.nxwatcher, dir, promYAML)
+		if p != nil {
+			s = procServer{p}
+		}
 	case "prometheus":
-		s, err = benchproc.StartPrometheus(ctx, o.prometheus, dir, promYAML)
+		var p *benchproc.Server
+		p, err = benchproc.StartPrometheus(ctx, o.prometheus, dir, promYAML)
+		if p != nil {
+			s = procServer{p}
+		}
+	case "victoriametrics":
+		if mode != "remote-write" {
+			return res, fmt.Errorf("victoriametrics runs only in -mode=remote-write")
+		}
+		var v *vmServer
+		v, err = startVictoriaMetrics(ctx, o.victoria, dir)
+		if v != nil {
+			s = v
+		}
 	default:
 		return res, fmt.Errorf("unknown server %q", name)
 	}
-	defer s.Stop()
+	if s != nil {
+		defer s.Stop()
+	}
 	if err != nil {
 		return res, err
 	}
@@ -202,7 +223,7 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 	if mode == "remote-write" {
 		go func() {
 			defer close(loadDone)
-			runRemoteWrite(loadCtx, s.Base+"/api/v1/write", o.series, o.batch, o.writers, o.interval, o.rw2, &st)
+			runRemoteWrite(loadCtx, s.base()+"/api/v1/write", o.series, o.batch, o.writers, o.interval, o.rw2, &st)
 		}()
 	} else {
 		close(loadDone)
@@ -224,12 +245,12 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 			return res, fmt.Errorf("head has %.0f series after %s (want %d); failures %d, first error %v",
 				m["prometheus_tsdb_head_series"], o.settle, want, st.failures.Load(), st.firstErr.Load())
 		}
-		if err := benchproc.Sleep(ctx, s, time.Second); err != nil {
+		if err := sleep(ctx, s, time.Second); err != nil {
 			return res, err
 		}
 	}
 	benchproc.Logf("%s/%s: %d series in the head after %s; warming up %s", mode, name, want, time.Since(settleStart).Round(time.Second), o.warmup)
-	if err := benchproc.Sleep(ctx, s, o.warmup); err != nil {
+	if err := sleep(ctx, s, o.warmup); err != nil {
 		return res, err
 	}
 
@@ -249,7 +270,7 @@ func runOne(ctx context.Context, o options, mode, name, dir string) (res result,
 	res.loadavg = benchproc.LoadAvg()
 	benchproc.Logf("%s/%s: measuring %s (loadavg %s)", mode, name, o.duration, res.loadavg)
 	for time.Since(t0) < o.duration {
-		if err := benchproc.Sleep(ctx, s, min(time.Second, o.duration-time.Since(t0))); err != nil {
+		if err := sleep(ctx, s, min(time.Second, o.duration-time.Since(t0))); err != nil {
 			return res, err
 		}
 	}
@@ -312,13 +333,15 @@ func printTable(w *os.File, o options, rs []result) {
 	}
 	for _, mode := range []string{"remote-write", "scrape"} {
 		n, ok1 := byKey["nxwatcher/"+mode]
-		p, ok2 := byKey["prometheus/"+mode]
-		if !ok1 || !ok2 {
-			continue
+		for _, peer := range []string{"prometheus", "victoriametrics"} {
+			p, ok2 := byKey[peer+"/"+mode]
+			if !ok1 || !ok2 {
+				continue
+			}
+			fmt.Fprintf(w, "\nnxwatcher/%s, %s: samples/s per core %.2f×, bytes/series end %.2f×, peak %.2f×, samples/s %.2f×",
+				peer, mode, n.perCore()/p.perCore(), (float64(n.rssEnd)/n.headSeries)/(float64(p.rssEnd)/p.headSeries),
+				(float64(n.rssHWM)/n.headSeries)/(float64(p.rssHWM)/p.headSeries), n.samplesPerSec/p.samplesPerSec)
 		}
-		fmt.Fprintf(w, "\nnxwatcher/prometheus, %s: samples/s per core %.2f×, bytes/series end %.2f×, peak %.2f×, samples/s %.2f×",
-			mode, n.perCore()/p.perCore(), (float64(n.rssEnd)/n.headSeries)/(float64(p.rssEnd)/p.headSeries),
-			(float64(n.rssHWM)/n.headSeries)/(float64(p.rssHWM)/p.headSeries), n.samplesPerSec/p.samplesPerSec)
 	}
 	fmt.Fprintln(w)
 }
