@@ -45,6 +45,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/nx-watcher/nxwatcher/bench/internal/benchproc"
 	"github.com/nx-watcher/nxwatcher/internal/demo"
 )
@@ -393,9 +395,24 @@ func writeServeConfig(root, dir, profile string, ports map[string]string, scrape
 			}
 		}
 		// The ConfigMap's prometheus.yml discovers Kubernetes targets; here
-		// the same 15 s interval scrapes the demo's exporters instead.
-		prom := "global: {scrape_interval: 15s, evaluation_interval: 15s}\nrule_files: ['alerts.yml']\nscrape_configs:\n" + self + scrape
-		if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(prom), 0o644); err != nil {
+		// its scrape jobs are replaced by the demo's exporters, and the rest
+		// (global, storage, runtime) is kept.
+		var prom map[string]any
+		if b, err = os.ReadFile(filepath.Join(src, "prometheus.yml")); err != nil {
+			return "", err
+		}
+		if err := yaml.Unmarshal(b, &prom); err != nil {
+			return "", err
+		}
+		var jobs map[string]any
+		if err := yaml.Unmarshal([]byte("scrape_configs:\n"+self+scrape), &jobs); err != nil {
+			return "", fmt.Errorf("scrape jobs: %w", err)
+		}
+		prom["scrape_configs"], prom["rule_files"] = jobs["scrape_configs"], []string{"alerts.yml"}
+		if b, err = yaml.Marshal(prom); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), b, 0o644); err != nil {
 			return "", err
 		}
 		p := filepath.Join(dir, "nxwatcher.yml")
