@@ -23,9 +23,10 @@ import (
 // On-disk format version 2 (version 1 blocks are still read); see
 // docs/formats/tracestore.md.
 const (
-	formatVersion = 3
-	// indexVersion is the index file's header byte: its layout did not
-	// change in format version 3 (which added the columns file).
+	formatVersion = 4
+	// indexVersion is the index file's header byte in format versions 2
+	// and 3 (3 added the columns file); version 4 writes layout 3
+	// (index3.go).
 	indexVersion = 2
 	// dataVersion is the data file's header byte: its layout did not change
 	// in format version 2.
@@ -221,8 +222,12 @@ func (bw *blockWriter) addPosting(key, value []byte, indexed bool) {
 
 // mergePostings adds a source block's postings, renumbered by newOrd
 // (source ordinal -> ordinal in this block).
-func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) {
-	for key, skp := range src.postings {
+func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) error {
+	for _, key := range src.postingKeys() {
+		skp, err := src.keyPostings(key)
+		if err != nil {
+			return err
+		}
 		kp := bw.postings[key]
 		if kp == nil {
 			kp = &keyPostings{complete: true, values: map[string][]uint32{}}
@@ -243,6 +248,7 @@ func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) {
 			kp.values[v] = cur
 		}
 	}
+	return nil
 }
 
 // encodeLarge compresses src with a throwaway encoder when src is much
@@ -306,7 +312,7 @@ func (bw *blockWriter) finish() (string, error) {
 	if bw.meta.MinTime < 0 {
 		bw.meta.MinTime = 0
 	}
-	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex()); err != nil {
+	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex3()); err != nil {
 		return "", bw.abort(err)
 	}
 	mb, err := json.MarshalIndent(bw.meta, "", "  ")
@@ -482,6 +488,13 @@ type block struct {
 	data     *os.File
 	index    *os.File // version 2: chunks are read from here
 	cols     *os.File // version 3: span columns; nil before
+	// version 4 (index layout 3): the index file is mapped (mm); the
+	// blocked bloom filter is a slice of it and postings are read per key
+	// through cache, with pdir saying where.
+	mm     []byte
+	bloom3 []byte
+	pdir   map[string]postingsRef
+	cache  *postingsCache
 	dec      *zstd.Decoder
 
 	// refs counts queries using the block; a retired block (compacted away,
@@ -537,7 +550,12 @@ func (p postingList) decode() []uint32 {
 }
 
 func (b *block) closeFiles() error {
+	b.cache.drop(b)
 	err := b.data.Close()
+	if e := unmapFile(b.mm); err == nil {
+		err = e
+	}
+	b.mm, b.bloom3 = nil, nil
 	if b.cols != nil {
 		if e := b.cols.Close(); err == nil {
 			err = e
@@ -567,17 +585,20 @@ func (b *block) retire() error {
 	return nil
 }
 
-func openBlock(dir string, dec *zstd.Decoder) (*block, error) {
+func openBlock(dir string, dec *zstd.Decoder, cache *postingsCache) (*block, error) {
 	mb, err := os.ReadFile(filepath.Join(dir, metaFile))
 	if err != nil {
 		return nil, err
 	}
-	b := &block{dir: dir, dec: dec}
+	b := &block{dir: dir, dec: dec, cache: cache}
 	if err := json.Unmarshal(mb, &b.meta); err != nil {
 		return nil, fmt.Errorf("decode meta: %w", err)
 	}
 	if b.meta.Version < 1 || b.meta.Version > formatVersion {
 		return nil, fmt.Errorf("unsupported block version %d", b.meta.Version)
+	}
+	if b.meta.Version >= 4 {
+		return b.openV4(mb)
 	}
 	ib, err := os.ReadFile(filepath.Join(dir, indexFile))
 	if err != nil {
@@ -614,16 +635,50 @@ func openBlock(dir string, dec *zstd.Decoder) (*block, error) {
 	b.data = f
 	b.size = st.Size() + int64(len(ib)) + int64(len(mb))
 	if b.meta.Version >= 3 {
-		if b.cols, err = os.Open(filepath.Join(dir, columnsFile)); err != nil {
+		if err := b.openColumns(); err != nil {
 			_ = b.closeFiles()
 			return nil, err
 		}
-		cst, err := b.cols.Stat()
-		if err != nil {
-			_ = b.closeFiles()
-			return nil, err
+	}
+	return b, nil
+}
+
+func (b *block) openColumns() error {
+	var err error
+	if b.cols, err = os.Open(filepath.Join(b.dir, columnsFile)); err != nil {
+		return err
+	}
+	cst, err := b.cols.Stat()
+	if err != nil {
+		return err
+	}
+	b.size += cst.Size()
+	return nil
+}
+
+// openV4 opens a format version 4 block: the index is mapped, not read.
+func (b *block) openV4(meta []byte) (*block, error) {
+	isize, err := b.openIndex3(filepath.Join(b.dir, indexFile))
+	if err != nil {
+		if b.index != nil {
+			_ = b.index.Close()
+			_ = unmapFile(b.mm)
 		}
-		b.size += cst.Size()
+		return nil, fmt.Errorf("decode index: %w", err)
+	}
+	if b.data, err = os.Open(filepath.Join(b.dir, dataFile)); err != nil {
+		_ = b.index.Close()
+		_ = unmapFile(b.mm)
+		return nil, err
+	}
+	st, err := b.data.Stat()
+	if err == nil {
+		b.size = st.Size() + isize + int64(len(meta))
+		err = b.openColumns()
+	}
+	if err != nil {
+		_ = b.closeFiles()
+		return nil, err
 	}
 	return b, nil
 }
@@ -826,6 +881,9 @@ func (b *block) chunk(i int) (*idxChunk, error) {
 	if ref.res != nil {
 		return ref.res, nil
 	}
+	if b.mm != nil {
+		return b.parseChunk(i, b.mm[ref.off:ref.off+uint64(ref.clen)])
+	}
 	buf := make([]byte, ref.clen)
 	if _, err := b.index.ReadAt(buf, int64(ref.off)); err != nil {
 		return nil, fmt.Errorf("read index chunk %d: %w", i, err)
@@ -885,7 +943,14 @@ func (b *block) close() error { return b.retire() }
 
 // find returns the index entry of id: bloom filter, fence, one chunk.
 func (b *block) find(id TraceID) (indexEntry, bool, error) {
-	if b.n == 0 || !b.bloom.mayContain(id) {
+	if b.n == 0 {
+		return indexEntry{}, false, nil
+	}
+	if b.bloom3 != nil {
+		if !bloom3MayContain(b.bloom3, id) {
+			return indexEntry{}, false, nil
+		}
+	} else if !b.bloom.mayContain(id) {
 		return indexEntry{}, false, nil
 	}
 	i := sort.Search(len(b.chunks), func(i int) bool { return idLess(id, b.chunks[i].first) }) - 1

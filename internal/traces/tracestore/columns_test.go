@@ -202,14 +202,23 @@ func TestColumnsLimitsAndStop(t *testing.T) {
 	}
 }
 
-// TestReadsVersion2Blocks: a block written by format version 2 (checked in
-// under testdata/v2store, written by the code of commit d5221d0: 40
-// storetest traces, seed 11, from 2025-11-30T00:00:00Z) opens, answers by
-// ID and metrics (decoding, as it has no columns), and compacts into a
-// version 3 block whose columns give the same answer.
-func TestReadsVersion2Blocks(t *testing.T) {
+// TestReadsOlderBlocks: blocks written by format versions 2 and 3 (checked
+// in under testdata: v2store by the code of commit d5221d0, v3store by
+// 51e60b4; 40 storetest traces, seed 11, from 2025-11-30T00:00:00Z) open,
+// answer by ID and metrics (version 2 by decoding: it has no columns), and
+// compact into a version 4 block that gives the same answers.
+func TestReadsOlderBlocks(t *testing.T) {
+	for _, c := range []struct {
+		dir     string
+		version int
+	}{{"testdata/v2store", 2}, {"testdata/v3store", 3}} {
+		t.Run(filepath.Base(c.dir), func(t *testing.T) { testReadsOlderBlock(t, c.dir, c.version) })
+	}
+}
+
+func testReadsOlderBlock(t *testing.T, src string, version int) {
 	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS("testdata/v2store")); err != nil {
+	if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
 		t.Fatal(err)
 	}
 	base := time.Unix(1764460800, 0)
@@ -224,8 +233,8 @@ func TestReadsVersion2Blocks(t *testing.T) {
 	db.mu.RLock()
 	blocks := slices.Clone(db.blocks)
 	db.mu.RUnlock()
-	if len(blocks) != 1 || blocks[0].meta.Version != 2 || blocks[0].cols != nil {
-		t.Fatalf("want one version 2 block without columns, got %d blocks", len(blocks))
+	if len(blocks) != 1 || blocks[0].meta.Version != version || (blocks[0].cols != nil) != (version >= 3) {
+		t.Fatalf("want one version %d block, got %d blocks", version, len(blocks))
 	}
 	checkAll(t, db, want)
 	start, end := base, base.Add(time.Second)
@@ -233,7 +242,7 @@ func TestReadsVersion2Blocks(t *testing.T) {
 	for _, q := range columnQueries {
 		a := runMetrics(t, db, q, start, end, 50*time.Millisecond, true)
 		if fmt.Sprintf("%+v", a) != fmt.Sprintf("%+v", runMetrics(t, db, q, start, end, 50*time.Millisecond, false)) {
-			t.Fatalf("%s: version 2 block answers differently with Spans set", q)
+			t.Fatalf("%s: version %d block answers differently with Spans set", q, version)
 		}
 		before = append(before, a)
 	}
@@ -252,7 +261,7 @@ func TestReadsVersion2Blocks(t *testing.T) {
 	db.mu.RLock()
 	blocks = slices.Clone(db.blocks)
 	db.mu.RUnlock()
-	if len(blocks) != 1 || blocks[0].meta.Version != formatVersion || blocks[0].cols == nil {
+	if len(blocks) != 1 || blocks[0].meta.Version != formatVersion || blocks[0].cols == nil || blocks[0].pdir == nil {
 		t.Fatalf("after compaction: %d blocks", len(blocks))
 	}
 	if _, err := os.Stat(filepath.Join(blocks[0].dir, columnsFile)); err != nil {
@@ -261,7 +270,75 @@ func TestReadsVersion2Blocks(t *testing.T) {
 	checkAll(t, db, want)
 	for i, q := range columnQueries {
 		if a := runMetrics(t, db, q, start, end, 50*time.Millisecond, true); fmt.Sprintf("%+v", a.Series) != fmt.Sprintf("%+v", before[i].Series) {
-			t.Errorf("%s: compacted version 3 block answers\n%.600v\nwant %.600v", q, a.Series, before[i].Series)
+			t.Errorf("%s: compacted version 4 block answers\n%.600v\nwant %.600v", q, a.Series, before[i].Series)
 		}
+	}
+}
+
+// TestPostingsReadPerQuery: a version 4 block keeps no postings in memory
+// after open; a search reads the frames of the keys its conditions name,
+// through a cache that stays within its byte bound, and answers as before.
+func TestPostingsReadPerQuery(t *testing.T) {
+	dir := t.TempDir()
+	db, _ := openTest(t, dir, nil)
+	g := storetest.NewGen(21, testBase.UnixNano())
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 80; i++ {
+			_, td := g.Trace(1 + i%6)
+			if err := db.ConsumeTraces(t.Context(), td); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, _ = openTest(t, dir, nil)
+	defer db.Close()
+	db.pcache = newPostingsCache(3000) // smaller than all frames of one key together
+	db.mu.RLock()
+	blocks := slices.Clone(db.blocks)
+	db.mu.RUnlock()
+	for _, b := range blocks {
+		b.cache = db.pcache
+		if b.postings != nil || b.pdir == nil || b.mm == nil {
+			t.Fatalf("block %s: postings resident after open", b.meta.ULID)
+		}
+	}
+	count := func() int {
+		n := 0
+		_, err := db.Search(t.Context(), SearchRequest{Conds: []Cond{{Keys: []string{"resource.service.name"}, Values: []string{"spayment"}}}},
+			func(_ TraceID, td ptrace.Traces) (bool, error) {
+				n++
+				return true, nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	first := count()
+	if first == 0 || first == 240 {
+		t.Fatalf("%d candidates of 240 traces: postings did not prune", first)
+	}
+	db.pcache.mu.Lock()
+	for k := range db.pcache.items {
+		if k.key != "resource.service.name" {
+			t.Errorf("cache holds postings of %q, not named by the query", k.key)
+		}
+	}
+	if db.pcache.size > db.pcache.max || len(db.pcache.items) == 0 {
+		t.Errorf("cache: %d bytes in %d items, bound %d", db.pcache.size, len(db.pcache.items), db.pcache.max)
+	}
+	db.pcache.mu.Unlock()
+	if again := count(); again != first {
+		t.Fatalf("second search (cached postings) found %d, first %d", again, first)
+	}
+	tags, err := db.TagValues(t.Context(), "resource.service.name", time.Time{}, time.Time{}, 0)
+	if err != nil || len(tags) != 5 {
+		t.Fatalf("tag values: %v, %v", tags, err)
 	}
 }

@@ -194,10 +194,13 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 			i = j
 		}
 		return nil
-	}, level+1, sources, cp, func(bw *blockWriter) {
+	}, level+1, sources, cp, func(bw *blockWriter) error {
 		for i, b := range group {
-			bw.mergePostings(b, newOrd[i])
+			if err := bw.mergePostings(b, newOrd[i]); err != nil {
+				return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+			}
 		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("write compacted block: %w", err)

@@ -65,6 +65,8 @@ type DB struct {
 	enc     *zstd.Encoder
 	encBest *zstd.Encoder
 	dec     *zstd.Decoder
+	// pcache keeps postings read from version 4 indexes (bounded).
+	pcache *postingsCache
 	closed  atomic.Bool
 
 	// walBroken is set (under appendMu) when a WAL write failed, on a full
@@ -86,7 +88,8 @@ func Open(dir string, opts Options, deps Deps) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{dir: dir, opts: opts, logger: logger.With("component", "tracestore"), head: newHead()}
+	db := &DB{dir: dir, opts: opts, logger: logger.With("component", "tracestore"), head: newHead(),
+		pcache: newPostingsCache(postingsCacheBytes)}
 	m, err := newMetrics(deps.Registerer, db)
 	if err != nil {
 		return nil, fmt.Errorf("open tracestore: %w", err)
@@ -208,7 +211,7 @@ func (db *DB) loadBlocks(cpIdx int) error {
 			}
 			continue
 		}
-		b, err := openBlock(path, db.dec)
+		b, err := openBlock(path, db.dec, db.pcache)
 		if err != nil {
 			return fmt.Errorf("open block %s: %w", name, err)
 		}
@@ -590,7 +593,7 @@ func (db *DB) writeBlock(iter func(yield func(traceRecord) error) error, level i
 
 // writeBlockWith is writeBlock; a non-nil postings callback supplies the
 // postings (compaction merges its sources') and traces are not decoded.
-func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int, postings func(*blockWriter)) (*block, error) {
+func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int, postings func(*blockWriter) error) (*block, error) {
 	enc := db.enc
 	if level > 0 {
 		enc = db.encBest
@@ -604,13 +607,15 @@ func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, lev
 		return nil, bw.abort(err)
 	}
 	if postings != nil {
-		postings(bw)
+		if err := postings(bw); err != nil {
+			return nil, bw.abort(err)
+		}
 	}
 	dir, err := bw.finish()
 	if err != nil {
 		return nil, err
 	}
-	return openBlock(dir, db.dec)
+	return openBlock(dir, db.dec, db.pcache)
 }
 
 // writeCheckpoint writes the head traces that stay in memory as checkpoint

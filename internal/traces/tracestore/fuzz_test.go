@@ -2,6 +2,8 @@ package tracestore
 
 import (
 	"bytes"
+	"context"
+	"slices"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -112,5 +114,102 @@ func FuzzSplitAndDedup(f *testing.F) {
 		}
 		// Arbitrary bytes to the read-side dedup: no panic.
 		_, _, _ = dedupTraceData(data)
+	})
+}
+
+// FuzzColumnWalk checks the column walker against pdata on any decodable
+// TracesData: unless it calls the trace irregular, it reads the same spans
+// in the same order with the same start, end, status code, kind, name,
+// span ID and resource service.name, as the column path must for TraceQL
+// metrics to answer as decoding does.
+func FuzzColumnWalk(f *testing.F) {
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var u ptrace.ProtoUnmarshaler
+		td, err := u.UnmarshalTraces(data)
+		if err != nil {
+			return
+		}
+		var w colWalker
+		if err := w.walk(data); err != nil {
+			t.Fatalf("pdata decodes what the walker refuses: %v", err)
+		}
+		if w.irregular {
+			return
+		}
+		k := 0
+		rss := td.ResourceSpans()
+		for i := 0; i < rss.Len(); i++ {
+			rs := rss.At(i)
+			sv, hasSvc := rs.Resource().Attributes().Get("service.name")
+			for j := 0; j < rs.ScopeSpans().Len(); j++ {
+				ss := rs.ScopeSpans().At(j).Spans()
+				for l := 0; l < ss.Len(); l++ {
+					sp := ss.At(l)
+					if k >= len(w.spans) {
+						t.Fatalf("walker found %d spans, pdata more", len(w.spans))
+					}
+					c := w.spans[k]
+					k++
+					if c.start != uint64(sp.StartTimestamp()) || c.end != uint64(sp.EndTimestamp()) ||
+						int32(c.status) != int32(sp.Status().Code()) || int32(c.kind) != int32(sp.Kind()) ||
+						string(c.name) != sp.Name() || pcommon.SpanID(c.spanID) != sp.SpanID() {
+						t.Fatalf("span %d: walker %+v, pdata %s %d..%d %v %v", k-1, c, sp.Name(), sp.StartTimestamp(), sp.EndTimestamp(), sp.Status().Code(), sp.Kind())
+					}
+					if (c.svc >= 0) != hasSvc || (hasSvc && (sv.Type() != pcommon.ValueTypeStr || string(w.svcs[c.svc]) != sv.Str())) {
+						t.Fatalf("span %d: service %d, pdata %v %v", k-1, c.svc, hasSvc, sv.AsString())
+					}
+				}
+			}
+		}
+		if k != len(w.spans) {
+			t.Fatalf("walker found %d spans, pdata %d", len(w.spans), k)
+		}
+	})
+}
+
+// FuzzDecodeIndex3 feeds corrupt layout 3 indexes to the reader: errors,
+// never a panic.
+func FuzzDecodeIndex3(f *testing.F) {
+	dir := f.TempDir()
+	db, err := Open(dir, DefaultOptions(), Deps{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = db.Close() })
+	g := storetest.NewGen(1, testBase.UnixNano())
+	for i := 0; i < 30; i++ {
+		_, td := g.Trace(1 + i%5)
+		if err := db.ConsumeTraces(context.Background(), td); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if err := db.Flush(); err != nil {
+		f.Fatal(err)
+	}
+	var idx []byte
+	db.mu.RLock()
+	if len(db.blocks) == 1 {
+		idx = slices.Clone(db.blocks[0].mm)
+	}
+	db.mu.RUnlock()
+	dec := db.dec
+	f.Add(idx)
+	f.Fuzz(func(t *testing.T, ib []byte) {
+		b := &block{dec: dec}
+		if err := b.decodeIndex3(ib); err != nil {
+			return
+		}
+		b.mm = ib
+		for _, k := range b.postingKeys() {
+			_, _ = b.keyPostings(k)
+		}
+		for i := range b.chunks {
+			if c, err := b.chunk(i); err == nil && len(c.ids) > 0 {
+				_, _, _ = b.find(c.ids[0])
+			}
+		}
 	})
 }

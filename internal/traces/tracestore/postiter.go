@@ -1,6 +1,9 @@
 package tracestore
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // Candidate ordinals are produced lazily from the delta-encoded postings,
 // so a search that stops after 20 traces decodes the postings only up to
@@ -126,13 +129,16 @@ func (x *intersectIter) next(min uint32) (uint32, bool) {
 // candidateIter is the lazy form of candidates: the ordinals that may
 // satisfy every Cond. all=true means no condition could be used (every
 // trace is a candidate, it is nil); an iterator yielding nothing means none.
-func (b *block) candidateIter(conds []Cond) (it ordIter, all bool) {
+func (b *block) candidateIter(conds []Cond) (it ordIter, all bool, err error) {
 	var parts []ordIter
 	for _, c := range conds {
 		var lists []ordIter
 		usable := true
 		for _, k := range c.Keys {
-			kp := b.postings[k]
+			kp, err := b.keyPostings(k)
+			if err != nil {
+				return nil, false, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+			}
 			if kp == nil {
 				continue // no span in this block carries the key
 			}
@@ -151,7 +157,7 @@ func (b *block) candidateIter(conds []Cond) (it ordIter, all bool) {
 		}
 		switch len(lists) {
 		case 0:
-			return &listIter{}, false // nothing can match this condition
+			return &listIter{}, false, nil // nothing can match this condition
 		case 1:
 			parts = append(parts, lists[0])
 		default:
@@ -160,9 +166,9 @@ func (b *block) candidateIter(conds []Cond) (it ordIter, all bool) {
 	}
 	switch len(parts) {
 	case 0:
-		return nil, true
+		return nil, true, nil
 	case 1:
-		return parts[0], false
+		return parts[0], false, nil
 	}
-	return &intersectIter{its: parts}, false
+	return &intersectIter{its: parts}, false, nil
 }

@@ -44,7 +44,10 @@ func TestCandidateIter(t *testing.T) {
 			conds = append(conds, c)
 		}
 		want, wantAll := b.candidates(conds)
-		it, all := b.candidateIter(conds)
+		it, all, err := b.candidateIter(conds)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if all != wantAll {
 			t.Fatalf("round %d: all=%v, want %v", round, all, wantAll)
 		}

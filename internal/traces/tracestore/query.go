@@ -314,7 +314,10 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 	defer bs.close()
 	slices.SortFunc(blocks, func(a, b *block) int { return cmpInt(b.meta.MaxTime, a.meta.MaxTime) })
 	for _, b := range blocks {
-		cands, all := b.candidateIter(req.Conds)
+		cands, all, err := b.candidateIter(req.Conds)
+		if err != nil {
+			return st, err
+		}
 		cur := b.cursor()
 		// Newest traces sit at random ordinals; walk in ordinal order so pages decode once.
 		var ord uint32 // next ordinal to consider
@@ -365,7 +368,6 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			stopped = !more
 			return more, err
 		}
-		var err error
 		if req.Spans != nil && b.cols != nil {
 			err = s.scanColumns(ctx, b, &req, next, emitResult, func(id TraceID, raw int64) (bool, bool) {
 				skip, more := admit(raw)
@@ -433,7 +435,7 @@ func (db *DB) TagNames(ctx context.Context, start, end time.Time) ([]string, err
 		if !b.overlaps(start, end) {
 			continue
 		}
-		for k := range b.postings {
+		for _, k := range b.postingKeys() {
 			set[k] = struct{}{}
 		}
 	}
@@ -462,7 +464,11 @@ func (db *DB) TagValues(ctx context.Context, key string, start, end time.Time, l
 		if !b.overlaps(start, end) {
 			continue
 		}
-		if kp := b.postings[key]; kp != nil {
+		kp, err := b.keyPostings(key)
+		if err != nil {
+			return nil, err
+		}
+		if kp != nil {
 			for v := range kp.values {
 				set[v] = struct{}{}
 			}

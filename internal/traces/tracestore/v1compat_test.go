@@ -53,14 +53,14 @@ func writeV1Index(t *testing.T, b *block) {
 	for _, w := range bl.bits {
 		body = binary.LittleEndian.AppendUint64(body, w)
 	}
-	keys := make([]string, 0, len(b.postings))
-	for k := range b.postings {
-		keys = append(keys, k)
-	}
+	keys := b.postingKeys()
 	slices.Sort(keys)
 	body = binary.AppendUvarint(body, uint64(len(keys)))
 	for _, k := range keys {
-		kp := b.postings[k]
+		kp, err := b.keyPostings(k)
+		if err != nil {
+			t.Fatal(err)
+		}
 		body = appendString(body, k)
 		if kp.complete {
 			body = append(body, 1)

@@ -1,0 +1,395 @@
+package tracestore
+
+import (
+	"container/list"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"slices"
+	"sync"
+)
+
+// Index layout 3 (format version 4, docs/formats/tracestore.md): what a
+// query needs only now and then stays in the file, which is memory-mapped
+// instead of read into the heap. Postings are one zstd frame per key, read
+// and decoded when a query names the key (kept in a bounded cache); the
+// trace-ID bloom filter is blocked (all bits of one ID in one 64-byte
+// block) and read from the mapping. Opening a block reads only the small
+// body: the chunk fence, the page table and the postings directory.
+const indexLayout3 = 3
+
+// postingsCacheBytes bounds a store's cache of decoded postings frames.
+// One frame of a key every trace carries (status, kind) takes ~1–2 bytes
+// per trace of the block, so 8 MiB holds the hot keys of a few million
+// traces; a query whose frames do not fit decodes them again.
+const postingsCacheBytes = 8 << 20
+
+// bloom3 is a blocked bloom filter: an ID sets k=7 bits, 9 bits of its
+// second half each, inside the 512-bit block its first half chooses.
+const (
+	bloomBlockBytes = 64
+	bloomBlockBits  = bloomBlockBytes * 8
+	bloomK3         = 7
+)
+
+func bloom3Blocks(n int) int { return max(1, (n*bloomBitsPerTrace+bloomBlockBits-1)/bloomBlockBits) }
+
+func bloom3Pos(id TraceID, nBlocks int) (blk uint64, bits [bloomK3]uint16) {
+	h1 := binary.LittleEndian.Uint64(id[:8])
+	h2 := binary.LittleEndian.Uint64(id[8:])
+	blk = h1 % uint64(nBlocks)
+	for i := range bits {
+		bits[i] = uint16(h2 >> (9 * i) & (bloomBlockBits - 1))
+	}
+	return blk, bits
+}
+
+func bloom3Bytes(ids []TraceID) []byte {
+	n := bloom3Blocks(len(ids))
+	out := make([]byte, n*bloomBlockBytes)
+	for _, id := range ids {
+		blk, bits := bloom3Pos(id, n)
+		b := out[blk*bloomBlockBytes:]
+		for _, p := range bits {
+			b[p/8] |= 1 << (p % 8)
+		}
+	}
+	return out
+}
+
+func bloom3MayContain(bloom []byte, id TraceID) bool {
+	n := len(bloom) / bloomBlockBytes
+	if n == 0 {
+		return true
+	}
+	blk, bits := bloom3Pos(id, n)
+	b := bloom[blk*bloomBlockBytes:]
+	for _, p := range bits {
+		if b[p/8]&(1<<(p%8)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// postingsRef locates one key's postings frame in a layout 3 index.
+type postingsRef struct {
+	complete bool
+	values   int
+	off      uint64
+	clen     uint32
+}
+
+// encodeIndex3 returns a layout 3 index file.
+func (bw *blockWriter) encodeIndex3() []byte {
+	out := append([]byte(indexMagic), indexLayout3)
+	base := uint64(bw.meta.MinTime)
+	table, nChunks := bw.appendChunks(&out, base)
+	// Postings: one frame per key, in key order.
+	keys := make([]string, 0, len(bw.postings))
+	for k := range bw.postings {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var dir, raw []byte
+	dir = binary.AppendUvarint(dir, uint64(len(keys)))
+	for _, k := range keys {
+		kp := bw.postings[k]
+		raw = bw.appendValues(raw[:0], kp)
+		off := len(out)
+		out = bw.encodeLarge(raw, out)
+		dir = appendString(dir, k)
+		if kp.complete {
+			dir = append(dir, 1)
+		} else {
+			dir = append(dir, 0)
+		}
+		dir = binary.AppendUvarint(dir, uint64(min(len(kp.values), sampleIfIncomplete(kp))))
+		dir = binary.AppendUvarint(dir, uint64(off))
+		dir = binary.AppendUvarint(dir, uint64(len(out)-off))
+	}
+	bloomOff := len(out)
+	out = append(out, bloom3Bytes(bw.ids)...)
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(bw.ids)))
+	b = binary.AppendUvarint(b, base)
+	b = binary.AppendUvarint(b, uint64(chunkTraces))
+	b = binary.AppendUvarint(b, uint64(nChunks))
+	b = append(b, table...)
+	b = bw.appendPages(b)
+	b = binary.AppendUvarint(b, uint64(bloomOff))
+	b = binary.AppendUvarint(b, uint64(bloom3Blocks(len(bw.ids))))
+	b = append(b, dir...)
+	bodyOff := len(out)
+	out = bw.encodeLarge(b, out)
+	out = binary.LittleEndian.AppendUint64(out, uint64(bodyOff))
+	// The CRC covers the body and its offset only: opening a block reads
+	// nothing else. Chunks and postings frames carry zstd checksums.
+	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out[bodyOff:], castagnoli))
+}
+
+func sampleIfIncomplete(kp *keyPostings) int {
+	if kp.complete {
+		return len(kp.values)
+	}
+	return sampleValues
+}
+
+// appendChunks writes the ID chunks to *out and returns their table.
+func (bw *blockWriter) appendChunks(out *[]byte, base uint64) (table []byte, nChunks int) {
+	var raw []byte
+	for c := 0; c < len(bw.ids); c += chunkTraces {
+		end := min(c+chunkTraces, len(bw.ids))
+		raw = raw[:0]
+		prevPage := bw.entries[c].page
+		for i := c; i < end; i++ {
+			e := bw.entries[i]
+			raw = append(raw, bw.ids[i][:]...)
+			raw = binary.AppendUvarint(raw, uint64(e.page-prevPage))
+			prevPage = e.page
+			raw = binary.AppendUvarint(raw, uint64(e.len))
+			raw = binary.AppendUvarint(raw, uint64(e.spans))
+			start := (e.start - base) / 1000
+			raw = binary.AppendUvarint(raw, start)
+			raw = binary.AppendUvarint(raw, (max(e.end, e.start)-base-start*1000+999)/1000)
+		}
+		off := len(*out)
+		*out = bw.enc.EncodeAll(raw, *out)
+		table = append(table, bw.ids[c][:]...)
+		table = binary.AppendUvarint(table, uint64(off))
+		table = binary.AppendUvarint(table, uint64(len(*out)-off))
+		table = binary.AppendUvarint(table, uint64(bw.entries[c].page))
+		table = binary.AppendUvarint(table, uint64(bw.entries[c].off))
+		nChunks++
+	}
+	return table, nChunks
+}
+
+// appendValues writes a key's values and lists as layout 2 does.
+func (bw *blockWriter) appendValues(b []byte, kp *keyPostings) []byte {
+	vals := make([]string, 0, len(kp.values))
+	for v := range kp.values {
+		vals = append(vals, v)
+	}
+	slices.Sort(vals)
+	if !kp.complete {
+		vals = vals[:min(len(vals), sampleValues)]
+	}
+	b = binary.AppendUvarint(b, uint64(len(vals)))
+	for _, v := range vals {
+		b = appendString(b, v)
+		list := kp.values[v]
+		if bw.merged {
+			slices.Sort(list)
+			list = slices.Compact(list)
+		}
+		if !kp.complete {
+			list = nil
+		}
+		b = appendPostingList(b, list)
+	}
+	return b
+}
+
+// openIndex3 maps a layout 3 index and reads its body.
+func (b *block) openIndex3(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return 0, err
+	}
+	mm, err := mapFile(f, st.Size())
+	if err != nil {
+		_ = f.Close()
+		return 0, fmt.Errorf("map index: %w", err)
+	}
+	b.index, b.mm = f, mm
+	if err := b.decodeIndex3(mm); err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+func (b *block) decodeIndex3(all []byte) error {
+	if len(all) < 5+12 || string(all[:4]) != indexMagic || all[4] != indexLayout3 {
+		return errCorruptIndex
+	}
+	bodyOff := binary.LittleEndian.Uint64(all[len(all)-12:])
+	if bodyOff < 5 || bodyOff > uint64(len(all)-12) {
+		return errCorruptIndex
+	}
+	tail := all[bodyOff : len(all)-4]
+	if crc32.Checksum(tail, castagnoli) != binary.LittleEndian.Uint32(all[len(all)-4:]) {
+		return fmt.Errorf("%w: checksum mismatch", errCorruptIndex)
+	}
+	raw, err := b.dec.DecodeAll(slices.Clone(tail[:len(tail)-8]), nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errCorruptIndex, err)
+	}
+	r := &byteReader{b: raw}
+	b.n = int(r.uvarint())
+	b.base = r.uvarint()
+	b.chunkN = int(r.uvarint())
+	nc := r.count()
+	if r.err == nil && (b.chunkN <= 0 || (b.n+b.chunkN-1)/b.chunkN != nc) {
+		return fmt.Errorf("%w: %d chunks for %d traces", errCorruptIndex, nc, b.n)
+	}
+	b.chunks = make([]chunkRef, nc)
+	for i := 0; i < nc && r.err == nil; i++ {
+		c := &b.chunks[i]
+		copy(c.first[:], r.bytes(16))
+		c.off, c.clen = r.uvarint(), uint32(r.uvarint())
+		c.page, c.pageOff = uint32(r.uvarint()), uint32(r.uvarint())
+		c.n = min(b.chunkN, b.n-i*b.chunkN)
+		if c.off+uint64(c.clen) > bodyOff {
+			return fmt.Errorf("%w: chunk %d outside the file", errCorruptIndex, i)
+		}
+	}
+	b.readPages(r)
+	bloomOff, nBlocks := r.uvarint(), r.uvarint()
+	if r.err == nil && (nBlocks == 0 || bloomOff+nBlocks*bloomBlockBytes > bodyOff) {
+		return fmt.Errorf("%w: bloom filter outside the file", errCorruptIndex)
+	}
+	b.bloom3 = all[bloomOff : bloomOff+nBlocks*bloomBlockBytes]
+	nk := r.count()
+	b.pdir = make(map[string]postingsRef, nk)
+	for i := 0; i < nk && r.err == nil; i++ {
+		k := string(r.bytes(int(r.uvarint())))
+		flag := r.bytes(1)
+		ref := postingsRef{complete: len(flag) == 1 && flag[0] == 1, values: int(r.uvarint())}
+		ref.off, ref.clen = r.uvarint(), uint32(r.uvarint())
+		if ref.off+uint64(ref.clen) > bodyOff {
+			return fmt.Errorf("%w: postings of %q outside the file", errCorruptIndex, k)
+		}
+		b.pdir[k] = ref
+	}
+	return r.err
+}
+
+// postingKeys lists the block's posting keys.
+func (b *block) postingKeys() []string {
+	if b.pdir != nil {
+		out := make([]string, 0, len(b.pdir))
+		for k := range b.pdir {
+			out = append(out, k)
+		}
+		return out
+	}
+	out := make([]string, 0, len(b.postings))
+	for k := range b.postings {
+		out = append(out, k)
+	}
+	return out
+}
+
+// keyPostings returns the postings of one key (nil when no span of the
+// block carries it): from memory for layouts 1 and 2, from the key's frame
+// (through the store's cache) for layout 3.
+func (b *block) keyPostings(key string) (*blockPostings, error) {
+	if b.pdir == nil {
+		return b.postings[key], nil
+	}
+	ref, ok := b.pdir[key]
+	if !ok {
+		return nil, nil
+	}
+	ck := cacheKey{b: b, key: key}
+	if kp := b.cache.get(ck); kp != nil {
+		return kp, nil
+	}
+	raw, err := b.dec.DecodeAll(b.mm[ref.off:ref.off+uint64(ref.clen)], nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: postings of %q: %v", errCorruptIndex, key, err)
+	}
+	r := &byteReader{b: raw}
+	nv := r.count()
+	kp := &blockPostings{complete: ref.complete, values: make(map[string]postingList, nv)}
+	for j := 0; j < nv && r.err == nil; j++ {
+		v := string(r.bytes(int(r.uvarint())))
+		kp.values[v] = r.postingList()
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("postings of %q: %w", key, r.err)
+	}
+	b.cache.put(ck, kp, len(raw)+len(kp.values)*48)
+	return kp, nil
+}
+
+// postingsCache keeps recently read postings frames, bounded in bytes
+// (their decoded size plus map overhead). Shared by a store's blocks.
+type postingsCache struct {
+	mu    sync.Mutex
+	max   int
+	size  int
+	ll    *list.List
+	items map[cacheKey]*list.Element
+}
+
+type cacheKey struct {
+	b   *block
+	key string
+}
+
+type cacheItem struct {
+	k    cacheKey
+	kp   *blockPostings
+	size int
+}
+
+func newPostingsCache(maxBytes int) *postingsCache {
+	return &postingsCache{max: maxBytes, ll: list.New(), items: map[cacheKey]*list.Element{}}
+}
+
+func (c *postingsCache) get(k cacheKey) *blockPostings {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[k]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*cacheItem).kp
+	}
+	return nil
+}
+
+func (c *postingsCache) put(k cacheKey, kp *blockPostings, size int) {
+	if c == nil || size > c.max {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[k]; ok {
+		return
+	}
+	c.items[k] = c.ll.PushFront(&cacheItem{k: k, kp: kp, size: size})
+	c.size += size
+	for c.size > c.max {
+		e := c.ll.Back()
+		it := e.Value.(*cacheItem)
+		c.ll.Remove(e)
+		delete(c.items, it.k)
+		c.size -= it.size
+	}
+}
+
+// drop forgets a closed block's entries.
+func (c *postingsCache) drop(b *block) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.items {
+		if k.b == b {
+			c.size -= e.Value.(*cacheItem).size
+			c.ll.Remove(e)
+			delete(c.items, k)
+		}
+	}
+}
