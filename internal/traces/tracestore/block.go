@@ -495,7 +495,7 @@ type block struct {
 	bloom3 []byte
 	pdir   map[string]postingsRef
 	cache  *postingsCache
-	dec      *zstd.Decoder
+	dec    *zstd.Decoder
 
 	// refs counts queries using the block; a retired block (compacted away,
 	// deleted by retention, or store closed) closes when the last one ends.

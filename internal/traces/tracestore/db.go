@@ -67,7 +67,7 @@ type DB struct {
 	dec     *zstd.Decoder
 	// pcache keeps postings read from version 4 indexes (bounded).
 	pcache *postingsCache
-	closed  atomic.Bool
+	closed atomic.Bool
 
 	// walBroken is set (under appendMu) when a WAL write failed, on a full
 	// disk say. The WAL's page buffer may then hold part of the refused
