@@ -32,6 +32,13 @@ interface Props {
   legend?: boolean;
   /** Fill under lines, 0–1 (dashboards' fillOpacity). */
   fillOpacity?: number;
+  /** Horizontal lines drawn at threshold values (dashboards' thresholdsStyle). */
+  thresholds?: { value: number; colour: string; dashed?: boolean }[];
+  /** The y range: hard min/max, or soft ones the range always includes. */
+  yMin?: number;
+  yMax?: number;
+  ySoftMin?: number;
+  ySoftMax?: number;
 }
 
 /** Aligns series on the union of their timestamps (seconds), as uPlot wants, with nulls for gaps. */
@@ -61,11 +68,26 @@ export function stack(ys: (number | null)[][]): (number | null)[][] {
   return out;
 }
 
-export default function Graph({ series, stacked, exemplars, onExemplarClick, height = 300, formatValue = formatShort, xRange, legend = true, fillOpacity = 0 }: Props) {
+export default function Graph({
+  series,
+  stacked,
+  exemplars,
+  onExemplarClick,
+  height = 300,
+  formatValue = formatShort,
+  xRange,
+  legend = true,
+  fillOpacity = 0,
+  thresholds,
+  yMin,
+  yMax,
+  ySoftMin,
+  ySoftMax,
+}: Props) {
   const host = useRef<HTMLDivElement>(null);
   const [xs, raw] = useMemo(() => alignSeries(series), [series]);
-  const exRef = useRef({ exemplars, onExemplarClick });
-  exRef.current = { exemplars, onExemplarClick };
+  const exRef = useRef({ exemplars, onExemplarClick, thresholds });
+  exRef.current = { exemplars, onExemplarClick, thresholds };
 
   useEffect(() => {
     const el = host.current;
@@ -80,7 +102,24 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
       height,
       cursor: { drag: { x: true, y: false } },
       legend: { show: legend, live: true },
-      scales: { x: xRange ? { time: true, range: [xRange[0] / 1000, xRange[1] / 1000] } : { time: true } },
+      scales: {
+        x: xRange ? { time: true, range: [xRange[0] / 1000, xRange[1] / 1000] } : { time: true },
+        ...(yMin !== undefined || yMax !== undefined || ySoftMin !== undefined || ySoftMax !== undefined
+          ? {
+              y: {
+                range: (_u: uPlot, lo: number | null, hi: number | null): uPlot.Range.MinMax => {
+                  const a0 = Math.min(lo ?? 0, ySoftMin ?? Infinity);
+                  const b0 = Math.max(hi ?? 1, ySoftMax ?? -Infinity);
+                  const [ra, rb] = uPlot.rangeNum(a0, b0, 0.1, true);
+                  const a = ra ?? a0;
+                  const b = rb ?? b0;
+                  // Padding must not push the axis below a soft minimum the data stays above.
+                  return [yMin ?? (ySoftMin !== undefined && a < ySoftMin && (lo ?? 0) >= ySoftMin ? ySoftMin : a), yMax ?? b];
+                },
+              },
+            }
+          : {}),
+      },
       axes: [
         { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } },
         {
@@ -88,7 +127,8 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
           grid: { stroke: grid, width: 1 },
           ticks: { stroke: grid, width: 1 },
           values: (_u, vals) => vals.map((v) => formatValue(v)),
-          size: 60,
+          // Wide enough for the longest label (about 7 px a character at 12 px).
+          size: (_u, vals) => Math.max(40, 14 + 7 * Math.max(0, ...(vals ?? []).map((v) => String(v).length))),
         },
       ],
       series: [
@@ -108,6 +148,24 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
       ],
       hooks: {
         draw: [
+          (u) => {
+            const th = exRef.current.thresholds;
+            if (!th?.length) return;
+            const ctx = u.ctx;
+            ctx.save();
+            ctx.lineWidth = 1 * devicePixelRatio;
+            for (const t of th) {
+              const y = u.valToPos(t.value, 'y', true);
+              if (!Number.isFinite(y) || y < u.bbox.top || y > u.bbox.top + u.bbox.height) continue;
+              ctx.strokeStyle = t.colour;
+              ctx.setLineDash(t.dashed ? [6 * devicePixelRatio, 4 * devicePixelRatio] : []);
+              ctx.beginPath();
+              ctx.moveTo(u.bbox.left, y);
+              ctx.lineTo(u.bbox.left + u.bbox.width, y);
+              ctx.stroke();
+            }
+            ctx.restore();
+          },
           (u) => {
             const ex = exRef.current.exemplars;
             if (!ex?.length) return;
@@ -160,7 +218,7 @@ export default function Graph({ series, stacked, exemplars, onExemplarClick, hei
       u.over.removeEventListener('click', onClick);
       u.destroy();
     };
-  }, [xs, raw, series, stacked, height, formatValue, xRange, legend, fillOpacity]);
+  }, [xs, raw, series, stacked, height, formatValue, xRange, legend, fillOpacity, yMin, yMax, ySoftMin, ySoftMax]);
 
   return <div className="graph" ref={host} data-testid="graph" data-series={series.length} />;
 }

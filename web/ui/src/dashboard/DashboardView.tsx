@@ -8,7 +8,7 @@ import './dashboard.css';
 import TimePicker from '../components/TimePicker';
 import type { DataSource } from '../api/dashboards';
 import { errorText } from '../api/http';
-import { navigate, useLocation } from '../lib/url';
+import { navigate, navigationStart, useLocation } from '../lib/url';
 import { resolveRange, type TimeRange } from '../lib/time';
 import { heightPx, layoutPanels, rowKey, type Section } from './layout';
 import PanelView, { type PanelState } from './PanelView';
@@ -44,21 +44,12 @@ function VariablePicker({ v, onChange }: { v: VarState; onChange: (values: strin
     );
   }
   const opts = [...(v.def.includeAll ? [{ text: 'All', value: ALL }] : []), ...v.options];
+  if (v.def.multi) return <MultiPicker v={v} label={label} opts={opts} onChange={onChange} />;
   return (
     <label className="var" data-testid={`var-${v.def.name}`} title={v.error}>
       {label}
-      <select
-        multiple={!!v.def.multi}
-        size={v.def.multi ? Math.min(6, Math.max(2, opts.length)) : undefined}
-        value={v.def.multi ? v.current : (v.current[0] ?? '')}
-        onChange={(e) => {
-          let vals = Array.from(e.target.selectedOptions).map((o) => o.value);
-          // Picking All with others drops the others; picking others drops All.
-          if (vals.length > 1 && vals.includes(ALL)) vals = v.current.includes(ALL) ? vals.filter((x) => x !== ALL) : [ALL];
-          onChange(vals);
-        }}
-        className={v.error ? 'invalid' : undefined}
-      >
+      <select value={v.current[0] ?? ''} onChange={(e) => onChange([e.target.value])} className={v.error ? 'invalid' : undefined}>
+        {!opts.some((o) => o.value === v.current[0]) && v.current[0] !== undefined && <option value={v.current[0]}>{v.texts[0] ?? v.current[0]}</option>}
         {opts.map((o) => (
           <option key={o.value} value={o.value}>
             {o.text}
@@ -67,6 +58,64 @@ function VariablePicker({ v, onChange }: { v: VarState; onChange: (values: strin
       </select>
       {v.error && <span className="error small">{v.error}</span>}
     </label>
+  );
+}
+
+/** A multi-value variable: a button with the selection, opening a filterable list of checkboxes. */
+function MultiPicker({ v, label, opts, onChange }: { v: VarState; label: string; opts: { text: string; value: string }[]; onChange: (values: string[]) => void }) {
+  const [open, setOpen] = useState(false);
+  const [filter, setFilter] = useState('');
+  const current = v.current;
+  const includeAll = !!v.def.includeAll;
+  const [sel, setSel] = useState<string[]>(current);
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => setSel(current), [current]);
+  const commit = useCallback(() => {
+    setOpen(false);
+    const next = sel.length ? sel : includeAll ? [ALL] : current;
+    if (JSON.stringify(next) !== JSON.stringify(current)) onChange(next);
+  }, [sel, current, includeAll, onChange]);
+  useEffect(() => {
+    if (!open) return;
+    const close = (e: MouseEvent) => box.current && !box.current.contains(e.target as Node) && commit();
+    document.addEventListener('mousedown', close);
+    return () => document.removeEventListener('mousedown', close);
+  }, [open, commit]);
+  const toggle = (val: string) => {
+    if (val === ALL) return setSel([ALL]);
+    const cur = sel.filter((x) => x !== ALL);
+    setSel(cur.includes(val) ? cur.filter((x) => x !== val) : [...cur, val]);
+  };
+  const shown = opts.filter((o) => !filter || o.text.toLowerCase().includes(filter.toLowerCase()));
+  const summary = v.current.includes(ALL) ? 'All' : v.texts.join(' + ') || 'None';
+  return (
+    <div className="var" data-testid={`var-${v.def.name}`} ref={box} title={v.error}>
+      <span className="var-label">{label}</span>
+      <button type="button" className={`btn var-button${v.error ? ' invalid' : ''}`} aria-haspopup="listbox" aria-expanded={open} onClick={() => (open ? commit() : setOpen(true))}>
+        <span className="var-summary">{summary}</span> ▾
+      </button>
+      {open && (
+        <div className="var-pop" role="listbox" aria-multiselectable="true" aria-label={label} onKeyDown={(e) => e.key === 'Escape' && commit()}>
+          <input autoFocus placeholder="Filter" value={filter} onChange={(e) => setFilter(e.target.value)} onKeyDown={(e) => e.key === 'Enter' && commit()} aria-label={`Filter ${label}`} />
+          <ul>
+            {shown.map((o) => (
+              <li key={o.value}>
+                <label className="inline">
+                  <input type="checkbox" checked={sel.includes(o.value)} onChange={() => toggle(o.value)} data-value={o.value} />
+                  {o.text}
+                </label>
+              </li>
+            ))}
+          </ul>
+          <div className="row">
+            <button type="button" className="btn small primary" onClick={commit}>
+              Apply
+            </button>
+          </div>
+        </div>
+      )}
+      {v.error && <span className="error small">{v.error}</span>}
+    </div>
   );
 }
 
@@ -165,13 +214,10 @@ export default function DashboardView({ dash, datasources, canDelete, onDelete }
     const s = states.current.get(id);
     return s !== undefined && s !== 'loading';
   });
-  const mountedAt = useRef(performance.now());
-  const firstPage = useRef(performance.getEntriesByType('navigation').length > 0 && performance.now() < 60_000);
+  // Measured from the navigation that opened the dashboard: the page load, or the hash change.
+  const navStart = useRef(navigationStart());
   useEffect(() => {
-    if (rendered && window.__nxDashboardRenderedMs === undefined) {
-      // Since navigation when the dashboard is the page first loaded, else since the page opened.
-      window.__nxDashboardRenderedMs = Math.round(firstPage.current ? performance.now() : performance.now() - mountedAt.current);
-    }
+    if (rendered && window.__nxDashboardRenderedMs === undefined) window.__nxDashboardRenderedMs = Math.round(performance.now() - navStart.current);
   }, [rendered, stateVersion]);
   useEffect(
     () => () => {

@@ -72,7 +72,11 @@ function PanelView({ panel, scope, scopeKey, start, end, from, to, tick, datasou
       <header className="panel-header">
         <h3 className="panel-title" title={panel.description || title}>
           {title}
-          {panel.description && <span className="muted small" aria-hidden> ⓘ</span>}
+          {panel.description && (
+            <span className="panel-info" aria-hidden>
+              i
+            </span>
+          )}
         </h3>
         {st.state === 'loading' && <span className="panel-loading" aria-label="loading" />}
         <div className="spacer" />

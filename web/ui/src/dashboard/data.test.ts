@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { exploreHref, mergeRows, organize, panelTable, resolveDataSource, seriesToTable, type Series } from './data';
+import { exploreHref, heatmapBuckets, leValue, mergeRows, organize, panelTable, resolveDataSource, seriesToTable, type Series } from './data';
 import { BUILTIN_DATASOURCES } from '../api/dashboards';
 import { parseImport } from './importjson';
 
@@ -81,5 +81,22 @@ describe('parseImport', () => {
     expect(() => parseImport('[1]', ds)).toThrow(/not a dashboard/);
     expect(() => parseImport('{"panels": []}', ds)).toThrow(/no title/);
     expect(() => parseImport('{', ds)).toThrow(/not JSON/);
+  });
+});
+
+describe('heatmapBuckets', () => {
+  it('orders buckets by le (+Inf last) and de-accumulates them', () => {
+    const b = (le: string, v: number[]): Series => ({ refId: 'A', name: le, labels: { le }, points: v.map((x, i) => [i * 1000, x]) });
+    const hm = heatmapBuckets([b('+Inf', [10, 12]), b('0.3', [6, 6]), b('0.1', [2, 5]), b('1.2', [9, 6])]);
+    expect(hm.labels).toEqual(['0.1', '0.3', '1.2', '+Inf']);
+    expect(hm.times).toEqual([0, 1000]);
+    expect(hm.cells).toEqual([
+      [2, 5],
+      [4, 1],
+      [3, 0],
+      [1, 6],
+    ]);
+    expect(leValue('+Inf')).toBe(Infinity);
+    expect(leValue('0.25')).toBe(0.25);
   });
 });

@@ -305,3 +305,32 @@ export function panelTable(panel: Panel, series: Series[]): Table {
   }
   return t;
 }
+
+// ---- Heatmaps ----
+
+/** A bucket bound: "+Inf" is Infinity (parseFloat reads it as NaN). */
+export function leValue(le: string): number {
+  if (/^\+?inf$/i.test(le.trim())) return Infinity;
+  const v = parseFloat(le);
+  return Number.isNaN(v) ? Infinity : v;
+}
+
+/** Buckets from series: by numeric `le` when present (de-accumulated, as Prometheus histograms are), else one row per series. */
+export function heatmapBuckets(series: Series[]): { labels: string[]; times: number[]; cells: number[][] } {
+  const withLe = series.filter((s) => s.labels.le !== undefined);
+  const src = withLe.length ? [...withLe].sort((a, b) => leValue(a.labels.le) - leValue(b.labels.le)) : series;
+  const ts = new Set<number>();
+  for (const s of src) for (const [t] of s.points) ts.add(t);
+  const times = [...ts].sort((a, b) => a - b);
+  const idx = new Map(times.map((t, i) => [t, i]));
+  let cells = src.map((s) => {
+    const row = new Array(times.length).fill(0);
+    for (const [t, v] of s.points) row[idx.get(t)!] = v ?? 0;
+    return row;
+  });
+  if (withLe.length) {
+    const cum = cells;
+    cells = cum.map((row, i) => (i === 0 ? row : row.map((v, j) => Math.max(0, v - cum[i - 1][j]))));
+  }
+  return { labels: src.map((s) => (withLe.length ? s.labels.le : s.name)), times, cells };
+}

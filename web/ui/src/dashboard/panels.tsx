@@ -10,7 +10,7 @@ import { colourAt } from '../lib/colours';
 import { formatDateTime } from '../lib/time';
 import { formatDurationMs } from '../lib/format';
 import { idToHex } from '../api/tempo';
-import { panelTable, type PanelData, type Series } from './data';
+import { heatmapBuckets, panelTable, type PanelData, type Series } from './data';
 import { markdownToHTML, sanitiseHTML, escapeHTML } from './markdown';
 import type { Panel } from './types';
 import { cssColour, display, fieldConfigFor, formatValue, reduce, thresholdColour, type FieldConfig } from './units';
@@ -70,7 +70,17 @@ const LEGEND_CALCS: Record<string, string> = { mean: 'Mean', max: 'Max', min: 'M
 
 export function TimeseriesViz({ panel, data, width, height, range }: VizProps) {
   const defaults = panel.fieldConfig?.defaults ?? {};
-  const custom = (defaults.custom ?? {}) as { stacking?: { mode?: string }; fillOpacity?: number; drawStyle?: string };
+  const custom = (defaults.custom ?? {}) as { stacking?: { mode?: string }; fillOpacity?: number; drawStyle?: string; thresholdsStyle?: { mode?: string }; axisSoftMin?: number; axisSoftMax?: number };
+  const thMode = custom.thresholdsStyle?.mode ?? 'off';
+  const thLines = useMemo(
+    () =>
+      thMode === 'line' || thMode === 'dashed' || thMode === 'line+area' || thMode === 'dashed+area'
+        ? (defaults.thresholds?.steps ?? [])
+            .filter((s) => s.value !== null && s.value !== undefined && defaults.thresholds?.mode !== 'percentage')
+            .map((s) => ({ value: s.value as number, colour: cssColour(s.color), dashed: thMode.startsWith('dashed') }))
+        : undefined,
+    [thMode, defaults.thresholds],
+  );
   const mode = opt<string>(panel, 'legend.displayMode', 'list');
   const showLegend = opt<boolean>(panel, 'legend.showLegend', true) && mode !== 'hidden';
   const calcs = opt<string[]>(panel, 'legend.calcs', []);
@@ -87,7 +97,20 @@ export function TimeseriesViz({ panel, data, width, height, range }: VizProps) {
   const gh = Math.max(60, height - legendH - 4);
   return (
     <div className="ts-viz">
-      <Graph series={series} height={gh} formatValue={fmt} xRange={xRange} legend={false} stacked={custom.stacking?.mode === 'normal'} fillOpacity={(custom.fillOpacity ?? 0) / 100} />
+      <Graph
+        series={series}
+        height={gh}
+        formatValue={fmt}
+        xRange={xRange}
+        legend={false}
+        stacked={custom.stacking?.mode === 'normal'}
+        fillOpacity={(custom.fillOpacity ?? 0) / 100}
+        thresholds={thLines}
+        yMin={defaults.min ?? undefined}
+        yMax={defaults.max ?? undefined}
+        ySoftMin={custom.axisSoftMin}
+        ySoftMax={custom.axisSoftMax}
+      />
       {showLegend && (
         <div className="panel-legend" style={{ maxHeight: legendH }} data-testid="panel-legend">
           {mode === 'table' ? (
@@ -199,7 +222,8 @@ function arc(cx: number, cy: number, r: number, a0: number, a1: number): string 
 
 function bounds(fc: FieldConfig, values: (number | null)[]): [number, number] {
   const lo = fc.min ?? 0;
-  let hi = fc.max ?? (fc.unit === 'percentunit' ? 1 : fc.unit === 'percent' ? 100 : Math.max(100, ...values.filter((v): v is number => v !== null)));
+  // Unset max: 100% for percentages, else the largest value shown (as Grafana's global min/max).
+  let hi = fc.max ?? (fc.unit === 'percentunit' ? 1 : fc.unit === 'percent' ? 100 : Math.max(lo, ...values.filter((v): v is number => v !== null && Number.isFinite(v))));
   if (hi <= lo) hi = lo + 1;
   return [lo, hi];
 }
@@ -376,26 +400,6 @@ export function LogsViz({ data, panel }: VizProps) {
 
 // ---- heatmap ----
 
-/** Buckets from series: by numeric `le` when present (de-accumulated, as Prometheus histograms are), else one row per series. */
-export function heatmapBuckets(series: Series[]): { labels: string[]; times: number[]; cells: number[][] } {
-  const withLe = series.filter((s) => s.labels.le !== undefined);
-  const src = withLe.length ? [...withLe].sort((a, b) => parseFloat(a.labels.le) - parseFloat(b.labels.le)) : series;
-  const ts = new Set<number>();
-  for (const s of src) for (const [t] of s.points) ts.add(t);
-  const times = [...ts].sort((a, b) => a - b);
-  const idx = new Map(times.map((t, i) => [t, i]));
-  let cells = src.map((s) => {
-    const row = new Array(times.length).fill(0);
-    for (const [t, v] of s.points) row[idx.get(t)!] = v ?? 0;
-    return row;
-  });
-  if (withLe.length) {
-    const cum = cells;
-    cells = cum.map((row, i) => (i === 0 ? row : row.map((v, j) => Math.max(0, v - cum[i - 1][j]))));
-  }
-  return { labels: src.map((s) => (withLe.length ? s.labels.le : s.name)), times, cells };
-}
-
 export function HeatmapViz({ data, width, height }: VizProps) {
   const ref = useRef<HTMLCanvasElement>(null);
   const hm = useMemo(() => heatmapBuckets(data.series), [data.series]);
@@ -449,7 +453,7 @@ export function PieViz({ panel, data, width, height }: VizProps) {
   const donut = opt<string>(panel, 'pieType', 'pie') === 'donut';
   const legendValues = opt<string[]>(panel, 'legend.values', []);
   const total = items.reduce((a, it) => a + (it.value ?? 0), 0);
-  const legendW = Math.min(width * 0.45, 220);
+  const legendW = Math.min(width * 0.5, 280);
   const size = Math.max(40, Math.min(width - legendW - 8, height - 4));
   let a = -Math.PI / 2;
   const r = 48;

@@ -63,3 +63,17 @@ export function useLocation(): [Loc, (set: Record<string, string | undefined>, r
   }, []);
   return [loc, setParams];
 }
+
+// When the page last navigated: 0 (the document's time origin) until the
+// first hash change, then the time of the latest one. Dashboards measure
+// their render time from it (window.__nxDashboardRenderedMs).
+let lastNavigation = 0;
+if (typeof window !== 'undefined') {
+  window.addEventListener('hashchange', () => {
+    lastNavigation = performance.now();
+  });
+}
+
+export function navigationStart(): number {
+  return lastNavigation;
+}

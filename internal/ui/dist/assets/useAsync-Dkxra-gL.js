@@ -1,1 +1,0 @@
-import{f as e,l as t,m as n}from"./index-KPhvhhPh.js";var r=n(e(),1);function i(e,n){let[i,a]=(0,r.useState)({loading:!0});return(0,r.useEffect)(()=>{let n=new AbortController;return a(e=>({data:e.data,loading:!0})),e(n.signal).then(e=>!n.signal.aborted&&a({data:e,loading:!1}),e=>!n.signal.aborted&&a({error:t(e),loading:!1})),()=>n.abort()},n),i}export{i as t};

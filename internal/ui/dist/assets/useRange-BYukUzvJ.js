@@ -1,1 +1,0 @@
-import{f as e,i as t,m as n}from"./index-KPhvhhPh.js";import{t as r}from"./time-Bx0OZYnn.js";var i=n(e(),1);function a(){let[e,n]=t(),a=e.params.get(`from`)??r.from,o=e.params.get(`to`)??r.to;return[(0,i.useMemo)(()=>({from:a,to:o}),[a,o]),e=>n({from:e.from,to:e.to})]}export{a as t};
