@@ -133,6 +133,10 @@ type ParserStage struct {
 	// labels worth extracting, sorted (narrowParsers); narrowed tells it is set.
 	only     []string
 	narrowed bool
+	// sanitizedMatter: some label in only holds '_', the only byte a
+	// sanitised key gets, so a key that needs sanitising may become one
+	// of them; otherwise such keys are skipped like any other.
+	sanitizedMatter bool
 }
 
 // Extraction is name="expression" in json and logfmt parameters.

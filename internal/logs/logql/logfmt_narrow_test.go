@@ -2,22 +2,32 @@ package logql
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
 
 // narrowedBoth parses line with the narrowed fast path and with the general
-// parser given the same narrowed stage, and returns both label sets.
+// parser given the same narrowed stage (as narrowParsers builds it), and
+// returns what a query can see of each: the labels in only and the stream
+// labels, as the narrowed stage's query groups by and filters on nothing else.
 func narrowedBoth(line string, only []string) (fast, slow string) {
-	p := &ParserStage{Kind: "logfmt", only: only, narrowed: true}
+	p := &ParserStage{Kind: "logfmt", narrowed: true, only: slices.Sorted(slices.Values(only))}
+	p.sanitizedMatter = slices.ContainsFunc(p.only, func(n string) bool { return strings.Contains(n, "_") })
 	stream := labels.FromStrings("app", "x", "level", "stream")
 	var a, b labelSet
 	a.reset(stream, labels.EmptyLabels())
 	b.reset(stream, labels.EmptyLabels())
 	parseLogfmtNarrowed(line, p, &a)
 	parseLogfmt(line, p, &b)
-	return fmt.Sprint(a.labels()), fmt.Sprint(b.labels())
+	seen := func(ls *labelSet) string {
+		ls.applyGrouping(&Grouping{Labels: append(slices.Clone(p.only), "app", "level")})
+		return fmt.Sprint(ls.labels())
+	}
+	return seen(&a), seen(&b)
 }
 
 var logfmtSeeds = []string{
@@ -27,13 +37,14 @@ var logfmtSeeds = []string{
 	`=x level= status="unterminated`,
 	`a b c level=debug status`,
 	`level="bad \q escape" status=404 9x=1 foo-bar=2 level_extracted=3`,
+	`9abc=1 a.b=2 a-b="q" ä=3 level=x`,
 	`msg="ends with backslash\`,
 	`status=="double" level==x`,
 	``, `   `, `=`, `"`, `level="`, `level=\"x\" status=1`,
 }
 
 func TestLogfmtNarrowedMatchesGeneral(t *testing.T) {
-	for _, only := range [][]string{{"level"}, {"status"}, {"level", "status"}, {"foo_bar", "msg"}, {"x9"}} {
+	for _, only := range [][]string{{"level"}, {"status"}, {"level", "status"}, {"foo_bar", "msg"}, {"x9"}, {"_abc", "a_b"}, {"level_extracted", "level"}} {
 		for _, line := range logfmtSeeds {
 			if f, s := narrowedBoth(line, only); f != s {
 				t.Errorf("only %v, %q:\nnarrowed %s\ngeneral  %s", only, line, f, s)
@@ -47,7 +58,7 @@ func FuzzLogfmtNarrowed(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		for _, only := range [][]string{{"level", "status"}, {"msg"}} {
+		for _, only := range [][]string{{"level", "status"}, {"msg"}, {"a_b"}} {
 			if a, b := narrowedBoth(line, only); a != b {
 				t.Fatalf("only %v, %q:\nnarrowed %s\ngeneral  %s", only, line, a, b)
 			}
@@ -77,5 +88,15 @@ func BenchmarkLogfmtNarrowed(b *testing.B) {
 			}
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
+	}
+}
+
+func TestConvertValueDigits(t *testing.T) {
+	for _, v := range []string{"0", "503", "007", "123456789012345", "1234567890123456", " 42", "4.5", "1e3", "-3", "", "12a"} {
+		got, gerr := convertValue(v, "")
+		want, werr := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if got != want || (gerr == nil) != (werr == nil) {
+			t.Errorf("%q: %v, %v; ParseFloat %v, %v", v, got, gerr, want, werr)
+		}
 	}
 }

@@ -70,6 +70,7 @@ func narrowParsers(stages []Stage, uw *Unwrap, groupings ...*Grouping) []Stage {
 	np := *p
 	np.only = slices.Sorted(maps.Keys(only))
 	np.narrowed = true
+	np.sanitizedMatter = slices.ContainsFunc(np.only, func(n string) bool { return strings.Contains(n, "_") })
 	out := append([]Stage(nil), stages...)
 	out[at] = &np
 	return out

@@ -554,8 +554,9 @@ func init() {
 
 // parseLogfmtNarrowed is parseLogfmt for a narrowed stage (ADR 0096; no
 // flags, no parameters): it sets only the pairs whose key is in p.only or
-// needs sanitising, and finds the ends of values with IndexByte instead of
-// a loop per byte (ADR 0098). It sets exactly what parseLogfmt would.
+// needs sanitising (when a sanitised name can be in p.only), and finds the
+// ends of keys and values eight bytes at a time instead of a loop per byte
+// (ADR 0098). The labels in p.only come out as parseLogfmt sets them.
 func parseLogfmtNarrowed(line string, p *ParserStage, ls *labelSet) {
 	i, n := 0, len(line)
 	for i < n {
@@ -573,7 +574,7 @@ func parseLogfmtNarrowed(line string, p *ParserStage, ls *labelSet) {
 		}
 		i++
 		want := key != "" && slices.Contains(p.only, key)
-		if !want && key != "" {
+		if !want && key != "" && p.sanitizedMatter {
 			plain := line[ks] < '0' || line[ks] > '9'
 			for j := ks; j < len(line) && plain && j < ks+len(key); j++ {
 				plain = logfmtPlain[line[j]]
@@ -709,6 +710,19 @@ func convertValue(v, kind string) (float64, error) {
 		return d.Seconds(), nil
 	case "bytes":
 		return parseHumanBytes(strings.TrimSpace(v))
+	}
+	// Plain digits (status codes, counts): exact in a float64 up to 15
+	// digits, and what ParseFloat returns, without its general parser.
+	if n := len(v); n > 0 && n <= 15 {
+		x := int64(0)
+		for i := 0; i < n; i++ {
+			c := v[i]
+			if c < '0' || c > '9' {
+				return strconv.ParseFloat(strings.TrimSpace(v), 64)
+			}
+			x = x*10 + int64(c-'0')
+		}
+		return float64(x), nil
 	}
 	return strconv.ParseFloat(strings.TrimSpace(v), 64)
 }

@@ -538,7 +538,7 @@ func (it *mergeIter) next1() (Entry, bool) {
 	top.i++
 	if top.i == len(top.es) {
 		heap.Pop(&it.h)
-	} else {
+	} else if it.h.Len() > 1 { // one cursor (chunks that do not overlap): always in order
 		heap.Fix(&it.h, 0)
 	}
 	return e, true
