@@ -67,7 +67,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.bin, "nxwatcher", "", "nxwatcher binary; empty builds one (CGO_ENABLED=0, -trimpath -s -w, as the image)")
 	flag.StringVar(&o.scenario, "scenario", "demo", "idle (no load) or demo (the `nxwatcher demo` load)")
-	flag.StringVar(&o.profile, "profile", "default", "serve config: default (embedded), staging or production (deploy/kubernetes ConfigMap files)")
+	flag.StringVar(&o.profile, "profile", "default", "serve config: default (embedded), staging or production (deploy/kubernetes ConfigMap files), or file:PATH (idle only; NXWATCHER_SELF_TARGET is filled in)")
 	flag.Float64Var(&o.rate, "rate", demo.DefaultRate, "the demo's --rate (requests/s at the day's peak)")
 	flag.IntVar(&o.extraSeries, "extra-series", 0, "synthetic series added to the scrape set (20 targets, served by this process)")
 	flag.BoolVar(&o.agent, "agent", false, "run one `nxwatcher agent` shipping docker json-file logs to the serve under test")
@@ -418,7 +418,17 @@ func writeServeConfig(root, dir, profile string, ports map[string]string, scrape
 		p := filepath.Join(dir, "nxwatcher.yml")
 		return p, os.WriteFile(p, []byte(cfg), 0o644)
 	}
-	return "", fmt.Errorf("unknown -profile %q", profile)
+	if path, ok := strings.CutPrefix(profile, "file:"); ok && scrape == "" {
+		// A variant of the default for the idle scenario: the self-scrape
+		// placeholder is filled in as for the embedded default.
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(dir, "nxwatcher.yml")
+		return p, os.WriteFile(p, []byte(strings.ReplaceAll(string(b), "NXWATCHER_SELF_TARGET", "127.0.0.1:"+ports["web"])), 0o644)
+	}
+	return "", fmt.Errorf("unknown -profile %q (file:PATH only with -scenario=idle)", profile)
 }
 
 // logWriter appends docker json-file lines to files at a steady rate.

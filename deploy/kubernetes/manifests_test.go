@@ -554,6 +554,39 @@ func TestServeStatefulSet(t *testing.T) {
 // TestSecurityContext: non-root, read-only root filesystem, no capabilities,
 // no privilege escalation, memory limits; the agent alone runs as UID 0 to
 // read root-owned 0640 log files, still without any capability.
+// TestServeMemoryLimit: serve's GOMEMLIMIT (ADR 0083) parses as the Go
+// runtime reads it, stays under the container limit, and in staging leaves
+// the agent's request inside the 256 MiB budget of serve plus one agent.
+func TestServeMemoryLimit(t *testing.T) {
+	eachProfile(t, func(t *testing.T, p *profile) {
+		c := p.workloads[serveName].template.Spec.Containers[0]
+		var limit string
+		for _, e := range c.Env {
+			if e.Name == "GOMEMLIMIT" {
+				limit = e.Value
+			}
+		}
+		m := regexp.MustCompile(`^(\d+)(MiB|GiB)$`).FindStringSubmatch(limit)
+		if m == nil {
+			t.Fatalf("GOMEMLIMIT %q, want a number of MiB or GiB", limit)
+		}
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		goLimit := n << 20
+		if m[2] == "GiB" {
+			goLimit = n << 30
+		}
+		if max := c.Resources.Limits.Memory().Value(); goLimit > max*9/10 {
+			t.Errorf("GOMEMLIMIT %s is above 90%% of the memory limit %s", limit, c.Resources.Limits.Memory())
+		}
+		if p.name == "staging" {
+			agentReq := p.workloads[agentName].template.Spec.Containers[0].Resources.Requests.Memory().Value()
+			if goLimit+agentReq > 256<<20 {
+				t.Errorf("GOMEMLIMIT %s + agent request %d MiB > the 256 MiB staging budget", limit, agentReq>>20)
+			}
+		}
+	})
+}
+
 func TestSecurityContext(t *testing.T) {
 	eachProfile(t, func(t *testing.T, p *profile) {
 		for name, w := range p.workloads {
