@@ -3,6 +3,7 @@ package ui
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -72,6 +73,47 @@ func BenchmarkLoginBcrypt10(b *testing.B) {
 		if rec := do(mux, http.MethodPost, "/api/ui/login", body, jsonHdr); rec.Code != http.StatusOK {
 			b.Fatalf("login: %d", rec.Code)
 		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkDashboardGet is GET /api/dashboards/uid/<uid> of a built-in
+// dashboard (the largest of the eight): what opening a dashboard costs the
+// server before any query.
+func BenchmarkDashboardGet(b *testing.B) {
+	f := newFixture(b, DefaultConfig(), b.TempDir(), nil, nil)
+	h := f.mux()
+	req := httptest.NewRequest(http.MethodGet, "/api/dashboards/uid/nx-backend-services", nil)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	start := cpuTime(b)
+	b.ResetTimer()
+	for b.Loop() {
+		h.ServeHTTP(w, req)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkDashboardSearch is GET /api/ui/dashboards with a query over the
+// eight built-in and 200 imported dashboards.
+func BenchmarkDashboardSearch(b *testing.B) {
+	f := newFixture(b, DefaultConfig(), b.TempDir(), nil, nil)
+	h := f.mux()
+	f.ui.dash.mu.Lock()
+	for i := range 200 {
+		uid := "imp" + strconv.Itoa(i)
+		f.ui.dash.imported[uid] = &dashboard{uid: uid, title: "Imported " + uid, tags: []string{"x"}, version: 1, source: sourceImported, file: uid + ".json", folderTitle: "General"}
+	}
+	f.ui.dash.mu.Unlock()
+	req := httptest.NewRequest(http.MethodGet, "/api/ui/dashboards?query=e", nil)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	start := cpuTime(b)
+	b.ResetTimer()
+	for b.Loop() {
+		h.ServeHTTP(w, req)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")

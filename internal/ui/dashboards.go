@@ -486,27 +486,35 @@ func (s *dashboardStore) get(uid string) *dashboard {
 	return s.imported[uid]
 }
 
+// listed is one entry of list: the dashboard and its title in lower case
+// (sorting and substring search compare it).
+type listed struct {
+	*dashboard
+	lowerTitle string
+}
+
 // list is every dashboard in force plus the folder's broken files, sorted
 // by title (case-insensitive), then uid.
-func (s *dashboardStore) list() []*dashboard {
+func (s *dashboardStore) list() []listed {
 	s.mu.RLock()
-	out := make([]*dashboard, 0, len(s.provisioned)+len(s.imported)+len(s.folder))
+	out := make([]listed, 0, len(s.provisioned)+len(s.imported)+len(s.folder))
+	add := func(d *dashboard) { out = append(out, listed{d, strings.ToLower(d.title)}) }
 	for _, d := range s.provisioned {
-		out = append(out, d)
+		add(d)
 	}
 	for _, d := range s.folder {
 		if d.err != "" {
-			out = append(out, d)
+			add(d)
 		}
 	}
 	for uid, d := range s.imported {
 		if s.provisioned[uid] == nil {
-			out = append(out, d)
+			add(d)
 		}
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *dashboard) int {
-		if c := strings.Compare(strings.ToLower(a.title), strings.ToLower(b.title)); c != 0 {
+	slices.SortFunc(out, func(a, b listed) int {
+		if c := strings.Compare(a.lowerTitle, b.lowerTitle); c != 0 {
 			return c
 		}
 		if c := strings.Compare(a.uid, b.uid); c != 0 {

@@ -45,7 +45,7 @@ func (u *UI) SearchDashboards(w http.ResponseWriter, r *http.Request) {
 	tags := q["tag"]
 	hits := []searchHit{}
 	for _, d := range u.dash.list() {
-		if query != "" && !strings.Contains(strings.ToLower(d.title), query) {
+		if query != "" && !strings.Contains(d.lowerTitle, query) {
 			continue
 		}
 		if !hasTags(d.tags, tags) {

@@ -601,3 +601,61 @@ func provisioningFor(t *testing.T) []byte {
 	}
 	return b
 }
+
+// TestDashboardConcurrentImportsAndReload: imports, deletes, reads and
+// folder reloads at once stay consistent (run with -race).
+func TestDashboardConcurrentImportsAndReload(t *testing.T) {
+	folder := t.TempDir()
+	writeFile(t, filepath.Join(folder, "a.json"), `{"uid":"fa","title":"Folder A"}`)
+	cfg := DefaultConfig()
+	cfg.DashboardsPath = folder
+	f := newFixture(t, cfg, t.TempDir(), nil, nil)
+	h := f.mux()
+	ds, _ := dashboards.Load(dashboards.FS)
+	done := make(chan struct{})
+	errs := make(chan string, 100)
+	for w := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 25 {
+				uid := fmt.Sprintf("w%d-%d", w, i)
+				if rec := do(h, "POST", "/api/dashboards/db", importBody(map[string]any{"uid": uid, "title": uid}, false), jsonHdr); rec.Code != 200 {
+					errs <- fmt.Sprintf("import %s: %d %s", uid, rec.Code, rec.Body)
+					return
+				}
+				if rec := do(h, "GET", "/api/dashboards/uid/"+ds[i%len(ds)].UID, "", nil); rec.Code != 200 {
+					errs <- fmt.Sprintf("get built-in: %d", rec.Code)
+				}
+				if i%2 == 0 {
+					if rec := do(h, "DELETE", "/api/dashboards/uid/"+uid, "", nil); rec.Code != 200 {
+						errs <- fmt.Sprintf("delete %s: %d %s", uid, rec.Code, rec.Body)
+					}
+				}
+				_ = do(h, "GET", "/api/ui/dashboards?query=w", "", nil)
+			}
+		}()
+	}
+	go func() {
+		defer func() { done <- struct{}{} }()
+		for range 20 {
+			if err := f.ui.ApplyConfig(cfg); err != nil {
+				errs <- err.Error()
+			}
+		}
+	}()
+	for range 5 {
+		<-done
+	}
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	hits := decode[[]searchHit](t, do(h, "GET", "/api/ui/dashboards", "", nil).Body.Bytes())
+	hits = slices.DeleteFunc(hits, func(h searchHit) bool { return h.Source != "imported" })
+	if len(hits) != 4*12 { // 25 imported per worker, the 13 even ones deleted
+		t.Errorf("%d imported left, want %d", len(hits), 4*12)
+	}
+	if rec := do(h, "GET", "/api/dashboards/uid/fa", "", nil); rec.Code != 200 {
+		t.Errorf("folder dashboard after reloads: %d", rec.Code)
+	}
+}
