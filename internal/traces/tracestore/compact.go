@@ -17,9 +17,9 @@ const (
 	compactLevel = zstd.SpeedBetterCompression
 )
 
-// encWindow is the zstd window of the store's long-lived encoders: larger
-// than a page (so pages lose nothing), far below the 8 MiB default, since
-// an encoder keeps two windows of history for its lifetime.
+// encWindow is the zstd window of the block encoders: larger than a page
+// (so pages lose nothing), far below the 8 MiB default, since an encoder
+// keeps two windows of history while it lives (one block write).
 const encWindow = 2 << 20
 
 // maxCompactSources bounds one compaction's fan-in (each source holds a

@@ -62,9 +62,7 @@ type DB struct {
 	cutMu   sync.Mutex
 	lastCut time.Time
 
-	enc     *zstd.Encoder
-	encBest *zstd.Encoder
-	dec     *zstd.Decoder
+	dec *zstd.Decoder
 	// pcache keeps postings read from version 4 indexes (bounded).
 	pcache *postingsCache
 	closed atomic.Bool
@@ -99,20 +97,10 @@ func Open(dir string, opts Options, deps Deps) (*DB, error) {
 		return nil, fmt.Errorf("open tracestore: %w", err)
 	}
 	// Cuts use zstd "default", compaction "better", both on 1 MiB pages;
-	// "best" cost ~6x the CPU for ~1.5 bytes/span (ADR 0022).
-	db.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(cutLevel), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(encWindow))
-	if err != nil {
-		return nil, fmt.Errorf("open tracestore: zstd encoder: %w", err)
-	}
-	db.encBest, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(compactLevel), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(encWindow))
-	if err != nil {
-		db.enc.Close()
-		return nil, fmt.Errorf("open tracestore: zstd encoder: %w", err)
-	}
+	// "best" cost ~6x the CPU for ~1.5 bytes/span (ADR 0022). Encoders
+	// are made per block write (writeBlockWith).
 	db.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 	if err != nil {
-		db.enc.Close()
-		db.encBest.Close()
 		return nil, fmt.Errorf("open tracestore: zstd decoder: %w", err)
 	}
 	if err := db.open(deps.Registerer); err != nil {
@@ -594,10 +582,18 @@ func (db *DB) writeBlock(iter func(yield func(traceRecord) error) error, level i
 // writeBlockWith is writeBlock; a non-nil postings callback supplies the
 // postings (compaction merges its sources') and traces are not decoded.
 func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int, postings func(*blockWriter) error) (*block, error) {
-	enc := db.enc
+	// A fresh encoder per block: its history and match tables (~8 MiB at
+	// "better") are garbage once the block is written, instead of live for
+	// the process (most of a quiet store's heap, bench/README.md ## traces).
+	lvl := cutLevel
 	if level > 0 {
-		enc = db.encBest
+		lvl = compactLevel
 	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(encWindow))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	defer enc.Close()
 	bw, err := newBlockWriter(db.dir, enc, db.opts.PageSize, level, sources, cp)
 	if err != nil {
 		return nil, err
@@ -676,12 +672,6 @@ func (db *DB) closeResources() error {
 	}
 	db.blocks = nil
 	db.mu.Unlock()
-	if db.enc != nil {
-		_ = db.enc.Close()
-	}
-	if db.encBest != nil {
-		_ = db.encBest.Close()
-	}
 	if db.dec != nil {
 		db.dec.Close()
 	}
