@@ -199,6 +199,10 @@ func (u *UI) ImportDashboard(w http.ResponseWriter, r *http.Request) {
 		writeGrafanaError(w, http.StatusBadRequest, "error", "bad request data: "+err.Error())
 		return
 	}
+	if dec.More() {
+		writeGrafanaError(w, http.StatusBadRequest, "error", "bad request data: more than one JSON value in the body")
+		return
+	}
 	if len(req.Dashboard) == 0 || isNull(req.Dashboard) {
 		writeGrafanaError(w, http.StatusBadRequest, "error", `bad request data: no "dashboard" object`)
 		return

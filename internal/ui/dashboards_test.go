@@ -184,6 +184,7 @@ func TestDashboardImport(t *testing.T) {
 		{"provisioned uid", importBody(map[string]any{"uid": ds[0].UID, "title": "x"}, true), nil, 400, "error", 0, "provisioned"},
 		{"bad JSON", `{"dashboard": {"title": "x"`, nil, 400, "error", 0, "bad request data"},
 		{"not an object", `[1,2]`, nil, 400, "error", 0, "bad request data"},
+		{"two values", `{"dashboard": {"title": "x"}} {"dashboard": {"title": "y"}}`, nil, 400, "error", 0, "more than one JSON value"},
 		{"no dashboard", `{"overwrite": true}`, nil, 400, "error", 0, "no \"dashboard\""},
 		{"dashboard not an object", `{"dashboard": "x"}`, nil, 400, "error", 0, "not a JSON object"},
 		{"no title", importBody(map[string]any{"uid": "abc"}, false), nil, 400, "error", 0, "title cannot be empty"},
