@@ -172,7 +172,9 @@ func cpuTime() time.Duration {
 // compacted block, returning it and the raw size.
 func scanStore(b *testing.B, mb int) (*logstore.DB, int64, string) {
 	// Fanout 2: the flushed blocks are compacted into one, as before tiered compaction.
-	db, err := logstore.Open(b.TempDir(), logstore.Options{CompactionFanout: 2}, logstore.Deps{})
+	opts := logstore.Options{CompactionFanout: 2}
+	coldCompression(&opts)
+	db, err := logstore.Open(b.TempDir(), opts, logstore.Deps{})
 	if err != nil {
 		b.Fatal(err)
 	}
