@@ -29,22 +29,31 @@ var bana = []string{
 // with the admin password it wrote under the storage path.
 func startDemo(t *testing.T) (*demo.Demo, string) {
 	t.Helper()
-	dir := t.TempDir()
-	d, err := demo.New(demo.Options{
-		ListenAddress:  "127.0.0.1:0",
-		StoragePath:    dir,
+	return startDemoWith(t, demo.Options{
 		Rate:           20,
 		IncidentCycle:  time.Minute,
 		ScrapeInterval: time.Second,
 		TickInterval:   250 * time.Millisecond,
 		Backfill:       10 * time.Minute,
 	})
+}
+
+// startDemoWith is startDemo with other options (listener and storage are
+// always a free port and a temporary directory).
+func startDemoWith(t *testing.T, opts demo.Options) (*demo.Demo, string) {
+	t.Helper()
+	dir := t.TempDir()
+	opts.ListenAddress = "127.0.0.1:0"
+	opts.StoragePath = dir
+	d, err := demo.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
+	// Ready comes after the backfill: a day of history takes minutes on a busy machine.
+	wait := 90*time.Second + time.Duration(float64(opts.Backfill)/float64(24*time.Hour)*float64(10*time.Minute))
 	go func() { done <- d.Run(ctx, func() { close(ready) }) }()
 	t.Cleanup(func() {
 		cancel()
@@ -59,8 +68,8 @@ func startDemo(t *testing.T) (*demo.Demo, string) {
 	case <-ready:
 	case err := <-done:
 		t.Fatalf("demo stopped before it was ready: %v", err)
-	case <-time.After(90 * time.Second):
-		t.Fatal("demo not ready after 90s")
+	case <-time.After(wait):
+		t.Fatalf("demo not ready after %v", wait)
 	}
 	pw, err := os.ReadFile(filepath.Join(dir, "demo", "admin-password"))
 	if err != nil {
