@@ -23,7 +23,7 @@ import (
 // On-disk format version 2 (version 1 blocks are still read); see
 // docs/formats/tracestore.md.
 const (
-	formatVersion = 4
+	formatVersion = 5
 	// indexVersion is the index file's header byte in format versions 2
 	// and 3 (3 added the columns file); version 4 writes layout 3
 	// (index3.go).
@@ -312,7 +312,7 @@ func (bw *blockWriter) finish() (string, error) {
 	if bw.meta.MinTime < 0 {
 		bw.meta.MinTime = 0
 	}
-	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex3()); err != nil {
+	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex3(indexLayout4)); err != nil {
 		return "", bw.abort(err)
 	}
 	mb, err := json.MarshalIndent(bw.meta, "", "  ")
@@ -492,10 +492,13 @@ type block struct {
 	// blocked bloom filter is a slice of it and postings are read per key
 	// through cache, with pdir saying where.
 	mm     []byte
-	bloom3 []byte
-	pdir   map[string]postingsRef
-	cache  *postingsCache
-	dec    *zstd.Decoder
+	layout byte // index layout (3 or 4) of a mapped index
+	// postingsEnd bounds where layout 4 posting lists may lie.
+	postingsEnd uint64
+	bloom3      []byte
+	pdir        map[string]postingsRef
+	cache       *postingsCache
+	dec         *zstd.Decoder
 
 	// refs counts queries using the block; a retired block (compacted away,
 	// deleted by retention, or store closed) closes when the last one ends.

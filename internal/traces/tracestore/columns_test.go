@@ -202,16 +202,17 @@ func TestColumnsLimitsAndStop(t *testing.T) {
 	}
 }
 
-// TestReadsOlderBlocks: blocks written by format versions 2 and 3 (checked
-// in under testdata: v2store by the code of commit d5221d0, v3store by
-// 51e60b4; 40 storetest traces, seed 11, from 2025-11-30T00:00:00Z) open,
-// answer by ID and metrics (version 2 by decoding: it has no columns), and
-// compact into a version 4 block that gives the same answers.
+// TestReadsOlderBlocks: blocks written by format versions 2, 3 and 4
+// (checked in under testdata: v2store by the code of commit d5221d0,
+// v3store by 51e60b4, v4store by 5bc8943; 40 storetest traces, seed 11,
+// from 2025-11-30T00:00:00Z) open, answer by ID, tag values and metrics
+// (version 2 by decoding: it has no columns), and compact into a block of
+// the current version that gives the same answers.
 func TestReadsOlderBlocks(t *testing.T) {
 	for _, c := range []struct {
 		dir     string
 		version int
-	}{{"testdata/v2store", 2}, {"testdata/v3store", 3}} {
+	}{{"testdata/v2store", 2}, {"testdata/v3store", 3}, {"testdata/v4store", 4}} {
 		t.Run(filepath.Base(c.dir), func(t *testing.T) { testReadsOlderBlock(t, c.dir, c.version) })
 	}
 }
@@ -237,6 +238,9 @@ func testReadsOlderBlock(t *testing.T, src string, version int) {
 		t.Fatalf("want one version %d block, got %d blocks", version, len(blocks))
 	}
 	checkAll(t, db, want)
+	if tags, err := db.TagValues(t.Context(), "resource.service.name", time.Time{}, time.Time{}, 0); err != nil || len(tags) != 5 {
+		t.Fatalf("tag values: %v, %v", tags, err)
+	}
 	start, end := base, base.Add(time.Second)
 	var before []metricsAnswer
 	for _, q := range columnQueries {
@@ -270,7 +274,7 @@ func testReadsOlderBlock(t *testing.T, src string, version int) {
 	checkAll(t, db, want)
 	for i, q := range columnQueries {
 		if a := runMetrics(t, db, q, start, end, 50*time.Millisecond, true); fmt.Sprintf("%+v", a.Series) != fmt.Sprintf("%+v", before[i].Series) {
-			t.Errorf("%s: compacted version 4 block answers\n%.600v\nwant %.600v", q, a.Series, before[i].Series)
+			t.Errorf("%s: compacted block answers\n%.600v\nwant %.600v", q, a.Series, before[i].Series)
 		}
 	}
 }

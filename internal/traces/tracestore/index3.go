@@ -19,6 +19,14 @@ import (
 // body: the chunk fence, the page table and the postings directory.
 const indexLayout3 = 3
 
+// indexLayout4 (format version 5) is layout 3 with the posting lists
+// stored uncompressed in the file, outside the key frames: a key's frame
+// holds only its values and where their lists are, and the lists are read
+// from the mapping as far as a query walks them. With lists inside the
+// frame (layout 3), a search naming a key every trace carries decoded and
+// walked megabytes per block before its first candidate.
+const indexLayout4 = 4
+
 // postingsCacheBytes bounds a store's cache of decoded postings frames.
 // One frame of a key every trace carries (status, kind) takes ~1–2 bytes
 // per trace of the block, so 8 MiB holds the hot keys of a few million
@@ -73,6 +81,8 @@ func bloom3MayContain(bloom []byte, id TraceID) bool {
 	return true
 }
 
+var emptyPostingList = postingList{0}
+
 // postingsRef locates one key's postings frame in a layout 3 index.
 type postingsRef struct {
 	complete bool
@@ -81,9 +91,10 @@ type postingsRef struct {
 	clen     uint32
 }
 
-// encodeIndex3 returns a layout 3 index file.
-func (bw *blockWriter) encodeIndex3() []byte {
-	out := append([]byte(indexMagic), indexLayout3)
+// encodeIndex3 returns a layout 3 index file, or layout 4 (lists outside
+// the frames) when layout is indexLayout4.
+func (bw *blockWriter) encodeIndex3(layout byte) []byte {
+	out := append([]byte(indexMagic), layout)
 	base := uint64(bw.meta.MinTime)
 	table, nChunks := bw.appendChunks(&out, base)
 	// Postings: one frame per key, in key order.
@@ -94,9 +105,20 @@ func (bw *blockWriter) encodeIndex3() []byte {
 	slices.Sort(keys)
 	var dir, raw []byte
 	dir = binary.AppendUvarint(dir, uint64(len(keys)))
-	for _, k := range keys {
+	frames := make([][]byte, len(keys))
+	if layout == indexLayout4 {
+		// Lists first, uncompressed; each frame then names its lists.
+		for i, k := range keys {
+			frames[i] = bw.appendValueRefs(nil, bw.postings[k], &out)
+		}
+	}
+	for i, k := range keys {
 		kp := bw.postings[k]
-		raw = bw.appendValues(raw[:0], kp)
+		if layout == indexLayout4 {
+			raw = frames[i]
+		} else {
+			raw = bw.appendValues(raw[:0], kp)
+		}
 		off := len(out)
 		out = bw.encodeLarge(raw, out)
 		dir = appendString(dir, k)
@@ -166,6 +188,39 @@ func (bw *blockWriter) appendChunks(out *[]byte, base uint64) (table []byte, nCh
 	return table, nChunks
 }
 
+// appendValueRefs appends a key's lists to *out and returns its layout 4
+// frame body: n_values × (value, list offset, list length); an incomplete
+// key's values have no list (length 0).
+func (bw *blockWriter) appendValueRefs(b []byte, kp *keyPostings, out *[]byte) []byte {
+	vals := make([]string, 0, len(kp.values))
+	for v := range kp.values {
+		vals = append(vals, v)
+	}
+	slices.Sort(vals)
+	if !kp.complete {
+		vals = vals[:min(len(vals), sampleValues)]
+	}
+	b = binary.AppendUvarint(b, uint64(len(vals)))
+	for _, v := range vals {
+		b = appendString(b, v)
+		if !kp.complete {
+			b = binary.AppendUvarint(b, 0)
+			b = binary.AppendUvarint(b, 0)
+			continue
+		}
+		list := kp.values[v]
+		if bw.merged {
+			slices.Sort(list)
+			list = slices.Compact(list)
+		}
+		off := len(*out)
+		*out = appendPostingList(*out, list)
+		b = binary.AppendUvarint(b, uint64(off))
+		b = binary.AppendUvarint(b, uint64(len(*out)-off))
+	}
+	return b
+}
+
 // appendValues writes a key's values and lists as layout 2 does.
 func (bw *blockWriter) appendValues(b []byte, kp *keyPostings) []byte {
 	vals := make([]string, 0, len(kp.values))
@@ -216,9 +271,10 @@ func (b *block) openIndex3(path string) (int64, error) {
 }
 
 func (b *block) decodeIndex3(all []byte) error {
-	if len(all) < 5+12 || string(all[:4]) != indexMagic || all[4] != indexLayout3 {
+	if len(all) < 5+12 || string(all[:4]) != indexMagic || (all[4] != indexLayout3 && all[4] != indexLayout4) {
 		return errCorruptIndex
 	}
+	b.layout = all[4]
 	bodyOff := binary.LittleEndian.Uint64(all[len(all)-12:])
 	if bodyOff < 5 || bodyOff > uint64(len(all)-12) {
 		return errCorruptIndex
@@ -256,6 +312,7 @@ func (b *block) decodeIndex3(all []byte) error {
 		return fmt.Errorf("%w: bloom filter outside the file", errCorruptIndex)
 	}
 	b.bloom3 = all[bloomOff : bloomOff+nBlocks*bloomBlockBytes]
+	b.postingsEnd = bodyOff
 	nk := r.count()
 	b.pdir = make(map[string]postingsRef, nk)
 	for i := 0; i < nk && r.err == nil; i++ {
@@ -311,12 +368,30 @@ func (b *block) keyPostings(key string) (*blockPostings, error) {
 	kp := &blockPostings{complete: ref.complete, values: make(map[string]postingList, nv)}
 	for j := 0; j < nv && r.err == nil; j++ {
 		v := string(r.bytes(int(r.uvarint())))
-		kp.values[v] = r.postingList()
+		if b.layout != indexLayout4 {
+			kp.values[v] = r.postingList()
+			continue
+		}
+		// The list stays in the mapping; it is walked only as far as a
+		// query goes (the block cannot close while a query holds it).
+		off, n := r.uvarint(), r.uvarint()
+		if n == 0 {
+			kp.values[v] = emptyPostingList
+			continue
+		}
+		if off+n > b.postingsEnd {
+			return nil, fmt.Errorf("%w: list of %q=%q outside the postings", errCorruptIndex, key, v)
+		}
+		kp.values[v] = postingList(b.mm[off : off+n])
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("postings of %q: %w", key, r.err)
 	}
-	b.cache.put(ck, kp, len(raw)+len(kp.values)*48)
+	size := len(raw) + len(kp.values)*48
+	if b.layout == indexLayout4 {
+		size = len(raw) + len(kp.values)*(48+24) // lists are in the mapping, not the heap
+	}
+	b.cache.put(ck, kp, size)
 	return kp, nil
 }
 
