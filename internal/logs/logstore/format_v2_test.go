@@ -1,7 +1,10 @@
 package logstore
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
+	"slices"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -327,4 +330,31 @@ func TestFoldBloom(t *testing.T) {
 	if g := foldBloom([]byte{40, 2, 1}); len(g) != 3 {
 		t.Fatal("an unreadable filter must come back as is")
 	}
+}
+
+// FuzzDecoders feeds arbitrary bytes to the version 2 decoders: stored
+// chunks (both encodings, with a valid checksum so the body is decoded),
+// chunk summaries and the block index. None may panic or allocate without
+// bound.
+func FuzzDecoders(f *testing.F) {
+	var rc rawChunk
+	rc.append(1_000_000_000, "level=info msg=a", labels.FromStrings("detected_level", "info"))
+	rc.append(2_500_000_000, "level=warn msg=b", labels.EmptyLabels())
+	c := cutChunk(&rc)
+	f.Add(c.data[:len(c.data)-4], c.summary())
+	f.Add(compressChunk(rc.encode(), chunkEncodingZstd)[:len(c.data)-4], []byte{0, 0, 1, 2, 1, 3})
+	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0x0f}, []byte{})
+	f.Fuzz(func(t *testing.T, body, summary []byte) {
+		stored := binary.BigEndian.AppendUint32(slices.Clone(body), crc32.Checksum(body, castagnoli))
+		if raw, release, err := decompressChunk(stored, true); err == nil {
+			parseChunk(raw, nil)
+			release()
+		}
+		if s, err := parseSummary(summary); err == nil {
+			s.each(func(SummaryBucketCounts) {})
+		}
+		idx := append([]byte(indexMagic), blockFormatVersion)
+		idx = append(idx, summary...)
+		decodeIndex(binary.BigEndian.AppendUint32(idx, crc32.Checksum(idx, castagnoli)))
+	})
 }
