@@ -34,6 +34,7 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/otlp"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
 	"github.com/nx-watcher/nxwatcher/internal/server"
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 	tracesforward "github.com/nx-watcher/nxwatcher/internal/traces/forward"
 	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tempoapi"
@@ -94,7 +95,12 @@ type App struct {
 
 	ruler *ruler.Ruler
 	logs  *logstore.DB
-	loki  *lokiapi.API
+	// logSet and traceSet hold one store per tenant when tenancy is on
+	// (logs.auth_enabled, traces.multitenancy_enabled); logs and traces
+	// are then tenant "fake"'s store, for the UI's status pages.
+	logSet   *tenancy.Set[*logstore.DB]
+	traceSet *tenancy.Set[*tracestore.DB]
+	loki     *lokiapi.API
 
 	// Optional roles; nil when their section turns them off.
 	alertmanager *alerting.Alertmanager
@@ -222,7 +228,11 @@ func New(opts Options, deps Deps) (_ *App, err error) {
 		h.Loki = append(h.Loki, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
 	}
 	if a.traces != nil {
-		tempo, err := tempoapi.New(cfg.Traces.Search, tempoapi.Deps{Store: a.traces, Logger: deps.Logger, Registerer: reg})
+		tdeps := tempoapi.Deps{Store: a.traces, Logger: deps.Logger, Registerer: reg}
+		if a.traceSet != nil {
+			tdeps.Store, tdeps.Tenants, tdeps.MultitenancyEnabled = nil, tempoapi.TenantStores(a.traceSet), true
+		}
+		tempo, err := tempoapi.New(cfg.Traces.Search, tdeps)
 		if err != nil {
 			return nil, fmt.Errorf("tempo api: %w", err)
 		}

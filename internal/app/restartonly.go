@@ -17,6 +17,7 @@ var reloadableKeys = map[string]bool{
 	"alerting.alertmanager":             true,
 	"alerting.alertmanager_config_file": true,
 	"logs.limits":                       true,
+	"logs.querier":                      true,
 	// The UI re-reads accounts, roles and session settings; its port stays.
 	"ui.admin_user":           true,
 	"ui.admin_password_file":  true,
@@ -26,6 +27,7 @@ var reloadableKeys = map[string]bool{
 	"ui.anonymous":            true,
 	"ui.cookie_secure":        true,
 	"ui.csrf_trusted_origins": true,
+	"ui.dashboards_path":      true,
 }
 
 // restartOnlyChanges lists the keys that differ between the config in force

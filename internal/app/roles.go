@@ -30,6 +30,7 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/otlp/promsink"
 	"github.com/nx-watcher/nxwatcher/internal/ruler"
 	"github.com/nx-watcher/nxwatcher/internal/server"
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 	tracesforward "github.com/nx-watcher/nxwatcher/internal/traces/forward"
 	"github.com/nx-watcher/nxwatcher/internal/traces/generator"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
@@ -95,13 +96,32 @@ func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer) error 
 
 // openLogs opens the log store and the Loki API over it.
 func (a *App) openLogs(cfg *config.Config, reg prometheus.Registerer) error {
-	db, err := logstore.Open(filepath.Join(a.opts.StoragePath, "logs"), cfg.Logs.StoreOptions(), logstore.Deps{Logger: a.logger, Registerer: reg})
-	if err != nil {
-		return fmt.Errorf("open log store: %w", err)
+	dir := filepath.Join(a.opts.StoragePath, "logs")
+	ldeps := lokiapi.Deps{Logger: a.logger, Registerer: reg}
+	if cfg.Logs.AuthEnabled {
+		// One store per tenant (ADR 0034); "fake" keeps today's directory.
+		set := tenancy.NewSet(dir, func(tenant, dir string) (*logstore.DB, error) {
+			return logstore.Open(dir, cfg.Logs.StoreOptions(), logstore.Deps{
+				Logger:     a.logger.With("tenant", tenant),
+				Registerer: tenancy.Registerer(reg, tenant, true),
+			})
+		})
+		a.push(set.Close)
+		db, err := set.Get(tenancy.Default)
+		if err != nil {
+			return fmt.Errorf("open log store: %w", err)
+		}
+		a.logs, a.logSet = db, set
+		ldeps.Tenants = lokiapi.TenantStores(set)
+	} else {
+		db, err := logstore.Open(dir, cfg.Logs.StoreOptions(), logstore.Deps{Logger: a.logger, Registerer: reg})
+		if err != nil {
+			return fmt.Errorf("open log store: %w", err)
+		}
+		a.logs = db
+		a.push(db.Close)
+		ldeps.Store = db
 	}
-	a.logs = db
-	a.push(db.Close)
-	ldeps := lokiapi.Deps{Logger: a.logger, Registerer: reg, Store: db}
 	if len(cfg.Logs.Forward) > 0 {
 		fwd, err := logsforward.Open(filepath.Join(a.opts.StoragePath, "logs-forward"), cfg.Logs.Forward, logsforward.Deps{Logger: a.logger, Registerer: reg})
 		if err != nil {
@@ -182,12 +202,29 @@ func (a *App) openTraces(cfg *config.Config, reg prometheus.Registerer) error {
 	if !cfg.Traces.Enabled {
 		return nil
 	}
-	db, err := tracestore.Open(filepath.Join(a.opts.StoragePath, "traces"), cfg.Traces.Options(), tracestore.Deps{Logger: a.logger, Registerer: reg})
-	if err != nil {
-		return fmt.Errorf("open trace store: %w", err)
+	dir := filepath.Join(a.opts.StoragePath, "traces")
+	if cfg.Traces.MultitenancyEnabled {
+		// One store per tenant (ADR 0034); "fake" keeps today's directory.
+		set := tenancy.NewSet(dir, func(tenant, dir string) (*tracestore.DB, error) {
+			return tracestore.Open(dir, cfg.Traces.Options(), tracestore.Deps{
+				Logger:     a.logger.With("tenant", tenant),
+				Registerer: tenancy.Registerer(reg, tenant, true),
+			})
+		})
+		a.push(set.Close)
+		db, err := set.Get(tenancy.Default)
+		if err != nil {
+			return fmt.Errorf("open trace store: %w", err)
+		}
+		a.traces, a.traceSet = db, set
+	} else {
+		db, err := tracestore.Open(dir, cfg.Traces.Options(), tracestore.Deps{Logger: a.logger, Registerer: reg})
+		if err != nil {
+			return fmt.Errorf("open trace store: %w", err)
+		}
+		a.traces = db
+		a.push(db.Close)
 	}
-	a.traces = db
-	a.push(db.Close)
 	if len(cfg.Traces.Forward) > 0 {
 		fwd, err := tracesforward.Open(filepath.Join(a.opts.StoragePath, "traces-forward"), cfg.Traces.Forward, tracesforward.Deps{Logger: a.logger, Registerer: reg})
 		if err != nil {
@@ -217,9 +254,22 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 	if err != nil {
 		return fmt.Errorf("otlp metrics sink: %w", err)
 	}
-	d := otlp.Deps{Metrics: sink, Logs: a.otlpLogs(), Logger: a.logger, Registerer: reg}
+	d := otlp.Deps{
+		Metrics: sink, Logs: a.otlpLogs(), Logger: a.logger, Registerer: reg,
+		TracesTenancy: cfg.Traces.MultitenancyEnabled, LogsTenancy: cfg.Logs.AuthEnabled,
+	}
 	if a.traces != nil {
-		store := otlp.TracesInvalidOn(a.traces, tracestore.ErrInvalidID, tracestore.ErrTraceTooLarge)
+		var traces otlp.TracesConsumer = a.traces
+		if set := a.traceSet; set != nil {
+			traces = otlp.TracesByTenant(func(tenant string) (otlp.TracesConsumer, error) {
+				db, err := set.Get(tenant)
+				if err != nil {
+					return nil, err
+				}
+				return db, nil
+			})
+		}
+		store := otlp.TracesInvalidOn(traces, tracestore.ErrInvalidID, tracestore.ErrTraceTooLarge)
 		if fwd := a.tracesForward; fwd != nil {
 			// Into the forward backlog first: the store drops spans it
 			// already holds from td, and a sender's retry must still reach
@@ -282,8 +332,16 @@ func (a *App) addRoleLoops(ctx context.Context, g *run.Group) {
 			return a.ruler.Run(ctx)
 		})
 	}
-	add(a.logs.Run)
-	if a.traces != nil {
+	switch {
+	case a.logSet != nil:
+		add(a.logSet.Run)
+	default:
+		add(a.logs.Run)
+	}
+	switch {
+	case a.traceSet != nil:
+		add(a.traceSet.Run)
+	case a.traces != nil:
 		add(a.traces.Run)
 	}
 	if a.generator != nil {

@@ -75,10 +75,13 @@ func (l *Logs) UnmarshalYAML(unmarshal func(any) error) error {
 type Traces struct {
 	// Enabled runs the trace store, Tempo API and generator (the staging
 	// profile turns them off, as the design doc has no Tempo there).
-	Enabled           bool `yaml:"enabled"`
-	tracestore.Config `yaml:",inline"`
-	Search            tempoapi.Config  `yaml:"search"`
-	Generator         generator.Config `yaml:"generator"`
+	Enabled bool `yaml:"enabled"`
+	// MultitenancyEnabled requires X-Scope-OrgID on OTLP trace pushes and
+	// the Tempo API and keeps each tenant's traces apart (Tempo's key).
+	MultitenancyEnabled bool `yaml:"multitenancy_enabled"`
+	tracestore.Config   `yaml:",inline"`
+	Search              tempoapi.Config  `yaml:"search"`
+	Generator           generator.Config `yaml:"generator"`
 	// Forward exports every accepted span on over OTLP (scale-out).
 	Forward []forward.EndpointConfig `yaml:"forward"`
 }

@@ -208,9 +208,9 @@ func (a *API) ApplyConfig(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("apply logs config: %w", err)
 	}
-	if a.limits.Load() != nil && cfg.AuthEnabled != a.auth {
-		return errors.New("apply logs config: logs.auth_enabled changes only with a restart")
-	}
+	// logs.auth_enabled stays as started: the stores were opened for it.
+	// A reload that changes it succeeds for its other keys; the app warns
+	// that the key is restart-only (internal/app/restartonly.go).
 	l := cfg.Limits
 	a.limits.Store(&l)
 	a.engine.Store(logql.NewEngine(l.engineOpts()))
