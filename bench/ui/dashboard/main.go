@@ -189,7 +189,8 @@ type renderResult struct {
 		N       int     `json:"n"`
 		LastEnd float64 `json:"lastEnd"`
 		Slowest float64 `json:"slowest"`
-		// Top are the three slowest, "<ms> <path>?query=…".
+		// Top are the three slowest: total, queued in the browser, server
+		// time to first byte, path (and the query, for GETs).
 		Top []string `json:"top"`
 	} `json:"queries"`
 }
@@ -224,7 +225,9 @@ func renderOnce(bctx context.Context, url string, timeout time.Duration, after f
       all.sort((a, b) => b.duration - a.duration);
       for (const e of all.slice(0, 3)) {
         const u = new URL(e.name);
-        q.top.push(Math.round(e.duration) + " ms " + u.pathname + " " + (u.searchParams.get("query") || "").slice(0, 120));
+        // queued: waiting for one of the browser's six connections;
+        // server: request sent until the first byte of the answer.
+        q.top.push(Math.round(e.duration) + " ms (queued " + Math.round(e.requestStart - e.startTime) + ", server " + Math.round(e.responseStart - e.requestStart) + ") " + u.pathname + " " + (u.searchParams.get("query") || "").slice(0, 120));
       }
       resolve({ms: window.__nxDashboardRenderedMs, states: states(), queries: q});
       return;
