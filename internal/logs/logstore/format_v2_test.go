@@ -322,6 +322,26 @@ func TestFoldBloom(t *testing.T) {
 	if fill := float64(set) / float64(8*(len(f)-2)); len(f) < len(c.bloom) && fill > coldBloomMaxFill {
 		t.Fatalf("fill %.2f above %.2f", fill, coldBloomMaxFill)
 	}
+	// False positives: random trace IDs that are not in the chunk pass
+	// neither filter; random 8-hex-digit needles pass the folded one at
+	// most a few times in a hundred.
+	fp := func(f []byte, n int) int {
+		k := 0
+		for range 2000 {
+			if bloomMayContain(f, []string{fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64())[:n]}) {
+				k++
+			}
+		}
+		return k
+	}
+	if a, b := fp(c.bloom, 32), fp(f, 32); a+b > 0 {
+		t.Fatalf("32-digit needles not in the chunk passed %d (unfolded) and %d (folded) of 2000", a, b)
+	}
+	a, b := fp(c.bloom, 8), fp(f, 8)
+	t.Logf("8-digit needles not in the chunk passing: unfolded %d, folded %d of 2000 (filter %d → %d bytes)", a, b, len(c.bloom), len(f))
+	if b > 200 {
+		t.Fatalf("folded filter passes %d of 2000 8-digit needles", b)
+	}
 	sparse := append([]byte{12, 2}, make([]byte, 1<<12/8)...)
 	sparse[2] = 1
 	if g := foldBloom(sparse); len(g) != 2+bloomMinBits/8 || !bloomMayContain(g, nil) {
