@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 )
 
@@ -99,4 +100,34 @@ func TestFastWriteConcurrentWriters(t *testing.T) {
 	if got := counters(t, s.reg)["prometheus_tsdb_head_samples_appended_total{type=float}"]; got != writers*rounds*per {
 		t.Fatalf("%v samples appended, want %d", got, writers*rounds*per)
 	}
+}
+
+// FuzzRW1Write sends the same remote write 1.0 body (snappy-encoded here)
+// to the served handler and to Prometheus's own, each over its own TSDB,
+// and requires the same answer and the same stored data.
+func FuzzRW1Write(f *testing.F) {
+	now := time.Now().UnixMilli()
+	for _, ts := range [][]prompb.TimeSeries{
+		{series(now, 1, "__name__", "up", "job", "a")},
+		{series(now, 1, "job", "b", "__name__", "up"), series(now-1, 2, "__name__", "up", "job", "b")},
+		{series(now, 1, "__name__", "x", "a", "1", "a", "2"), series(now, 1, "a", "no-name")},
+	} {
+		raw, err := (&prompb.WriteRequest{Timeseries: ts}).Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	a, _ := ours(f)
+	b := upstreamSide(f)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		body := snappy.Encode(nil, raw)
+		got, want := send(a.h, body, nil), send(b.h, body, nil)
+		if got != want {
+			t.Fatalf("answered %d %q, upstream %d %q", got.code, got.body, want.code, want.body)
+		}
+		if g, w := dump(t, a.db), dump(t, b.db); g != w {
+			t.Fatalf("stored\n%s\nupstream stored\n%s", g, w)
+		}
+	})
 }
