@@ -561,11 +561,9 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 	bytesOp := e.Op == "bytes_over_time" || e.Op == "bytes_rate"
 	fast := len(stages) == 0 && r.Unwrap == nil && !keepValues
 	// Counts and line bytes whose windows start and end on whole seconds
-	// come from the chunks' per-second summaries, without reading a line
-	// (ADR 0097), where the result's series do not depend on a chunk's
-	// structured metadata.
+	// come from the chunks' per-second, per-metadata-set summaries,
+	// without reading a line (ADR 0097).
 	summarized := !ev.e.noSummaries && fast && summaryOp(e.Op) && ev.windowsOnSummaryBuckets(iv, off)
-	mdOK := metadataGroupedAway(e.Grouping, pushed)
 	parts, err := forStreams(ev.ctx, ss, func(s *logstore.Stream, w *worker[part]) error {
 		if w.acc.byHash == nil {
 			w.acc.byHash = map[uint64][]*seriesSamples{}
@@ -605,18 +603,24 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 			return sr, nil
 		}
 		if summarized {
-			var sr *seriesSamples
+			// One series per metadata set of the stream (the set, grouped).
+			var bySet map[string]*seriesSamples
 			var cur stepCursor
 			var ferr error
-			rest, sst, err := s.SplitSummarized(mdOK, func(b logstore.SummaryBucketCounts) {
+			rest, sst, err := s.SplitSummarized(func(b logstore.SummaryBucketCounts) {
 				if ferr != nil {
 					return
 				}
+				sr := bySet[b.MetadataKey]
 				if sr == nil {
-					ls.reset(s.Labels, labels.EmptyLabels())
+					ls.reset(s.Labels, b.Metadata)
 					if sr, ferr = seriesOf(); ferr != nil {
 						return
 					}
+					if bySet == nil {
+						bySet = map[string]*seriesSamples{}
+					}
+					bySet[b.MetadataKey] = sr
 				}
 				v := float64(b.Entries)
 				if bytesOp {
@@ -866,31 +870,6 @@ func (ev *evaluator) windowsOnSummaryBuckets(iv, off int64) bool {
 		return false
 	}
 	return len(ev.steps) == 1 || (ev.steps[1]-ev.steps[0])%w == 0
-}
-
-// metadataGroupedAway returns whether a chunk whose entries carry
-// structured metadata of these names yields the same result series as
-// its stream labels alone: some grouping of the query (the range
-// aggregation's, then the pushed-down outer one) drops every such name.
-func metadataGroupedAway(gs ...*Grouping) func(names []string) bool {
-	return func(names []string) bool {
-		for _, g := range gs {
-			if g == nil {
-				continue
-			}
-			all := true
-			for _, n := range names {
-				if slices.Contains(g.Labels, n) != g.Without {
-					all = false
-					break
-				}
-			}
-			if all {
-				return true
-			}
-		}
-		return false
-	}
 }
 
 // windowAcc folds the samples of one window of one series.

@@ -119,13 +119,12 @@ func TestSummaryPathMatchesLines(t *testing.T) {
 			}
 		}
 	}
-	// Which queries may use summaries: the ones whose series do not
-	// depend on metadata, or whose streams have none (p0–p2), and whose
-	// windows fall on whole seconds.
+	// Which queries may use summaries: those whose windows fall on whole
+	// seconds, with or without metadata in the series.
 	for q, want := range map[string]bool{
-		`count_over_time({app=~"a.*"}[1m])`:                               true, // p0–p2 carry no metadata
+		`count_over_time({app=~"a.*"}[1m])`:                               true,
 		`sum by (pod) (count_over_time({app=~"a.*"}[1m]))`:                true,
-		`sum by (detected_level) (count_over_time({app=~"a.*"}[1m]))`:     true, // p0–p2 again
+		`sum by (detected_level) (count_over_time({app=~"a.*"}[1m]))`:     true,
 		`sum by (app) (count_over_time({pod="p4"}[1m]))`:                  true,
 		`sum by (app) (count_over_time({app="a0"}[1500ms]))`:              false,
 		`topk(2, sum by (pod) (count_over_time({app=~"a.*"}[1m])))`:       true,

@@ -85,7 +85,7 @@ func TestReadsFormatV1(t *testing.T) {
 	}
 	ss := q.Select(t.Context(), SelectHints{Start: minTime, End: maxTime}, all)
 	for ss.Next() {
-		rest, st, err := ss.At().SplitSummarized(func([]string) bool { return true }, func(SummaryBucketCounts) {})
+		rest, st, err := ss.At().SplitSummarized(func(SummaryBucketCounts) {})
 		if err != nil || rest == nil || st.Chunks != 0 {
 			t.Fatalf("v1 stream summarized: rest %v, %+v, %v", rest, st, err)
 		}
@@ -145,14 +145,14 @@ func TestColdCompressionS2(t *testing.T) {
 }
 
 // TestSummaryCounts checks a chunk summary against the chunk's own entries:
-// per-second counts and line bytes (buckets open on the left), metadata
-// names and bytes, unsorted input.
+// per-second and per-metadata-set counts and line bytes (buckets open on
+// the left), metadata bytes, timestamps before 1970.
 func TestSummaryCounts(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := range 20 {
 		var rc rawChunk
 		type cnt struct{ n, b int64 }
-		want := map[int64]cnt{}
+		want := map[string]cnt{}
 		var mdBytes int64
 		t0 := int64(1_700_000_000)*SummaryBucket - int64(r.IntN(3))*SummaryBucket
 		for i := range 200 + r.IntN(300) {
@@ -166,49 +166,54 @@ func TestSummaryCounts(t *testing.T) {
 			line := fmt.Sprint("line ", i, " ", r.Uint64())
 			md := labels.EmptyLabels()
 			if i%3 == 1 {
-				md = labels.FromStrings("detected_level", "info", "trace_id", fmt.Sprint(i%5))
-				mdBytes += int64(len("detected_level") + len("info") + len("trace_id") + len(fmt.Sprint(i%5)))
+				md = labels.FromStrings("detected_level", []string{"info", "warn"}[i%2], "trace_id", fmt.Sprint(i%5))
+				mdBytes += int64(len("detected_level") + len(md.Get("detected_level")) + len("trace_id") + len(fmt.Sprint(i%5)))
 			}
 			rc.append(ts, line, md)
 			end := (bucketOf(ts) + 1) * SummaryBucket
 			if ts > end || ts <= end-SummaryBucket {
 				t.Fatalf("bucket of %d ends at %d", ts, end)
 			}
-			c := want[end]
+			k := fmt.Sprint(end, md)
+			c := want[k]
 			c.n++
 			c.b += int64(len(line))
-			want[end] = c
+			want[k] = c
 		}
 		c := cutChunk(&rc)
 		sm, err := parseSummary(c.summary())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fmt.Sprint(sm.names) != "[detected_level trace_id]" || sm.mdBytes != mdBytes {
-			t.Fatalf("names %v, metadata bytes %d; want [detected_level trace_id], %d", sm.names, sm.mdBytes, mdBytes)
+		if sm.mdBytes != mdBytes || len(sm.sets) != 11 {
+			t.Fatalf("metadata bytes %d, %d sets; want %d, 11 (none and ten)", sm.mdBytes, len(sm.sets), mdBytes)
 		}
-		got := map[int64]cnt{}
+		got := map[string]cnt{}
 		prev := int64(minTime)
 		err = sm.each(func(b SummaryBucketCounts) {
-			if b.End <= prev {
+			if b.End < prev {
 				t.Fatalf("bucket %d after %d", b.End, prev)
 			}
 			prev = b.End
-			got[b.End] = cnt{int64(b.Entries), b.LineBytes}
+			k := fmt.Sprint(b.End, b.Metadata)
+			if _, dup := got[k]; dup {
+				t.Fatalf("group %s twice", k)
+			}
+			got[k] = cnt{int64(b.Entries), b.LineBytes}
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("round %d: buckets\n got %v\nwant %v", round, got, want)
+			t.Fatalf("round %d: groups\n got %v\nwant %v", round, got, want)
 		}
 	}
 }
 
 // TestSplitSummarized checks which chunks a stream answers from summaries:
-// not those overlapping another chunk (duplicates), not those with metadata
-// the caller cannot group away, not those cut by an unaligned range bound,
-// not the head's open chunk, and none when lines are filtered.
+// not those overlapping another chunk (duplicates), not those cut by an
+// unaligned range bound, not the head's open chunk, and none when lines are
+// filtered; metadata comes with its groups.
 func TestSplitSummarized(t *testing.T) {
 	db := openTest(t, t.TempDir(), func(o *Options) { o.ChunkTargetSize = 1 << 10 })
 	defer db.Close()
@@ -238,7 +243,7 @@ func TestSplitSummarized(t *testing.T) {
 		t.Fatal(err)
 	}
 	add(200, 5, labels.EmptyLabels()) // the head's open chunk: read
-	split := func(h SelectHints, mdOK func([]string) bool) (summarized int64, rest int) {
+	split := func(h SelectHints) (summarized int64, rest int) {
 		q, err := db.Querier(minTime, maxTime)
 		if err != nil {
 			t.Fatal(err)
@@ -249,7 +254,12 @@ func TestSplitSummarized(t *testing.T) {
 			t.Fatal("no stream")
 		}
 		s := ss.At()
-		r, st, err := s.SplitSummarized(mdOK, func(b SummaryBucketCounts) { summarized += int64(b.Entries) })
+		r, st, err := s.SplitSummarized(func(b SummaryBucketCounts) {
+			summarized += int64(b.Entries)
+			if lv := b.Metadata.Get("detected_level"); (lv == "info") != (b.MetadataKey != "") {
+				t.Fatalf("group metadata %s, key %q", b.Metadata, b.MetadataKey)
+			}
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,27 +276,23 @@ func TestSplitSummarized(t *testing.T) {
 		return summarized, rest
 	}
 	all := SelectHints{Start: minTime, End: maxTime}
-	s, r := split(all, func([]string) bool { return true })
+	s, r := split(all)
 	if s+int64(r) != 205 || s < 150 || r < 6 || r > 60 {
 		t.Fatalf("summarized %d + read %d, want 205 with the overlap and the open chunk read", s, r)
 	}
-	sNoMD, rNoMD := split(all, nil)
-	if sNoMD+int64(rNoMD) != 205 || sNoMD >= s || rNoMD < 100 {
-		t.Fatalf("without metadata grouped away: summarized %d + read %d, want the metadata chunks read", sNoMD, rNoMD)
-	}
-	if s, r := split(SelectHints{Start: minTime, End: maxTime, Contains: []string{"line"}}, func([]string) bool { return true }); s != 0 || r != 205 {
+	if s, r := split(SelectHints{Start: minTime, End: maxTime, Contains: []string{"line"}}); s != 0 || r != 205 {
 		t.Fatalf("with a line filter: summarized %d, read %d; want all read", s, r)
 	}
 	// A range from 2.05 s to 15.05 s (unaligned): entries 21..150, the
 	// chunks holding the bounds read.
 	h := SelectHints{Start: t0 + 2050*int64(time.Millisecond), End: t0 + 15050*int64(time.Millisecond)}
-	if s, r := split(h, func([]string) bool { return true }); s+int64(r) != 130 || r < 2 {
+	if s, r := split(h); s+int64(r) != 130 || r < 2 {
 		t.Fatalf("unaligned range: summarized %d + read %d, want 130 (entries 21..150)", s, r)
 	}
 	// Aligned on seconds (2 s exclusive … 15 s inclusive, as a window
 	// (2 s, 15 s] selects with Start 2 s + 1 ns, End 15 s + 1 ns): entries 21..150 again.
 	h = SelectHints{Start: t0 + 2*int64(time.Second) + 1, End: t0 + 15*int64(time.Second) + 1}
-	if s, r := split(h, func([]string) bool { return true }); s+int64(r) != 130 {
+	if s, r := split(h); s+int64(r) != 130 {
 		t.Fatalf("aligned range: summarized %d + read %d, want 130", s, r)
 	}
 }

@@ -6,23 +6,28 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // A chunk summary (format version 2, ADR 0097) holds a chunk's entry
-// counts and line bytes per second, so count_over_time, rate, bytes_over_time
-// and bytes_rate whose windows fall on whole seconds are answered without
-// reading the chunk. It is stored in the blooms file right after the chunk's
-// bloom filter (mmapped, never on the heap) and carries what decides whether
-// a query may use it: the names of the structured metadata in the chunk.
+// counts and line bytes per second and per structured-metadata set, so
+// count_over_time, rate, bytes_over_time and bytes_rate whose windows fall
+// on whole seconds are answered without reading the chunk. It is stored in
+// the blooms file right after the chunk's bloom filter (mmapped, never on
+// the heap).
 //
-//	uvarint names, names × string      metadata names present, sorted
-//	uvarint metadata_bytes             Σ len(name)+len(value) over all entries
+//	uvarint sets, sets × (uvarint len, blob)   distinct non-empty metadata sets,
+//	                                           blob as in the chunk's md column
+//	uvarint metadata_bytes                     Σ len(name)+len(value) over all entries
 //	uvarint buckets
-//	buckets × (varint Δk, uvarint entries, uvarint line_bytes)
+//	buckets × (varint Δk, uvarint groups,
+//	           groups × (uvarint set, uvarint entries, uvarint line_bytes))
 //
 // Bucket k holds the entries with k·1s < ts ≤ (k+1)·1s (a range window is
 // open on the left, closed on the right); Δk is k minus the previous
-// bucket's k (the first one's is k itself), buckets in ascending k.
+// bucket's k (the first one's is k itself), buckets in ascending k. Set 0
+// is "no metadata", set i > 0 the i-th blob.
 
 // SummaryBucket is the width of a chunk summary's buckets.
 const SummaryBucket = int64(time.Second)
@@ -40,83 +45,109 @@ func bucketOf(ts int64) int64 {
 
 // buildSummary summarises a decoded chunk.
 func buildSummary(v *chunkView) []byte {
-	var names []string
+	var sets [][]byte
+	setOf := map[string]uint64{}
 	var mdBytes uint64
 	var last []byte
-	var lastBytes uint64
-	if v.md != nil {
-		for i := range v.len() {
-			blob := v.md[v.mdOff[i]:v.mdOff[i+1]]
-			if len(blob) == 0 {
-				continue
-			}
-			if last == nil || string(blob) != string(last) {
-				last, lastBytes = blob, 0
-				rangeMetadataBlob(blob, func(name, value []byte) {
-					lastBytes += uint64(len(name) + len(value))
-					if !slices.Contains(names, string(name)) {
-						names = append(names, string(name))
-					}
-				})
-			}
-			mdBytes += lastBytes
-		}
+	var lastSet, lastBytes uint64
+	type group struct {
+		k               int64
+		set, n, lineLen uint64
 	}
-	slices.Sort(names)
-	type bucket struct {
-		k          int64
-		n, lineLen uint64
-	}
-	var bs []bucket
+	var gs []group
 	for i := range v.len() {
+		var set uint64
+		if v.md != nil {
+			if blob := v.md[v.mdOff[i]:v.mdOff[i+1]]; len(blob) > 0 {
+				if last == nil || string(blob) != string(last) {
+					var ok bool
+					if lastSet, ok = setOf[string(blob)]; !ok {
+						sets = append(sets, blob)
+						lastSet = uint64(len(sets))
+						setOf[string(blob)] = lastSet
+					}
+					last, lastBytes = blob, 0
+					rangeMetadataBlob(blob, func(name, value []byte) { lastBytes += uint64(len(name) + len(value)) })
+				}
+				set = lastSet
+				mdBytes += lastBytes
+			}
+		}
 		k := bucketOf(v.ts[i])
 		ll := uint64(v.lineOff[i+1] - v.lineOff[i])
-		if n := len(bs); n > 0 && bs[n-1].k == k {
-			bs[n-1].n++
-			bs[n-1].lineLen += ll
+		if n := len(gs); n > 0 && gs[n-1].k == k && gs[n-1].set == set {
+			gs[n-1].n++
+			gs[n-1].lineLen += ll
 			continue
 		}
-		bs = append(bs, bucket{k, 1, ll})
+		gs = append(gs, group{k, set, 1, ll})
 	}
-	if !slices.IsSortedFunc(bs, func(a, b bucket) int { return cmpInt64(a.k, b.k) }) {
-		slices.SortStableFunc(bs, func(a, b bucket) int { return cmpInt64(a.k, b.k) })
-		merged := bs[:0]
-		for _, b := range bs {
-			if n := len(merged); n > 0 && merged[n-1].k == b.k {
-				merged[n-1].n += b.n
-				merged[n-1].lineLen += b.lineLen
-				continue
-			}
-			merged = append(merged, b)
+	// Entries are sorted by time, but sets alternate within a second:
+	// order the groups by (bucket, set) and merge equal ones.
+	slices.SortStableFunc(gs, func(a, b group) int {
+		if c := cmpInt64(a.k, b.k); c != 0 {
+			return c
 		}
-		bs = merged
+		return cmpInt64(int64(a.set), int64(b.set))
+	})
+	merged := gs[:0]
+	for _, g := range gs {
+		if n := len(merged); n > 0 && merged[n-1].k == g.k && merged[n-1].set == g.set {
+			merged[n-1].n += g.n
+			merged[n-1].lineLen += g.lineLen
+			continue
+		}
+		merged = append(merged, g)
 	}
-	out := binary.AppendUvarint(make([]byte, 0, 8+len(bs)*5), uint64(len(names)))
-	for _, n := range names {
-		out = appendString(out, n)
+	gs = merged
+	out := binary.AppendUvarint(make([]byte, 0, 8+len(gs)*6), uint64(len(sets)))
+	for _, b := range sets {
+		out = binary.AppendUvarint(out, uint64(len(b)))
+		out = append(out, b...)
 	}
 	out = binary.AppendUvarint(out, mdBytes)
-	out = binary.AppendUvarint(out, uint64(len(bs)))
+	buckets := 0
+	for i, g := range gs {
+		if i == 0 || g.k != gs[i-1].k {
+			buckets++
+		}
+	}
+	out = binary.AppendUvarint(out, uint64(buckets))
 	prev := int64(0)
-	for _, b := range bs {
-		out = binary.AppendVarint(out, b.k-prev)
-		prev = b.k
-		out = binary.AppendUvarint(out, b.n)
-		out = binary.AppendUvarint(out, b.lineLen)
+	for i := 0; i < len(gs); {
+		j := i
+		for j < len(gs) && gs[j].k == gs[i].k {
+			j++
+		}
+		out = binary.AppendVarint(out, gs[i].k-prev)
+		prev = gs[i].k
+		out = binary.AppendUvarint(out, uint64(j-i))
+		for _, g := range gs[i:j] {
+			out = binary.AppendUvarint(out, g.set)
+			out = binary.AppendUvarint(out, g.n)
+			out = binary.AppendUvarint(out, g.lineLen)
+		}
+		i = j
 	}
 	return out
 }
 
-// SummaryBucketCounts is one bucket of a chunk summary.
+// SummaryBucketCounts is one (bucket, metadata set) group of a chunk summary.
 type SummaryBucketCounts struct {
 	End       int64 // the bucket holds entries with End-SummaryBucket < ts ≤ End (Unix ns)
 	Entries   int
 	LineBytes int64
+	// Metadata is the structured metadata the group's entries carry
+	// (empty for none); MetadataKey identifies it (its encoding: equal
+	// sets, equal keys), for callers that key series by it.
+	Metadata    labels.Labels
+	MetadataKey string
 }
 
 // chunkSummary is a decoded summary header; the buckets are read by each.
 type chunkSummary struct {
-	names   []string
+	sets    []labels.Labels // [0] is the empty set
+	keys    []string
 	mdBytes int64
 	buckets []byte
 	n       int
@@ -124,13 +155,24 @@ type chunkSummary struct {
 
 func parseSummary(b []byte) (chunkSummary, error) {
 	d := decoder{b: b}
-	nn := d.uvarint()
-	if nn > uint64(len(b)) {
-		return chunkSummary{}, fmt.Errorf("%w: %d names", errBadSummary, nn)
+	ns := d.uvarint()
+	if ns > uint64(len(b)) {
+		return chunkSummary{}, fmt.Errorf("%w: %d metadata sets", errBadSummary, ns)
 	}
-	s := chunkSummary{names: make([]string, 0, nn)}
-	for range nn {
-		s.names = append(s.names, d.string())
+	s := chunkSummary{sets: make([]labels.Labels, 1, ns+1), keys: make([]string, 1, ns+1)}
+	s.sets[0] = labels.EmptyLabels()
+	var sb labels.ScratchBuilder
+	for range ns {
+		blob := d.string()
+		if d.err != nil {
+			break
+		}
+		bd := decoder{b: []byte(blob)}
+		s.sets = append(s.sets, bd.labels(&sb))
+		if bd.err != nil {
+			return chunkSummary{}, fmt.Errorf("%w: metadata set: %w", errBadSummary, bd.err)
+		}
+		s.keys = append(s.keys, blob)
 	}
 	s.mdBytes = int64(d.uvarint())
 	nb := d.uvarint()
@@ -141,17 +183,23 @@ func parseSummary(b []byte) (chunkSummary, error) {
 	return s, nil
 }
 
-// each calls fn for every bucket, in time order.
+// each calls fn for every group of every bucket, buckets in time order.
 func (s chunkSummary) each(fn func(SummaryBucketCounts)) error {
 	d := decoder{b: s.buckets}
 	k := int64(0)
 	for range s.n {
 		k += d.varint()
-		n, lb := d.uvarint(), d.uvarint()
-		if d.err != nil {
-			return fmt.Errorf("%w: %w", errBadSummary, d.err)
+		ng := d.uvarint()
+		if d.err != nil || ng > uint64(len(d.b)) {
+			return fmt.Errorf("%w: bucket", errBadSummary)
 		}
-		fn(SummaryBucketCounts{End: (k + 1) * SummaryBucket, Entries: int(n), LineBytes: int64(lb)})
+		for range ng {
+			set, n, lb := d.uvarint(), d.uvarint(), d.uvarint()
+			if d.err != nil || set >= uint64(len(s.sets)) {
+				return fmt.Errorf("%w: group", errBadSummary)
+			}
+			fn(SummaryBucketCounts{End: (k + 1) * SummaryBucket, Entries: int(n), LineBytes: int64(lb), Metadata: s.sets[set], MetadataKey: s.keys[set]})
+		}
 	}
 	return nil
 }
@@ -166,16 +214,15 @@ type SummaryStats struct {
 
 // SplitSummarized answers from chunk summaries what needs no line: for
 // every chunk of the stream that overlaps no other of its chunks (so no
-// entry of it can be a duplicate of another chunk's), has a summary, whose
-// metadata names mdOK accepts (nil accepts only chunks without metadata),
-// and whose buckets lie wholly inside or outside the Select's range, it
-// calls fn with each bucket in the range. It returns the stream of the
+// entry of it can be a duplicate of another chunk's), has a summary, and
+// whose buckets lie wholly inside or outside the Select's range, it calls
+// fn with each (bucket, metadata set) group in the range. It returns the stream of the
 // remaining chunks (nil if none), to be read as usual.
 //
 // Callers use it for counts and line bytes per window whose bounds are
 // multiples of SummaryBucket; a bucket's entries are then in the same
 // windows as its End.
-func (s *Stream) SplitSummarized(mdOK func(names []string) bool, fn func(SummaryBucketCounts)) (*Stream, SummaryStats, error) {
+func (s *Stream) SplitSummarized(fn func(SummaryBucketCounts)) (*Stream, SummaryStats, error) {
 	var st SummaryStats
 	if len(s.hints.Contains) > 0 || s.hints.Filter != nil || len(s.hints.Metadata) > 0 {
 		return s, st, nil // lines are filtered: every one must be read
@@ -195,24 +242,20 @@ func (s *Stream) SplitSummarized(mdOK func(names []string) bool, fn func(Summary
 		usable := !overlaps && sum != nil &&
 			(alignedStart || m.MinTime >= start || m.MaxTime < start) &&
 			(alignedEnd || m.MaxTime <= end-1 || m.MinTime > end-1)
-		var sm chunkSummary
-		if usable {
-			var err error
-			if sm, err = parseSummary(sum); err != nil {
-				return nil, st, err
-			}
-			usable = len(sm.names) == 0 || (mdOK != nil && mdOK(sm.names))
-		}
 		if !usable {
 			rest = append(rest, c)
 			continue
+		}
+		sm, err := parseSummary(sum)
+		if err != nil {
+			return nil, st, err
 		}
 		st.Chunks++
 		whole := m.MinTime >= start && m.MaxTime < end
 		if whole {
 			st.MetadataBytes += sm.mdBytes
 		}
-		err := sm.each(func(b SummaryBucketCounts) {
+		err = sm.each(func(b SummaryBucketCounts) {
 			if b.End < start || b.End-SummaryBucket+1 > end-1 {
 				return
 			}
