@@ -16,7 +16,7 @@ func BenchmarkDiskFootprint(b *testing.B) {
 	for range b.N {
 		// Fanout 2: every head ends in a compacted block, the state all
 		// data reaches once eight heads have been flushed (default fanout).
-		db, _, raw, _, _ := millionLines(b, 2)
+		db, _, raw, _, _ := millionLines(b, 2, false)
 		sizes := map[string]int64{}
 		var total int64
 		for _, m := range db.Blocks() {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,11 @@ import (
 	"github.com/nx-watcher/nxwatcher/internal/logs/lokiapi"
 )
 
+var (
+	levelInfo  = labels.FromStrings("detected_level", "info")
+	levelError = labels.FromStrings("detected_level", "error")
+)
+
 // BenchmarkHTTPMetricQuery answers metric queries through
 // /loki/api/v1/query_range (handler called in-process, JSON encoded) over 1M
 // realistic logfmt lines in 50 streams (5 services) spread over 50 minutes,
@@ -24,13 +30,28 @@ import (
 // step is 60 s. It reports wall ms and CPU seconds per query (the query may
 // use both cores).
 func BenchmarkHTTPMetricQuery(b *testing.B) {
-	_, api, raw, start, span := millionLines(b, 0)
+	_, api, raw, start, span := millionLines(b, 0, false)
 	// Every 97th line has status=503. (No json query: these lines are
 	// logfmt, so json would only measure its error path.)
-	for _, q := range []string{
+	httpQueries(b, api, raw, start, span,
 		`sum by (service) (count_over_time({app="bench"}[1m]))`,
 		`sum by (service) (rate({app="bench"} | logfmt | status >= 500 [1m]))`,
-	} {
+	)
+}
+
+// BenchmarkHTTPMetricQueryDetectedLevel is the count query on the same 1M
+// lines with detected_level metadata on every entry, grouped by it and not
+// aggregated at all (one series per stream and level).
+func BenchmarkHTTPMetricQueryDetectedLevel(b *testing.B) {
+	_, api, raw, start, span := millionLines(b, 0, true)
+	httpQueries(b, api, raw, start, span,
+		`sum by (detected_level) (count_over_time({app="bench"}[1m]))`,
+		`count_over_time({app="bench"}[1m])`,
+	)
+}
+
+func httpQueries(b *testing.B, api *lokiapi.API, raw int64, start time.Time, span time.Duration, queries ...string) {
+	for _, q := range queries {
 		b.Run(q, func(b *testing.B) {
 			v := url.Values{"query": {q}, "start": {strconv.FormatInt(start.UnixNano(), 10)},
 				"end": {strconv.FormatInt(start.Add(span).UnixNano(), 10)}, "step": {"60"}}
@@ -57,7 +78,11 @@ func BenchmarkHTTPMetricQuery(b *testing.B) {
 // logfmt lines in 50 streams (5 services) over 50 minutes, flushed at the
 // default head size and compacted as Run would (with fanout 0, the
 // default; 2 merges everything down to compacted blocks).
-func millionLines(b *testing.B, fanout int) (*logstore.DB, *lokiapi.API, int64, time.Time, time.Duration) {
+//
+// With level, every entry carries the structured metadata detected_level
+// (info, or error for the lines that say level=error), as a Loki 3 push
+// through the API stores it.
+func millionLines(b *testing.B, fanout int, level bool) (*logstore.DB, *lokiapi.API, int64, time.Time, time.Duration) {
 	const lines, streams = 1_000_000, 50
 	span := 50 * time.Minute
 	start := time.Now().Add(-time.Hour).Truncate(time.Minute)
@@ -93,7 +118,14 @@ func millionLines(b *testing.B, fanout int) (*logstore.DB, *lokiapi.API, int64, 
 			}
 			raw += int64(len(l))
 			ts := start.Add(time.Duration(int64(span) * int64(k) / lines))
-			app.Append(ls[k%streams], logstore.Entry{Timestamp: ts.UnixNano(), Line: l})
+			e := logstore.Entry{Timestamp: ts.UnixNano(), Line: l}
+			if level {
+				e.Metadata = levelInfo
+				if strings.HasPrefix(l, "level=error") {
+					e.Metadata = levelError
+				}
+			}
+			app.Append(ls[k%streams], e)
 		}
 		if _, err := app.Commit(); err != nil {
 			b.Fatal(err)
