@@ -30,8 +30,8 @@ import (
 // yet acknowledged by the endpoint, replaced atomically after every
 // acknowledgement. Records are appended with one write(2) each, so a
 // record acknowledged to the log's sender survives a kill -9 of the
-// process (not a power loss: segments are fsynced only when they are
-// closed). A torn record at the end of the last segment (a crash mid-write)
+// process at once, and a power loss after the next Sync (Set.Run calls it
+// every SyncInterval) or segment cut, which fsync. A torn record at the end of the last segment (a crash mid-write)
 // is cut off at open. Fully acknowledged segments are deleted.
 type Backlog struct {
 	dir     string

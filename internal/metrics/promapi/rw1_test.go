@@ -343,3 +343,58 @@ func TestSeriesCacheRotation(t *testing.T) {
 		t.Fatal("an entry unused for two rotations is still there")
 	}
 }
+
+// TestFastWriteAgentModeLikeUpstream: over the agent storage (metrics.mode:
+// agent) the fast path answers and counts as Prometheus's handler does.
+func TestFastWriteAgentModeLikeUpstream(t *testing.T) {
+	open := func() (*metrics.Agent, *prometheus.Registry) {
+		reg := prometheus.NewRegistry()
+		cfg := metrics.DefaultConfig()
+		cfg.Mode = metrics.ModeAgent
+		if err := cfg.Resolve(".", promslog.NewNopLogger()); err != nil {
+			t.Fatal(err)
+		}
+		ag, err := metrics.OpenAgent(t.TempDir(), cfg, metrics.Deps{Logger: promslog.NewNopLogger(), Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ag.Close() })
+		return ag, reg
+	}
+	agA, regA := open()
+	agB, regB := open()
+	fast := newRW1Handler(promslog.NewNopLogger(), regA, agA, rwMessageTypes)
+	up := remote.NewWriteHandler(promslog.NewNopLogger(), regB, agB, rwMessageTypes, false, false)
+	now := time.Now().UnixMilli()
+	for i, body := range [][]byte{
+		encodeV1(t, series(now, 1, "__name__", "up", "job", "a"), series(now, 2, "__name__", "up", "job", "b")),
+		encodeV1(t, series(now+1000, 1, "__name__", "up", "job", "a"), series(now+1000, 2, "__name__", "up", "job", "b")),
+		encodeV1(t, series(now+500, 1, "__name__", "up", "job", "a")),
+		encodeV1(t, series(now, 1, "job", "no-name")),
+	} {
+		if got, want := send(fast, body, nil), send(up, body, nil); got != want {
+			t.Errorf("request %d: answered %d %q, upstream %d %q", i, got.code, got.body, want.code, want.body)
+		}
+	}
+	if fast.fast.Load() < 2 {
+		t.Fatalf("fast path answered %d requests", fast.fast.Load())
+	}
+	agentCounters := func(reg *prometheus.Registry) string {
+		mfs, _ := reg.Gather()
+		var out []string
+		for _, mf := range mfs {
+			if !strings.HasPrefix(mf.GetName(), "prometheus_agent_") && !strings.HasPrefix(mf.GetName(), "prometheus_api_remote_write") {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if m.Counter != nil {
+					out = append(out, fmt.Sprintf("%s%s=%g", mf.GetName(), labelKey(m), m.Counter.GetValue()))
+				}
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	if g, w := agentCounters(regA), agentCounters(regB); g != w {
+		t.Errorf("counters\n%s\nupstream\n%s", g, w)
+	}
+}
