@@ -23,7 +23,7 @@ import (
 // On-disk format version 2 (version 1 blocks are still read); see
 // docs/formats/tracestore.md.
 const (
-	formatVersion = 5
+	formatVersion = 6
 	// indexVersion is the index file's header byte in format versions 2
 	// and 3 (3 added the columns file); version 4 writes layout 3
 	// (index3.go).
@@ -312,7 +312,7 @@ func (bw *blockWriter) finish() (string, error) {
 	if bw.meta.MinTime < 0 {
 		bw.meta.MinTime = 0
 	}
-	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex3(indexLayout4)); err != nil {
+	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex3(indexLayout5)); err != nil {
 		return "", bw.abort(err)
 	}
 	mb, err := json.MarshalIndent(bw.meta, "", "  ")
@@ -492,7 +492,7 @@ type block struct {
 	// blocked bloom filter is a slice of it and postings are read per key
 	// through cache, with pdir saying where.
 	mm     []byte
-	layout byte // index layout (3 or 4) of a mapped index
+	layout byte // index layout (3, 4 or 5) of a mapped index
 	// postingsEnd bounds where layout 4 posting lists may lie.
 	postingsEnd uint64
 	bloom3      []byte
@@ -950,7 +950,7 @@ func (b *block) find(id TraceID) (indexEntry, bool, error) {
 		return indexEntry{}, false, nil
 	}
 	if b.bloom3 != nil {
-		if !bloom3MayContain(b.bloom3, id) {
+		if !bloom3MayContain(b.bloom3, id, b.layout >= indexLayout5) {
 			return indexEntry{}, false, nil
 		}
 	} else if !b.bloom.mayContain(id) {
