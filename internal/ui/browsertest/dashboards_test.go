@@ -278,6 +278,19 @@ func TestDashboardsInBrowser(t *testing.T) {
 				t.Errorf("no %s panel rendered", typ)
 			}
 		}
+		// The heatmap painted cells (histogram buckets over time).
+		painted := get(t, b, "heatmap pixels", chromedp.Evaluate[int](`(() => {
+  const c = document.querySelector('[data-testid="heatmap"] canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+  return n;
+})()`))
+		if painted == 0 {
+			t.Error("the heatmap painted no cell")
+		}
+		b.within(t, 10*time.Second, "scroll to the heatmap", run(`document.querySelector('[data-testid="heatmap"]').scrollIntoView()`))
+		b.screenshot(t, "third-party-heatmap")
 		// The markdown's <script> is text, not a script; the link is kept.
 		html := get(t, b, "text panel", chromedp.Evaluate[string](`document.querySelector('[data-testid="panel-text"]').innerHTML`))
 		if strings.Contains(html, "<script") || !strings.Contains(html, `href="https://runbooks.example.com/platform"`) {

@@ -179,19 +179,31 @@ export default function DashboardView({ dash, datasources, canDelete, onDelete }
   const sections: Section[] = useMemo(() => layoutPanels(dash.panels ?? [], collapsed), [dash.panels, collapsed]);
 
   // Repeated panels (panel.repeat = a variable): one copy per selected value.
-  const expand = useCallback(
-    (p: Panel): { panel: Panel; scope: typeof scope; key: string }[] => {
-      if (!p.repeat || !scope[p.repeat]) return [{ panel: p, scope, key: String(p.id) }];
-      const v = scope[p.repeat];
-      const values = v.values.includes(ALL) ? (v.options ?? []).map((o) => o.value) : v.values;
-      return values.map((val, i) => ({
-        panel: i === 0 ? p : { ...p, id: (p.id ?? 0) * 1000 + i },
-        scope: { ...scope, [p.repeat!]: { ...v, values: [val], texts: [val], multi: false, includeAll: false } },
-        key: `${p.id}-${val}`,
-      }));
-    },
-    [scope],
-  );
+  // Computed once per layout and selection, so a copy keeps its identity
+  // across renders (a new object would run its queries again).
+  const copiesOf = useMemo(() => {
+    const m = new Map<Panel, { panel: Panel; scope: typeof scope; key: string }[]>();
+    for (const sec of sections)
+      for (const it of sec.items) {
+        const p = it.panel;
+        if (!p.repeat || !scope[p.repeat]) {
+          m.set(p, [{ panel: p, scope, key: String(p.id) }]);
+          continue;
+        }
+        const v = scope[p.repeat];
+        const values = v.values.includes(ALL) ? (v.options ?? []).map((o) => o.value) : v.values;
+        m.set(
+          p,
+          values.map((val, i) => ({
+            panel: i === 0 ? p : { ...p, id: (p.id ?? 0) * 1000 + i },
+            scope: { ...scope, [p.repeat!]: { ...v, values: [val], texts: [val], multi: false, includeAll: false } },
+            key: `${p.id}-${val}`,
+          })),
+        );
+      }
+    return m;
+  }, [sections, scope]);
+  const expand = useCallback((p: Panel) => copiesOf.get(p) ?? [{ panel: p, scope, key: String(p.id) }], [copiesOf, scope]);
 
   // Render tracking: which panels are in view, and their states.
   const states = useRef(new Map<number, PanelState>());

@@ -97,6 +97,13 @@ describe('heatmapBuckets', () => {
       [1, 6],
     ]);
     expect(leValue('+Inf')).toBe(Infinity);
+    // "5" and "5.0" are one bucket.
+    const merged = heatmapBuckets([b('5', [1, 0]), b('5.0', [0, 2]), b('+Inf', [1, 3])]);
+    expect(merged.labels).toEqual(['5', '+Inf']);
+    expect(merged.cells).toEqual([
+      [1, 2],
+      [0, 1],
+    ]);
     expect(leValue('0.25')).toBe(0.25);
   });
 });

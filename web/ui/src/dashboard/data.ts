@@ -318,7 +318,26 @@ export function leValue(le: string): number {
 /** Buckets from series: by numeric `le` when present (de-accumulated, as Prometheus histograms are), else one row per series. */
 export function heatmapBuckets(series: Series[]): { labels: string[]; times: number[]; cells: number[][] } {
   const withLe = series.filter((s) => s.labels.le !== undefined);
-  const src = withLe.length ? [...withLe].sort((a, b) => leValue(a.labels.le) - leValue(b.labels.le)) : series;
+  let src = series;
+  if (withLe.length) {
+    // One row per bound: "5" and "5.0" (Prometheus 3 normalises le on scrape, older writers do not) are one bucket.
+    const byLe = new Map<number, Series>();
+    for (const s of withLe) {
+      const k = leValue(s.labels.le);
+      const cur = byLe.get(k);
+      if (!cur) {
+        byLe.set(k, { ...s, points: [...s.points] });
+        continue;
+      }
+      const at = new Map(cur.points.map((p, i) => [p[0], i]));
+      for (const [t, v] of s.points) {
+        const i = at.get(t);
+        if (i === undefined) cur.points.push([t, v]);
+        else cur.points[i] = [t, (cur.points[i][1] ?? 0) + (v ?? 0)];
+      }
+    }
+    src = [...byLe.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
+  }
   const ts = new Set<number>();
   for (const s of src) for (const [t] of s.points) ts.add(t);
   const times = [...ts].sort((a, b) => a - b);

@@ -400,7 +400,7 @@ export function LogsViz({ data, panel }: VizProps) {
 
 // ---- heatmap ----
 
-export function HeatmapViz({ data, width, height }: VizProps) {
+export function HeatmapViz({ data, width, height, range }: VizProps) {
   const ref = useRef<HTMLCanvasElement>(null);
   const hm = useMemo(() => heatmapBuckets(data.series), [data.series]);
   const labelW = 56;
@@ -418,19 +418,22 @@ export function HeatmapViz({ data, width, height }: VizProps) {
     ctx.clearRect(0, 0, w, h);
     let max = 0;
     for (const row of hm.cells) for (const v of row) max = Math.max(max, v);
-    const nx = Math.max(1, hm.times.length);
     const ny = Math.max(1, hm.cells.length);
-    const cw = w / nx;
     const ch = h / ny;
+    // x is time across the panel's range; a cell is as wide as the step between samples.
+    const span = Math.max(1, range.end - range.start);
+    const step = hm.times.length > 1 ? (hm.times[hm.times.length - 1] - hm.times[0]) / (hm.times.length - 1) : span;
+    const cw = Math.max(1, (step / span) * w);
+    const xOf = (t: number) => ((t - range.start) / span) * w - cw;
     hm.cells.forEach((row, yi) =>
       row.forEach((v, xi) => {
         if (v <= 0 || max <= 0) return;
         const f = Math.sqrt(v / max);
-        ctx.fillStyle = `hsl(${Math.round(40 - 40 * f)}, 90%, ${Math.round(85 - 45 * f)}%)`;
-        ctx.fillRect(xi * cw, h - (yi + 1) * ch, Math.ceil(cw), Math.ceil(ch));
+        ctx.fillStyle = `rgba(250, 100, 0, ${(0.15 + 0.85 * f).toFixed(3)})`;
+        ctx.fillRect(xOf(hm.times[xi]), h - (yi + 1) * ch, Math.ceil(cw), Math.ceil(ch));
       }),
     );
-  }, [hm, w, h]);
+  }, [hm, w, h, range.start, range.end]);
   const step = Math.max(1, Math.ceil(hm.labels.length / Math.max(1, Math.floor(h / 14))));
   return (
     <div className="heatmap-viz" data-testid="heatmap">
@@ -439,8 +442,8 @@ export function HeatmapViz({ data, width, height }: VizProps) {
       </div>
       <canvas ref={ref} style={{ width: w, height: h }} />
       <div className="heatmap-axis muted small" style={{ marginLeft: labelW }}>
-        <span>{hm.times.length ? formatDateTime(hm.times[0]) : ''}</span>
-        <span>{hm.times.length ? formatDateTime(hm.times[hm.times.length - 1]) : ''}</span>
+        <span>{formatDateTime(range.start)}</span>
+        <span>{formatDateTime(range.end)}</span>
       </div>
     </div>
   );

@@ -8,8 +8,11 @@ export function useSize<T extends HTMLElement>(): [React.RefObject<T | null>, { 
     const el = ref.current;
     if (!el) return;
     const measure = () => {
-      const w = Math.floor(el.clientWidth);
-      const h = Math.floor(el.clientHeight);
+      // The content box: clientWidth/Height include the padding.
+      const cs = getComputedStyle(el);
+      const px = (v: string) => parseFloat(v) || 0;
+      const w = Math.max(0, Math.floor(el.clientWidth - px(cs.paddingLeft) - px(cs.paddingRight)));
+      const h = Math.max(0, Math.floor(el.clientHeight - px(cs.paddingTop) - px(cs.paddingBottom)));
       setSize((s) => (s.width === w && s.height === h ? s : { width: w, height: h }));
     };
     measure();
