@@ -604,14 +604,35 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 		}
 		if summarized {
 			// One series per metadata set of the stream (the set, grouped).
+			type pendingGroup struct {
+				sr     *seriesSamples
+				lo, hi int
+				ts     int64
+				n      int
+				v      float64
+			}
+			var pend pendingGroup
+			flush := func() error {
+				if pend.sr == nil {
+					return nil
+				}
+				err := ev.accumulateN(pend.sr, pend.lo, pend.hi, pend.ts, pend.n, pend.v)
+				pend = pendingGroup{}
+				return err
+			}
 			var bySet map[string]*seriesSamples
+			var lastSr *seriesSamples
+			var lastKey string
 			var cur stepCursor
 			var ferr error
 			rest, sst, err := s.SplitSummarized(func(b logstore.SummaryBucketCounts) {
 				if ferr != nil {
 					return
 				}
-				sr := bySet[b.MetadataKey]
+				sr := lastSr
+				if sr == nil || b.MetadataKey != lastKey {
+					sr = bySet[b.MetadataKey]
+				}
 				if sr == nil {
 					ls.reset(s.Labels, b.Metadata)
 					if sr, ferr = seriesOf(); ferr != nil {
@@ -622,12 +643,23 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 					}
 					bySet[b.MetadataKey] = sr
 				}
+				lastSr, lastKey = sr, b.MetadataKey
 				v := float64(b.Entries)
 				if bytesOp {
 					v = float64(b.LineBytes)
 				}
-				if ferr = ev.accumulateN(&cur, sr, b.End, b.Entries, v, off, iv); ferr != nil {
-					return
+				// Consecutive buckets of one series in the same windows
+				// (sixty of them for a 1m range at 60 s steps) are added
+				// to the windows once.
+				lo, hi := ev.stepRange(&cur, b.End, off, iv)
+				if pend.sr == sr && pend.lo == lo && pend.hi == hi {
+					pend.n += b.Entries
+					pend.v += v
+				} else {
+					if ferr = flush(); ferr != nil {
+						return
+					}
+					pend = pendingGroup{sr: sr, lo: lo, hi: hi, ts: b.End, n: b.Entries, v: v}
 				}
 				if n := total.Add(int64(b.Entries)); ev.e.opts.MaxSamples > 0 && n > int64(ev.e.opts.MaxSamples) {
 					ferr = fmt.Errorf("%w: query processes more than %d samples", ErrLimit, ev.e.opts.MaxSamples)
@@ -635,6 +667,9 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 			})
 			if err != nil {
 				return err
+			}
+			if ferr == nil {
+				ferr = flush()
 			}
 			if ferr != nil {
 				return ferr
@@ -818,14 +853,12 @@ func (ev *evaluator) accumulateAt(c *stepCursor, sr *seriesSamples, ts int64, v 
 	return nil
 }
 
-// accumulateN adds n samples at ts whose values sum to v (a summary
-// bucket's count or line bytes) to every step whose window holds ts.
-// Only the count and the sum are kept: it serves count_over_time, rate,
-// bytes_over_time, bytes_rate and absent_over_time (summaryOp).
-func (ev *evaluator) accumulateN(c *stepCursor, sr *seriesSamples, ts int64, n int, v float64, off, iv int64) error {
+// stepRange returns the steps [lo, hi) whose windows (t-off-range, t-off]
+// hold a sample at ts (t = ts + off), moving the cursor as accumulateAt does.
+func (ev *evaluator) stepRange(c *stepCursor, ts, off, iv int64) (lo, hi int) {
 	t := ts + off
 	steps := ev.steps
-	lo := c.lo
+	lo = c.lo
 	switch {
 	case c.valid && lo < len(steps) && steps[lo] >= t && (lo == 0 || steps[lo-1] < t):
 	case c.valid && lo+1 < len(steps) && steps[lo+1] >= t && steps[lo] < t:
@@ -834,8 +867,20 @@ func (ev *evaluator) accumulateN(c *stepCursor, sr *seriesSamples, ts int64, n i
 		lo = sort.Search(len(steps), func(k int) bool { return steps[k] >= t })
 	}
 	c.lo, c.valid = lo, true
+	hi = lo
+	for hi < len(steps) && steps[hi] < t+iv {
+		hi++
+	}
+	return lo, hi
+}
+
+// accumulateN adds n samples at ts whose values sum to v (summary buckets'
+// counts or line bytes) to the steps [lo, hi). Only the count and the sum
+// are kept: it serves count_over_time, rate, bytes_over_time, bytes_rate
+// and absent_over_time (summaryOp).
+func (ev *evaluator) accumulateN(sr *seriesSamples, lo, hi int, ts int64, n int, v float64) error {
 	var held int64
-	for k := lo; k < len(steps) && steps[k] < t+iv; k++ {
+	for k := lo; k < hi; k++ {
 		w := sr.win[k]
 		if w == nil {
 			w = &windowAcc{min: math.Inf(1), max: math.Inf(-1), firstT: ts, lastT: ts}

@@ -153,14 +153,23 @@ type chunkSummary struct {
 	n       int
 }
 
+// The sets of a chunk without metadata, shared: never appended to.
+var (
+	noMetadataSets = []labels.Labels{labels.EmptyLabels()}
+	noMetadataKeys = []string{""}
+)
+
 func parseSummary(b []byte) (chunkSummary, error) {
 	d := decoder{b: b}
 	ns := d.uvarint()
 	if ns > uint64(len(b)) {
 		return chunkSummary{}, fmt.Errorf("%w: %d metadata sets", errBadSummary, ns)
 	}
-	s := chunkSummary{sets: make([]labels.Labels, 1, ns+1), keys: make([]string, 1, ns+1)}
-	s.sets[0] = labels.EmptyLabels()
+	s := chunkSummary{sets: noMetadataSets, keys: noMetadataKeys}
+	if ns > 0 {
+		s.sets, s.keys = make([]labels.Labels, 1, ns+1), make([]string, 1, ns+1)
+		s.sets[0] = labels.EmptyLabels()
+	}
 	var sb labels.ScratchBuilder
 	for range ns {
 		blob := d.string()
