@@ -106,12 +106,62 @@ func Open(dir string, segSize, maxSize int64) (*Backlog, error) {
 		}
 		b.sizes[last] = valid
 	}
+	b.clampPosition()
 	f, err := os.OpenFile(b.segPath(last), os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open backlog: %w", err)
 	}
 	b.active = f
 	return b, nil
+}
+
+// clampPosition keeps the saved position inside the segments on disk. It
+// can point past them after a power loss (the position file survived, the
+// last writes to the segment did not) or a hand-edited directory; left so,
+// records appended from now on would sit before the position and never be
+// sent.
+func (b *Backlog) clampPosition() {
+	last := b.segs[len(b.segs)-1]
+	size, exists := b.sizes[b.posSeg]
+	switch {
+	case b.posSeg > last:
+		b.posSeg, b.posOff = last, b.sizes[last]
+	case !exists: // between two segments: the next one from its start
+		b.posSeg, b.posOff = b.segs[sort.SearchInts(b.segs, b.posSeg)], 0
+	case b.posOff < 0:
+		b.posOff = 0
+	default:
+		// At a record boundary, at or before the saved offset: a position
+		// that does not fall between two records (a corrupt file) would
+		// otherwise make the reader skip the rest of the segment, records
+		// appended after the restart included. At worst one record is sent
+		// again.
+		b.posOff = recordBoundary(b.segPath(b.posSeg), min(b.posOff, size))
+	}
+}
+
+// recordBoundary is the end of the last whole record of the segment that
+// ends at or before off; off itself when a damaged record before it stops
+// the walk.
+func recordBoundary(path string, off int64) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return off
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var at int64
+	for at < off {
+		p, err := readRecord(r)
+		if err != nil {
+			return off // damage before the position: already sent, trust the position
+		}
+		if at+recordHeader+int64(len(p)) > off {
+			return at
+		}
+		at += recordHeader + int64(len(p))
+	}
+	return at
 }
 
 func (b *Backlog) segPath(n int) string { return filepath.Join(b.dir, fmt.Sprintf("%08d.seg", n)) }

@@ -46,3 +46,79 @@ func TestTornRecordIsCutAtOpen(t *testing.T) {
 		t.Fatal("a record after the last one")
 	}
 }
+
+// TestPositionPastTheSegmentsIsClamped: after a power loss the position
+// file can name an offset (or segment) the segments no longer reach;
+// records appended after the restart must still be sent (found by
+// FuzzOpenAndDrain).
+func TestPositionPastTheSegmentsIsClamped(t *testing.T) {
+	for _, pos := range []string{"1 99999\n", "7 0\n", "1 -5\n"} {
+		t.Run(pos[:len(pos)-1], func(t *testing.T) {
+			dir := t.TempDir()
+			b, err := Open(dir, 1<<20, 4<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Append([]byte("before"))
+			b.Close()
+			os.WriteFile(filepath.Join(dir, "position"), []byte(pos), 0o644)
+			b, err = Open(dir, 1<<20, 4<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			b.Append([]byte("after"))
+			var got []string
+			for {
+				p, seg, off, ok, err := b.Next()
+				if !ok {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, string(p))
+				b.Ack(seg, off)
+			}
+			if len(got) == 0 || got[len(got)-1] != "after" {
+				t.Fatalf("read %q; the record appended after the restart is lost", got)
+			}
+		})
+	}
+}
+
+// TestPositionInsideARecordResendsIt: a position that falls inside a record
+// moves back to that record's start (sent again) instead of skipping the
+// rest of the segment.
+func TestPositionInsideARecordResendsIt(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(dir, 1<<20, 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Append([]byte("one"))
+	b.Append([]byte("two"))
+	b.Close()
+	os.WriteFile(filepath.Join(dir, "position"), []byte("1 13\n"), 0o644) // inside "two" (11..21)
+	b, err = Open(dir, 1<<20, 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Append([]byte("three"))
+	var got []string
+	for {
+		p, seg, off, ok, err := b.Next()
+		if !ok {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(p))
+		b.Ack(seg, off)
+	}
+	if fmt.Sprint(got) != "[two three]" {
+		t.Fatalf("read %q, want [two three]", got)
+	}
+}
