@@ -222,6 +222,15 @@ func encode(streams []Stream) ([]byte, int) {
 	return snappy.Encode(nil, raw), n
 }
 
+// Endpoints is the number of endpoints in force; with none, Append does
+// nothing, so a caller can skip building its input.
+func (f *Forwarder) Endpoints() int {
+	if f == nil {
+		return 0
+	}
+	return f.set.Len()
+}
+
 // Run pushes every endpoint's backlog (endpoints added by ApplyConfig
 // included) and fsyncs the backlogs every backlog.SyncInterval, until ctx
 // ends. It returns only then, even with no endpoint.

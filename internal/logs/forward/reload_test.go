@@ -104,6 +104,9 @@ func TestOpenWithoutEndpoints(t *testing.T) {
 		t.Fatalf("a forwarder without endpoints created %s", dir)
 	}
 	sink := newLokiSink(t)
+	if f.Endpoints() != 0 {
+		t.Fatalf("%d endpoints", f.Endpoints())
+	}
 	if err := f.ApplyConfig([]EndpointConfig{{URL: sink.srv.URL + "/loki/api/v1/push"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -409,6 +409,15 @@ func (f *Forwarder) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	return nil
 }
 
+// Endpoints is the number of endpoints in force; with none, ConsumeTraces does
+// nothing, so a caller can skip building its input.
+func (f *Forwarder) Endpoints() int {
+	if f == nil {
+		return 0
+	}
+	return f.set.Len()
+}
+
 // Run exports every endpoint's backlog (endpoints added by ApplyConfig
 // included) and fsyncs the backlogs every backlog.SyncInterval, until ctx
 // ends. It returns only then, even with no endpoint.
