@@ -239,6 +239,33 @@ func TestDashboardsInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("variables and links", func(t *testing.T) {
+		b.openDashboard(t, base, "nx-traefik-overview", "")
+		const svc = "nx-backend-backend-3000@kubernetes"
+		b.within(t, 30*time.Second, "pick one service",
+			click(`[data-testid="var-service"] button`),
+			click(fmt.Sprintf(`[data-testid="var-service"] input[data-value=%q]`, svc)),
+			click(`[data-testid="var-service"] .var-pop button.primary`),
+			until(`location.hash.includes('var-service=nx-backend-backend-3000%40kubernetes')`),
+			until(fmt.Sprintf(`document.querySelector('[data-testid="var-service"] .var-summary').textContent === %q`, svc)),
+			until(`document.querySelector('[data-testid="dashboard"][data-rendered="true"]') && !document.querySelector('[data-testid="panel"][data-state="loading"]')`),
+		)
+		if r := b.report(t); len(r.Errors) > 0 || r.States["ready"] == 0 {
+			t.Errorf("after picking a service: %v, errors %v", r.States, r.Errors)
+		}
+		b.screenshot(t, "traefik-one-service")
+		// The "bana dashboards" link menu keeps the time range.
+		b.within(t, 20*time.Second, "follow a dashboard link",
+			click(`[data-testid="dashboard-links"] button`),
+			click(`[data-testid="dashboard-links"] a[href^="#/dashboards/nx-redis?"]`),
+			until(`location.hash.startsWith('#/dashboards/nx-redis?from=')`),
+			until(`document.querySelector('[data-testid="dashboard"][data-uid="nx-redis"][data-rendered="true"]')`),
+		)
+		if errs := b.consoleErrors(); len(errs) > 0 {
+			t.Errorf("console errors:\n  %s", strings.Join(errs, "\n  "))
+		}
+	})
+
 	t.Run("import a Grafana export", func(t *testing.T) {
 		raw, err := os.ReadFile(filepath.Join("testdata", "third-party-grafana.json"))
 		if err != nil {

@@ -12,6 +12,7 @@ import { navigate, navigationStart, useLocation } from '../lib/url';
 import { resolveRange, type TimeRange } from '../lib/time';
 import { heightPx, layoutPanels, rowKey, type Section } from './layout';
 import PanelView, { type PanelState } from './PanelView';
+import DashboardLinks from './DashboardLinks';
 import type { Dashboard, Panel } from './types';
 import { evaluateVariables, scopeOf, type VarState } from './varstate';
 import { ALL, interpolate, parseInterval } from './variables';
@@ -295,6 +296,18 @@ export default function DashboardView({ dash, datasources, canDelete, onDelete }
           </select>
         </label>
       </div>
+      {(dash.links?.length ?? 0) > 0 && (
+        <DashboardLinks
+          links={dash.links ?? []}
+          uid={dash.uid}
+          scope={scope}
+          from={from}
+          to={to}
+          varParams={(vars ?? [])
+            .flatMap((v) => v.current.map((x) => `var-${encodeURIComponent(v.def.name)}=${encodeURIComponent(x === ALL ? 'All' : x)}`))
+            .join('&')}
+        />
+      )}
       {varError && <div className="error">{varError}</div>}
       {visibleVars.length > 0 && (
         <div className="dash-vars">

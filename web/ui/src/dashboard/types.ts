@@ -79,7 +79,20 @@ export interface Variable {
   auto_min?: string;
 }
 
+export interface DashboardLink {
+  title?: string;
+  type?: 'link' | 'dashboards' | string;
+  url?: string;
+  tags?: string[];
+  asDropdown?: boolean;
+  keepTime?: boolean;
+  includeVars?: boolean;
+  targetBlank?: boolean;
+  tooltip?: string;
+}
+
 export interface Dashboard {
+  links?: DashboardLink[];
   uid?: string;
   title?: string;
   tags?: string[];
