@@ -51,7 +51,7 @@ func main() {
 	runs := flag.Int("runs", 5, "renders measured (each in a fresh tab)")
 	backfill := flag.Duration("backfill", 24*time.Hour, "the demo's --backfill (0 to reuse -storage as it is)")
 	storage := flag.String("storage", "", "the demo's --storage.path (default: a temporary directory, removed at the end)")
-	settle := flag.Duration("settle", 20*time.Second, "wait after the demo is up, so live scrapes, logs and traces exist")
+	settle := flag.Duration("settle", 60*time.Second, "wait after the demo is up, so live scrapes, logs, traces and the service graph exist")
 	timeout := flag.Duration("timeout", 60*time.Second, "longest wait for one render")
 	board := flag.String("board", "", "dashboard JSON to open (default: bench-20-panels.json next to this source)")
 	flag.Parse()
