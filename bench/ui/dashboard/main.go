@@ -171,6 +171,11 @@ func run(bin, exe string, runs int, backfill time.Duration, storage string, sett
 	for _, r := range results {
 		ms, ch, sv = append(ms, r.ms), append(ch, r.chrome), append(sv, r.serve)
 	}
+	if qs, err := measureQueries(base, boardJSON, serve.cpu); err != nil {
+		log.Printf("query costs: %v", err)
+	} else {
+		printQueryCosts(qs, 8)
+	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("\n20-panel dashboard over 24 h (%s): median %.0f ms (min %.0f, max %.0f) over %d runs; target ≤ 2000 ms\n",
 		filepath.Base(boardPath), median(ms), slices.Min(ms), slices.Max(ms), len(ms))
