@@ -479,7 +479,7 @@ func (b *block) readColTable() (*colTable, error) {
 		g.minStart = r.uvarint()
 		g.maxEnd = g.minStart + r.uvarint()
 		g.minDur, g.maxDur = r.uvarint(), r.uvarint()
-		if g.off+uint64(g.clen) > off || g.traces != min(t.groupTraces, b.n-i*t.groupTraces) {
+		if g.off > off || uint64(g.clen) > off-g.off || g.traces != min(t.groupTraces, b.n-i*t.groupTraces) {
 			return nil, fmt.Errorf("%w: group %d", errCorruptColumns, i)
 		}
 	}

@@ -329,13 +329,13 @@ func (b *block) decodeIndex3(all []byte) error {
 		c.off, c.clen = r.uvarint(), uint32(r.uvarint())
 		c.page, c.pageOff = uint32(r.uvarint()), uint32(r.uvarint())
 		c.n = min(b.chunkN, b.n-i*b.chunkN)
-		if c.off+uint64(c.clen) > bodyOff {
+		if c.off > bodyOff || uint64(c.clen) > bodyOff-c.off {
 			return fmt.Errorf("%w: chunk %d outside the file", errCorruptIndex, i)
 		}
 	}
 	b.readPages(r)
 	bloomOff, nBlocks := r.uvarint(), r.uvarint()
-	if r.err == nil && (nBlocks == 0 || bloomOff+nBlocks*bloomBlockBytes > bodyOff) {
+	if r.err == nil && (nBlocks == 0 || nBlocks > bodyOff/bloomBlockBytes || bloomOff > bodyOff-nBlocks*bloomBlockBytes) {
 		return fmt.Errorf("%w: bloom filter outside the file", errCorruptIndex)
 	}
 	b.bloom3 = all[bloomOff : bloomOff+nBlocks*bloomBlockBytes]
@@ -347,7 +347,7 @@ func (b *block) decodeIndex3(all []byte) error {
 		flag := r.bytes(1)
 		ref := postingsRef{complete: len(flag) == 1 && flag[0] == 1, values: int(r.uvarint())}
 		ref.off, ref.clen = r.uvarint(), uint32(r.uvarint())
-		if ref.off+uint64(ref.clen) > bodyOff {
+		if ref.off > bodyOff || uint64(ref.clen) > bodyOff-ref.off {
 			return fmt.Errorf("%w: postings of %q outside the file", errCorruptIndex, k)
 		}
 		b.pdir[k] = ref
@@ -406,7 +406,7 @@ func (b *block) keyPostings(key string) (*blockPostings, error) {
 			kp.values[v] = emptyPostingList
 			continue
 		}
-		if off+n > b.postingsEnd {
+		if off > b.postingsEnd || n > b.postingsEnd-off {
 			return nil, fmt.Errorf("%w: list of %q=%q outside the postings", errCorruptIndex, key, v)
 		}
 		kp.values[v] = postingList(b.mm[off : off+n])
