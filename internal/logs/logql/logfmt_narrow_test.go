@@ -38,6 +38,8 @@ var logfmtSeeds = []string{
 	`a b c level=debug status`,
 	`level="bad \q escape" status=404 9x=1 foo-bar=2 level_extracted=3`,
 	`9abc=1 a.b=2 a-b="q" ä=3 level=x`,
+	`status=5"x level=info status=7`, `level=a level=b`, `xlevel=1 level_x=2 level`, `a=level=3 level= status`,
+	`msg="level=warn" level=info`, ` 	level=tab	status=9 `, `level="quoted first" status=2 msg="x"`,
 	`msg="ends with backslash\`,
 	`status=="double" level==x`,
 	``, `   `, `=`, `"`, `level="`, `level=\"x\" status=1`,
@@ -58,7 +60,7 @@ func FuzzLogfmtNarrowed(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		for _, only := range [][]string{{"level", "status"}, {"msg"}, {"a_b"}} {
+		for _, only := range [][]string{{"level", "status"}, {"msg"}, {"a_b"}, {"level", "msg", "status", "x"}} {
 			if a, b := narrowedBoth(line, only); a != b {
 				t.Fatalf("only %v, %q:\nnarrowed %s\ngeneral  %s", only, line, a, b)
 			}
@@ -69,15 +71,20 @@ func FuzzLogfmtNarrowed(f *testing.F) {
 // BenchmarkLogfmtNarrowed parses a realistic line for `sum by (level)`.
 func BenchmarkLogfmtNarrowed(b *testing.B) {
 	line := logfmtSeeds[0]
-	p := &ParserStage{Kind: "logfmt", only: []string{"level"}, narrowed: true}
 	stream := labels.FromStrings("app", "x")
 	var ls labelSet
 	b.ReportAllocs()
 	b.SetBytes(int64(len(line)))
 	for _, c := range []struct {
 		name string
+		only []string
 		fn   func(string, *ParserStage, *labelSet)
-	}{{"narrowed", parseLogfmtNarrowed}, {"general", parseLogfmt}} {
+	}{
+		{"narrowed/level", []string{"level"}, parseLogfmtNarrowed},
+		{"narrowed/service,status", []string{"service", "status"}, parseLogfmtNarrowed},
+		{"general/level", []string{"level"}, parseLogfmt},
+	} {
+		p := &ParserStage{Kind: "logfmt", only: c.only, narrowed: true}
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(line)))
