@@ -461,6 +461,10 @@ func (a *App) prepare(cfg *config.Config) (func() error, error) {
 	if err := cfg.Logs.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("logs: %w", err))
 	}
+	errs = append(errs, a.logsForward.CheckConfig(cfg.Logs.Forward))
+	if a.tracesForward != nil {
+		errs = append(errs, a.tracesForward.CheckConfig(cfg.Traces.Forward))
+	}
 	commitRules, commitAM := func() {}, func() {}
 	if a.ruler != nil {
 		c, err := a.ruler.Prepare(cfg.Metrics.Parsed)
@@ -499,6 +503,12 @@ func (a *App) swap(cfg *config.Config, commitRules, commitAM func()) error {
 	commitRules()
 	commitAM()
 	errs = append(errs, a.loki.ApplyConfig(cfg.Logs.Config), a.ui.ApplyConfig(cfg.UI))
+	// Forward endpoints: a changed one keeps its backlog, a removed one's is
+	// dropped and counted (ADR 0008).
+	errs = append(errs, a.logsForward.ApplyConfig(cfg.Logs.Forward))
+	if a.tracesForward != nil {
+		errs = append(errs, a.tracesForward.ApplyConfig(cfg.Traces.Forward))
+	}
 	// prometheus.yml's runtime.gogc (default 75, or $GOGC) sets the process's
 	// GC target, as Prometheus applies it on every load.
 	if old := debug.SetGCPercent(cfg.Metrics.Parsed.Runtime.GoGC); old != cfg.Metrics.Parsed.Runtime.GoGC {

@@ -18,6 +18,8 @@ var reloadableKeys = map[string]bool{
 	"alerting.alertmanager_config_file": true,
 	"logs.limits":                       true,
 	"logs.querier":                      true,
+	"logs.forward":                      true,
+	"traces.forward":                    true,
 	// The UI re-reads accounts, roles and session settings; its port stays.
 	"ui.admin_user":           true,
 	"ui.admin_password_file":  true,

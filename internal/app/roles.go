@@ -94,11 +94,34 @@ func (a *App) openAlerting(cfg *config.Config, reg prometheus.Registerer) error 
 	return nil
 }
 
-// openLogs opens the log store and the Loki API over it.
+// openLogs opens the log store (none with logs.mode: forward-only), the
+// forwarder (always, so a reload can add its first endpoint) and the Loki
+// API over them.
 func (a *App) openLogs(cfg *config.Config, reg prometheus.Registerer) error {
-	dir := filepath.Join(a.opts.StoragePath, "logs")
+	fwd, err := logsforward.Open(filepath.Join(a.opts.StoragePath, "logs-forward"), cfg.Logs.Forward, logsforward.Deps{Logger: a.logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	a.logsForward = fwd
+	a.push(fwd.Close)
 	ldeps := lokiapi.Deps{Logger: a.logger, Registerer: reg}
-	if cfg.Logs.AuthEnabled {
+	ldeps.Forward = func(accepted []lokiapi.AcceptedStream) error {
+		if fwd.Endpoints() == 0 {
+			return nil
+		}
+		streams := make([]logsforward.Stream, len(accepted))
+		for i, s := range accepted {
+			streams[i] = logsforward.Stream{Labels: s.Labels, Entries: s.Entries, Tenant: s.Tenant}
+		}
+		return fwd.Append(streams)
+	}
+	dir := filepath.Join(a.opts.StoragePath, "logs")
+	switch {
+	case cfg.Logs.Mode.ForwardOnly():
+		// No store: an accepted push is acknowledged once it is in the
+		// forward backlogs (ADR 0008); queries are refused.
+		a.logger.Info("Logs are forward-only: no local log store", "endpoints", fwd.Endpoints())
+	case cfg.Logs.AuthEnabled:
 		// One store per tenant (ADR 0034); "fake" keeps today's directory.
 		set := tenancy.NewSet(dir, func(tenant, dir string) (*logstore.DB, error) {
 			return logstore.Open(dir, cfg.Logs.StoreOptions(), logstore.Deps{
@@ -113,7 +136,7 @@ func (a *App) openLogs(cfg *config.Config, reg prometheus.Registerer) error {
 		}
 		a.logs, a.logSet = db, set
 		ldeps.Tenants = lokiapi.TenantStores(set)
-	} else {
+	default:
 		db, err := logstore.Open(dir, cfg.Logs.StoreOptions(), logstore.Deps{Logger: a.logger, Registerer: reg})
 		if err != nil {
 			return fmt.Errorf("open log store: %w", err)
@@ -121,21 +144,6 @@ func (a *App) openLogs(cfg *config.Config, reg prometheus.Registerer) error {
 		a.logs = db
 		a.push(db.Close)
 		ldeps.Store = db
-	}
-	if len(cfg.Logs.Forward) > 0 {
-		fwd, err := logsforward.Open(filepath.Join(a.opts.StoragePath, "logs-forward"), cfg.Logs.Forward, logsforward.Deps{Logger: a.logger, Registerer: reg})
-		if err != nil {
-			return err
-		}
-		a.logsForward = fwd
-		a.push(fwd.Close)
-		ldeps.Forward = func(accepted []lokiapi.AcceptedStream) error {
-			streams := make([]logsforward.Stream, len(accepted))
-			for i, s := range accepted {
-				streams[i] = logsforward.Stream{Labels: s.Labels, Entries: s.Entries}
-			}
-			return fwd.Append(streams)
-		}
 	}
 	api, err := lokiapi.New(cfg.Logs.Config, ldeps)
 	if err != nil {
@@ -197,13 +205,24 @@ func (a *App) metricsAppendable() interface {
 	return a.db
 }
 
-// openTraces opens the trace store and the metrics-generator.
+// openTraces opens the trace store (none with traces.mode: forward-only),
+// the forwarder (always, so a reload can add its first endpoint) and the
+// metrics-generator.
 func (a *App) openTraces(cfg *config.Config, reg prometheus.Registerer) error {
 	if !cfg.Traces.Enabled {
 		return nil
 	}
+	fwd, err := tracesforward.Open(filepath.Join(a.opts.StoragePath, "traces-forward"), cfg.Traces.Forward, tracesforward.Deps{Logger: a.logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	a.tracesForward = fwd
+	a.push(fwd.Close)
 	dir := filepath.Join(a.opts.StoragePath, "traces")
-	if cfg.Traces.MultitenancyEnabled {
+	switch {
+	case cfg.Traces.Mode.ForwardOnly():
+		a.logger.Info("Traces are forward-only: no local trace store", "endpoints", fwd.Endpoints())
+	case cfg.Traces.MultitenancyEnabled:
 		// One store per tenant (ADR 0034); "fake" keeps today's directory.
 		set := tenancy.NewSet(dir, func(tenant, dir string) (*tracestore.DB, error) {
 			return tracestore.Open(dir, cfg.Traces.Options(), tracestore.Deps{
@@ -217,21 +236,13 @@ func (a *App) openTraces(cfg *config.Config, reg prometheus.Registerer) error {
 			return fmt.Errorf("open trace store: %w", err)
 		}
 		a.traces, a.traceSet = db, set
-	} else {
+	default:
 		db, err := tracestore.Open(dir, cfg.Traces.Options(), tracestore.Deps{Logger: a.logger, Registerer: reg})
 		if err != nil {
 			return fmt.Errorf("open trace store: %w", err)
 		}
 		a.traces = db
 		a.push(db.Close)
-	}
-	if len(cfg.Traces.Forward) > 0 {
-		fwd, err := tracesforward.Open(filepath.Join(a.opts.StoragePath, "traces-forward"), cfg.Traces.Forward, tracesforward.Deps{Logger: a.logger, Registerer: reg})
-		if err != nil {
-			return err
-		}
-		a.tracesForward = fwd
-		a.push(fwd.Close)
 	}
 	gen, err := generator.New(cfg.Traces.Generator, generator.Deps{Appendable: a.metricsAppendable(), Logger: a.logger, Registerer: reg})
 	if err != nil {
@@ -258,31 +269,32 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 		Metrics: sink, Logs: a.otlpLogs(), Logger: a.logger, Registerer: reg,
 		TracesTenancy: cfg.Traces.MultitenancyEnabled, LogsTenancy: cfg.Logs.AuthEnabled,
 	}
-	if a.traces != nil {
-		var traces otlp.TracesConsumer = a.traces
-		if set := a.traceSet; set != nil {
-			traces = otlp.TracesByTenant(func(tenant string) (otlp.TracesConsumer, error) {
-				db, err := set.Get(tenant)
-				if err != nil {
-					return nil, err
-				}
-				return db, nil
-			})
-		}
-		store := otlp.TracesInvalidOn(traces, tracestore.ErrInvalidID, tracestore.ErrTraceTooLarge)
-		if fwd := a.tracesForward; fwd != nil {
-			// Into the forward backlog first: the store drops spans it
-			// already holds from td, and a sender's retry must still reach
-			// the backlog. A backlog that cannot take them answers 503.
-			stored := store
-			store = otlp.TracesConsumerFunc(func(ctx context.Context, td ptrace.Traces) error {
+	if fwd := a.tracesForward; fwd != nil {
+		// Into the forward backlog first: the store drops spans it already
+		// holds from td, and a sender's retry must still reach the backlog.
+		// A backlog that cannot take them answers 503. Forward-only: the
+		// backlog is the only copy.
+		var head otlp.TracesConsumer = fwd
+		if a.traces != nil {
+			var traces otlp.TracesConsumer = a.traces
+			if set := a.traceSet; set != nil {
+				traces = otlp.TracesByTenant(func(tenant string) (otlp.TracesConsumer, error) {
+					db, err := set.Get(tenant)
+					if err != nil {
+						return nil, err
+					}
+					return db, nil
+				})
+			}
+			store := otlp.TracesInvalidOn(traces, tracestore.ErrInvalidID, tracestore.ErrTraceTooLarge)
+			head = otlp.TracesConsumerFunc(func(ctx context.Context, td ptrace.Traces) error {
 				if err := fwd.ConsumeTraces(ctx, td); err != nil {
 					return err
 				}
-				return stored.ConsumeTraces(ctx, td)
+				return store.ConsumeTraces(ctx, td)
 			})
 		}
-		fan, err := otlp.NewTracesFanout(a.logger, reg, store, otlp.Follower{Name: "generator", Traces: a.generator})
+		fan, err := otlp.NewTracesFanout(a.logger, reg, head, otlp.Follower{Name: "generator", Traces: a.generator})
 		if err != nil {
 			return fmt.Errorf("otlp traces fan-out: %w", err)
 		}
@@ -335,7 +347,7 @@ func (a *App) addRoleLoops(ctx context.Context, g *run.Group) {
 	switch {
 	case a.logSet != nil:
 		add(a.logSet.Run)
-	default:
+	case a.logs != nil:
 		add(a.logs.Run)
 	}
 	switch {
@@ -373,7 +385,7 @@ func (a *App) openUI(cfg *config.Config, reg prometheus.Registerer) error {
 		Status:      a.statusSources(),
 		Features: &ui.Features{
 			Metrics:  true,
-			Logs:     true,
+			Logs:     a.logs != nil,
 			Traces:   a.traces != nil,
 			Alerting: a.alertmanager != nil,
 		},
@@ -398,7 +410,10 @@ func (a *App) openUI(cfg *config.Config, reg prometheus.Registerer) error {
 // statusSources are the store statistics the UI's Status page shows (no
 // upstream API has them).
 func (a *App) statusSources() map[string]ui.StatusFunc {
-	m := map[string]ui.StatusFunc{"logstore": a.logStoreStatus}
+	m := map[string]ui.StatusFunc{}
+	if a.logs != nil {
+		m["logstore"] = a.logStoreStatus
+	}
 	if a.traces != nil {
 		m["tracestore"] = func(context.Context) (any, error) { return a.traces.Stats(), nil }
 	}

@@ -51,6 +51,8 @@ type Logs struct {
 	lokiapi.Config `yaml:",inline"`
 	// Forward pushes every accepted line on to Loki-compatible endpoints.
 	Forward []logsforward.EndpointConfig `yaml:"forward"`
+	// Mode forward-only keeps no local log store: lines go only to Forward.
+	Mode logsforward.Mode `yaml:"mode"`
 }
 
 // UnmarshalYAML decodes the Loki API's keys with their defaults (as
@@ -62,11 +64,12 @@ func (l *Logs) UnmarshalYAML(unmarshal func(any) error) error {
 	aux := struct {
 		Loki    plainLoki                    `yaml:",inline"`
 		Forward []logsforward.EndpointConfig `yaml:"forward"`
-	}{Loki: plainLoki(lokiapi.DefaultConfig())}
+		Mode    logsforward.Mode             `yaml:"mode"`
+	}{Loki: plainLoki(lokiapi.DefaultConfig()), Mode: logsforward.ModeStore}
 	if err := unmarshal(&aux); err != nil {
 		return err
 	}
-	l.Config, l.Forward = lokiapi.Config(aux.Loki), aux.Forward
+	l.Config, l.Forward, l.Mode = lokiapi.Config(aux.Loki), aux.Forward, aux.Mode
 	return nil
 }
 
@@ -84,6 +87,8 @@ type Traces struct {
 	Generator           generator.Config `yaml:"generator"`
 	// Forward exports every accepted span on over OTLP (scale-out).
 	Forward []forward.EndpointConfig `yaml:"forward"`
+	// Mode forward-only keeps no local trace store: spans go only to Forward.
+	Mode forward.Mode `yaml:"mode"`
 }
 
 // OTLP is the `otlp:` section: the OTLP/gRPC and OTLP/HTTP receivers.
@@ -99,12 +104,13 @@ func DefaultConfig() Config {
 		Metrics:  metrics.DefaultConfig(),
 		Rules:    ruler.DefaultConfig(),
 		Alerting: alerting.DefaultConfig(),
-		Logs:     Logs{Config: lokiapi.DefaultConfig()},
+		Logs:     Logs{Config: lokiapi.DefaultConfig(), Mode: logsforward.ModeStore},
 		Traces: Traces{
 			Enabled:   true,
 			Config:    tracestore.DefaultConfig(),
 			Search:    tempoapi.DefaultConfig(),
 			Generator: generator.DefaultConfig(),
+			Mode:      forward.ModeStore,
 		},
 		OTLP: OTLP{Enabled: true, Config: otlp.DefaultConfig()},
 		UI:   ui.DefaultConfig(),
@@ -185,19 +191,11 @@ func (c *Config) Validate() error {
 			prefixed("traces", c.Traces.Config.Validate()),
 			prefixed("traces.search", c.Traces.Search.Validate()),
 			prefixed("traces.generator", c.Traces.Generator.Validate()))
-		for i, f := range c.Traces.Forward {
-			f.SetDefaults()
-			if err := f.Validate(); err != nil {
-				errs = append(errs, fmt.Errorf("traces.forward[%d]: %w", i, err))
-			}
-		}
+		errs = append(errs, forward.ValidateEndpoints(c.Traces.Forward), forward.ValidateMode(c.Traces.Mode, c.Traces.Forward))
+	} else if c.Traces.Mode.ForwardOnly() {
+		errs = append(errs, errors.New("traces.mode: forward-only needs traces.enabled (the OTLP receiver forwards spans only when traces are on)"))
 	}
-	for i, f := range c.Logs.Forward {
-		f.SetDefaults()
-		if err := f.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("logs.forward[%d]: %w", i, err))
-		}
-	}
+	errs = append(errs, logsforward.ValidateEndpoints(c.Logs.Forward), logsforward.ValidateMode(c.Logs.Mode, c.Logs.Forward))
 	if c.OTLP.Enabled {
 		errs = append(errs, prefixed("otlp", c.OTLP.Config.Validate()))
 	}

@@ -17,10 +17,10 @@ package forward
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -34,6 +34,7 @@ import (
 
 	"github.com/nx-watcher/nxwatcher/internal/backlog"
 	"github.com/nx-watcher/nxwatcher/internal/logs/logstore"
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 )
 
@@ -41,6 +42,10 @@ import (
 type Stream struct {
 	Labels  labels.Labels
 	Entries []logstore.Entry
+	// Tenant is the X-Scope-OrgID the line was pushed with (logs.auth_enabled);
+	// "" or "fake" when tenancy is off. It is sent on, and wins over the
+	// endpoint's tenant_id, as a Promtail tenant stage wins over its client's.
+	Tenant string
 }
 
 // Deps are what the forwarder takes from the composition root.
@@ -171,29 +176,67 @@ func (f *Forwarder) specs(cfgs []EndpointConfig, check bool) ([]backlog.Spec, er
 // forward-only mode (logs.mode: forward-only) this is the only copy, so a
 // push is acknowledged only after Append returned nil.
 func (f *Forwarder) Append(streams []Stream) error {
-	if f == nil || f.set.Len() == 0 {
+	if f == nil || f.set.Len() == 0 || len(streams) == 0 {
 		return nil
 	}
 	t0 := time.Now()
-	body, entries := encode(streams)
-	if entries == 0 {
-		return nil
-	}
-	rec := make([]byte, 4+len(body))
-	binary.BigEndian.PutUint32(rec, uint32(entries))
-	copy(rec[4:], body)
-	err := f.set.Append(rec, func(name string, dropped int64) {
-		f.m.entries.WithLabelValues(name).Add(float64(entries))
-		if dropped > 0 {
-			f.m.droppedBytes.WithLabelValues(name, "backlog_full").Add(float64(dropped))
+	for tenant, streams := range byTenant(streams) {
+		body, entries := encode(streams)
+		if entries == 0 {
+			continue
 		}
-	})
-	if err != nil {
-		f.m.appendFailures.Inc()
-		return err
+		rec := backlog.EncodeRecord(tenant, entries, body)
+		err := f.set.Append(rec, func(name string, dropped int64) {
+			f.m.entries.WithLabelValues(name).Add(float64(entries))
+			if dropped > 0 {
+				f.m.droppedBytes.WithLabelValues(name, "backlog_full").Add(float64(dropped))
+			}
+		})
+		if err != nil {
+			f.m.appendFailures.Inc()
+			return err
+		}
 	}
 	f.m.appendDuration.Observe(time.Since(t0).Seconds())
 	return nil
+}
+
+// byTenant splits a push by tenant; tenancy off ("" or "fake") is tenant "".
+func byTenant(streams []Stream) iter.Seq2[string, []Stream] {
+	return func(yield func(string, []Stream) bool) {
+		tenantOf := func(s Stream) string {
+			if s.Tenant == tenancy.Default {
+				return ""
+			}
+			return s.Tenant
+		}
+		first := tenantOf(streams[0])
+		mixed := false
+		for _, s := range streams[1:] {
+			if tenantOf(s) != first {
+				mixed = true
+				break
+			}
+		}
+		if !mixed { // the usual case: one push, one tenant
+			yield(first, streams)
+			return
+		}
+		groups := map[string][]Stream{}
+		var order []string
+		for _, s := range streams {
+			t := tenantOf(s)
+			if _, ok := groups[t]; !ok {
+				order = append(order, t)
+			}
+			groups[t] = append(groups[t], s)
+		}
+		for _, t := range order {
+			if !yield(t, groups[t]) {
+				return
+			}
+		}
+	}
 }
 
 // encode builds the snappy-compressed protobuf push body.
@@ -253,11 +296,15 @@ func (e *endpoint) run(ctx context.Context, b *backlog.Backlog) {
 // send pushes one record until it is acknowledged or refused for good;
 // false when ctx ended first.
 func (e *endpoint) send(ctx context.Context, rec []byte) bool {
-	entries := float64(binary.BigEndian.Uint32(rec[:4]))
-	body := rec[4:]
+	tenant, n, body, err := backlog.DecodeRecord(rec)
+	if err != nil {
+		e.m.droppedBytes.WithLabelValues(e.name, "corrupt").Add(float64(len(rec)))
+		return true
+	}
+	entries := float64(n)
 	backoff := time.Duration(e.cfg.MinBackoff)
 	for {
-		status, err := e.post(ctx, body)
+		status, err := e.post(ctx, tenant, body)
 		switch {
 		case err == nil && status/100 == 2:
 			e.m.sentEntries.WithLabelValues(e.name).Add(entries)
@@ -285,7 +332,7 @@ func (e *endpoint) send(ctx context.Context, rec []byte) bool {
 	}
 }
 
-func (e *endpoint) post(ctx context.Context, body []byte) (int, error) {
+func (e *endpoint) post(ctx context.Context, tenant string, body []byte) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
@@ -294,7 +341,10 @@ func (e *endpoint) post(ctx context.Context, body []byte) (int, error) {
 	for k, v := range e.cfg.Headers {
 		req.Header.Set(k, v)
 	}
-	if e.cfg.TenantID != "" {
+	switch {
+	case tenant != "":
+		req.Header.Set("X-Scope-OrgID", tenant)
+	case e.cfg.TenantID != "":
 		req.Header.Set("X-Scope-OrgID", e.cfg.TenantID)
 	}
 	resp, err := e.client.Do(req)

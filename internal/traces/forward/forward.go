@@ -18,7 +18,6 @@ package forward
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +41,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nx-watcher/nxwatcher/internal/backlog"
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 	"github.com/nx-watcher/nxwatcher/internal/units"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 )
@@ -185,7 +185,7 @@ type Forwarder struct {
 type endpoint struct {
 	cfg    EndpointConfig
 	name   string
-	export func(ctx context.Context, body []byte) (retry bool, code string, err error)
+	export func(ctx context.Context, tenant string, body []byte) (retry bool, code string, err error)
 	conn   *grpc.ClientConn
 	logger *slog.Logger
 	m      *metrics
@@ -304,8 +304,8 @@ func (e *endpoint) dial() error {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = tlsCfg
 		hc := &http.Client{Transport: tr, Timeout: timeout}
-		e.export = func(ctx context.Context, body []byte) (bool, string, error) {
-			return e.postHTTP(ctx, hc, u, body)
+		e.export = func(ctx context.Context, tenant string, body []byte) (bool, string, error) {
+			return e.postHTTP(ctx, hc, u, tenant, body)
 		}
 		return nil
 	}
@@ -319,15 +319,19 @@ func (e *endpoint) dial() error {
 	}
 	e.conn = conn
 	client := ptraceotlp.NewGRPCClient(conn)
-	e.export = func(ctx context.Context, body []byte) (bool, string, error) {
+	e.export = func(ctx context.Context, tenant string, body []byte) (bool, string, error) {
 		req := ptraceotlp.NewExportRequest()
 		if err := req.UnmarshalProto(body); err != nil {
 			return false, "corrupt", err
 		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		if len(e.cfg.Headers) > 0 {
-			ctx = metadata.NewOutgoingContext(ctx, metadata.New(e.cfg.Headers))
+		if len(e.cfg.Headers) > 0 || tenant != "" {
+			md := metadata.New(e.cfg.Headers)
+			if tenant != "" {
+				md.Set("x-scope-orgid", tenant)
+			}
+			ctx = metadata.NewOutgoingContext(ctx, md)
 		}
 		_, err := client.Export(ctx, req)
 		if err == nil {
@@ -344,7 +348,7 @@ func (e *endpoint) dial() error {
 	return nil
 }
 
-func (e *endpoint) postHTTP(ctx context.Context, hc *http.Client, u string, body []byte) (bool, string, error) {
+func (e *endpoint) postHTTP(ctx context.Context, hc *http.Client, u, tenant string, body []byte) (bool, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return false, "error", err
@@ -353,6 +357,9 @@ func (e *endpoint) postHTTP(ctx context.Context, hc *http.Client, u string, body
 	req.Header.Set("User-Agent", "nxwatcher/"+version.Version)
 	for k, v := range e.cfg.Headers {
 		req.Header.Set(k, v)
+	}
+	if tenant != "" {
+		req.Header.Set("X-Scope-OrgID", tenant)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -382,7 +389,7 @@ func (e *endpoint) closeConn() {
 // forward-only mode (traces.mode: forward-only) the forwarder is the OTLP
 // receiver's only consumer: the sender is acknowledged only after this
 // returned nil.
-func (f *Forwarder) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
+func (f *Forwarder) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	if f == nil || f.set.Len() == 0 || td.SpanCount() == 0 {
 		return nil
 	}
@@ -392,9 +399,13 @@ func (f *Forwarder) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 		return fmt.Errorf("traces forward: marshal: %w", err)
 	}
 	spans := td.SpanCount()
-	rec := make([]byte, 4+len(body))
-	binary.BigEndian.PutUint32(rec, uint32(spans))
-	copy(rec[4:], body)
+	// The receiver's tenant (traces.multitenancy_enabled) is sent on as
+	// X-Scope-OrgID; tenancy off is tenant "fake", sent as none.
+	tenant, _ := tenancy.FromContext(ctx)
+	if tenant == tenancy.Default {
+		tenant = ""
+	}
+	rec := backlog.EncodeRecord(tenant, spans, body)
 	err = f.set.Append(rec, func(name string, dropped int64) {
 		f.m.spans.WithLabelValues(name).Add(float64(spans))
 		if dropped > 0 {
@@ -438,10 +449,15 @@ func (e *endpoint) run(ctx context.Context, b *backlog.Backlog) {
 }
 
 func (e *endpoint) send(ctx context.Context, rec []byte) bool {
-	spans := float64(binary.BigEndian.Uint32(rec[:4]))
+	tenant, n, body, err := backlog.DecodeRecord(rec)
+	if err != nil {
+		e.m.droppedBytes.WithLabelValues(e.name, "corrupt").Add(float64(len(rec)))
+		return true
+	}
+	spans := float64(n)
 	backoff := time.Duration(e.cfg.MinBackoff)
 	for {
-		retry, code, err := e.export(ctx, rec[4:])
+		retry, code, err := e.export(ctx, tenant, body)
 		switch {
 		case err == nil:
 			e.m.sentSpans.WithLabelValues(e.name).Add(spans)
