@@ -30,6 +30,7 @@ var reloadableKeys = map[string]bool{
 	"ui.cookie_secure":        true,
 	"ui.csrf_trusted_origins": true,
 	"ui.dashboards_path":      true,
+	"ui.tenant":               true,
 }
 
 // restartOnlyChanges lists the keys that differ between the config in force

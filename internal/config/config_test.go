@@ -259,3 +259,21 @@ func TestCheckFollowsReferencedFiles(t *testing.T) {
 		})
 	}
 }
+
+// logs.storage.cold_compression reaches the log store's options, and an
+// unknown codec is refused naming the key.
+func TestLogsColdCompression(t *testing.T) {
+	c, err := Parse([]byte("logs:\n  storage:\n    cold_compression: s2\n"), t.TempDir(), promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Logs.StoreOptions().ColdCompression; got != "s2" {
+		t.Errorf("ColdCompression = %q, want s2", got)
+	}
+	if c, err := Parse(nil, t.TempDir(), promslog.NewNopLogger()); err != nil || c.Logs.StoreOptions().ColdCompression != "zstd" {
+		t.Errorf("default: %v %v", c.Logs.StoreOptions().ColdCompression, err)
+	}
+	if _, err := Parse([]byte("logs:\n  storage:\n    cold_compression: lz4\n"), t.TempDir(), promslog.NewNopLogger()); err == nil || !strings.Contains(err.Error(), "logs.storage.cold_compression") {
+		t.Errorf("lz4: %v", err)
+	}
+}

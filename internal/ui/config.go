@@ -12,6 +12,8 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 )
 
 // Role is what a user may do. Roles are ordered: admin can do everything an
@@ -73,6 +75,11 @@ type Config struct {
 	// read recursively) the UI lists besides the built-in ones; read at
 	// start and at every reload. Empty: none. Relative to the config file.
 	DashboardsPath string `yaml:"dashboards_path"`
+	// Tenant is the X-Scope-OrgID the UI's own listener adds to requests
+	// that carry none, as a Grafana Loki/Tempo datasource does with its
+	// custom header, so the UI works with logs.auth_enabled and
+	// traces.multitenancy_enabled. Empty: none added.
+	Tenant string `yaml:"tenant"`
 }
 
 // UserConfig is one extra account. Exactly one of PasswordHash and
@@ -127,6 +134,11 @@ func (c *Config) ResolvePaths(baseDir string) {
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Tenant != "" {
+		if err := tenancy.ValidateID(c.Tenant); err != nil {
+			errs = append(errs, fmt.Errorf("tenant: %w", err))
+		}
+	}
 	if strings.TrimSpace(c.AdminUser) == "" {
 		errs = append(errs, errors.New("ui.admin_user: must not be empty"))
 	}

@@ -53,6 +53,9 @@ func (u *UI) Protect(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, "role "+string(p.role)+" may not "+r.Method+" "+path)
 			return
 		}
+		if t := u.state.Load().cfg.Tenant; t != "" && r.Header.Get("X-Scope-OrgID") == "" {
+			r.Header.Set("X-Scope-OrgID", t) // ui.tenant, for tenancy on
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
 }

@@ -354,3 +354,40 @@ func TestProtectUnderRoutePrefix(t *testing.T) {
 		t.Errorf("with session: %d", rec.Code)
 	}
 }
+
+// ui.tenant: the UI listener adds X-Scope-OrgID to requests that carry none
+// (tenancy on), and keeps one a client set itself; unset, it adds nothing.
+func TestProtectAddsTheConfiguredTenant(t *testing.T) {
+	for _, tc := range []struct {
+		tenant, sent, want string
+	}{
+		{"team-a", "", "team-a"},
+		{"team-a", "team-b", "team-b"},
+		{"", "", ""},
+	} {
+		cfg := DefaultConfig()
+		cfg.Tenant = tc.tenant
+		f := newFixture(t, cfg, t.TempDir(), nil, nil)
+		var got string
+		echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Get("X-Scope-OrgID") })
+		mux := f.mux()
+		mux.Handle("/loki/api/v1/labels", echo)
+		h := f.ui.Protect(mux)
+		c := login(t, h, "admin", testPassword)
+		hdr := map[string]string{}
+		if tc.sent != "" {
+			hdr["X-Scope-OrgID"] = tc.sent
+		}
+		if rec := do(h, http.MethodGet, "/loki/api/v1/labels", "", hdr, c); rec.Code != http.StatusOK {
+			t.Fatalf("%+v: %d %s", tc, rec.Code, rec.Body)
+		}
+		if got != tc.want {
+			t.Errorf("ui.tenant %q, sent %q: the API got X-Scope-OrgID %q, want %q", tc.tenant, tc.sent, got, tc.want)
+		}
+	}
+	bad := DefaultConfig()
+	bad.Tenant = "../x"
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "tenant") {
+		t.Errorf("ui.tenant ../x: %v", err)
+	}
+}

@@ -71,6 +71,10 @@ type StorageConfig struct {
 	// that would leave less is refused with 503 (retry later) before the
 	// WAL is touched, and accepted again once space returns. 0 = no check.
 	MinFreeSpace units.Bytes `yaml:"min_free_space"`
+	// ColdCompression compresses the chunks of compacted blocks: zstd
+	// (smaller on disk) or s2 (the head's codec: faster brute-force scans of
+	// old data, more disk). ADR 0097.
+	ColdCompression logstore.Compression `yaml:"cold_compression"`
 }
 
 // Limits carry Loki's limits_config names and defaults where one exists.
@@ -131,6 +135,7 @@ func DefaultConfig() Config {
 			MaxBlockSize:    1 << 30,
 			MaxBlockSpan:    model.Duration(24 * time.Hour),
 			MinFreeSpace:    64 << 20,
+			ColdCompression: logstore.CompressionZstd,
 		},
 		Limits: Limits{
 			IngestionRateMB:                   4,
@@ -197,6 +202,9 @@ func (c Config) Validate() error {
 	if c.Storage.HeadMaxBytes < c.Storage.ChunkTargetSize {
 		errs = append(errs, errors.New("logs.storage.head_max_bytes: must be at least chunk_target_size"))
 	}
+	if cc := c.Storage.ColdCompression; cc != logstore.CompressionZstd && cc != logstore.CompressionS2 {
+		errs = append(errs, fmt.Errorf("logs.storage.cold_compression: %q is neither zstd nor s2", cc))
+	}
 	if c.Storage.MinFreeSpace < 0 {
 		errs = append(errs, errors.New("logs.storage.min_free_space: must not be negative (0 = no check)"))
 	}
@@ -255,6 +263,7 @@ func (c Config) StoreOptions() logstore.Options {
 	o.MaxBlockSize = int64(c.Storage.MaxBlockSize)
 	o.MaxBlockSpan = time.Duration(c.Storage.MaxBlockSpan)
 	o.MinFreeBytes = int64(c.Storage.MinFreeSpace)
+	o.ColdCompression = c.Storage.ColdCompression
 	o.Limits = c.Limits.storeLimits()
 	return o
 }
