@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/nx-watcher/nxwatcher/internal/demo"
@@ -253,6 +254,15 @@ func TestDashboardsInBrowser(t *testing.T) {
 		if r := b.report(t); len(r.Errors) > 0 || r.States["ready"] == 0 {
 			t.Errorf("after picking a service: %v, errors %v", r.States, r.Errors)
 		}
+		// Hovering a time series shows the values under the cursor.
+		rect := get(t, b, "chart position", chromedp.Evaluate[[]float64](`(() => {
+  const r = document.querySelector('[data-testid="panel"][data-panel-type="timeseries"] .u-over').getBoundingClientRect();
+  return [r.left + r.width * 0.9, r.top + r.height / 2];
+})()`))
+		b.within(t, 10*time.Second, "hover tooltip",
+			chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, rect[0], rect[1]),
+			until(`[...document.querySelectorAll('.graph-tip')].some((e) => e.style.display === 'block' && e.textContent.includes('req/s'))`),
+		)
 		b.screenshot(t, "traefik-one-service")
 		// The "bana dashboards" link menu keeps the time range.
 		b.within(t, 20*time.Second, "follow a dashboard link",

@@ -86,6 +86,7 @@ export default function Graph({
 }: Props) {
   const host = useRef<HTMLDivElement>(null);
   const [xs, raw] = useMemo(() => alignSeries(series), [series]);
+  const tipRef = useRef<HTMLDivElement>(null);
   const exRef = useRef({ exemplars, onExemplarClick, thresholds });
   exRef.current = { exemplars, onExemplarClick, thresholds };
 
@@ -147,6 +148,52 @@ export default function Graph({
         })),
       ],
       hooks: {
+        // Without the legend, a tooltip shows the values under the cursor.
+        setCursor: legend
+          ? []
+          : [
+              (u) => {
+                const tip = tipRef.current;
+                const idx = u.cursor.idx;
+                if (!tip) return;
+                if (idx === null || idx === undefined || u.cursor.left === undefined || u.cursor.left < 0) {
+                  tip.style.display = 'none';
+                  return;
+                }
+                const rows: [string, string, number][] = [];
+                series.forEach((s, i) => {
+                  const v = raw[i]?.[idx];
+                  if (v !== null && v !== undefined) rows.push([s.name, formatValue(v), i]);
+                });
+                rows.sort((a, b) => (raw[b[2]]?.[idx] ?? 0) - (raw[a[2]]?.[idx] ?? 0));
+                const t = new Date((xs[idx] ?? 0) * 1000);
+                tip.replaceChildren();
+                const head = document.createElement('div');
+                head.className = 'graph-tip-time';
+                head.textContent = t.toLocaleString();
+                tip.append(head);
+                for (const [name, val, i] of rows.slice(0, 12)) {
+                  const row = document.createElement('div');
+                  const sw = document.createElement('span');
+                  sw.className = 'graph-tip-swatch';
+                  sw.style.background = colourAt(i);
+                  const label = document.createElement('span');
+                  label.className = 'graph-tip-name';
+                  label.textContent = name;
+                  const value = document.createElement('b');
+                  value.textContent = val;
+                  row.append(sw, label, value);
+                  tip.append(row);
+                }
+                if (rows.length > 12) tip.append(Object.assign(document.createElement('div'), { textContent: `… ${rows.length - 12} more` }));
+                tip.style.display = rows.length ? 'block' : 'none';
+                const left = u.cursor.left + u.bbox.left / devicePixelRatio;
+                const flip = left > u.over.clientWidth / 2;
+                tip.style.left = flip ? '' : `${left + 12}px`;
+                tip.style.right = flip ? `${el.clientWidth - left + 12}px` : '';
+                tip.style.top = `${Math.max(0, (u.cursor.top ?? 0) - 10)}px`;
+              },
+            ],
         draw: [
           (u) => {
             const th = exRef.current.thresholds;
@@ -220,5 +267,10 @@ export default function Graph({
     };
   }, [xs, raw, series, stacked, height, formatValue, xRange, legend, fillOpacity, yMin, yMax, ySoftMin, ySoftMax]);
 
-  return <div className="graph" ref={host} data-testid="graph" data-series={series.length} />;
+  return (
+    <div className="graph-wrap">
+      <div className="graph" ref={host} data-testid="graph" data-series={series.length} />
+      {!legend && <div className="graph-tip" ref={tipRef} role="tooltip" />}
+    </div>
+  );
 }
