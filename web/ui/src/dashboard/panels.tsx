@@ -188,7 +188,8 @@ export function StatViz({ panel, data, width, height }: VizProps) {
   const tw = width / cols;
   const th = height / rows;
   const showName = textMode === 'value_and_name' || textMode === 'name' || (textMode === 'auto' && n > 1);
-  const fontPx = Math.max(12, Math.min(th * (showName ? 0.38 : 0.5), tw / 5));
+  // As large as the tile allows: bounded by its height and by the text's width (≈ 0.62 em a character).
+  const fontFor = (text: string) => Math.max(10, Math.min(th * (showName ? 0.38 : 0.5), (tw - 12) / (0.62 * Math.max(3, text.length))));
   return (
     <div className="stat-viz" style={{ gridTemplateColumns: `repeat(${cols}, 1fr)` }}>
       {items.map((it, i) => {
@@ -200,7 +201,7 @@ export function StatViz({ panel, data, width, height }: VizProps) {
             {graphMode === 'area' && <Sparkline s={it.series} colour={bg ? '#ffffff' : colour} w={Math.max(10, tw - 8)} h={Math.max(10, th * 0.35)} />}
             {showName && <div className="stat-name">{it.name}</div>}
             {textMode !== 'name' && textMode !== 'none' && (
-              <div className="stat-text" style={{ fontSize: fontPx }}>
+              <div className="stat-text" style={{ fontSize: fontFor(d.text) }}>
                 {d.text}
               </div>
             )}
