@@ -11,6 +11,8 @@ export interface DashboardHit {
   type?: string;
   url?: string;
   source?: 'embedded' | 'folder' | 'imported' | string;
+  /** A folder file that failed to load: its name and why (uid and url are empty). */
+  file?: string;
   error?: string;
 }
 

@@ -106,8 +106,8 @@ function DashboardList() {
       {st.error && <div className="error">{st.error}</div>}
       <ul className="dash-list" data-testid="dashboard-list" aria-busy={st.loading}>
         {(st.data ?? []).map((h) => (
-          <li key={h.uid} data-testid="dashboard-item" data-uid={h.uid}>
-            <a href={`#/dashboards/${encodeURIComponent(h.uid)}`}>{h.title}</a>
+          <li key={h.uid || `file:${h.file}`} data-testid="dashboard-item" data-uid={h.uid}>
+            {h.uid ? <a href={`#/dashboards/${encodeURIComponent(h.uid)}`}>{h.title}</a> : <span>{h.title || h.file}</span>}
             {h.source && <span className="badge">{h.source}</span>}
             {(h.tags ?? []).map((t) => (
               <button key={t} type="button" className="badge tag" onClick={() => setParams({ tag: t })}>
