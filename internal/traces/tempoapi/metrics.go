@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"math"
 	"net/http"
 	"strconv"
@@ -225,6 +226,20 @@ func (a *API) metricsQuery(name string, w http.ResponseWriter, r *http.Request, 
 		Project: projectionFor(p.query),
 	}
 	var evalErr error
+	if p.query.ColumnsSuffice() {
+		// The block columns hold all this query reads: no decoding (ADR 0091).
+		var cols []traceql.ColumnSpan
+		req.Spans = func(id tracestore.TraceID, spans []tracestore.ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
+			cols = cols[:0]
+			for _, s := range spans {
+				cols = append(cols, traceql.ColumnSpan(s))
+			}
+			if evalErr = ev.ObserveColumns(pcommon.TraceID(id), cols, spanID); evalErr != nil {
+				return false, nil
+			}
+			return true, nil
+		}
+	}
 	st, err := store.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
 		if evalErr = ev.Observe(traceql.NewTraceFor(p.query, td)); evalErr != nil {
 			return false, nil
