@@ -50,14 +50,7 @@ func buildBloom(v *chunkView) []byte {
 	words := (*sp)[:m/64]
 	mask := uint32(m - 1)
 	for i := range v.len() {
-		l := v.line(i)
-		for j := 0; j+gramLen <= len(l); j++ {
-			h1, h2 := gramHash(l[j:])
-			for k := uint32(0); k < bloomHashes; k++ {
-				p := (h1 + k*h2) & mask
-				words[p>>6] |= 1 << (p & 63)
-			}
-		}
+		addLineGrams(words, mask, v.line(i))
 	}
 	// Structured metadata pairs are indexed as "name=value", so equality
 	// filters on them (| trace_id="…") skip chunks too.
@@ -111,6 +104,30 @@ func buildBloom(v *chunkView) []byte {
 	clear(words)
 	bloomScratch.Put(sp)
 	return out
+}
+
+// addLineGrams sets the bits of every n-gram of l: the same positions as
+// gramHash with bloomHashes = 2, but the n-gram is rolled one byte at a
+// time instead of loaded six bytes a time, and the two probes are unrolled.
+// This loop is most of a chunk cut's CPU, a third of the push path's.
+func addLineGrams(words []uint64, mask uint32, l []byte) {
+	if len(l) < gramLen {
+		return
+	}
+	var g uint64
+	for j := range gramLen - 1 {
+		g |= uint64(l[j]) << (8 * (j + 1))
+	}
+	for _, c := range l[gramLen-1:] {
+		g = g>>8 | uint64(c)<<40
+		h := g * 0x9E3779B97F4A7C15
+		h ^= h >> 29
+		h1, h2 := uint32(h>>32), uint32(h)|1
+		p := h1 & mask
+		q := (h1 + h2) & mask
+		words[p>>6] |= 1 << (p & 63)
+		words[q>>6] |= 1 << (q & 63)
+	}
 }
 
 // bloomMayContain tests an encoded filter (from memory or an mmapped file)

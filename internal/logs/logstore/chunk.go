@@ -132,6 +132,22 @@ func (c *rawChunk) append(ts int64, line string, md labels.Labels) {
 	c.entries++
 }
 
+// successor is the empty chunk that follows c in a stream that just filled
+// it: its columns are allocated at c's sizes (plus a little), so the next
+// chunk of a busy stream fills without regrowing them. Growing by append
+// (×1.25 at these sizes) copied each column about four times over and was
+// ~8 % of the push path's CPU. Only streams that fill a chunk get one, so
+// many quiet streams cost nothing more.
+func (c *rawChunk) successor() rawChunk {
+	capOf := func(n int) int { return n + n/16 + 64 }
+	return rawChunk{
+		ts:    make([]byte, 0, capOf(len(c.ts))),
+		lens:  make([]byte, 0, capOf(len(c.lens))),
+		md:    make([]byte, 0, capOf(len(c.md))),
+		lines: make([]byte, 0, capOf(len(c.lines))),
+	}
+}
+
 // snapshot captures the chunk for a reader; later appends never rewrite
 // bytes a snapshot can see.
 func (c *rawChunk) snapshot() rawChunk {

@@ -267,6 +267,7 @@ func (h *head) appendEntries(s *memStream, es []Entry, chunkTarget int) {
 		delta += int64(s.open.size() - prev)
 		prev = s.open.size()
 		if prev >= chunkTarget {
+			next := s.open.successor()
 			c := cutChunk(&s.open)
 			delta += int64(len(c.data) - prev)
 			if h.spill != nil {
@@ -277,7 +278,7 @@ func (h *head) appendEntries(s *memStream, es []Entry, chunkTarget int) {
 				}
 			}
 			s.chunks = append(s.chunks, c)
-			s.open = rawChunk{}
+			s.open = next
 			prev = 0
 		}
 		updateMin(&h.minT, e.Timestamp)
