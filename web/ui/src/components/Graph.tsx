@@ -258,7 +258,13 @@ export default function Graph({
       if (best) cb(best);
     };
     u.over.addEventListener('click', onClick);
-    const ro = new ResizeObserver(() => u.setSize({ width: el.clientWidth, height }));
+    // Redraw on a real width change only (the observer also fires once on observe).
+    let lastWidth = el.clientWidth;
+    const ro = new ResizeObserver(() => {
+      if (el.clientWidth === lastWidth) return;
+      lastWidth = el.clientWidth;
+      u.setSize({ width: lastWidth, height });
+    });
     ro.observe(el);
     return () => {
       ro.disconnect();

@@ -2,7 +2,7 @@
 // queries run through our APIs, and the visualisation for its type. The
 // root carries data-state (loading|ready|nodata|error|unsupported) for tests
 // and the render-time measurement.
-import { memo, useEffect, useState } from 'react';
+import { memo, useEffect, useRef, useState } from 'react';
 import { errorText } from '../api/http';
 import type { DataSource } from '../api/dashboards';
 import { exploreHref, hasData, runPanel, type PanelData } from './data';
@@ -39,9 +39,14 @@ function PanelView({ panel, scope, scopeKey, start, end, from, to, tick, datasou
     state: !supported ? 'unsupported' : NO_QUERY.has(kind) ? 'ready' : 'loading',
   }));
   const id = panel.id ?? 0;
-  const width = size.width;
+  // The width sets max data points, read when a query starts: a resize (a
+  // scrollbar appearing as panels fill the page) does not query again.
+  const widthRef = useRef(0);
+  widthRef.current = size.width;
+  const measured = size.width > 0;
 
   useEffect(() => {
+    const width = widthRef.current;
     if (!supported || NO_QUERY.has(kind) || width === 0) return;
     const ac = new AbortController();
     setSt((s) => ({ ...s, state: 'loading' }));
@@ -58,9 +63,9 @@ function PanelView({ panel, scope, scopeKey, start, end, from, to, tick, datasou
       (e) => !ac.signal.aborted && setSt((s) => ({ state: 'error', data: s.data, error: errorText(e) })),
     );
     return () => ac.abort();
-    // scopeKey stands for scope; width is bucketed so a resize does not re-query.
+    // scopeKey stands for scope.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [panel, scopeKey, start, end, tick, datasources, supported, kind, width > 0 ? Math.round(width / 200) : 0]);
+  }, [panel, scopeKey, start, end, tick, datasources, supported, kind, measured]);
 
   useEffect(() => onState(id, st.state), [id, st.state, onState]);
 

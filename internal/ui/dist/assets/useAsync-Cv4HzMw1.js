@@ -1,1 +1,0 @@
-import{h as e,p as t,u as n}from"./index-CA5T0-V7.js";var r=e(t(),1);function i(e,t){let[i,a]=(0,r.useState)({loading:!0});return(0,r.useEffect)(()=>{let t=new AbortController;return a(e=>({data:e.data,loading:!0})),e(t.signal).then(e=>!t.signal.aborted&&a({data:e,loading:!1}),e=>!t.signal.aborted&&a({error:n(e),loading:!1})),()=>t.abort()},t),i}export{i as t};

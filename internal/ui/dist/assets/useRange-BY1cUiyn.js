@@ -1,1 +1,0 @@
-import{a as e,h as t,p as n}from"./index-CA5T0-V7.js";import{t as r}from"./time-Bx0OZYnn.js";var i=t(n(),1);function a(){let[t,n]=e(),a=t.params.get(`from`)??r.from,o=t.params.get(`to`)??r.to;return[(0,i.useMemo)(()=>({from:a,to:o}),[a,o]),e=>n({from:e.from,to:e.to})]}export{a as t};

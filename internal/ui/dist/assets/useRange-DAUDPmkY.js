@@ -1,0 +1,1 @@
+import{a as e,h as t,p as n}from"./index-Bu7F8vyy.js";import{t as r}from"./time-Bx0OZYnn.js";var i=t(n(),1);function a(){let[t,n]=e(),a=t.params.get(`from`)??r.from,o=t.params.get(`to`)??r.to;return[(0,i.useMemo)(()=>({from:a,to:o}),[a,o]),e=>n({from:e.from,to:e.to})]}export{a as t};
