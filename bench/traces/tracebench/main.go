@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -174,6 +175,11 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 	fmt.Printf("compaction: %.2fs wall, %.2fs CPU\n", time.Since(start).Seconds(), (cpuTime() - cpuStart).Seconds())
 	blockBytes, _ = dirSizes(dir)
 	fmt.Printf("disk (compacted): blocks %d bytes = %.1f bytes/span\n", blockBytes, float64(blockBytes)/float64(total))
+	fmt.Printf("  by file:")
+	for _, kv := range fileSizes(dir) {
+		fmt.Printf(" %s %.1f", kv.name, float64(kv.size)/float64(total))
+	}
+	fmt.Printf(" bytes/span\n")
 
 	if err := lookups(ctx, db, ids, nLookups, "compacted"); err != nil {
 		return err
@@ -258,6 +264,31 @@ func lookups(ctx context.Context, db *tracestore.DB, ids []pcommon.TraceID, n in
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
 	fmt.Printf("trace by ID, %s (%d lookups, decoded): p50 %s p90 %s p99 %s max %s\n", label, n, pct(0.5), pct(0.9), pct(0.99), lat[len(lat)-1])
 	return nil
+}
+
+type nameSize struct {
+	name string
+	size int64
+}
+
+// fileSizes sums block file sizes by file name (data, index, columns, meta.json).
+func fileSizes(dir string) []nameSize {
+	m := map[string]int64{}
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return nil
+		}
+		if rel, _ := filepath.Rel(dir, p); !filepath.HasPrefix(rel, "wal") {
+			m[filepath.Base(p)] += info.Size()
+		}
+		return nil
+	})
+	var out []nameSize
+	for k, v := range m {
+		out = append(out, nameSize{k, v})
+	}
+	slices.SortFunc(out, func(a, b nameSize) int { return strings.Compare(a.name, b.name) })
+	return out
 }
 
 func dirSizes(dir string) (blocks, wal int64) {

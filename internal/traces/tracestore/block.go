@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,7 +24,7 @@ import (
 // On-disk format version 2 (version 1 blocks are still read); see
 // docs/formats/tracestore.md.
 const (
-	formatVersion = 6
+	formatVersion = 7
 	// indexVersion is the index file's header byte in format versions 2
 	// and 3 (3 added the columns file); version 4 writes layout 3
 	// (index3.go).
@@ -242,7 +243,7 @@ func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) error {
 				kp.complete = false
 				continue
 			}
-			for _, o := range pl.decode() {
+			for _, o := range skp.decode(pl) {
 				cur = append(cur, newOrd[o])
 			}
 			kp.values[v] = cur
@@ -312,7 +313,7 @@ func (bw *blockWriter) finish() (string, error) {
 	if bw.meta.MinTime < 0 {
 		bw.meta.MinTime = 0
 	}
-	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex3(indexLayout5)); err != nil {
+	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex3(indexLayout6)); err != nil {
 		return "", bw.abort(err)
 	}
 	mb, err := json.MarshalIndent(bw.meta, "", "  ")
@@ -526,7 +527,47 @@ type idxChunk struct {
 
 type blockPostings struct {
 	complete bool
-	values   map[string]postingList
+	// tagged: lists start with a tag byte (listVarint or listBitmap),
+	// index layout 6 and later.
+	tagged bool
+	values map[string]postingList
+}
+
+// decode returns the ordinals of pl, one of kp's lists.
+func (kp *blockPostings) decode(pl postingList) []uint32 {
+	if !kp.tagged {
+		return pl.decode()
+	}
+	if len(pl) > 0 && pl[0] == listVarint {
+		return pl[1:].decode()
+	}
+	var out []uint32
+	it := kp.iter(pl)
+	for o, ok := it.next(0); ok; o, ok = it.next(o + 1) {
+		out = append(out, o)
+	}
+	return out
+}
+
+// iter walks pl, one of kp's lists, lazily.
+func (kp *blockPostings) iter(pl postingList) ordIter {
+	if !kp.tagged {
+		return newListIter(pl)
+	}
+	if len(pl) == 0 {
+		return &listIter{}
+	}
+	if pl[0] == listVarint {
+		return newListIter(pl[1:])
+	}
+	if pl[0] != listBitmap {
+		return &listIter{}
+	}
+	first, k := binary.Uvarint(pl[1:])
+	if k <= 0 || first > math.MaxUint32 {
+		return &listIter{}
+	}
+	return &bitmapIter{first: uint32(first), bits: pl[1+k:]}
 }
 
 // postingList is uvarint(n) followed by n ordinal deltas, as on disk.

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -23,10 +25,49 @@ import (
 // read only those (traceql's ColumnsSuffice) run on the columns instead of
 // decoding traces: tens of bytes per span instead of the whole span.
 const (
-	columnsFile    = "columns"
-	columnsMagic   = "NXTC"
-	columnsVersion = 1
+	columnsFile  = "columns"
+	columnsMagic = "NXTC"
+	// columnsVersion 2 (format version 7) stores the start and duration
+	// columns as byte planes (appendPlanes) instead of varints.
+	columnsVersion = 2
 )
+
+// appendPlanes appends vals as byte(w) then w planes of len(vals) bytes,
+// plane i holding byte i (little-endian) of every value, w the fewest
+// bytes that hold the largest value. zstd compresses a plane of mostly
+// random low bytes and a plane of small high bytes each near its entropy;
+// interleaved varints (continuation bits, mixed byte roles) it did not.
+func appendPlanes(b []byte, vals []uint64) []byte {
+	var m uint64
+	for _, v := range vals {
+		m |= v
+	}
+	w := (bits.Len64(m) + 7) / 8
+	b = append(b, byte(w))
+	for i := 0; i < w; i++ {
+		for _, v := range vals {
+			b = append(b, byte(v>>(8*i)))
+		}
+	}
+	return b
+}
+
+// readPlanes decodes n values written by appendPlanes into out.
+func readPlanes(p []byte, n int, out []uint64) ([]uint64, bool) {
+	if len(p) < 1 || p[0] > 8 || len(p) != 1+int(p[0])*n {
+		return out, false
+	}
+	w := int(p[0])
+	out = slices.Grow(out[:0], n)[:n]
+	clear(out)
+	for i := 0; i < w; i++ {
+		plane := p[1+i*n : 1+(i+1)*n]
+		for j, c := range plane {
+			out[j] |= uint64(c) << (8 * i)
+		}
+	}
+	return out, true
+}
 
 // ColumnSpan is one span as the block columns hold it. Its fields are
 // those of traceql.ColumnSpan, in the same order, so a caller converts
@@ -229,18 +270,19 @@ type colWriter struct {
 	n     int // groups written
 
 	// the group being built
-	traces                   int
-	minStart, maxEnd         uint64
-	minDur, maxDur           uint64
-	spans                    int
-	head, starts, durs, bits []byte
-	nameIdx, svcIdx          []byte
-	names, svcs              map[string]int
-	nameList, svcList        []string
-	traceMins                []uint64
-	traceHdr                 []uint64 // n_spans<<1 | irregular
-	raw, cbuf                []byte
-	gotDur                   bool
+	traces            int
+	minStart, maxEnd  uint64
+	minDur, maxDur    uint64
+	spans             int
+	head, bits        []byte
+	starts, durs      []uint64 // start - trace min; zig-zag duration
+	nameIdx, svcIdx   []byte
+	names, svcs       map[string]int
+	nameList, svcList []string
+	traceMins         []uint64
+	traceHdr          []uint64 // n_spans<<1 | irregular
+	raw, cbuf         []byte
+	gotDur            bool
 }
 
 func newColWriter(dir string, enc *zstd.Encoder) (*colWriter, error) {
@@ -296,9 +338,9 @@ func (cw *colWriter) add(data []byte, minStart, maxEnd uint64) error {
 	cw.traceMins = append(cw.traceMins, tmin)
 	for i := range cw.walk.spans {
 		s := &cw.walk.spans[i]
-		cw.starts = binary.AppendUvarint(cw.starts, s.start-tmin)
+		cw.starts = append(cw.starts, s.start-tmin)
 		d := int64(s.end - s.start)
-		cw.durs = binary.AppendVarint(cw.durs, d)
+		cw.durs = append(cw.durs, uint64(d<<1)^uint64(d>>63))
 		ud := uint64(max(d, 0))
 		if !cw.gotDur {
 			cw.minDur, cw.maxDur, cw.gotDur = ud, ud, true
@@ -364,7 +406,12 @@ func (cw *colWriter) flushGroup() error {
 	for _, s := range cw.svcList {
 		r = appendString(r, s)
 	}
-	for _, col := range [][]byte{cw.starts, cw.durs, cw.bits, cw.nameIdx, cw.svcIdx} {
+	for _, vals := range [][]uint64{cw.starts, cw.durs} {
+		cw.head = appendPlanes(cw.head[:0], vals)
+		r = binary.AppendUvarint(r, uint64(len(cw.head)))
+		r = append(r, cw.head...)
+	}
+	for _, col := range [][]byte{cw.bits, cw.nameIdx, cw.svcIdx} {
 		r = binary.AppendUvarint(r, uint64(len(col)))
 		r = append(r, col...)
 	}
@@ -498,6 +545,8 @@ type colGroup struct {
 	irregular []bool
 	spans     []ColumnSpan
 	raw, cbuf []byte
+	// format version 7: the start and duration planes decoded
+	starts, durs []uint64
 }
 
 // readColGroup decodes group gi of t into g (reusing its buffers).
@@ -558,6 +607,16 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 	if r.err != nil {
 		return fmt.Errorf("%w: group %d: %v", errCorruptColumns, gi, r.err)
 	}
+	planes := b.meta.Version >= 7
+	if planes {
+		var ok1, ok2 bool
+		g.starts, ok1 = readPlanes(cols[0].b, total, g.starts)
+		g.durs, ok2 = readPlanes(cols[1].b, total, g.durs)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("%w: group %d: start or duration column", errCorruptColumns, gi)
+		}
+		cols[0].b, cols[1].b = nil, nil
+	}
 	if cap(g.spans) < total {
 		g.spans = make([]ColumnSpan, total)
 	}
@@ -567,13 +626,19 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 		tmin := mins[j]
 		for ; k < int(g.first[j+1]); k++ {
 			s := &g.spans[k]
-			s.Start = tmin + cols[0].uvarint()
-			d, m := binary.Varint(cols[1].b)
-			if m <= 0 {
-				return fmt.Errorf("%w: group %d: duration column", errCorruptColumns, gi)
+			if planes {
+				s.Start = tmin + g.starts[k]
+				z := g.durs[k]
+				s.End = s.Start + uint64(int64(z>>1)^-int64(z&1))
+			} else {
+				s.Start = tmin + cols[0].uvarint()
+				d, m := binary.Varint(cols[1].b)
+				if m <= 0 {
+					return fmt.Errorf("%w: group %d: duration column", errCorruptColumns, gi)
+				}
+				cols[1].b = cols[1].b[m:]
+				s.End = s.Start + uint64(d)
 			}
-			cols[1].b = cols[1].b[m:]
-			s.End = s.Start + uint64(d)
 			bits := cols[2].bytes(1)
 			if len(bits) == 1 {
 				s.Status = ptrace.StatusCode(bits[0] & 3)

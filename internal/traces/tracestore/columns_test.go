@@ -212,7 +212,7 @@ func TestReadsOlderBlocks(t *testing.T) {
 	for _, c := range []struct {
 		dir     string
 		version int
-	}{{"testdata/v2store", 2}, {"testdata/v3store", 3}, {"testdata/v4store", 4}, {"testdata/v5store", 5}} {
+	}{{"testdata/v2store", 2}, {"testdata/v3store", 3}, {"testdata/v4store", 4}, {"testdata/v5store", 5}, {"testdata/v6store", 6}} {
 		t.Run(filepath.Base(c.dir), func(t *testing.T) { testReadsOlderBlock(t, c.dir, c.version) })
 	}
 }

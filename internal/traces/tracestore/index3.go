@@ -31,6 +31,55 @@ const indexLayout4 = 4
 // hash mixed (bloom3Pos).
 const indexLayout5 = 5
 
+// indexLayout6 (format version 7) is layout 5 with each posting list
+// tagged: listVarint (uvarint(n) and n deltas, as before) or listBitmap
+// (uvarint(first) then a bitmap of ordinals first, first+1, …), whichever
+// is smaller. A value most traces carry (kind, status, a service) costs
+// 1/8 byte per trace as a bitmap instead of ~1 byte as deltas; both forms
+// are still walked in the mapping as far as a query goes.
+const indexLayout6 = 6
+
+// List tags of layout 6.
+const (
+	listVarint = 0
+	listBitmap = 1
+)
+
+// appendTaggedList appends list in the smaller of layout 6's two forms.
+func appendTaggedList(b []byte, list []uint32) []byte {
+	if len(list) > 0 {
+		first, last := list[0], list[len(list)-1]
+		bm := uvarintLen(uint64(first)) + int(last-first)/8 + 1
+		vs := uvarintLen(uint64(len(list)))
+		prev := uint32(0)
+		for _, o := range list {
+			vs += uvarintLen(uint64(o - prev))
+			prev = o
+		}
+		if bm < vs {
+			b = append(b, listBitmap)
+			b = binary.AppendUvarint(b, uint64(first))
+			n := len(b)
+			b = append(b, make([]byte, int(last-first)/8+1)...)
+			for _, o := range list {
+				i := o - first
+				b[n+int(i/8)] |= 1 << (i % 8)
+			}
+			return b
+		}
+	}
+	return appendPostingList(append(b, listVarint), list)
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
 // postingsCacheBytes bounds a store's cache of decoded postings frames.
 // One frame of a key every trace carries (status, kind) takes ~1–2 bytes
 // per trace of the block, so 8 MiB holds the hot keys of a few million
@@ -117,7 +166,10 @@ func bloom3MayContain(bloom []byte, id TraceID, mixed bool) bool {
 	return true
 }
 
-var emptyPostingList = postingList{0}
+var (
+	emptyPostingList = postingList{0}
+	emptyTaggedList  = postingList{listVarint, 0}
+)
 
 // postingsRef locates one key's postings frame in a layout 3 index.
 type postingsRef struct {
@@ -145,7 +197,7 @@ func (bw *blockWriter) encodeIndex3(layout byte) []byte {
 	if layout >= indexLayout4 {
 		// Lists first, uncompressed; each frame then names its lists.
 		for i, k := range keys {
-			frames[i] = bw.appendValueRefs(nil, bw.postings[k], &out)
+			frames[i] = bw.appendValueRefs(nil, bw.postings[k], &out, layout >= indexLayout6)
 		}
 	}
 	for i, k := range keys {
@@ -227,7 +279,7 @@ func (bw *blockWriter) appendChunks(out *[]byte, base uint64) (table []byte, nCh
 // appendValueRefs appends a key's lists to *out and returns its layout 4
 // frame body: n_values × (value, list offset, list length); an incomplete
 // key's values have no list (length 0).
-func (bw *blockWriter) appendValueRefs(b []byte, kp *keyPostings, out *[]byte) []byte {
+func (bw *blockWriter) appendValueRefs(b []byte, kp *keyPostings, out *[]byte, tagged bool) []byte {
 	vals := make([]string, 0, len(kp.values))
 	for v := range kp.values {
 		vals = append(vals, v)
@@ -250,7 +302,11 @@ func (bw *blockWriter) appendValueRefs(b []byte, kp *keyPostings, out *[]byte) [
 			list = slices.Compact(list)
 		}
 		off := len(*out)
-		*out = appendPostingList(*out, list)
+		if tagged {
+			*out = appendTaggedList(*out, list)
+		} else {
+			*out = appendPostingList(*out, list)
+		}
 		b = binary.AppendUvarint(b, uint64(off))
 		b = binary.AppendUvarint(b, uint64(len(*out)-off))
 	}
@@ -307,7 +363,7 @@ func (b *block) openIndex3(path string) (int64, error) {
 }
 
 func (b *block) decodeIndex3(all []byte) error {
-	if len(all) < 5+12 || string(all[:4]) != indexMagic || (all[4] < indexLayout3 || all[4] > indexLayout5) {
+	if len(all) < 5+12 || string(all[:4]) != indexMagic || (all[4] < indexLayout3 || all[4] > indexLayout6) {
 		return errCorruptIndex
 	}
 	b.layout = all[4]
@@ -401,7 +457,7 @@ func (b *block) keyPostings(key string) (*blockPostings, error) {
 	}
 	r := &byteReader{b: raw}
 	nv := r.count()
-	kp := &blockPostings{complete: ref.complete, values: make(map[string]postingList, nv)}
+	kp := &blockPostings{complete: ref.complete, tagged: b.layout >= indexLayout6, values: make(map[string]postingList, nv)}
 	for j := 0; j < nv && r.err == nil; j++ {
 		v := string(r.bytes(int(r.uvarint())))
 		if b.layout < indexLayout4 {
@@ -413,6 +469,9 @@ func (b *block) keyPostings(key string) (*blockPostings, error) {
 		off, n := r.uvarint(), r.uvarint()
 		if n == 0 {
 			kp.values[v] = emptyPostingList
+			if kp.tagged {
+				kp.values[v] = emptyTaggedList
+			}
 			continue
 		}
 		if off > b.postingsEnd || n > b.postingsEnd-off {

@@ -3,6 +3,8 @@ package tracestore
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"math/bits"
 )
 
 // Candidate ordinals are produced lazily from the delta-encoded postings,
@@ -45,6 +47,34 @@ func (it *listIter) next(min uint32) (uint32, bool) {
 		if it.cur >= min {
 			return it.cur, true
 		}
+	}
+	return 0, false
+}
+
+// bitmapIter walks a layout 6 bitmap list: bit i (byte i/8, bit i%8) set
+// means ordinal first+i is in the list.
+type bitmapIter struct {
+	first uint32
+	bits  []byte
+}
+
+func (it *bitmapIter) next(min uint32) (uint32, bool) {
+	i := uint64(0)
+	if min > it.first {
+		i = uint64(min - it.first)
+	}
+	for i/8 < uint64(len(it.bits)) {
+		w := it.bits[i/8] >> (i % 8)
+		if w == 0 {
+			i = (i/8 + 1) * 8
+			continue
+		}
+		i += uint64(bits.TrailingZeros8(w))
+		o := uint64(it.first) + i
+		if o > math.MaxUint32 {
+			return 0, false
+		}
+		return uint32(o), true
 	}
 	return 0, false
 }
@@ -148,7 +178,7 @@ func (b *block) candidateIter(conds []Cond) (it ordIter, all bool, err error) {
 			}
 			for _, v := range c.Values {
 				if pl, ok := kp.values[v]; ok {
-					lists = append(lists, newListIter(pl))
+					lists = append(lists, kp.iter(pl))
 				}
 			}
 		}

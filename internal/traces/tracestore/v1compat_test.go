@@ -75,7 +75,7 @@ func writeV1Index(t *testing.T, b *block) {
 		body = binary.AppendUvarint(body, uint64(len(vals)))
 		for _, v := range vals {
 			body = appendString(body, v)
-			body = append(body, kp.values[v]...)
+			body = appendPostingList(body, kp.decode(kp.values[v]))
 		}
 	}
 	enc := newTestEncoder(t)
