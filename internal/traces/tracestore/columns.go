@@ -281,7 +281,8 @@ type colWriter struct {
 	nameList, svcList []string
 	traceMins         []uint64
 	traceHdr          []uint64 // n_spans<<1 | irregular
-	raw, cbuf         []byte
+	raw, cbuf, sbuf   []byte
+	cuts              []int
 	gotDur            bool
 }
 
@@ -406,17 +407,37 @@ func (cw *colWriter) flushGroup() error {
 	for _, s := range cw.svcList {
 		r = appendString(r, s)
 	}
+	// Sections: each plane and column body starts one (compressed on its
+	// own, so each gets its own entropy table; the length prefixes ride at
+	// the end of the section before).
+	cuts := cw.cuts[:0]
 	for _, vals := range [][]uint64{cw.starts, cw.durs} {
 		cw.head = appendPlanes(cw.head[:0], vals)
 		r = binary.AppendUvarint(r, uint64(len(cw.head)))
-		r = append(r, cw.head...)
+		r = append(r, cw.head[0])
+		for i := 0; i < int(cw.head[0]); i++ {
+			cuts = append(cuts, len(r))
+			r = append(r, cw.head[1+i*len(vals):1+(i+1)*len(vals)]...)
+		}
 	}
 	for _, col := range [][]byte{cw.bits, cw.nameIdx, cw.svcIdx} {
 		r = binary.AppendUvarint(r, uint64(len(col)))
+		cuts = append(cuts, len(r))
 		r = append(r, col...)
 	}
-	cw.raw = r
-	cw.cbuf = cw.enc.EncodeAll(r, cw.cbuf[:0])
+	cw.raw, cw.cuts = r, cuts
+	cw.cbuf = binary.AppendUvarint(cw.cbuf[:0], uint64(len(cuts)+1))
+	from := 0
+	for i := 0; i <= len(cuts); i++ {
+		to := len(r)
+		if i < len(cuts) {
+			to = cuts[i]
+		}
+		cw.sbuf = cw.enc.EncodeAll(r[from:to], cw.sbuf[:0])
+		cw.cbuf = binary.AppendUvarint(cw.cbuf, uint64(len(cw.sbuf)))
+		cw.cbuf = append(cw.cbuf, cw.sbuf...)
+		from = to
+	}
 	if _, err := cw.w.Write(cw.cbuf); err != nil {
 		return err
 	}
@@ -559,8 +580,26 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 	if _, err := b.cols.ReadAt(g.cbuf, int64(ref.off)); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read column group %d: %w", gi, err)
 	}
-	raw, err := b.dec.DecodeAll(g.cbuf, g.raw[:0])
-	if err != nil {
+	var raw []byte
+	var err error
+	if b.meta.Version >= 7 {
+		// Sections, each its own zstd frame, concatenated.
+		raw = g.raw[:0]
+		cr := &byteReader{b: g.cbuf}
+		ns := cr.count()
+		for i := 0; i < ns && cr.err == nil; i++ {
+			sec := cr.bytes(int(cr.uvarint()))
+			if cr.err != nil {
+				break
+			}
+			if raw, err = b.dec.DecodeAll(sec, raw); err != nil {
+				return fmt.Errorf("%w: group %d: %v", errCorruptColumns, gi, err)
+			}
+		}
+		if cr.err != nil || len(cr.b) != 0 {
+			return fmt.Errorf("%w: group %d: sections", errCorruptColumns, gi)
+		}
+	} else if raw, err = b.dec.DecodeAll(g.cbuf, g.raw[:0]); err != nil {
 		return fmt.Errorf("%w: group %d: %v", errCorruptColumns, gi, err)
 	}
 	g.raw = raw
