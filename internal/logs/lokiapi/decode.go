@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -201,6 +202,27 @@ type jsonPush struct {
 	} `json:"streams"`
 }
 
+// jsonPlainString is the fast path for a JSON string without escapes,
+// control characters or invalid UTF-8 (nearly every timestamp and log
+// line): its bytes between the quotes are its value. Anything else reports
+// false and goes through encoding/json, which decides the value or the
+// error exactly as before. The body was validated as a whole already.
+func jsonPlainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	for _, c := range in {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
+}
+
 func decodePushJSON(b []byte) ([]pushStream, error) {
 	var p jsonPush
 	if err := json.Unmarshal(b, &p); err != nil {
@@ -233,16 +255,21 @@ func decodePushJSON(b []byte) ([]pushStream, error) {
 			if len(v) < 2 || len(v) > 3 {
 				return nil, &DecodeError{Format: "json", Msg: fmt.Sprintf("streams[%d].values[%d]: want [timestamp, line] or [timestamp, line, metadata], got %d elements", si, vi, len(v))}
 			}
-			var tsStr, line string
-			if err := json.Unmarshal(v[0], &tsStr); err != nil {
-				return nil, &DecodeError{Format: "json", Msg: fmt.Sprintf("streams[%d].values[%d]: timestamp must be a string of Unix nanoseconds", si, vi)}
+			tsStr, ok := jsonPlainString(v[0])
+			if !ok {
+				if err := json.Unmarshal(v[0], &tsStr); err != nil {
+					return nil, &DecodeError{Format: "json", Msg: fmt.Sprintf("streams[%d].values[%d]: timestamp must be a string of Unix nanoseconds", si, vi)}
+				}
 			}
 			ts, err := strconv.ParseInt(strings.TrimSpace(tsStr), 10, 64)
 			if err != nil {
 				return nil, &DecodeError{Format: "json", Msg: fmt.Sprintf("streams[%d].values[%d]: timestamp %q is not Unix nanoseconds", si, vi, tsStr)}
 			}
-			if err := json.Unmarshal(v[1], &line); err != nil {
-				return nil, &DecodeError{Format: "json", Msg: fmt.Sprintf("streams[%d].values[%d]: line must be a string", si, vi)}
+			line, ok := jsonPlainString(v[1])
+			if !ok {
+				if err := json.Unmarshal(v[1], &line); err != nil {
+					return nil, &DecodeError{Format: "json", Msg: fmt.Sprintf("streams[%d].values[%d]: line must be a string", si, vi)}
+				}
 			}
 			e := logstore.Entry{Timestamp: ts, Line: line}
 			if len(v) == 3 {
