@@ -204,7 +204,11 @@ func FuzzDecodeIndex3(f *testing.F) {
 		}
 		b.mm = ib
 		for _, k := range b.postingKeys() {
-			_, _ = b.keyPostings(k)
+			if kp, err := b.keyPostings(k); err == nil && kp != nil {
+				for _, pl := range kp.values {
+					_ = kp.decode(pl) // varint and bitmap lists (layout 6)
+				}
+			}
 		}
 		for i := range b.chunks {
 			if c, err := b.chunk(i); err == nil && len(c.ids) > 0 {
