@@ -879,6 +879,9 @@ func (b *block) readPostings(r *byteReader) {
 // parseChunk decodes chunk i from its compressed bytes.
 func (b *block) parseChunk(i int, comp []byte) (*idxChunk, error) {
 	ref := &b.chunks[i]
+	if b.layout >= indexLayout6 {
+		return b.parseChunk6(i, comp)
+	}
 	raw, err := b.dec.DecodeAll(comp, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: chunk %d: %v", errCorruptIndex, i, err)
@@ -900,6 +903,59 @@ func (b *block) parseChunk(i int, comp []byte) (*idxChunk, error) {
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("chunk %d: %w", i, r.err)
+	}
+	if err := b.checkEntries(c.entries); err != nil {
+		return nil, err
+	}
+	if ref.n > 0 && c.ids[0] != ref.first {
+		return nil, fmt.Errorf("%w: chunk %d does not start with its fence ID", errCorruptIndex, i)
+	}
+	return c, nil
+}
+
+// parseChunk6 decodes a layout 6 chunk: sections of IDs, then page deltas,
+// lengths and span counts, then start and end times (field-major).
+func (b *block) parseChunk6(i int, comp []byte) (*idxChunk, error) {
+	ref := &b.chunks[i]
+	raw, err := decodeSections(b.dec, comp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chunk %d: %v", errCorruptIndex, i, err)
+	}
+	r := &byteReader{b: raw}
+	c := &idxChunk{ids: make([]TraceID, ref.n), entries: make([]indexEntry, ref.n)}
+	for j := 0; j < ref.n && r.err == nil; j++ {
+		copy(c.ids[j][:], r.bytes(16))
+	}
+	page, off := ref.page, ref.pageOff
+	for j := 0; j < ref.n && r.err == nil; j++ {
+		if d := uint32(r.uvarint()); d > 0 {
+			page = page + d
+		}
+		c.entries[j].page = page
+	}
+	for j := 0; j < ref.n && r.err == nil; j++ {
+		c.entries[j].len = uint32(r.uvarint())
+	}
+	for j := 0; j < ref.n && r.err == nil; j++ {
+		c.entries[j].spans = uint32(r.uvarint())
+	}
+	for j := 0; j < ref.n && r.err == nil; j++ {
+		c.entries[j].start = b.base + r.uvarint()*1000
+	}
+	for j := 0; j < ref.n && r.err == nil; j++ {
+		c.entries[j].end = c.entries[j].start + r.uvarint()*1000
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: chunk %d: %v", errCorruptIndex, i, r.err)
+	}
+	page = ref.page
+	for j := range c.entries {
+		e := &c.entries[j]
+		if e.page != page {
+			page, off = e.page, 0
+		}
+		e.off = off
+		off += e.len
 	}
 	if err := b.checkEntries(c.entries); err != nil {
 		return nil, err

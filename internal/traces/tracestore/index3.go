@@ -3,11 +3,14 @@ package tracestore
 import (
 	"container/list"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
 	"slices"
 	"sync"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Index layout 3 (format version 4, docs/formats/tracestore.md): what a
@@ -37,7 +40,7 @@ const indexLayout5 = 5
 // is smaller. A value most traces carry (kind, status, a service) costs
 // 1/8 byte per trace as a bitmap instead of ~1 byte as deltas; both forms
 // are still walked in the mapping as far as a query goes.
-const indexLayout6 = 6
+const indexLayout6 = 6 // also: ID chunks field-major in three sections (parseChunk6)
 
 // List tags of layout 6.
 const (
@@ -184,7 +187,7 @@ type postingsRef struct {
 func (bw *blockWriter) encodeIndex3(layout byte) []byte {
 	out := append([]byte(indexMagic), layout)
 	base := uint64(bw.meta.MinTime)
-	table, nChunks := bw.appendChunks(&out, base)
+	table, nChunks := bw.appendChunks(&out, base, layout)
 	// Postings: one frame per key, in key order.
 	keys := make([]string, 0, len(bw.postings))
 	for k := range bw.postings {
@@ -246,12 +249,89 @@ func sampleIfIncomplete(kp *keyPostings) int {
 	return sampleValues
 }
 
+// appendSections appends raw split at cuts as uvarint(n) n × (uvarint(len)
+// zstd frame): each section gets its own entropy tables, so random bytes
+// (IDs, low bytes of times) do not spoil the coding of the small values
+// next to them.
+func appendSections(enc *zstd.Encoder, dst, raw []byte, cuts []int) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(cuts)+1))
+	from := 0
+	for i := 0; i <= len(cuts); i++ {
+		to := len(raw)
+		if i < len(cuts) {
+			to = cuts[i]
+		}
+		f := enc.EncodeAll(raw[from:to], nil)
+		dst = binary.AppendUvarint(dst, uint64(len(f)))
+		dst = append(dst, f...)
+		from = to
+	}
+	return dst
+}
+
+// decodeSections reverses appendSections, appending the sections to dst.
+func decodeSections(dec *zstd.Decoder, src, dst []byte) ([]byte, error) {
+	r := &byteReader{b: src}
+	ns := r.count()
+	for i := 0; i < ns && r.err == nil; i++ {
+		sec := r.bytes(int(r.uvarint()))
+		if r.err != nil {
+			break
+		}
+		var err error
+		if dst, err = dec.DecodeAll(sec, dst); err != nil {
+			return dst, err
+		}
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return dst, errors.New("bad sections")
+	}
+	return dst, nil
+}
+
 // appendChunks writes the ID chunks to *out and returns their table.
-func (bw *blockWriter) appendChunks(out *[]byte, base uint64) (table []byte, nChunks int) {
+func (bw *blockWriter) appendChunks(out *[]byte, base uint64, layout byte) (table []byte, nChunks int) {
 	var raw []byte
 	for c := 0; c < len(bw.ids); c += chunkTraces {
 		end := min(c+chunkTraces, len(bw.ids))
 		raw = raw[:0]
+		if layout >= indexLayout6 {
+			// Field-major: IDs, then page deltas, lengths and span
+			// counts, then start and end times, as three sections.
+			for i := c; i < end; i++ {
+				raw = append(raw, bw.ids[i][:]...)
+			}
+			cuts := []int{len(raw)}
+			prevPage := bw.entries[c].page
+			for i := c; i < end; i++ {
+				raw = binary.AppendUvarint(raw, uint64(bw.entries[i].page-prevPage))
+				prevPage = bw.entries[i].page
+			}
+			for i := c; i < end; i++ {
+				raw = binary.AppendUvarint(raw, uint64(bw.entries[i].len))
+			}
+			for i := c; i < end; i++ {
+				raw = binary.AppendUvarint(raw, uint64(bw.entries[i].spans))
+			}
+			cuts = append(cuts, len(raw))
+			for i := c; i < end; i++ {
+				raw = binary.AppendUvarint(raw, (bw.entries[i].start-base)/1000)
+			}
+			for i := c; i < end; i++ {
+				e := bw.entries[i]
+				start := (e.start - base) / 1000
+				raw = binary.AppendUvarint(raw, (max(e.end, e.start)-base-start*1000+999)/1000)
+			}
+			off := len(*out)
+			*out = appendSections(bw.enc, *out, raw, cuts)
+			table = append(table, bw.ids[c][:]...)
+			table = binary.AppendUvarint(table, uint64(off))
+			table = binary.AppendUvarint(table, uint64(len(*out)-off))
+			table = binary.AppendUvarint(table, uint64(bw.entries[c].page))
+			table = binary.AppendUvarint(table, uint64(bw.entries[c].off))
+			nChunks++
+			continue
+		}
 		prevPage := bw.entries[c].page
 		for i := c; i < end; i++ {
 			e := bw.entries[i]
