@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/prometheus/prometheus/model/labels"
 	"io"
-	"math"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -108,10 +107,10 @@ func appendMetric(series map[string]*prompb.TimeSeries, name string, typ dto.Met
 }
 
 func formatLe(f float64) string {
-	if math.IsInf(f, 1) {
-		return "+Inf"
-	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
+	// Prometheus 3 normalises a scraped le to OpenMetrics' float form ("5"
+	// becomes "5.0"); the backfill writes what the scraper stores, so a sum
+	// by (le) over backfilled and scraped samples meets one series a bucket.
+	return labels.FormatOpenMetricsFloat(f)
 }
 
 // add appends one sample to its series, creating the series (labels sorted,
