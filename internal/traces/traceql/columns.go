@@ -124,3 +124,53 @@ func (e *MetricsEvaluator) ObserveColumns(id pcommon.TraceID, spans []ColumnSpan
 	}
 	return nil
 }
+
+// MinSpanDuration returns, for a query whose first stage is one spanset
+// filter, the shortest span duration (ns) that filter can match: the
+// largest bound of `duration > d` (d+1) or `duration >= d` terms joined by
+// && at its top level, with d a duration literal; 0 when there is none. A
+// trace none of whose spans lasts that long yields no span from the filter,
+// so a store may skip it (tracestore's SearchRequest.MinSpanDuration).
+func (q *Query) MinSpanDuration() int64 {
+	if len(q.Pipeline.Stages) == 0 {
+		return 0
+	}
+	f, ok := q.Pipeline.Stages[0].(*SpansetFilter)
+	if !ok || f.Expr == nil {
+		return 0
+	}
+	return minDuration(f.Expr)
+}
+
+func minDuration(e FieldExpr) int64 {
+	b, ok := e.(*BinaryOp)
+	if !ok {
+		return 0
+	}
+	op := b.Op
+	a, aok := b.L.(*Attribute)
+	l, lok := b.R.(*Literal)
+	if !aok || !lok {
+		a, aok = b.R.(*Attribute)
+		l, lok = b.L.(*Literal)
+		switch op { // literal on the left: d < duration is duration > d
+		case "<":
+			op = ">"
+		case "<=":
+			op = ">="
+		default:
+			op = ""
+		}
+	}
+	switch {
+	case b.Op == "&&":
+		return max(minDuration(b.L), minDuration(b.R))
+	case !aok || !lok || a.Scope != ScopeIntrinsic || a.Name != IntrinsicDuration || l.Value.Kind != KindDuration:
+		return 0
+	case op == ">" && l.Value.I >= 0:
+		return l.Value.I + 1
+	case op == ">=" && l.Value.I > 0:
+		return l.Value.I
+	}
+	return 0
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -283,6 +284,7 @@ type colWriter struct {
 	traceHdr          []uint64 // n_spans<<1 | irregular
 	raw, cbuf, sbuf   []byte
 	cuts              []int
+	irregular         int // traces of the group the columns cannot hold
 	gotDur            bool
 }
 
@@ -304,7 +306,7 @@ func newColWriter(dir string, enc *zstd.Encoder) (*colWriter, error) {
 }
 
 func (cw *colWriter) resetGroup() {
-	cw.traces, cw.spans, cw.gotDur = 0, 0, false
+	cw.traces, cw.spans, cw.gotDur, cw.irregular = 0, 0, false, 0
 	cw.minStart, cw.maxEnd = ^uint64(0), 0
 	cw.minDur, cw.maxDur = 0, 0
 	cw.starts, cw.durs, cw.bits = cw.starts[:0], cw.durs[:0], cw.bits[:0]
@@ -324,6 +326,7 @@ func (cw *colWriter) add(data []byte, minStart, maxEnd uint64) error {
 	cw.minStart = min(cw.minStart, minStart)
 	cw.maxEnd = max(cw.maxEnd, maxEnd)
 	if cw.walk.irregular {
+		cw.irregular++
 		cw.traceHdr = append(cw.traceHdr, 1)
 		cw.traceMins = append(cw.traceMins, 0)
 		return nil
@@ -450,6 +453,7 @@ func (cw *colWriter) flushGroup() error {
 	t = binary.AppendUvarint(t, cw.maxEnd-min(cw.maxEnd, cw.minStart))
 	t = binary.AppendUvarint(t, cw.minDur)
 	t = binary.AppendUvarint(t, cw.maxDur)
+	t = binary.AppendUvarint(t, uint64(cw.irregular)) // version 2 (format 7)
 	cw.table = t
 	cw.off += uint64(len(cw.cbuf))
 	cw.n++
@@ -497,6 +501,9 @@ type colGroupRef struct {
 	traces, spans    int
 	minStart, maxEnd uint64
 	minDur, maxDur   uint64
+	// irregular counts the group's traces without columns (their spans
+	// are not in the duration bounds); -1 when unknown (before format 7).
+	irregular int
 }
 
 // colTable is a columns file's group table, read per query (O(groups)).
@@ -547,6 +554,10 @@ func (b *block) readColTable() (*colTable, error) {
 		g.minStart = r.uvarint()
 		g.maxEnd = g.minStart + r.uvarint()
 		g.minDur, g.maxDur = r.uvarint(), r.uvarint()
+		g.irregular = -1
+		if b.meta.Version >= 7 {
+			g.irregular = int(r.uvarint())
+		}
 		if g.off > off || uint64(g.clen) > off-g.off || g.traces != min(t.groupTraces, b.n-i*t.groupTraces) {
 			return nil, fmt.Errorf("%w: group %d", errCorruptColumns, i)
 		}
@@ -571,7 +582,11 @@ type colGroup struct {
 }
 
 // readColGroup decodes group gi of t into g (reusing its buffers).
+// colGroupsDecoded counts column groups decoded, process-wide (tests).
+var colGroupsDecoded atomic.Int64
+
 func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
+	colGroupsDecoded.Add(1)
 	ref := &t.groups[gi]
 	if cap(g.cbuf) < ref.clen {
 		g.cbuf = make([]byte, ref.clen)
@@ -756,6 +771,17 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		}
 		cur = c
 		gi := c.ord / t.groupTraces
+		if ref := &t.groups[gi]; req.MinSpanDuration > 0 && g.index != gi && ref.irregular == 0 &&
+			ref.maxDur < uint64(req.MinSpanDuration) {
+			// No span of the group lasts long enough and every trace
+			// of it is in the columns: only a trace with parts
+			// elsewhere can still match (through a longer span there).
+			if shared, err := s.elsewhere(c.id, b); err != nil {
+				return err
+			} else if !shared {
+				continue
+			}
+		}
 		if g.index != gi {
 			if err := b.readColGroup(t, gi, g); err != nil {
 				return fmt.Errorf("block %s: %w", b.meta.ULID, err)

@@ -167,6 +167,14 @@ type SearchRequest struct {
 	// in the same order as without Spans. Limits count a trace's stored
 	// bytes as they do for fn.
 	Spans SpansFunc
+	// MinSpanDuration, when positive, promises that a trace matches only
+	// if one of its spans lasts at least this long (a TraceQL filter
+	// `{ duration > X && … }` or `>=`; traceql's MinSpanDuration). With
+	// Spans set, block column groups whose longest span is shorter are
+	// not decoded and their traces not handed to Spans (traces with parts
+	// elsewhere and traces the columns cannot hold are still handed over,
+	// as without it).
+	MinSpanDuration time.Duration
 }
 
 // SearchLimits bound one search, so one broad query cannot take the process
