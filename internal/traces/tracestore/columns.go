@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
@@ -761,29 +762,57 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		}
 		return spanIDAt(data, i)
 	}
+	pf := &colPrefetch{b: b, t: t, depth: searchWorkers(s.db.opts.SearchWorkers) - 1}
+	pf.sem = make(chan struct{}, max(1, pf.depth))
+	defer pf.wg.Wait()
+	// candidate pulls the next candidate whose group may hold a match,
+	// dropping those of groups MinSpanDuration rules out.
+	candidate := func() (searchCand, bool, error) {
+		for {
+			c, ok, err := next()
+			if err != nil || !ok {
+				return c, ok, err
+			}
+			gi := c.ord / t.groupTraces
+			if ref := &t.groups[gi]; req.MinSpanDuration > 0 && ref.irregular == 0 &&
+				ref.maxDur < uint64(req.MinSpanDuration) {
+				// No span of the group lasts long enough and every trace
+				// of it is in the columns: only a trace with parts
+				// elsewhere can still match (through a longer span there).
+				if shared, err := s.elsewhere(c.id, b); err != nil {
+					return c, false, err
+				} else if !shared {
+					continue
+				}
+			}
+			return c, true, nil
+		}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c, ok, err := next()
+		var c searchCand
+		var ok bool
+		var err error
+		if pf.depth > 0 {
+			c, ok, err = pf.pull(candidate)
+		} else {
+			c, ok, err = candidate()
+		}
 		if err != nil || !ok {
 			return err
 		}
 		cur = c
 		gi := c.ord / t.groupTraces
-		if ref := &t.groups[gi]; req.MinSpanDuration > 0 && g.index != gi && ref.irregular == 0 &&
-			ref.maxDur < uint64(req.MinSpanDuration) {
-			// No span of the group lasts long enough and every trace
-			// of it is in the columns: only a trace with parts
-			// elsewhere can still match (through a longer span there).
-			if shared, err := s.elsewhere(c.id, b); err != nil {
-				return err
-			} else if !shared {
-				continue
-			}
-		}
 		if g.index != gi {
-			if err := b.readColGroup(t, gi, g); err != nil {
+			if pf.depth > 0 {
+				ng, err := pf.group(gi, g)
+				if err != nil {
+					return fmt.Errorf("block %s: %w", b.meta.ULID, err)
+				}
+				g = ng
+			} else if err := b.readColGroup(t, gi, g); err != nil {
 				return fmt.Errorf("block %s: %w", b.meta.ULID, err)
 			}
 		}
@@ -834,4 +863,91 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 			return err
 		}
 	}
+}
+
+// colPrefetch decodes the column groups of the next candidates on up to
+// depth goroutines while the caller's goroutine hands the current group's
+// traces over: candidates are pulled ahead (in order) until depth groups
+// beyond the current one are in flight, and handed back in the same order,
+// so results, limits and early stops are those of the sequential scan.
+type colPrefetch struct {
+	b     *block
+	t     *colTable
+	depth int
+	sem   chan struct{}
+	wg    sync.WaitGroup
+	queue []searchCand
+	futs  []*groupFuture
+	done  bool // next() returned its last candidate or an error
+	err   error
+	free  []*colGroup
+}
+
+type groupFuture struct {
+	gi   int
+	g    *colGroup
+	err  error
+	done chan struct{}
+}
+
+// pull returns the next candidate, first pulling ahead and starting the
+// decode of the groups it meets.
+func (p *colPrefetch) pull(next func() (searchCand, bool, error)) (searchCand, bool, error) {
+	for !p.done && len(p.futs) <= p.depth {
+		c, ok, err := next()
+		if err != nil || !ok {
+			p.done, p.err = true, err
+			break
+		}
+		p.queue = append(p.queue, c)
+		gi := c.ord / p.t.groupTraces
+		if n := len(p.futs); n == 0 || p.futs[n-1].gi != gi {
+			p.futs = append(p.futs, p.start(gi))
+		}
+	}
+	if len(p.queue) == 0 {
+		return searchCand{}, false, p.err
+	}
+	c := p.queue[0]
+	p.queue = p.queue[1:]
+	return c, true, nil
+}
+
+func (p *colPrefetch) start(gi int) *groupFuture {
+	f := &groupFuture{gi: gi, done: make(chan struct{})}
+	if n := len(p.free); n > 0 {
+		f.g, p.free = p.free[n-1], p.free[:n-1]
+	} else {
+		f.g = &colGroup{index: -1}
+	}
+	p.sem <- struct{}{}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f.err = p.b.readColGroup(p.t, gi, f.g)
+		<-p.sem
+		close(f.done)
+	}()
+	return f
+}
+
+// group waits for group gi's decode (started by pull) and returns it; cur,
+// the group done with, is kept for reuse.
+func (p *colPrefetch) group(gi int, cur *colGroup) (*colGroup, error) {
+	for len(p.futs) > 0 && p.futs[0].gi != gi {
+		<-p.futs[0].done // a group whose candidates were all consumed
+		p.free = append(p.free, p.futs[0].g)
+		p.futs = p.futs[1:]
+	}
+	if len(p.futs) == 0 {
+		return nil, fmt.Errorf("column group %d not prefetched", gi)
+	}
+	f := p.futs[0]
+	p.futs = p.futs[1:]
+	<-f.done
+	if f.err != nil {
+		return nil, f.err
+	}
+	p.free = append(p.free, cur)
+	return f.g, nil
 }
