@@ -247,6 +247,7 @@ func directQuery(db *tracestore.DB, q string, start, end time.Time, columns bool
 	req := tracestore.SearchRequest{Start: start, End: end, Conds: hintsToConds(query.Hints()), Project: projection(query)}
 	used := columns && query.ColumnsSuffice()
 	if used {
+		req.MinSpanDuration = time.Duration(query.MinSpanDuration()) // as the handler should (lead's wiring)
 		var buf []traceql.ColumnSpan
 		req.Spans = func(id tracestore.TraceID, spans []tracestore.ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
 			buf = buf[:0]
