@@ -917,7 +917,7 @@ func (b *block) parseChunk(i int, comp []byte) (*idxChunk, error) {
 // lengths and span counts, then start and end times (field-major).
 func (b *block) parseChunk6(i int, comp []byte) (*idxChunk, error) {
 	ref := &b.chunks[i]
-	raw, err := decodeSections(b.dec, comp, nil)
+	raw, err := decodeSections(b.dec, comp, make([]byte, 0, ref.n*32))
 	if err != nil {
 		return nil, fmt.Errorf("%w: chunk %d: %v", errCorruptIndex, i, err)
 	}
