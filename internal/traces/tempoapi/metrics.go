@@ -227,7 +227,9 @@ func (a *API) metricsQuery(name string, w http.ResponseWriter, r *http.Request, 
 	}
 	var evalErr error
 	if p.query.ColumnsSuffice() {
-		// The block columns hold all this query reads: no decoding (ADR 0091).
+		// The block columns hold all this query reads: no decoding (ADR 0091);
+		// groups whose longest span is below a duration bound are skipped (0092).
+		req.MinSpanDuration = time.Duration(p.query.MinSpanDuration())
 		var cols []traceql.ColumnSpan
 		req.Spans = func(id tracestore.TraceID, spans []tracestore.ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
 			cols = cols[:0]
