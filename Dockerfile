@@ -5,7 +5,8 @@
 #
 #   docker build -t nxwatcher:latest .
 #   docker run --rm -p 9090:9090 -v nxwatcher-data:/data nxwatcher:latest
-ARG GO_VERSION=1.26.8
+# go1.27.3: the release toolchain (Makefile RELEASE_GOTOOLCHAIN; docs/security.md).
+ARG GO_VERSION=1.27.3
 
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
