@@ -3,6 +3,7 @@ package backlog
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -40,4 +41,40 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("re-encoding %x gave %x", rec, again)
 		}
 	})
+}
+
+func TestModeCheck(t *testing.T) {
+	for _, tc := range []struct {
+		mode      Mode
+		endpoints int
+		want      string
+	}{
+		{"", 0, ""}, {ModeStore, 0, ""}, {ModeForwardOnly, 1, ""},
+		{ModeForwardOnly, 0, "logs.mode: forward-only needs at least one logs.forward endpoint"},
+		{"local", 1, `logs.mode: "local" is neither "store" nor "forward-only"`},
+	} {
+		err := tc.mode.Check("logs", tc.endpoints)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%q with %d endpoints: %v, want %q", tc.mode, tc.endpoints, err, tc.want)
+		}
+	}
+}
+
+func TestValidateEndpointsNamesClashes(t *testing.T) {
+	type ep struct{ name string }
+	check := func(c *ep) (string, error) {
+		if c.name == "" {
+			return "", errors.New("no name")
+		}
+		return c.name, nil
+	}
+	err := ValidateEndpoints("logs.forward", []ep{{"a"}, {""}, {"a"}}, check)
+	for _, want := range []string{"logs.forward[1]: no name", `logs.forward[2]: same name as logs.forward[0] ("a")`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if err := ValidateEndpoints("logs.forward", []ep{{"a"}, {"b"}}, check); err != nil {
+		t.Error(err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
+	"github.com/nx-watcher/nxwatcher/internal/backlog"
 	"github.com/nx-watcher/nxwatcher/internal/units"
 )
 
@@ -107,47 +108,15 @@ func (c *EndpointConfig) name() string {
 	return u.Host + u.Path
 }
 
-// Mode is `logs.mode`: what the node does with an accepted line.
-type Mode string
+// Mode is `logs.mode`: store (the default) or forward-only, which keeps no
+// local store or index and refuses log queries (ADR 0008).
+type Mode = backlog.Mode
 
+// The modes.
 const (
-	// ModeStore (the default, also spelled "") stores every accepted line
-	// in the local log store, and forwards it too when logs.forward is set.
-	ModeStore Mode = "store"
-	// ModeForwardOnly keeps no local store or index: an accepted line goes
-	// only to the forward endpoints' disk backlogs, and a push is answered
-	// once it is in every backlog. Log queries are refused.
-	ModeForwardOnly Mode = "forward-only"
+	ModeStore       = backlog.ModeStore
+	ModeForwardOnly = backlog.ModeForwardOnly
 )
 
-// UnmarshalYAML refuses modes that do not exist.
-func (m *Mode) UnmarshalYAML(unmarshal func(any) error) error {
-	var s string
-	if err := unmarshal(&s); err != nil {
-		return err
-	}
-	switch Mode(s) {
-	case "", ModeStore, ModeForwardOnly:
-		*m = Mode(s)
-		return nil
-	}
-	return fmt.Errorf("logs.mode: %q is neither %q nor %q", s, ModeStore, ModeForwardOnly)
-}
-
-// ForwardOnly is true for ModeForwardOnly.
-func (m Mode) ForwardOnly() bool { return m == ModeForwardOnly }
-
-// ValidateMode checks logs.mode against logs.forward: forward-only needs at
-// least one endpoint (otherwise every accepted line would be thrown away).
-func ValidateMode(m Mode, endpoints []EndpointConfig) error {
-	switch m {
-	case "", ModeStore:
-		return nil
-	case ModeForwardOnly:
-		if len(endpoints) == 0 {
-			return errors.New("logs.mode: forward-only needs at least one logs.forward endpoint (it keeps no local store)")
-		}
-		return nil
-	}
-	return fmt.Errorf("logs.mode: %q is neither %q nor %q", m, ModeStore, ModeForwardOnly)
-}
+// ValidateMode checks logs.mode against logs.forward.
+func ValidateMode(m Mode, endpoints []EndpointConfig) error { return m.Check("logs", len(endpoints)) }

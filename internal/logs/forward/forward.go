@@ -17,7 +17,6 @@ package forward
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -96,21 +95,10 @@ func Open(dir string, cfgs []EndpointConfig, deps Deps) (*Forwarder, error) {
 // ValidateEndpoints reports every problem of a logs.forward list at once:
 // each endpoint's, and two endpoints with one name.
 func ValidateEndpoints(cfgs []EndpointConfig) error {
-	var errs []error
-	seen := map[string]int{}
-	for i, cfg := range cfgs {
-		cfg.SetDefaults()
-		if err := cfg.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("logs.forward[%d]: %w", i, err))
-			continue
-		}
-		d := backlog.DirName(cfg.name())
-		if j, ok := seen[d]; ok {
-			errs = append(errs, fmt.Errorf("logs.forward[%d]: same name as logs.forward[%d] (%q): set name", i, j, cfg.name()))
-		}
-		seen[d] = i
-	}
-	return errors.Join(errs...)
+	return backlog.ValidateEndpoints("logs.forward", cfgs, func(c *EndpointConfig) (string, error) {
+		c.SetDefaults()
+		return c.name(), c.Validate()
+	})
 }
 
 // CheckConfig builds what ApplyConfig would, without changing anything: the

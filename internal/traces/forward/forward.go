@@ -121,51 +121,21 @@ func (c *EndpointConfig) name() string {
 	return c.Protocol + "_" + c.Endpoint
 }
 
-// Mode is `traces.mode`: what the node does with an accepted span.
-type Mode string
+// Mode is `traces.mode`: store (the default) or forward-only, which keeps
+// no local trace store and serves no Tempo API; the OTLP receiver's trace
+// consumer is the forwarder (and the metrics-generator, which still feeds
+// the local TSDB). ADR 0008.
+type Mode = backlog.Mode
 
+// The modes.
 const (
-	// ModeStore (the default, also spelled "") stores every accepted span
-	// in the local trace store, and forwards it too when traces.forward is
-	// set.
-	ModeStore Mode = "store"
-	// ModeForwardOnly keeps no local trace store or index: the OTLP
-	// receiver's only trace consumer is the forwarder, and a request is
-	// answered once it is in every endpoint's backlog. The Tempo API and the
-	// metrics-generator are off.
-	ModeForwardOnly Mode = "forward-only"
+	ModeStore       = backlog.ModeStore
+	ModeForwardOnly = backlog.ModeForwardOnly
 )
 
-// UnmarshalYAML refuses modes that do not exist.
-func (m *Mode) UnmarshalYAML(unmarshal func(any) error) error {
-	var s string
-	if err := unmarshal(&s); err != nil {
-		return err
-	}
-	switch Mode(s) {
-	case "", ModeStore, ModeForwardOnly:
-		*m = Mode(s)
-		return nil
-	}
-	return fmt.Errorf("traces.mode: %q is neither %q nor %q", s, ModeStore, ModeForwardOnly)
-}
-
-// ForwardOnly is true for ModeForwardOnly.
-func (m Mode) ForwardOnly() bool { return m == ModeForwardOnly }
-
-// ValidateMode checks traces.mode against traces.forward: forward-only
-// needs at least one endpoint.
+// ValidateMode checks traces.mode against traces.forward.
 func ValidateMode(m Mode, endpoints []EndpointConfig) error {
-	switch m {
-	case "", ModeStore:
-		return nil
-	case ModeForwardOnly:
-		if len(endpoints) == 0 {
-			return errors.New("traces.mode: forward-only needs at least one traces.forward endpoint (it keeps no local store)")
-		}
-		return nil
-	}
-	return fmt.Errorf("traces.mode: %q is neither %q nor %q", m, ModeStore, ModeForwardOnly)
+	return m.Check("traces", len(endpoints))
 }
 
 // Deps are what the forwarder takes from the composition root.
@@ -214,21 +184,10 @@ func Open(dir string, cfgs []EndpointConfig, deps Deps) (*Forwarder, error) {
 // ValidateEndpoints reports every problem of a traces.forward list at
 // once: each endpoint's, and two endpoints with one name.
 func ValidateEndpoints(cfgs []EndpointConfig) error {
-	var errs []error
-	seen := map[string]int{}
-	for i, cfg := range cfgs {
-		cfg.SetDefaults()
-		if err := cfg.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("traces.forward[%d]: %w", i, err))
-			continue
-		}
-		d := backlog.DirName(cfg.name())
-		if j, ok := seen[d]; ok {
-			errs = append(errs, fmt.Errorf("traces.forward[%d]: same name as traces.forward[%d] (%q): set name", i, j, cfg.name()))
-		}
-		seen[d] = i
-	}
-	return errors.Join(errs...)
+	return backlog.ValidateEndpoints("traces.forward", cfgs, func(c *EndpointConfig) (string, error) {
+		c.SetDefaults()
+		return c.name(), c.Validate()
+	})
 }
 
 // CheckConfig builds what ApplyConfig would (TLS files, gRPC targets)

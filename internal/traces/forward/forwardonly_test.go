@@ -191,7 +191,7 @@ func TestMode(t *testing.T) {
 	if err := yaml.UnmarshalStrict([]byte("mode: forward-only"), &c); err != nil || !c.Mode.ForwardOnly() {
 		t.Fatalf("forward-only: %v %q", err, c.Mode)
 	}
-	if err := yaml.UnmarshalStrict([]byte("mode: local"), &c); err == nil || !strings.Contains(err.Error(), `traces.mode: "local" is neither`) {
+	if err := yaml.UnmarshalStrict([]byte("mode: local"), &c); err == nil || !strings.Contains(err.Error(), `mode: "local" is neither`) {
 		t.Fatalf("unknown mode: %v", err)
 	}
 	if err := ValidateMode(ModeForwardOnly, nil); err == nil || !strings.Contains(err.Error(), "needs at least one traces.forward endpoint") {
