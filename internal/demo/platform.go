@@ -255,7 +255,11 @@ func (p *platform) close() {
 	for _, e := range p.exporters {
 		if e.srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = e.srv.Shutdown(ctx)
+			if err := e.srv.Shutdown(ctx); err != nil {
+				// A scrape's connection accepted just now counts as busy
+				// for 5 s; close it rather than leave it open.
+				_ = e.srv.Close()
+			}
 			cancel()
 		} else if e.ln != nil {
 			_ = e.ln.Close()

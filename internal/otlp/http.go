@@ -89,6 +89,9 @@ func (r *Receiver) RunHTTP(ctx context.Context, ln net.Listener) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
+	if err != nil {
+		_ = srv.Close() // connections that did not drain in time
+	}
 	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
 		err = serveErr
 	}
