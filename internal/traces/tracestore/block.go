@@ -811,23 +811,8 @@ func (b *block) decodeIndex(ib []byte) error {
 		return fmt.Errorf("%w: %v", errCorruptIndex, err)
 	}
 	r := &byteReader{b: raw}
-	b.n = int(r.uvarint())
-	b.base = r.uvarint()
-	b.chunkN = int(r.uvarint())
-	nc := r.count()
-	if r.err == nil && (b.chunkN <= 0 || (b.n+b.chunkN-1)/b.chunkN != nc) {
-		return fmt.Errorf("%w: %d chunks for %d traces", errCorruptIndex, nc, b.n)
-	}
-	b.chunks = make([]chunkRef, nc)
-	for i := 0; i < nc && r.err == nil; i++ {
-		c := &b.chunks[i]
-		copy(c.first[:], r.bytes(16))
-		c.off, c.clen = r.uvarint(), uint32(r.uvarint())
-		c.page, c.pageOff = uint32(r.uvarint()), uint32(r.uvarint())
-		c.n = min(b.chunkN, b.n-i*b.chunkN)
-		if c.off+uint64(c.clen) > bodyOff {
-			return fmt.Errorf("%w: chunk %d outside the file", errCorruptIndex, i)
-		}
+	if err := b.readChunkTable(r, bodyOff); err != nil {
+		return err
 	}
 	b.readPagesAndPostings(r)
 	if r.err != nil {

@@ -460,23 +460,8 @@ func (b *block) decodeIndex3(all []byte) error {
 		return fmt.Errorf("%w: %v", errCorruptIndex, err)
 	}
 	r := &byteReader{b: raw}
-	b.n = int(r.uvarint())
-	b.base = r.uvarint()
-	b.chunkN = int(r.uvarint())
-	nc := r.count()
-	if r.err == nil && (b.chunkN <= 0 || (b.n+b.chunkN-1)/b.chunkN != nc) {
-		return fmt.Errorf("%w: %d chunks for %d traces", errCorruptIndex, nc, b.n)
-	}
-	b.chunks = make([]chunkRef, nc)
-	for i := 0; i < nc && r.err == nil; i++ {
-		c := &b.chunks[i]
-		copy(c.first[:], r.bytes(16))
-		c.off, c.clen = r.uvarint(), uint32(r.uvarint())
-		c.page, c.pageOff = uint32(r.uvarint()), uint32(r.uvarint())
-		c.n = min(b.chunkN, b.n-i*b.chunkN)
-		if c.off > bodyOff || uint64(c.clen) > bodyOff-c.off {
-			return fmt.Errorf("%w: chunk %d outside the file", errCorruptIndex, i)
-		}
+	if err := b.readChunkTable(r, bodyOff); err != nil {
+		return err
 	}
 	b.readPages(r)
 	bloomOff, nBlocks := r.uvarint(), r.uvarint()
@@ -642,4 +627,29 @@ func (c *postingsCache) drop(b *block) {
 			delete(c.items, k)
 		}
 	}
+}
+
+// readChunkTable reads the index body's head, shared by every index layout:
+// trace count, ID base, traces per chunk, and each chunk's first trace ID,
+// extent in the data file (which must end before bodyOff) and page.
+func (b *block) readChunkTable(r *byteReader, bodyOff uint64) error {
+	b.n = int(r.uvarint())
+	b.base = r.uvarint()
+	b.chunkN = int(r.uvarint())
+	nc := r.count()
+	if r.err == nil && (b.chunkN <= 0 || (b.n+b.chunkN-1)/b.chunkN != nc) {
+		return fmt.Errorf("%w: %d chunks for %d traces", errCorruptIndex, nc, b.n)
+	}
+	b.chunks = make([]chunkRef, nc)
+	for i := 0; i < nc && r.err == nil; i++ {
+		c := &b.chunks[i]
+		copy(c.first[:], r.bytes(16))
+		c.off, c.clen = r.uvarint(), uint32(r.uvarint())
+		c.page, c.pageOff = uint32(r.uvarint()), uint32(r.uvarint())
+		c.n = min(b.chunkN, b.n-i*b.chunkN)
+		if c.off > bodyOff || uint64(c.clen) > bodyOff-c.off {
+			return fmt.Errorf("%w: chunk %d outside the file", errCorruptIndex, i)
+		}
+	}
+	return nil
 }
