@@ -402,27 +402,7 @@ func (bw *blockWriter) appendPostings(b []byte) []byte {
 		} else {
 			b = append(b, 0)
 		}
-		vals := make([]string, 0, len(kp.values))
-		for v := range kp.values {
-			vals = append(vals, v)
-		}
-		slices.Sort(vals)
-		if !kp.complete {
-			vals = vals[:min(len(vals), sampleValues)]
-		}
-		b = binary.AppendUvarint(b, uint64(len(vals)))
-		for _, v := range vals {
-			b = appendString(b, v)
-			list := kp.values[v]
-			if bw.merged {
-				slices.Sort(list)
-				list = slices.Compact(list)
-			}
-			if !kp.complete {
-				list = nil // unusable for pruning; keep the value only
-			}
-			b = appendPostingList(b, list)
-		}
+		b = bw.appendValues(b, kp)
 	}
 	return b
 }
