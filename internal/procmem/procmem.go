@@ -1,12 +1,15 @@
 // Package procmem keeps the process's resident set to what it uses: after
 // start-up it unmaps the executable's read-only pages that package init
-// touched once (see ReleaseStartupPages).
+// touched once (see ReleaseStartupPages), and ReleaseWhenQuiet does so
+// again after every quiet interval.
 package procmem
 
 import (
 	"bufio"
+	"context"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -96,4 +99,95 @@ func RSSKiB() int {
 		}
 	}
 	return 0
+}
+
+// QuietOptions tune ReleaseWhenQuiet; the zero value takes the defaults.
+type QuietOptions struct {
+	// Every is how often the process's CPU time is read (default 1m).
+	Every time.Duration
+	// MaxCPU is the CPU time per Every below which an interval counts as
+	// quiet (default 1/50 of Every: 2 % of one core).
+	MaxCPU time.Duration
+	// FreeHeap also returns the Go heap's free pages to the operating
+	// system (debug.FreeOSMemory, which runs a GC first) at each release.
+	FreeHeap bool
+	// cpuTime and release replace the process's CPU clock and the release
+	// itself in tests.
+	cpuTime func() time.Duration
+	release func()
+}
+
+func (o QuietOptions) withDefaults(logger *slog.Logger) QuietOptions {
+	if o.Every <= 0 {
+		o.Every = time.Minute
+	}
+	if o.MaxCPU <= 0 {
+		o.MaxCPU = o.Every / 50
+	}
+	if o.cpuTime == nil {
+		o.cpuTime = processCPU
+	}
+	if o.release == nil {
+		freeHeap := o.FreeHeap
+		o.release = func() {
+			if freeHeap {
+				debug.FreeOSMemory()
+			}
+			ReleaseStartupPages(logger)
+		}
+	}
+	return o
+}
+
+// ReleaseWhenQuiet releases the executable's pages (ReleaseStartupPages)
+// and, with FreeHeap, the Go heap's free pages, at the end of every
+// interval of opts.Every in which the process used less than opts.MaxCPU,
+// until ctx ends. The first release comes StartupSettle after the call
+// whatever the load (as the one-time start-up release did).
+//
+// Why again and again: an idle server's timers, scrapes and GC touch a
+// few pages of code at a time, and the kernel's fault-around maps their
+// neighbours (64 KiB per fault), so the file-backed resident set creeps
+// back to tens of MiB after the start-up release while the code really
+// running stays small. Released pages that are used come back by a minor
+// fault on their next access; on a busy process nothing is released
+// (the pages would fault straight back in). ADR 0086.
+func ReleaseWhenQuiet(ctx context.Context, logger *slog.Logger, opts QuietOptions) {
+	opts = opts.withDefaults(logger)
+	settle := time.NewTimer(StartupSettle)
+	defer settle.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-settle.C:
+	}
+	opts.release()
+	tick := time.NewTicker(opts.Every)
+	defer tick.Stop()
+	last := opts.cpuTime()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := opts.cpuTime()
+		used := now - last
+		if used < opts.MaxCPU {
+			opts.release()
+			// The release's own work (a GC, page faults) does not count
+			// against the next interval.
+			now = opts.cpuTime()
+		}
+		last = now
+	}
+}
+
+// processCPU is the user and system CPU time of the whole process.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

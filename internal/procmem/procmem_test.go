@@ -1,12 +1,16 @@
 package procmem
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 func rssFileKiB(t *testing.T) int {
@@ -52,5 +56,82 @@ func TestReleaseStartupPages(t *testing.T) {
 	}
 	if RSSKiB() <= 0 {
 		t.Error("RSSKiB = 0")
+	}
+}
+
+// ReleaseWhenQuiet releases once StartupSettle after start whatever the
+// load, then only after intervals whose CPU time stayed under MaxCPU, and
+// returns when its context ends.
+func TestReleaseWhenQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Atomics: the race detector sees no order in synctest.Wait.
+		var cpuNs, released atomic.Int64
+		addCPU := func(d time.Duration) { cpuNs.Add(int64(d)) }
+		opts := QuietOptions{
+			Every:   time.Minute,
+			MaxCPU:  time.Second,
+			cpuTime: func() time.Duration { return time.Duration(cpuNs.Load()) },
+			// The release's own 100 ms of CPU.
+			release: func() { released.Add(1); addCPU(100 * time.Millisecond) },
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { ReleaseWhenQuiet(ctx, slog.New(slog.DiscardHandler), opts); close(done) }()
+
+		step := func(d time.Duration) { time.Sleep(d); synctest.Wait() }
+		step(StartupSettle - time.Millisecond)
+		if released.Load() != 0 {
+			t.Fatalf("released %d times before StartupSettle", released.Load())
+		}
+		step(time.Millisecond)
+		if released.Load() != 1 {
+			t.Fatalf("releases after StartupSettle = %d, want 1", released.Load())
+		}
+		// A busy minute: nothing released.
+		addCPU(5 * time.Second)
+		step(time.Minute)
+		if released.Load() != 1 {
+			t.Fatalf("busy interval released (releases = %d)", released.Load())
+		}
+		// A quiet minute (0.5 s of CPU): released; the release's own
+		// 100 ms does not make the next minute busy.
+		addCPU(500 * time.Millisecond)
+		step(time.Minute)
+		if released.Load() != 2 {
+			t.Fatalf("quiet interval: releases = %d, want 2", released.Load())
+		}
+		addCPU(900 * time.Millisecond)
+		step(time.Minute)
+		if released.Load() != 3 {
+			t.Fatalf("second quiet interval: releases = %d, want 3", released.Load())
+		}
+		cancel()
+		synctest.Wait()
+		select {
+		case <-done:
+		default:
+			t.Fatal("ReleaseWhenQuiet did not return after its context ended")
+		}
+	})
+}
+
+// With the real clock and release, ReleaseWhenQuiet's defaults hold and
+// the process CPU clock moves.
+func TestQuietDefaults(t *testing.T) {
+	o := QuietOptions{}.withDefaults(slog.New(slog.DiscardHandler))
+	if o.Every != time.Minute || o.MaxCPU != time.Minute/50 {
+		t.Errorf("defaults: every %s, max cpu %s", o.Every, o.MaxCPU)
+	}
+	before := processCPU()
+	for deadline := time.Now().Add(5 * time.Second); processCPU() == before && time.Now().Before(deadline); {
+		_ = strconv.Itoa(int(time.Now().UnixNano())) // spend a little CPU
+	}
+	if processCPU() <= before {
+		t.Error("process CPU time did not advance")
+	}
+	rssBefore := rssFileKiB(t)
+	o.release() // FreeHeap false: the executable's pages only
+	if after := rssFileKiB(t); after >= rssBefore {
+		t.Errorf("RssFile %d KiB before, %d KiB after the default release", rssBefore, after)
 	}
 }
