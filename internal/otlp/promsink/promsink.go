@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/prometheus/prometheus/config"
@@ -32,6 +33,11 @@ import (
 // maxAheadTime is how far in the future a sample may be, as in Prometheus's
 // remote-write and OTLP handlers.
 const maxAheadTime = 10 * time.Minute
+
+// DefaultMaxAge is the oldest a data point may be when Options.MaxAge is
+// zero: the metrics store's default retention (30d), past which a sample
+// would be deleted at the next compaction anyway.
+const DefaultMaxAge = 30 * 24 * time.Hour
 
 // Options tune the translation.
 type Options struct {
@@ -49,8 +55,18 @@ type Options struct {
 	AllowDeltaTemporality bool
 	// EnableTypeAndUnitLabels adds __type__ and __unit__ labels.
 	EnableTypeAndUnitLabels bool
-	// Now is the clock the "too far in the future" check reads; nil means
-	// time.Now. Tests inject theirs so samples and the check agree on any date.
+	// MaxAge bounds how old a data point may be: points older than Now -
+	// MaxAge are refused before translation (counted, and named in the
+	// partial success), as points more than 10 minutes ahead are. Besides
+	// keeping samples the store would delete at once, it bounds the work of
+	// one request: the translator fills target_info every half lookback
+	// from a resource's earliest point to its latest, so a point from 1970
+	// next to one from today cost millions of appends on a store that
+	// accepted them (an empty head). Set it to the metrics retention; zero
+	// means DefaultMaxAge.
+	MaxAge time.Duration
+	// Now is the clock the time-window checks read; nil means time.Now.
+	// Tests inject theirs so samples and the check agree on any date.
 	Now func() time.Time
 }
 
@@ -73,6 +89,9 @@ type Sink struct {
 	failed   *prometheus.CounterVec
 	// rejectedPoints counts data points refused in partial successes.
 	rejectedPoints prometheus.Counter
+	// outOfWindow counts data points refused before translation for a
+	// timestamp outside [now - MaxAge, now + 10m], by side.
+	outOfWindow *prometheus.CounterVec
 }
 
 // New builds a sink.
@@ -88,6 +107,12 @@ func New(opts Options, deps Deps) (*Sink, error) {
 	}
 	if opts.LookbackDelta == 0 {
 		opts.LookbackDelta = 5 * time.Minute
+	}
+	if opts.MaxAge == 0 {
+		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.MaxAge < 0 {
+		return nil, fmt.Errorf("new otlp metrics sink: max age %s is negative", opts.MaxAge)
 	}
 	s := &Sink{
 		opts:       opts,
@@ -110,8 +135,12 @@ func New(opts Options, deps Deps) (*Sink, error) {
 			Name: "nxwatcher_otlp_metrics_rejected_data_points_total",
 			Help: "OTLP data points refused (out of order, out of bounds, duplicate, too far ahead, untranslatable) in batches whose other points were stored.",
 		}),
+		outOfWindow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nxwatcher_otlp_metrics_out_of_window_data_points_total",
+			Help: "OTLP data points refused before translation because their timestamp is older than the sink's max age (side=past) or more than 10m ahead (side=future), whether or not the rest of their batch was stored.",
+		}, []string{"side"}),
 	}
-	for _, c := range []prometheus.Collector{s.warnings, s.samples, s.failed, s.rejectedPoints} {
+	for _, c := range []prometheus.Collector{s.warnings, s.samples, s.failed, s.rejectedPoints, s.outOfWindow} {
 		if err := deps.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("new otlp metrics sink: register metrics: %w", err)
 		}
@@ -119,6 +148,8 @@ func New(opts Options, deps Deps) (*Sink, error) {
 	s.failed.WithLabelValues("invalid")
 	s.failed.WithLabelValues("storage")
 	s.failed.WithLabelValues("partial")
+	s.outOfWindow.WithLabelValues("past")
+	s.outOfWindow.WithLabelValues("future")
 	return s, nil
 }
 
@@ -132,11 +163,32 @@ func New(opts Options, deps Deps) (*Sink, error) {
 // nothing could be stored the error wraps otlp.ErrInvalidInput (400, as
 // Prometheus answers). Storage failures roll everything back and stay
 // retryable.
+//
+// Data points older than MaxAge or more than 10 minutes ahead are taken out
+// of (a copy of) md before translation, so they neither reach the storage
+// nor stretch the range the translator fills with target_info samples. md
+// itself is never changed.
 func (s *Sink) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err error) {
 	cfg := s.opts.OTLP()
+	now := s.opts.Now()
+	w := window{min: timestamp.FromTime(now.Add(-s.opts.MaxAge)), max: timestamp.FromTime(now.Add(maxAheadTime))}
+	total := md.DataPointCount()
+	outside, reasons := 0, []string(nil)
+	if past, future := w.count(md); past+future > 0 {
+		md = w.keep(md)
+		outside = past + future
+		if past > 0 {
+			s.outOfWindow.WithLabelValues("past").Add(float64(past))
+			reasons = append(reasons, fmt.Sprintf("%d data points: %v: timestamp is more than %s in the past", past, storage.ErrOutOfBounds, model.Duration(s.opts.MaxAge)))
+		}
+		if future > 0 {
+			s.outOfWindow.WithLabelValues("future").Add(float64(future))
+			reasons = append(reasons, fmt.Sprintf("%d data points: %v: timestamp is more than %s in the future", future, storage.ErrOutOfBounds, maxAheadTime))
+		}
+	}
 	app := &limitedAppender{
 		AppenderV2: s.appendable.AppenderV2(ctx),
-		maxTime:    timestamp.FromTime(s.opts.Now().Add(maxAheadTime)),
+		maxTime:    w.max,
 	}
 	settings := s.settings(cfg)
 	conv := s.converters.Get().(*translator.PrometheusConverter)
@@ -158,8 +210,8 @@ func (s *Sink) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err erro
 		}
 		return fmt.Errorf("translate otlp metrics: %w", ctx.Err())
 	}
-	rejected := len(app.rejected)
-	reasons := app.reasons
+	rejected := outside + len(app.rejected)
+	reasons = append(reasons, app.reasons...)
 	if errs := translationErrors(err); len(errs) == 0 {
 		err = nil
 	} else {
@@ -175,7 +227,6 @@ func (s *Sink) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (err erro
 			reasons = append(reasons, err.Error())
 		}
 	}
-	total := md.DataPointCount()
 	if rejected > 0 && (rejected >= total || app.appended == 0) {
 		_ = app.Rollback()
 		s.failed.WithLabelValues("invalid").Inc()

@@ -275,3 +275,123 @@ func TestTargetInfoOverAHugeRangeIsBounded(t *testing.T) {
 		t.Fatalf("%d appends for a 5-point batch: target_info walked the time range", got)
 	}
 }
+
+// errTooManyAppends ends a test appender's run once it took more appends
+// than a bounded request can need.
+var errTooManyAppends = errors.New("test appender: too many appends")
+
+// boundedAppendable counts Append calls and fails every one past max, so a
+// request that walks a huge time range fails at once instead of running for
+// seconds.
+type boundedAppendable struct {
+	storage.AppendableV2
+	n   *atomic.Int64
+	max int64
+}
+
+func (c boundedAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return boundedAppender{c.AppendableV2.AppenderV2(ctx), c.n, c.max}
+}
+
+type boundedAppender struct {
+	storage.AppenderV2
+	n   *atomic.Int64
+	max int64
+}
+
+func (c boundedAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if c.n.Add(1) > c.max {
+		return 0, errTooManyAppends
+	}
+	return c.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+}
+
+// withFirstPointAt returns metricsBatch(ts) with, as its first metric, a
+// gauge with one point at first: the first sample the store sees.
+func withFirstPointAt(ts, first time.Time) pmetric.Metrics {
+	src := metricsBatch(ts)
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	src.ResourceMetrics().At(0).Resource().CopyTo(rm.Resource())
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	boot := ms.AppendEmpty()
+	boot.SetName("boot.marker")
+	g := boot.SetEmptyGauge().DataPoints().AppendEmpty()
+	g.SetTimestamp(pcommon.NewTimestampFromTime(first))
+	g.SetDoubleValue(1)
+	src.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().MoveAndAppendTo(ms)
+	return md
+}
+
+// TestOldPointOnEmptyHeadIsRefusedBeforeTranslation: on an empty head the
+// store takes a first sample from any time, and every later one from then
+// on; a batch whose first point is from 1970 and the rest from now made the
+// translator fill target_info every 2.5 minutes across 56 years (~12M
+// appends, 14 s: the corpus entry target-info-1970-to-now). The old point is
+// now refused before translation, counted, and named; the rest is stored,
+// target_info with it.
+func TestOldPointOnEmptyHeadIsRefusedBeforeTranslation(t *testing.T) {
+	db := openDB(t)
+	var n atomic.Int64
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{Now: testclock.Now}, Deps{Appendable: boundedAppendable{db, &n, 1000}, Logger: slog.New(slog.DiscardHandler), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := testclock.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	md := withFirstPointAt(ts, time.Unix(0, 1))
+	before := md.DataPointCount()
+	err = s.ConsumeMetrics(t.Context(), md)
+	var ps *otlp.PartialSuccessError
+	if !errors.As(err, &ps) || ps.Rejected != 1 || !strings.Contains(ps.Reason, "in the past") {
+		t.Fatalf("err = %v, want a partial success refusing the 1970 point as too old", err)
+	}
+	if got := n.Load(); got > 100 {
+		t.Fatalf("%d appends for a 6-point batch: target_info walked the time range", got)
+	}
+	if md.DataPointCount() != before {
+		t.Fatalf("the request changed: %d data points, had %d", md.DataPointCount(), before)
+	}
+	if got := testutil.ToFloat64(s.outOfWindow.WithLabelValues("past")); got != 1 {
+		t.Fatalf("out-of-window{past} = %v, want 1", got)
+	}
+	if got := query(t, db, `target_info`, ts.Add(time.Second)); len(got) != 1 {
+		t.Fatalf("target_info = %q, want the resource's one series", got)
+	}
+	if got := query(t, db, `orders_total`, ts.Add(time.Second)); len(got) != 2 {
+		t.Fatalf("orders_total = %q, want both shops", got)
+	}
+}
+
+// TestMaxAgeBoundsThePast: with MaxAge set, a point just older is refused
+// (and a batch of only such points is invalid input), one just younger is
+// stored; points past now+10m are refused as before, counted on their side.
+func TestMaxAgeBoundsThePast(t *testing.T) {
+	db := openDB(t)
+	now := testclock.Now()
+	s, err := New(Options{Now: func() time.Time { return now }, MaxAge: time.Hour}, Deps{Appendable: db, Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.ConsumeMetrics(t.Context(), metricsBatch(now.Add(-time.Hour-time.Second)))
+	if !errors.Is(err, otlp.ErrInvalidInput) || !strings.Contains(err.Error(), "more than 1h in the past") {
+		t.Fatalf("batch older than max age: %v, want invalid input naming the bound", err)
+	}
+	if err := s.ConsumeMetrics(t.Context(), metricsBatch(now.Add(-time.Hour+time.Second))); err != nil {
+		t.Fatalf("batch younger than max age: %v", err)
+	}
+	md := metricsBatch(now)
+	g := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(1).Gauge().DataPoints().AppendEmpty()
+	g.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(maxAheadTime + time.Second)))
+	err = s.ConsumeMetrics(t.Context(), md)
+	var ps *otlp.PartialSuccessError
+	if !errors.As(err, &ps) || ps.Rejected != 1 || !strings.Contains(ps.Reason, "in the future") {
+		t.Fatalf("err = %v, want a partial success refusing the future point", err)
+	}
+	if p, f := testutil.ToFloat64(s.outOfWindow.WithLabelValues("past")), testutil.ToFloat64(s.outOfWindow.WithLabelValues("future")); p != 4 || f != 1 {
+		t.Fatalf("out-of-window past/future = %v/%v, want 4/1 (the 4 points of the old batch, the 1 future point)", p, f)
+	}
+	if _, err := New(Options{MaxAge: -time.Second}, Deps{Appendable: db, Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()}); err == nil {
+		t.Fatal("negative max age accepted")
+	}
+}
