@@ -35,6 +35,10 @@ func OpenAgent(dir string, cfg Config, deps Deps) (*Agent, error) {
 	opts := agent.DefaultOptions()
 	// Prometheus's --storage.agent.wal-compression defaults to snappy.
 	opts.WALCompression = compression.Snappy
+	opts.StripeSize = cfg.HeadStripeSize
+	if opts.StripeSize <= 0 {
+		opts.StripeSize = DefaultHeadStripeSize
+	}
 	if pc := cfg.Parsed; pc != nil {
 		if tc := pc.StorageConfig.TSDBConfig; tc != nil {
 			opts.OutOfOrderTimeWindow = tc.OutOfOrderTimeWindow

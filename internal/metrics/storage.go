@@ -51,7 +51,28 @@ type TSDB struct {
 // before it returns, so the DB is ready to query. Remote endpoints start
 // with the first ApplyConfig.
 func OpenTSDB(dir string, cfg Config, deps Deps) (*TSDB, error) {
+	opts := tsdbOptions(cfg)
+	stats := tsdb.NewDBStats()
+	db, err := tsdb.Open(dir, deps.Logger.With("component", "tsdb"), deps.Registerer, opts, stats)
+	if err != nil {
+		return nil, fmt.Errorf("open tsdb %s: %w", dir, err)
+	}
+	t := &TSDB{DB: db, Stats: stats, scrapes: &scrapeManagerRef{}}
+	t.remote = remote.NewStorage(deps.Logger.With("component", "remote"), deps.Registerer, db.StartTime,
+		dir, flushDeadline(cfg), t.scrapes, false)
+	db.SetWriteNotified(t.remote)
+	t.fanout = storage.NewFanout(deps.Logger, db, t.remote)
+	return t, nil
+}
+
+// tsdbOptions are Prometheus's TSDB defaults with the section's retention,
+// exemplar buffer, out-of-order window and head stripe size.
+func tsdbOptions(cfg Config) *tsdb.Options {
 	opts := tsdb.DefaultOptions()
+	opts.StripeSize = cfg.HeadStripeSize
+	if opts.StripeSize <= 0 {
+		opts.StripeSize = DefaultHeadStripeSize
+	}
 	opts.RetentionDuration = time.Duration(cfg.Retention).Milliseconds()
 	opts.MaxBytes = int64(cfg.RetentionSize)
 	opts.EnableExemplarStorage = true
@@ -69,17 +90,7 @@ func OpenTSDB(dir string, cfg Config, deps Deps) (*TSDB, error) {
 		// configured at start-up.
 		opts.EnableMetadataWALRecords = usesRemoteWrite2(pc)
 	}
-	stats := tsdb.NewDBStats()
-	db, err := tsdb.Open(dir, deps.Logger.With("component", "tsdb"), deps.Registerer, opts, stats)
-	if err != nil {
-		return nil, fmt.Errorf("open tsdb %s: %w", dir, err)
-	}
-	t := &TSDB{DB: db, Stats: stats, scrapes: &scrapeManagerRef{}}
-	t.remote = remote.NewStorage(deps.Logger.With("component", "remote"), deps.Registerer, db.StartTime,
-		dir, flushDeadline(cfg), t.scrapes, false)
-	db.SetWriteNotified(t.remote)
-	t.fanout = storage.NewFanout(deps.Logger, db, t.remote)
-	return t, nil
+	return opts
 }
 
 func flushDeadline(cfg Config) time.Duration {
