@@ -248,13 +248,18 @@ func directQuery(db *tracestore.DB, q string, start, end time.Time, columns bool
 	used := columns && query.ColumnsSuffice()
 	if used {
 		req.MinSpanDuration = time.Duration(query.MinSpanDuration()) // as the handler should (lead's wiring)
+		req.ColumnAttrs = query.ColumnAttrs()
 		var buf []traceql.ColumnSpan
-		req.Spans = func(id tracestore.TraceID, spans []tracestore.ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
-			buf = buf[:0]
+		var vals []traceql.ColumnValue
+		req.Spans = func(id tracestore.TraceID, spans []tracestore.ColumnSpan, attrs []tracestore.ColumnValue, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
+			buf, vals = buf[:0], vals[:0]
 			for _, s := range spans {
 				buf = append(buf, traceql.ColumnSpan(s))
 			}
-			return true, ev.ObserveColumns(pcommon.TraceID(id), buf, spanID)
+			for _, a := range attrs {
+				vals = append(vals, traceql.ColumnValue(a))
+			}
+			return true, ev.ObserveColumns(pcommon.TraceID(id), buf, vals, spanID)
 		}
 	}
 	_, err = db.Search(context.Background(), req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {

@@ -39,6 +39,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.IntVar(&searchWorkers, "search-workers", 0, "goroutines a search decodes on (0 = min(GOMAXPROCS, 8), the default; 1 = the caller's only)")
 	flag.BoolVar(&projectFlag, "project", true, "decode only what /api/search decodes of each trace (false: whole traces, as before 2026-11-30 evening)")
+	flag.BoolVar(&colFilterFlag, "column-filter", true, "drop candidates whose columns do not match before decoding them, as /api/search does (format 8 blocks)")
 	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile (live objects) after compaction to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -209,7 +210,11 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 		start = time.Now()
 		cpuStart := cpuTime()
 		matched := 0
-		st, err := db.Search(ctx, tracestore.SearchRequest{Conds: conds, Project: project}, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
+		req := tracestore.SearchRequest{Conds: conds, Project: project}
+		if colFilterFlag {
+			tempoapi.ApplyColumnFilter(&req, q) // as /api/search does (ADR 0100)
+		}
+		st, err := db.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
 			if len(q.Eval(traceql.NewTrace(td))) > 0 {
 				matched++
 			}
@@ -228,6 +233,7 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 
 var (
 	memprofile    string
+	colFilterFlag bool
 	projectFlag   bool
 	searchWorkers int
 )

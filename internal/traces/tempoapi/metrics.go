@@ -230,13 +230,12 @@ func (a *API) metricsQuery(name string, w http.ResponseWriter, r *http.Request, 
 		// The block columns hold all this query reads: no decoding (ADR 0091);
 		// groups whose longest span is below a duration bound are skipped (0092).
 		req.MinSpanDuration = time.Duration(p.query.MinSpanDuration())
+		req.ColumnAttrs = p.query.ColumnAttrs() // attribute columns (ADR 0100)
 		var cols []traceql.ColumnSpan
-		req.Spans = func(id tracestore.TraceID, spans []tracestore.ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
-			cols = cols[:0]
-			for _, s := range spans {
-				cols = append(cols, traceql.ColumnSpan(s))
-			}
-			if evalErr = ev.ObserveColumns(pcommon.TraceID(id), cols, spanID); evalErr != nil {
+		var vals []traceql.ColumnValue
+		req.Spans = func(id tracestore.TraceID, spans []tracestore.ColumnSpan, attrs []tracestore.ColumnValue, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
+			cols, vals = convertColumns(cols, vals, spans, attrs)
+			if evalErr = ev.ObserveColumns(pcommon.TraceID(id), cols, vals, spanID); evalErr != nil {
 				return false, nil
 			}
 			return true, nil

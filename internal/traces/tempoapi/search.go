@@ -293,6 +293,7 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 			},
 			Project: SearchProjection(p.query),
 		}
+		ApplyColumnFilter(&req, p.query)
 		st, err := store.Search(ctx, req, func(id tracestore.TraceID, td ptrace.Traces) (bool, error) {
 			tr := traceql.NewTraceFor(p.query, td)
 			dur := time.Duration(tr.End - tr.Start)
@@ -415,4 +416,36 @@ func (a *API) traceResult(p searchParams, tr *traceql.Trace, sets []traceql.Span
 		res.SpanSet = res.SpanSets[0]
 	}
 	return res
+}
+
+// ApplyColumnFilter makes a search whose first spanset filter reads only
+// what block columns hold drop, undecoded, the block traces no span of
+// which matches it (ADR 0100): only traces that can be answered are
+// decoded.
+func ApplyColumnFilter(req *tracestore.SearchRequest, q *traceql.Query) {
+	m := q.SearchColumnFilter()
+	if m == nil {
+		return
+	}
+	req.ColumnAttrs = q.ColumnAttrs()
+	var spans []traceql.ColumnSpan
+	var attrs []traceql.ColumnValue
+	req.Match = func(_ tracestore.TraceID, ss []tracestore.ColumnSpan, as []tracestore.ColumnValue) bool {
+		spans, attrs = convertColumns(spans, attrs, ss, as)
+		return m.Match(spans, attrs)
+	}
+}
+
+// convertColumns copies the store's column spans and values into
+// traceql's (the same fields), reusing spans and attrs.
+func convertColumns(spans []traceql.ColumnSpan, attrs []traceql.ColumnValue, ss []tracestore.ColumnSpan,
+	as []tracestore.ColumnValue) ([]traceql.ColumnSpan, []traceql.ColumnValue) {
+	spans, attrs = spans[:0], attrs[:0]
+	for _, s := range ss {
+		spans = append(spans, traceql.ColumnSpan(s))
+	}
+	for _, a := range as {
+		attrs = append(attrs, traceql.ColumnValue(a))
+	}
+	return spans, attrs
 }

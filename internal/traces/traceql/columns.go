@@ -1,6 +1,8 @@
 package traceql
 
 import (
+	"math"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
@@ -21,13 +23,81 @@ type ColumnSpan struct {
 	HasService bool
 }
 
+// ColumnValue is one span's value of one attribute read from a trace
+// store's attribute columns; its fields are those of
+// tracestore.ColumnValue, in the same order.
+type ColumnValue struct {
+	Kind uint8 // ColumnAbsent, ColumnString, …
+	S    string
+	N    uint64 // int64 bits, math.Float64bits, or 0/1 for a bool
+}
+
+// Kinds of ColumnValue (the same numbers as tracestore's).
+const (
+	ColumnAbsent uint8 = iota
+	ColumnString
+	ColumnInt
+	ColumnFloat
+	ColumnBool
+	ColumnEmpty
+)
+
+// columnAttr is one attribute column a query reads: the store key
+// ("span.x", "resource.x") and where ObserveColumns puts its values.
+type columnAttr struct {
+	key      string
+	name     string
+	resource bool
+}
+
+// columnAttrs lists the attribute columns q reads (span and resource
+// attributes, both for an unscoped one; resource.service.name is
+// ColumnSpan.Service), in first-mention order; ok is false when q reads
+// something columns do not hold (other intrinsics, scope, event or link
+// attributes).
+func columnAttrs(attrs []*Attribute) (out []columnAttr, ok bool) {
+	add := func(c columnAttr) {
+		for _, o := range out {
+			if o.key == c.key {
+				return
+			}
+		}
+		out = append(out, c)
+	}
+	for _, a := range attrs {
+		switch a.Scope {
+		case ScopeIntrinsic:
+			switch a.Name {
+			case IntrinsicName, IntrinsicStatus, IntrinsicKind, IntrinsicDuration:
+				continue
+			}
+			return nil, false
+		case ScopeSpan:
+			add(columnAttr{key: "span." + a.Name, name: a.Name})
+		case ScopeResource:
+			if a.Name != "service.name" {
+				add(columnAttr{key: "resource." + a.Name, name: a.Name, resource: true})
+			}
+		case ScopeNone:
+			add(columnAttr{key: "span." + a.Name, name: a.Name})
+			if a.Name != "service.name" {
+				add(columnAttr{key: "resource." + a.Name, name: a.Name, resource: true})
+			}
+		default:
+			return nil, false
+		}
+	}
+	return out, true
+}
+
 // ColumnsSuffice reports whether the metrics query q can be evaluated on
-// ColumnSpans (ObserveColumns) instead of decoded traces: one spanset
-// filter followed by the metrics function (no compare()), where the
-// filter, by() and the measured attribute read only the span intrinsics
-// name, status, kind and duration and resource.service.name. Everything
-// else (other attributes, trace-level and structural intrinsics, events,
-// links) needs the decoded trace.
+// ColumnSpans and attribute columns (ObserveColumns) instead of decoded
+// traces: one spanset filter followed by the metrics function (no
+// compare()), where the filter, by() and the measured attribute read only
+// the span intrinsics name, status, kind and duration, span attributes and
+// resource attributes (ColumnAttrs names the attribute columns). Anything
+// else (trace-level and structural intrinsics, scope, events, links) needs
+// the decoded trace.
 func (q *Query) ColumnsSuffice() bool {
 	m := q.Metrics()
 	if m == nil || m.Op == "compare" {
@@ -40,24 +110,40 @@ func (q *Query) ColumnsSuffice() bool {
 	if _, ok := st[0].(*SpansetFilter); !ok {
 		return false
 	}
-	if m.Attr != nil && (m.Attr.Scope != ScopeIntrinsic || m.Attr.Name != IntrinsicDuration) {
-		return false
+	_, ok := columnAttrs(q.Attributes())
+	return ok
+}
+
+// ColumnAttrs returns the attribute columns ("span.x", "resource.x") that
+// ObserveColumns (for a metrics query) or SearchColumnFilter's matcher
+// (for a search) reads, in the order their values are handed over.
+func (q *Query) ColumnAttrs() []string {
+	cas, _ := columnAttrs(q.columnAttributes())
+	out := make([]string, len(cas))
+	for i, c := range cas {
+		out[i] = c.key
 	}
-	for _, a := range q.Attributes() {
-		switch a.Scope {
-		case ScopeIntrinsic:
-			switch a.Name {
-			case IntrinsicName, IntrinsicStatus, IntrinsicKind, IntrinsicDuration:
-				continue
-			}
-		case ScopeResource:
-			if a.Name == "service.name" {
-				continue
-			}
-		}
-		return false
+	return out
+}
+
+// columnAttributes are the attributes column evaluation reads: every one
+// for a metrics query, the first filter's for a search.
+func (q *Query) columnAttributes() []*Attribute {
+	if q.Metrics() != nil {
+		return q.Attributes()
 	}
-	return true
+	if f := q.firstFilter(); f != nil {
+		return (&Query{Pipeline: &Pipeline{Stages: []Stage{f}}}).Attributes()
+	}
+	return nil
+}
+
+func (q *Query) firstFilter() *SpansetFilter {
+	if len(q.Pipeline.Stages) == 0 {
+		return nil
+	}
+	f, _ := q.Pipeline.Stages[0].(*SpansetFilter)
+	return f
 }
 
 // columnScratch is the one-span trace ObserveColumns evaluates on: the
@@ -70,48 +156,90 @@ type columnScratch struct {
 	service string
 	hasSvc  bool
 	set     bool
+	attrs   []columnAttr
+	last    []ColumnValue // value each attribute holds in the scratch now
 }
 
-func newColumnScratch() *columnScratch {
-	c := &columnScratch{td: ptrace.NewTraces()}
+func newColumnScratch(attrs []columnAttr) *columnScratch {
+	c := &columnScratch{td: ptrace.NewTraces(), attrs: attrs}
 	rs := c.td.ResourceSpans().AppendEmpty()
 	ss := rs.ScopeSpans().AppendEmpty()
 	sp := ss.Spans().AppendEmpty()
 	c.trace.Spans = []Span{{Span: sp, Resource: rs.Resource(), Scope: ss.Scope(), parent: -1}}
+	c.last = make([]ColumnValue, len(attrs))
 	return c
 }
 
+// load sets the scratch span to spans[i] (attrs key-major, as the store
+// hands them over).
+func (c *columnScratch) load(spans []ColumnSpan, attrs []ColumnValue, i int) {
+	t := &c.trace
+	sp := t.Spans[0].Span
+	cs := &spans[i]
+	sp.SetStartTimestamp(pcommon.Timestamp(cs.Start))
+	sp.SetEndTimestamp(pcommon.Timestamp(cs.End))
+	sp.Status().SetCode(cs.Status)
+	sp.SetKind(cs.Kind)
+	sp.SetName(cs.Name)
+	if !c.set || cs.HasService != c.hasSvc || cs.Service != c.service {
+		attrs := t.Spans[0].Resource.Attributes()
+		if cs.HasService {
+			attrs.PutStr("service.name", cs.Service)
+		} else {
+			attrs.Remove("service.name")
+		}
+		c.service, c.hasSvc, c.set = cs.Service, cs.HasService, true
+	}
+	n := len(spans)
+	for k, ca := range c.attrs {
+		v := ColumnValue{}
+		if k*n+i < len(attrs) {
+			v = attrs[k*n+i]
+		}
+		if v == c.last[k] {
+			continue
+		}
+		c.last[k] = v
+		m := sp.Attributes()
+		if ca.resource {
+			m = t.Spans[0].Resource.Attributes()
+		}
+		switch v.Kind {
+		case ColumnString:
+			m.PutStr(ca.name, v.S)
+		case ColumnInt:
+			m.PutInt(ca.name, int64(v.N))
+		case ColumnFloat:
+			m.PutDouble(ca.name, math.Float64frombits(v.N))
+		case ColumnBool:
+			m.PutBool(ca.name, v.N != 0)
+		case ColumnEmpty:
+			m.PutEmpty(ca.name)
+		default:
+			m.Remove(ca.name)
+		}
+	}
+}
+
 // ObserveColumns adds the spans of one trace known only by their columns;
-// valid only when q.ColumnsSuffice(). Spans are observed in the given order,
-// which must be the order Observe would meet them in the decoded trace, so
-// that both pick the same exemplars. spanID returns the ID of spans[i]; it
-// is called only for a span chosen as an exemplar (at most
+// valid only when q.ColumnsSuffice(). attrs holds the values of the
+// columns ColumnAttrs names, key-major (key k of span i at
+// attrs[k*len(spans)+i]). Spans are observed in the given order, which
+// must be the order Observe would meet them in the decoded trace, so that
+// both pick the same exemplars. spanID returns the ID of spans[i]; it is
+// called only for a span chosen as an exemplar (at most
 // MetricsRequest.Exemplars times per query), so it may decode the trace.
-func (e *MetricsEvaluator) ObserveColumns(id pcommon.TraceID, spans []ColumnSpan, spanID func(i int) (pcommon.SpanID, error)) error {
+func (e *MetricsEvaluator) ObserveColumns(id pcommon.TraceID, spans []ColumnSpan, attrs []ColumnValue, spanID func(i int) (pcommon.SpanID, error)) error {
 	if e.cols == nil {
-		e.cols = newColumnScratch()
+		cas, _ := columnAttrs(e.q.Attributes())
+		e.cols = newColumnScratch(cas)
 	}
 	c := e.cols
 	t := &c.trace
-	sp := t.Spans[0].Span
-	sp.SetTraceID(id)
+	t.Spans[0].Span.SetTraceID(id)
 	f := e.q.Pipeline.Stages[0].(*SpansetFilter)
 	for i := range spans {
-		cs := &spans[i]
-		sp.SetStartTimestamp(pcommon.Timestamp(cs.Start))
-		sp.SetEndTimestamp(pcommon.Timestamp(cs.End))
-		sp.Status().SetCode(cs.Status)
-		sp.SetKind(cs.Kind)
-		sp.SetName(cs.Name)
-		if !c.set || cs.HasService != c.hasSvc || cs.Service != c.service {
-			attrs := t.Spans[0].Resource.Attributes()
-			if cs.HasService {
-				attrs.PutStr("service.name", cs.Service)
-			} else {
-				attrs.Remove("service.name")
-			}
-			c.service, c.hasSvc, c.set = cs.Service, cs.HasService, true
-		}
+		c.load(spans, attrs, i)
 		if f.Expr != nil && !matchSpan(f.Expr, t, 0) {
 			continue
 		}
@@ -123,6 +251,45 @@ func (e *MetricsEvaluator) ObserveColumns(id pcommon.TraceID, spans []ColumnSpan
 		}
 	}
 	return nil
+}
+
+// ColumnMatcher tells from a trace's columns whether a search query can
+// match it: some span matches the query's first spanset filter (every
+// TraceQL pipeline yields nothing for a trace without one). Not safe for
+// concurrent use.
+type ColumnMatcher struct {
+	expr FieldExpr
+	c    *columnScratch
+}
+
+// SearchColumnFilter returns a matcher for q when its first stage is a
+// spanset filter that reads only what columns hold (see ColumnsSuffice),
+// with ColumnAttrs naming the attribute columns it reads; nil otherwise.
+func (q *Query) SearchColumnFilter() *ColumnMatcher {
+	f := q.firstFilter()
+	if f == nil || q.Metrics() != nil {
+		return nil
+	}
+	cas, ok := columnAttrs(q.columnAttributes())
+	if !ok {
+		return nil
+	}
+	return &ColumnMatcher{expr: f.Expr, c: newColumnScratch(cas)}
+}
+
+// Match reports whether some span of the trace matches the filter; attrs
+// as for ObserveColumns.
+func (m *ColumnMatcher) Match(spans []ColumnSpan, attrs []ColumnValue) bool {
+	if m.expr == nil {
+		return len(spans) > 0
+	}
+	for i := range spans {
+		m.c.load(spans, attrs, i)
+		if matchSpan(m.expr, &m.c.trace, 0) {
+			return true
+		}
+	}
+	return false
 }
 
 // MinSpanDuration returns, for a query whose first stage is one spanset

@@ -45,7 +45,7 @@ func TestColumnScanPrefetch(t *testing.T) {
 		var r run
 		n := 0
 		st, err := db.Search(t.Context(), SearchRequest{Limits: lim, Conds: conds,
-			Spans: func(id TraceID, spans []ColumnSpan, _ func(int) (pcommon.SpanID, error)) (bool, error) {
+			Spans: func(id TraceID, spans []ColumnSpan, _ []ColumnValue, _ func(int) (pcommon.SpanID, error)) (bool, error) {
 				n++
 				r.order += fmt.Sprintf("%x:%d:%d,", id[:4], len(spans), spans[len(spans)-1].End)
 				return stopAfter == 0 || n < stopAfter, nil

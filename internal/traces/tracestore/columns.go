@@ -30,8 +30,9 @@ const (
 	columnsFile  = "columns"
 	columnsMagic = "NXTC"
 	// columnsVersion 2 (format version 7) stores the start and duration
-	// columns as byte planes (appendPlanes) instead of varints.
-	columnsVersion = 2
+	// columns as byte planes (appendPlanes) instead of varints; version 3
+	// (format version 8) adds attribute columns (attrcols.go).
+	columnsVersion = 3
 )
 
 // appendPlanes appends vals as byte(w) then w planes of len(vals) bytes,
@@ -86,10 +87,12 @@ type ColumnSpan struct {
 }
 
 // SpansFunc receives the spans of one trace read from block columns, in the
-// order a decoder of the trace meets them; spanID(i) reads the ID of
-// spans[i] (it decodes the trace: call it rarely, e.g. for exemplars).
-// spans is reused after the call returns. Returning false stops the search.
-type SpansFunc func(id TraceID, spans []ColumnSpan, spanID func(i int) (pcommon.SpanID, error)) (bool, error)
+// order a decoder of the trace meets them; attrs holds the values of the
+// attributes SearchRequest.ColumnAttrs names, key-major: key k of span i
+// at attrs[k*len(spans)+i]. spanID(i) reads the ID of spans[i] (it decodes
+// the trace: call it rarely, e.g. for exemplars). spans and attrs are
+// reused after the call returns. Returning false stops the search.
+type SpansFunc func(id TraceID, spans []ColumnSpan, attrs []ColumnValue, spanID func(i int) (pcommon.SpanID, error)) (bool, error)
 
 // colSpan is a span during column building.
 type colSpan struct {
@@ -99,6 +102,10 @@ type colSpan struct {
 	name       []byte
 	svc        int // index into colWalker.svcs; -1 none
 	spanID     [8]byte
+	// attributes (when colWalker.attrs): the span's in kvs[kvFrom:kvTo],
+	// its resource's in kvs[res[r][0]:res[r][1]] (r = res; -1 none)
+	kvFrom, kvTo int32
+	res          int
 }
 
 // colWalker reads the column fields of every span of a TracesData from its
@@ -111,10 +118,30 @@ type colWalker struct {
 	spans     []colSpan
 	svcs      [][]byte
 	irregular bool
+	// attrs makes walk collect span and resource attributes (kvs, vbuf,
+	// res) for attribute columns.
+	attrs bool
+	kvs   []colKV
+	vbuf  []byte
+	res   [][2]int32
+}
+
+// kv records one attribute KeyValue for attribute columns.
+func (w *colWalker) kv(b []byte) error {
+	key, val, hasVal, err := keyValue(b)
+	if err != nil {
+		return err
+	}
+	off := len(w.vbuf)
+	var ok bool
+	w.vbuf, ok = encodeAnyValue(w.vbuf, val, hasVal)
+	w.kvs = append(w.kvs, colKV{key: key, voff: int32(off), vlen: int32(len(w.vbuf) - off), bad: !ok})
+	return nil
 }
 
 func (w *colWalker) walk(td []byte) error {
 	w.spans, w.svcs, w.irregular = w.spans[:0], w.svcs[:0], false
+	w.kvs, w.vbuf, w.res = w.kvs[:0], w.vbuf[:0], w.res[:0]
 	it := pbIter{b: td}
 	for it.next() {
 		if it.num != 1 || it.typ != 2 { // TracesData.resource_spans
@@ -122,6 +149,11 @@ func (w *colWalker) walk(td []byte) error {
 		}
 		svc := -1
 		resources := 0
+		resIdx := -1
+		if w.attrs {
+			resIdx = len(w.res)
+			w.res = append(w.res, [2]int32{int32(len(w.kvs)), 0})
+		}
 		rs := pbIter{b: it.body}
 		for rs.next() {
 			if rs.num != 1 || rs.typ != 2 { // ResourceSpans.resource
@@ -131,7 +163,15 @@ func (w *colWalker) walk(td []byte) error {
 			found := false
 			res := pbIter{b: rs.body}
 			for res.next() {
-				if res.num != 1 || res.typ != 2 || found { // Resource.attributes
+				if res.num != 1 || res.typ != 2 { // Resource.attributes
+					continue
+				}
+				if w.attrs {
+					if err := w.kv(res.body); err != nil {
+						return err
+					}
+				}
+				if found {
 					continue
 				}
 				key, val, hasVal, err := keyValue(res.body)
@@ -163,6 +203,9 @@ func (w *colWalker) walk(td []byte) error {
 		if resources > 1 {
 			w.irregular = true // protobuf merges repeated messages
 		}
+		if resIdx >= 0 {
+			w.res[resIdx][1] = int32(len(w.kvs))
+		}
 		rs = pbIter{b: it.body}
 		for rs.next() {
 			if rs.num != 2 || rs.typ != 2 { // ResourceSpans.scope_spans
@@ -171,7 +214,7 @@ func (w *colWalker) walk(td []byte) error {
 			ss := pbIter{b: rs.body}
 			for ss.next() {
 				if ss.num == 2 && ss.typ == 2 { // ScopeSpans.spans
-					if err := w.span(ss.body, svc); err != nil {
+					if err := w.span(ss.body, svc, resIdx); err != nil {
 						return err
 					}
 				}
@@ -187,12 +230,16 @@ func (w *colWalker) walk(td []byte) error {
 	return it.err
 }
 
-func (w *colWalker) span(b []byte, svc int) error {
-	cs := colSpan{svc: svc}
+func (w *colWalker) span(b []byte, svc, res int) error {
+	cs := colSpan{svc: svc, res: res, kvFrom: int32(len(w.kvs))}
 	statuses := 0
 	it := pbIter{b: b}
 	for it.next() {
 		switch {
+		case it.num == 9 && it.typ == 2 && w.attrs: // attributes
+			if err := w.kv(it.body); err != nil {
+				return err
+			}
 		case it.num == 2 && it.typ == 2: // span_id
 			cs.spanID = [8]byte{}
 			copy(cs.spanID[:], it.body)
@@ -224,6 +271,7 @@ func (w *colWalker) span(b []byte, svc int) error {
 	if statuses > 1 || cs.kind > 7 || cs.status > 3 {
 		w.irregular = true
 	}
+	cs.kvTo = int32(len(w.kvs))
 	w.spans = append(w.spans, cs)
 	return nil
 }
@@ -287,6 +335,15 @@ type colWriter struct {
 	cuts              []int
 	irregular         int // traces of the group the columns cannot hold
 	gotDur            bool
+
+	// attribute columns (columns version 3): the group's columns by
+	// scoped key ("span.x", "resource.x"), the block's key dictionary
+	acols      map[string]*attrCol
+	colList    []*attrCol
+	keys       []string
+	keyIdx     map[string]int
+	kbuf, araw []byte
+	arefs      []byte
 }
 
 func newColWriter(dir string, enc *zstd.Encoder) (*colWriter, error) {
@@ -295,7 +352,9 @@ func newColWriter(dir string, enc *zstd.Encoder) (*colWriter, error) {
 		return nil, err
 	}
 	cw := &colWriter{f: f, w: bufio.NewWriterSize(f, 256<<10), enc: enc,
-		names: map[string]int{}, svcs: map[string]int{}}
+		names: map[string]int{}, svcs: map[string]int{},
+		acols: map[string]*attrCol{}, keyIdx: map[string]int{}}
+	cw.walk.attrs = true
 	hdr := append([]byte(columnsMagic), columnsVersion)
 	if _, err := cw.w.Write(hdr); err != nil {
 		_ = f.Close()
@@ -341,6 +400,7 @@ func (cw *colWriter) add(data []byte, minStart, maxEnd uint64) error {
 	}
 	cw.traceHdr = append(cw.traceHdr, uint64(len(cw.walk.spans))<<1)
 	cw.traceMins = append(cw.traceMins, tmin)
+	cw.addAttrs(cw.spans)
 	for i := range cw.walk.spans {
 		s := &cw.walk.spans[i]
 		cw.starts = append(cw.starts, s.start-tmin)
@@ -442,12 +502,14 @@ func (cw *colWriter) flushGroup() error {
 		cw.cbuf = append(cw.cbuf, cw.sbuf...)
 		from = to
 	}
+	clen := len(cw.cbuf)
+	cw.cbuf, cw.arefs = cw.appendAttrFrames(cw.cbuf, cw.arefs[:0])
 	if _, err := cw.w.Write(cw.cbuf); err != nil {
 		return err
 	}
 	t := cw.table
 	t = binary.AppendUvarint(t, cw.off)
-	t = binary.AppendUvarint(t, uint64(len(cw.cbuf)))
+	t = binary.AppendUvarint(t, uint64(clen))
 	t = binary.AppendUvarint(t, uint64(cw.traces))
 	t = binary.AppendUvarint(t, uint64(cw.spans))
 	t = binary.AppendUvarint(t, cw.minStart)
@@ -455,6 +517,7 @@ func (cw *colWriter) flushGroup() error {
 	t = binary.AppendUvarint(t, cw.minDur)
 	t = binary.AppendUvarint(t, cw.maxDur)
 	t = binary.AppendUvarint(t, uint64(cw.irregular)) // version 2 (format 7)
+	t = append(t, cw.arefs...)                        // version 3 (format 8)
 	cw.table = t
 	cw.off += uint64(len(cw.cbuf))
 	cw.n++
@@ -470,6 +533,10 @@ func (cw *colWriter) finish(groupTraces int) error {
 	var t []byte
 	t = binary.AppendUvarint(t, uint64(groupTraces))
 	t = binary.AppendUvarint(t, uint64(cw.n))
+	t = binary.AppendUvarint(t, uint64(len(cw.keys)))
+	for _, k := range cw.keys {
+		t = appendString(t, k)
+	}
 	t = append(t, cw.table...)
 	tableOff := cw.off
 	t = binary.LittleEndian.AppendUint64(t, tableOff)
@@ -505,12 +572,28 @@ type colGroupRef struct {
 	// irregular counts the group's traces without columns (their spans
 	// are not in the duration bounds); -1 when unknown (before format 7).
 	irregular int
+	// attrs locates the group's attribute columns (format 8), by key.
+	attrs []colAttrRef
 }
 
 // colTable is a columns file's group table, read per query (O(groups)).
 type colTable struct {
 	groupTraces int
 	groups      []colGroupRef
+	// keys is the block's attribute key dictionary (format 8).
+	keys []string
+	// want holds, for each attribute a query asked for
+	// (SearchRequest.ColumnAttrs), its index in keys or -1 when no span
+	// of the block carries it; nil when none was asked for.
+	want []int
+}
+
+// wantAttrs sets which attribute columns readColGroup decodes.
+func (t *colTable) wantAttrs(keys []string) {
+	t.want = t.want[:0]
+	for _, k := range keys {
+		t.want = append(t.want, slices.Index(t.keys, k))
+	}
 }
 
 var errCorruptColumns = errors.New("corrupt columns")
@@ -547,6 +630,12 @@ func (b *block) readColTable() (*colTable, error) {
 	if r.err == nil && (t.groupTraces <= 0 || (b.n+t.groupTraces-1)/t.groupTraces != n) {
 		return nil, fmt.Errorf("%w: %d groups for %d traces", errCorruptColumns, n, b.n)
 	}
+	if b.meta.Version >= 8 {
+		t.keys = make([]string, r.count())
+		for i := range t.keys {
+			t.keys[i] = string(r.bytes(int(r.uvarint())))
+		}
+	}
 	t.groups = make([]colGroupRef, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		g := &t.groups[i]
@@ -561,6 +650,19 @@ func (b *block) readColTable() (*colTable, error) {
 		}
 		if g.off > off || uint64(g.clen) > off-g.off || g.traces != min(t.groupTraces, b.n-i*t.groupTraces) {
 			return nil, fmt.Errorf("%w: group %d", errCorruptColumns, i)
+		}
+		if b.meta.Version >= 8 {
+			na := r.count()
+			g.attrs = make([]colAttrRef, na)
+			at := g.off + uint64(g.clen)
+			for j := range g.attrs {
+				a := &g.attrs[j]
+				a.key, a.clen, a.off = int(r.uvarint()), int(r.uvarint()), at
+				if a.key >= len(t.keys) || at > off || uint64(a.clen) > off-at {
+					return nil, fmt.Errorf("%w: group %d attribute column %d", errCorruptColumns, i, j)
+				}
+				at += uint64(a.clen)
+			}
 		}
 	}
 	if r.err != nil {
@@ -580,6 +682,14 @@ type colGroup struct {
 	raw, cbuf []byte
 	// format version 7: the start and duration planes decoded
 	starts, durs []uint64
+	// format version 8: the attribute columns colTable.want names, each
+	// over every span of the group (attrs[k][span]); attrBad[j] is set
+	// when trace j must be decoded for them (a value not representable,
+	// or a key without a column in this group).
+	attrs   [][]ColumnValue
+	attrBad []bool
+	araw    []byte
+	codes   []uint64
 }
 
 // readColGroup decodes group gi of t into g (reusing its buffers).
@@ -716,8 +826,69 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 			return fmt.Errorf("%w: group %d: column %d", errCorruptColumns, gi, c)
 		}
 	}
+	if err := b.readGroupAttrs(t, gi, g, total); err != nil {
+		return err
+	}
 	g.index = gi
 	return nil
+}
+
+// readGroupAttrs decodes the attribute columns t.want names for group gi.
+func (b *block) readGroupAttrs(t *colTable, gi int, g *colGroup, total int) error {
+	nt := len(g.irregular)
+	g.attrBad = slices.Grow(g.attrBad[:0], nt)[:nt]
+	clear(g.attrBad)
+	if len(t.want) == 0 {
+		g.attrs = g.attrs[:0]
+		return nil
+	}
+	for len(g.attrs) < len(t.want) {
+		g.attrs = append(g.attrs, nil)
+	}
+	g.attrs = g.attrs[:len(t.want)]
+	ref := &t.groups[gi]
+	for k, key := range t.want {
+		j := -1
+		if key >= 0 {
+			j = slices.IndexFunc(ref.attrs, func(a colAttrRef) bool { return a.key == key })
+		}
+		switch {
+		case j < 0: // no span of the group carries the key
+			g.attrs[k] = slices.Grow(g.attrs[k][:0], total)[:total]
+			clear(g.attrs[k])
+		case ref.attrs[j].clen == 0: // no column: decode every trace
+			for i := range g.attrBad {
+				g.attrBad[i] = true
+			}
+			g.attrs[k] = slices.Grow(g.attrs[k][:0], total)[:total]
+			clear(g.attrs[k])
+		default:
+			var err error
+			if g.attrs[k], err = b.readAttrColumn(ref.attrs[j], gi, total, g, g.attrs[k]); err != nil {
+				return err
+			}
+			for tj := 0; tj < nt; tj++ {
+				for _, v := range g.attrs[k][g.first[tj]:g.first[tj+1]] {
+					if v.Kind == colValueBad {
+						g.attrBad[tj] = true
+						break
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// traceAttrs appends trace j's attribute values, key-major (value of key k
+// on span i at k*n+i), to out.
+func (g *colGroup) traceAttrs(j int, out []ColumnValue) []ColumnValue {
+	out = out[:0]
+	from, to := g.first[j], g.first[j+1]
+	for _, col := range g.attrs {
+		out = append(out, col[from:to]...)
+	}
+	return out
 }
 
 // spanIDAt returns the span ID of the i-th span of a trace's stored bytes,
@@ -746,6 +917,8 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 	if err != nil {
 		return fmt.Errorf("block %s: %w", b.meta.ULID, err)
 	}
+	t.wantAttrs(req.ColumnAttrs)
+	var attrs []ColumnValue
 	g := &colGroup{index: -1}
 	pr := b.pooledPageReader()
 	defer pr.free()
@@ -818,12 +991,13 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		}
 		j := c.ord - gi*t.groupTraces
 		shared := false
-		if !g.irregular[j] {
+		decode := g.irregular[j] || g.attrBad[j]
+		if !decode {
 			if shared, err = s.elsewhere(c.id, b); err != nil {
 				return err
 			}
 		}
-		if g.irregular[j] || shared {
+		if decode || shared {
 			own, err := pr.trace(c.e)
 			if err != nil {
 				return fmt.Errorf("block %s: %w", b.meta.ULID, err)
@@ -858,7 +1032,8 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		if skip {
 			continue
 		}
-		more, err = spans(c.id, g.spans[g.first[j]:g.first[j+1]], spanID)
+		attrs = g.traceAttrs(j, attrs)
+		more, err = spans(c.id, g.spans[g.first[j]:g.first[j+1]], attrs, spanID)
 		if err != nil || !more {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,12 @@ var columnQueries = []string{
 	`{ true } | avg_over_time(duration)`,
 	`{ !(kind = client) } | sum_over_time(duration) by (resource.service.name) | topk(2)`,
 	`{ resource.service.name != "frontend" } | min_over_time(duration) by (name)`,
+	// attribute columns (format 8)
+	`{ resource.service.name = "payment" } | count_over_time() by (span.http.status_code)`,
+	`{ span.http.method = "GET" && span.cache.hit = true } | rate() by (resource.deployment.environment)`,
+	`{ .http.status_code >= 404 } | count_over_time() by (span.queue.ratio, .k8s.namespace.name)`,
+	`{ span.http.url =~ ".*/1.*" } | count_over_time() by (span.nope)`,
+	`{ span.odd != nil } | max_over_time(duration) by (span.odd)`,
 }
 
 type metricsAnswer struct {
@@ -59,16 +66,22 @@ func runMetrics(t *testing.T, db *DB, q string, start, end time.Time, step time.
 	req := SearchRequest{Start: start, End: end, Project: &Projection{DropNames: false,
 		ResourceAttrs: map[string]bool{"service.name": true}}}
 	var buf []traceql.ColumnSpan
+	var vals []traceql.ColumnValue
 	if columns {
-		req.Spans = func(id TraceID, spans []ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
+		req.ColumnAttrs = query.ColumnAttrs()
+		req.Spans = func(id TraceID, spans []ColumnSpan, attrs []ColumnValue, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
 			columnTraces++
-			buf = buf[:0]
+			buf, vals = buf[:0], vals[:0]
 			for _, s := range spans {
 				buf = append(buf, traceql.ColumnSpan(s))
 			}
-			return true, ev.ObserveColumns(pcommon.TraceID(id), buf, spanID)
+			for _, a := range attrs {
+				vals = append(vals, traceql.ColumnValue(a))
+			}
+			return true, ev.ObserveColumns(pcommon.TraceID(id), buf, vals, spanID)
 		}
 	}
+	req.Project = nil // whole traces: the attributes the queries read vary
 	st, err := db.Search(t.Context(), req, func(_ TraceID, td ptrace.Traces) (bool, error) {
 		if columns {
 			decodedTraces++
@@ -87,9 +100,10 @@ func runMetrics(t *testing.T, db *DB, q string, start, end time.Time, step time.
 // columns cannot represent (a non-string service.name), several column
 // groups per block, on cut blocks and after compaction.
 func TestColumnsMetricsSameAnswer(t *testing.T) {
-	old := chunkTraces
+	old, oldDict := chunkTraces, maxAttrDict
 	chunkTraces = 16 // many column groups, a short last one
-	t.Cleanup(func() { chunkTraces = old })
+	maxAttrDict = 40 // http.url gets no column in most groups
+	t.Cleanup(func() { chunkTraces, maxAttrDict = old, oldDict })
 	db, _ := openTest(t, t.TempDir(), nil)
 	defer db.Close()
 	g := storetest.NewGen(5, testBase.UnixNano())
@@ -111,6 +125,20 @@ func TestColumnsMetricsSameAnswer(t *testing.T) {
 				// A non-string service.name: not representable in columns.
 				td.ResourceSpans().At(0).Resource().Attributes().PutInt("service.name", 7)
 			}
+			// span.odd: every kind of value, one (a slice) that attribute
+			// columns do not hold.
+			switch sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes(); i % 6 {
+			case 1:
+				sp.PutInt("odd", int64(i%3))
+			case 2:
+				sp.PutStr("odd", "2")
+			case 3:
+				sp.PutEmpty("odd")
+			case 4:
+				sp.PutEmptySlice("odd").AppendEmpty().SetStr("x")
+			case 5:
+				sp.PutDouble("odd", 2)
+			}
 			if i%10 == 5 && round < 2 {
 				split = append(split, id)
 			}
@@ -127,9 +155,23 @@ func TestColumnsMetricsSameAnswer(t *testing.T) {
 	start, end := testBase.Add(-time.Second), testBase.Add(2*time.Second)
 	check := func(stage string) {
 		t.Helper()
+		base := -1
 		for _, q := range columnQueries {
 			want := runMetrics(t, db, q, start, end, 40*time.Millisecond, false)
+			d0 := decodedTraces
 			got := runMetrics(t, db, q, start, end, 40*time.Millisecond, true)
+			// Attribute columns serve as many traces as the span columns
+			// (base: head, split, irregular), but for the traces with a
+			// span.odd slice (1 in 6) and the groups where http.url and
+			// queue.ratio have more values than maxAttrDict.
+			d := decodedTraces - d0
+			if base < 0 {
+				base = d
+			}
+			if many := strings.Contains(q, "http.url") || strings.Contains(q, "queue.ratio"); many != (d > base+40) ||
+				(!strings.Contains(q, "odd") && !many && d != base) {
+				t.Errorf("%s: %s: %d traces decoded, %d without attribute columns", stage, q, d, base)
+			}
 			if want.Spans == 0 {
 				t.Fatalf("%s: %s: no spans counted", stage, q)
 			}
@@ -177,7 +219,7 @@ func TestColumnsLimitsAndStop(t *testing.T) {
 			t.Fatal(err)
 		}
 		stCol, err := db.Search(t.Context(), SearchRequest{Limits: lim,
-			Spans: func(id TraceID, _ []ColumnSpan, _ func(int) (pcommon.SpanID, error)) (bool, error) {
+			Spans: func(id TraceID, _ []ColumnSpan, _ []ColumnValue, _ func(int) (pcommon.SpanID, error)) (bool, error) {
 				col = append(col, id)
 				return true, nil
 			}}, func(id TraceID, _ ptrace.Traces) (bool, error) {
@@ -193,7 +235,7 @@ func TestColumnsLimitsAndStop(t *testing.T) {
 	}
 	n := 0
 	st, err := db.Search(t.Context(), SearchRequest{
-		Spans: func(TraceID, []ColumnSpan, func(int) (pcommon.SpanID, error)) (bool, error) {
+		Spans: func(TraceID, []ColumnSpan, []ColumnValue, func(int) (pcommon.SpanID, error)) (bool, error) {
 			n++
 			return n < 5, nil
 		}}, func(TraceID, ptrace.Traces) (bool, error) { return true, nil })
@@ -202,9 +244,10 @@ func TestColumnsLimitsAndStop(t *testing.T) {
 	}
 }
 
-// TestReadsOlderBlocks: blocks written by format versions 2 to 5 (checked
+// TestReadsOlderBlocks: blocks written by format versions 2 to 7 (checked
 // in under testdata: v2store by the code of commit d5221d0, v3store by
-// 51e60b4, v4store by 5bc8943, v5store by a8b7ea7; 40 storetest traces, seed 11,
+// 51e60b4, v4store by 5bc8943, v5store by a8b7ea7, v6store by ab498c8,
+// v7store by 15d247f (TestWriteFixture); 40 storetest traces, seed 11,
 // from 2025-11-30T00:00:00Z) open, answer by ID, tag values and metrics
 // (version 2 by decoding: it has no columns), and compact into a block of
 // the current version that gives the same answers.
@@ -212,7 +255,8 @@ func TestReadsOlderBlocks(t *testing.T) {
 	for _, c := range []struct {
 		dir     string
 		version int
-	}{{"testdata/v2store", 2}, {"testdata/v3store", 3}, {"testdata/v4store", 4}, {"testdata/v5store", 5}, {"testdata/v6store", 6}} {
+	}{{"testdata/v2store", 2}, {"testdata/v3store", 3}, {"testdata/v4store", 4}, {"testdata/v5store", 5}, {"testdata/v6store", 6},
+		{"testdata/v7store", 7}} {
 		t.Run(filepath.Base(c.dir), func(t *testing.T) { testReadsOlderBlock(t, c.dir, c.version) })
 	}
 }

@@ -87,12 +87,12 @@ func runMetricsMin(t *testing.T, db *DB, q string, start, end time.Time, step, m
 	req := SearchRequest{Start: start, End: end, MinSpanDuration: minDur, Project: &Projection{
 		ResourceAttrs: map[string]bool{"service.name": true}}}
 	var buf []traceql.ColumnSpan
-	req.Spans = func(id TraceID, spans []ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
+	req.Spans = func(id TraceID, spans []ColumnSpan, _ []ColumnValue, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
 		buf = buf[:0]
 		for _, s := range spans {
 			buf = append(buf, traceql.ColumnSpan(s))
 		}
-		return true, ev.ObserveColumns(pcommon.TraceID(id), buf, spanID)
+		return true, ev.ObserveColumns(pcommon.TraceID(id), buf, nil, spanID)
 	}
 	st, err := db.Search(t.Context(), req, func(_ TraceID, td ptrace.Traces) (bool, error) {
 		return true, ev.Observe(traceql.NewTraceFor(query, td))

@@ -175,6 +175,20 @@ type SearchRequest struct {
 	// elsewhere and traces the columns cannot hold are still handed over,
 	// as without it).
 	MinSpanDuration time.Duration
+	// ColumnAttrs names the attributes ("span.x", "resource.x"; not
+	// resource.service.name, which ColumnSpan.Service holds) that Spans
+	// and Match read from attribute columns (format version 8). A block
+	// without those columns hands its traces to fn decoded, as do groups
+	// where a named key has too many values for a column and traces with
+	// a value the columns do not hold.
+	ColumnAttrs []string
+	// Match, when set (and Spans is not), is asked about each block trace
+	// the columns hold (with the ColumnAttrs values) before it is decoded:
+	// false drops it undecoded. It must answer true for every trace fn
+	// could accept (e.g. a TraceQL filter evaluated on the columns). The
+	// dropped traces count in the statistics and limits as inspected, as
+	// they would without Match.
+	Match func(id TraceID, spans []ColumnSpan, attrs []ColumnValue) bool
 }
 
 // SearchLimits bound one search, so one broad query cannot take the process
@@ -376,17 +390,35 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			stopped = !more
 			return more, err
 		}
-		if req.Spans != nil && b.cols != nil {
+		colsOK := b.cols != nil && (len(req.ColumnAttrs) == 0 || b.meta.Version >= 8)
+		switch {
+		case req.Spans != nil && colsOK:
 			err = s.scanColumns(ctx, b, &req, next, emitResult, func(id TraceID, raw int64) (bool, bool) {
 				skip, more := admit(raw)
 				stopped = !more
 				return skip, more
-			}, func(id TraceID, spans []ColumnSpan, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
-				more, err := req.Spans(id, spans, spanID)
+			}, func(id TraceID, spans []ColumnSpan, attrs []ColumnValue, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
+				more, err := req.Spans(id, spans, attrs, spanID)
 				stopped = !more
 				return more, err
 			})
-		} else {
+		case req.Match != nil && colsOK:
+			var cf *colFilter
+			if cf, err = s.newColFilter(b, &req); err != nil {
+				return st, err
+			}
+			next := cf.wrap(next, func(raw int64) bool {
+				if _, more := admit(raw); !more {
+					stopped = true
+					return false
+				}
+				return true
+			})
+			err = bs.scan(b, next, emitResult)
+			if err == nil && stopped {
+				return st, nil
+			}
+		default:
 			err = bs.scan(b, next, emitResult)
 		}
 		if err != nil || stopped {

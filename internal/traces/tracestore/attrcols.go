@@ -1,0 +1,366 @@
+package tracestore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Attribute columns (format version 8, columns version 3, ADR 0100): for
+// each column group and each span or resource attribute key that a span of
+// the group carries, one column of per-span codes into a dictionary of the
+// group's values of that key, in its own zstd sections right after the
+// group's span columns. A query reads only the columns of the keys it
+// names (SearchRequest.ColumnAttrs).
+// maxAttrDict is the most distinct values one key's column holds in one
+// group; a key with more (a URL, an ID) gets no column there and a query
+// naming it decodes that group's traces (a variable for tests).
+var maxAttrDict = 256
+
+const (
+	// maxAttrValueLen is the longest string value a column holds; a span
+	// with a longer one is coded "not representable" (decoded instead).
+	maxAttrValueLen = 256
+
+	attrCodeAbsent = 0 // the span (or its resource) does not carry the key
+	attrCodeBad    = 1 // the value is not representable: decode the trace
+	attrCodeFirst  = 2 // dictionary value i is code attrCodeFirst+i
+)
+
+// Kinds of ColumnValue.
+const (
+	ColumnAbsent uint8 = iota // the span does not carry the attribute
+	ColumnString
+	ColumnInt   // N is the int64's bits
+	ColumnFloat // N is math.Float64bits
+	ColumnBool  // N is 0 or 1
+	ColumnEmpty // an AnyValue with no value set
+)
+
+// ColumnValue is one span's value of one attribute read from attribute
+// columns. Its fields are those of traceql.ColumnValue, in the same order.
+type ColumnValue struct {
+	Kind uint8
+	S    string
+	N    uint64
+}
+
+// encodeAnyValue appends the dictionary form of an AnyValue (type byte,
+// then payload) to dst; ok is false for values the columns do not hold
+// (arrays, maps, bytes, long strings, malformed bytes), which pdata would
+// turn into something else or reject.
+func encodeAnyValue(dst, anyv []byte, has bool) ([]byte, bool) {
+	if !has {
+		return append(dst, 'e'), true
+	}
+	var typ byte = 'e'
+	var s []byte
+	var v uint64
+	it := pbIter{b: anyv}
+	for it.next() {
+		switch {
+		case it.num == 1 && it.typ == 2:
+			typ, s = 's', it.body
+		case it.num == 2 && it.typ == 0:
+			typ, v = 'b', min(it.v, 1)
+		case it.num == 3 && it.typ == 0:
+			typ, v = 'i', it.v
+		case it.num == 4 && it.typ == 1:
+			typ, v = 'f', it.v
+		case it.num >= 1 && it.num <= 4, it.num == 5, it.num == 6, it.num == 7:
+			return dst, false // wrong wire type, or a value columns do not hold
+		}
+	}
+	if it.err != nil {
+		return dst, false
+	}
+	dst = append(dst, typ)
+	switch typ {
+	case 's':
+		if len(s) > maxAttrValueLen {
+			return dst[:len(dst)-1], false
+		}
+		dst = append(dst, s...)
+	case 'b':
+		dst = append(dst, byte(v))
+	case 'i', 'f':
+		dst = binary.LittleEndian.AppendUint64(dst, v)
+	}
+	return dst, true
+}
+
+// decodeColumnValue is the inverse of encodeAnyValue.
+func decodeColumnValue(b []byte) (ColumnValue, bool) {
+	if len(b) == 0 {
+		return ColumnValue{}, false
+	}
+	switch p := b[1:]; b[0] {
+	case 'e':
+		return ColumnValue{Kind: ColumnEmpty}, len(p) == 0
+	case 's':
+		return ColumnValue{Kind: ColumnString, S: string(p)}, true
+	case 'b':
+		return ColumnValue{Kind: ColumnBool, N: uint64(p[0] & 1)}, len(p) == 1 && p[0] <= 1
+	case 'i', 'f':
+		if len(p) != 8 {
+			return ColumnValue{}, false
+		}
+		k := ColumnInt
+		if b[0] == 'f' {
+			k = ColumnFloat
+		}
+		return ColumnValue{Kind: k, N: binary.LittleEndian.Uint64(p)}, true
+	}
+	return ColumnValue{}, false
+}
+
+// Float returns the value of a ColumnFloat.
+func (v ColumnValue) Float() float64 { return math.Float64frombits(v.N) }
+
+// colKV is one attribute met by the column walker: key and the value's
+// dictionary form in colWalker.vbuf[voff:voff+vlen]; bad when the value is
+// not representable.
+type colKV struct {
+	key        []byte
+	voff, vlen int32
+	bad        bool
+}
+
+// attrCol is one key's column of the group being written.
+type attrCol struct {
+	key   int // index into colWriter.keys
+	codes []uint64
+	dict  map[string]uint64
+	vals  []byte // uvarint(len) value, per dictionary entry
+	nvals int
+	dead  bool // too many distinct values: no column in this group
+}
+
+// setAttr codes the value of key for span idx of the group (the first
+// value wins, as pdata's Map.Get returns the first of repeated keys).
+func (cw *colWriter) setAttr(scoped []byte, idx int, val []byte, bad bool) {
+	c := cw.acols[string(scoped)]
+	if c == nil {
+		ki, ok := cw.keyIdx[string(scoped)]
+		if !ok {
+			ki = len(cw.keys)
+			cw.keys = append(cw.keys, string(scoped))
+			cw.keyIdx[string(scoped)] = ki
+		}
+		c = &attrCol{key: ki, dict: map[string]uint64{}}
+		cw.acols[string(scoped)] = c
+	}
+	if c.dead || len(c.codes) > idx {
+		return
+	}
+	for len(c.codes) < idx {
+		c.codes = append(c.codes, attrCodeAbsent)
+	}
+	if bad {
+		c.codes = append(c.codes, attrCodeBad)
+		return
+	}
+	code, ok := c.dict[string(val)]
+	if !ok {
+		if c.nvals >= maxAttrDict {
+			c.dead, c.codes, c.vals = true, nil, nil
+			return
+		}
+		code = attrCodeFirst + uint64(c.nvals)
+		c.dict[string(val)] = code
+		c.nvals++
+		c.vals = binary.AppendUvarint(c.vals, uint64(len(val)))
+		c.vals = append(c.vals, val...)
+	}
+	c.codes = append(c.codes, code)
+}
+
+// addAttrs codes the attributes of the walker's spans, the first of which
+// is span first of the group.
+func (cw *colWriter) addAttrs(first int) {
+	w := &cw.walk
+	for i := range w.spans {
+		s := &w.spans[i]
+		for _, kv := range w.kvs[s.kvFrom:s.kvTo] {
+			cw.kbuf = append(append(cw.kbuf[:0], "span."...), kv.key...)
+			cw.setAttr(cw.kbuf, first+i, w.vbuf[kv.voff:kv.voff+kv.vlen], kv.bad)
+		}
+		if s.res >= 0 {
+			r := w.res[s.res]
+			for _, kv := range w.kvs[r[0]:r[1]] {
+				if string(kv.key) == "service.name" {
+					continue // the service column holds it
+				}
+				cw.kbuf = append(append(cw.kbuf[:0], "resource."...), kv.key...)
+				cw.setAttr(cw.kbuf, first+i, w.vbuf[kv.voff:kv.voff+kv.vlen], kv.bad)
+			}
+		}
+	}
+}
+
+// appendAttrFrames appends the group's attribute columns (sorted by key
+// index) to out as sections, recording (key, length) pairs in refs.
+func (cw *colWriter) appendAttrFrames(out []byte, refs []byte) ([]byte, []byte) {
+	cols := cw.colList[:0]
+	for _, c := range cw.acols {
+		cols = append(cols, c)
+	}
+	slices.SortFunc(cols, func(a, b *attrCol) int { return a.key - b.key })
+	cw.colList = cols
+	refs = binary.AppendUvarint(refs, uint64(len(cols)))
+	for _, c := range cols {
+		refs = binary.AppendUvarint(refs, uint64(c.key))
+		if c.dead {
+			refs = binary.AppendUvarint(refs, 0)
+			continue
+		}
+		for len(c.codes) < cw.spans {
+			c.codes = append(c.codes, attrCodeAbsent)
+		}
+		r := binary.AppendUvarint(cw.araw[:0], uint64(c.nvals))
+		r = append(r, c.vals...)
+		cut := len(r)
+		r = appendPlanes(r, c.codes)
+		cw.araw = r
+		start := len(out)
+		out = binary.AppendUvarint(out, 2)
+		for _, sec := range [][]byte{r[:cut], r[cut:]} {
+			cw.sbuf = cw.enc.EncodeAll(sec, cw.sbuf[:0])
+			out = binary.AppendUvarint(out, uint64(len(cw.sbuf)))
+			out = append(out, cw.sbuf...)
+		}
+		refs = binary.AppendUvarint(refs, uint64(len(out)-start))
+	}
+	clear(cw.acols)
+	return out, refs
+}
+
+// colAttrRef locates one key's column of one group.
+type colAttrRef struct {
+	key  int
+	off  uint64
+	clen int // 0: the key has no column in this group (too many values)
+}
+
+// readAttrColumn decodes one attribute column of group gi (n spans) into out.
+// bad[j] is set for each span whose value is not representable.
+func (b *block) readAttrColumn(ref colAttrRef, gi, n int, g *colGroup, out []ColumnValue) ([]ColumnValue, error) {
+	if cap(g.cbuf) < ref.clen {
+		g.cbuf = make([]byte, ref.clen)
+	}
+	g.cbuf = g.cbuf[:ref.clen]
+	if _, err := b.cols.ReadAt(g.cbuf, int64(ref.off)); err != nil {
+		return out, fmt.Errorf("read attribute column of group %d: %w", gi, err)
+	}
+	raw := g.araw[:0]
+	cr := &byteReader{b: g.cbuf}
+	ns := cr.count()
+	var err error
+	cut := 0
+	for i := 0; i < ns && cr.err == nil; i++ {
+		sec := cr.bytes(int(cr.uvarint()))
+		if cr.err != nil {
+			break
+		}
+		if raw, err = b.dec.DecodeAll(sec, raw); err != nil {
+			return out, fmt.Errorf("%w: group %d attribute column: %v", errCorruptColumns, gi, err)
+		}
+		if i == 0 {
+			cut = len(raw)
+		}
+	}
+	g.araw = raw
+	if cr.err != nil || len(cr.b) != 0 || ns != 2 {
+		return out, fmt.Errorf("%w: group %d attribute column: sections", errCorruptColumns, gi)
+	}
+	r := &byteReader{b: raw[:cut]}
+	nv := r.count()
+	dict := make([]ColumnValue, nv)
+	for i := range dict {
+		v, ok := decodeColumnValue(r.bytes(int(r.uvarint())))
+		if !ok && r.err == nil {
+			r.err = errCorruptColumns
+		}
+		dict[i] = v
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return out, fmt.Errorf("%w: group %d attribute dictionary", errCorruptColumns, gi)
+	}
+	var ok bool
+	if g.codes, ok = readPlanes(raw[cut:], n, g.codes); !ok {
+		return out, fmt.Errorf("%w: group %d attribute codes", errCorruptColumns, gi)
+	}
+	out = slices.Grow(out[:0], n)[:n]
+	for i, c := range g.codes {
+		switch {
+		case c == attrCodeAbsent:
+			out[i] = ColumnValue{}
+		case c == attrCodeBad:
+			out[i] = ColumnValue{Kind: colValueBad}
+		case c-attrCodeFirst < uint64(nv):
+			out[i] = dict[c-attrCodeFirst]
+		default:
+			return out, fmt.Errorf("%w: group %d attribute code out of range", errCorruptColumns, gi)
+		}
+	}
+	return out, nil
+}
+
+// colValueBad marks, inside a decoded group only, a value the columns do
+// not hold; a trace with one is decoded instead of handed over.
+const colValueBad uint8 = 255
+
+// colFilter drops, before they are decoded, the candidates of one block
+// that SearchRequest.Match rejects on their columns.
+type colFilter struct {
+	s     *snapshot
+	b     *block
+	t     *colTable
+	g     *colGroup
+	match func(TraceID, []ColumnSpan, []ColumnValue) bool
+	attrs []ColumnValue
+}
+
+func (s *snapshot) newColFilter(b *block, req *SearchRequest) (*colFilter, error) {
+	t, err := b.readColTable()
+	if err != nil {
+		return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+	}
+	t.wantAttrs(req.ColumnAttrs)
+	return &colFilter{s: s, b: b, t: t, g: &colGroup{index: -1}, match: req.Match}, nil
+}
+
+// wrap returns next without the candidates Match rejects; each rejected
+// one is passed to drop (its stored bytes), which returns false to end
+// the search there.
+func (f *colFilter) wrap(next func() (searchCand, bool, error), drop func(raw int64) bool) func() (searchCand, bool, error) {
+	return func() (searchCand, bool, error) {
+		for {
+			c, ok, err := next()
+			if err != nil || !ok {
+				return c, ok, err
+			}
+			gi := c.ord / f.t.groupTraces
+			if f.g.index != gi {
+				if err := f.b.readColGroup(f.t, gi, f.g); err != nil {
+					return c, false, fmt.Errorf("block %s: %w", f.b.meta.ULID, err)
+				}
+			}
+			j := c.ord - gi*f.t.groupTraces
+			if f.g.irregular[j] || f.g.attrBad[j] {
+				return c, true, nil
+			}
+			if shared, err := f.s.elsewhere(c.id, f.b); err != nil || shared {
+				return c, err == nil, err
+			}
+			f.attrs = f.g.traceAttrs(j, f.attrs)
+			if f.match(c.id, f.g.spans[f.g.first[j]:f.g.first[j+1]], f.attrs) {
+				return c, true, nil
+			}
+			if !drop(int64(c.e.len)) {
+				return c, false, nil
+			}
+		}
+	}
+}
