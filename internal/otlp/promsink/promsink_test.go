@@ -28,7 +28,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func openDB(t *testing.T) *tsdb.DB {
+func openDB(t testing.TB) *tsdb.DB {
 	t.Helper()
 	opts := tsdb.DefaultOptions()
 	opts.OutOfOrderTimeWindow = 0

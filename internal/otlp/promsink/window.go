@@ -12,30 +12,61 @@ type window struct{ min, max int64 }
 // ms is the sample timestamp the translator makes of an OTLP timestamp.
 func ms(ts pcommon.Timestamp) int64 { return int64(ts) / 1_000_000 }
 
-// count counts md's data points before and after w.
+// count counts md's data points before and after w. It runs on every
+// request: plain loops, no allocation.
 func (w window) count(md pmetric.Metrics) (past, future int) {
-	eachMetric(md, func(m pmetric.Metric) {
-		p, f := w.countMetric(m)
-		past += p
-		future += f
-	})
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		sms := rms.At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				p, f := w.countMetric(ms.At(k))
+				past += p
+				future += f
+			}
+		}
+	}
 	return past, future
 }
 
 func (w window) countMetric(m pmetric.Metric) (past, future int) {
+	side := func(ts pcommon.Timestamp) {
+		switch t := ms(ts); {
+		case t < w.min:
+			past++
+		case t > w.max:
+			future++
+		}
+	}
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
-		return countPoints(w, m.Gauge().DataPoints())
+		dps := m.Gauge().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			side(dps.At(i).Timestamp())
+		}
 	case pmetric.MetricTypeSum:
-		return countPoints(w, m.Sum().DataPoints())
+		dps := m.Sum().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			side(dps.At(i).Timestamp())
+		}
 	case pmetric.MetricTypeHistogram:
-		return countPoints(w, m.Histogram().DataPoints())
+		dps := m.Histogram().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			side(dps.At(i).Timestamp())
+		}
 	case pmetric.MetricTypeExponentialHistogram:
-		return countPoints(w, m.ExponentialHistogram().DataPoints())
+		dps := m.ExponentialHistogram().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			side(dps.At(i).Timestamp())
+		}
 	case pmetric.MetricTypeSummary:
-		return countPoints(w, m.Summary().DataPoints())
+		dps := m.Summary().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			side(dps.At(i).Timestamp())
+		}
 	}
-	return 0, 0
+	return past, future
 }
 
 // keep returns a copy of md without its data points outside w, and without
@@ -69,19 +100,6 @@ func (w window) keep(md pmetric.Metrics) pmetric.Metrics {
 	return out
 }
 
-func eachMetric(md pmetric.Metrics, f func(pmetric.Metric)) {
-	rms := md.ResourceMetrics()
-	for i := 0; i < rms.Len(); i++ {
-		sms := rms.At(i).ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				f(ms.At(k))
-			}
-		}
-	}
-}
-
 func pointCount(m pmetric.Metric) int {
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
@@ -104,18 +122,6 @@ type points[P point] interface {
 	Len() int
 	At(int) P
 	RemoveIf(func(P) bool)
-}
-
-func countPoints[P point, S points[P]](w window, dps S) (past, future int) {
-	for i := 0; i < dps.Len(); i++ {
-		switch t := ms(dps.At(i).Timestamp()); {
-		case t < w.min:
-			past++
-		case t > w.max:
-			future++
-		}
-	}
-	return past, future
 }
 
 func removePoints[P point, S points[P]](w window, dps S) {
