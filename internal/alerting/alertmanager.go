@@ -32,7 +32,6 @@ import (
 	"github.com/prometheus/alertmanager/timeinterval"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/notifier"
 
 	"github.com/nx-watcher/nxwatcher/internal/weburl"
@@ -94,7 +93,7 @@ type Alertmanager struct {
 	silencer          *silence.Silencer
 	nflog             *nflog.Log
 	groupMarker       marker.GroupMarker
-	api               *api.API
+	api               *lazyAPI
 	handler           http.Handler
 	pipelineBuilder   *notify.PipelineBuilder
 	dispatcherMetrics *dispatch.DispatcherMetrics
@@ -201,12 +200,12 @@ func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
 		return nil, fmt.Errorf("new alertmanager: alert store: %w", err)
 	}
 
-	a.api, err = api.New(api.Options{
+	// The API v2 is built on its first request (ADR 0087).
+	a.api, err = newLazyAPI(api.Options{
 		Alerts:          a.alerts,
 		Silences:        a.silences,
 		GroupMutedFunc:  a.groupMarker.Muted,
 		Logger:          logger.With("component", "api"),
-		Registry:        reg,
 		RequestDuration: a.metrics.requestDuration,
 		GroupFunc: func(ctx context.Context, rf func(*dispatch.Route) bool, af func(*alert.Alert, time.Time) bool) (dispatch.AlertGroups, map[model.Fingerprint][]string, error) {
 			d := a.dispatcher.Load()
@@ -215,11 +214,11 @@ func New(cfg Config, dataDir string, deps Deps) (am *Alertmanager, err error) {
 			}
 			return d.Groups(ctx, rf, af)
 		},
-	})
+	}, a.routePrefix, a.startTime, reg)
 	if err != nil {
 		return nil, fmt.Errorf("new alertmanager: api: %w", err)
 	}
-	a.handler = a.countRejected(a.persistSilenceChanges(a.api.Register(route.New(), a.routePrefix)))
+	a.handler = a.countRejected(a.persistSilenceChanges(a.api))
 
 	a.pipelineBuilder = notify.NewPipelineBuilder(reg, flags, a.recorder)
 	a.dispatcherMetrics = dispatch.NewDispatcherMetrics(false, reg, flags)
