@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -240,21 +241,43 @@ func TestSetChangeShrinksBound(t *testing.T) {
 }
 
 // TestRunWithoutEndpointsWaits: Run with no endpoint returns only when ctx
-// ends (a loop in the server's run group must not end on its own).
+// ends (a loop in the server's run group must not end on its own). In a
+// synctest bubble, synctest.Wait returns once every goroutine of the bubble
+// is durably blocked: Run, still running then, is blocked in its select, so
+// it cannot return without an outside event. Fake time is then moved past
+// many sync ticks, each run to its end by the next Wait: Run survives them
+// all. No wall-clock guess: the proof is the same on any machine load.
 func TestRunWithoutEndpointsWaits(t *testing.T) {
-	s := NewSet(t.TempDir(), slog.New(slog.DiscardHandler), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	select {
-	case <-done:
-		t.Fatal("Run returned with ctx still live")
-	case <-time.After(50 * time.Millisecond):
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s := NewSet(t.TempDir(), slog.New(slog.DiscardHandler), nil)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		notReturned := func(when string) {
+			t.Helper()
+			synctest.Wait()
+			select {
+			case err := <-done:
+				t.Fatalf("%s: Run returned (%v) with ctx still live", when, err)
+			default:
+			}
+		}
+		notReturned("at start")
+		for i := 1; i <= 10; i++ {
+			time.Sleep(SyncInterval) // fake time: the bubble's clock moves at once
+			notReturned(fmt.Sprintf("after %d sync ticks", i))
+		}
+		cancel()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatal("Run did not return once ctx ended and every goroutine was blocked")
+		}
+	})
 }
 
 // TestSyncOnlyWhenDirty: Sync after an append fsyncs, and is a no-op when
