@@ -1,0 +1,19 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/nx-watcher/nxwatcher/internal/procmem"
+)
+
+// serveMemoryRelease keeps serve's resident set to what it uses: ten
+// seconds after the first config is applied, and again after every
+// minute in which serve used less than 2 % of a core, it returns the Go
+// heap's free pages to the system and drops the executable's pages from
+// the process (they fault back in when used). It returns when ctx ends.
+// ADR 0086; it replaces the one-time procmem.ReleaseStartupPages of ADR
+// 0051 for serve.
+func serveMemoryRelease(ctx context.Context, logger *slog.Logger) {
+	procmem.ReleaseWhenQuiet(ctx, logger, procmem.QuietOptions{FreeHeap: true})
+}
