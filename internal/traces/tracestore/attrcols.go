@@ -364,3 +364,131 @@ func (f *colFilter) wrap(next func() (searchCand, bool, error), drop func(raw in
 		}
 	}
 }
+
+// Span times in the columns only (format version 9, ADR 0101): the data
+// file keeps each span's start_time_unix_nano and end_time_unix_nano
+// fields, but with their 8 bytes zeroed for every trace the columns hold
+// (regular traces); readers write them back from the columns when they read
+// the trace (pageReader.trace), so every consumer sees the bytes ingested.
+// Zeros cost zstd next to nothing where the random low bytes of
+// nanosecond times cost ~8 bytes per span.
+
+// zeroTimes zeroes, in data (the bytes the walker just walked, copied into
+// the page), the span times the columns hold for the trace just added.
+func (cw *colWriter) zeroTimes(data []byte) {
+	if cw.walk.irregular || !zeroSpanTimes {
+		return
+	}
+	for i := range cw.walk.spans {
+		s := &cw.walk.spans[i]
+		for _, off := range [2]int32{s.startOff, s.endOff} {
+			if off >= 0 {
+				clear(data[off : off+8])
+			}
+		}
+	}
+}
+
+// zeroSpanTimes is false only in tests that turn written blocks into
+// older formats (whose data files hold the times).
+var zeroSpanTimes = true
+
+// timeTable is the block's column group table without attribute columns,
+// read once per block for restoring span times (O(groups) memory).
+func (b *block) timeTable() (*colTable, error) {
+	b.ttOnce.Do(func() {
+		t, err := b.readColTable()
+		if err != nil {
+			b.ttErr = err
+			return
+		}
+		for i := range t.groups {
+			t.groups[i].attrs = nil
+		}
+		t.keys = nil
+		b.tt = t
+	})
+	return b.tt, b.ttErr
+}
+
+// restoreTimes writes the span times of trace ord (its stored bytes td,
+// zeroed by zeroTimes) back from the block's columns.
+func (pr *pageReader) restoreTimes(td []byte, ord int) error {
+	t, err := pr.b.timeTable()
+	if err != nil {
+		return err
+	}
+	gi := ord / t.groupTraces
+	if gi >= len(t.groups) {
+		return fmt.Errorf("%w: ordinal %d beyond the column groups", errCorruptColumns, ord)
+	}
+	if pr.g == nil {
+		pr.g = &colGroup{index: -1}
+	}
+	if pr.g.index != gi {
+		if err := pr.b.readColGroup(t, gi, pr.g); err != nil {
+			return err
+		}
+	}
+	g, j := pr.g, ord-gi*t.groupTraces
+	if g.irregular[j] {
+		return nil
+	}
+	spans := g.spans[g.first[j]:g.first[j+1]]
+	k := 0
+	top := cap(td)
+	it := pbIter{b: td}
+	for it.next() {
+		if it.num != 1 || it.typ != 2 { // TracesData.resource_spans
+			continue
+		}
+		rs := pbIter{b: it.body}
+		for rs.next() {
+			if rs.num != 2 || rs.typ != 2 { // ResourceSpans.scope_spans
+				continue
+			}
+			ss := pbIter{b: rs.body}
+			for ss.next() {
+				if ss.num != 2 || ss.typ != 2 { // ScopeSpans.spans
+					continue
+				}
+				if k >= len(spans) {
+					return fmt.Errorf("%w: more spans than the columns hold", errCorruptColumns)
+				}
+				startOff, endOff := -1, -1
+				sp := pbIter{b: ss.body}
+				for sp.next() {
+					switch {
+					case sp.num == 7 && sp.typ == 1:
+						startOff = top - cap(sp.b) - 8
+					case sp.num == 8 && sp.typ == 1:
+						endOff = top - cap(sp.b) - 8
+					}
+				}
+				if sp.err != nil {
+					return sp.err
+				}
+				if startOff >= 0 {
+					binary.LittleEndian.PutUint64(td[startOff:], spans[k].Start)
+				}
+				if endOff >= 0 {
+					binary.LittleEndian.PutUint64(td[endOff:], spans[k].End)
+				}
+				k++
+			}
+			if ss.err != nil {
+				return ss.err
+			}
+		}
+		if rs.err != nil {
+			return rs.err
+		}
+	}
+	if it.err != nil {
+		return it.err
+	}
+	if k != len(spans) {
+		return fmt.Errorf("%w: %d spans, the columns hold %d", errCorruptColumns, k, len(spans))
+	}
+	return nil
+}

@@ -93,3 +93,81 @@ func TestSearchColumnFilter(t *testing.T) {
 		t.Logf("%s: %d matches, %d decoded with the filter, %d without", text, len(want), decoded, all)
 	}
 }
+
+// TestSpanTimesOnlyInColumns: a format 9 data file holds zeros where the
+// span times of regular traces were (irregular traces keep theirs), and
+// every read path gives the times back: by ID, search, column search, and
+// compaction into a block that again restores them.
+func TestSpanTimesOnlyInColumns(t *testing.T) {
+	old := chunkTraces
+	chunkTraces = 8
+	t.Cleanup(func() { chunkTraces = old })
+	db, _ := openTest(t, t.TempDir(), nil)
+	defer db.Close()
+	g := storetest.NewGen(41, testBase.UnixNano())
+	want := sent{}
+	irregular := map[TraceID]bool{}
+	for round := 0; round < 2; round++ {
+		for i := 0; i < 50; i++ {
+			id, td := g.Trace(1 + i%5)
+			if i%7 == 2 { // irregular: keeps its times in the data file
+				td.ResourceSpans().At(0).Resource().Attributes().PutInt("service.name", 3)
+				irregular[TraceID(id)] = true
+			}
+			want.add(id, td)
+			if err := db.ConsumeTraces(t.Context(), td); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkRaw := func() {
+		t.Helper()
+		db.mu.RLock()
+		blocks := slices.Clone(db.blocks)
+		db.mu.RUnlock()
+		zeroed := 0
+		for _, b := range blocks {
+			cur := b.cursor()
+			for ord := 0; ord < b.n; ord++ {
+				id, e, err := cur.at(ord)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The raw bytes, without pageReader's restoration.
+				p := b.pages[e.page]
+				cb := make([]byte, p.clen)
+				if _, err := b.data.ReadAt(cb, int64(p.off)); err != nil {
+					t.Fatal(err)
+				}
+				page, err := b.dec.DecodeAll(cb, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var u ptrace.ProtoUnmarshaler
+				td, err := u.UnmarshalTraces(page[e.off : e.off+e.len])
+				if err != nil {
+					t.Fatal(err)
+				}
+				sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+				if zero := sp.StartTimestamp() == 0 && sp.EndTimestamp() == 0; zero == irregular[id] {
+					t.Fatalf("block %d ord %d: times %d..%d, irregular %v", b.meta.Version, ord, sp.StartTimestamp(), sp.EndTimestamp(), irregular[id])
+				} else if zero {
+					zeroed++
+				}
+			}
+		}
+		if zeroed == 0 {
+			t.Fatal("no trace stored with zeroed times")
+		}
+	}
+	checkRaw()
+	checkAll(t, db, want)
+	if err := db.compact(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	checkRaw()
+	checkAll(t, db, want)
+}

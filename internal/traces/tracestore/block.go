@@ -24,7 +24,7 @@ import (
 // On-disk format version 2 (version 1 blocks are still read); see
 // docs/formats/tracestore.md.
 const (
-	formatVersion = 8
+	formatVersion = 9
 	// indexVersion is the index file's header byte in format versions 2
 	// and 3 (3 added the columns file); version 4 writes layout 3
 	// (index3.go).
@@ -77,6 +77,9 @@ type indexEntry struct {
 	spans uint32
 	start uint64
 	end   uint64
+	// ord is the trace's ordinal, set by find and idxCursor.at (format 9
+	// readers restore span times from the columns by it).
+	ord uint32
 }
 
 type pageRef struct {
@@ -166,6 +169,7 @@ func (bw *blockWriter) add(r traceRecord) error {
 		}
 	}
 	ord := uint32(len(bw.ids))
+	pos := len(bw.page)
 	bw.ids = append(bw.ids, r.id)
 	bw.entries = append(bw.entries, indexEntry{page: uint32(len(bw.pages)), off: uint32(len(bw.page)),
 		len: uint32(len(r.data)), spans: uint32(r.spans), start: r.minStart, end: r.maxEnd})
@@ -179,6 +183,7 @@ func (bw *blockWriter) add(r traceRecord) error {
 	if err := bw.cols.add(r.data, r.minStart, r.maxEnd); err != nil {
 		return fmt.Errorf("decode trace %x: %w", r.id, err)
 	}
+	bw.cols.zeroTimes(bw.page[pos:])
 	if len(bw.ids)%chunkTraces == 0 {
 		if err := bw.cols.flushGroup(); err != nil {
 			return err
@@ -486,7 +491,11 @@ type block struct {
 	refs      atomic.Int64
 	retired   atomic.Bool
 	closeOnce sync.Once
-	closeErr  error
+	// tt is the column table restoreTimes reads (format 9), read once.
+	ttOnce   sync.Once
+	tt       *colTable
+	ttErr    error
+	closeErr error
 }
 
 // chunkRef locates one index chunk: chunkN entries (fewer in the last one).
@@ -1028,7 +1037,9 @@ func (b *block) find(id TraceID) (indexEntry, bool, error) {
 	}
 	j := sort.Search(len(c.ids), func(j int) bool { return !idLess(c.ids[j], id) })
 	if j < len(c.ids) && c.ids[j] == id {
-		return c.entries[j], true, nil
+		e := c.entries[j]
+		e.ord = uint32(i*b.chunkN + j)
+		return e, true, nil
 	}
 	return indexEntry{}, false, nil
 }
@@ -1053,7 +1064,9 @@ func (cu *idxCursor) at(ord int) (TraceID, indexEntry, error) {
 		cu.c, cu.ci = c, ci
 	}
 	j := ord - ci*cu.b.chunkN
-	return cu.c.ids[j], cu.c.entries[j], nil
+	e := cu.c.entries[j]
+	e.ord = uint32(ord)
+	return cu.c.ids[j], e, nil
 }
 
 // pageReader decodes pages, keeping the last one for sequential scans.
@@ -1063,6 +1076,8 @@ type pageReader struct {
 	buf     []byte
 	cbuf    []byte
 	decoded int64
+	// g is the column group span times are restored from (format 9).
+	g *colGroup
 }
 
 func (b *block) newPageReader() *pageReader { return &pageReader{b: b, cur: -1} }
@@ -1109,5 +1124,11 @@ func (pr *pageReader) trace(e indexEntry) ([]byte, error) {
 		pr.buf, pr.cur = out, int(e.page)
 		pr.decoded += int64(p.clen)
 	}
-	return pr.buf[e.off : e.off+e.len], nil
+	td := pr.buf[e.off : e.off+e.len]
+	if pr.b.meta.Version >= 9 {
+		if err := pr.restoreTimes(td, int(e.ord)); err != nil {
+			return nil, fmt.Errorf("trace at ordinal %d: %w", e.ord, err)
+		}
+	}
+	return td, nil
 }

@@ -102,6 +102,9 @@ type colSpan struct {
 	name       []byte
 	svc        int // index into colWalker.svcs; -1 none
 	spanID     [8]byte
+	// startOff, endOff: where the 8 bytes of start_time_unix_nano and
+	// end_time_unix_nano lie in the walked bytes (-1: absent)
+	startOff, endOff int32
 	// attributes (when colWalker.attrs): the span's in kvs[kvFrom:kvTo],
 	// its resource's in kvs[res[r][0]:res[r][1]] (r = res; -1 none)
 	kvFrom, kvTo int32
@@ -121,6 +124,7 @@ type colWalker struct {
 	// attrs makes walk collect span and resource attributes (kvs, vbuf,
 	// res) for attribute columns.
 	attrs bool
+	top   int // cap of the walked bytes
 	kvs   []colKV
 	vbuf  []byte
 	res   [][2]int32
@@ -140,6 +144,9 @@ func (w *colWalker) kv(b []byte) error {
 }
 
 func (w *colWalker) walk(td []byte) error {
+	// Every slice the walk meets is a reslice of td, so a field's offset
+	// in td is cap(td) minus the capacity left after it.
+	w.top = cap(td)
 	w.spans, w.svcs, w.irregular = w.spans[:0], w.svcs[:0], false
 	w.kvs, w.vbuf, w.res = w.kvs[:0], w.vbuf[:0], w.res[:0]
 	it := pbIter{b: td}
@@ -231,7 +238,7 @@ func (w *colWalker) walk(td []byte) error {
 }
 
 func (w *colWalker) span(b []byte, svc, res int) error {
-	cs := colSpan{svc: svc, res: res, kvFrom: int32(len(w.kvs))}
+	cs := colSpan{svc: svc, res: res, kvFrom: int32(len(w.kvs)), startOff: -1, endOff: -1}
 	statuses := 0
 	it := pbIter{b: b}
 	for it.next() {
@@ -249,8 +256,10 @@ func (w *colWalker) span(b []byte, svc, res int) error {
 			cs.kind = it.v
 		case it.num == 7 && it.typ == 1: // start_time_unix_nano
 			cs.start = it.v
+			cs.startOff = int32(w.top - cap(it.b) - 8)
 		case it.num == 8 && it.typ == 1: // end_time_unix_nano
 			cs.end = it.v
+			cs.endOff = int32(w.top - cap(it.b) - 8)
 		case it.num == 15 && it.typ == 2: // status
 			statuses++
 			cs.status = 0

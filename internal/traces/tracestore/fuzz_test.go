@@ -3,6 +3,7 @@ package tracestore
 import (
 	"bytes"
 	"context"
+	"math"
 	"slices"
 	"testing"
 
@@ -21,6 +22,14 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		if n == 8 { // a retried span inside the request
 			rs := td.ResourceSpans().At(0)
 			rs.CopyTo(td.ResourceSpans().AppendEmpty())
+		}
+		if n == 3 { // attribute values of every kind
+			a := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes()
+			a.PutEmpty("e")
+			a.PutEmptyBytes("b").FromRaw([]byte{1, 2})
+			a.PutEmptySlice("s").AppendEmpty().SetInt(3)
+			a.PutEmptyMap("m").PutStr("k", "v")
+			td.ResourceSpans().At(0).Resource().Attributes().PutDouble("r", 1.5)
 		}
 		b, err := m.MarshalTraces(td)
 		if err != nil {
@@ -132,12 +141,48 @@ func FuzzColumnWalk(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var w colWalker
+		w := colWalker{attrs: true}
 		if err := w.walk(data); err != nil {
 			t.Fatalf("pdata decodes what the walker refuses: %v", err)
 		}
 		if w.irregular {
 			return
+		}
+		// checkAttrs: the walker's first value of each key is pdata's
+		// (Map.Get), or marked bad when pdata's is not a scalar.
+		checkAttrs := func(what string, m pcommon.Map, kvs []colKV) {
+			if len(kvs) != m.Len() {
+				t.Fatalf("%s: walker %d attributes, pdata %d", what, len(kvs), m.Len())
+			}
+			for _, kv := range kvs {
+				want, _ := m.Get(string(kv.key))
+				first := slices.IndexFunc(kvs, func(o colKV) bool { return string(o.key) == string(kv.key) })
+				kv = kvs[first]
+				if kv.bad {
+					if tp := want.Type(); tp != pcommon.ValueTypeSlice && tp != pcommon.ValueTypeMap && tp != pcommon.ValueTypeBytes &&
+						(tp != pcommon.ValueTypeStr || len(want.Str()) <= maxAttrValueLen) {
+						t.Fatalf("%s: %q marked bad, pdata %v", what, kv.key, want.AsRaw())
+					}
+					continue
+				}
+				got, ok := decodeColumnValue(w.vbuf[kv.voff : kv.voff+kv.vlen])
+				var same bool
+				switch want.Type() {
+				case pcommon.ValueTypeStr:
+					same = got.Kind == ColumnString && got.S == want.Str()
+				case pcommon.ValueTypeInt:
+					same = got.Kind == ColumnInt && int64(got.N) == want.Int()
+				case pcommon.ValueTypeDouble:
+					same = got.Kind == ColumnFloat && got.N == math.Float64bits(want.Double())
+				case pcommon.ValueTypeBool:
+					same = got.Kind == ColumnBool && (got.N == 1) == want.Bool()
+				case pcommon.ValueTypeEmpty:
+					same = got.Kind == ColumnEmpty
+				}
+				if !ok || !same {
+					t.Fatalf("%s: %q: walker %+v, pdata %v %v", what, kv.key, got, want.Type(), want.AsRaw())
+				}
+			}
 		}
 		k := 0
 		rss := td.ResourceSpans()
@@ -157,6 +202,11 @@ func FuzzColumnWalk(f *testing.F) {
 						int32(c.status) != int32(sp.Status().Code()) || int32(c.kind) != int32(sp.Kind()) ||
 						string(c.name) != sp.Name() || pcommon.SpanID(c.spanID) != sp.SpanID() {
 						t.Fatalf("span %d: walker %+v, pdata %s %d..%d %v %v", k-1, c, sp.Name(), sp.StartTimestamp(), sp.EndTimestamp(), sp.Status().Code(), sp.Kind())
+					}
+					checkAttrs("span", sp.Attributes(), w.kvs[c.kvFrom:c.kvTo])
+					if c.res >= 0 {
+						r := w.res[c.res]
+						checkAttrs("resource", rs.Resource().Attributes(), w.kvs[r[0]:r[1]])
 					}
 					if (c.svc >= 0) != hasSvc || (hasSvc && (sv.Type() != pcommon.ValueTypeStr || string(w.svcs[c.svc]) != sv.Str())) {
 						t.Fatalf("span %d: service %d, pdata %v %v", k-1, c.svc, hasSvc, sv.AsString())

@@ -97,8 +97,9 @@ func writeV1Index(t *testing.T, b *block) {
 // answer lookups and searches, and compact into version 2 blocks.
 func TestReadsVersion1Blocks(t *testing.T) {
 	old := chunkTraces
-	chunkTraces = 7 // many chunks, a short last one
-	t.Cleanup(func() { chunkTraces = old })
+	chunkTraces = 7       // many chunks, a short last one
+	zeroSpanTimes = false // version 1 data files hold the span times
+	t.Cleanup(func() { chunkTraces, zeroSpanTimes = old, true })
 	dir := t.TempDir()
 	db, _ := openTest(t, dir, nil)
 	g := storetest.NewGen(3, testBase.UnixNano())
@@ -122,6 +123,7 @@ func TestReadsVersion1Blocks(t *testing.T) {
 	for _, b := range blocks {
 		writeV1Index(t, b) // reads every chunk, then overwrites the files
 	}
+	zeroSpanTimes = true // compaction writes the current format
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
