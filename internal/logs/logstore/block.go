@@ -512,7 +512,7 @@ func (h blockChunkHandle) view(pooled bool, s *searcher) (*chunkView, func(), er
 	if _, err := h.b.chunks.ReadAt(buf, int64(h.c.off)); err != nil {
 		return nil, func() {}, fmt.Errorf("read chunk at %d: %w", h.c.off, err)
 	}
-	raw, release, err := decompressChunk(buf, pooled)
+	raw, release, err := decompressChunk(buf, pooled, h.c.meta.RawBytes)
 	if err != nil {
 		return nil, release, fmt.Errorf("chunk at %d: %w", h.c.off, err)
 	}

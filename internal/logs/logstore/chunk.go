@@ -63,7 +63,13 @@ func zstdCodecs() (*zstd.Encoder, *zstd.Decoder) {
 		if zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true)); err != nil {
 			panic(err) // only for invalid options
 		}
-		if zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(1<<30)); err != nil {
+		// DecodeAll never writes more than cap(dst)-len(dst) bytes
+		// (WithDecodeAllCapLimit): a frame that decodes to more than the
+		// chunk header's length is an error, not an allocation of up to
+		// the decoder's memory limit. The frame's own checksum is not
+		// verified: the stored chunk's CRC-32C already covers the frame.
+		if zstdDec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithDecoderMaxMemory(maxChunkRaw), zstd.WithDecodeAllCapLimit(true), zstd.IgnoreChecksum(true)); err != nil {
 			panic(err)
 		}
 	})
@@ -373,14 +379,22 @@ func compressChunk(raw []byte, encoding byte) []byte {
 	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 }
 
-// maxChunkRaw bounds the decompressed size a stored chunk may claim.
+// maxChunkRaw bounds the decompressed size any stored chunk may claim, the
+// index's record of it included (chunks are cut at ChunkTargetSize, 256 KiB
+// by default, plus at most one entry; lines are limited by max_line_size).
 const maxChunkRaw = 1 << 30
 
 var chunkBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// decompressChunk checks and inflates a stored chunk. With pooled, the
-// buffer comes from a pool and release returns it; otherwise release is a no-op.
-func decompressChunk(stored []byte, pooled bool) (raw []byte, release func(), err error) {
+// decompressChunk checks and inflates a stored chunk. want is the
+// uncompressed size the index records for it (ChunkMeta.RawBytes; 0 when
+// unknown): a chunk whose header claims another size, or more than
+// maxChunkRaw, is refused before anything is allocated, and the decoders
+// never write past that size (a corrupt frame that passes the CRC cannot
+// make a query allocate more than the chunk's recorded size). With pooled,
+// the buffer comes from a pool and release returns it; otherwise release is
+// a no-op.
+func decompressChunk(stored []byte, pooled bool, want int) (raw []byte, release func(), err error) {
 	release = func() {}
 	if len(stored) < 5 {
 		return nil, release, fmt.Errorf("%w: %d bytes", ErrCorruptChunk, len(stored))
@@ -397,6 +411,9 @@ func decompressChunk(stored []byte, pooled bool) (raw []byte, release func(), er
 		if n, err = s2.DecodedLen(payload); err != nil {
 			return nil, release, fmt.Errorf("%w: %w", ErrCorruptChunk, err)
 		}
+		if n > maxChunkRaw {
+			return nil, release, fmt.Errorf("%w: s2 chunk length %d", ErrCorruptChunk, n)
+		}
 	case chunkEncodingZstd:
 		l, k := binary.Uvarint(payload)
 		if k <= 0 || l > maxChunkRaw {
@@ -405,6 +422,9 @@ func decompressChunk(stored []byte, pooled bool) (raw []byte, release func(), er
 		n, payload = int(l), payload[k:]
 	default:
 		return nil, release, fmt.Errorf("%w: unknown encoding %d", ErrCorruptChunk, body[0])
+	}
+	if want > 0 && n != want {
+		return nil, release, fmt.Errorf("%w: header says %d bytes uncompressed, the index %d", ErrCorruptChunk, n, want)
 	}
 	var dst []byte
 	if pooled {
@@ -419,11 +439,14 @@ func decompressChunk(stored []byte, pooled bool) (raw []byte, release func(), er
 	}
 	if body[0] == chunkEncodingZstd {
 		_, dec := zstdCodecs()
-		raw, err = dec.DecodeAll(payload, dst[:0])
+		// The cap limit: DecodeAll fails rather than grow dst past n.
+		raw, err = dec.DecodeAll(payload, dst[:0:n])
 		if err == nil && len(raw) != n {
 			err = fmt.Errorf("zstd chunk of %d bytes, header says %d", len(raw), n)
 		}
 	} else {
+		// s2.Decode writes into dst when its header's length fits (it was
+		// checked above) and never allocates a larger buffer.
 		raw, err = s2.Decode(dst, payload)
 	}
 	if err != nil {

@@ -209,7 +209,7 @@ func (db *DB) rechunk(cs []chunkHandle) ([]storedChunk, error) {
 // recode decompresses a stored chunk and stores it again in encoding, with
 // a summary.
 func recode(sc storedChunk, encoding byte) (storedChunk, error) {
-	raw, release, err := decompressChunk(sc.data, false)
+	raw, release, err := decompressChunk(sc.data, false, sc.meta.RawBytes)
 	release()
 	if err != nil {
 		return sc, err

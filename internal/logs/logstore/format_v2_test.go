@@ -372,7 +372,7 @@ func FuzzDecoders(f *testing.F) {
 	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0x0f}, []byte{})
 	f.Fuzz(func(t *testing.T, body, summary []byte) {
 		stored := binary.BigEndian.AppendUint32(slices.Clone(body), crc32.Checksum(body, castagnoli))
-		if raw, release, err := decompressChunk(stored, true); err == nil {
+		if raw, release, err := decompressChunk(stored, true, 0); err == nil {
 			parseChunk(raw, nil)
 			release()
 		}

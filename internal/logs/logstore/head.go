@@ -439,7 +439,7 @@ func (c *memChunk) view(pooled bool, s *searcher) (*chunkView, func(), error) {
 		}
 		*bp = data[:0]
 	}
-	raw, release, err := decompressChunk(data, pooled)
+	raw, release, err := decompressChunk(data, pooled, c.meta.RawBytes)
 	if err != nil {
 		return nil, release, err
 	}

@@ -25,7 +25,7 @@ func TestChunkMetadataRoundTripAndBloom(t *testing.T) {
 	for i, md := range mds {
 		c.append(int64(i), "line", md)
 	}
-	raw, release, err := decompressChunk(compressChunk(c.encode(), chunkEncodingS2), false)
+	raw, release, err := decompressChunk(compressChunk(c.encode(), chunkEncodingS2), false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

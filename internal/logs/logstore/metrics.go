@@ -6,6 +6,7 @@ type queryMetrics struct {
 	chunksConsidered prometheus.Counter
 	chunksSkipped    prometheus.Counter
 	duplicates       prometheus.Counter
+	corruptChunks    prometheus.Counter
 }
 
 type metrics struct {
@@ -46,6 +47,8 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 		query: queryMetrics{
 			chunksConsidered: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "query_chunks_considered_total", Help: "Chunks in range of a query's time and streams."}),
 			chunksSkipped:    prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "query_chunks_skipped_total", Help: "Chunks skipped because their bloom filter ruled out a line filter."}),
+			corruptChunks: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "query_corrupt_chunks_total",
+				Help: "Chunks a query could not read: checksum mismatch, a decompressed size other than the index records, or a layout that does not add up. The query fails with the error."}),
 		},
 	}
 	headStreams := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "head_streams", Help: "Streams in the head."}, func() float64 {
@@ -78,7 +81,7 @@ func newMetrics(reg prometheus.Registerer, db *DB) *metrics {
 	m.blockBytesFlush = blockBytes.WithLabelValues("flush")
 	m.blockBytesCompaction = blockBytes.WithLabelValues("compaction")
 	m.collectors = []prometheus.Collector{m.entries, m.bytes, m.walFailures, m.diskFull, m.flushes, m.flushFailures, m.flushDuration,
-		m.compactions, m.compactionFailures, m.blocksDeleted, m.duplicates, m.query.chunksConsidered, m.query.chunksSkipped,
+		m.compactions, m.compactionFailures, m.blocksDeleted, m.duplicates, m.query.chunksConsidered, m.query.chunksSkipped, m.query.corruptChunks,
 		headStreams, activeStreams, headBytes, headMem, blocks, blockBytes, blockSizes}
 	if reg != nil {
 		for _, c := range m.collectors {

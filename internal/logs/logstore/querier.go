@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"sync"
@@ -78,6 +79,7 @@ func (s *Stream) Iterator(ctx context.Context) EntryIterator {
 	it := newMergeIter(ctx, s.chunks, s.hints, s.search, s.q.sem, s.Labels)
 	if s.q.stats != nil {
 		it.dupCounter = s.q.stats.duplicates
+		it.corruptCounter = s.q.stats.corruptChunks
 	}
 	return it
 }
@@ -325,6 +327,8 @@ type mergeIter struct {
 	linesAtTs  []string
 	dups       int
 	dupCounter interface{ Add(float64) }
+	// Counts chunks that fail with ErrCorruptChunk.
+	corruptCounter interface{ Inc() }
 }
 
 type chunkFuture struct {
@@ -523,6 +527,9 @@ func (it *mergeIter) next1() (Entry, bool) {
 		it.futures[it.next] = nil
 		it.next++
 		if f.err != nil {
+			if it.corruptCounter != nil && errors.Is(f.err, ErrCorruptChunk) {
+				it.corruptCounter.Inc()
+			}
 			it.err = f.err
 			return Entry{}, false
 		}

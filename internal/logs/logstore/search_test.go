@@ -132,7 +132,7 @@ func chunkOf(t testing.TB, lines []string, s *searcher) *chunkView {
 	for i, l := range lines {
 		c.append(int64(i), l, labels.EmptyLabels())
 	}
-	raw, release, err := decompressChunk(compressChunk(c.encode(), chunkEncodingS2), false)
+	raw, release, err := decompressChunk(compressChunk(c.encode(), chunkEncodingS2), false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
