@@ -79,6 +79,7 @@ type options struct {
 	keep                  bool
 	openStore             string
 	gogc, gomemlimit      string
+	configExtra           string
 }
 
 func main() {
@@ -98,12 +99,13 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 30*time.Second, "sustained: push this long before the measured window")
 	flag.DurationVar(&o.sample, "every", 250*time.Millisecond, "RSS sample interval during the push")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "with -inprocess: CPU profile of the measured window (the push, or the sustained window)")
-	flag.StringVar(&o.memprof, "memprofile", "", "with -inprocess: heap profile (live objects after GC) at the end of the push")
+	flag.StringVar(&o.memprof, "memprofile", "", "with -inprocess: heap profile (live objects after GC) at the end of the push or of the sustained window")
 	flag.StringVar(&o.out, "out", "", "work directory (binary, config, data, serve log); empty: a temporary one, removed unless -keep")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.openStore, "open-store", "", "only open this trace store directory and report open time and live heap")
 	flag.StringVar(&o.gogc, "gogc", "", "GOGC of the serve child (empty: inherit)")
 	flag.StringVar(&o.gomemlimit, "gomemlimit", "", "GOMEMLIMIT of the serve child (empty: inherit)")
+	flag.StringVar(&o.configExtra, "config-extra", "", "YAML appended to serve's config, e.g. 'traces: {max_head_bytes: 64MiB}'")
 	flag.Parse()
 	if (o.cpuprofile != "" || o.memprof != "") && !o.inprocess {
 		fmt.Fprintln(os.Stderr, "otlpload: -cpuprofile and -memprofile need -inprocess (serve serves no /debug/pprof)")
@@ -135,12 +137,15 @@ type target struct {
 // serveConfig is the embedded default (metrics scraping itself, logs,
 // traces with the metrics-generator, alerting) with every listener on a
 // loopback port 0.
-func serveConfig(root, dir string) (string, error) {
+func serveConfig(root, dir, extra string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(root, "internal/config/default.yml"))
 	if err != nil {
 		return "", err
 	}
 	cfg := string(b) + "otlp: {grpc_endpoint: '127.0.0.1:0', http_endpoint: '127.0.0.1:0'}\n"
+	if extra != "" {
+		cfg += extra + "\n"
+	}
 	p := filepath.Join(dir, "nxwatcher.yml")
 	return p, os.WriteFile(p, []byte(cfg), 0o644)
 }
@@ -324,7 +329,7 @@ func run(ctx context.Context, o options) (err error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	cfg, err := serveConfig(root, dir)
+	cfg, err := serveConfig(root, dir, o.configExtra)
 	if err != nil {
 		return err
 	}
@@ -355,8 +360,8 @@ func run(ctx context.Context, o options) (err error) {
 	defer t.stop()
 	benchproc.Logf("serve (pid %d, in process %v) ready: web %s, otlp/http %s; work dir %s", t.pid, o.inprocess, t.web, t.otlp, dir)
 
-	fmt.Printf("# bench/traces/otlpload traces=%d spans/trace=%d senders=%d batch=%d gzip=%v inprocess=%v gogc=%q gomemlimit=%q load=%s\n",
-		o.traces, o.spansPerTrace, o.senders, o.batch, o.gzip, o.inprocess, o.gogc, o.gomemlimit, benchproc.LoadAvg())
+	fmt.Printf("# bench/traces/otlpload traces=%d spans/trace=%d senders=%d batch=%d gzip=%v inprocess=%v gogc=%q gomemlimit=%q config-extra=%q load=%s\n",
+		o.traces, o.spansPerTrace, o.senders, o.batch, o.gzip, o.inprocess, o.gogc, o.gomemlimit, o.configExtra, benchproc.LoadAvg())
 	rss0, hwm0, _ := benchproc.ProcMem(t.pid)
 	fmt.Printf("serve ready: RSS %.1f MiB, peak %.1f MiB\n", benchproc.MiB(rss0), benchproc.MiB(hwm0))
 
@@ -799,6 +804,9 @@ func sustained(ctx context.Context, o options, t *target, reqs []request) error 
 	self1 := selfCPU()
 	if stopProfile != nil {
 		stopProfile()
+	}
+	if o.memprof != "" && err == nil {
+		err = writeHeapProfile(o.memprof)
 	}
 	if err := finish(err); err != nil {
 		return err

@@ -24,7 +24,7 @@ func TestServeConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path, err := serveConfig(root, t.TempDir())
+	path, err := serveConfig(root, t.TempDir(), "traces: {max_head_bytes: 64MiB}")
 	if err != nil {
 		t.Fatal(err)
 	}
