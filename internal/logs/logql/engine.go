@@ -84,6 +84,9 @@ type Engine struct {
 	// noSummaries reads every line even where chunk summaries could
 	// answer; tests compare both paths.
 	noSummaries bool
+	// noMemo evaluates every line's stages even where the logfmt outcome
+	// memo could (ADR 0103), for tests that compare the two.
+	noMemo bool
 }
 
 // NewEngine returns an engine.
@@ -564,6 +567,12 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 	// come from the chunks' per-second, per-metadata-set summaries,
 	// without reading a line (ADR 0097).
 	summarized := !ev.e.noSummaries && fast && summaryOp(e.Op) && ev.windowsOnSummaryBuckets(iv, off)
+	// A narrowed logfmt parser followed by label filters only: each
+	// stream runs the stages once per distinct value text (ADR 0103).
+	var mp *memoPlan
+	if !ev.e.noMemo {
+		mp = newMemoPlan(stages, r.Unwrap, keepValues)
+	}
 	parts, err := forStreams(ev.ctx, ss, func(s *logstore.Stream, w *worker[part]) error {
 		if w.acc.byHash == nil {
 			w.acc.byHash = map[uint64][]*seriesSamples{}
@@ -693,6 +702,10 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 		var lastSr *seriesSamples
 		var lastMeta labels.Labels
 		var cur stepCursor
+		var memo *streamMemo
+		if mp != nil {
+			memo = newStreamMemo(mp.p, s.Labels)
+		}
 		for it.Next() {
 			ent := it.At()
 			st.Lines++
@@ -711,6 +724,42 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 					return fmt.Errorf("%w: query processes more than %d samples", ErrLimit, ev.e.opts.MaxSamples)
 				}
 				continue
+			}
+			if memo != nil {
+				if key, ok := memo.lineKey(mp.p, ent.Line); ok {
+					if out := memo.forMetadata(ent.Metadata); out != nil {
+						o, hit := out[string(key)]
+						if !hit {
+							ls.reset(s.Labels, ent.Metadata)
+							w.pc.ts = ent.Timestamp
+							if _, pass := process(stages, &w.pc, ent.Line, ls); pass {
+								sr, err := seriesOf()
+								if err != nil {
+									return err
+								}
+								o.sr = sr
+							}
+							if len(out) < memoMaxKeys {
+								out[string(key)] = o
+							}
+						}
+						if o.sr == nil {
+							continue
+						}
+						v := 1.0
+						if bytesOp {
+							v = float64(len(ent.Line))
+						}
+						st.PostFilter++
+						if err := ev.accumulateAt(&cur, o.sr, ent.Timestamp, v, off, iv, false); err != nil {
+							return err
+						}
+						if n := total.Add(1); ev.e.opts.MaxSamples > 0 && n > int64(ev.e.opts.MaxSamples) {
+							return fmt.Errorf("%w: query processes more than %d samples", ErrLimit, ev.e.opts.MaxSamples)
+						}
+						continue
+					}
+				}
 			}
 			ls.reset(s.Labels, ent.Metadata)
 			w.pc.ts = ent.Timestamp
