@@ -38,6 +38,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -512,6 +513,14 @@ scrape_configs:
 	return a, w, nil
 }
 
+func mean(xs []int64) float64 {
+	var sum float64
+	for _, x := range xs {
+		sum += float64(x)
+	}
+	return sum / float64(len(xs))
+}
+
 // status reads the named kB fields of /proc/PID/status, in bytes.
 func status(pid int) map[string]int64 {
 	out := map[string]int64{}
@@ -587,6 +596,7 @@ func measure(ctx context.Context, o options, sutBase string, sut, agent, gen *pr
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	t0 := time.Now()
 	var first, last sample
+	var window []int64 // serve's VmRSS at each sample of the window
 	var peakSum int64
 	row := func(sm sample) {
 		ar, ah := "-", "-"
@@ -610,6 +620,9 @@ func measure(ctx context.Context, o options, sutBase string, sut, agent, gen *pr
 		if first.st == nil && sm.t >= o.warmup {
 			first = sm
 		}
+		if first.st != nil {
+			window = append(window, sm.st["VmRSS"])
+		}
 		last = sm
 		if sm.t >= end {
 			break
@@ -628,6 +641,12 @@ func measure(ctx context.Context, o options, sutBase string, sut, agent, gen *pr
 	fmt.Printf("\nwindow %s (after %s warm-up), load %s\n", last.t-first.t, o.warmup, benchproc.LoadAvg())
 	fmt.Printf("serve: RSS %s MiB at end, peak (VmHWM) %s MiB, anon %s MiB, file %s MiB; %.2f CPU-s in the window = %.4f core\n",
 		mib(last.st["VmRSS"]), mib(last.st["VmHWM"]), mib(last.st["RssAnon"]), mib(last.st["RssFile"]), last.cpu-first.cpu, (last.cpu-first.cpu)/win)
+	if len(window) > 0 {
+		// serve releases memory after quiet minutes (ADR 0086): its RSS
+		// is a saw-tooth, so one sample at the end says less than these.
+		fmt.Printf("serve RSS over the window: mean %.1f MiB, min %s, max %s (%d samples every %s)\n",
+			benchproc.MiB(int64(mean(window))), mib(slices.Min(window)), mib(slices.Max(window)), len(window), o.every)
+	}
 	if win > 0 {
 		fmt.Printf("serve ingest in the window: %.0f samples/s, %.1f log lines/s, %.1f spans/s; %.0f head series\n",
 			(last.m["prometheus_tsdb_head_samples_appended_total"]-first.m["prometheus_tsdb_head_samples_appended_total"])/win,
