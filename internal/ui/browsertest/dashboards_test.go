@@ -64,6 +64,7 @@ func startDemoWith(t *testing.T, opts demo.Options) (*demo.Demo, string) {
 		if err := d.Close(); err != nil {
 			t.Errorf("demo Close: %v", err)
 		}
+		http.DefaultClient.CloseIdleConnections() // as startServerAt's cleanup
 	})
 	select {
 	case <-ready:

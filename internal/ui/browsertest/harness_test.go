@@ -122,6 +122,10 @@ ui:
 		if err := a.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
+		// The test's own HTTP clients (http.Get, remote write) keep idle
+		// connections to the stopped server; closing them here ends their
+		// read and write loops now, not whenever they see the server's close.
+		http.DefaultClient.CloseIdleConnections()
 	})
 	poll(t, 15*time.Second, "ready", func() bool { return s.status("/-/ready") == http.StatusOK })
 	_, h := a.OTLPAddrs()
