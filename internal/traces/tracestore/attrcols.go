@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -411,6 +412,111 @@ func (b *block) timeTable() (*colTable, error) {
 	return b.tt, b.ttErr
 }
 
+// timeGroup is what restoreTimes needs of one column group: each trace's
+// span range and first start, the start and duration planes.
+type timeGroup struct {
+	index        int
+	first        []int32
+	mins         []uint64
+	irregular    []bool
+	starts, durs []uint64
+	raw, cbuf    []byte
+}
+
+// readGroupTimes decodes only the sections of group gi that hold the
+// trace headers and the start and duration planes (not the status, name
+// and service columns, nor attribute columns).
+func (b *block) readGroupTimes(t *colTable, gi int, tg *timeGroup) error {
+	ref := &t.groups[gi]
+	tg.index = -1
+	if cap(tg.cbuf) < ref.clen {
+		tg.cbuf = make([]byte, ref.clen)
+	}
+	tg.cbuf = tg.cbuf[:ref.clen]
+	if _, err := b.cols.ReadAt(tg.cbuf, int64(ref.off)); err != nil {
+		return fmt.Errorf("read column group %d: %w", gi, err)
+	}
+	cr := &byteReader{b: tg.cbuf}
+	ns := cr.count()
+	raw := tg.raw[:0]
+	var err error
+	for i := 0; ; i++ {
+		if i >= ns || cr.err != nil {
+			tg.raw = raw
+			return fmt.Errorf("%w: group %d: sections", errCorruptColumns, gi)
+		}
+		sec := cr.bytes(int(cr.uvarint()))
+		if cr.err != nil {
+			continue
+		}
+		if raw, err = b.dec.DecodeAll(sec, raw); err != nil {
+			tg.raw = raw
+			return fmt.Errorf("%w: group %d: %v", errCorruptColumns, gi, err)
+		}
+		if ok, err := tg.parse(raw, ref); err != nil {
+			tg.raw = raw
+			return fmt.Errorf("%w: group %d: %v", errCorruptColumns, gi, err)
+		} else if ok {
+			break
+		}
+	}
+	tg.raw = raw
+	tg.index = gi
+	return nil
+}
+
+var errShort = errors.New("short")
+
+// parse reads the group header and the start and duration planes from
+// raw; false (no error) when raw does not hold them all yet.
+func (tg *timeGroup) parse(raw []byte, ref *colGroupRef) (bool, error) {
+	r := &byteReader{b: raw}
+	n := int(r.uvarint())
+	base := r.uvarint()
+	if r.err != nil {
+		return false, nil
+	}
+	if n != ref.traces {
+		return false, fmt.Errorf("%d traces, table says %d", n, ref.traces)
+	}
+	tg.first = append(tg.first[:0], 0)
+	tg.mins, tg.irregular = tg.mins[:0], tg.irregular[:0]
+	total := 0
+	for j := 0; j < n && r.err == nil; j++ {
+		h := r.uvarint()
+		irr := h&1 == 1
+		var m uint64
+		if !irr {
+			m = base + r.uvarint()
+			total += int(h >> 1)
+		}
+		if total > ref.spans {
+			return false, errors.New("more spans than the table says")
+		}
+		tg.irregular = append(tg.irregular, irr)
+		tg.mins = append(tg.mins, m)
+		tg.first = append(tg.first, int32(total))
+	}
+	for d := 0; d < 2; d++ { // the name and service dictionaries
+		k := r.count()
+		for i := 0; i < k && r.err == nil; i++ {
+			r.bytes(int(r.uvarint()))
+		}
+	}
+	var ok [2]bool
+	for c, dst := range []*[]uint64{&tg.starts, &tg.durs} {
+		l := int(r.uvarint())
+		col := r.bytes(l)
+		if r.err != nil {
+			return false, nil
+		}
+		if *dst, ok[c] = readPlanes(col, total, *dst); !ok[c] {
+			return false, errors.New("start or duration column")
+		}
+	}
+	return true, nil
+}
+
 // restoreTimes writes the span times of trace ord (its stored bytes td,
 // zeroed by zeroTimes) back from the block's columns.
 func (pr *pageReader) restoreTimes(td []byte, ord int) error {
@@ -422,20 +528,21 @@ func (pr *pageReader) restoreTimes(td []byte, ord int) error {
 	if gi >= len(t.groups) {
 		return fmt.Errorf("%w: ordinal %d beyond the column groups", errCorruptColumns, ord)
 	}
-	if pr.g == nil {
-		pr.g = &colGroup{index: -1}
+	if pr.tg == nil {
+		pr.tg = &timeGroup{index: -1}
 	}
-	if pr.g.index != gi {
-		if err := pr.b.readColGroup(t, gi, pr.g); err != nil {
+	if pr.tg.index != gi {
+		if err := pr.b.readGroupTimes(t, gi, pr.tg); err != nil {
 			return err
 		}
 	}
-	g, j := pr.g, ord-gi*t.groupTraces
+	g, j := pr.tg, ord-gi*t.groupTraces
 	if g.irregular[j] {
 		return nil
 	}
-	spans := g.spans[g.first[j]:g.first[j+1]]
-	k := 0
+	from, to := int(g.first[j]), int(g.first[j+1])
+	tmin := g.mins[j]
+	k := from
 	top := cap(td)
 	it := pbIter{b: td}
 	for it.next() {
@@ -452,7 +559,7 @@ func (pr *pageReader) restoreTimes(td []byte, ord int) error {
 				if ss.num != 2 || ss.typ != 2 { // ScopeSpans.spans
 					continue
 				}
-				if k >= len(spans) {
+				if k >= to {
 					return fmt.Errorf("%w: more spans than the columns hold", errCorruptColumns)
 				}
 				startOff, endOff := -1, -1
@@ -468,11 +575,13 @@ func (pr *pageReader) restoreTimes(td []byte, ord int) error {
 				if sp.err != nil {
 					return sp.err
 				}
+				start := tmin + g.starts[k]
+				z := g.durs[k]
 				if startOff >= 0 {
-					binary.LittleEndian.PutUint64(td[startOff:], spans[k].Start)
+					binary.LittleEndian.PutUint64(td[startOff:], start)
 				}
 				if endOff >= 0 {
-					binary.LittleEndian.PutUint64(td[endOff:], spans[k].End)
+					binary.LittleEndian.PutUint64(td[endOff:], start+uint64(int64(z>>1)^-int64(z&1)))
 				}
 				k++
 			}
@@ -487,8 +596,8 @@ func (pr *pageReader) restoreTimes(td []byte, ord int) error {
 	if it.err != nil {
 		return it.err
 	}
-	if k != len(spans) {
-		return fmt.Errorf("%w: %d spans, the columns hold %d", errCorruptColumns, k, len(spans))
+	if k != to {
+		return fmt.Errorf("%w: %d spans, the columns hold %d", errCorruptColumns, k-from, to-from)
 	}
 	return nil
 }

@@ -1076,8 +1076,8 @@ type pageReader struct {
 	buf     []byte
 	cbuf    []byte
 	decoded int64
-	// g is the column group span times are restored from (format 9).
-	g *colGroup
+	// tg is the column group span times are restored from (format 9).
+	tg *timeGroup
 }
 
 func (b *block) newPageReader() *pageReader { return &pageReader{b: b, cur: -1} }
@@ -1089,17 +1089,25 @@ var pageBufs sync.Pool
 // free when done with every slice it returned.
 func (b *block) pooledPageReader() *pageReader {
 	pr := &pageReader{b: b, cur: -1}
-	if p, ok := pageBufs.Get().(*[2][]byte); ok {
-		pr.buf, pr.cbuf = p[0][:0], p[1][:0]
+	if p, ok := pageBufs.Get().(*pooledBufs); ok {
+		pr.buf, pr.cbuf, pr.tg = p.buf[:0], p.cbuf[:0], p.tg
+		if pr.tg != nil {
+			pr.tg.index = -1
+		}
 	}
 	return pr
 }
 
+type pooledBufs struct {
+	buf, cbuf []byte
+	tg        *timeGroup
+}
+
 func (pr *pageReader) free() {
-	if pr.buf != nil || pr.cbuf != nil {
-		pageBufs.Put(&[2][]byte{pr.buf, pr.cbuf})
+	if pr.buf != nil || pr.cbuf != nil || pr.tg != nil {
+		pageBufs.Put(&pooledBufs{pr.buf, pr.cbuf, pr.tg})
 	}
-	pr.buf, pr.cbuf, pr.cur = nil, nil, -1
+	pr.buf, pr.cbuf, pr.cur, pr.tg = nil, nil, -1, nil
 }
 
 func (pr *pageReader) trace(e indexEntry) ([]byte, error) {
