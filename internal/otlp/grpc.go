@@ -88,12 +88,20 @@ var grpcMaxConnectionIdle = 5 * time.Minute
 
 const otlpServicePrefix = "/opentelemetry.proto.collector."
 
+// tapMemoryLimit refuses a call before its message is read when the
+// receiver's memory is full or the signal's consumer asked for a pause.
 func (r *Receiver) tapMemoryLimit(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if !strings.HasPrefix(info.FullMethodName, otlpServicePrefix) || !r.limiter.full() {
+	if !strings.HasPrefix(info.FullMethodName, otlpServicePrefix) {
 		return ctx, nil
 	}
 	signal := signalOfMethod(info.FullMethodName)
-	return ctx, r.grpcStatus(r.refuse(signal, transportGRPC, errMemoryLimit(signal)))
+	switch {
+	case r.limiter.full():
+		return ctx, r.grpcStatus(r.refuse(signal, transportGRPC, errMemoryLimit(signal)))
+	case r.consumerFull(signal):
+		return ctx, r.grpcStatus(r.refuse(signal, transportGRPC, errConsumerFull(signal)))
+	}
+	return ctx, nil
 }
 
 // signalOfMethod reads "traces" from
@@ -122,6 +130,9 @@ func (s *tracesService) Export(ctx context.Context, req ptraceotlp.ExportRequest
 	ctx, te := r.withTenant(ctx, SignalTraces, transportGRPC, "", true)
 	if te != nil {
 		return ptraceotlp.NewExportResponse(), r.grpcStatus(te)
+	}
+	if r.consumerFull(SignalTraces) { // a server without GRPCServerOptions' tap
+		return ptraceotlp.NewExportResponse(), r.grpcStatus(r.refuse(SignalTraces, transportGRPC, errConsumerFull(SignalTraces)))
 	}
 	size := tracesSize(req.Traces())
 	r.metrics.requestBytes.WithLabelValues(SignalTraces, transportGRPC).Add(float64(size))

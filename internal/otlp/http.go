@@ -236,6 +236,10 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, signal st
 		r.writeError(w, asJSON, r.refuse(signal, transportHTTP, errMemoryLimit(signal)))
 		return
 	}
+	if r.consumerFull(signal) {
+		r.writeError(w, asJSON, r.refuse(signal, transportHTTP, errConsumerFull(signal)))
+		return
+	}
 	limit := int64(r.cfg.MaxRequestBytes)
 	if req.ContentLength > limit {
 		r.writeError(w, asJSON, r.refuse(signal, transportHTTP, errTooLarge(signal, limit)))

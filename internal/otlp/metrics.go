@@ -15,6 +15,7 @@ const (
 	reasonMethod           = "method_not_allowed"
 	reasonNotImplemented   = "not_implemented"
 	reasonMemoryLimit      = "memory_limit"
+	reasonConsumerFull     = "consumer_full"
 	reasonConsumerInvalid  = "consumer_invalid_input"
 	reasonConsumerRetrying = "consumer_unavailable"
 	reasonTenant           = "tenant"

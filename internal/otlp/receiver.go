@@ -43,6 +43,14 @@ type Deps struct {
 	// tenancy is off (the header is then ignored, as upstream does).
 	TracesTenancy bool
 	LogsTenancy   bool
+	// TracesFull, when set, reports that the traces consumer cannot take
+	// more for now: the trace store's head has grown past its limit
+	// because cutting blocks fell behind ingest. Trace requests are then
+	// refused before their body is read, with 429 + Retry-After (HTTP) or
+	// Unavailable + RetryInfo (gRPC), reason "consumer_full", so senders
+	// back off instead of the head growing without bound (ADR 0037). It is
+	// called once per request and must be cheap.
+	TracesFull func() bool
 }
 
 // Receiver serves OTLP over gRPC and HTTP for the three signals. It owns no
@@ -144,6 +152,22 @@ func errMemoryLimit(signal string) *exportError {
 		msg:       fmt.Sprintf("otlp %s refused: receiver memory limit reached, retry later", signal),
 		retryable: true,
 	}
+}
+
+func errConsumerFull(signal string) *exportError {
+	return &exportError{
+		reason:     reasonConsumerFull,
+		httpStatus: http.StatusTooManyRequests,
+		code:       codes.Unavailable,
+		msg:        fmt.Sprintf("otlp %s refused: the store is behind (its head is over its limit while blocks are cut), retry later", signal),
+		retryable:  true,
+	}
+}
+
+// consumerFull reports whether signal's consumer asked for a pause
+// (Deps.TracesFull).
+func (r *Receiver) consumerFull(signal string) bool {
+	return signal == SignalTraces && r.deps.TracesFull != nil && r.deps.TracesFull()
 }
 
 func errTenant(signal string, err error) *exportError {
