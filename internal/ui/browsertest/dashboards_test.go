@@ -54,7 +54,8 @@ func startDemoWith(t *testing.T, opts demo.Options) (*demo.Demo, string) {
 	done := make(chan error, 1)
 	ready := make(chan struct{})
 	// Ready comes after the backfill: a day of history takes minutes on a busy machine.
-	wait := 90*time.Second + time.Duration(float64(opts.Backfill)/float64(24*time.Hour)*float64(10*time.Minute))
+	wait := patience(t, 90*time.Second+time.Duration(float64(opts.Backfill)/float64(24*time.Hour)*float64(10*time.Minute)))
+	started := time.Now()
 	go func() { done <- d.Run(ctx, func() { close(ready) }) }()
 	t.Cleanup(func() {
 		cancel()
@@ -68,6 +69,7 @@ func startDemoWith(t *testing.T, opts demo.Options) (*demo.Demo, string) {
 	})
 	select {
 	case <-ready:
+		t.Logf("demo ready after %.1fs (backfill %s)", time.Since(started).Seconds(), opts.Backfill)
 	case err := <-done:
 		t.Fatalf("demo stopped before it was ready: %v", err)
 	case <-time.After(wait):
@@ -83,7 +85,7 @@ func startDemoWith(t *testing.T, opts demo.Options) (*demo.Demo, string) {
 // waitSeries polls a PromQL query until it returns at least one series.
 func waitSeries(t *testing.T, base, query string, timeout time.Duration) {
 	t.Helper()
-	poll(t, timeout, "series for "+query, func() bool {
+	poll(t, patience(t, timeout), "series for "+query, func() bool {
 		resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(query))
 		if err != nil {
 			return false

@@ -127,7 +127,7 @@ ui:
 		// read and write loops now, not whenever they see the server's close.
 		http.DefaultClient.CloseIdleConnections()
 	})
-	poll(t, 15*time.Second, "ready", func() bool { return s.status("/-/ready") == http.StatusOK })
+	poll(t, patience(t, 15*time.Second), "ready", func() bool { return s.status("/-/ready") == http.StatusOK })
 	_, h := a.OTLPAddrs()
 	if h == nil {
 		t.Fatal("no OTLP/HTTP listener")
@@ -289,6 +289,22 @@ func pushLine(t *testing.T, s *server, svc, line string) {
 func urlQuery(s string) string {
 	r := strings.NewReplacer(`{`, "%7B", `}`, "%7D", `"`, "%22", `=`, "%3D", ` `, "%20", `|`, "%7C")
 	return r.Replace(s)
+}
+
+// patience is how long to wait for something that only gets slower with
+// load and the race detector (a start-up, a backfill, the first scrapes):
+// five times floor, cut to the test binary's deadline less a minute for the
+// cleanups. A fixed floor alone failed on a loaded machine (the demo's
+// 10-minute backfill took over its 94 s under -race at load 15) though
+// nothing was wrong; a real hang still fails by name, within 5 x floor.
+func patience(t *testing.T, floor time.Duration) time.Duration {
+	d := 5 * floor
+	if dl, ok := t.Deadline(); ok {
+		if left := time.Until(dl) - time.Minute; left < d {
+			d = max(left, floor)
+		}
+	}
+	return d
 }
 
 func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
