@@ -141,6 +141,24 @@ type attrCol struct {
 // setAttr codes the value of key for span idx of the group (the first
 // value wins, as pdata's Map.Get returns the first of repeated keys).
 func (cw *colWriter) setAttr(scoped []byte, idx int, val []byte, bad bool) {
+	c, code := cw.lookupAttr(scoped, val, bad)
+	c.put(idx, code)
+}
+
+// put sets span idx's code (the first one set wins).
+func (c *attrCol) put(idx int, code uint64) {
+	if c.dead || len(c.codes) > idx {
+		return
+	}
+	for len(c.codes) < idx {
+		c.codes = append(c.codes, attrCodeAbsent)
+	}
+	c.codes = append(c.codes, code)
+}
+
+// lookupAttr returns the column of key and the code of val in it, adding
+// both as needed.
+func (cw *colWriter) lookupAttr(scoped []byte, val []byte, bad bool) (*attrCol, uint64) {
 	c := cw.acols[string(scoped)]
 	if c == nil {
 		ki, ok := cw.keyIdx[string(scoped)]
@@ -152,21 +170,17 @@ func (cw *colWriter) setAttr(scoped []byte, idx int, val []byte, bad bool) {
 		c = &attrCol{key: ki, dict: map[string]uint64{}}
 		cw.acols[string(scoped)] = c
 	}
-	if c.dead || len(c.codes) > idx {
-		return
-	}
-	for len(c.codes) < idx {
-		c.codes = append(c.codes, attrCodeAbsent)
+	if c.dead {
+		return c, 0
 	}
 	if bad {
-		c.codes = append(c.codes, attrCodeBad)
-		return
+		return c, attrCodeBad
 	}
 	code, ok := c.dict[string(val)]
 	if !ok {
 		if c.nvals >= maxAttrDict {
 			c.dead, c.codes, c.vals = true, nil, nil
-			return
+			return c, 0
 		}
 		code = attrCodeFirst + uint64(c.nvals)
 		c.dict[string(val)] = code
@@ -174,13 +188,21 @@ func (cw *colWriter) setAttr(scoped []byte, idx int, val []byte, bad bool) {
 		c.vals = binary.AppendUvarint(c.vals, uint64(len(val)))
 		c.vals = append(c.vals, val...)
 	}
-	c.codes = append(c.codes, code)
+	return c, code
+}
+
+// resCode is one resource attribute's column and code, looked up once per
+// resource (not per span).
+type resCode struct {
+	c    *attrCol
+	code uint64
 }
 
 // addAttrs codes the attributes of the walker's spans, the first of which
 // is span first of the group.
 func (cw *colWriter) addAttrs(first int) {
 	w := &cw.walk
+	cw.resAt = -1
 	for i := range w.spans {
 		s := &w.spans[i]
 		for _, kv := range w.kvs[s.kvFrom:s.kvTo] {
@@ -188,13 +210,21 @@ func (cw *colWriter) addAttrs(first int) {
 			cw.setAttr(cw.kbuf, first+i, w.vbuf[kv.voff:kv.voff+kv.vlen], kv.bad)
 		}
 		if s.res >= 0 {
-			r := w.res[s.res]
-			for _, kv := range w.kvs[r[0]:r[1]] {
-				if string(kv.key) == "service.name" {
-					continue // the service column holds it
+			if s.res != cw.resAt {
+				// Look the resource's attributes up once for all its spans.
+				cw.resAt, cw.resCodes = s.res, cw.resCodes[:0]
+				r := w.res[s.res]
+				for _, kv := range w.kvs[r[0]:r[1]] {
+					if string(kv.key) == "service.name" {
+						continue // the service column holds it
+					}
+					cw.kbuf = append(append(cw.kbuf[:0], "resource."...), kv.key...)
+					c, code := cw.lookupAttr(cw.kbuf, w.vbuf[kv.voff:kv.voff+kv.vlen], kv.bad)
+					cw.resCodes = append(cw.resCodes, resCode{c, code})
 				}
-				cw.kbuf = append(append(cw.kbuf[:0], "resource."...), kv.key...)
-				cw.setAttr(cw.kbuf, first+i, w.vbuf[kv.voff:kv.voff+kv.vlen], kv.bad)
+			}
+			for _, rc := range cw.resCodes {
+				rc.c.put(first+i, rc.code)
 			}
 		}
 	}

@@ -353,6 +353,8 @@ type colWriter struct {
 	keyIdx     map[string]int
 	kbuf, araw []byte
 	arefs      []byte
+	resAt      int
+	resCodes   []resCode
 }
 
 func newColWriter(dir string, enc *zstd.Encoder) (*colWriter, error) {
