@@ -545,6 +545,10 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 	stages = narrowParsers(stages, r.Unwrap, e.Grouping, pushed)
 	hints.Start, hints.End = mint, maxt
 	hints.Charge = ev.chargeStream
+	// Samples keep no line: a sample's labels are copied when its series
+	// is made (labels.Labels own their strings), so chunk buffers can be
+	// reused as soon as their lines are processed.
+	hints.ReuseBuffers = true
 	ss := q.Select(ev.ctx, hints, r.Left.Matchers...)
 	// The series limit can be checked as series appear only where they are
 	// the result's series; seriesIsResult holds for the outermost range

@@ -241,7 +241,9 @@ func parseChunk(raw []byte, s *searcher) (*chunkView, error) {
 }
 
 func parseColumns(n int, tsCol, lensCol, mdCol, lines []byte) (*chunkView, error) {
-	v := &chunkView{ts: make([]int64, n), lineOff: make([]int, n+1), mdOff: make([]int, n+1), lines: lines, md: mdCol}
+	v := viewPool.Get().(*chunkView)
+	*v = chunkView{ts: resize(v.ts, n), lineOff: resize(v.lineOff, n+1), mdOff: resize(v.mdOff, n+1), lines: lines, md: mdCol}
+	v.lineOff[0] = 0
 	var t int64
 	for i := range n {
 		dt, k := binary.Varint(tsCol)
@@ -266,6 +268,7 @@ func parseColumns(n int, tsCol, lensCol, mdCol, lines []byte) (*chunkView, error
 	// so md[mdOff[i]:mdOff[i+1]] is exactly blob i.
 	v.md = nil
 	if len(mdCol) == n && bytes.Count(mdCol, []byte{0}) == n {
+		clear(v.mdOff)
 		return v, nil
 	}
 	packed := make([]byte, 0, len(mdCol))
@@ -282,6 +285,30 @@ func parseColumns(n int, tsCol, lensCol, mdCol, lines []byte) (*chunkView, error
 	v.mdOff[n] = len(packed)
 	v.md = packed
 	return v, nil
+}
+
+// viewPool recycles the offset columns of chunk views that a query is done
+// with (free); views nobody frees are simply collected.
+var viewPool = sync.Pool{New: func() any { return new(chunkView) }}
+
+// resize returns s with length n, reusing its array when it is large enough
+// (the contents are not cleared).
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// free returns the view's columns for reuse; v must not be used after it.
+// Entries made from it keep their timestamps, metadata and lines (lines
+// alias the chunk buffer, not the view).
+func (v *chunkView) free() {
+	if v == nil || cap(v.ts) == 0 {
+		return
+	}
+	*v = chunkView{ts: v.ts[:0], lineOff: v.lineOff[:0], mdOff: v.mdOff[:0]}
+	viewPool.Put(v)
 }
 
 // sortedOrder returns entry indexes by time, or nil if already in order.
@@ -386,6 +413,10 @@ const maxChunkRaw = 1 << 30
 
 var chunkBufs = sync.Pool{New: func() any { return new([]byte) }}
 
+// poisonReleased makes tests overwrite a pooled buffer as it is returned,
+// so a line used after its buffer's release shows.
+var poisonReleased bool
+
 // decompressChunk checks and inflates a stored chunk. want is the
 // uncompressed size the index records for it (ChunkMeta.RawBytes; 0 when
 // unknown): a chunk whose header claims another size, or more than
@@ -433,7 +464,14 @@ func decompressChunk(stored []byte, pooled bool, want int) (raw []byte, release 
 			*bp = make([]byte, n)
 		}
 		dst = (*bp)[:n]
-		release = func() { chunkBufs.Put(bp) }
+		release = func() {
+			if poisonReleased {
+				for i := range *bp {
+					(*bp)[i] = '#'
+				}
+			}
+			chunkBufs.Put(bp)
+		}
 	} else {
 		dst = make([]byte, n)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -48,6 +49,12 @@ type SelectHints struct {
 	Filter func(line string) bool
 	// Backward yields newest entries first.
 	Backward bool
+	// ReuseBuffers lets the iterator recycle a chunk's decompression
+	// buffer once every entry of the chunk has been yielded. An entry's
+	// Line (and any substring of it) is then valid only until the next
+	// call to Next or Close: for callers that keep no line, such as
+	// metric queries (labels.Labels copy their strings).
+	ReuseBuffers bool
 	// Charge, if set, is called for every stream as Select adds it, with
 	// its labels, the number of its chunks kept and their uncompressed
 	// bytes, so a query can account the memory of its selection and the
@@ -323,23 +330,29 @@ type mergeIter struct {
 	// e.g. a retry stored in the head after the original was flushed to a
 	// block, are yielded once: the lines already yielded at the current
 	// timestamp are remembered until the timestamp changes.
-	atTs       int64
-	linesAtTs  []string
-	dups       int
+	atTs      int64
+	linesAtTs []string
+	dups      int
+	// Buffers of chunks whose entries were all yielded, returned at the
+	// next call to Next (ReuseBuffers): the last entry may still be in use
+	// until then.
+	pending    []func()
 	dupCounter interface{ Add(float64) }
 	// Counts chunks that fail with ErrCorruptChunk.
 	corruptCounter interface{ Inc() }
 }
 
 type chunkFuture struct {
-	done chan struct{}
-	es   []Entry
-	err  error
+	done    chan struct{}
+	es      []Entry
+	release func() // with ReuseBuffers: returns the buffer es aliases
+	err     error
 }
 
 type cursor struct {
-	es []Entry
-	i  int
+	es      []Entry
+	i       int
+	release func()
 }
 
 type cursorHeap struct {
@@ -393,25 +406,37 @@ func (it *mergeIter) start(i int) {
 			return
 		}
 		defer func() { <-it.sem }()
-		f.es, f.err = filterChunk(c, it.hints, it.search, it.stream)
+		f.es, f.release, f.err = filterChunk(c, it.hints, it.search, it.stream)
 	}()
 }
 
 // filterChunk loads a chunk and keeps the entries in range that pass the
-// filters, in iteration order.
-func filterChunk(c chunkHandle, h SelectHints, s *searcher, stream labels.Labels) ([]Entry, error) {
+// filters, in iteration order. With h.ReuseBuffers the entries alias a
+// pooled buffer that keep returns to the pool (nil if nothing is held).
+func filterChunk(c chunkHandle, h SelectHints, s *searcher, stream labels.Labels) (_ []Entry, keep func(), _ error) {
 	if s == nil && len(h.Contains) > 0 {
 		s = searcherFor(h.Contains)
 	}
 	search := s != nil // keep checks every needle; the searcher finds the longest
-	v, release, err := c.view(search, s)
+	reuse := h.ReuseBuffers && !search
+	v, release, err := c.view(search || reuse, s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer release()
+	held := false
+	var outp *[]Entry // with reuse: the pooled entry slice
+	defer func() {
+		v.free() // entries keep nothing of the view itself
+		if !held {
+			release()
+			if outp != nil {
+				entryBufs.Put(outp)
+			}
+		}
+	}()
 	var out []Entry
 	var ferr error
-	keep := func(i int, alias bool) {
+	add := func(i int, alias bool) {
 		ts := v.ts[i]
 		if ts < h.Start || ts >= h.End || ferr != nil {
 			return
@@ -449,30 +474,50 @@ func filterChunk(c chunkHandle, h SelectHints, s *searcher, stream labels.Labels
 	order := v.sortedOrder()
 	if search {
 		// Lines are copied: the pooled buffer is reused after release.
-		v.search(s, func(i int) { keep(i, false) })
+		v.search(s, func(i int) { add(i, false) })
 		if order != nil {
 			slices.SortStableFunc(out, func(a, b Entry) int { return cmpInt64(a.Timestamp, b.Timestamp) })
 		}
 	} else if order == nil {
 		lo, _ := slices.BinarySearch(v.ts, h.Start)
 		hi, _ := slices.BinarySearch(v.ts, h.End)
-		out = make([]Entry, 0, hi-lo)
+		if reuse {
+			outp = entryBufs.Get().(*[]Entry)
+			out = (*outp)[:0]
+		} else {
+			out = make([]Entry, 0, hi-lo)
+		}
 		for i := lo; i < hi; i++ {
-			keep(i, true)
+			add(i, true)
 		}
 	} else {
 		for _, i := range order {
-			keep(i, true)
+			add(i, true)
 		}
 	}
 	if ferr != nil {
-		return nil, ferr
+		return nil, nil, ferr
 	}
 	if h.Backward {
 		slices.Reverse(out)
 	}
-	return out, nil
+	if reuse && len(out) > 0 {
+		held = true
+		if outp == nil {
+			return out, release, nil
+		}
+		*outp = out // keeps the grown array
+		return out, func() {
+			release()
+			entryBufs.Put(outp) // its stale entries point into pooled buffers only (and copied metadata)
+
+		}, nil
+	}
+	return out, nil, nil
 }
+
+// entryBufs recycles the entry slices of chunks read with ReuseBuffers.
+var entryBufs = sync.Pool{New: func() any { return new([]Entry) }}
 
 func (it *mergeIter) chunkBefore(i int) bool {
 	if it.h.Len() == 0 {
@@ -488,6 +533,14 @@ func (it *mergeIter) chunkBefore(i int) bool {
 }
 
 func (it *mergeIter) Next() bool {
+	if len(it.pending) > 0 {
+		// The lines remembered for duplicate checks may live in the
+		// buffers about to be reused.
+		for i, l := range it.linesAtTs {
+			it.linesAtTs[i] = strings.Clone(l)
+		}
+		it.releasePending()
+	}
 	for {
 		e, ok := it.next1()
 		if !ok {
@@ -534,7 +587,9 @@ func (it *mergeIter) next1() (Entry, bool) {
 			return Entry{}, false
 		}
 		if len(f.es) > 0 {
-			heap.Push(&it.h, &cursor{es: f.es})
+			heap.Push(&it.h, &cursor{es: f.es, release: f.release})
+		} else if f.release != nil {
+			f.release()
 		}
 	}
 	if it.h.Len() == 0 {
@@ -545,6 +600,9 @@ func (it *mergeIter) next1() (Entry, bool) {
 	top.i++
 	if top.i == len(top.es) {
 		heap.Pop(&it.h)
+		if top.release != nil {
+			it.pending = append(it.pending, top.release)
+		}
 	} else if it.h.Len() > 1 { // one cursor (chunks that do not overlap): always in order
 		heap.Fix(&it.h, 0)
 	}
@@ -557,9 +615,30 @@ func (it *mergeIter) Err() error { return it.err }
 // Duplicates is how many exact duplicates the iterator has skipped so far.
 func (it *mergeIter) Duplicates() int { return it.dups }
 
-// Close waits for prefetching workers so none outlives the query.
+func (it *mergeIter) releasePending() {
+	for _, r := range it.pending {
+		r()
+	}
+	it.pending = it.pending[:0]
+}
+
+// Close waits for prefetching workers so none outlives the query, and
+// returns the buffers it holds.
 func (it *mergeIter) Close() error {
 	it.wg.Wait()
+	it.releasePending()
+	for _, c := range it.h.c {
+		if c.release != nil {
+			c.release()
+			c.release = nil
+		}
+	}
+	for i, f := range it.futures {
+		if f != nil && f.release != nil {
+			f.release()
+			it.futures[i] = nil
+		}
+	}
 	if it.dupCounter != nil && it.dups > 0 {
 		it.dupCounter.Add(float64(it.dups))
 		it.dups = 0
