@@ -624,7 +624,7 @@ func (b *block) readColTable() (*colTable, error) {
 		return nil, err
 	}
 	off := binary.LittleEndian.Uint64(tail[:8])
-	if off < 5 || int64(off) > size-12 {
+	if off < 5 || off > uint64(size-12) { // unsigned: a huge offset must not wrap negative
 		return nil, errCorruptColumns
 	}
 	buf := make([]byte, size-int64(off))

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -264,6 +266,57 @@ func FuzzDecodeIndex3(f *testing.F) {
 			if c, err := b.chunk(i); err == nil && len(c.ids) > 0 {
 				_, _, _ = b.find(c.ids[0])
 			}
+		}
+	})
+}
+
+// FuzzColumnsFile feeds corrupt format 9 columns files (span, attribute and
+// time sections) to the readers: errors, never a panic.
+func FuzzColumnsFile(f *testing.F) {
+	dir := f.TempDir()
+	db, err := Open(dir, DefaultOptions(), Deps{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = db.Close() })
+	g := storetest.NewGen(2, testBase.UnixNano())
+	for i := 0; i < 30; i++ {
+		_, td := g.Trace(1 + i%5)
+		if err := db.ConsumeTraces(context.Background(), td); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if err := db.Flush(); err != nil {
+		f.Fatal(err)
+	}
+	db.mu.RLock()
+	src := db.blocks[0]
+	db.mu.RUnlock()
+	cols, err := os.ReadFile(filepath.Join(src.dir, columnsFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(cols)
+	name := filepath.Join(f.TempDir(), columnsFile)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(name, data, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		fh, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		b := &block{dec: src.dec, cols: fh, n: src.n, meta: src.meta}
+		tab, err := b.readColTable()
+		if err != nil {
+			return
+		}
+		tab.wantAttrs(append(slices.Clone(tab.keys), "span.absent"))
+		cg, tg := &colGroup{index: -1}, &timeGroup{index: -1}
+		for gi := range tab.groups {
+			_ = b.readColGroup(tab, gi, cg)
+			_ = b.readGroupTimes(tab, gi, tg)
 		}
 	})
 }
