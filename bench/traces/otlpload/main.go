@@ -24,7 +24,7 @@
 //	go run ./bench/traces/otlpload                                  # the 200k-span row
 //	go run ./bench/traces/otlpload -sustained 4m -warmup 30s        # spans per serve CPU-second
 //	go run ./bench/traces/otlpload -inprocess -sustained 3m -cpuprofile cpu.pprof
-//	go run ./bench/traces/otlpload -open-store /tmp/tracebench-dir
+//	go run ./bench/traces/otlpload -open-store /tmp/tracebench-dir [-compact]
 package main
 
 import (
@@ -78,6 +78,7 @@ type options struct {
 	out                   string
 	keep                  bool
 	openStore             string
+	compact               bool
 	gogc, gomemlimit      string
 	configExtra           string
 }
@@ -103,6 +104,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "work directory (binary, config, data, serve log); empty: a temporary one, removed unless -keep")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.openStore, "open-store", "", "only open this trace store directory and report open time and live heap")
+	flag.BoolVar(&o.compact, "compact", false, "with -open-store: then compact it (writes to the directory) and open it again")
 	flag.StringVar(&o.gogc, "gogc", "", "GOGC of the serve child (empty: inherit)")
 	flag.StringVar(&o.gomemlimit, "gomemlimit", "", "GOMEMLIMIT of the serve child (empty: inherit)")
 	flag.StringVar(&o.configExtra, "config-extra", "", "YAML appended to serve's config, e.g. 'traces: {max_head_bytes: 64MiB}'")
@@ -115,7 +117,7 @@ func main() {
 	defer stop()
 	var err error
 	if o.openStore != "" {
-		err = openStore(ctx, o.openStore)
+		err = openStore(ctx, o.openStore, o.compact)
 	} else {
 		err = run(ctx, o)
 	}
@@ -456,7 +458,7 @@ func newClient(senders int) *http.Client {
 }
 
 // send posts one body until serve accepts it; 429 and 503 are retried
-// after a short pause, as an OTLP exporter would.
+// after a short pause, as an OTLP exporter would (sooner than one).
 func send(ctx context.Context, c *http.Client, u string, body []byte, gz bool, st *sendStats) error {
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
@@ -481,7 +483,10 @@ func send(ctx context.Context, c *http.Client, u string, body []byte, gz bool, s
 			}
 			st.requests.Add(1)
 			return nil
-		case (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && attempt < 100:
+		case (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && attempt < 2400:
+			// Retried every 50 ms for up to 2 minutes (an exporter would
+			// wait Retry-After, 1 s, and back off; this keeps the store
+			// as busy as it lets itself be).
 			st.retries.Add(1)
 			select {
 			case <-ctx.Done():

@@ -15,8 +15,10 @@ import (
 // openStore opens a trace store directory as serve would (default
 // options), and reports the open time and the live Go heap it added, for
 // extrapolating store memory to more spans. The directory is only read
-// (and its WAL replayed; a tracebench directory has an empty one).
-func openStore(ctx context.Context, dir string) error {
+// (and its WAL replayed). With compact, it then compacts every window as
+// Run would once closed (tracebench does the same), reports that, and opens
+// the compacted store again.
+func openStore(ctx context.Context, dir string, compact bool) error {
 	heap := func() uint64 {
 		runtime.GC()
 		var ms runtime.MemStats
@@ -37,6 +39,26 @@ func openStore(ctx context.Context, dir string) error {
 	fmt.Printf("open %s: %d blocks, %.1f GiB of blocks, head %d spans; %s wall, %.2f CPU-s; live heap after GC %.1f MiB (+%.1f MiB over the empty process); process RSS %.1f MiB, peak %.1f MiB; load %s\n",
 		dir, st.Blocks, float64(st.BlockBytes)/(1<<30), st.HeadSpans, wall.Round(time.Millisecond), cpu,
 		float64(after)/(1<<20), (float64(after)-float64(before))/(1<<20), benchproc.MiB(rss), benchproc.MiB(hwm), benchproc.LoadAvg())
-	_ = ctx
-	return db.Close()
+	if !compact {
+		return db.Close()
+	}
+	// The head replayed from the WAL is cut first, so the compacted store
+	// opens with an empty head and its heap is the blocks' alone.
+	cpu0, start = selfCPU(), time.Now()
+	if err := db.Flush(); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("flush: %w", err)
+	}
+	if err := db.Compact(ctx); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("compact: %w", err)
+	}
+	wall, cpu = time.Since(start), selfCPU()-cpu0
+	st = db.Stats()
+	fmt.Printf("head cut and compacted: %d blocks, %.1f GiB; %s wall, %.1f CPU-s; live heap after GC %.1f MiB; load %s\n",
+		st.Blocks, float64(st.BlockBytes)/(1<<30), wall.Round(time.Second), cpu, float64(heap())/(1<<20), benchproc.LoadAvg())
+	if err := db.Close(); err != nil {
+		return err
+	}
+	return openStore(ctx, dir, false)
 }
