@@ -86,16 +86,32 @@ type streamMemo struct {
 	// names key_extracted too.
 	keq  []string
 	slot []int
+	// sanitized: some searched key holds '_', the only byte sanitising
+	// adds, so a key that needs sanitising could set it (the tokeniser
+	// then hands such lines to the general path).
+	sanitized bool
+	// clash: slot pairs (k, k_extracted) where k is a stream label, so a
+	// k pair in the line is set as k_extracted too: which of the two
+	// comes last decides the label, and the key does not record the
+	// order, so a line with both takes the general path.
+	clash [][2]int
 }
 
 func newStreamMemo(p *ParserStage, stream labels.Labels) *streamMemo {
 	m := &streamMemo{}
 	for i, k := range p.only {
-		if stream.Has(k) && !slices.Contains(p.only, k+"_extracted") {
-			continue
+		if stream.Has(k) {
+			x := slices.Index(p.only, k+"_extracted")
+			if x < 0 {
+				continue // set as k_extracted, which nothing reads
+			}
+			if !stream.Has(k + "_extracted") {
+				m.clash = append(m.clash, [2]int{i, x})
+			}
 		}
 		m.keq = append(m.keq, k+"=")
 		m.slot = append(m.slot, i)
+		m.sanitized = m.sanitized || strings.Contains(k, "_")
 	}
 	return m
 }
@@ -132,12 +148,17 @@ func (m *streamMemo) forMetadata(md labels.Labels) map[string]memoOutcome {
 // general path decides those).
 func (m *streamMemo) lineKey(p *ParserStage, line string) (key []byte, ok bool) {
 	var set uint32
-	if p.sanitizedMatter {
+	if m.sanitized {
 		if !logfmtRawValues(line, p.only, true, &m.vals, &set) {
 			return nil, false
 		}
 	} else {
 		m.rawValues(line, &set)
+	}
+	for _, c := range m.clash {
+		if set&(1<<c[0]) != 0 && set&(1<<c[1]) != 0 {
+			return nil, false
+		}
 	}
 	k := m.key[:0]
 	for i := range p.only {

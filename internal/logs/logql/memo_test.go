@@ -108,6 +108,9 @@ func TestMemoMatchesGeneral(t *testing.T) {
 				ls = labels.FromStrings("app", "a", "pod", "p5", "level", "stream") // a key that is a stream label
 			}
 			var b strings.Builder
+			if r.IntN(10) == 0 { // the renamed key before the key itself (p5: the rename wins, then loses)
+				fmt.Fprintf(&b, "level_extracted=%s ", levels[r.IntN(3)])
+			}
 			fmt.Fprintf(&b, "level=%s caller=x.go:%d", levels[r.IntN(len(levels))], r.IntN(50))
 			if r.IntN(4) > 0 {
 				fmt.Fprintf(&b, " status=%s", statuses[r.IntN(len(statuses))])
@@ -125,6 +128,8 @@ func TestMemoMatchesGeneral(t *testing.T) {
 				b.WriteString(` msg="unterminated status=500`)
 			case 5:
 				b.WriteString("\tlevel=warn")
+			case 6:
+				fmt.Fprintf(&b, " level_extracted=%s", levels[r.IntN(3)])
 			}
 			fmt.Fprintf(&b, ` trace_id=%016x`, r.Uint64())
 			md := labels.EmptyLabels()
@@ -151,6 +156,8 @@ func TestMemoMatchesGeneral(t *testing.T) {
 		`sum by (status) (bytes_over_time({app="a"} | logfmt | level!="info" [2m]))`,
 		`sum by (status_code) (count_over_time({app="a"} | logfmt [1m]))`,
 		`sum by (level_extracted, level) (count_over_time({app="a"} | logfmt [1m]))`,
+		`sum by (level_extracted) (count_over_time({app="a"} | logfmt | status >= 500 [1m]))`,
+		`sum by (service_name, level) (count_over_time({app="a"} | logfmt | status >= 500 [1m]))`,
 		`sum by (detected_level, level) (count_over_time({app="a"} | detected_level="warn" | logfmt [1m]))`,
 		`count by (pod) (sum by (pod, status) (rate({app="a"} |= "status" | logfmt | status=~"5.." [5m])))`,
 		`sum by (msg) (count_over_time({app="a"} | logfmt [1m]))`,
