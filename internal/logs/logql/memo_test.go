@@ -104,6 +104,9 @@ func TestMemoMatchesGeneral(t *testing.T) {
 		for i := range 3000 {
 			s := r.IntN(6)
 			ls := labels.FromStrings("app", "a", "pod", fmt.Sprint("p", s), "service", fmt.Sprint("svc", s%3))
+			if s == 4 { // Loki 3's discovered label, a sanitised key's target
+				ls = labels.FromStrings("app", "a", "pod", "p4", "service", "svc1", "service_name", "svc1")
+			}
 			if s == 5 {
 				ls = labels.FromStrings("app", "a", "pod", "p5", "level", "stream") // a key that is a stream label
 			}
@@ -130,6 +133,8 @@ func TestMemoMatchesGeneral(t *testing.T) {
 				b.WriteString("\tlevel=warn")
 			case 6:
 				fmt.Fprintf(&b, " level_extracted=%s", levels[r.IntN(3)])
+			case 7:
+				b.WriteString(` service.name=dotted service_name=plain`)
 			}
 			fmt.Fprintf(&b, ` trace_id=%016x`, r.Uint64())
 			md := labels.EmptyLabels()
@@ -158,6 +163,7 @@ func TestMemoMatchesGeneral(t *testing.T) {
 		`sum by (level_extracted, level) (count_over_time({app="a"} | logfmt [1m]))`,
 		`sum by (level_extracted) (count_over_time({app="a"} | logfmt | status >= 500 [1m]))`,
 		`sum by (service_name, level) (count_over_time({app="a"} | logfmt | status >= 500 [1m]))`,
+		`sum by (service_name_extracted, service_name) (count_over_time({app="a"} | logfmt [1m]))`,
 		`sum by (detected_level, level) (count_over_time({app="a"} | detected_level="warn" | logfmt [1m]))`,
 		`count by (pod) (sum by (pod, status) (rate({app="a"} |= "status" | logfmt | status=~"5.." [5m])))`,
 		`sum by (msg) (count_over_time({app="a"} | logfmt [1m]))`,
