@@ -354,11 +354,10 @@ type colFilter struct {
 }
 
 func (s *snapshot) newColFilter(b *block, req *SearchRequest) (*colFilter, error) {
-	t, err := b.readColTable()
+	t, err := b.queryColTable(req.ColumnAttrs)
 	if err != nil {
 		return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 	}
-	t.wantAttrs(req.ColumnAttrs)
 	return &colFilter{s: s, b: b, t: t, g: &colGroup{index: -1}, match: req.Match}, nil
 }
 
@@ -424,22 +423,25 @@ func (cw *colWriter) zeroTimes(data []byte) {
 // older formats (whose data files hold the times).
 var zeroSpanTimes = true
 
-// timeTable is the block's column group table without attribute columns,
-// read once per block for restoring span times (O(groups) memory).
+// timeTable is the block's column group table, read once per block and
+// kept (O(groups) memory, ~100 bytes per 1024 traces): restoring span
+// times and every column query read it. Callers must not change it.
 func (b *block) timeTable() (*colTable, error) {
-	b.ttOnce.Do(func() {
-		t, err := b.readColTable()
-		if err != nil {
-			b.ttErr = err
-			return
-		}
-		for i := range t.groups {
-			t.groups[i].attrs = nil
-		}
-		t.keys = nil
-		b.tt = t
-	})
+	b.ttOnce.Do(func() { b.tt, b.ttErr = b.readColTable() })
 	return b.tt, b.ttErr
+}
+
+// queryColTable is the block's column table for one query, which reads
+// the attribute columns keys name.
+func (b *block) queryColTable(keys []string) (*colTable, error) {
+	shared, err := b.timeTable()
+	if err != nil {
+		return nil, err
+	}
+	t := *shared
+	t.want = nil
+	t.wantAttrs(keys)
+	return &t, nil
 }
 
 // timeGroup is what restoreTimes needs of one column group: each trace's

@@ -583,8 +583,23 @@ type colGroupRef struct {
 	// irregular counts the group's traces without columns (their spans
 	// are not in the duration bounds); -1 when unknown (before format 7).
 	irregular int
-	// attrs locates the group's attribute columns (format 8), by key.
-	attrs []colAttrRef
+	// attrRefs holds the group's attribute column entries (format 8) as
+	// written, parsed by attrs when a query names a key.
+	attrRefs []byte
+}
+
+// attrs locates the group's attribute columns; the entries were checked
+// when the table was read.
+func (g *colGroupRef) attrs(out []colAttrRef) []colAttrRef {
+	out = out[:0]
+	r := &byteReader{b: g.attrRefs}
+	at := g.off + uint64(g.clen)
+	for n := r.count(); n > 0 && r.err == nil; n-- {
+		a := colAttrRef{key: int(r.uvarint()), clen: int(r.uvarint()), off: at}
+		at += uint64(a.clen)
+		out = append(out, a)
+	}
+	return out
 }
 
 // colTable is a columns file's group table, read per query (O(groups)).
@@ -663,17 +678,17 @@ func (b *block) readColTable() (*colTable, error) {
 			return nil, fmt.Errorf("%w: group %d", errCorruptColumns, i)
 		}
 		if b.meta.Version >= 8 {
+			from := r.b
 			na := r.count()
-			g.attrs = make([]colAttrRef, na)
 			at := g.off + uint64(g.clen)
-			for j := range g.attrs {
-				a := &g.attrs[j]
-				a.key, a.clen, a.off = int(r.uvarint()), int(r.uvarint()), at
-				if a.key >= len(t.keys) || at > off || uint64(a.clen) > off-at {
+			for j := 0; j < na && r.err == nil; j++ {
+				key, clen := r.uvarint(), r.uvarint()
+				if key >= uint64(len(t.keys)) || at > off || clen > off-at {
 					return nil, fmt.Errorf("%w: group %d attribute column %d", errCorruptColumns, i, j)
 				}
-				at += uint64(a.clen)
+				at += clen
 			}
+			g.attrRefs = from[:len(from)-len(r.b)]
 		}
 	}
 	if r.err != nil {
@@ -698,6 +713,7 @@ type colGroup struct {
 	// when trace j must be decoded for them (a value not representable,
 	// or a key without a column in this group).
 	attrs   [][]ColumnValue
+	refs    []colAttrRef
 	attrBad []bool
 	araw    []byte
 	codes   []uint64
@@ -858,16 +874,17 @@ func (b *block) readGroupAttrs(t *colTable, gi int, g *colGroup, total int) erro
 	}
 	g.attrs = g.attrs[:len(t.want)]
 	ref := &t.groups[gi]
+	g.refs = ref.attrs(g.refs)
 	for k, key := range t.want {
 		j := -1
 		if key >= 0 {
-			j = slices.IndexFunc(ref.attrs, func(a colAttrRef) bool { return a.key == key })
+			j = slices.IndexFunc(g.refs, func(a colAttrRef) bool { return a.key == key })
 		}
 		switch {
 		case j < 0: // no span of the group carries the key
 			g.attrs[k] = slices.Grow(g.attrs[k][:0], total)[:total]
 			clear(g.attrs[k])
-		case ref.attrs[j].clen == 0: // no column: decode every trace
+		case g.refs[j].clen == 0: // no column: decode every trace
 			for i := range g.attrBad {
 				g.attrBad[i] = true
 			}
@@ -875,7 +892,7 @@ func (b *block) readGroupAttrs(t *colTable, gi int, g *colGroup, total int) erro
 			clear(g.attrs[k])
 		default:
 			var err error
-			if g.attrs[k], err = b.readAttrColumn(ref.attrs[j], gi, total, g, g.attrs[k]); err != nil {
+			if g.attrs[k], err = b.readAttrColumn(g.refs[j], gi, total, g, g.attrs[k]); err != nil {
 				return err
 			}
 			for tj := 0; tj < nt; tj++ {
@@ -924,11 +941,10 @@ func spanIDAt(data []byte, i int) (pcommon.SpanID, error) {
 // handing traces to workers.
 func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest, next func() (searchCand, bool, error),
 	emit func(searchResult) (bool, error), admit func(id TraceID, raw int64) (skip, more bool), spans SpansFunc) error {
-	t, err := b.readColTable()
+	t, err := b.queryColTable(req.ColumnAttrs)
 	if err != nil {
 		return fmt.Errorf("block %s: %w", b.meta.ULID, err)
 	}
-	t.wantAttrs(req.ColumnAttrs)
 	var attrs []ColumnValue
 	g := &colGroup{index: -1}
 	pr := b.pooledPageReader()
