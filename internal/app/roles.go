@@ -252,6 +252,22 @@ func (a *App) openTraces(cfg *config.Config, reg prometheus.Registerer) error {
 	return nil
 }
 
+// otlpMetricsMaxAge is the oldest OTLP data point the TSDB would still keep
+// (ADR 0106): the retention time in force, or the out-of-order window if
+// that is longer; 0 (promsink's 30-day default) under a size-only retention.
+// It is read at start-up; a reload that changes retention does not move it.
+func otlpMetricsMaxAge(cfg metrics.Config) time.Duration {
+	tc := metrics.TSDBConfig(cfg).StorageConfig.TSDBConfig
+	age := time.Duration(tc.Retention.Time)
+	if age <= 0 {
+		return 0
+	}
+	if ooo := time.Duration(tc.OutOfOrderTimeWindow) * time.Millisecond; ooo > age {
+		age = ooo
+	}
+	return age
+}
+
 // openOTLP binds the OTLP listeners and builds the receiver: traces to the
 // store (and the generator behind it), metrics to the TSDB.
 func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
@@ -261,6 +277,7 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 	sink, err := promsink.New(promsink.Options{
 		OTLP:          func() promconfig.OTLPConfig { return a.current.Load().Metrics.Parsed.OTLPConfig },
 		LookbackDelta: time.Duration(cfg.Metrics.Query.LookbackDelta),
+		MaxAge:        otlpMetricsMaxAge(cfg.Metrics),
 	}, promsink.Deps{Appendable: a.metricsAppendable(), Logger: a.logger, Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("otlp metrics sink: %w", err)

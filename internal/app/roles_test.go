@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nx-watcher/nxwatcher/internal/config"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -185,5 +187,32 @@ func TestLogsThroughServe(t *testing.T) {
 	code, body = ts.get(t, "/loki/api/v1/labels")
 	if code != http.StatusOK || !strings.Contains(body, "service_name") || !strings.Contains(body, "app") {
 		t.Fatalf("labels = %d %s", code, body)
+	}
+}
+
+// OTLP metric points older than the retention in force are refused before
+// translation (ADR 0106): the bound follows the retention time in force, the
+// out-of-order window when longer, and is promsink's default under a
+// size-only retention.
+func TestOTLPMetricsMaxAgeFollowsRetention(t *testing.T) {
+	day := 24 * time.Hour
+	cases := []struct {
+		name, yaml string
+		want       time.Duration
+	}{
+		{"default", "", 30 * day},
+		{"metrics.retention", "metrics:\n  retention: 90d\n", 90 * day},
+		{"prometheus body wins", "metrics:\n  retention: 90d\n  prometheus:\n    storage:\n      tsdb:\n        retention:\n          time: 7d\n", 7 * day},
+		{"out-of-order window longer", "metrics:\n  retention: 1d\n  prometheus:\n    storage:\n      tsdb:\n        out_of_order_time_window: 3d\n", 3 * day},
+		{"size only", "metrics:\n  retention: 0s\n  retention_size: 1GiB\n", 0},
+	}
+	for _, c := range cases {
+		cfg, err := config.Parse([]byte(c.yaml), t.TempDir(), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := otlpMetricsMaxAge(cfg.Metrics); got != c.want {
+			t.Errorf("%s: max age %v, want %v", c.name, got, c.want)
+		}
 	}
 }
