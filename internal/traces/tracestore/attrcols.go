@@ -1,6 +1,7 @@
 package tracestore
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -364,9 +365,15 @@ func (s *snapshot) newColFilter(b *block, req *SearchRequest) (*colFilter, error
 // wrap returns next without the candidates Match rejects; each rejected
 // one is passed to drop (its stored bytes), which returns false to end
 // the search there.
-func (f *colFilter) wrap(next func() (searchCand, bool, error), drop func(raw int64) bool) func() (searchCand, bool, error) {
+func (f *colFilter) wrap(ctx context.Context, next func() (searchCand, bool, error), drop func(raw int64) bool) func() (searchCand, bool, error) {
+	n := 0
 	return func() (searchCand, bool, error) {
 		for {
+			if n++; n%256 == 1 { // long runs of dropped candidates still see cancellation
+				if err := ctx.Err(); err != nil {
+					return searchCand{}, false, err
+				}
+			}
 			c, ok, err := next()
 			if err != nil || !ok {
 				return c, ok, err

@@ -1,6 +1,8 @@
 package tracestore
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -91,6 +93,14 @@ func TestSearchColumnFilter(t *testing.T) {
 			t.Errorf("%s: decoded %d traces for %d matches (%d candidates)", text, decoded, len(want), all)
 		}
 		t.Logf("%s: %d matches, %d decoded with the filter, %d without", text, len(want), decoded, all)
+	}
+	// A search whose candidates the filter all drops still ends with its context.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	q, _ := traceql.Parse(`{ span.absent = 1 }`)
+	req := SearchRequest{ColumnAttrs: q.ColumnAttrs(), Match: func(TraceID, []ColumnSpan, []ColumnValue) bool { return false }}
+	if _, err := db.Search(ctx, req, func(TraceID, ptrace.Traces) (bool, error) { return true, nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled search: %v", err)
 	}
 }
 

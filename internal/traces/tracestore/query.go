@@ -407,7 +407,7 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			if cf, err = s.newColFilter(b, &req); err != nil {
 				return st, err
 			}
-			next := cf.wrap(next, func(raw int64) bool {
+			next := cf.wrap(ctx, next, func(raw int64) bool {
 				if _, more := admit(raw); !more {
 					stopped = true
 					return false
