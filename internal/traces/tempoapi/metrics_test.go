@@ -144,6 +144,31 @@ func TestMetricsProjectionSameAnswer(t *testing.T) {
 		if fmt.Sprint(whole) != fmt.Sprint(projected) {
 			t.Errorf("%s:\nwhole:     %v\nprojected: %v", text, whole, projected)
 		}
+		if !q.ColumnsSuffice() {
+			continue
+		}
+		// As the handler runs it: span and attribute columns (ADR 0100).
+		ev, err := q.NewMetricsEvaluator(traceql.MetricsRequest{Start: base.UnixNano(), End: base.Add(time.Second).UnixNano(), Step: int64(100 * time.Millisecond)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cols []traceql.ColumnSpan
+		var vals []traceql.ColumnValue
+		fromColumns := 0
+		_, err = db.Search(t.Context(), tracestore.SearchRequest{ColumnAttrs: q.ColumnAttrs(),
+			Spans: func(id tracestore.TraceID, spans []tracestore.ColumnSpan, attrs []tracestore.ColumnValue, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
+				fromColumns++
+				cols, vals = convertColumns(cols, vals, spans, attrs)
+				return true, ev.ObserveColumns(pcommon.TraceID(id), cols, vals, spanID)
+			}}, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
+			return true, ev.Observe(traceql.NewTrace(td))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fromColumns == 0 || fmt.Sprint(ev.Series()) != fmt.Sprint(whole) {
+			t.Errorf("%s: %d traces from columns\ncolumns: %v\nwhole:   %v", text, fromColumns, ev.Series(), whole)
+		}
 	}
 }
 
