@@ -83,6 +83,18 @@ func httpQueries(b *testing.B, api *lokiapi.API, raw int64, start time.Time, spa
 // (info, or error for the lines that say level=error), as a Loki 3 push
 // through the API stores it.
 func millionLines(b *testing.B, fanout int, level bool) (*logstore.DB, *lokiapi.API, int64, time.Time, time.Duration) {
+	return millionLinesOf(b, fanout, level, func(r *rand.Rand, k int) string {
+		l := Line(r, k)
+		if k%97 == 0 {
+			l = l[:len("level=info caller=handler.go:100 method=GET path=/x/1 status=")] + "503" + l[len("level=info caller=handler.go:100 method=GET path=/x/1 status=200"):]
+		}
+		return l
+	})
+}
+
+// millionLinesOf is millionLines with lines made by mk (every 97th with
+// status 503).
+func millionLinesOf(b *testing.B, fanout int, level bool, mk func(*rand.Rand, int) string) (*logstore.DB, *lokiapi.API, int64, time.Time, time.Duration) {
 	const lines, streams = 1_000_000, 50
 	span := 50 * time.Minute
 	start := time.Now().Add(-time.Hour).Truncate(time.Minute)
@@ -112,16 +124,13 @@ func millionLines(b *testing.B, fanout int, level bool) (*logstore.DB, *lokiapi.
 	for i := 0; i < lines; i += batch {
 		app := db.Appender()
 		for k := i; k < i+batch; k++ {
-			l := Line(r, k)
-			if k%97 == 0 {
-				l = l[:len("level=info caller=handler.go:100 method=GET path=/x/1 status=")] + "503" + l[len("level=info caller=handler.go:100 method=GET path=/x/1 status=200"):]
-			}
+			l := mk(r, k)
 			raw += int64(len(l))
 			ts := start.Add(time.Duration(int64(span) * int64(k) / lines))
 			e := logstore.Entry{Timestamp: ts.UnixNano(), Line: l}
 			if level {
 				e.Metadata = levelInfo
-				if strings.HasPrefix(l, "level=error") {
+				if strings.HasPrefix(l, "level=error") || strings.HasPrefix(l, `{"level":"error"`) {
 					e.Metadata = levelError
 				}
 			}

@@ -171,6 +171,11 @@ func cpuTime() time.Duration {
 // scanStore builds a store with ~mb MiB of raw log lines flushed to a
 // compacted block, returning it and the raw size.
 func scanStore(b *testing.B, mb int) (*logstore.DB, int64, string) {
+	return scanStoreOf(b, mb, Line)
+}
+
+// scanStoreOf is scanStore with lines made by mk (Line or JSONLine).
+func scanStoreOf(b *testing.B, mb int, mk func(*rand.Rand, int) string) (*logstore.DB, int64, string) {
 	// Fanout 2: the flushed blocks are compacted into one, as before tiered compaction.
 	opts := logstore.Options{CompactionFanout: 2}
 	coldCompression(&opts)
@@ -192,7 +197,7 @@ func scanStore(b *testing.B, mb int) (*logstore.DB, int64, string) {
 		app := db.Appender()
 		for j := range 1000 {
 			k := i*1000 + j
-			l := Line(r, k)
+			l := mk(r, k)
 			if needleAt < 0 && raw > int64(mb)<<19 { // one line in the middle
 				needleAt = k
 				needle = l[strings.Index(l, "trace_id=")+9:][:32]
