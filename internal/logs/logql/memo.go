@@ -53,7 +53,7 @@ func newMemoPlan(stages []Stage, uw *Unwrap, keepValues bool) *memoPlan {
 		switch s := st.(type) {
 		case *LabelFilterStage:
 		case *ParserStage:
-			if p != nil || !s.narrowed || s.Kind != "logfmt" || len(s.only) > memoMaxSlots {
+			if p != nil || !s.narrowed || s.Kind != "logfmt" && s.Kind != "json" || len(s.only) > memoMaxSlots {
 				return nil
 			}
 			p = s
@@ -95,10 +95,17 @@ type streamMemo struct {
 	// comes last decides the label, and the key does not record the
 	// order, so a line with both takes the general path.
 	clash [][2]int
+	// json: the wanted member names of a json stage on this stream (ADR
+	// 0108); the fields above are for logfmt.
+	json *jsonStreamKeys
 }
 
 func newStreamMemo(p *ParserStage, stream labels.Labels) *streamMemo {
 	m := &streamMemo{}
+	if p.Kind == "json" {
+		m.json = newJSONStreamKeys(p, stream)
+		return m
+	}
 	for i, k := range p.only {
 		if stream.Has(k) {
 			x := slices.Index(p.only, k+"_extracted")
@@ -148,7 +155,14 @@ func (m *streamMemo) forMetadata(md labels.Labels) map[string]memoOutcome {
 // general path decides those).
 func (m *streamMemo) lineKey(p *ParserStage, line string) (key []byte, ok bool) {
 	var set uint32
-	if m.sanitized {
+	if m.json != nil {
+		if m.json.off {
+			return nil, false
+		}
+		if _, ok := jsonRawValues(line, m.json, &m.vals, &set); !ok {
+			return nil, false
+		}
+	} else if m.sanitized {
 		if !logfmtRawValues(line, p.only, true, &m.vals, &set) {
 			return nil, false
 		}

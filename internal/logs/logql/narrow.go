@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// narrowParsers returns the stages of a metric query with its logfmt parser
+// narrowParsers returns the stages of a metric query with its logfmt or json
+// parser (json since ADR 0108)
 // told which labels are worth extracting, when that set is known (ADR 0096):
 // the labels of the `by` grouping that decides the result's series, those
 // the label filters after the parser test, and the unwrapped label. Most
@@ -40,7 +41,7 @@ func narrowParsers(stages []Stage, uw *Unwrap, groupings ...*Grouping) []Stage {
 		return stages
 	}
 	p := stages[at].(*ParserStage)
-	if p.Kind != "logfmt" || len(p.Params) > 0 || len(p.Flags) > 0 {
+	if p.Kind != "logfmt" && p.Kind != "json" || len(p.Params) > 0 || len(p.Flags) > 0 {
 		return stages
 	}
 	only := map[string]bool{}

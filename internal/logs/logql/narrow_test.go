@@ -25,7 +25,9 @@ func TestNarrowParsers(t *testing.T) {
 		{`sum by (level) (count_over_time({a="b"} | logfmt lvl="level" [1m]))`, nil},            // parameters
 		{`sum by (level) (count_over_time({a="b"} | logfmt | line_format "{{.x}}" [1m]))`, nil}, // templates
 		{`sum by (level) (count_over_time({a="b"} | logfmt | json [1m]))`, nil},                 // two parsers
-		{`sum by (level) (count_over_time({a="b"} | json [1m]))`, nil},                          // json: not narrowed
+		{`sum by (level) (count_over_time({a="b"} | json [1m]))`, []string{"level"}},            // json too (ADR 0108)
+		{`sum by (http_status) (rate({a="b"} | json | took > 1 [1m]))`, []string{"http_status", "took"}},
+		{`sum by (level) (count_over_time({a="b"} | json lvl="level" [1m]))`, nil}, // json parameters
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			e, err := ParseExpr(tc.query)

@@ -233,7 +233,11 @@ func (f *LineFilter) match(line string) bool {
 func (p *ParserStage) parse(line string, ls *labelSet) string {
 	switch p.Kind {
 	case "json":
-		parseJSON(line, p.Params, ls)
+		var only []string
+		if p.narrowed {
+			only = p.only
+		}
+		parseJSON(line, p.Params, only, ls)
 	case "logfmt":
 		if p.narrowed {
 			parseLogfmtNarrowed(line, p, ls)
@@ -276,7 +280,9 @@ func (p *ParserStage) parse(line string, ls *labelSet) string {
 	return line
 }
 
-func parseJSON(line string, params []Extraction, ls *labelSet) {
+// parseJSON sets the labels of a JSON object line; with only (a narrowed
+// stage, ADR 0108) just those whose sanitised names are in it.
+func parseJSON(line string, params []Extraction, only []string, ls *labelSet) {
 	if t := strings.TrimLeft(line, " \t\r\n"); t == "" || t[0] != '{' {
 		ls.setError(errJSON, errJSONObject)
 		return
@@ -315,6 +321,9 @@ func parseJSON(line string, params []Extraction, ls *labelSet) {
 			case []any:
 				// Arrays are skipped, as in Loki; pick elements with parameters.
 			default:
+				if only != nil && !slices.Contains(only, sanitizeLabelName(name)) {
+					continue
+				}
 				ls.setExtracted(name, jsonScalar(t))
 			}
 		}

@@ -1,0 +1,389 @@
+package logql
+
+import (
+	"encoding/json"
+	"math/bits"
+	"strings"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// The outcome memo for `| json` (ADR 0108).
+//
+// The memo of ADR 0103 applies to a narrowed json parser too: what the
+// stages make of a valid JSON line depends only on the raw text of the
+// values the parser sets for the wanted labels. jsonRawValues finds those
+// with one validating pass over the line that accepts exactly what
+// encoding/json's Decoder accepts as the first value (an object; what
+// follows it is ignored, as the Decoder does), descending only into the
+// objects whose flattened names lead to a wanted label. A line that is not
+// valid JSON, nests deeper than jsonMemoMaxDepth, or names one wanted
+// label (or one object on the way to one) twice — through a duplicate key,
+// a flattened `a.b` meeting a literal `a_b`, a sanitised key, or a key
+// renamed `k_extracted` — takes the general path: the error labels come
+// from the full parser, and which of two values wins there follows Go's
+// map order, so no key can record it.
+
+// jsonMemoMaxDepth bounds the nesting the scanner follows (encoding/json
+// allows 10000); deeper lines take the general path.
+const jsonMemoMaxDepth = 256
+
+// jsonMemoMaxPrefixes bounds the object names on the way to wanted labels.
+const jsonMemoMaxPrefixes = 64
+
+// jsonStreamKeys is the part of a stream's memo that says which member
+// names matter on the stream: names[j] (a sanitised, flattened name) sets
+// slot slots[j] of p.only; prefixes are the names of objects on the way to
+// one of those (`a` and `a_b` for `a_b_c`).
+type jsonStreamKeys struct {
+	names    []string
+	slots    []int
+	prefixes []string
+	// off: the stream cannot be memoised (too many prefixes).
+	off bool
+}
+
+func newJSONStreamKeys(p *ParserStage, stream labels.Labels) *jsonStreamKeys {
+	k := &jsonStreamKeys{}
+	add := func(n string, slot int) {
+		k.names = append(k.names, n)
+		k.slots = append(k.slots, slot)
+		for i := 1; i < len(n); i++ {
+			if n[i] == '_' && i > 0 {
+				pre := n[:i]
+				if !containsString(k.prefixes, pre) {
+					k.prefixes = append(k.prefixes, pre)
+				}
+			}
+		}
+	}
+	for i, x := range p.only {
+		// A member named x sets x unless x is a stream label (then it
+		// sets x_extracted); a member named b sets b_extracted = x when b
+		// is a stream label.
+		if !stream.Has(x) {
+			add(x, i)
+		}
+		if b, ok := strings.CutSuffix(x, "_extracted"); ok && b != "" && stream.Has(b) {
+			add(b, i)
+		}
+	}
+	k.off = len(k.prefixes) > jsonMemoMaxPrefixes
+	return k
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonScan is one pass of jsonRawValues over a line.
+type jsonScan struct {
+	line    string
+	k       *jsonStreamKeys
+	vals    *[memoMaxSlots]string
+	set     uint32 // slots with a scalar value
+	seen    uint32 // slots named at all (scalar, object or array)
+	seenPre uint64 // prefixes named
+	// dup: a wanted name or prefix was named twice, or the nesting is
+	// deeper than jsonMemoMaxDepth: the general path decides.
+	dup bool
+}
+
+// jsonRawValues scans line as parseJSON's decoder would and finds the raw
+// text of the value of each wanted name in k. valid says whether the
+// Decoder accepts the line (an object first, after JSON white space);
+// ok is valid and no name was named twice and the nesting is bounded.
+func jsonRawValues(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, set *uint32) (valid, ok bool) {
+	s := jsonScan{line: line, k: k, vals: vals}
+	i := jsonSkipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return false, false
+	}
+	if _, valid = s.object(i, "", true, 1); !valid {
+		return false, false
+	}
+	*set = s.set
+	return true, !s.dup
+}
+
+func jsonSkipWS(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// object scans the object at line[i] == '{' and returns the index after
+// its '}'. When relevant, its members' flattened names are prefix_key
+// (key alone at the top) and are looked up among the wanted names.
+func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, bool) {
+	line := s.line
+	if depth > jsonMemoMaxDepth {
+		s.dup = true
+		relevant = false
+	}
+	i = jsonSkipWS(line, i+1)
+	if i < len(line) && line[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(line) || line[i] != '"' {
+			return 0, false
+		}
+		ks := i + 1
+		ke := jsonStringEnd(line, ks)
+		if ke < 0 {
+			return 0, false
+		}
+		i = jsonSkipWS(line, ke)
+		if i >= len(line) || line[i] != ':' {
+			return 0, false
+		}
+		i = jsonSkipWS(line, i+1)
+		if i >= len(line) {
+			return 0, false
+		}
+		slot, pre := -1, -1
+		var name string
+		if relevant {
+			name = s.memberName(prefix, line[ks-1:ke])
+			if name != "" {
+				for j, n := range s.k.names {
+					if n == name {
+						slot = s.k.slots[j]
+						if s.seen&(1<<slot) != 0 {
+							s.dup = true
+						}
+						s.seen |= 1 << slot
+						break
+					}
+				}
+				for j, n := range s.k.prefixes {
+					if n == name {
+						pre = j
+						if s.seenPre&(1<<j) != 0 {
+							s.dup = true
+						}
+						s.seenPre |= 1 << j
+						break
+					}
+				}
+			}
+		}
+		vs := i
+		var ok bool
+		switch line[i] {
+		case '{':
+			i, ok = s.object(i, name, pre >= 0, depth+1)
+		case '[':
+			i, ok = s.array(i, depth+1)
+		default:
+			i, ok = jsonScalarEnd(line, i)
+			if ok && slot >= 0 {
+				s.vals[slot] = line[vs:i]
+				s.set |= 1 << slot
+			}
+		}
+		if !ok {
+			return 0, false
+		}
+		i = jsonSkipWS(line, i)
+		if i >= len(line) {
+			return 0, false
+		}
+		switch line[i] {
+		case ',':
+			i = jsonSkipWS(line, i+1)
+		case '}':
+			return i + 1, true
+		default:
+			return 0, false
+		}
+	}
+}
+
+// memberName is the sanitised label name parseJSON gives the member with
+// the quoted key raw inside an object named prefix.
+func (s *jsonScan) memberName(prefix, raw string) string {
+	key := raw[1 : len(raw)-1]
+	plain := true
+	for j := 0; j < len(key); j++ {
+		if key[j] == '\\' || key[j] >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if !plain {
+		var u string
+		if err := json.Unmarshal([]byte(raw), &u); err != nil {
+			s.dup = true // cannot happen for a scanned string; be safe
+			return ""
+		}
+		key = u
+	}
+	if prefix != "" {
+		key = prefix + "_" + key
+	}
+	return sanitizeLabelName(key)
+}
+
+// array scans the array at line[i] == '['; parseJSON sets no label from
+// an array, so nothing in it is looked up.
+func (s *jsonScan) array(i int, depth int) (int, bool) {
+	line := s.line
+	if depth > jsonMemoMaxDepth {
+		s.dup = true
+	}
+	i = jsonSkipWS(line, i+1)
+	if i < len(line) && line[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(line) {
+			return 0, false
+		}
+		var ok bool
+		switch line[i] {
+		case '{':
+			i, ok = s.object(i, "", false, depth+1)
+		case '[':
+			i, ok = s.array(i, depth+1)
+		default:
+			i, ok = jsonScalarEnd(line, i)
+		}
+		if !ok {
+			return 0, false
+		}
+		i = jsonSkipWS(line, i)
+		if i >= len(line) {
+			return 0, false
+		}
+		switch line[i] {
+		case ',':
+			i = jsonSkipWS(line, i+1)
+		case ']':
+			return i + 1, true
+		default:
+			return 0, false
+		}
+	}
+}
+
+// jsonScalarEnd validates the string, number or literal at line[i] and
+// returns the index after it.
+func jsonScalarEnd(line string, i int) (int, bool) {
+	switch c := line[i]; {
+	case c == '"':
+		e := jsonStringEnd(line, i+1)
+		return e, e >= 0
+	case c == 't':
+		return i + 4, strings.HasPrefix(line[i:], "true")
+	case c == 'f':
+		return i + 5, strings.HasPrefix(line[i:], "false")
+	case c == 'n':
+		return i + 4, strings.HasPrefix(line[i:], "null")
+	case c == '-' || c >= '0' && c <= '9':
+		return jsonNumberEnd(line, i)
+	}
+	return 0, false
+}
+
+// jsonNumberEnd: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func jsonNumberEnd(s string, i int) (int, bool) {
+	if s[i] == '-' {
+		i++
+	}
+	if i >= len(s) {
+		return 0, false
+	}
+	switch {
+	case s[i] == '0':
+		i++
+	case s[i] >= '1' && s[i] <= '9':
+		for i++; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		}
+	default:
+		return 0, false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		d := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, false
+		}
+	}
+	return i, true
+}
+
+// jsonStringEnd validates the string whose body starts at i (after the
+// opening quote) and returns the index after its closing quote, or -1:
+// control bytes are refused, escapes must be JSON's, any other byte
+// (invalid UTF-8 included) is accepted, as encoding/json does.
+func jsonStringEnd(s string, i int) int {
+	for {
+		for ; i+8 <= len(s); i += 8 {
+			x := load64(s, i)
+			if m := swarHas(x, '"') | swarHas(x, '\\') | ((x - swarLo*0x20) &^ x & swarHi); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+		}
+		for i < len(s) && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20 {
+			i++
+		}
+		if i >= len(s) {
+			return -1
+		}
+		switch c := s[i]; {
+		case c == '"':
+			return i + 1
+		case c < 0x20:
+			return -1
+		}
+		// a backslash
+		if i+1 >= len(s) {
+			return -1
+		}
+		switch s[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if i+6 > len(s) {
+				return -1
+			}
+			for j := i + 2; j < i+6; j++ {
+				if !isHex(s[j]) {
+					return -1
+				}
+			}
+			i += 6
+		default:
+			return -1
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
