@@ -3,6 +3,7 @@ package logql
 import (
 	"encoding/json"
 	"math/bits"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -39,9 +40,37 @@ type jsonStreamKeys struct {
 	names    []string
 	slots    []int
 	prefixes []string
+	// lens has bit n set when some name or prefix is n bytes long (bit 63:
+	// 63 or more): a key of plain ASCII keeps its length when sanitised,
+	// so one of another length is passed over without building its name.
+	lens uint64
+	// first[c]: some name or prefix starts with byte c. A top-level key of
+	// plain ASCII starts its name with its first byte, or '_' for a digit
+	// or another byte sanitised away.
+	first [256]bool
 	// off: the stream cannot be memoised (too many prefixes).
 	off bool
 }
+
+func (k *jsonStreamKeys) mayHaveLen(n int) bool {
+	return k.lens&(1<<min(n, 63)) != 0
+}
+
+// jsonKeyClass: 0 for a byte of a label name, 1 for other ASCII (the key
+// is sanitised byte for byte), 2 for a backslash or a byte >= 0x80 (the
+// key's decoded and sanitised length may differ from its raw length).
+var jsonKeyClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9':
+		case c == '\\' || c >= 0x80:
+			t[c] = 2
+		default:
+			t[c] = 1
+		}
+	}
+	return t
+}()
 
 func newJSONStreamKeys(p *ParserStage, stream labels.Labels) *jsonStreamKeys {
 	k := &jsonStreamKeys{}
@@ -66,6 +95,12 @@ func newJSONStreamKeys(p *ParserStage, stream labels.Labels) *jsonStreamKeys {
 		}
 		if b, ok := strings.CutSuffix(x, "_extracted"); ok && b != "" && stream.Has(b) {
 			add(b, i)
+		}
+	}
+	for _, n := range append(slices.Clip(k.names), k.prefixes...) {
+		k.lens |= 1 << min(len(n), 63)
+		if n != "" {
+			k.first[n[0]] = true
 		}
 	}
 	k.off = len(k.prefixes) > jsonMemoMaxPrefixes
@@ -208,17 +243,41 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 }
 
 // memberName is the sanitised label name parseJSON gives the member with
-// the quoted key raw inside an object named prefix.
+// the quoted key raw inside an object named prefix, or "" when no wanted
+// name or prefix can be that long.
 func (s *jsonScan) memberName(prefix, raw string) string {
 	key := raw[1 : len(raw)-1]
-	plain := true
-	for j := 0; j < len(key); j++ {
-		if key[j] == '\\' || key[j] >= 0x80 {
-			plain = false
-			break
+	if prefix == "" && key != "" {
+		switch c := key[0]; jsonKeyClass[c] {
+		case 0:
+			if c >= '0' && c <= '9' {
+				c = '_'
+			}
+			if !s.k.first[c] {
+				return ""
+			}
+		case 1:
+			if !s.k.first['_'] {
+				return ""
+			}
 		}
 	}
-	if !plain {
+	var cls uint8
+	for j := 0; j < len(key); j++ {
+		cls |= jsonKeyClass[key[j]]
+	}
+	if cls < 2 {
+		n := len(key)
+		if prefix != "" {
+			n += len(prefix) + 1
+		}
+		if !s.k.mayHaveLen(n) {
+			return ""
+		}
+		if prefix == "" && cls == 0 && key != "" && (key[0] < '0' || key[0] > '9') {
+			return key
+		}
+	} else {
 		var u string
 		if err := json.Unmarshal([]byte(raw), &u); err != nil {
 			s.dup = true // cannot happen for a scanned string; be safe

@@ -333,3 +333,34 @@ func valueDiff(a, b Value) string {
 	}
 	return out.String()
 }
+
+// BenchmarkJSONRawValues is the scanner alone over lines shaped like
+// bench/logs' JSONLine (in cache), wanting level.
+func BenchmarkJSONRawValues(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var lines []string
+	var n int64
+	for i := range 1024 {
+		l := fmt.Sprintf(`{"level":"info","caller":"handler.go:%d","method":"GET","path":"/api/v1/users/%d","status":200,"duration_ms":%d.%d,"trace_id":"%016x%016x","msg":"upstream said \"ok\"\tin 2 tries"`,
+			100+i%400, r.IntN(100000), r.IntN(200), r.IntN(10), r.Uint64(), r.Uint64())
+		if i%3 == 0 {
+			l += `,"http":{"proto":"HTTP/1.1","client":{"ip":"10.0.3.4","port":4242}},"tags":["api","v1"]`
+		}
+		l += "}"
+		lines = append(lines, l)
+		n += int64(len(l))
+	}
+	p := &ParserStage{Kind: "json", narrowed: true, only: []string{"level"}}
+	k := newJSONStreamKeys(p, labels.FromStrings("app", "x"))
+	var vals [memoMaxSlots]string
+	b.SetBytes(n)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, l := range lines {
+			var set uint32
+			if _, ok := jsonRawValues(l, k, &vals, &set); !ok {
+				b.Fatal(l)
+			}
+		}
+	}
+}
