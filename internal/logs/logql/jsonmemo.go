@@ -56,6 +56,24 @@ func (k *jsonStreamKeys) mayHaveLen(n int) bool {
 	return k.lens&(1<<min(n, 63)) != 0
 }
 
+// jsonFirstByte maps a key's first byte to the first byte of its
+// sanitised name: itself for a letter or '_', '_' for a digit or other
+// ASCII; a backslash or a byte >= 0x80 maps to 0, which jsonStreamKeys.first
+// always holds (memberName decodes such keys).
+var jsonFirstByte = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			t[c] = byte(c)
+		case c == '\\' || c >= 0x80:
+			t[c] = 0
+		default:
+			t[c] = '_'
+		}
+	}
+	return t
+}()
+
 // jsonKeyClass: 0 for a byte of a label name, 1 for other ASCII (the key
 // is sanitised byte for byte), 2 for a backslash or a byte >= 0x80 (the
 // key's decoded and sanitised length may differ from its raw length).
@@ -97,6 +115,7 @@ func newJSONStreamKeys(p *ParserStage, stream labels.Labels) *jsonStreamKeys {
 			add(b, i)
 		}
 	}
+	k.first[0] = true
 	for _, n := range append(slices.Clip(k.names), k.prefixes...) {
 		k.lens |= 1 << min(len(n), 63)
 		if n != "" {
@@ -171,21 +190,36 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 			return 0, false
 		}
 		ks := i + 1
-		ke := jsonStringEnd(line, ks)
+		ke := -1
+		// Most keys close within eight bytes: no call for those.
+		if ks+8 <= len(line) {
+			x := load64(line, ks)
+			if m := swarHas(x, '"') | swarHas(x, '\\') | ((x - swarLo*0x20) &^ x & swarHi); m != 0 {
+				if q := ks + bits.TrailingZeros64(m)/8; line[q] == '"' {
+					ke = q + 1
+				}
+			}
+		}
 		if ke < 0 {
-			return 0, false
+			if ke = jsonStringEnd(line, ks); ke < 0 {
+				return 0, false
+			}
 		}
-		i = jsonSkipWS(line, ke)
-		if i >= len(line) || line[i] != ':' {
-			return 0, false
-		}
-		i = jsonSkipWS(line, i+1)
-		if i >= len(line) {
-			return 0, false
+		if ke+1 < len(line) && line[ke] == ':' && line[ke+1] > ' ' {
+			i = ke + 1 // compact JSON
+		} else {
+			i = jsonSkipWS(line, ke)
+			if i >= len(line) || line[i] != ':' {
+				return 0, false
+			}
+			i = jsonSkipWS(line, i+1)
+			if i >= len(line) {
+				return 0, false
+			}
 		}
 		slot, pre := -1, -1
 		var name string
-		if relevant {
+		if relevant && (prefix != "" || ks == ke-1 || s.k.first[jsonFirstByte[line[ks]]]) {
 			name = s.memberName(prefix, line[ks-1:ke])
 			if name != "" {
 				for j, n := range s.k.names {
@@ -217,6 +251,24 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 			i, ok = s.object(i, name, pre >= 0, depth+1)
 		case '[':
 			i, ok = s.array(i, depth+1)
+		case '"':
+			e := -1
+			if i+9 <= len(line) { // most values close within eight bytes too
+				x := load64(line, i+1)
+				if m := swarHas(x, '"') | swarHas(x, '\\') | ((x - swarLo*0x20) &^ x & swarHi); m != 0 {
+					if q := i + 1 + bits.TrailingZeros64(m)/8; line[q] == '"' {
+						e = q + 1
+					}
+				}
+			}
+			if e < 0 {
+				e = jsonStringEnd(line, i+1)
+			}
+			i, ok = e, e >= 0
+			if ok && slot >= 0 {
+				s.vals[slot] = line[vs:i]
+				s.set |= 1 << slot
+			}
 		default:
 			i, ok = jsonScalarEnd(line, i)
 			if ok && slot >= 0 {
