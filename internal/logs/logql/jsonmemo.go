@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -193,7 +194,7 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 		ke := -1
 		// Most keys close within eight bytes: no call for those.
 		if ks+8 <= len(line) {
-			x := load64(line, ks)
+			x := loadU64(line, ks)
 			if m := swarHas(x, '"') | swarHas(x, '\\') | ((x - swarLo*0x20) &^ x & swarHi); m != 0 {
 				if q := ks + bits.TrailingZeros64(m)/8; line[q] == '"' {
 					ke = q + 1
@@ -254,7 +255,7 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 		case '"':
 			e := -1
 			if i+9 <= len(line) { // most values close within eight bytes too
-				x := load64(line, i+1)
+				x := loadU64(line, i+1)
 				if m := swarHas(x, '"') | swarHas(x, '\\') | ((x - swarLo*0x20) &^ x & swarHi); m != 0 {
 					if q := i + 1 + bits.TrailingZeros64(m)/8; line[q] == '"' {
 						e = q + 1
@@ -453,10 +454,16 @@ func jsonNumberEnd(s string, i int) (int, bool) {
 // (invalid UTF-8 included) is accepted, as encoding/json does.
 func jsonStringEnd(s string, i int) int {
 	for {
-		for ; i+8 <= len(s); i += 8 {
-			x := load64(s, i)
-			if m := swarHas(x, '"') | swarHas(x, '\\') | ((x - swarLo*0x20) &^ x & swarHi); m != 0 {
-				i += bits.TrailingZeros64(m) / 8
+		for ; i+16 <= len(s); i += 16 {
+			x, y := loadU64(s, i), loadU64(s, i+8)
+			mx := swarHas(x, '"') | swarHas(x, '\\') | ((x - swarLo*0x20) &^ x & swarHi)
+			my := swarHas(y, '"') | swarHas(y, '\\') | ((y - swarLo*0x20) &^ y & swarHi)
+			if mx|my != 0 {
+				if mx != 0 {
+					i += bits.TrailingZeros64(mx) / 8
+				} else {
+					i += 8 + bits.TrailingZeros64(my)/8
+				}
 				break
 			}
 		}
@@ -493,6 +500,12 @@ func jsonStringEnd(s string, i int) int {
 			return -1
 		}
 	}
+}
+
+// loadU64 is load64 without bounds checks: the caller ensures
+// i+8 <= len(s).
+func loadU64(s string, i int) uint64 {
+	return *(*uint64)(unsafe.Add(unsafe.Pointer(unsafe.StringData(s)), i))
 }
 
 func isHex(c byte) bool {
