@@ -58,9 +58,15 @@ type DB struct {
 	blocks   []*block
 	flushing map[TraceID]*headTrace
 
+	// flushingBytes is the size of flushing, readable without mu (Behind).
+	flushingBytes atomic.Int64
+
 	// cutMu serialises cuts, compactions and retention.
 	cutMu   sync.Mutex
 	lastCut time.Time
+	// kick asks Run for a cut now (buffered, one pending request at most):
+	// a full head is cut without waiting for the next CheckInterval tick.
+	kick chan struct{}
 
 	dec *zstd.Decoder
 	// pcache keeps postings read from version 4 indexes (bounded).
@@ -87,7 +93,7 @@ func Open(dir string, opts Options, deps Deps) (*DB, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	db := &DB{dir: dir, opts: opts, logger: logger.With("component", "tracestore"), head: newHead(),
-		pcache: newPostingsCache(postingsCacheBytes)}
+		pcache: newPostingsCache(postingsCacheBytes), kick: make(chan struct{}, 1)}
 	m, err := newMetrics(deps.Registerer, db)
 	if err != nil {
 		return nil, fmt.Errorf("open tracestore: %w", err)
@@ -378,6 +384,9 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 		db.head.addPieces(kept, db.opts.Now().UnixNano(), false)
 	}
 	db.appendMu.Unlock()
+	if len(kept) > 0 && db.head.bytesNow() >= db.opts.MaxHeadBytes {
+		db.askCut() // cut a full head now, not at the next tick
+	}
 
 	if dups > 0 {
 		db.m.duplicateSpans.WithLabelValues("ingest").Add(float64(dups))
@@ -447,7 +456,9 @@ func (db *DB) recoverWAL() error {
 	return nil
 }
 
-// Run cuts blocks, compacts and applies retention until ctx ends.
+// Run cuts blocks, compacts and applies retention until ctx ends. Besides
+// its CheckInterval tick it cuts at once when a full head asks for it
+// (Behind, ConsumeTraces).
 func (db *DB) Run(ctx context.Context) error {
 	t := time.NewTicker(db.opts.CheckInterval)
 	defer t.Stop()
@@ -457,7 +468,34 @@ func (db *DB) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			db.Maintain(ctx)
+		case <-db.kick:
+			if err := db.cut(false); err != nil && !errors.Is(err, ErrClosed) {
+				db.m.cutFailures.Inc()
+				db.logger.Error("cut block", "err", err)
+			}
 		}
+	}
+}
+
+// Behind reports whether the store is behind its ingest: the head plus the
+// traces being cut into a block hold at least MaxHeadBytes. A receiver
+// refuses writes retryably while it is true (otlp.Deps.TracesFull), so
+// memory stays bounded by about twice MaxHeadBytes under any load. When
+// the head alone has reached MaxHeadBytes, Behind also asks Run for a cut
+// at once. It never blocks.
+func (db *DB) Behind() bool {
+	hb := db.head.bytesNow()
+	if hb >= db.opts.MaxHeadBytes {
+		db.askCut()
+	}
+	return hb+db.flushingBytes.Load() >= db.opts.MaxHeadBytes
+}
+
+// askCut asks Run for a cut without blocking; one request is kept pending.
+func (db *DB) askCut() {
+	select {
+	case db.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -516,6 +554,7 @@ func (db *DB) cut(force bool) error {
 	for _, t := range sel {
 		db.flushing[t.id] = t
 	}
+	db.flushingBytes.Store(selBytes)
 	db.mu.Unlock()
 	next, err := db.wal.NextSegment()
 	db.appendMu.Unlock()
@@ -550,6 +589,7 @@ func (db *DB) cut(force bool) error {
 	db.blocks = append(db.blocks, b)
 	sortBlocks(db.blocks)
 	db.flushing = nil
+	db.flushingBytes.Store(0)
 	db.mu.Unlock()
 	db.lastCut = now
 	db.m.blocksCut.Inc()
@@ -569,6 +609,7 @@ func (db *DB) abandonCut(sel []*headTrace) {
 	db.mu.Lock()
 	db.head.restore(sel)
 	db.flushing = nil
+	db.flushingBytes.Store(0)
 	db.mu.Unlock()
 }
 

@@ -193,6 +193,13 @@ type headStats struct {
 	spans  int64
 }
 
+// bytesNow is the head's size in bytes.
+func (h *head) bytesNow() int64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.bytes
+}
+
 func (h *head) stats() headStats {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
