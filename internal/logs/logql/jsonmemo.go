@@ -51,6 +51,49 @@ type jsonStreamKeys struct {
 	first [256]bool
 	// off: the stream cannot be memoised (too many prefixes).
 	off bool
+	// paths: names are `| json a="b.c"` paths, their fields joined by
+	// NUL, matched against decoded keys as they are (no flattening, no
+	// sanitising); an object or array at a path is a value too (jsonPath
+	// marshals it).
+	paths bool
+}
+
+// jsonPathFields splits an extraction path into its fields when it is
+// made of dotted fields only (`b.c`); paths with brackets are not
+// memoised (`["k"]` of a missing key sets an empty label, `[0]` indexes
+// arrays).
+func jsonPathFields(expr string) ([]string, bool) {
+	if expr == "" || strings.ContainsAny(expr, "[]\x00") {
+		return nil, false
+	}
+	var out []string
+	for f := range strings.SplitSeq(expr, ".") {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out, len(out) > 0
+}
+
+// newJSONPathKeys is newJSONStreamKeys for a json stage with parameters:
+// slot i is params[i]'s value. ok is false when a path is not memoised.
+func newJSONPathKeys(params []Extraction) (*jsonStreamKeys, bool) {
+	k := &jsonStreamKeys{paths: true}
+	for i, x := range params {
+		fs, ok := jsonPathFields(x.Expr)
+		if !ok {
+			return nil, false
+		}
+		k.names = append(k.names, strings.Join(fs, "\x00"))
+		k.slots = append(k.slots, i)
+		for j := 1; j < len(fs); j++ {
+			if pre := strings.Join(fs[:j], "\x00"); !containsString(k.prefixes, pre) {
+				k.prefixes = append(k.prefixes, pre)
+			}
+		}
+	}
+	k.off = len(k.prefixes) > jsonMemoMaxPrefixes
+	return k, true
 }
 
 func (k *jsonStreamKeys) mayHaveLen(n int) bool {
@@ -220,7 +263,7 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 		}
 		slot, pre := -1, -1
 		var name string
-		if relevant && (prefix != "" || ks == ke-1 || s.k.first[jsonFirstByte[line[ks]]]) {
+		if relevant && (s.k.paths || prefix != "" || ks == ke-1 || s.k.first[jsonFirstByte[line[ks]]]) {
 			name = s.memberName(prefix, line[ks-1:ke])
 			if name != "" {
 				for j, n := range s.k.names {
@@ -250,8 +293,16 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 		switch line[i] {
 		case '{':
 			i, ok = s.object(i, name, pre >= 0, depth+1)
+			if ok && slot >= 0 && s.k.paths {
+				s.vals[slot] = line[vs:i]
+				s.set |= 1 << slot
+			}
 		case '[':
 			i, ok = s.array(i, depth+1)
+			if ok && slot >= 0 && s.k.paths {
+				s.vals[slot] = line[vs:i]
+				s.set |= 1 << slot
+			}
 		case '"':
 			e := -1
 			if i+9 <= len(line) { // most values close within eight bytes too
@@ -300,6 +351,24 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 // name or prefix can be that long.
 func (s *jsonScan) memberName(prefix, raw string) string {
 	key := raw[1 : len(raw)-1]
+	if s.k.paths {
+		if strings.IndexByte(key, 0x5c) >= 0 || !isASCII(key) { // a backslash or non-ASCII: decode
+			var u string
+			if err := json.Unmarshal([]byte(raw), &u); err != nil {
+				s.dup = true
+				return ""
+			}
+			key = u
+		}
+		if strings.IndexByte(key, 0) >= 0 {
+			s.dup = true // NUL joins path fields
+			return ""
+		}
+		if prefix != "" {
+			return prefix + "\x00" + key
+		}
+		return key
+	}
 	if prefix == "" && key != "" {
 		switch c := key[0]; jsonKeyClass[c] {
 		case 0:
@@ -506,6 +575,15 @@ func jsonStringEnd(s string, i int) int {
 // i+8 <= len(s).
 func loadU64(s string, i int) uint64 {
 	return *(*uint64)(unsafe.Add(unsafe.Pointer(unsafe.StringData(s)), i))
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func isHex(c byte) bool {

@@ -74,6 +74,64 @@ func checkJSONScan(line string, only []string, stream labels.Labels) error {
 	return nil
 }
 
+// checkJSONPathScan is checkJSONScan for a json stage with parameters:
+// each parameter's label as jsonPath sets it, from the raw text found.
+func checkJSONPathScan(line string, params []Extraction, stream labels.Labels) error {
+	k, ok := newJSONPathKeys(params)
+	if !ok {
+		return fmt.Errorf("paths %v not memoised", params)
+	}
+	var vals [memoMaxSlots]string
+	var set uint32
+	valid, ok := jsonRawValues(line, k, &vals, &set)
+	dec := jsonDecodes(line)
+	if ok && !dec || !valid && dec {
+		return fmt.Errorf("scanner valid=%v ok=%v, decoder %v", valid, ok, dec)
+	}
+	if !ok {
+		return nil
+	}
+	ls := &labelSet{}
+	ls.reset(stream, labels.EmptyLabels())
+	parseJSON(line, params, nil, ls)
+	for i, x := range params {
+		name := x.Name
+		if stream.Has(name) {
+			name += "_extracted"
+		}
+		got, has := ls.get(name)
+		if set&(1<<i) == 0 {
+			if has {
+				return fmt.Errorf("%s=%q set by the parser, not found by the scanner", name, got)
+			}
+			continue
+		}
+		d := json.NewDecoder(strings.NewReader(vals[i]))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			return fmt.Errorf("%s: raw %q: %v", name, vals[i], err)
+		}
+		want := jsonScalar(v)
+		switch v.(type) {
+		case map[string]any, []any:
+			b, _ := json.Marshal(v)
+			want = string(b)
+		}
+		if !has || got != want {
+			return fmt.Errorf("%s: parser %q (%v), scanner raw %q = %q", name, got, has, vals[i], want)
+		}
+	}
+	return nil
+}
+
+var jsonMemoParams = [][]Extraction{
+	{{Name: "lvl", Expr: "level"}, {Name: "st", Expr: "status"}},
+	{{Name: "x", Expr: "a"}, {Name: "y", Expr: "a.b"}, {Name: "z", Expr: "a.b.c"}},
+	{{Name: "ip", Expr: "http.client.ip"}, {Name: "h", Expr: "http"}, {Name: "q", Expr: "a_b"}},
+	{{Name: "level", Expr: "level"}, {Name: "m", Expr: "msg"}, {Name: "e", Expr: "le-vel"}},
+}
+
 var jsonMemoSeeds = []string{
 	`{"level":"info","status":200}`,
 	` {"level" : "warn" , "status":503.5e1}`,
@@ -153,6 +211,20 @@ func TestJSONScanMatchesParser(t *testing.T) {
 				}
 			}
 		}
+		for _, params := range jsonMemoParams {
+			for _, line := range jsonMemoSeeds {
+				for n := range len(line) + 1 {
+					if err := checkJSONPathScan(line[:n], params, stream); err != nil {
+						t.Errorf("stream %v, params %v, %q: %v", stream, params, line[:n], err)
+					}
+				}
+			}
+		}
+	}
+	for _, x := range []string{`a[0]`, `["a"]`, ``, `.`} {
+		if _, ok := jsonPathFields(x); ok {
+			t.Errorf("path %q memoised", x)
+		}
 	}
 }
 
@@ -165,6 +237,11 @@ func FuzzJSONScan(f *testing.F) {
 			for _, only := range jsonMemoOnlys {
 				if err := checkJSONScan(line, only, stream); err != nil {
 					t.Fatalf("stream %v, only %v, %q: %v", stream, only, line, err)
+				}
+			}
+			for _, params := range jsonMemoParams {
+				if err := checkJSONPathScan(line, params, stream); err != nil {
+					t.Fatalf("stream %v, params %v, %q: %v", stream, params, line, err)
 				}
 			}
 		}
@@ -273,6 +350,13 @@ func TestJSONMemoMatchesGeneral(t *testing.T) {
 		`sum by (http_client_ip, http_client_port) (count_over_time({app="a"} | json [1m]))`,
 		`sum by (msg) (count_over_time({app="a"} | json | __error__="" [1m]))`,
 		`count by (pod) (sum by (pod, status) (rate({app="a"} |= "status" | json | status=~"5.." [5m])))`,
+		// Parameters (`| json a="b.c"`): memoised without narrowing.
+		`sum by (lvl) (count_over_time({app="a"} | json lvl="level" [1m]))`,
+		`sum by (ip, service) (count_over_time({app="a"} | json ip="http.client.ip", st="status" | st >= 500 [1m]))`,
+		`sum by (ab, a, h) (count_over_time({app="a"} | json ab="a.b", a="a", h="http" [1m]))`,
+		`count_over_time({app="a"} | json level="level", status [1m])`,
+		`sum by (level, __error__, __error_details__) (count_over_time({app="a"} | json level [1m]))`,
+		`sum by (q, e) (count_over_time({app="a"} | json q="a_b", e="le-vel" | __error__="" [1m]))`,
 	}
 	memo := NewEngine(EngineOpts{})
 	general := NewEngine(EngineOpts{})

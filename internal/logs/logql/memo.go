@@ -53,7 +53,20 @@ func newMemoPlan(stages []Stage, uw *Unwrap, keepValues bool) *memoPlan {
 		switch s := st.(type) {
 		case *LabelFilterStage:
 		case *ParserStage:
-			if p != nil || !s.narrowed || s.Kind != "logfmt" && s.Kind != "json" || len(s.only) > memoMaxSlots {
+			if p != nil {
+				return nil
+			}
+			switch {
+			case s.Kind == "json" && len(s.Params) > 0:
+				// `| json a="b.c"` sets exactly its parameters' labels
+				// (ADR 0108): no narrowing needed.
+				if len(s.Params) > memoMaxSlots || len(s.Flags) > 0 {
+					return nil
+				}
+				if _, ok := newJSONPathKeys(s.Params); !ok {
+					return nil
+				}
+			case !s.narrowed || s.Kind != "logfmt" && s.Kind != "json" || len(s.only) > memoMaxSlots:
 				return nil
 			}
 			p = s
@@ -98,11 +111,18 @@ type streamMemo struct {
 	// json: the wanted member names of a json stage on this stream (ADR
 	// 0108); the fields above are for logfmt.
 	json *jsonStreamKeys
+	// nslots: the key's slots (p.only, or a json stage's parameters).
+	nslots int
 }
 
 func newStreamMemo(p *ParserStage, stream labels.Labels) *streamMemo {
-	m := &streamMemo{}
+	m := &streamMemo{nslots: len(p.only)}
 	if p.Kind == "json" {
+		if len(p.Params) > 0 {
+			m.nslots = len(p.Params)
+			m.json, _ = newJSONPathKeys(p.Params) // newMemoPlan checked it
+			return m
+		}
 		m.json = newJSONStreamKeys(p, stream)
 		return m
 	}
@@ -175,7 +195,7 @@ func (m *streamMemo) lineKey(p *ParserStage, line string) (key []byte, ok bool) 
 		}
 	}
 	k := m.key[:0]
-	for i := range p.only {
+	for i := range m.nslots {
 		if set&(1<<i) == 0 {
 			k = append(k, 0)
 			continue
