@@ -77,6 +77,7 @@ func BenchmarkLogQLMetricJSON(b *testing.B) {
 	eng := logql.NewEngine(logql.EngineOpts{})
 	for _, q := range []string{
 		`sum by (level) (count_over_time({app="bench"} | json [1m]))`,
+		`sum by (ip) (count_over_time({app="bench"} | json ip="http.client.ip", lvl="level" | lvl="error" [1m]))`,
 	} {
 		b.Run(q, func(b *testing.B) {
 			b.SetBytes(raw)
