@@ -184,18 +184,23 @@ func (bw *blockWriter) add(r traceRecord) error {
 		return fmt.Errorf("decode trace %x: %w", r.id, err)
 	}
 	bw.cols.zeroTimes(bw.page[pos:])
+	if !bw.merged {
+		// Postings from the fields the column walk has just read; the
+		// scanner walks the bytes again only for what the walk cannot
+		// stand for (irregular traces, values the columns refuse).
+		bw.ord = ord
+		ok, err := bw.scan.fromWalk(&bw.cols.walk)
+		if err == nil && !ok {
+			err = bw.scan.scan(r.data)
+		}
+		if err != nil {
+			return fmt.Errorf("decode trace %x: %w", r.id, err)
+		}
+	}
 	if len(bw.ids)%chunkTraces == 0 {
 		if err := bw.cols.flushGroup(); err != nil {
 			return err
 		}
-	}
-	if bw.merged {
-		return nil
-	}
-
-	bw.ord = ord
-	if err := bw.scan.scan(r.data); err != nil {
-		return fmt.Errorf("decode trace %x: %w", r.id, err)
 	}
 	return nil
 }

@@ -109,6 +109,15 @@ type colSpan struct {
 	// its resource's in kvs[res[r][0]:res[r][1]] (r = res; -1 none)
 	kvFrom, kvTo int32
 	res          int
+	// nested (when colWalker.attrs): the span's events and links in
+	// colWalker.nested[nFrom:nTo], for postings (postingScanner.fromWalk)
+	nFrom, nTo int32
+}
+
+// colNested is the wire body of one Span.events (link false) or Span.links.
+type colNested struct {
+	body []byte
+	link bool
 }
 
 // colWalker reads the column fields of every span of a TracesData from its
@@ -123,11 +132,12 @@ type colWalker struct {
 	irregular bool
 	// attrs makes walk collect span and resource attributes (kvs, vbuf,
 	// res) for attribute columns.
-	attrs bool
-	top   int // cap of the walked bytes
-	kvs   []colKV
-	vbuf  []byte
-	res   [][2]int32
+	attrs  bool
+	top    int // cap of the walked bytes
+	kvs    []colKV
+	vbuf   []byte
+	res    [][2]int32
+	nested []colNested
 }
 
 // kv records one attribute KeyValue for attribute columns.
@@ -148,7 +158,7 @@ func (w *colWalker) walk(td []byte) error {
 	// in td is cap(td) minus the capacity left after it.
 	w.top = cap(td)
 	w.spans, w.svcs, w.irregular = w.spans[:0], w.svcs[:0], false
-	w.kvs, w.vbuf, w.res = w.kvs[:0], w.vbuf[:0], w.res[:0]
+	w.kvs, w.vbuf, w.res, w.nested = w.kvs[:0], w.vbuf[:0], w.res[:0], w.nested[:0]
 	it := pbIter{b: td}
 	for it.next() {
 		if it.num != 1 || it.typ != 2 { // TracesData.resource_spans
@@ -238,7 +248,7 @@ func (w *colWalker) walk(td []byte) error {
 }
 
 func (w *colWalker) span(b []byte, svc, res int) error {
-	cs := colSpan{svc: svc, res: res, kvFrom: int32(len(w.kvs)), startOff: -1, endOff: -1}
+	cs := colSpan{svc: svc, res: res, kvFrom: int32(len(w.kvs)), nFrom: int32(len(w.nested)), startOff: -1, endOff: -1}
 	statuses := 0
 	it := pbIter{b: b}
 	for it.next() {
@@ -247,6 +257,8 @@ func (w *colWalker) span(b []byte, svc, res int) error {
 			if err := w.kv(it.body); err != nil {
 				return err
 			}
+		case (it.num == 11 || it.num == 13) && it.typ == 2 && w.attrs: // events, links
+			w.nested = append(w.nested, colNested{body: it.body, link: it.num == 13})
 		case it.num == 2 && it.typ == 2: // span_id
 			cs.spanID = [8]byte{}
 			copy(cs.spanID[:], it.body)
@@ -281,6 +293,7 @@ func (w *colWalker) span(b []byte, svc, res int) error {
 		w.irregular = true
 	}
 	cs.kvTo = int32(len(w.kvs))
+	cs.nTo = int32(len(w.nested))
 	w.spans = append(w.spans, cs)
 	return nil
 }

@@ -150,6 +150,7 @@ func FuzzColumnWalk(f *testing.F) {
 		if w.irregular {
 			return
 		}
+		checkFromWalk(t, data)
 		// checkAttrs: the walker's first value of each key is pdata's
 		// (Map.Get), or marked bad when pdata's is not a scalar.
 		checkAttrs := func(what string, m pcommon.Map, kvs []colKV) {

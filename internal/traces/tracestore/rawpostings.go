@@ -288,3 +288,96 @@ func (s *postingScanner) attr(prefix string, kv []byte) error {
 	s.fn(s.key, s.val, true)
 	return nil
 }
+
+// fromWalk makes the postings of the trace w has just walked (with attrs)
+// from the fields the walk read, instead of walking the bytes again: the
+// same calls as scan, as a multiset (resource attributes of every
+// ResourceSpans first, then each span's name, status, kind, attributes,
+// event and link attributes). It reports false, having made no call, when
+// the walk cannot stand for scan: an irregular trace, or an attribute value
+// the columns refuse (scan indexes some of those).
+func (s *postingScanner) fromWalk(w *colWalker) (bool, error) {
+	if !w.attrs || w.irregular {
+		return false, nil
+	}
+	for i := range w.kvs {
+		if w.kvs[i].bad {
+			return false, nil
+		}
+	}
+	for _, r := range w.res {
+		for i := r[0]; i < r[1]; i++ {
+			s.walkedAttr("resource.", w, &w.kvs[i])
+		}
+	}
+	for i := range w.spans {
+		sp := &w.spans[i]
+		s.key = append(s.key[:0], KeyName...)
+		if len(sp.name) <= maxIndexedValueLen {
+			s.val = append(append(s.val[:0], 's'), sp.name...)
+			s.fn(s.key, s.val, true)
+		} else {
+			s.fn(s.key, nil, false)
+		}
+		s.key = append(s.key[:0], KeyStatus...)
+		s.val = append(append(s.val[:0], 'k'), StatusKeyword(ptrace.StatusCode(int32(sp.status)))...)
+		s.fn(s.key, s.val, true)
+		s.key = append(s.key[:0], KeyKind...)
+		s.val = append(append(s.val[:0], 'k'), KindKeyword(ptrace.SpanKind(int32(sp.kind)))...)
+		s.fn(s.key, s.val, true)
+		for j := sp.kvFrom; j < sp.kvTo; j++ {
+			s.walkedAttr("span.", w, &w.kvs[j])
+		}
+		for _, link := range [2]bool{false, true} {
+			prefix, attrNum := "event.", 3 // Event.attributes
+			if link {
+				prefix, attrNum = "link.", 4 // Link.attributes
+			}
+			for _, n := range w.nested[sp.nFrom:sp.nTo] {
+				if n.link != link {
+					continue
+				}
+				ev := pbIter{b: n.body}
+				for ev.next() {
+					if ev.num == attrNum && ev.typ == 2 {
+						if err := s.attr(prefix, ev.body); err != nil {
+							return true, err
+						}
+					}
+				}
+				if ev.err != nil {
+					return true, ev.err
+				}
+			}
+		}
+	}
+	return true, nil
+}
+
+// walkedAttr is attr for a KeyValue the column walk has coded (not bad).
+func (s *postingScanner) walkedAttr(prefix string, w *colWalker, kv *colKV) {
+	s.key = append(append(s.key[:0], prefix...), kv.key...)
+	v := w.vbuf[kv.voff : kv.voff+kv.vlen]
+	indexed := true
+	switch p := v[1:]; v[0] {
+	case 's':
+		if len(p) > maxIndexedValueLen {
+			indexed = false
+		} else {
+			s.val = append(append(s.val[:0], 's'), p...)
+		}
+	case 'b':
+		s.val = strconv.AppendBool(append(s.val[:0], 'b'), p[0] != 0)
+	case 'i':
+		s.val = strconv.AppendInt(append(s.val[:0], 'i'), int64(binary.LittleEndian.Uint64(p)), 10)
+	case 'f':
+		s.val = strconv.AppendFloat(append(s.val[:0], 'f'), math.Float64frombits(binary.LittleEndian.Uint64(p)), 'g', -1, 64)
+	default: // 'e': no value
+		indexed = false
+	}
+	if !indexed {
+		s.fn(s.key, nil, false)
+		return
+	}
+	s.fn(s.key, s.val, true)
+}
