@@ -291,9 +291,8 @@ func (s *postingScanner) attr(prefix string, kv []byte) error {
 
 // fromWalk makes the postings of the trace w has just walked (with attrs)
 // from the fields the walk read, instead of walking the bytes again: the
-// same calls as scan, as a multiset (resource attributes of every
-// ResourceSpans first, then each span's name, status, kind, attributes,
-// event and link attributes). It reports false, having made no call, when
+// same calls as scan, in the same order (which values of a key past
+// maxPostingValues are kept depends on it). It reports false, having made no call, when
 // the walk cannot stand for scan: an irregular trace, or an attribute value
 // the columns refuse (scan indexes some of those).
 func (s *postingScanner) fromWalk(w *colWalker) (bool, error) {
@@ -305,13 +304,17 @@ func (s *postingScanner) fromWalk(w *colWalker) (bool, error) {
 			return false, nil
 		}
 	}
-	for _, r := range w.res {
-		for i := r[0]; i < r[1]; i++ {
-			s.walkedAttr("resource.", w, &w.kvs[i])
+	next := 0 // the next ResourceSpans whose attributes are due
+	resAttrs := func(upTo int) {
+		for ; next <= upTo && next < len(w.res); next++ {
+			for i := w.res[next][0]; i < w.res[next][1]; i++ {
+				s.walkedAttr("resource.", w, &w.kvs[i])
+			}
 		}
 	}
 	for i := range w.spans {
 		sp := &w.spans[i]
+		resAttrs(sp.res)
 		s.key = append(s.key[:0], KeyName...)
 		if len(sp.name) <= maxIndexedValueLen {
 			s.val = append(append(s.val[:0], 's'), sp.name...)
@@ -351,6 +354,7 @@ func (s *postingScanner) fromWalk(w *colWalker) (bool, error) {
 			}
 		}
 	}
+	resAttrs(len(w.res))
 	return true, nil
 }
 
