@@ -11,12 +11,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/prometheus/common/promslog"
 
 	"github.com/nx-watcher/nxwatcher/internal/app"
-	"github.com/nx-watcher/nxwatcher/internal/procmem"
 	"github.com/nx-watcher/nxwatcher/internal/version"
 )
 
@@ -162,8 +160,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		case <-ctx.Done():
 			return
 		}
-		settle := time.AfterFunc(procmem.StartupSettle, func() { procmem.ReleaseStartupPages(logger) })
-		defer settle.Stop()
+		go serveMemoryRelease(ctx, logger)
 		for {
 			select {
 			case <-ctx.Done():

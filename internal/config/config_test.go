@@ -42,6 +42,25 @@ func TestDefaultScrapesItself(t *testing.T) {
 	}
 }
 
+// The embedded default keeps 20,000 exemplars (ADR 0084); a pasted
+// prometheus.yml without the key keeps Prometheus's 100,000.
+func TestDefaultExemplarBuffer(t *testing.T) {
+	cfg, err := Default("localhost:9999", nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex := cfg.Metrics.Parsed.StorageConfig.ExemplarsConfig; ex == nil || ex.MaxExemplars != 20000 {
+		t.Fatalf("embedded default exemplars = %+v, want max_exemplars 20000", ex)
+	}
+	pasted, err := Parse([]byte("metrics:\n  prometheus:\n    global: {scrape_interval: 15s}\n"), ".", nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex := pasted.Metrics.Parsed.StorageConfig.ExemplarsConfig; ex != nil && ex.MaxExemplars != 100000 {
+		t.Fatalf("pasted prometheus.yml exemplars = %+v, want Prometheus's default", ex)
+	}
+}
+
 func TestUnknownKeyNamesKeyAndLine(t *testing.T) {
 	for _, tc := range []struct {
 		name, text, wantKey, wantLine string
