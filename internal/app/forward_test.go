@@ -1,9 +1,13 @@
 package app
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,4 +108,80 @@ func TestLogsForwardToASecondServe(t *testing.T) {
 			return code == http.StatusOK && strings.Contains(body, "forwarded line")
 		})
 	}
+}
+
+// A trace store whose head is full refuses OTLP trace requests retryably
+// (429 with Retry-After, reason consumer_full) instead of growing without
+// bound, and every request it acknowledged is stored (ADR 0037).
+func TestTracesBackPressureWhenHeadFull(t *testing.T) {
+	ts := startServer(t, "traces:\n  max_block_bytes: 1KiB\n  max_head_bytes: 1KiB\n")
+	_, httpAddr := ts.app.OTLPAddrs()
+	var (
+		mu        sync.Mutex
+		accepted  []string
+		refused   int
+		retryHint bool
+		seq       atomic.Int64
+		wg        sync.WaitGroup
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 150 {
+				mu.Lock()
+				done := refused >= 3
+				mu.Unlock()
+				if done {
+					return
+				}
+				id := fmt.Sprintf("%032x", 0xbac0000000+seq.Add(1))
+				resp, err := http.Post("http://"+httpAddr.String()+"/v1/traces", "application/json", strings.NewReader(backPressureBody(id, 40)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				switch resp.StatusCode {
+				case http.StatusOK:
+					accepted = append(accepted, id)
+				case http.StatusTooManyRequests:
+					refused++
+					retryHint = retryHint || resp.Header.Get("Retry-After") != ""
+				default:
+					t.Errorf("push: status %d", resp.StatusCode)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if refused == 0 {
+		t.Fatalf("%d requests into a 1 KiB head, none refused", len(accepted))
+	}
+	if !retryHint {
+		t.Error("429 without Retry-After")
+	}
+	if got := ts.metricValue(t, `nxwatcher_otlp_refused_requests_total{reason="consumer_full",signal="traces",transport="http"}`); got < 1 {
+		t.Errorf("consumer_full refusals counted %v", got)
+	}
+	for _, id := range accepted {
+		if code, _ := ts.get(t, "/api/traces/"+id); code != http.StatusOK {
+			t.Fatalf("acknowledged trace %s: status %d", id, code)
+		}
+	}
+}
+
+// backPressureBody is an OTLP/JSON request of one trace with n spans.
+func backPressureBody(traceID string, n int) string {
+	now := time.Now()
+	var spans []string
+	for i := range n {
+		spans = append(spans, fmt.Sprintf(`{"traceId":%q,"spanId":"%016x","name":"work","kind":2,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"}`,
+			traceID, i+1, now.UnixNano(), now.Add(time.Millisecond).UnixNano()))
+	}
+	return `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"bp"}}]},"scopeSpans":[{"spans":[` +
+		strings.Join(spans, ",") + `]}]}]}`
 }

@@ -286,6 +286,13 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 		Metrics: sink, Logs: a.otlpLogs(), Logger: a.logger, Registerer: reg,
 		TracesTenancy: cfg.Traces.MultitenancyEnabled, LogsTenancy: cfg.Logs.AuthEnabled,
 	}
+	if a.traces != nil && a.traceSet == nil {
+		// Back-pressure (ADR 0037): while the head and the traces being cut
+		// hold traces.max_head_bytes, trace requests are refused retryably
+		// before they are read, and the store cuts at once. Per-tenant
+		// stores have no such gate yet.
+		d.TracesFull = a.traces.Behind
+	}
 	if fwd := a.tracesForward; fwd != nil {
 		// Into the forward backlog first: the store drops spans it already
 		// holds from td, and a sender's retry must still reach the backlog.
