@@ -36,11 +36,15 @@ func TestBehindAndKick(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if len(db.kick) != 1 {
+		t.Fatal("the append that filled the head did not ask for a cut")
+	}
+	<-db.kick // Behind must ask on its own too
 	if !db.Behind() {
 		t.Fatalf("head holds %d bytes >= %d and Behind is false", db.head.bytesNow(), maxHead)
 	}
 	if len(db.kick) != 1 {
-		t.Fatal("a full head did not ask for a cut")
+		t.Fatal("Behind on a full head did not ask for a cut")
 	}
 	for range 3 { // never blocks with a request pending
 		db.Behind()
