@@ -1,14 +1,12 @@
 package logs
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nx-watcher/nxwatcher/internal/logs/logql"
 )
@@ -79,20 +77,7 @@ func BenchmarkLogQLMetricJSON(b *testing.B) {
 		`sum by (level) (count_over_time({app="bench"} | json [1m]))`,
 		`sum by (ip) (count_over_time({app="bench"} | json ip="http.client.ip", lvl="level" | lvl="error" [1m]))`,
 	} {
-		b.Run(q, func(b *testing.B) {
-			b.SetBytes(raw)
-			b.ReportAllocs()
-			cpu0 := cpuTime()
-			for i := 0; i < b.N; i++ {
-				_, err := eng.Exec(context.Background(), db, q, logql.Params{Start: time.Unix(1_700_000_000, 0), End: time.Unix(1_700_000_000, 0).Add(2 * time.Hour), Step: time.Minute})
-				if err != nil {
-					b.Fatal(err)
-				}
-			}
-			cpu := cpuTime() - cpu0
-			b.ReportMetric(float64(raw)*float64(b.N)/cpu.Seconds()/1e6, "cpuMB/s")
-			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/query")
-		})
+		b.Run(q, func(b *testing.B) { timeMetricQuery(b, eng, db, raw, q) })
 	}
 }
 

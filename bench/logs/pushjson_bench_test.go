@@ -1,11 +1,8 @@
 package logs
 
 import (
-	"bytes"
 	"encoding/json"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -30,26 +27,9 @@ func BenchmarkPushJSON(b *testing.B) {
 	}
 	s := newServer(b, "interval")
 	b.SetBytes(int64(raw / len(reqs)))
-	b.ReportAllocs()
-	var cpu time.Duration
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		body := restampJSON(b, reqs[i%len(reqs)], base, i, batch, streams)
-		req := httptest.NewRequest(http.MethodPost, "/loki/api/v1/push", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		c0 := cpuTime()
-		b.StartTimer()
-		s.api.Push(w, req)
-		b.StopTimer()
-		cpu += cpuTime() - c0
-		b.StartTimer()
-		if w.Code != http.StatusNoContent {
-			b.Fatalf("push: %d %s", w.Code, w.Body)
-		}
-	}
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "lines/s")
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*batch), "cpu-ns/line")
+	timePushes(b, s, batch, "application/json", func(i int) []byte {
+		return restampJSON(b, reqs[i%len(reqs)], base, i, batch, streams)
+	})
 }
 
 func restampJSON(b *testing.B, req *push.PushRequest, base time.Time, seq, n, streams int) []byte {
