@@ -170,17 +170,11 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	dir := o.out
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "bench-serve-"); err != nil {
-			return err
-		}
-		if !o.keep {
-			defer os.RemoveAll(dir)
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, cleanup, err := benchproc.WorkDir(o.out, "bench-serve-", o.keep)
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	if o.bin == "" {
 		o.bin = filepath.Join(dir, "nxwatcher")
 		benchproc.Logf("building %s", o.bin)

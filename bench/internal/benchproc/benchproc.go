@@ -368,6 +368,21 @@ func ScrapeConfig(addr string, targets int, interval time.Duration) string {
 	return b.String()
 }
 
+// WorkDir is a bench run's work directory: out, created if need be, or a new
+// temporary directory named after prefix, which cleanup removes unless keep.
+func WorkDir(out, prefix string, keep bool) (dir string, cleanup func(), err error) {
+	if out != "" {
+		return out, func() {}, os.MkdirAll(out, 0o755)
+	}
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", nil, err
+	}
+	if keep {
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
 // ModuleRoot is the directory of the nxwatcher module the bench runs in.
 func ModuleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()

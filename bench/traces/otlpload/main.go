@@ -320,17 +320,11 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	dir := o.out
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "otlpload-"); err != nil {
-			return err
-		}
-		if !o.keep {
-			defer os.RemoveAll(dir)
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, cleanup, err := benchproc.WorkDir(o.out, "otlpload-", o.keep)
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	cfg, err := serveConfig(root, dir, o.configExtra)
 	if err != nil {
 		return err
