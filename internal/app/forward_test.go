@@ -110,11 +110,61 @@ func TestLogsForwardToASecondServe(t *testing.T) {
 	}
 }
 
-// A trace store whose head is full refuses OTLP trace requests retryably
-// (429 with Retry-After, reason consumer_full) instead of growing without
-// bound, and every request it acknowledged is stored (ADR 0037).
+// TestTracesBackPressureWhenHeadFull: with a head far smaller than the
+// pushes, the receiver refuses trace requests retryably (429 with
+// Retry-After, counted as consumer_full) instead of letting the head grow,
+// and every acknowledged trace is readable.
 func TestTracesBackPressureWhenHeadFull(t *testing.T) {
 	ts := startServer(t, "traces:\n  max_block_bytes: 1KiB\n  max_head_bytes: 1KiB\n")
+	accepted := pushUntilRefused(t, ts, "")
+	if got := ts.metricValue(t, `nxwatcher_otlp_refused_requests_total{reason="consumer_full",signal="traces",transport="http"}`); got < 1 {
+		t.Errorf("consumer_full refusals counted %v", got)
+	}
+	for _, id := range accepted {
+		if code, _ := ts.get(t, "/api/traces/"+id); code != http.StatusOK {
+			t.Fatalf("acknowledged trace %s: status %d", id, code)
+		}
+	}
+}
+
+// TestTracesBackPressurePerTenant: with trace tenancy, a tenant whose store
+// is behind is refused while a tenant whose store is not is accepted, and
+// each tenant's acknowledged traces are readable as that tenant.
+func TestTracesBackPressurePerTenant(t *testing.T) {
+	ts := startServer(t, "traces:\n  multitenancy_enabled: true\n  max_block_bytes: 1KiB\n  max_head_bytes: 1KiB\n")
+	accepted := pushUntilRefused(t, ts, "busy")
+	_, httpAddr := ts.app.OTLPAddrs()
+	calmID := fmt.Sprintf("%032x", 0xca1f000001)
+	if code := postTraces(t, httpAddr.String(), "calm", backPressureBody(calmID, 40)); code != http.StatusOK {
+		t.Fatalf("calm's first push while busy is refused: status %d, want 200", code)
+	}
+	read := func(tenant, id string) int {
+		req, _ := http.NewRequest(http.MethodGet, ts.url+"/api/traces/"+id, nil)
+		req.Header.Set("X-Scope-OrgID", tenant)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, id := range accepted {
+		if code := read("busy", id); code != http.StatusOK {
+			t.Fatalf("busy's acknowledged trace %s: status %d", id, code)
+		}
+	}
+	if code := read("calm", calmID); code != http.StatusOK {
+		t.Fatalf("calm's trace: status %d", code)
+	}
+}
+
+// pushUntilRefused pushes 40-span traces as tenant ("" for none) from four
+// senders until three requests were refused with 429, and returns the IDs
+// of the acknowledged ones. It fails the test when none was refused or a
+// refusal carried no Retry-After.
+func pushUntilRefused(t *testing.T, ts *testServer, tenant string) []string {
+	t.Helper()
 	_, httpAddr := ts.app.OTLPAddrs()
 	var (
 		mu        sync.Mutex
@@ -136,7 +186,7 @@ func TestTracesBackPressureWhenHeadFull(t *testing.T) {
 					return
 				}
 				id := fmt.Sprintf("%032x", 0xbac0000000+seq.Add(1))
-				resp, err := http.Post("http://"+httpAddr.String()+"/v1/traces", "application/json", strings.NewReader(backPressureBody(id, 40)))
+				resp, err := sendTraces(httpAddr.String(), tenant, backPressureBody(id, 40))
 				if err != nil {
 					t.Error(err)
 					return
@@ -164,14 +214,33 @@ func TestTracesBackPressureWhenHeadFull(t *testing.T) {
 	if !retryHint {
 		t.Error("429 without Retry-After")
 	}
-	if got := ts.metricValue(t, `nxwatcher_otlp_refused_requests_total{reason="consumer_full",signal="traces",transport="http"}`); got < 1 {
-		t.Errorf("consumer_full refusals counted %v", got)
+	return accepted
+}
+
+// postTraces posts an OTLP/JSON body as tenant and returns the status.
+func postTraces(t *testing.T, addr, tenant, body string) int {
+	t.Helper()
+	resp, err := sendTraces(addr, tenant, body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, id := range accepted {
-		if code, _ := ts.get(t, "/api/traces/"+id); code != http.StatusOK {
-			t.Fatalf("acknowledged trace %s: status %d", id, code)
-		}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// sendTraces posts an OTLP/JSON body to addr's /v1/traces, naming tenant
+// in X-Scope-OrgID unless it is "".
+func sendTraces(addr, tenant, body string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/traces", strings.NewReader(body))
+	if err != nil {
+		return nil, err
 	}
+	req.Header.Set("Content-Type", "application/json")
+	if tenant != "" {
+		req.Header.Set("X-Scope-OrgID", tenant)
+	}
+	return http.DefaultClient.Do(req)
 }
 
 // backPressureBody is an OTLP/JSON request of one trace with n spans.

@@ -286,12 +286,21 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 		Metrics: sink, Logs: a.otlpLogs(), Logger: a.logger, Registerer: reg,
 		TracesTenancy: cfg.Traces.MultitenancyEnabled, LogsTenancy: cfg.Logs.AuthEnabled,
 	}
-	if a.traces != nil && a.traceSet == nil {
-		// Back-pressure (ADR 0037): while the head and the traces being cut
-		// hold traces.max_head_bytes, trace requests are refused retryably
-		// before they are read, and the store cuts at once. Per-tenant
-		// stores have no such gate yet.
-		d.TracesFull = a.traces.Behind
+	// Back-pressure (ADR 0037): while the head and the traces being cut
+	// hold traces.max_head_bytes, trace requests are refused retryably
+	// before they are read, and the store cuts at once. With tenancy each
+	// tenant's store gates only that tenant's requests; a tenant whose
+	// store is not open yet has nothing to be behind on.
+	switch {
+	case a.traceSet != nil:
+		set := a.traceSet
+		d.TracesFull = func(tenant string) bool {
+			db, ok := set.Opened(tenant)
+			return ok && db.Behind()
+		}
+	case a.traces != nil:
+		db := a.traces
+		d.TracesFull = func(string) bool { return db.Behind() }
 	}
 	if fwd := a.tracesForward; fwd != nil {
 		// Into the forward backlog first: the store drops spans it already

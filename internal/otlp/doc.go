@@ -21,7 +21,7 @@
 // items were rejected; 400 malformed or invalid input (a consumer error
 // wrapping ErrInvalidInput); 405; 413 over max_request_bytes; 415 media type
 // or encoding; 429 + Retry-After when the memory limit is reached or the
-// traces consumer reports itself full (Deps.TracesFull, ADR 0037); 501 no
+// traces consumer reports itself full for the tenant (Deps.TracesFull, ADR 0037); 501 no
 // consumer; 503 + Retry-After when the consumer failed otherwise. gRPC uses
 // InvalidArgument, Unimplemented and Unavailable with RetryInfo likewise.
 // Every refusal is counted in nxwatcher_otlp_refused_requests_total{signal,

@@ -15,6 +15,8 @@ import (
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP senders (the collector's exporter among them) compress with gzip by default.
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/tap"
+
+	"github.com/nx-watcher/nxwatcher/internal/tenancy"
 )
 
 // RegisterGRPC registers the OTLP trace, logs and metrics services on s.
@@ -98,10 +100,25 @@ func (r *Receiver) tapMemoryLimit(ctx context.Context, info *tap.Info) (context.
 	switch {
 	case r.limiter.full():
 		return ctx, r.grpcStatus(r.refuse(signal, transportGRPC, errMemoryLimit(signal)))
-	case r.consumerFull(signal):
+	case r.consumerFull(signal, r.tapTenant(signal, info)):
 		return ctx, r.grpcStatus(r.refuse(signal, transportGRPC, errConsumerFull(signal)))
 	}
 	return ctx, nil
+}
+
+// tapTenant is the tenant a call names in its metadata, as withTenant will
+// resolve it; "" when it names none or an invalid one (the call is then
+// refused by Export with the tenant error, not here).
+func (r *Receiver) tapTenant(signal string, info *tap.Info) string {
+	var v string
+	if vs := info.Header.Get(tenancy.MetadataKey); len(vs) > 0 {
+		v = vs[0]
+	}
+	tenant, err := tenancy.Resolve(r.tenancyFor(signal), v)
+	if err != nil {
+		return ""
+	}
+	return tenant
 }
 
 // signalOfMethod reads "traces" from
@@ -131,7 +148,7 @@ func (s *tracesService) Export(ctx context.Context, req ptraceotlp.ExportRequest
 	if te != nil {
 		return ptraceotlp.NewExportResponse(), r.grpcStatus(te)
 	}
-	if r.consumerFull(SignalTraces) { // a server without GRPCServerOptions' tap
+	if tenant, _ := tenancy.FromContext(ctx); r.consumerFull(SignalTraces, tenant) { // a server without GRPCServerOptions' tap
 		return ptraceotlp.NewExportResponse(), r.grpcStatus(r.refuse(SignalTraces, transportGRPC, errConsumerFull(SignalTraces)))
 	}
 	size := tracesSize(req.Traces())

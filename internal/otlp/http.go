@@ -236,7 +236,7 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, signal st
 		r.writeError(w, asJSON, r.refuse(signal, transportHTTP, errMemoryLimit(signal)))
 		return
 	}
-	if r.consumerFull(signal) {
+	if tenant, _ := tenancy.FromContext(ctx); r.consumerFull(signal, tenant) {
 		r.writeError(w, asJSON, r.refuse(signal, transportHTTP, errConsumerFull(signal)))
 		return
 	}

@@ -49,8 +49,10 @@ type Deps struct {
 	// refused before their body is read, with 429 + Retry-After (HTTP) or
 	// Unavailable + RetryInfo (gRPC), reason "consumer_full", so senders
 	// back off instead of the head growing without bound (ADR 0037). It is
-	// called once per request and must be cheap.
-	TracesFull func() bool
+	// called once per request with the request's tenant (tenancy.Default
+	// when trace tenancy is off), so one tenant's full store does not
+	// refuse another's spans, and must be cheap.
+	TracesFull func(tenant string) bool
 }
 
 // Receiver serves OTLP over gRPC and HTTP for the three signals. It owns no
@@ -164,10 +166,10 @@ func errConsumerFull(signal string) *exportError {
 	}
 }
 
-// consumerFull reports whether signal's consumer asked for a pause
-// (Deps.TracesFull).
-func (r *Receiver) consumerFull(signal string) bool {
-	return signal == SignalTraces && r.deps.TracesFull != nil && r.deps.TracesFull()
+// consumerFull reports whether signal's consumer asked for a pause for
+// tenant (Deps.TracesFull).
+func (r *Receiver) consumerFull(signal, tenant string) bool {
+	return signal == SignalTraces && r.deps.TracesFull != nil && r.deps.TracesFull(tenant)
 }
 
 func errTenant(signal string, err error) *exportError {

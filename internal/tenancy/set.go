@@ -81,6 +81,28 @@ func (s *Set[T]) Get(tenant string) (T, error) {
 	return s.get(tenant)
 }
 
+// Opened returns tenant's store if it is open now, without opening it or
+// waiting for an open in progress: for cheap per-request checks (the
+// trace receiver's back-pressure gate) that must not create stores.
+func (s *Set[T]) Opened(tenant string) (T, bool) {
+	var zero T
+	s.mu.Lock()
+	e, ok := s.stores[tenant]
+	s.mu.Unlock()
+	if !ok {
+		return zero, false
+	}
+	select {
+	case <-e.ready:
+		if e.err != nil {
+			return zero, false
+		}
+		return e.store, true
+	default:
+		return zero, false
+	}
+}
+
 // Read returns tenant's store when it has one (open, or on disk from an
 // earlier run), else a shared empty store, so that a query of a tenant
 // that never wrote creates nothing on disk per tenant.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,6 +168,56 @@ func TestSetOpenErrorRetries(t *testing.T) {
 		t.Fatalf("retry: %v", err)
 	}
 	s.Close()
+}
+
+// TestSetOpened: Opened answers only for stores already open; it neither
+// opens one nor waits for an open in progress.
+func TestSetOpened(t *testing.T) {
+	release := make(chan struct{})
+	s := NewSet(t.TempDir(), func(tenant, dir string) (*fakeStore, error) {
+		if tenant == "slow" {
+			<-release
+		}
+		return &fakeStore{dir: dir}, nil
+	})
+	defer s.Close()
+	if _, ok := s.Opened("a"); ok {
+		t.Fatal("Opened before any Get")
+	}
+	if got := s.Tenants(); len(got) != 0 {
+		t.Fatalf("Opened opened %v", got)
+	}
+	a, err := s.Get("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := s.Opened("a"); !ok || got != a {
+		t.Fatalf("Opened(a) = %v, %v; want the store Get returned", got, ok)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := s.Get("slow"); err != nil {
+			t.Error(err)
+		}
+	}()
+	for {
+		s.mu.Lock()
+		_, started := s.stores["slow"]
+		s.mu.Unlock()
+		if started {
+			break
+		}
+		runtime.Gosched()
+	}
+	if _, ok := s.Opened("slow"); ok {
+		t.Error("Opened answered for a store still opening")
+	}
+	close(release)
+	<-done
+	if _, ok := s.Opened("slow"); !ok {
+		t.Error("Opened(slow) after its open finished")
+	}
 }
 
 func TestGate(t *testing.T) {
