@@ -40,6 +40,7 @@ func main() {
 	flag.IntVar(&searchWorkers, "search-workers", 0, "goroutines a search decodes on (0 = min(GOMAXPROCS, 8), the default; 1 = the caller's only)")
 	flag.BoolVar(&projectFlag, "project", true, "decode only what /api/search decodes of each trace (false: whole traces, as before 2026-11-30 evening)")
 	flag.BoolVar(&colFilterFlag, "column-filter", true, "drop candidates whose columns do not match before decoding them, as /api/search does (format 8 blocks)")
+	flag.StringVar(&searchPath, "search-path", "columns", "columns: /api/search's work, answers from block columns where they can be (ADR 0110); decode: the same with every answered trace decoded; eval: decode and evaluate only, no answers (the measure before 2026-12-01 04:00)")
 	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile (live objects) after compaction to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -214,24 +215,35 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 		if colFilterFlag {
 			tempoapi.ApplyColumnFilter(&req, q) // as /api/search does (ADR 0100)
 		}
-		st, err := db.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
-			if len(q.Eval(traceql.NewTrace(td))) > 0 {
-				matched++
-			}
-			return matched < limit, nil
-		})
+		var st tracestore.SearchStats
+		answer := ""
+		if searchPath == "eval" {
+			st, err = db.Search(ctx, req, func(_ tracestore.TraceID, td ptrace.Traces) (bool, error) {
+				if len(q.Eval(traceql.NewTrace(td))) > 0 {
+					matched++
+				}
+				return matched < limit, nil
+			})
+		} else {
+			// /api/search's whole work: answers built (from the columns
+			// where they can be, ADR 0110) and written as JSON.
+			var jsonBytes int
+			matched, jsonBytes, st, err = tempoapi.BenchSearch(ctx, db, query, limit, searchPath == "columns")
+			answer = fmt.Sprintf(", answer %.1f MB JSON", float64(jsonBytes)/1e6)
+		}
 		if err != nil {
 			return err
 		}
 		wall, cpu := time.Since(start), cpuTime()-cpuStart
-		fmt.Printf("search %s limit=%d: %d matched, %d traces inspected, %.1f MB decoded, %s wall, %.3f CPU-s (GOMAXPROCS %d)\n", query, min(limit, 1<<20), matched,
-			st.InspectedTraces, float64(st.InspectedBytes)/1e6, wall.Round(time.Millisecond), cpu.Seconds(), runtime.GOMAXPROCS(0))
+		fmt.Printf("search (%s) %s limit=%d: %d matched, %d traces inspected, %.1f MB inspected%s, %s wall, %.3f CPU-s (GOMAXPROCS %d)\n", searchPath, query, min(limit, 1<<20), matched,
+			st.InspectedTraces, float64(st.InspectedBytes)/1e6, answer, wall.Round(time.Millisecond), cpu.Seconds(), runtime.GOMAXPROCS(0))
 	}
 	heap("end", len(ids))
 	return nil
 }
 
 var (
+	searchPath    string
 	memprofile    string
 	colFilterFlag bool
 	projectFlag   bool

@@ -251,6 +251,12 @@ type API struct {
 	duration *prometheus.HistogramVec
 	// truncated counts searches answered partially, by the limit reached.
 	truncated *prometheus.CounterVec
+	// noColumnAnswers makes /api/search decode every trace it answers
+	// (tests compare both paths).
+	noColumnAnswers bool
+	// columnAnswered counts traces answered from columns (tests; written
+	// only by the search's own goroutine).
+	columnAnswered int
 }
 
 // New builds the API. It fails on an invalid config, a missing store or a

@@ -21,6 +21,9 @@ type ColumnSpan struct {
 	// such spans must be decoded instead).
 	Service    string
 	HasService bool
+	// Root is set when the span has no parent span ID (a store whose
+	// columns hold it, see AnswerFromColumns).
+	Root bool
 }
 
 // ColumnValue is one span's value of one attribute read from a trace
@@ -340,4 +343,38 @@ func minDuration(e FieldExpr) int64 {
 		return l.Value.I
 	}
 	return 0
+}
+
+// AnswerFromColumns reports whether a search for q can be answered from
+// a trace's columns alone (ColumnSpans with Root and span IDs, and the
+// ColumnAttrs values): q is one spanset filter, with no pipeline stage
+// after it, that reads only what columns hold. Its one spanset is then the
+// spans MatchSpans returns, and SpanAttributes gives what each carries in
+// the answer — the same as Eval and Query.SpanAttributes on the decoded
+// trace.
+func (q *Query) AnswerFromColumns() bool {
+	return q.Metrics() == nil && len(q.Pipeline.Stages) == 1 && q.SearchColumnFilter() != nil
+}
+
+// MatchSpans appends to out the indexes of the spans the filter matches,
+// ascending; attrs as for ObserveColumns.
+func (m *ColumnMatcher) MatchSpans(spans []ColumnSpan, attrs []ColumnValue, out []int) []int {
+	for i := range spans {
+		if m.expr == nil {
+			out = append(out, i)
+			continue
+		}
+		m.c.load(spans, attrs, i)
+		if matchSpan(m.expr, &m.c.trace, 0) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// SpanAttributes is q.SpanAttributes for span i of a trace known by its
+// columns (q the query the matcher was made for).
+func (m *ColumnMatcher) SpanAttributes(q *Query, spans []ColumnSpan, attrs []ColumnValue, i int) []KeyValue {
+	m.c.load(spans, attrs, i)
+	return q.SpanAttributes(&m.c.trace, 0)
 }

@@ -418,7 +418,7 @@ func (cw *colWriter) zeroTimes(data []byte) {
 	}
 	for i := range cw.walk.spans {
 		s := &cw.walk.spans[i]
-		for _, off := range [2]int32{s.startOff, s.endOff} {
+		for _, off := range [3]int32{s.startOff, s.endOff, s.idOff} {
 			if off >= 0 {
 				clear(data[off : off+8])
 			}
@@ -460,6 +460,8 @@ type timeGroup struct {
 	irregular    []bool
 	starts, durs []uint64
 	raw, cbuf    []byte
+	// ids holds the group's span IDs, 8 bytes per span (format 10).
+	ids, idbuf []byte
 }
 
 // readGroupTimes decodes only the sections of group gi that hold the
@@ -500,6 +502,12 @@ func (b *block) readGroupTimes(t *colTable, gi int, tg *timeGroup) error {
 		}
 	}
 	tg.raw = raw
+	tg.ids = tg.ids[:0] // pooled: never another block's IDs
+	if b.meta.Version >= 10 {
+		if tg.ids, tg.idbuf, err = b.readSpanIDs(ref, gi, tg.ids, tg.idbuf); err != nil {
+			return err
+		}
+	}
 	tg.index = gi
 	return nil
 }
@@ -601,10 +609,15 @@ func (pr *pageReader) restoreTimes(td []byte, ord int) error {
 				if k >= to {
 					return fmt.Errorf("%w: more spans than the columns hold", errCorruptColumns)
 				}
-				startOff, endOff := -1, -1
+				startOff, endOff, idOff := -1, -1, -1
 				sp := pbIter{b: ss.body}
 				for sp.next() {
 					switch {
+					case sp.num == 2 && sp.typ == 2:
+						idOff = -1
+						if len(sp.body) == 8 {
+							idOff = top - cap(sp.body)
+						}
 					case sp.num == 7 && sp.typ == 1:
 						startOff = top - cap(sp.b) - 8
 					case sp.num == 8 && sp.typ == 1:
@@ -621,6 +634,9 @@ func (pr *pageReader) restoreTimes(td []byte, ord int) error {
 				}
 				if endOff >= 0 {
 					binary.LittleEndian.PutUint64(td[endOff:], start+uint64(int64(z>>1)^-int64(z&1)))
+				}
+				if idOff >= 0 && pr.b.meta.Version >= 10 && len(g.ids) >= 8*(k+1) {
+					copy(td[idOff:idOff+8], g.ids[8*k:])
 				}
 				k++
 			}

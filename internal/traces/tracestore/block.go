@@ -24,7 +24,7 @@ import (
 // On-disk format version 2 (version 1 blocks are still read); see
 // docs/formats/tracestore.md.
 const (
-	formatVersion = 9
+	formatVersion = 10
 	// indexVersion is the index file's header byte in format versions 2
 	// and 3 (3 added the columns file); version 4 writes layout 3
 	// (index3.go).

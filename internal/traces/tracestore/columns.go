@@ -31,8 +31,10 @@ const (
 	columnsMagic = "NXTC"
 	// columnsVersion 2 (format version 7) stores the start and duration
 	// columns as byte planes (appendPlanes) instead of varints; version 3
-	// (format version 8) adds attribute columns (attrcols.go).
-	columnsVersion = 3
+	// (format version 8) adds attribute columns (attrcols.go); version 4
+	// (format version 10) a root bit per span and each group's span IDs
+	// (searchcols.go).
+	columnsVersion = 4
 )
 
 // appendPlanes appends vals as byte(w) then w planes of len(vals) bytes,
@@ -84,6 +86,9 @@ type ColumnSpan struct {
 	// resource has none.
 	Service    string
 	HasService bool
+	// Root is set when the span has no parent span ID (format version 10
+	// and later; false in older blocks' columns).
+	Root bool
 }
 
 // SpansFunc receives the spans of one trace read from block columns, in the
@@ -102,6 +107,11 @@ type colSpan struct {
 	name       []byte
 	svc        int // index into colWalker.svcs; -1 none
 	spanID     [8]byte
+	// root: the span's parent_span_id is absent or all zero (pdata's
+	// ParentSpanID().IsEmpty()); idOff: where the 8 bytes of its span_id
+	// lie in the walked bytes (-1: absent or not 8 bytes)
+	root  bool
+	idOff int32
 	// startOff, endOff: where the 8 bytes of start_time_unix_nano and
 	// end_time_unix_nano lie in the walked bytes (-1: absent)
 	startOff, endOff int32
@@ -248,7 +258,7 @@ func (w *colWalker) walk(td []byte) error {
 }
 
 func (w *colWalker) span(b []byte, svc, res int) error {
-	cs := colSpan{svc: svc, res: res, kvFrom: int32(len(w.kvs)), nFrom: int32(len(w.nested)), startOff: -1, endOff: -1}
+	cs := colSpan{svc: svc, res: res, kvFrom: int32(len(w.kvs)), nFrom: int32(len(w.nested)), startOff: -1, endOff: -1, idOff: -1, root: true}
 	statuses := 0
 	it := pbIter{b: b}
 	for it.next() {
@@ -262,6 +272,12 @@ func (w *colWalker) span(b []byte, svc, res int) error {
 		case it.num == 2 && it.typ == 2: // span_id
 			cs.spanID = [8]byte{}
 			copy(cs.spanID[:], it.body)
+			cs.idOff = -1
+			if len(it.body) == 8 {
+				cs.idOff = int32(w.top - cap(it.body))
+			}
+		case it.num == 4 && it.typ == 2: // parent_span_id
+			cs.root = allZero(it.body)
 		case it.num == 5 && it.typ == 2: // name
 			cs.name = it.body
 		case it.num == 6 && it.typ == 0: // kind
@@ -357,6 +373,7 @@ type colWriter struct {
 	cuts              []int
 	irregular         int // traces of the group the columns cannot hold
 	gotDur            bool
+	ids               []byte // span IDs, 8 bytes per span (format 10)
 
 	// attribute columns (columns version 3): the group's columns by
 	// scoped key ("span.x", "resource.x"), the block's key dictionary
@@ -399,6 +416,7 @@ func (cw *colWriter) resetGroup() {
 	clear(cw.svcs)
 	cw.nameList, cw.svcList = cw.nameList[:0], cw.svcList[:0]
 	cw.traceMins, cw.traceHdr = cw.traceMins[:0], cw.traceHdr[:0]
+	cw.ids = cw.ids[:0]
 }
 
 // add records one trace (all its stored bytes) with its index times.
@@ -440,7 +458,11 @@ func (cw *colWriter) add(data []byte, minStart, maxEnd uint64) error {
 		if s.svc >= 0 {
 			bits |= 1 << 5
 		}
+		if s.root {
+			bits |= 1 << 6 // columns version 4 (format 10)
+		}
 		cw.bits = append(cw.bits, bits)
+		cw.ids = append(cw.ids, s.spanID[:]...)
 		ni, ok := cw.names[string(s.name)]
 		if !ok {
 			ni = len(cw.nameList)
@@ -528,6 +550,12 @@ func (cw *colWriter) flushGroup() error {
 	}
 	clen := len(cw.cbuf)
 	cw.cbuf, cw.arefs = cw.appendAttrFrames(cw.cbuf, cw.arefs[:0])
+	// Span IDs (format 10): their own zstd frame after the attribute
+	// columns, read only by searches that answer from the columns and by
+	// readers restoring the data file's zeroed IDs.
+	idFrom := len(cw.cbuf)
+	cw.cbuf = cw.enc.EncodeAll(cw.ids, cw.cbuf)
+	cw.arefs = binary.AppendUvarint(cw.arefs, uint64(len(cw.cbuf)-idFrom))
 	if _, err := cw.w.Write(cw.cbuf); err != nil {
 		return err
 	}
@@ -599,6 +627,9 @@ type colGroupRef struct {
 	// attrRefs holds the group's attribute column entries (format 8) as
 	// written, parsed by attrs when a query names a key.
 	attrRefs []byte
+	// idOff, idLen locate the group's span IDs (format 10; idLen 0 before).
+	idOff uint64
+	idLen int
 }
 
 // attrs locates the group's attribute columns; the entries were checked
@@ -702,6 +733,13 @@ func (b *block) readColTable() (*colTable, error) {
 				at += clen
 			}
 			g.attrRefs = from[:len(from)-len(r.b)]
+			if b.meta.Version >= 10 {
+				idLen := r.uvarint()
+				if at > off || idLen > off-at || idLen == 0 {
+					return nil, fmt.Errorf("%w: group %d span IDs", errCorruptColumns, i)
+				}
+				g.idOff, g.idLen = at, int(idLen)
+			}
 		}
 	}
 	if r.err != nil {
@@ -849,6 +887,7 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 				s.Status = ptrace.StatusCode(bits[0] & 3)
 				s.Kind = ptrace.SpanKind(bits[0] >> 2 & 7)
 				s.HasService = bits[0]&(1<<5) != 0
+				s.Root = bits[0]&(1<<6) != 0
 			}
 			ni, si := cols[3].uvarint(), cols[4].uvarint()
 			if ni >= uint64(len(names)) || (s.HasService && si >= uint64(len(svcs))) {
@@ -959,7 +998,6 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		return fmt.Errorf("block %s: %w", b.meta.ULID, err)
 	}
 	var attrs []ColumnValue
-	g := &colGroup{index: -1}
 	pr := b.pooledPageReader()
 	defer pr.free()
 	var pj *projector
@@ -968,7 +1006,27 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 	}
 	var u ptrace.ProtoUnmarshaler
 	var cur searchCand
+	var ids, idbuf []byte
+	idsGroup := -1
+	g := &colGroup{index: -1}
 	spanID := func(i int) (pcommon.SpanID, error) {
+		if b.meta.Version >= 10 && g.index >= 0 {
+			// format 10: the IDs are in the columns (one frame per group)
+			gi := g.index
+			k := int(g.first[cur.ord-gi*t.groupTraces]) + i
+			if i < 0 || k >= int(g.first[cur.ord-gi*t.groupTraces+1]) {
+				return pcommon.SpanID{}, fmt.Errorf("span %d of trace %x", i, cur.id[:])
+			}
+			if idsGroup != gi {
+				var err error
+				idsGroup = -1
+				if ids, idbuf, err = b.readSpanIDs(&t.groups[gi], gi, ids, idbuf); err != nil {
+					return pcommon.SpanID{}, fmt.Errorf("block %s: %w", b.meta.ULID, err)
+				}
+				idsGroup = gi
+			}
+			return pcommon.SpanID(ids[8*k : 8*k+8]), nil
+		}
 		data, err := pr.trace(cur.e)
 		if err != nil {
 			return pcommon.SpanID{}, fmt.Errorf("block %s: %w", b.meta.ULID, err)

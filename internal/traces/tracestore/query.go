@@ -189,6 +189,11 @@ type SearchRequest struct {
 	// dropped traces count in the statistics and limits as inspected, as
 	// they would without Match.
 	Match func(id TraceID, spans []ColumnSpan, attrs []ColumnValue) bool
+	// SpansRoot says that Spans reads ColumnSpan.Root and span IDs (a
+	// search answered from the columns, ADR 0110): only blocks whose
+	// columns hold them (format 10) hand traces to Spans; older blocks
+	// hand them to Match and fn as without Spans.
+	SpansRoot bool
 }
 
 // SearchLimits bound one search, so one broad query cannot take the process
@@ -392,7 +397,7 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 		}
 		colsOK := b.cols != nil && (len(req.ColumnAttrs) == 0 || b.meta.Version >= 8)
 		switch {
-		case req.Spans != nil && colsOK:
+		case req.Spans != nil && colsOK && (!req.SpansRoot || b.meta.Version >= 10):
 			err = s.scanColumns(ctx, b, &req, next, emitResult, func(id TraceID, raw int64) (bool, bool) {
 				skip, more := admit(raw)
 				stopped = !more
