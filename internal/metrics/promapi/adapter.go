@@ -142,6 +142,8 @@ func New(opts Options, deps Deps) http.Handler {
 		// receiver appends as scrapes do.
 		queryable, appendable, exemplars, admin = deps.DB, deps.DB, deps.DB.DB, adminStats{deps.DB}
 	}
+	apiLogger := deps.Logger.With("component", "api")
+	openAPI := &lazyOpenAPI{opts: v1.OpenAPIOptions{ExternalURL: externalURLString(opts), Version: version.Version}, logger: apiLogger}
 	api := v1.NewAPI(
 		deps.Engine,
 		queryable,
@@ -159,7 +161,7 @@ func New(opts Options, deps Deps) http.Handler {
 		opts.EnableAdmin && !isAgent, // admin API (delete series, snapshot): off by default, as upstream
 		false,                        // search API
 		0,
-		deps.Logger.With("component", "api"),
+		apiLogger,
 		rulesRetriever,
 		remoteReadSampleLimit,
 		remoteReadConcurrencyLimit,
@@ -183,7 +185,7 @@ func New(opts Options, deps Deps) http.Handler {
 		false, // append metadata from remote write
 		nil,
 		features.NewRegistry(),
-		v1.OpenAPIOptions{ExternalURL: externalURLString(opts), Version: version.Version},
+		v1.OpenAPIOptions{IncludePaths: []string{openAPINoPath}}, // built on first use: openAPI below
 		nil,
 		false, // query cost
 		opts.QueryTimeout,
@@ -196,23 +198,37 @@ func New(opts Options, deps Deps) http.Handler {
 		})
 	}
 	api.Register(router)
-	if !opts.RemoteWriteReceiver {
-		return router // /api/v1/write answers upstream's 404 "needs to be enabled"
-	}
-	write := http.HandlerFunc(newRW1Handler(deps.Logger.With("component", "api"), deps.Registerer, appendable, rwMessageTypes).ServeHTTP)
-	if deps.Ready != nil {
-		write = deps.Ready(write)
-	}
-	if deps.Instrument != nil {
-		write = deps.Instrument("/api/v1/write", write)
+	// GET /api/v1/openapi.yaml as upstream registers it (behind Ready,
+	// counted under its path); other methods reach the router and get its
+	// 405 as before.
+	openAPIGet := wrapRoute(deps, "/api/v1/openapi.yaml", openAPI.ServeHTTP)
+	var write http.HandlerFunc
+	if opts.RemoteWriteReceiver {
+		// Without it /api/v1/write answers upstream's 404 "needs to be enabled".
+		write = wrapRoute(deps, "/api/v1/write", newRW1Handler(apiLogger, deps.Registerer, appendable, rwMessageTypes).ServeHTTP)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/api/v1/write" {
+		switch {
+		case write != nil && r.Method == http.MethodPost && r.URL.Path == "/api/v1/write":
 			write(w, r)
-			return
+		case r.Method == http.MethodGet && r.URL.Path == "/api/v1/openapi.yaml":
+			openAPIGet(w, r)
+		default:
+			router.ServeHTTP(w, r)
 		}
-		router.ServeHTTP(w, r)
 	})
+}
+
+// wrapRoute puts h behind Ready and counts it under name, as the router
+// does for the routes it holds.
+func wrapRoute(deps Deps, name string, h http.HandlerFunc) http.HandlerFunc {
+	if deps.Ready != nil {
+		h = deps.Ready(h)
+	}
+	if deps.Instrument != nil {
+		h = deps.Instrument(name, h)
+	}
+	return h
 }
 
 var rwMessageTypes = remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType}
