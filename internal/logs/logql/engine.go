@@ -699,6 +699,9 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 		}
 		it := s.Iterator(ev.ctx)
 		defer it.Close()
+		// Chunks that claim every line is a clean JSON object let the
+		// json memo stop reading a line early (ADR 0109).
+		jit, _ := it.(interface{ JSONObjects() bool })
 		// Without pipeline stages or unwrap, a sample's labels are the
 		// stream's plus the entry's metadata: entries whose metadata equals
 		// the previous entry's go to the same series without rebuilding,
@@ -730,7 +733,7 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 				continue
 			}
 			if memo != nil {
-				if key, ok := memo.lineKey(mp.p, ent.Line); ok {
+				if key, ok := memo.lineKey(mp.p, ent.Line, jit != nil && jit.JSONObjects()); ok {
 					if out := memo.forMetadata(ent.Metadata); out != nil {
 						o, hit := out[string(key)]
 						if !hit {

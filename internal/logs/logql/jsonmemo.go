@@ -51,6 +51,10 @@ type jsonStreamKeys struct {
 	first [256]bool
 	// off: the stream cannot be memoised (too many prefixes).
 	off bool
+	// want has bit slots[j] set for every j: the slots some member can
+	// set. On a line of a chunk that claims JSONObjects (ADR 0109) the
+	// scan stops once every one of them was named.
+	want uint32
 	// paths: names are `| json a="b.c"` paths, their fields joined by
 	// NUL, matched against decoded keys as they are (no flattening, no
 	// sanitising); an object or array at a path is a value too (jsonPath
@@ -86,6 +90,7 @@ func newJSONPathKeys(params []Extraction) (*jsonStreamKeys, bool) {
 		}
 		k.names = append(k.names, strings.Join(fs, "\x00"))
 		k.slots = append(k.slots, i)
+		k.want |= 1 << i
 		for j := 1; j < len(fs); j++ {
 			if pre := strings.Join(fs[:j], "\x00"); !containsString(k.prefixes, pre) {
 				k.prefixes = append(k.prefixes, pre)
@@ -139,6 +144,7 @@ func newJSONStreamKeys(p *ParserStage, stream labels.Labels) *jsonStreamKeys {
 	add := func(n string, slot int) {
 		k.names = append(k.names, n)
 		k.slots = append(k.slots, slot)
+		k.want |= 1 << slot
 		for i := 1; i < len(n); i++ {
 			if n[i] == '_' && i > 0 {
 				pre := n[:i]
@@ -190,14 +196,28 @@ type jsonScan struct {
 	// dup: a wanted name or prefix was named twice, or the nesting is
 	// deeper than jsonMemoMaxDepth: the general path decides.
 	dup bool
+	// stop: the line's chunk claims JSONObjects (ADR 0109): the line is
+	// a valid object whose member names are plain and distinct, so the
+	// scan ends (done) once every slot in k.want was named.
+	stop, done bool
 }
 
 // jsonRawValues scans line as parseJSON's decoder would and finds the raw
 // text of the value of each wanted name in k. valid says whether the
 // Decoder accepts the line (an object first, after JSON white space);
 // ok is valid and no name was named twice and the nesting is bounded.
-func jsonRawValues(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, set *uint32) (valid, ok bool) {
-	s := jsonScan{line: line, k: k, vals: vals}
+//
+// claimed says the line comes from a chunk that claims JSONObjects (ADR
+// 0109): the store checked that it is a valid object whose member names
+// (through objects, flattened) are plain, distinct and none ends in
+// "_extracted". Then nothing after the last wanted member can change the
+// answer, and the scan stops there (at once when no member can be wanted).
+func jsonRawValues(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, set *uint32, claimed bool) (valid, ok bool) {
+	if claimed && k.want == 0 {
+		*set = 0
+		return true, true
+	}
+	s := jsonScan{line: line, k: k, vals: vals, stop: claimed}
 	i := jsonSkipWS(line, 0)
 	if i >= len(line) || line[i] != '{' {
 		return false, false
@@ -292,7 +312,14 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 		var ok bool
 		switch line[i] {
 		case '{':
-			i, ok = s.object(i, name, pre >= 0, depth+1)
+			if slot >= 0 && s.k.paths && s.stop {
+				// Its raw text is a value: no stop inside it.
+				s.stop = false
+				i, ok = s.object(i, name, pre >= 0, depth+1)
+				s.stop = true
+			} else {
+				i, ok = s.object(i, name, pre >= 0, depth+1)
+			}
 			if ok && slot >= 0 && s.k.paths {
 				s.vals[slot] = line[vs:i]
 				s.set |= 1 << slot
@@ -330,6 +357,10 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 		}
 		if !ok {
 			return 0, false
+		}
+		if s.stop && s.seen&s.k.want == s.k.want {
+			s.done = true
+			return i, true
 		}
 		i = jsonSkipWS(line, i)
 		if i >= len(line) {

@@ -39,10 +39,13 @@ func checkJSONScan(line string, only []string, stream labels.Labels) error {
 	k := newJSONStreamKeys(p, stream)
 	var vals [memoMaxSlots]string
 	var set uint32
-	valid, ok := jsonRawValues(line, k, &vals, &set)
+	valid, ok := jsonRawValues(line, k, &vals, &set, false)
 	dec := jsonDecodes(line)
 	if ok && !dec || !valid && dec {
 		return fmt.Errorf("scanner valid=%v ok=%v, decoder %v", valid, ok, dec)
+	}
+	if err := checkClaimedScan(line, k, ok, &vals, set); err != nil {
+		return err
 	}
 	if !ok {
 		return nil
@@ -83,10 +86,13 @@ func checkJSONPathScan(line string, params []Extraction, stream labels.Labels) e
 	}
 	var vals [memoMaxSlots]string
 	var set uint32
-	valid, ok := jsonRawValues(line, k, &vals, &set)
+	valid, ok := jsonRawValues(line, k, &vals, &set, false)
 	dec := jsonDecodes(line)
 	if ok && !dec || !valid && dec {
 		return fmt.Errorf("scanner valid=%v ok=%v, decoder %v", valid, ok, dec)
+	}
+	if err := checkClaimedScan(line, k, ok, &vals, set); err != nil {
+		return err
 	}
 	if !ok {
 		return nil
@@ -120,6 +126,30 @@ func checkJSONPathScan(line string, params []Extraction, stream labels.Labels) e
 		}
 		if !has || got != want {
 			return fmt.Errorf("%s: parser %q (%v), scanner raw %q = %q", name, got, has, vals[i], want)
+		}
+	}
+	return nil
+}
+
+// checkClaimedScan: a line the store would claim in a JSONObjects chunk
+// (ADR 0109) decodes, the full scan answers it (no name twice), and the
+// scan that stops early finds the same values.
+func checkClaimedScan(line string, k *jsonStreamKeys, ok bool, vals *[memoMaxSlots]string, set uint32) error {
+	if !logstore.JSONObjectLine(line) {
+		return nil
+	}
+	if !ok || !jsonDecodes(line) {
+		return fmt.Errorf("claimed line: full scan ok=%v, decoder %v", ok, jsonDecodes(line))
+	}
+	var cvals [memoMaxSlots]string
+	var cset uint32
+	cvalid, cok := jsonRawValues(line, k, &cvals, &cset, true)
+	if !cvalid || !cok || cset != set {
+		return fmt.Errorf("claimed scan valid=%v ok=%v set %b, full scan set %b", cvalid, cok, cset, set)
+	}
+	for i := range memoMaxSlots {
+		if set&(1<<i) != 0 && cvals[i] != vals[i] {
+			return fmt.Errorf("slot %d: claimed scan %q, full scan %q", i, cvals[i], vals[i])
 		}
 	}
 	return nil
@@ -177,6 +207,11 @@ var jsonMemoSeeds = []string{
 	`{}`,
 	`{"level_extracted":"w","level":"v"}`,
 	`{"http":{"client":{"ip":"10.0.0.1"},"client":{"port":1}}}`,
+	`{"level":"info","status":503,"msg":"x \" y","http":{"client":{"ip":"1.2.3.4","port":5},"proto":"h2"},"tags":[{"a":1,"a":2}],"a":{"b":{"c":1}},"le_vel":"q"}`,
+	`{"status":500,"level":"warn","a_b":2,"a":{"c":1},"x":{"y":[1,{"z":"\u00e9"}]}} tail`,
+	`{"a":{"b":1},"a_b":2}`,
+	`{"level":1,"level_extracted":2}`,
+	`{"a":{"b":1},"a":{"c":2}}`,
 	`{"a":` + strings.Repeat(`{"a":`, 300) + `1` + strings.Repeat(`}`, 301),
 	`{"a":` + strings.Repeat(`[`, 300) + strings.Repeat(`]`, 300) + `}`,
 }
@@ -283,10 +318,20 @@ func TestJSONMemoMatchesGeneral(t *testing.T) {
 		func(l string) string { return `["level"]` },
 		func(string) string { return `{"status":01}` },
 	}
+	// Extras whose member names stay plain and distinct: in rounds 2 and
+	// 3, streams p0–p2 get only these and no corruption, so their chunks
+	// claim JSONObjects (ADR 0109) and the memo stops reading their lines
+	// early; the other streams' chunks mix in invalid lines and claim
+	// nothing.
+	cleanExtras := []string{
+		`"msg":"a \"quoted\" \n line"`, `"msg":"\ud83d\ude00 \ud800"`, `"a":{"b":1}`, `"a":[{"b":1}]`, `"le_vel":"z"`,
+		`"service_name":"s"`, `"service":"inline"`, `"http":{"client":{"ip":"10.0.0.1"}}`, `"x":{},"y":[]`, `"_x":{"a":[1,{"a":1,"a":2}]}`,
+	}
 	for round := range 4 {
 		app := db.Appender()
 		for i := range 3000 {
 			s := r.IntN(6)
+			clean := round >= 2 && s < 3
 			ls := labels.FromStrings("app", "a", "pod", fmt.Sprint("p", s), "service", fmt.Sprint("svc", s%3))
 			if s == 4 {
 				ls = labels.FromStrings("app", "a", "pod", "p4", "service", "svc1", "service_name", "svc1")
@@ -296,7 +341,7 @@ func TestJSONMemoMatchesGeneral(t *testing.T) {
 				ls = labels.FromStrings("app", "a", "pod", "p5", "level", "stream")
 			}
 			var m []string
-			if r.IntN(10) == 0 {
+			if r.IntN(10) == 0 && !clean {
 				m = append(m, `"level_extracted":`+lvl) // equal to level: see above
 			}
 			m = append(m, `"level":`+lvl, fmt.Sprintf(`"caller":"x.go:%d"`, r.IntN(50)))
@@ -304,7 +349,11 @@ func TestJSONMemoMatchesGeneral(t *testing.T) {
 				m = append(m, `"status":`+statuses[r.IntN(len(statuses))])
 			}
 			if r.IntN(2) == 0 {
-				m = append(m, strings.ReplaceAll(extras[r.IntN(len(extras))], "LVL", lvl)) // the escaped level: equal too
+				if clean {
+					m = append(m, cleanExtras[r.IntN(len(cleanExtras))])
+				} else {
+					m = append(m, strings.ReplaceAll(extras[r.IntN(len(extras))], "LVL", lvl)) // the escaped level: equal too
+				}
 			}
 			m = append(m, fmt.Sprintf(`"trace_id":"%016x"`, r.Uint64()))
 			if r.IntN(3) == 0 {
@@ -314,7 +363,7 @@ func TestJSONMemoMatchesGeneral(t *testing.T) {
 			if r.IntN(3) == 0 {
 				line = "{" + strings.Join(m, " ,\n ") + " }"
 			}
-			if r.IntN(12) == 0 {
+			if r.IntN(12) == 0 && !clean {
 				line = corrupt[r.IntN(len(corrupt))](line)
 			}
 			md := labels.EmptyLabels()
@@ -332,6 +381,22 @@ func TestJSONMemoMatchesGeneral(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+	// Both kinds of chunk are there, in blocks and in the head.
+	claims := map[bool]int{}
+	q, err := db.Querier(t0.UnixNano(), t0.Add(2*time.Hour).UnixNano())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := q.Select(t.Context(), logstore.SelectHints{Start: t0.UnixNano(), End: t0.Add(2 * time.Hour).UnixNano()}, labels.MustNewMatcher(labels.MatchEqual, "app", "a"))
+	for ss.Next() {
+		for _, c := range ss.At().ChunkMetas() {
+			claims[c.JSONObjects]++
+		}
+	}
+	q.Close()
+	if claims[true] < 10 || claims[false] < 10 {
+		t.Fatalf("chunks claiming JSONObjects: %v; want both kinds", claims)
 	}
 	queries := []string{
 		`sum by (level) (count_over_time({app="a"} | json [1m]))`,
@@ -443,7 +508,7 @@ func BenchmarkJSONRawValues(b *testing.B) {
 	for b.Loop() {
 		for _, l := range lines {
 			var set uint32
-			if _, ok := jsonRawValues(l, k, &vals, &set); !ok {
+			if _, ok := jsonRawValues(l, k, &vals, &set, false); !ok {
 				b.Fatal(l)
 			}
 		}

@@ -17,11 +17,13 @@ import (
 )
 
 // On-disk block format version; see docs/formats/logstore.md. Version 2
-// (ADR 0097) adds chunk summaries and zstd chunks; version 1 blocks are
-// still read (and compacted into version 2 blocks).
+// (ADR 0097) adds chunk summaries and zstd chunks; version 3 (ADR 0109)
+// adds per-chunk flags (json objects). Versions 1 and 2 are still read
+// (and compacted into version 3 blocks).
 const (
-	blockFormatVersion = 2
+	blockFormatVersion = 3
 	blockFormatV1      = 1
+	blockFormatV2      = 2
 	indexMagic         = "NXLI"
 	chunksMagic        = "NXLC"
 	bloomsMagic        = "NXLB"
@@ -244,6 +246,11 @@ func encodeIndex(streams []indexStream) []byte {
 			b = binary.AppendUvarint(b, c.bloomOff)
 			b = binary.AppendUvarint(b, c.bloomLen)
 			b = binary.AppendUvarint(b, c.summaryLen)
+			var flags uint64
+			if c.meta.JSONObjects {
+				flags |= chunkFlagJSONObjects
+			}
+			b = binary.AppendUvarint(b, flags)
 		}
 		s.lbls.Range(func(l labels.Label) {
 			if post[l.Name] == nil {
@@ -309,7 +316,7 @@ func openBlock(dir string) (*block, error) {
 	if err := json.Unmarshal(mb, &b.meta); err != nil {
 		return nil, fmt.Errorf("decode meta: %w", err)
 	}
-	if b.meta.Version != blockFormatVersion && b.meta.Version != blockFormatV1 {
+	if b.meta.Version != blockFormatVersion && b.meta.Version != blockFormatV2 && b.meta.Version != blockFormatV1 {
 		return nil, fmt.Errorf("unsupported block version %d", b.meta.Version)
 	}
 	ib, err := os.ReadFile(filepath.Join(dir, indexFile))
@@ -339,7 +346,7 @@ func decodeIndex(ib []byte) ([]indexStream, map[string]map[string][]int, error) 
 		return nil, nil, fmt.Errorf("%w: missing magic", errBadIndex)
 	}
 	version := ib[4]
-	if version != blockFormatVersion && version != blockFormatV1 {
+	if version != blockFormatVersion && version != blockFormatV2 && version != blockFormatV1 {
 		return nil, nil, fmt.Errorf("%w: version %d", errBadIndex, ib[4])
 	}
 	body := ib[:len(ib)-4]
@@ -370,6 +377,9 @@ func decodeIndex(ib []byte) ([]indexStream, map[string]map[string][]int, error) 
 			c.bloomOff, c.bloomLen = d.uvarint(), d.uvarint()
 			if version >= 2 {
 				c.summaryLen = d.uvarint()
+			}
+			if version >= 3 {
+				c.meta.JSONObjects = d.uvarint()&chunkFlagJSONObjects != 0
 			}
 		}
 		streams = append(streams, s)

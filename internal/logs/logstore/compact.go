@@ -220,6 +220,7 @@ func recode(sc storedChunk, encoding byte) (storedChunk, error) {
 	}
 	sc.data = compressChunk(raw, encoding)
 	sc.summary = buildSummary(v)
+	sc.meta.JSONObjects = jsonObjectChunk(v)
 	return sc, nil
 }
 

@@ -325,6 +325,9 @@ type mergeIter struct {
 	cur     Entry
 	err     error
 	wg      sync.WaitGroup
+	// curJSON: cur comes from a chunk whose meta says JSONObjects;
+	// lastJSON is next1's.
+	curJSON, lastJSON bool
 
 	// Exact duplicates (same timestamp and line) from overlapping chunks,
 	// e.g. a retry stored in the head after the original was flushed to a
@@ -353,6 +356,7 @@ type cursor struct {
 	es      []Entry
 	i       int
 	release func()
+	json    bool // the chunk's meta says JSONObjects
 }
 
 type cursorHeap struct {
@@ -556,7 +560,7 @@ func (it *mergeIter) Next() bool {
 			it.linesAtTs = it.linesAtTs[:0]
 		}
 		it.linesAtTs = append(it.linesAtTs, e.Line)
-		it.cur = e
+		it.cur, it.curJSON = e, it.lastJSON
 		return true
 	}
 }
@@ -571,6 +575,7 @@ func (it *mergeIter) next1() (Entry, bool) {
 			it.start(k)
 		}
 		f := it.futures[it.next]
+		jsonObjects := it.chunks[it.next].Meta().JSONObjects
 		select {
 		case <-f.done:
 		case <-it.ctx.Done():
@@ -587,7 +592,7 @@ func (it *mergeIter) next1() (Entry, bool) {
 			return Entry{}, false
 		}
 		if len(f.es) > 0 {
-			heap.Push(&it.h, &cursor{es: f.es, release: f.release})
+			heap.Push(&it.h, &cursor{es: f.es, release: f.release, json: jsonObjects})
 		} else if f.release != nil {
 			f.release()
 		}
@@ -597,6 +602,7 @@ func (it *mergeIter) next1() (Entry, bool) {
 	}
 	top := it.h.c[0]
 	e := top.es[top.i]
+	it.lastJSON = top.json
 	top.i++
 	if top.i == len(top.es) {
 		heap.Pop(&it.h)
@@ -609,8 +615,13 @@ func (it *mergeIter) next1() (Entry, bool) {
 	return e, true
 }
 
-func (it *mergeIter) At() Entry  { return it.cur }
-func (it *mergeIter) Err() error { return it.err }
+func (it *mergeIter) At() Entry { return it.cur }
+
+// JSONObjects says whether the entry At returns comes from a chunk whose
+// every line is a JSON object with plain, distinct member names
+// (ChunkMeta.JSONObjects, ADR 0109); false claims nothing.
+func (it *mergeIter) JSONObjects() bool { return it.curJSON }
+func (it *mergeIter) Err() error        { return it.err }
 
 // Duplicates is how many exact duplicates the iterator has skipped so far.
 func (it *mergeIter) Duplicates() int { return it.dups }
