@@ -10,6 +10,7 @@
 package tracestore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,9 @@ type DB struct {
 	wal      *wlog.WL
 	head     *head
 	recBuf   []byte
+	// hw follows the WAL's write position, so the head keeps where its
+	// pieces lie instead of their bytes (ADR 0111).
+	hw *headWAL
 
 	// mu guards blocks and flushing (traces being written to a block; they
 	// stay visible to queries until the block is open).
@@ -132,7 +136,9 @@ func (db *DB) open(reg prometheus.Registerer) error {
 	if reg != nil {
 		walReg = prometheus.WrapRegistererWithPrefix("nxwatcher_tracestore_", reg)
 	}
-	w, err := wlog.NewSize(db.logger, walReg, walDir, db.opts.WALSegmentSize, compression.Snappy)
+	// Uncompressed, so the head can read its pieces back where they were
+	// logged (ADR 0111); segments written compressed still replay.
+	w, err := wlog.NewSize(db.logger, walReg, walDir, db.opts.WALSegmentSize, compression.None)
 	if err != nil {
 		return fmt.Errorf("open wal: %w", err)
 	}
@@ -143,7 +149,52 @@ func (db *DB) open(reg prometheus.Registerer) error {
 			return fmt.Errorf("replay checkpoint %d: %w", cpIdx, err)
 		}
 	}
-	return db.replay(walDir, cpIdx+1, now, true)
+	if err := db.replay(walDir, cpIdx+1, now, true); err != nil {
+		return err
+	}
+	if db.hw, err = newHeadWAL(walDir, db.opts.WALSegmentSize, w); err != nil {
+		return err
+	}
+	// Replay left the head's pieces in memory: write them out as a
+	// checkpoint once, and the head points into it.
+	if db.head.stats().traces > 0 {
+		if err := db.checkpointHead(); err != nil {
+			return fmt.Errorf("checkpoint replayed head: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkpointHead writes the whole head as a checkpoint that replaces every
+// WAL segment so far, points the head at it and deletes those segments.
+// Callers hold appendMu (or are Open).
+func (db *DB) checkpointHead() error {
+	next, err := db.wal.NextSegment()
+	if err != nil {
+		return fmt.Errorf("cut wal segment: %w", err)
+	}
+	db.hw.newSegment(next)
+	cp := next - 1
+	all := db.head.all()
+	refs, err := db.writeCheckpoint(cp, all)
+	if err != nil {
+		return fmt.Errorf("write checkpoint %d: %w", cp, err)
+	}
+	db.head.relocate(all, refs)
+	db.hw.truncated(next)
+	db.truncateWAL(next, cp)
+	return nil
+}
+
+// truncateWAL deletes segments before next and checkpoints before cp, once
+// nothing in the head points into them.
+func (db *DB) truncateWAL(next, cp int) {
+	if err := db.wal.Truncate(next); err != nil {
+		db.logger.Warn("truncate wal", "err", err)
+	}
+	if err := wlog.DeleteCheckpoints(filepath.Join(db.dir, walDirName), cp); err != nil {
+		db.logger.Warn("delete old checkpoints", "err", err)
+	}
 }
 
 // replay reads segments from first on into the head. Only the live WAL may
@@ -157,7 +208,9 @@ func (db *DB) replay(dir string, first int, now int64, repair bool) error {
 	r := wlog.NewReader(sr)
 	var tdu ptrace.ProtoUnmarshaler
 	for r.Next() {
-		pieces, err := decodeRecord(r.Record())
+		// The head holds replayed pieces in memory until Open checkpoints it.
+		rec := &headFile{mem: bytes.Clone(r.Record())}
+		pieces, err := decodeRecord(rec.mem)
 		if err != nil {
 			return fmt.Errorf("decode record in segment %d: %w", r.Segment(), err)
 		}
@@ -167,8 +220,9 @@ func (db *DB) replay(dir string, first int, now int64, repair bool) error {
 				// The head drops a retry of these spans after a restart too.
 				pieces[i].spanIDs = spanIDsOf(td)
 			}
+			pieces[i].ref = pieceRef{file: rec, off: int64(p.off), n: uint32(len(p.data))}
 		}
-		db.head.addPieces(pieces, now, true)
+		db.head.addPieces(pieces, now)
 		db.m.walReplayed.Inc()
 	}
 	if err := r.Err(); err != nil {
@@ -381,7 +435,8 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 			db.logger.Warn("wal write failed; refusing writes until a fresh segment and a checkpoint are written", "err", err)
 			return fmt.Errorf("write wal: %w", err)
 		}
-		db.head.addPieces(kept, db.opts.Now().UnixNano(), false)
+		db.hw.locate(db.wal, db.recBuf, kept)
+		db.head.addPieces(kept, db.opts.Now().UnixNano())
 	}
 	db.appendMu.Unlock()
 	if len(kept) > 0 && db.head.bytesNow() >= db.opts.MaxHeadBytes {
@@ -435,24 +490,12 @@ func (db *DB) recoverWAL() error {
 	if !db.walBroken.Load() {
 		return nil
 	}
-	next, err := db.wal.NextSegment()
-	if err != nil {
-		return fmt.Errorf("cut wal segment: %w", err)
-	}
-	cp := next - 1
-	if err := db.writeCheckpoint(cp, db.head.all()); err != nil {
-		return fmt.Errorf("write checkpoint %d: %w", cp, err)
+	if err := db.checkpointHead(); err != nil {
+		return err
 	}
 	db.walBroken.Store(false)
 	db.m.walRecoveries.Inc()
-	walDir := filepath.Join(db.dir, walDirName)
-	if err := db.wal.Truncate(next); err != nil {
-		db.logger.Warn("truncate wal", "err", err)
-	}
-	if err := wlog.DeleteCheckpoints(walDir, cp); err != nil {
-		db.logger.Warn("delete old checkpoints", "err", err)
-	}
-	db.logger.Info("wal writable again after a failed write", "checkpoint", cp)
+	db.logger.Info("wal writable again after a failed write")
 	return nil
 }
 
@@ -557,6 +600,9 @@ func (db *DB) cut(force bool) error {
 	db.flushingBytes.Store(selBytes)
 	db.mu.Unlock()
 	next, err := db.wal.NextSegment()
+	if err == nil {
+		db.hw.newSegment(next)
+	}
 	db.appendMu.Unlock()
 	if err != nil {
 		db.abandonCut(sel)
@@ -567,7 +613,11 @@ func (db *DB) cut(force bool) error {
 	slices.SortFunc(sel, func(a, b *headTrace) int { return compareIDs(a.id, b.id) })
 	b, err := db.writeBlock(func(yield func(traceRecord) error) error {
 		for _, t := range sel {
-			if err := yield(traceRecord{id: t.id, data: t.data(), spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd}); err != nil {
+			data, err := t.data()
+			if err != nil {
+				return err
+			}
+			if err := yield(traceRecord{id: t.id, data: data, spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd}); err != nil {
 				return err
 			}
 		}
@@ -579,7 +629,8 @@ func (db *DB) cut(force bool) error {
 	}
 	// The checkpoint commits the block: until it exists, Open discards the
 	// block and replays its spans from the WAL instead.
-	if err := db.writeCheckpoint(cp, rest); err != nil {
+	refs, err := db.writeCheckpoint(cp, rest)
+	if err != nil {
 		_ = b.close()
 		_ = os.RemoveAll(b.dir)
 		db.abandonCut(sel)
@@ -594,13 +645,13 @@ func (db *DB) cut(force bool) error {
 	db.lastCut = now
 	db.m.blocksCut.Inc()
 
-	walDir := filepath.Join(db.dir, walDirName)
-	if err := db.wal.Truncate(next); err != nil {
-		db.logger.Warn("truncate wal", "err", err)
-	}
-	if err := wlog.DeleteCheckpoints(walDir, cp); err != nil {
-		db.logger.Warn("delete old checkpoints", "err", err)
-	}
+	// The traces left in the head now read their older pieces from the
+	// checkpoint; the segments they came from can go.
+	db.head.relocate(rest, refs)
+	db.appendMu.Lock()
+	db.hw.truncated(next)
+	db.appendMu.Unlock()
+	db.truncateWAL(next, cp)
 	db.logger.Debug("cut block", "block", b.meta.ULID, "traces", b.meta.Traces, "spans", b.meta.Spans)
 	return nil
 }
@@ -655,34 +706,76 @@ func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, lev
 	return openBlock(dir, db.dec, db.pcache)
 }
 
-// writeCheckpoint writes the head traces that stay in memory as checkpoint
-// idx, replacing WAL segments 0..idx.
-func (db *DB) writeCheckpoint(idx int, rest []*headTrace) error {
+// writeCheckpoint writes the head traces that stay in the head as
+// checkpoint idx, replacing WAL segments 0..idx, one record per trace, and
+// returns where each trace's bytes now lie (for head.relocate).
+func (db *DB) writeCheckpoint(idx int, rest []*headTrace) ([]pieceRef, error) {
 	walDir := filepath.Join(db.dir, walDirName)
 	final := wlog.CheckpointDir(walDir, idx)
 	tmp := final + ".tmp"
 	if err := os.RemoveAll(tmp); err != nil {
-		return err
+		return nil, err
 	}
-	cw, err := wlog.New(nil, nil, tmp, compression.Snappy)
+	cw, err := wlog.New(nil, nil, tmp, compression.None)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var buf []byte
-	for _, t := range rest {
-		buf = encodeRecord(buf, []tracePiece{{id: t.id, data: t.data(), spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd}})
+	type loc struct {
+		seg int
+		off int64
+	}
+	locs := make([]loc, len(rest))
+	pos := newWALPos(0, 0, wlog.DefaultSegmentSize)
+	var buf, last []byte
+	pc := make([]tracePiece, 1)
+	for i, t := range rest {
+		data, err := t.data()
+		if err != nil {
+			_ = cw.Close()
+			return nil, err
+		}
+		pc[0] = tracePiece{id: t.id, data: data, spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd}
+		buf = encodeRecord(buf, pc)
 		if err := cw.Log(buf); err != nil {
 			_ = cw.Close()
-			return err
+			return nil, err
 		}
+		seg, start := pos.place(len(buf))
+		locs[i] = loc{seg, walDataOffset(start, pc[0].off)}
+		last = data
 	}
 	if err := cw.Close(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return err
+		return nil, err
 	}
-	return syncDir(walDir)
+	if err := syncDir(walDir); err != nil {
+		return nil, err
+	}
+	files := map[int]*headFile{}
+	refs := make([]pieceRef, len(rest))
+	for i, l := range locs {
+		hf := files[l.seg]
+		if hf == nil {
+			f, err := os.Open(wlog.SegmentName(final, l.seg))
+			if err != nil {
+				return nil, err
+			}
+			hf = &headFile{f: f}
+			files[l.seg] = hf
+			db.hw.track(hf)
+		}
+		refs[i] = pieceRef{file: hf, off: l.off, n: uint32(rest[i].size)}
+	}
+	// The last record checks the layout: read it back.
+	if n := len(refs); n > 0 {
+		got, err := refs[n-1].appendTo(nil)
+		if err != nil || !bytes.Equal(got, last) {
+			return nil, fmt.Errorf("checkpoint %d: a record is not where the wal layout puts it (%v)", idx, err)
+		}
+	}
+	return refs, nil
 }
 
 // Close stops ingestion and closes the WAL and blocks. Traces still in the
@@ -704,6 +797,9 @@ func (db *DB) closeResources() error {
 		if err := db.wal.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close wal: %w", err))
 		}
+	}
+	if db.hw != nil {
+		db.hw.closeAll()
 	}
 	db.mu.Lock()
 	for _, b := range db.blocks {

@@ -1,16 +1,19 @@
 package tracestore
 
 import (
+	"fmt"
 	"sync"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// headTrace is one trace's not-yet-cut pieces. Pieces are immutable; the
-// slice only grows, so a snapshot of pieces[:n] stays valid.
+// headTrace is one trace's not-yet-cut pieces, as places in the WAL or the
+// checkpoint that hold them (ADR 0111). Pieces are immutable; the slice
+// only grows (or, at a checkpoint, its head is replaced in a new slice), so
+// a snapshot of pieces[:n] stays valid.
 type headTrace struct {
 	id        TraceID
-	pieces    [][]byte
+	pieces    []pieceRef
 	size      int
 	spans     int
 	minStart  uint64
@@ -25,7 +28,7 @@ func (t *headTrace) add(p tracePiece, now int64) {
 	if len(t.pieces) == 0 {
 		t.minStart, t.firstSeen = p.minStart, now
 	}
-	t.pieces = append(t.pieces, p.data)
+	t.pieces = append(t.pieces, p.ref)
 	if len(t.ids.list) == 0 && len(p.spanIDs) <= spanSetListMax {
 		t.ids.list = p.spanIDs[:len(p.spanIDs):len(p.spanIDs)] // the piece's list is ours; appending copies
 	} else {
@@ -40,16 +43,21 @@ func (t *headTrace) add(p tracePiece, now int64) {
 	t.lastSeen = now
 }
 
-// data concatenates the pieces: a valid TracesData of the whole trace.
-func (t *headTrace) data() []byte {
-	if len(t.pieces) == 1 {
-		return t.pieces[0]
-	}
-	out := make([]byte, 0, t.size)
+// data reads and concatenates the pieces: a valid TracesData of the whole
+// trace, in a fresh slice.
+func (t *headTrace) data() ([]byte, error) {
+	return t.appendData(make([]byte, 0, t.size))
+}
+
+// appendData appends the trace's pieces to dst.
+func (t *headTrace) appendData(dst []byte) ([]byte, error) {
 	for _, p := range t.pieces {
-		out = append(out, p...)
+		var err error
+		if dst, err = p.appendTo(dst); err != nil {
+			return dst, fmt.Errorf("trace %x: %w", t.id[:], err)
+		}
 	}
-	return out
+	return dst, nil
 }
 
 // snapshot copies the header so later appends do not show through. The
@@ -99,13 +107,11 @@ func newHead() *head {
 
 const headTagValueLimit = 1000
 
-func (h *head) addPieces(pieces []tracePiece, now int64, copyData bool) {
+// addPieces adds pieces whose ref is set; their data is not kept.
+func (h *head) addPieces(pieces []tracePiece, now int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, p := range pieces {
-		if copyData {
-			p.data = append([]byte(nil), p.data...)
-		}
 		t := h.traces[p.id]
 		if t == nil {
 			t = &headTrace{id: p.id}
@@ -165,10 +171,11 @@ func (h *head) restore(ts []*headTrace) {
 	for _, t := range ts {
 		cur := h.traces[t.id]
 		if cur == nil {
-			h.traces[t.id] = t
+			c := *t // a query may still read t through the flushing set
+			h.traces[t.id] = &c
 		} else {
 			merged := *t
-			merged.pieces = append(append([][]byte(nil), t.pieces...), cur.pieces...)
+			merged.pieces = append(append([]pieceRef(nil), t.pieces...), cur.pieces...)
 			merged.size += cur.size
 			merged.spans += cur.spans
 			merged.minStart = min(t.minStart, cur.minStart)
@@ -184,6 +191,23 @@ func (h *head) restore(ts []*headTrace) {
 		}
 		h.bytes += int64(h.traces[t.id].size)
 		h.spans += int64(h.traces[t.id].spans)
+	}
+}
+
+// relocate points the first len(ts[i].pieces) pieces of each head trace
+// ts[i] (snapshots) at refs[i], their concatenation in a checkpoint. Pieces
+// added since stay as they are.
+func (h *head) relocate(ts []*headTrace, refs []pieceRef) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, t := range ts {
+		cur := h.traces[t.id]
+		n := len(t.pieces)
+		if cur == nil || len(cur.pieces) < n || n == 0 {
+			continue
+		}
+		np := make([]pieceRef, 0, 1+len(cur.pieces)-n)
+		cur.pieces = append(append(np, refs[i]), cur.pieces[n:]...)
 	}
 }
 

@@ -76,14 +76,14 @@ func (s *snapshot) rawTraceData(ctx context.Context, id TraceID, head *headTrace
 	}
 	if t := s.flushing[id]; t != nil {
 		sources++
-		for _, p := range t.pieces {
-			out = append(out, p...)
+		if out, err = t.appendData(out); err != nil {
+			return nil, 0, err
 		}
 	}
 	if head != nil && len(head.pieces) > 0 {
 		sources++
-		for _, p := range head.pieces {
-			out = append(out, p...)
+		if out, err = head.appendData(out); err != nil {
+			return nil, 0, err
 		}
 	}
 	return out, sources, nil
@@ -323,7 +323,9 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			return st, err
 		}
 		if len(data) == 0 {
-			data = t.data()
+			if data, err = t.data(); err != nil {
+				return st, err
+			}
 		}
 		more, err := emit(t.id, data)
 		if err != nil || !more {

@@ -10,14 +10,18 @@ import (
 // checkpoint, the merged pieces of head traces).
 const recPieces byte = 1
 
+// encodeRecord appends pieces to buf[:0] as one record and sets each
+// piece's off to where its data starts in the record.
 func encodeRecord(buf []byte, pieces []tracePiece) []byte {
 	buf = append(buf[:0], recPieces)
-	for _, p := range pieces {
+	for i := range pieces {
+		p := &pieces[i]
 		buf = append(buf, p.id[:]...)
 		buf = binary.AppendUvarint(buf, uint64(p.spans))
 		buf = binary.AppendUvarint(buf, p.minStart)
 		buf = binary.AppendUvarint(buf, p.maxEnd)
 		buf = binary.AppendUvarint(buf, uint64(len(p.data)))
+		p.off = len(buf)
 		buf = append(buf, p.data...)
 	}
 	return buf
@@ -25,7 +29,8 @@ func encodeRecord(buf []byte, pieces []tracePiece) []byte {
 
 var errShortRecord = errors.New("short record")
 
-// decodeRecord returns pieces whose data aliases rec; callers copy if they keep it.
+// decodeRecord returns pieces whose data aliases rec (off is where it starts
+// in rec); callers copy if they keep it.
 func decodeRecord(rec []byte) ([]tracePiece, error) {
 	if len(rec) == 0 || rec[0] != recPieces {
 		return nil, fmt.Errorf("unknown record type %v", rec[:min(1, len(rec))])
@@ -52,6 +57,7 @@ func decodeRecord(rec []byte) ([]tracePiece, error) {
 		if uint64(len(b)) < vals[3] {
 			return nil, errShortRecord
 		}
+		p.off = len(rec) - len(b)
 		p.data = b[:vals[3]]
 		b = b[vals[3]:]
 		out = append(out, p)

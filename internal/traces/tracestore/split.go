@@ -43,6 +43,10 @@ type tracePiece struct {
 	// spanIDs lists the piece's span IDs (ingest and replay fill it; the
 	// head keeps them to drop retried spans). Not written to disk.
 	spanIDs []pcommon.SpanID
+	// off is where data starts in the WAL record (encodeRecord and
+	// decodeRecord set it); ref is where the head finds data (headWAL.locate).
+	off int
+	ref pieceRef
 }
 
 type splitState struct {
