@@ -22,6 +22,16 @@ import (
 // config's discovery and tailers to have run.
 const StartupSettle = 10 * time.Second
 
+// Release returns the Go heap's free pages to the operating system
+// (debug.FreeOSMemory: a GC, then the scavenger) and releases the
+// executable's read-only pages (ReleaseStartupPages), at once. Serve calls
+// it when its first config is in force, before it says it is ready
+// (ADR 0088).
+func Release(logger *slog.Logger) {
+	debug.FreeOSMemory()
+	ReleaseStartupPages(logger)
+}
+
 // ReleaseStartupPages unmaps the executable's read-only pages (code and
 // constant data) from this process after start-up. The binary holds every
 // role; package init of all of them, and the kernel's fault-around, map
@@ -111,6 +121,11 @@ type QuietOptions struct {
 	// FreeHeap also returns the Go heap's free pages to the operating
 	// system (debug.FreeOSMemory, which runs a GC first) at each release.
 	FreeHeap bool
+	// AtStart also releases at once when ReleaseWhenQuiet is called, before
+	// the StartupSettle release: serve calls it as soon as it is ready,
+	// when start-up's garbage and the executable's pages that package init
+	// and opening the stores touched are all still resident (ADR 0088).
+	AtStart bool
 	// cpuTime and release replace the process's CPU clock and the release
 	// itself in tests.
 	cpuTime func() time.Duration
@@ -142,8 +157,9 @@ func (o QuietOptions) withDefaults(logger *slog.Logger) QuietOptions {
 // ReleaseWhenQuiet releases the executable's pages (ReleaseStartupPages)
 // and, with FreeHeap, the Go heap's free pages, at the end of every
 // interval of opts.Every in which the process used less than opts.MaxCPU,
-// until ctx ends. The first release comes StartupSettle after the call
-// whatever the load (as the one-time start-up release did).
+// until ctx ends. With AtStart it releases at once; a release comes
+// StartupSettle after the call whatever the load (as the one-time start-up
+// release did).
 //
 // Why again and again: an idle server's timers, scrapes and GC touch a
 // few pages of code at a time, and the kernel's fault-around maps their
@@ -154,6 +170,9 @@ func (o QuietOptions) withDefaults(logger *slog.Logger) QuietOptions {
 // (the pages would fault straight back in). ADR 0086.
 func ReleaseWhenQuiet(ctx context.Context, logger *slog.Logger, opts QuietOptions) {
 	opts = opts.withDefaults(logger)
+	if opts.AtStart {
+		opts.release()
+	}
 	settle := time.NewTimer(StartupSettle)
 	defer settle.Stop()
 	select {

@@ -115,6 +115,66 @@ func TestReleaseWhenQuiet(t *testing.T) {
 	})
 }
 
+// With AtStart, ReleaseWhenQuiet releases at once, then StartupSettle
+// later, then after quiet intervals as without it.
+func TestReleaseWhenQuietAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var released atomic.Int64
+		opts := QuietOptions{
+			Every:   time.Minute,
+			MaxCPU:  time.Second,
+			AtStart: true,
+			cpuTime: func() time.Duration { return 0 },
+			release: func() { released.Add(1) },
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { ReleaseWhenQuiet(ctx, slog.New(slog.DiscardHandler), opts); close(done) }()
+		synctest.Wait()
+		if released.Load() != 1 {
+			t.Fatalf("releases at start = %d, want 1", released.Load())
+		}
+		time.Sleep(StartupSettle)
+		synctest.Wait()
+		if released.Load() != 2 {
+			t.Fatalf("releases after StartupSettle = %d, want 2", released.Load())
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if released.Load() != 3 {
+			t.Fatalf("releases after a quiet minute = %d, want 3", released.Load())
+		}
+		cancel()
+		<-done
+	})
+}
+
+// Release returns the heap's free pages and the executable's pages at
+// once: after a burst of garbage, the resident set falls.
+func TestReleaseNow(t *testing.T) {
+	var keep [][]byte
+	for range 64 {
+		keep = append(keep, make([]byte, 256<<10))
+	}
+	for _, b := range keep {
+		for j := 0; j < len(b); j += 4096 {
+			b[j] = 1 // touch every page: resident
+		}
+	}
+	keep = nil
+	before, fileBefore := RSSKiB(), rssFileKiB(t)
+	Release(slog.New(slog.DiscardHandler))
+	after, fileAfter := RSSKiB(), rssFileKiB(t)
+	if fileAfter >= fileBefore {
+		t.Errorf("RssFile %d KiB before, %d KiB after: executable pages not released", fileBefore, fileAfter)
+	}
+	// 16 MiB of garbage returned (less what the test binary touches).
+	if before-after < 8<<10 {
+		t.Errorf("VmRSS %d KiB before, %d KiB after: the freed heap was not returned", before, after)
+	}
+	_ = keep
+}
+
 // With the real clock and release, ReleaseWhenQuiet's defaults hold and
 // the process CPU clock moves.
 func TestQuietDefaults(t *testing.T) {
