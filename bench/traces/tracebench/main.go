@@ -40,7 +40,8 @@ func main() {
 	flag.IntVar(&searchWorkers, "search-workers", 0, "goroutines a search decodes on (0 = min(GOMAXPROCS, 8), the default; 1 = the caller's only)")
 	flag.BoolVar(&projectFlag, "project", true, "decode only what /api/search decodes of each trace (false: whole traces, as before 2026-11-30 evening)")
 	flag.BoolVar(&colFilterFlag, "column-filter", true, "drop candidates whose columns do not match before decoding them, as /api/search does (format 8 blocks)")
-	flag.StringVar(&searchPath, "search-path", "columns", "columns: /api/search's work, answers from block columns where they can be (ADR 0110); decode: the same with every answered trace decoded; eval: decode and evaluate only, no answers (the measure before 2026-12-01 04:00)")
+	flag.StringVar(&searchPath, "search-path", "columns", "columns: /api/search's work (each matching trace's answer built, then dropped), answers from block columns where they can be (ADR 0110); decode: the same with every answered trace decoded; eval: decode and evaluate only, no answers (the measure before 2026-12-01 04:00)")
+	flag.BoolVar(&encodeFlag, "encode", false, "with -search-path columns or decode: also write each answer as JSON (not kept)")
 	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile (live objects) after compaction to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -228,8 +229,11 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 			// /api/search's whole work: answers built (from the columns
 			// where they can be, ADR 0110) and written as JSON.
 			var jsonBytes int
-			matched, jsonBytes, st, err = tempoapi.BenchSearch(ctx, db, query, limit, searchPath == "columns")
-			answer = fmt.Sprintf(", answer %.1f MB JSON", float64(jsonBytes)/1e6)
+			matched, jsonBytes, st, err = tempoapi.BenchSearch(ctx, db, query, limit, searchPath == "columns", encodeFlag)
+			answer = ", answers built"
+			if encodeFlag {
+				answer = fmt.Sprintf(", answers %.1f MB of JSON", float64(jsonBytes)/1e6)
+			}
 		}
 		if err != nil {
 			return err
@@ -244,6 +248,7 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 
 var (
 	searchPath    string
+	encodeFlag    bool
 	memprofile    string
 	colFilterFlag bool
 	projectFlag   bool

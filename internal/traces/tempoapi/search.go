@@ -285,10 +285,23 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 		defer release()
 		ctx, cancel := a.ctx(r)
 		defer cancel()
-		results, st, err := a.runSearch(ctx, store, p, tracestore.SearchLimits{
+		var results []*traceResult
+		st, err := a.runSearch(ctx, store, p, tracestore.SearchLimits{
 			MaxTraces:     a.cfg.MaxInspectedTraces,
 			MaxBytes:      int64(a.cfg.MaxInspectedBytes),
 			MaxTraceBytes: int64(a.cfg.MaxTraceBytes),
+		}, func(r *traceResult) bool {
+			results = append(results, r)
+			return len(results) < p.limit
+		})
+		slices.SortStableFunc(results, func(x, y *traceResult) int {
+			switch {
+			case x.start > y.start:
+				return -1
+			case x.start < y.start:
+				return 1
+			}
+			return 0
 		})
 		if err != nil {
 			// query_timeout reached (not the client leaving): answer with what
@@ -316,21 +329,18 @@ func (a *API) Search(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// runSearch finds p's traces in store within lim, newest start first.
-func (a *API) runSearch(ctx context.Context, store Store, p searchParams, lim tracestore.SearchLimits) ([]*traceResult, tracestore.SearchStats, error) {
-	var results []*traceResult
+// runSearch hands add p's matching traces within lim (in store order) until
+// add returns false.
+func (a *API) runSearch(ctx context.Context, store Store, p searchParams, lim tracestore.SearchLimits, add func(*traceResult) bool) (tracestore.SearchStats, error) {
 	req := tracestore.SearchRequest{Start: p.start, End: p.end, Conds: hintsToConds(p.query.Hints()),
 		Limits:  lim,
 		Project: SearchProjection(p.query),
 	}
 	ApplyColumnFilter(&req, p.query)
 	if !a.noColumnAnswers {
-		a.applyColumnAnswers(&req, p, func(r *traceResult) bool {
-			results = append(results, r)
-			return len(results) < p.limit
-		})
+		a.applyColumnAnswers(&req, p, add)
 	}
-	st, err := store.Search(ctx, req, func(id tracestore.TraceID, td ptrace.Traces) (bool, error) {
+	return store.Search(ctx, req, func(id tracestore.TraceID, td ptrace.Traces) (bool, error) {
 		tr := traceql.NewTraceFor(p.query, td)
 		dur := time.Duration(tr.End - tr.Start)
 		if (p.minDur > 0 && dur < p.minDur) || (p.maxDur > 0 && dur > p.maxDur) {
@@ -340,39 +350,36 @@ func (a *API) runSearch(ctx context.Context, store Store, p searchParams, lim tr
 		if len(sets) == 0 {
 			return true, nil
 		}
-		results = append(results, a.traceResult(p, tr, sets))
-		return len(results) < p.limit, nil
+		return add(a.traceResult(p, tr, sets)), nil
 	})
-	slices.SortStableFunc(results, func(x, y *traceResult) int {
-		switch {
-		case x.start > y.start:
-			return -1
-		case x.start < y.start:
-			return 1
-		}
-		return 0
-	})
-	return results, st, err
 }
 
 // BenchSearch does /api/search's work for the TraceQL query q over store
 // without HTTP and without inspection limits (for bench/traces/tracebench):
-// it returns the number of traces answered (at most limit) and the size
-// of the answer's JSON. fromColumns false decodes every answered trace (the
-// path before ADR 0110).
-func BenchSearch(ctx context.Context, store Store, q string, limit int, fromColumns bool) (traces, jsonBytes int, st tracestore.SearchStats, err error) {
+// each of up to limit matching traces gets its answer built (and, with
+// encode, written as JSON: jsonBytes sums the sizes), then dropped, so a
+// search of 370k answers measures finding and answering them, not holding
+// them. fromColumns false decodes every answered trace (the path before
+// ADR 0110).
+func BenchSearch(ctx context.Context, store Store, q string, limit int, fromColumns, encode bool) (traces, jsonBytes int, st tracestore.SearchStats, err error) {
 	query, err := traceql.Parse(q)
 	if err != nil {
 		return 0, 0, st, err
 	}
 	a := &API{noColumnAnswers: !fromColumns}
 	p := searchParams{query: query, limit: limit, spss: DefaultConfig().DefaultSpansPerSpanSet, refName: query.RefersToName()}
-	results, st, err := a.runSearch(ctx, store, p, tracestore.SearchLimits{})
-	if err != nil {
-		return 0, 0, st, err
-	}
-	b, err := json.Marshal(searchResponse{Traces: results})
-	return len(results), len(b), st, err
+	st, err = a.runSearch(ctx, store, p, tracestore.SearchLimits{}, func(r *traceResult) bool {
+		traces++
+		if encode {
+			b, jerr := json.Marshal(r)
+			if jerr != nil && err == nil {
+				err = jerr
+			}
+			jsonBytes += len(b)
+		}
+		return traces < limit
+	})
+	return traces, jsonBytes, st, err
 }
 
 // SearchProjection is what /api/search decodes of each candidate trace:
