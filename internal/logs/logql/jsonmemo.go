@@ -217,6 +217,11 @@ func jsonRawValues(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, s
 		*set = 0
 		return true, true
 	}
+	if claimed && len(k.prefixes) == 0 && !k.paths {
+		if jsonClaimedTop(line, k, vals, set) {
+			return true, true
+		}
+	}
 	s := jsonScan{line: line, k: k, vals: vals, stop: claimed}
 	i := jsonSkipWS(line, 0)
 	if i >= len(line) || line[i] != '{' {
@@ -227,6 +232,68 @@ func jsonRawValues(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, s
 	}
 	*set = s.set
 	return true, !s.dup
+}
+
+// jsonClaimedTop finds the wanted top-level members of a claimed line
+// (ADR 0109) by searching for their keys instead of walking the members
+// before them, when every wanted name is a plain top-level key (no
+// prefixes, no paths). In a claimed line keys are written without escapes
+// and no name appears twice, and a string cannot hold an unescaped quote,
+// so `"name"` followed by a colon, its quote not after a backslash, is the
+// key name; it is a member of the top object when no '{', '[' or '}' byte
+// lies between the line's opening brace and it. A name with no such key
+// anywhere is absent. false: some key lies deeper, or after a brace; the
+// caller walks the line.
+func jsonClaimedTop(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, set *uint32) bool {
+	o := jsonSkipWS(line, 0)
+	if o >= len(line) || line[o] != '{' {
+		return false
+	}
+	var got uint32
+	for j, n := range k.names {
+		if n == "" {
+			return false
+		}
+		slot := k.slots[j]
+		for from := o + 1; ; {
+			q := strings.Index(line[from:], n)
+			if q < 0 {
+				break // absent
+			}
+			p := from + q // the name's first byte
+			from = p + 1
+			e := p + len(n)
+			if p-1 <= o || line[p-1] != '"' || line[p-2] == '\\' || e >= len(line) || line[e] != '"' {
+				continue
+			}
+			v := jsonSkipWS(line, e+1)
+			if v >= len(line) || line[v] != ':' {
+				continue // a string value, not a key
+			}
+			seg := line[o+1 : p]
+			if strings.IndexByte(seg, '{') >= 0 || strings.IndexByte(seg, '[') >= 0 || strings.IndexByte(seg, '}') >= 0 {
+				return false
+			}
+			if v = jsonSkipWS(line, v+1); v >= len(line) {
+				return false
+			}
+			var end int
+			var ok bool
+			switch line[v] {
+			case '{', '[':
+				// An object or array sets no label.
+			default:
+				if end, ok = jsonScalarEnd(line, v); !ok {
+					return false
+				}
+				vals[slot] = line[v:end]
+				got |= 1 << slot
+			}
+			break
+		}
+	}
+	*set = got
+	return true
 }
 
 func jsonSkipWS(s string, i int) int {

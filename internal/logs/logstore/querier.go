@@ -315,6 +315,7 @@ func (q *Querier) eachSeries(ctx context.Context, ms []*labels.Matcher, fn func(
 type mergeIter struct {
 	ctx     context.Context
 	chunks  []chunkHandle
+	metas   []ChunkMeta // chunks[i].Meta(), asked once (next1 looks per entry)
 	futures []*chunkFuture
 	next    int
 	hints   SelectHints
@@ -389,7 +390,11 @@ func newMergeIter(ctx context.Context, cs []chunkHandle, hints SelectHints, sear
 	} else {
 		slices.SortStableFunc(cs, func(a, b chunkHandle) int { return cmpInt64(a.Meta().MinTime, b.Meta().MinTime) })
 	}
-	return &mergeIter{ctx: ctx, chunks: cs, futures: make([]*chunkFuture, len(cs)), hints: hints, search: search, sem: sem, stream: stream, h: cursorHeap{backward: hints.Backward}}
+	metas := make([]ChunkMeta, len(cs))
+	for i, c := range cs {
+		metas[i] = c.Meta()
+	}
+	return &mergeIter{ctx: ctx, chunks: cs, metas: metas, futures: make([]*chunkFuture, len(cs)), hints: hints, search: search, sem: sem, stream: stream, h: cursorHeap{backward: hints.Backward}}
 }
 
 func (it *mergeIter) start(i int) {
@@ -529,7 +534,7 @@ func (it *mergeIter) chunkBefore(i int) bool {
 	}
 	top := it.h.c[0]
 	ts := top.es[top.i].Timestamp
-	m := it.chunks[i].Meta()
+	m := &it.metas[i]
 	if it.hints.Backward {
 		return m.MaxTime >= ts
 	}
@@ -575,7 +580,7 @@ func (it *mergeIter) next1() (Entry, bool) {
 			it.start(k)
 		}
 		f := it.futures[it.next]
-		jsonObjects := it.chunks[it.next].Meta().JSONObjects
+		jsonObjects := it.metas[it.next].JSONObjects
 		select {
 		case <-f.done:
 		case <-it.ctx.Done():
