@@ -60,7 +60,7 @@ type instantSeries struct {
 // attributes; a by() group whose attribute is missing has an empty value.
 func labelAttribute(kv traceql.KeyValue) attribute {
 	if kv.Value.Kind == traceql.KindNil {
-		return attribute{Key: kv.Key, Value: map[string]any{}}
+		return attribute{Key: kv.Key}
 	}
 	return toAttribute(kv)
 }

@@ -74,30 +74,46 @@ type spanResult struct {
 }
 
 type attribute struct {
-	Key   string         `json:"key"`
-	Value map[string]any `json:"value"`
+	Key   string   `json:"key"`
+	Value anyValue `json:"value"`
 }
+
+// anyValue is an OTLP AnyValue in JSON: at most one field set ({} when
+// none). A struct rather than a map: one small allocation per value
+// instead of a map and a boxed value (search answers carry one per
+// matched span and referenced attribute).
+type anyValue struct {
+	StringValue *string  `json:"stringValue,omitempty"`
+	IntValue    *string  `json:"intValue,omitempty"`
+	DoubleValue *float64 `json:"doubleValue,omitempty"`
+	BoolValue   *bool    `json:"boolValue,omitempty"`
+}
+
+func stringValue(s string) anyValue { return anyValue{StringValue: &s} }
 
 func toAttribute(kv traceql.KeyValue) attribute {
 	v := kv.Value
-	var val map[string]any
+	var val anyValue
 	switch v.Kind {
 	case traceql.KindInt:
-		val = map[string]any{"intValue": strconv.FormatInt(v.I, 10)}
+		s := strconv.FormatInt(v.I, 10)
+		val.IntValue = &s
 	case traceql.KindFloat:
-		val = map[string]any{"doubleValue": v.F}
+		f := v.F
+		val.DoubleValue = &f
 	case traceql.KindBool:
-		val = map[string]any{"boolValue": v.B}
+		b := v.B
+		val.BoolValue = &b
 	case traceql.KindString:
-		val = map[string]any{"stringValue": v.S}
+		val = stringValue(v.S)
 	case traceql.KindNil:
 		// A by() group whose attribute is missing: Tempo spells it "nil".
-		val = map[string]any{"stringValue": "nil"}
+		val = stringValue("nil")
 	case traceql.KindDuration:
 		// Go's spelling, as Tempo writes durations: "1.5s", "250ms".
-		val = map[string]any{"stringValue": time.Duration(v.I).String()}
+		val = stringValue(time.Duration(v.I).String())
 	default:
-		val = map[string]any{"stringValue": v.Text()}
+		val = stringValue(v.Text())
 	}
 	return attribute{Key: kv.Key, Value: val}
 }

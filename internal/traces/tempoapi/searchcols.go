@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -29,13 +30,9 @@ func (a *API) applyColumnAnswers(req *tracestore.SearchRequest, p searchParams, 
 	m := q.SearchColumnFilter()
 	req.ColumnAttrs = q.ColumnAttrs()
 	req.SpansRoot = true
-	var (
-		spans   []traceql.ColumnSpan
-		attrs   []traceql.ColumnValue
-		matched []int
-	)
+	var matched []int
 	req.Spans = func(id tracestore.TraceID, ss []tracestore.ColumnSpan, as []tracestore.ColumnValue, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
-		spans, attrs = convertColumns(spans, attrs, ss, as)
+		spans, attrs := viewColumns(ss), viewValues(as)
 		start, end := ^uint64(0), uint64(0)
 		for i := range spans {
 			start = min(start, spans[i].Start)
@@ -77,7 +74,7 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 		res.TraceID = "0"
 	}
 	rootStart := ^uint64(0)
-	res.ServiceStats = make(map[string]serviceStats)
+	res.ServiceStats = make(map[string]serviceStats, 8)
 	for i := range spans {
 		s := &spans[i]
 		if s.Root && s.Start < rootStart {
@@ -120,4 +117,26 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 	res.SpanSets = []*spanSet{out}
 	res.SpanSet = out
 	return res, nil
+}
+
+// The store's column types and traceql's have the same fields in the same
+// order (these conversions compile only while they do), so a slice of one
+// is viewed as a slice of the other without copying.
+var (
+	_ = traceql.ColumnSpan(tracestore.ColumnSpan{})
+	_ = traceql.ColumnValue(tracestore.ColumnValue{})
+)
+
+func viewColumns(ss []tracestore.ColumnSpan) []traceql.ColumnSpan {
+	if len(ss) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*traceql.ColumnSpan)(unsafe.Pointer(&ss[0])), len(ss))
+}
+
+func viewValues(as []tracestore.ColumnValue) []traceql.ColumnValue {
+	if len(as) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*traceql.ColumnValue)(unsafe.Pointer(&as[0])), len(as))
 }

@@ -176,3 +176,43 @@ func TestSearchAnswersFromColumns(t *testing.T) {
 		t.Fatalf("decoding API answered %d from columns, columns API %d", decoded.columnAnswered, answered)
 	}
 }
+
+// BenchmarkSearchAnswers: /api/search's work (answers built, not encoded)
+// for the broad tracebench query over 50k traces in blocks, from the
+// columns and by decoding.
+func BenchmarkSearchAnswers(b *testing.B) {
+	now := time.Now().Truncate(time.Second)
+	opts := tracestore.DefaultOptions()
+	opts.Now = func() time.Time { return now }
+	db, err := tracestore.Open(b.TempDir(), opts, tracestore.Deps{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	g := storetest.NewGen(3, now.Add(-time.Hour).UnixNano())
+	for i := range 50_000 {
+		_, td := g.Trace(3 + i%6)
+		if err := db.ConsumeTraces(b.Context(), td); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	const q = `{ resource.service.name = "payment" && span.http.status_code = 500 }`
+	for _, cols := range []bool{true, false} {
+		name := "decode"
+		if cols {
+			name = "columns"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				n, _, _, err := BenchSearch(b.Context(), db, q, 1<<30, cols, false)
+				if err != nil || n == 0 {
+					b.Fatal(n, err)
+				}
+			}
+		})
+	}
+}

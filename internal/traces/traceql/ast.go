@@ -10,6 +10,9 @@ import (
 type Query struct {
 	Pipeline *Pipeline
 	links    int8 // set by Parse: whether evaluation reads parent/child links
+	// attrs is Attributes(), set by Parse (SpanAttributes reads it per
+	// answered span); nil for a Query not made by Parse.
+	attrs []*Attribute
 }
 
 func (q *Query) String() string { return q.Pipeline.String() }

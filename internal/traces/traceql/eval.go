@@ -715,21 +715,19 @@ func FromValue(v pcommon.Value) Static {
 // either, nor the trace-level intrinsics.
 func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
 	var out []KeyValue
-	seen := map[string]bool{}
-	for _, a := range q.Attributes() {
+	for _, a := range q.attributes() {
 		if a.Scope == ScopeIntrinsic && (a.Name == IntrinsicName || a.Name == IntrinsicDuration || a.Name == IntrinsicTraceDuration ||
 			a.Name == IntrinsicRootName || a.Name == IntrinsicRootServiceName) {
 			continue
 		}
 		key := a.Name
-		if seen[key] {
+		if slices.ContainsFunc(out, func(kv KeyValue) bool { return kv.Key == key }) {
 			continue
 		}
 		vals := attributeValues(a, t, i)
 		if len(vals) == 0 {
 			continue
 		}
-		seen[key] = true
 		v := vals[0]
 		if v.Kind == KindStatus || v.Kind == KindSpanKind {
 			v = String(v.Text())
@@ -762,6 +760,15 @@ func (q *Query) RefersToName() bool {
 		}
 	}
 	return false
+}
+
+// attributes is Attributes, computed once for a parsed query (callers must
+// not change the slice).
+func (q *Query) attributes() []*Attribute {
+	if q.attrs != nil {
+		return q.attrs
+	}
+	return q.Attributes()
 }
 
 // Attributes lists every attribute and intrinsic the query refers to, in order.

@@ -39,6 +39,7 @@ func Parse(src string) (*Query, error) {
 	}
 	q := &Query{Pipeline: pl}
 	q.links = linkNeed(q)
+	q.attrs = q.Attributes()
 	return q, nil
 }
 

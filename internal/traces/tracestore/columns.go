@@ -1150,6 +1150,7 @@ type colPrefetch struct {
 	sem   chan struct{}
 	wg    sync.WaitGroup
 	queue []searchCand
+	qhead int // queue[qhead:] are the candidates not yet handed back
 	futs  []*groupFuture
 	done  bool // next() returned its last candidate or an error
 	err   error
@@ -1178,11 +1179,16 @@ func (p *colPrefetch) pull(next func() (searchCand, bool, error)) (searchCand, b
 			p.futs = append(p.futs, p.start(gi))
 		}
 	}
-	if len(p.queue) == 0 {
+	if p.qhead == len(p.queue) {
 		return searchCand{}, false, p.err
 	}
-	c := p.queue[0]
-	p.queue = p.queue[1:]
+	c := p.queue[p.qhead]
+	if p.qhead++; p.qhead >= 64 && p.qhead*2 >= len(p.queue) {
+		// move the rest to the front and reuse the slice (slicing the
+		// head off made every append reallocate)
+		n := copy(p.queue, p.queue[p.qhead:])
+		p.queue, p.qhead = p.queue[:n], 0
+	}
 	return c, true, nil
 }
 
