@@ -74,7 +74,14 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 		res.TraceID = "0"
 	}
 	rootStart := ^uint64(0)
-	res.ServiceStats = make(map[string]serviceStats, 8)
+	// Count per service in a small list first (a trace has a few), then
+	// fill the map once per service.
+	type count struct {
+		svc string
+		st  serviceStats
+	}
+	var local [8]count
+	counts := local[:0]
 	for i := range spans {
 		s := &spans[i]
 		if s.Root && s.Start < rootStart {
@@ -84,12 +91,21 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 				res.RootServiceName = s.Service
 			}
 		}
-		st := res.ServiceStats[s.Service]
-		st.SpanCount++
-		if s.Status == ptrace.StatusCodeError {
-			st.ErrorCount++
+		j := 0
+		for j < len(counts) && counts[j].svc != s.Service {
+			j++
 		}
-		res.ServiceStats[s.Service] = st
+		if j == len(counts) {
+			counts = append(counts, count{svc: s.Service})
+		}
+		counts[j].st.SpanCount++
+		if s.Status == ptrace.StatusCodeError {
+			counts[j].st.ErrorCount++
+		}
+	}
+	res.ServiceStats = make(map[string]serviceStats, len(counts))
+	for _, c := range counts {
+		res.ServiceStats[c.svc] = c.st
 	}
 	if res.RootServiceName == "" && res.RootTraceName == "" {
 		res.RootServiceName = rootNotYetReceived

@@ -889,7 +889,7 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 				s.HasService = bits[0]&(1<<5) != 0
 				s.Root = bits[0]&(1<<6) != 0
 			}
-			ni, si := cols[3].uvarint(), cols[4].uvarint()
+			ni, si := cols[3].smallUvarint(), cols[4].smallUvarint()
 			if ni >= uint64(len(names)) || (s.HasService && si >= uint64(len(svcs))) {
 				return fmt.Errorf("%w: group %d: dictionary index out of range", errCorruptColumns, gi)
 			}
@@ -910,6 +910,17 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 	}
 	g.index = gi
 	return nil
+}
+
+// smallUvarint is uvarint with the one-byte case (dictionary indexes of
+// groups with fewer than 128 names or services) inlined.
+func (r *byteReader) smallUvarint() uint64 {
+	if len(r.b) > 0 && r.b[0] < 0x80 && r.err == nil {
+		v := uint64(r.b[0])
+		r.b = r.b[1:]
+		return v
+	}
+	return r.uvarint()
 }
 
 // readGroupAttrs decodes the attribute columns t.want names for group gi.
