@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -125,4 +126,44 @@ func FuzzJSONObjectLine(f *testing.F) {
 			t.Fatalf("%q: %v", line, err)
 		}
 	})
+}
+
+// BenchmarkJSONObjectLine is the check a cut pays per JSON line, over
+// lines shaped like bench/logs' JSONLine, and per logfmt line (refused at
+// its first byte).
+func BenchmarkJSONObjectLine(b *testing.B) {
+	var jsonLines, logfmtLines []string
+	for i := range 1024 {
+		l := fmt.Sprintf(`{"level":"info","caller":"handler.go:%d","method":"GET","path":"/api/v1/users/%d","status":200,"duration_ms":%d.%d,"trace_id":"%016x%016x","msg":"upstream said \"ok\"\tin 2 tries \u00e9"`,
+			100+i%400, i*7919%100000, i%200, i%10, uint64(i)*0x9E3779B97F4A7C15, uint64(i)*0xC2B2AE3D27D4EB4F)
+		if i%3 == 0 {
+			l += `,"http":{"proto":"HTTP/1.1","client":{"ip":"10.0.3.4","port":4242}},"tags":["api","v1"]`
+		}
+		jsonLines = append(jsonLines, l+"}")
+		logfmtLines = append(logfmtLines, fmt.Sprintf(`level=info caller=handler.go:%d method=GET path=/api/v1/users/%d status=200`, 100+i%400, i))
+	}
+	for _, c := range []struct {
+		name  string
+		lines []string
+		claim bool
+	}{{"json", jsonLines, true}, {"logfmt", logfmtLines, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			var n int64
+			var bs [][]byte
+			for _, l := range c.lines {
+				n += int64(len(l))
+				bs = append(bs, []byte(l))
+			}
+			var ck jsonChecker
+			b.SetBytes(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, l := range bs {
+					if ck.line(l) != c.claim {
+						b.Fatal(string(l))
+					}
+				}
+			}
+		})
+	}
 }
