@@ -91,7 +91,7 @@ func (c *jsonChecker) object(i, ps, pe int, named bool, depth int) (int, bool) {
 		if i >= len(b) || b[i] != '"' {
 			return 0, false
 		}
-		ke := jsonStrEnd(b, i+1)
+		ke := jsonShortStrEnd(b, i+1)
 		if ke < 0 {
 			return 0, false
 		}
@@ -220,7 +220,7 @@ func plainKey(k []byte) bool {
 func jsonScalar(b []byte, i int) (int, bool) {
 	switch ch := b[i]; {
 	case ch == '"':
-		e := jsonStrEnd(b, i+1)
+		e := jsonShortStrEnd(b, i+1)
 		return e, e >= 0
 	case ch == 't':
 		return i + 4, bytes.HasPrefix(b[i:], []byte("true"))
@@ -289,16 +289,36 @@ func jsonHas(x uint64, c byte) uint64 {
 	return (y - jsonLo) &^ y & jsonHi
 }
 
+// jsonShortStrEnd is jsonStrEnd with a first look at eight bytes: most
+// keys and many values close within them.
+func jsonShortStrEnd(b []byte, i int) int {
+	if i+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if m := jsonHas(x, '"') | jsonHas(x, '\\') | ((x - jsonLo*0x20) &^ x & jsonHi); m != 0 {
+			if q := i + bits.TrailingZeros64(m)/8; b[q] == '"' {
+				return q + 1
+			}
+		}
+	}
+	return jsonStrEnd(b, i)
+}
+
 // jsonStrEnd checks the string whose body starts at b[i] (after the
 // opening quote) and returns the index after its closing quote, or -1:
 // control bytes are refused, escapes must be JSON's, any other byte
 // (invalid UTF-8 included) is accepted, as encoding/json does.
 func jsonStrEnd(b []byte, i int) int {
 	for {
-		for ; i+8 <= len(b); i += 8 {
-			x := binary.LittleEndian.Uint64(b[i:])
-			if m := jsonHas(x, '"') | jsonHas(x, '\\') | ((x - jsonLo*0x20) &^ x & jsonHi); m != 0 {
-				i += bits.TrailingZeros64(m) / 8
+		for ; i+16 <= len(b); i += 16 {
+			x, y := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
+			mx := jsonHas(x, '"') | jsonHas(x, '\\') | ((x - jsonLo*0x20) &^ x & jsonHi)
+			my := jsonHas(y, '"') | jsonHas(y, '\\') | ((y - jsonLo*0x20) &^ y & jsonHi)
+			if mx|my != 0 {
+				if mx != 0 {
+					i += bits.TrailingZeros64(mx) / 8
+				} else {
+					i += 8 + bits.TrailingZeros64(my)/8
+				}
 				break
 			}
 		}
