@@ -1,0 +1,207 @@
+package tracestore
+
+import (
+	"bytes"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
+)
+
+// TestSplitEncodedMatchesCopy: regrouping the encoded request gives the
+// same pieces, byte for byte, as copying pdata per trace and encoding it,
+// for requests with several resources and scopes, traces spread across
+// them, duplicates and empty resources.
+func TestSplitEncodedMatchesCopy(t *testing.T) {
+	g := storetest.NewGen(21, testBase.UnixNano())
+	var reqs []ptrace.Traces
+	big := ptrace.NewTraces()
+	for i := range 40 {
+		_, td := g.Trace(1 + i%7)
+		td.ResourceSpans().MoveAndAppendTo(big.ResourceSpans())
+	}
+	reqs = append(reqs, big)
+	// Two traces spread over several resources, then a resource with two
+	// scopes holding a retried span of A, a new span of B and one whose end
+	// comes before its start.
+	mixed := ptrace.NewTraces()
+	_, tdA := g.Trace(4)
+	_, tdB := g.Trace(3)
+	tdA.ResourceSpans().MoveAndAppendTo(mixed.ResourceSpans())
+	tdB.ResourceSpans().MoveAndAppendTo(mixed.ResourceSpans())
+	var all []ptrace.Span
+	for i := 0; i < mixed.ResourceSpans().Len(); i++ {
+		sss := mixed.ResourceSpans().At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			for k := 0; k < sss.At(j).Spans().Len(); k++ {
+				all = append(all, sss.At(j).Spans().At(k))
+			}
+		}
+	}
+	rs := mixed.ResourceSpans().AppendEmpty() // empty resource, two scopes
+	ss1 := rs.ScopeSpans().AppendEmpty()
+	ss1.Scope().SetName("s1")
+	ss1.SetSchemaUrl("https://x")
+	all[1].CopyTo(ss1.Spans().AppendEmpty()) // a retry of A's second span
+	all[len(all)-1].CopyTo(ss1.Spans().AppendEmpty())
+	ss1.Spans().At(1).SetSpanID(pcommon.SpanID{9, 9, 9, 9, 9, 9, 9, 9})
+	ss2 := rs.ScopeSpans().AppendEmpty()
+	all[0].CopyTo(ss2.Spans().AppendEmpty())
+	ss2.Spans().At(0).SetSpanID(pcommon.SpanID{8, 8, 8, 8, 8, 8, 8, 8})
+	ss2.Spans().At(0).SetEndTimestamp(1) // end before start
+	rs.SetSchemaUrl("https://r")
+	reqs = append(reqs, mixed)
+	for ri, td := range reqs {
+		n, err := validate(td)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantDups, err := splitCopy(td, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, gotDups, err := split(td, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gotDups != wantDups || len(got) != len(want) {
+			t.Fatalf("request %d: %d pieces, %d dups; want %d, %d", ri, len(got), gotDups, len(want), wantDups)
+		}
+		for i := range want {
+			w, g := want[i], got[i]
+			if g.id != w.id || g.spans != w.spans || g.minStart != w.minStart || g.maxEnd != w.maxEnd || !bytes.Equal(g.data, w.data) {
+				t.Fatalf("request %d piece %d differs: got %x %d %d-%d (%d bytes), want %x %d %d-%d (%d bytes)", ri, i,
+					g.id, g.spans, g.minStart, g.maxEnd, len(g.data), w.id, w.spans, w.minStart, w.maxEnd, len(w.data))
+			}
+			if len(g.spanIDs) != len(w.spanIDs) {
+				t.Fatalf("request %d piece %d: %d span IDs, want %d", ri, i, len(g.spanIDs), len(w.spanIDs))
+			}
+		}
+	}
+}
+
+func BenchmarkSplit(b *testing.B) {
+	g := storetest.NewGen(22, testBase.UnixNano())
+	td := ptrace.NewTraces()
+	for range 100 {
+		_, one := g.Trace(5)
+		one.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+	}
+	n := td.SpanCount()
+	for _, c := range []struct {
+		name string
+		fn   func(ptrace.Traces, int) ([]tracePiece, int, error)
+	}{{"copy", splitCopy}, {"encoded", split}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := c.fn(td, n); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/span")
+		})
+	}
+}
+
+type splitState struct {
+	td       ptrace.Traces
+	rsIdx    int
+	ssIdx    int
+	rs       ptrace.ResourceSpans
+	ss       ptrace.ScopeSpans
+	spans    int
+	minStart uint64
+	maxEnd   uint64
+	ids      spanSet
+}
+
+// splitCopy (the split of 2026-11-30, kept as the reference) groups the spans of td (n spans, as validate counted them) by trace
+// ID, in first-seen order. A span whose (trace ID, span ID) already came
+// earlier in td is left out and counted in dups.
+func splitCopy(td ptrace.Traces, n int) (pieces []tracePiece, dups int, err error) {
+	states := map[TraceID]*splitState{}
+	var order []TraceID
+	rss := td.ResourceSpans()
+	// First pass: each span's trace state and the spans per trace, so the
+	// span-ID lists of all pieces share one allocation.
+	stateOf := make([]*splitState, 0, n)
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			sp := sss.At(j).Spans()
+			for k := 0; k < sp.Len(); k++ {
+				id := sp.At(k).TraceID()
+				st := states[id]
+				if st == nil {
+					st = &splitState{td: ptrace.NewTraces(), rsIdx: -1, ssIdx: -1, minStart: ^uint64(0)}
+					states[id] = st
+					order = append(order, id)
+				}
+				st.spans++ // a capacity here; recounted below
+				stateOf = append(stateOf, st)
+			}
+		}
+	}
+	arena := make([]pcommon.SpanID, len(stateOf))
+	off := 0
+	for _, id := range order {
+		st := states[id]
+		st.ids.list = arena[off : off : off+st.spans]
+		off += st.spans
+		st.spans = 0
+	}
+	pos := 0
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j)
+			sp := ss.Spans()
+			for k := 0; k < sp.Len(); k++ {
+				s := sp.At(k)
+				st := stateOf[pos]
+				pos++
+				if sid := s.SpanID(); st.ids.has(sid) {
+					dups++
+					continue
+				} else {
+					st.ids.add(sid)
+				}
+				if st.rsIdx != i {
+					st.rs = st.td.ResourceSpans().AppendEmpty()
+					rs.Resource().CopyTo(st.rs.Resource())
+					st.rs.SetSchemaUrl(rs.SchemaUrl())
+					st.rsIdx, st.ssIdx = i, -1
+				}
+				if st.ssIdx != j {
+					st.ss = st.rs.ScopeSpans().AppendEmpty()
+					ss.Scope().CopyTo(st.ss.Scope())
+					st.ss.SetSchemaUrl(ss.SchemaUrl())
+					st.ssIdx = j
+				}
+				s.CopyTo(st.ss.Spans().AppendEmpty())
+				st.spans++
+				start, end := uint64(s.StartTimestamp()), uint64(s.EndTimestamp())
+				if end < start {
+					end = start
+				}
+				st.minStart = min(st.minStart, start)
+				st.maxEnd = max(st.maxEnd, end)
+			}
+		}
+	}
+	var m ptrace.ProtoMarshaler
+	out := make([]tracePiece, 0, len(order))
+	for _, id := range order {
+		st := states[id]
+		b, err := m.MarshalTraces(st.td)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, tracePiece{id: id, data: b, spans: st.spans, minStart: st.minStart, maxEnd: st.maxEnd, spanIDs: st.ids.list})
+	}
+	return out, dups, nil
+}
