@@ -375,6 +375,12 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 				}
 			}
 		}
+		if relevant && prefix == "" && ke == ks+1 && !s.k.paths && line[i] == '{' {
+			// An object under the empty key at the top: parseJSON
+			// flattens its members as top-level ones ({"":{"a":1}} sets
+			// a). Rare: the general path decides.
+			s.dup = true
+		}
 		vs := i
 		var ok bool
 		switch line[i] {

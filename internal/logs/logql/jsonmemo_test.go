@@ -212,6 +212,8 @@ var jsonMemoSeeds = []string{
 	`{"a":{"b":1},"a_b":2}`,
 	`{"level":1,"level_extracted":2}`,
 	`{"a":{"b":1},"a":{"c":2}}`,
+	`{"":{"a":0}}`,
+	`{"":{"level":"x","":{"status":1}},"level":"y"}`,
 	`{"a":` + strings.Repeat(`{"a":`, 300) + `1` + strings.Repeat(`}`, 301),
 	`{"a":` + strings.Repeat(`[`, 300) + strings.Repeat(`]`, 300) + `}`,
 }
@@ -305,7 +307,7 @@ func TestJSONMemoMatchesGeneral(t *testing.T) {
 		`"msg":"a \"quoted\" \n line"`, `"msg":"\ud83d\ude00 \ud800"`, `"a":{"b":1}`, `"a":{"b":{"c":"x"}},"a_b_c":"x"`,
 		`"a":[{"b":1}]`, `"le-vel":"x","le.vel":"x"`, `"le_vel":"z"`, `"9x":1`, `"service_name":"s"`, `"service":"inline"`,
 		`"http":{"client":{"ip":"10.0.0.1"}}`, `"http":{"client":{"ip":"10.0.0.2"},"client":{"port":1}}`, `"":1,"x":{},"y":[]`,
-		`"\u006cevel":LVL`, `"status":200`, `"a":{"b":1},"a":2`,
+		`"\u006cevel":LVL`, `"status":200`, `"a":{"b":1},"a":2`, `"":{"a":{"b":1}}`,
 	}
 	corrupt := []func(string) string{
 		func(l string) string { return l[:r.IntN(len(l))] },
