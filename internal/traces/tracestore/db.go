@@ -671,13 +671,18 @@ func (db *DB) writeBlock(iter func(yield func(traceRecord) error) error, level i
 	return db.writeBlockWith(iter, level, sources, cp, nil)
 }
 
+// cutEncoderLevel is the zstd level of level-0 blocks (ADR 0112): the cut
+// is on ingest's critical path and compaction recompresses its blocks at
+// compactLevel anyway. A variable for BenchmarkCutLevel.
+var cutEncoderLevel = zstd.SpeedFastest
+
 // writeBlockWith is writeBlock; a non-nil postings callback supplies the
 // postings (compaction merges its sources') and traces are not decoded.
 func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int, postings func(*blockWriter) error) (*block, error) {
 	// A fresh encoder per block: its history and match tables (~8 MiB at
 	// "better") are garbage once the block is written, instead of live for
 	// the process (most of a quiet store's heap, bench/README.md ## traces).
-	lvl := cutLevel
+	lvl := cutEncoderLevel
 	if level > 0 {
 		lvl = compactLevel
 	}

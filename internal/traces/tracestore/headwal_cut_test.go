@@ -1,0 +1,62 @@
+package tracestore
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
+)
+
+// BenchmarkCutLevel cuts a head of 20k traces (~110k spans) into a level-0
+// block at each zstd level and reports the process CPU per span and the
+// block's bytes per span (ADR 0112 chose the level from it).
+func BenchmarkCutLevel(b *testing.B) {
+	g := storetest.NewGen(31, testBase.UnixNano())
+	var reqs []ptrace.Traces
+	for range 200 {
+		td := ptrace.NewTraces()
+		for j := range 100 {
+			g.AppendTrace(td, g.TraceID(), 3+j%6, pcommon.SpanID{})
+		}
+		reqs = append(reqs, td)
+	}
+	defer func(l zstd.EncoderLevel) { cutEncoderLevel = l }(cutEncoderLevel)
+	for _, lvl := range []zstd.EncoderLevel{zstd.SpeedFastest, zstd.SpeedDefault} {
+		b.Run(fmt.Sprint(lvl), func(b *testing.B) {
+			cutEncoderLevel = lvl
+			b.ReportAllocs()
+			var cpu, bytes, spans float64
+			for b.Loop() {
+				b.StopTimer()
+				db, err := Open(b.TempDir(), DefaultOptions(), Deps{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, td := range reqs {
+					if err := db.ConsumeTraces(b.Context(), td); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				c0 := processCPU()
+				if err := db.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				cpu += (processCPU() - c0).Seconds()
+				b.StopTimer()
+				bytes += float64(db.blocks[0].size)
+				spans += float64(db.blocks[0].meta.Spans)
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(cpu*1e9/spans, "cut-cpu-ns/span")
+			b.ReportMetric(bytes/spans, "bytes/span")
+		})
+	}
+}
