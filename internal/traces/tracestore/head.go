@@ -2,8 +2,11 @@ package tracestore
 
 import (
 	"fmt"
+	"hash/maphash"
+	"math"
 	"sync"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -99,10 +102,11 @@ type head struct {
 	bytes  int64
 	spans  int64
 	tags   *tagSet
+	seen   tagSeen
 }
 
 func newHead() *head {
-	return &head{traces: map[TraceID]*headTrace{}, tags: newTagSet(headTagValueLimit)}
+	return &head{traces: map[TraceID]*headTrace{}, tags: newTagSet(headTagValueLimit), seen: tagSeen{seed: maphash.MakeSeed()}}
 }
 
 const headTagValueLimit = 1000
@@ -123,11 +127,76 @@ func (h *head) addPieces(pieces []tracePiece, now int64) {
 	}
 }
 
-// collectTags adds the attribute names and values of td to the head's tag set.
+// collectTags adds the attribute names and values of td to the head's tag
+// set (what addTraceTags adds), skipping pairs the seen filter knows.
 func (h *head) collectTags(td ptrace.Traces) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	addTraceTags(h.tags, td)
+	c := tagCollector{set: h.tags, seen: &h.seen}
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		c.attrs('r', rs.Resource().Attributes())
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			sp := sss.At(j).Spans()
+			for k := 0; k < sp.Len(); k++ {
+				s := sp.At(k)
+				c.add(tagKey{'i', KeyName}, tagValue{typ: 's', s: s.Name()}, len(s.Name()) <= maxIndexedValueLen)
+				c.add(tagKey{'i', KeyStatus}, tagValue{typ: 'k', s: StatusKeyword(s.Status().Code())}, true)
+				c.add(tagKey{'i', KeyKind}, tagValue{typ: 'k', s: KindKeyword(s.Kind())}, true)
+				c.attrs('s', s.Attributes())
+				for e := 0; e < s.Events().Len(); e++ {
+					c.attrs('e', s.Events().At(e).Attributes())
+				}
+				for l := 0; l < s.Links().Len(); l++ {
+					c.attrs('l', s.Links().At(l).Attributes())
+				}
+			}
+		}
+	}
+}
+
+// tagSeen remembers, direct-mapped by hash, (key, value) pairs already added
+// to the head's tag set: the set never forgets a pair, so a pair found here
+// needs no map lookups (ADR 0112). A slot holds the pair's full 64-bit hash.
+type tagSeen struct {
+	seed  maphash.Seed
+	slots [1 << 14]uint64
+}
+
+type tagCollector struct {
+	set  *tagSet
+	seen *tagSeen
+}
+
+func (c tagCollector) add(k tagKey, v tagValue, indexed bool) {
+	h := maphash.String(c.seen.seed, k.name)*0x9e3779b97f4a7c15 ^ uint64(k.scope)<<48 ^ uint64(v.typ)<<56
+	switch v.typ {
+	case 'i':
+		h ^= uint64(v.n) * 0xff51afd7ed558ccd
+	case 'f':
+		h ^= math.Float64bits(v.f) * 0xff51afd7ed558ccd
+	default:
+		h ^= maphash.String(c.seen.seed, v.s)
+	}
+	if indexed {
+		h ^= 1 << 40
+	}
+	h |= 1 // 0 marks an empty slot
+	slot := &c.seen.slots[h&(uint64(len(c.seen.slots))-1)]
+	if *slot == h {
+		return
+	}
+	c.set.add(k, v, indexed)
+	*slot = h
+}
+
+func (c tagCollector) attrs(scope byte, m pcommon.Map) {
+	for k, v := range m.All() {
+		tv, ok := toTagValue(v)
+		c.add(tagKey{scope, k}, tv, ok)
+	}
 }
 
 func (h *head) get(id TraceID) *headTrace {
