@@ -612,12 +612,14 @@ func (db *DB) cut(force bool) error {
 
 	slices.SortFunc(sel, func(a, b *headTrace) int { return compareIDs(a.id, b.id) })
 	b, err := db.writeBlock(func(yield func(traceRecord) error) error {
+		// One buffer for every trace: the block writer copies what it keeps.
+		var buf []byte
 		for _, t := range sel {
-			data, err := t.data()
-			if err != nil {
+			var err error
+			if buf, err = t.appendData(buf[:0]); err != nil {
 				return err
 			}
-			if err := yield(traceRecord{id: t.id, data: data, spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd}); err != nil {
+			if err := yield(traceRecord{id: t.id, data: buf, spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd}); err != nil {
 				return err
 			}
 		}
