@@ -44,7 +44,7 @@ type traceResult struct {
 	TraceID           string `json:"traceID"`
 	RootServiceName   string `json:"rootServiceName"`
 	RootTraceName     string `json:"rootTraceName,omitempty"`
-	StartTimeUnixNano string `json:"startTimeUnixNano"`
+	StartTimeUnixNano uint64 `json:"startTimeUnixNano,string"` // a JSON string, as Tempo writes it
 	DurationMs        uint64 `json:"durationMs"`
 	// ServiceStats counts the trace's spans (and those with status error)
 	// per resource service.name, as Tempo's search results do.
@@ -68,8 +68,8 @@ type spanSet struct {
 type spanResult struct {
 	SpanID            string      `json:"spanID"`
 	Name              string      `json:"name,omitempty"`
-	StartTimeUnixNano string      `json:"startTimeUnixNano"`
-	DurationNanos     string      `json:"durationNanos"`
+	StartTimeUnixNano uint64      `json:"startTimeUnixNano,string"`
+	DurationNanos     uint64      `json:"durationNanos,string"`
 	Attributes        []attribute `json:"attributes,omitempty"`
 }
 
@@ -419,7 +419,7 @@ func (a *API) traceResult(p searchParams, tr *traceql.Trace, sets []traceql.Span
 		TraceID:           strings.TrimLeft(tr.ID.String(), "0"),
 		RootServiceName:   tr.RootServiceName,
 		RootTraceName:     tr.RootName,
-		StartTimeUnixNano: strconv.FormatUint(tr.Start, 10),
+		StartTimeUnixNano: tr.Start,
 		DurationMs:        (tr.End - tr.Start) / 1e6,
 		start:             tr.Start,
 	}
@@ -455,8 +455,8 @@ func (a *API) traceResult(p searchParams, tr *traceql.Trace, sets []traceql.Span
 			// by() and select() mention — no service.name otherwise.
 			sr := spanResult{
 				SpanID:            s.Span.SpanID().String(),
-				StartTimeUnixNano: strconv.FormatUint(uint64(s.Span.StartTimestamp()), 10),
-				DurationNanos:     strconv.FormatUint(uint64(s.Span.EndTimestamp()-s.Span.StartTimestamp()), 10),
+				StartTimeUnixNano: uint64(s.Span.StartTimestamp()),
+				DurationNanos:     uint64(s.Span.EndTimestamp() - s.Span.StartTimestamp()),
 			}
 			if p.refName {
 				sr.Name = s.Span.Name()

@@ -1,7 +1,6 @@
 package tempoapi
 
 import (
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -66,7 +65,7 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 	matched []int, start, end uint64, spanID func(int) (pcommon.SpanID, error)) (*traceResult, error) {
 	res := &traceResult{
 		TraceID:           strings.TrimLeft(id.String(), "0"),
-		StartTimeUnixNano: strconv.FormatUint(start, 10),
+		StartTimeUnixNano: start,
 		DurationMs:        (end - start) / 1e6,
 		start:             start,
 	}
@@ -119,8 +118,8 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 		}
 		sr := spanResult{
 			SpanID:            sid.String(),
-			StartTimeUnixNano: strconv.FormatUint(s.Start, 10),
-			DurationNanos:     strconv.FormatUint(s.End-s.Start, 10),
+			StartTimeUnixNano: s.Start,
+			DurationNanos:     s.End - s.Start,
 		}
 		if p.refName {
 			sr.Name = s.Name

@@ -895,13 +895,43 @@ func (b *block) parseChunk(i int, comp []byte) (*idxChunk, error) {
 // parseChunk6 decodes a layout 6 chunk: sections of IDs, then page deltas,
 // lengths and span counts, then start and end times (field-major).
 func (b *block) parseChunk6(i int, comp []byte) (*idxChunk, error) {
+	return b.parseChunk6Into(i, comp, nil)
+}
+
+// chunkBuf holds a cursor's chunk and decode buffer for reuse (layout 6).
+type chunkBuf struct {
+	c   idxChunk
+	raw []byte
+}
+
+// parseChunk6Into is parseChunk6 into buf's slices when buf is not nil
+// (the chunk returned is then valid until the next call with buf).
+func (b *block) parseChunk6Into(i int, comp []byte, buf *chunkBuf) (*idxChunk, error) {
 	ref := &b.chunks[i]
-	raw, err := decodeSections(b.dec, comp, make([]byte, 0, ref.n*32))
+	var dst []byte
+	if buf != nil {
+		dst = buf.raw[:0]
+	}
+	if cap(dst) < ref.n*32 {
+		dst = make([]byte, 0, ref.n*32)
+	}
+	raw, err := decodeSections(b.dec, comp, dst)
+	if buf != nil {
+		buf.raw = raw
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: chunk %d: %v", errCorruptIndex, i, err)
 	}
 	r := &byteReader{b: raw}
-	c := &idxChunk{ids: make([]TraceID, ref.n), entries: make([]indexEntry, ref.n)}
+	var c *idxChunk
+	if buf != nil {
+		c = &buf.c
+		c.ids = slices.Grow(c.ids[:0], ref.n)[:ref.n]
+		c.entries = slices.Grow(c.entries[:0], ref.n)[:ref.n]
+		clear(c.entries)
+	} else {
+		c = &idxChunk{ids: make([]TraceID, ref.n), entries: make([]indexEntry, ref.n)}
+	}
 	for j := 0; j < ref.n && r.err == nil; j++ {
 		copy(c.ids[j][:], r.bytes(16))
 	}
@@ -1052,9 +1082,10 @@ func (b *block) find(id TraceID) (indexEntry, bool, error) {
 // idxCursor reads entries by ordinal, keeping the current chunk; walking
 // ordinals in ascending order reads each chunk once.
 type idxCursor struct {
-	b  *block
-	ci int
-	c  *idxChunk
+	b   *block
+	ci  int
+	c   *idxChunk
+	buf *chunkBuf
 }
 
 func (b *block) cursor() *idxCursor { return &idxCursor{b: b, ci: -1} }
@@ -1062,8 +1093,19 @@ func (b *block) cursor() *idxCursor { return &idxCursor{b: b, ci: -1} }
 func (cu *idxCursor) at(ord int) (TraceID, indexEntry, error) {
 	ci := ord / cu.b.chunkN
 	if ci != cu.ci {
-		c, err := cu.b.chunk(ci)
+		var c *idxChunk
+		var err error
+		if ref := &cu.b.chunks[ci]; ref.res == nil && cu.b.mm != nil && cu.b.layout >= indexLayout6 {
+			// sequential scans parse chunk after chunk: reuse one buffer
+			if cu.buf == nil {
+				cu.buf = &chunkBuf{}
+			}
+			c, err = cu.b.parseChunk6Into(ci, cu.b.mm[ref.off:ref.off+uint64(ref.clen)], cu.buf)
+		} else {
+			c, err = cu.b.chunk(ci)
+		}
 		if err != nil {
+			cu.ci = -1
 			return TraceID{}, indexEntry{}, err
 		}
 		cu.c, cu.ci = c, ci
