@@ -109,7 +109,7 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 	if res.RootServiceName == "" && res.RootTraceName == "" {
 		res.RootServiceName = rootNotYetReceived
 	}
-	out := &spanSet{Matched: len(matched)}
+	out := &spanSet{Matched: len(matched), Spans: make([]spanResult, 0, min(len(matched), p.spss))}
 	for _, i := range matched[:min(len(matched), p.spss)] {
 		s := &spans[i]
 		sid, err := spanID(i)
@@ -124,8 +124,11 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 		if p.refName {
 			sr.Name = s.Name
 		}
-		for _, kv := range m.SpanAttributes(p.query, spans, attrs, i) {
-			sr.Attributes = append(sr.Attributes, toAttribute(kv))
+		if kvs := m.SpanAttributes(p.query, spans, attrs, i); len(kvs) > 0 {
+			sr.Attributes = make([]attribute, len(kvs))
+			for k, kv := range kvs {
+				sr.Attributes[k] = toAttribute(kv)
+			}
 		}
 		out.Spans = append(out.Spans, sr)
 	}

@@ -714,8 +714,9 @@ func FromValue(v pcommon.Value) Static {
 // among them: it has its own field (see RefersToName); durations are not
 // either, nor the trace-level intrinsics.
 func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
+	attrs := q.attributes()
 	var out []KeyValue
-	for _, a := range q.attributes() {
+	for _, a := range attrs {
 		if a.Scope == ScopeIntrinsic && (a.Name == IntrinsicName || a.Name == IntrinsicDuration || a.Name == IntrinsicTraceDuration ||
 			a.Name == IntrinsicRootName || a.Name == IntrinsicRootServiceName) {
 			continue
@@ -731,6 +732,9 @@ func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
 		v := vals[0]
 		if v.Kind == KindStatus || v.Kind == KindSpanKind {
 			v = String(v.Text())
+		}
+		if out == nil {
+			out = make([]KeyValue, 0, len(attrs))
 		}
 		out = append(out, KeyValue{Key: key, Value: v})
 	}
