@@ -161,6 +161,36 @@ type columnScratch struct {
 	set     bool
 	attrs   []columnAttr
 	last    []ColumnValue // value each attribute holds in the scratch now
+	// only, when set, limits load to the span intrinsics the evaluation
+	// reads (a search's filter); the others keep stale values.
+	only *intrinsicSet
+}
+
+// intrinsicSet says which span intrinsics an evaluation reads.
+type intrinsicSet struct{ times, status, kind, name bool }
+
+// intrinsicsOf lists the span intrinsics attrs name; ok false when one
+// is not a span column intrinsic.
+func intrinsicsOf(attrs []*Attribute) (*intrinsicSet, bool) {
+	s := &intrinsicSet{}
+	for _, a := range attrs {
+		if a.Scope != ScopeIntrinsic {
+			continue
+		}
+		switch a.Name {
+		case IntrinsicDuration:
+			s.times = true
+		case IntrinsicStatus:
+			s.status = true
+		case IntrinsicKind:
+			s.kind = true
+		case IntrinsicName:
+			s.name = true
+		default:
+			return nil, false
+		}
+	}
+	return s, true
 }
 
 func newColumnScratch(attrs []columnAttr) *columnScratch {
@@ -179,11 +209,27 @@ func (c *columnScratch) load(spans []ColumnSpan, attrs []ColumnValue, i int) {
 	t := &c.trace
 	sp := t.Spans[0].Span
 	cs := &spans[i]
-	sp.SetStartTimestamp(pcommon.Timestamp(cs.Start))
-	sp.SetEndTimestamp(pcommon.Timestamp(cs.End))
-	sp.Status().SetCode(cs.Status)
-	sp.SetKind(cs.Kind)
-	sp.SetName(cs.Name)
+	if o := c.only; o == nil {
+		sp.SetStartTimestamp(pcommon.Timestamp(cs.Start))
+		sp.SetEndTimestamp(pcommon.Timestamp(cs.End))
+		sp.Status().SetCode(cs.Status)
+		sp.SetKind(cs.Kind)
+		sp.SetName(cs.Name)
+	} else {
+		if o.times {
+			sp.SetStartTimestamp(pcommon.Timestamp(cs.Start))
+			sp.SetEndTimestamp(pcommon.Timestamp(cs.End))
+		}
+		if o.status {
+			sp.Status().SetCode(cs.Status)
+		}
+		if o.kind {
+			sp.SetKind(cs.Kind)
+		}
+		if o.name {
+			sp.SetName(cs.Name)
+		}
+	}
 	if !c.set || cs.HasService != c.hasSvc || cs.Service != c.service {
 		attrs := t.Spans[0].Resource.Attributes()
 		if cs.HasService {
@@ -273,11 +319,19 @@ func (q *Query) SearchColumnFilter() *ColumnMatcher {
 	if f == nil || q.Metrics() != nil {
 		return nil
 	}
-	cas, ok := columnAttrs(q.columnAttributes())
+	fa := q.columnAttributes()
+	cas, ok := columnAttrs(fa)
 	if !ok {
 		return nil
 	}
-	return &ColumnMatcher{expr: f.Expr, c: newColumnScratch(cas)}
+	c := newColumnScratch(cas)
+	// The matcher (Match, MatchSpans, SpanAttributes) reads only what the
+	// filter names; a search answer takes times, names and IDs from the
+	// columns itself.
+	if only, ok := intrinsicsOf(fa); ok {
+		c.only = only
+	}
+	return &ColumnMatcher{expr: f.Expr, c: c}
 }
 
 // Match reports whether some span of the trace matches the filter; attrs
