@@ -29,7 +29,27 @@ const StartupSettle = 10 * time.Second
 // (ADR 0088).
 func Release(logger *slog.Logger) {
 	debug.FreeOSMemory()
+	NoHugePages(logger)
 	ReleaseStartupPages(logger)
+}
+
+// NoHugePages marks the executable's read-only mappings MADV_NOHUGEPAGE:
+// from then on the kernel maps them page by page (by its fault-around
+// window) and no longer maps a whole 2 MiB page-cache folio with one PMD
+// when one byte of it is touched. On the 6.18 kernel measured, serve had
+// 6–18 MiB of its executable PMD-mapped that way (FilePmdMapped); with it,
+// 0, and 4–9 MiB less RssFile idle and during a burst of traces (ADR
+// 0089). It only changes how pages are mapped, never their contents.
+func NoHugePages(logger *slog.Logger) {
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	for _, m := range readOnlyMappingsOf(exe) {
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_NOHUGEPAGE); errno != 0 {
+			logger.Debug("madvise nohugepage failed", "err", errno)
+		}
+	}
 }
 
 // ReleaseStartupPages unmaps the executable's read-only pages (code and
@@ -126,6 +146,9 @@ type QuietOptions struct {
 	// when start-up's garbage and the executable's pages that package init
 	// and opening the stores touched are all still resident (ADR 0088).
 	AtStart bool
+	// NoHugePages marks the executable's mappings MADV_NOHUGEPAGE before
+	// each release (NoHugePages; ADR 0089).
+	NoHugePages bool
 	// cpuTime and release replace the process's CPU clock and the release
 	// itself in tests.
 	cpuTime func() time.Duration
@@ -143,10 +166,13 @@ func (o QuietOptions) withDefaults(logger *slog.Logger) QuietOptions {
 		o.cpuTime = processCPU
 	}
 	if o.release == nil {
-		freeHeap := o.FreeHeap
+		freeHeap, noHuge := o.FreeHeap, o.NoHugePages
 		o.release = func() {
 			if freeHeap {
 				debug.FreeOSMemory()
+			}
+			if noHuge {
+				NoHugePages(logger)
 			}
 			ReleaseStartupPages(logger)
 		}

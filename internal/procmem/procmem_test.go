@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -173,6 +174,55 @@ func TestReleaseNow(t *testing.T) {
 		t.Errorf("VmRSS %d KiB before, %d KiB after: the freed heap was not returned", before, after)
 	}
 	_ = keep
+}
+
+// exeVmFlags is the VmFlags line of every read-only mapping of the test
+// binary, from /proc/self/smaps.
+func exeVmFlags(t *testing.T) []string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skip("no /proc/self/smaps:", err)
+	}
+	var flags []string
+	in := false
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && strings.Contains(f[0], "-") && len(f[1]) == 4 {
+			in = len(f) >= 6 && f[5] == exe && f[1][1] != 'w'
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "VmFlags:"); ok && in {
+			flags = append(flags, strings.TrimSpace(v))
+		}
+	}
+	if len(flags) == 0 {
+		t.Fatalf("no read-only mappings of %s in /proc/self/smaps", exe)
+	}
+	return flags
+}
+
+// After the release with NoHugePages, and after Release, the executable's
+// read-only mappings carry the kernel's no-huge-page flag ("nh"): no
+// 2 MiB folio is mapped whole again.
+func TestReleaseMarksNoHugePages(t *testing.T) {
+	o := QuietOptions{NoHugePages: true}.withDefaults(slog.New(slog.DiscardHandler))
+	o.release()
+	for _, f := range exeVmFlags(t) {
+		if !slices.Contains(strings.Fields(f), "nh") {
+			t.Errorf("after the release: VmFlags %q lacks nh", f)
+		}
+	}
+	Release(slog.New(slog.DiscardHandler))
+	for _, f := range exeVmFlags(t) {
+		if !slices.Contains(strings.Fields(f), "nh") {
+			t.Errorf("after Release: VmFlags %q lacks nh", f)
+		}
+	}
 }
 
 // With the real clock and release, ReleaseWhenQuiet's defaults hold and
