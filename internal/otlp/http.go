@@ -122,6 +122,9 @@ func (r *Receiver) HandleTraces(w http.ResponseWriter, req *http.Request) {
 		if err := unmarshal(ereq, body, asJSON); err != nil {
 			return nil, r.refuse(SignalTraces, transportHTTP, errMalformed(SignalTraces, "decode request", err))
 		}
+		if !asJSON {
+			ctx = withRawTraces(ctx, ereq.Traces(), body)
+		}
 		resp, e := r.exportTraces(ctx, ereq, int64(len(body)), transportHTTP)
 		if e != nil {
 			return nil, e

@@ -22,6 +22,7 @@ func (r *Receiver) exportTraces(ctx context.Context, req ptraceotlp.ExportReques
 	invalid := dropSpansWithInvalidIDs(td)
 	if invalid > 0 {
 		r.metrics.rejectedItems.WithLabelValues(SignalTraces, "invalid_id").Add(float64(invalid))
+		ctx = withRawTraces(ctx, ptrace.Traces{}, nil) // td no longer matches the request's bytes
 	}
 	items := int64(td.SpanCount())
 	var rejected int64

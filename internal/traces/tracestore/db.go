@@ -365,7 +365,7 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	if n == 0 {
 		return nil
 	}
-	pieces, dups, err := split(td, n)
+	pieces, dups, err := splitRequest(ctx, td, n)
 	if err != nil {
 		db.m.spansRejected.WithLabelValues("encode").Add(float64(n))
 		return fmt.Errorf("encode spans: %w", err)

@@ -82,6 +82,91 @@ func TestSplitEncodedMatchesCopy(t *testing.T) {
 	}
 }
 
+// reverseFields re-encodes a TracesData with the fields of each
+// ResourceSpans and ScopeSpans in the opposite order (ascending, as most
+// senders write them, where pdata writes descending).
+func reverseFields(t *testing.T, b []byte, depth int) []byte {
+	t.Helper()
+	var fields [][]byte
+	for len(b) > 0 {
+		num, field, val, rest, err := consumeField(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = rest
+		if depth < 2 && (depth == 0 && num == 1 || depth == 1 && num == 2) {
+			inner := reverseFields(t, val, depth+1)
+			field = appendMsgField(nil, byte(num), len(inner))
+			field = append(field, inner...)
+		}
+		fields = append(fields, field)
+	}
+	var out []byte
+	if depth == 0 { // keep the order of resource spans
+		for _, f := range fields {
+			out = append(out, f...)
+		}
+		return out
+	}
+	for i := len(fields) - 1; i >= 0; i-- {
+		out = append(out, fields[i]...)
+	}
+	return out
+}
+
+// TestSplitEncodedAnyFieldOrder: a request encoded in another field order
+// (the sender's bytes, otlp.RawTraces) splits into pieces that decode to
+// the same spans.
+func TestSplitEncodedAnyFieldOrder(t *testing.T) {
+	g := storetest.NewGen(23, testBase.UnixNano())
+	td := ptrace.NewTraces()
+	for i := range 30 {
+		_, one := g.Trace(1 + i%6)
+		one.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+	}
+	n, err := validate(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ptrace.ProtoMarshaler
+	raw, err := m.MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asc := reverseFields(t, raw, 0)
+	if bytes.Equal(asc, raw) || len(asc) != len(raw) {
+		t.Fatalf("re-encoding did not reorder (%d vs %d bytes)", len(asc), len(raw))
+	}
+	want, _, err := splitCopy(td, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := splitEncoded(asc, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := splitEncoded(asc, n+1); err == nil {
+		t.Fatal("a span count that does not match td must be refused")
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d pieces, want %d", len(got), len(want))
+	}
+	var u ptrace.ProtoUnmarshaler
+	for i := range want {
+		a, err := u.UnmarshalTraces(got[i].data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := u.UnmarshalTraces(want[i].data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := storetest.Diff(b, a); d != "" || got[i].id != want[i].id || got[i].minStart != want[i].minStart || got[i].maxEnd != want[i].maxEnd {
+			t.Fatalf("piece %d differs: %s", i, d)
+		}
+	}
+}
+
 func BenchmarkSplit(b *testing.B) {
 	g := storetest.NewGen(22, testBase.UnixNano())
 	td := ptrace.NewTraces()

@@ -1,12 +1,15 @@
 package tracestore
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"math/bits"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/otlp"
 )
 
 // TraceID is a 16-byte trace ID.
@@ -62,6 +65,18 @@ type tracePiece struct {
 // resource and scope would give, byte for byte, without copying pdata. The
 // pieces share one buffer.
 func split(td ptrace.Traces, n int) (pieces []tracePiece, dups int, err error) {
+	return splitRequest(context.Background(), td, n)
+}
+
+// splitRequest is split, on the request's own bytes when the OTLP receiver
+// passed them along for this td (otlp.RawTraces): no re-encoding at all.
+func splitRequest(ctx context.Context, td ptrace.Traces, n int) (pieces []tracePiece, dups int, err error) {
+	if raw, ok := otlp.RawTraces(ctx, td); ok {
+		if pieces, dups, err := splitEncoded(raw, n); err == nil {
+			return pieces, dups, nil
+		}
+		// Not what td says (n spans): encode td itself.
+	}
 	var m ptrace.ProtoMarshaler
 	raw, err := m.MarshalTraces(td)
 	if err != nil {
@@ -112,9 +127,11 @@ type rawTrace struct {
 
 var errSplitEncoding = errors.New("unexpected encoding")
 
-// splitEncoded is split on td's encoding as pdata writes it. Fields other
-// than the lists keep their place before or after the list, so the pieces
-// equal pdata's own encoding of each trace.
+// splitEncoded is split on an encoding of td: pdata's, or the request as
+// the sender wrote it. Fields other than the lists keep their place before
+// or after the list, so on pdata's encoding the pieces equal pdata's own
+// encoding of each trace; any other field order gives pieces that decode
+// to the same spans.
 func splitEncoded(raw []byte, n int) (pieces []tracePiece, dups int, err error) {
 	spans := make([]rawSpan, 0, n)
 	var rss, sss []rawGroup
@@ -158,6 +175,9 @@ func splitEncoded(raw []byte, n int) (pieces []tracePiece, dups int, err error) 
 			}
 		}
 		rss = append(rss, g)
+	}
+	if len(spans) != n {
+		return nil, 0, errSplitEncoding
 	}
 	// Group by trace; the span-ID lists of all pieces share one allocation.
 	states := map[TraceID]*rawTrace{}
