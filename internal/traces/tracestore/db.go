@@ -11,7 +11,9 @@ package tracestore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -610,7 +612,7 @@ func (db *DB) cut(force bool) error {
 	}
 	cp := next - 1
 
-	slices.SortFunc(sel, func(a, b *headTrace) int { return compareIDs(a.id, b.id) })
+	sortByID(sel)
 	b, err := db.writeBlock(func(yield func(traceRecord) error) error {
 		// One buffer for every trace: the block writer copies what it keeps.
 		var buf []byte
@@ -667,6 +669,29 @@ func (db *DB) abandonCut(sel []*headTrace) {
 }
 
 func compareIDs(a, b TraceID) int { return strings.Compare(string(a[:]), string(b[:])) }
+
+// sortByID sorts head traces by ID (compareIDs's order) on a contiguous
+// copy of their IDs as two big-endian words: sorting the pointers chased
+// each trace's header at every comparison (0.2 µs/span of a cut).
+func sortByID(ts []*headTrace) {
+	type key struct {
+		hi, lo uint64
+		t      *headTrace
+	}
+	keys := make([]key, len(ts))
+	for i, t := range ts {
+		keys[i] = key{binary.BigEndian.Uint64(t.id[:8]), binary.BigEndian.Uint64(t.id[8:]), t}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.lo, b.lo)
+	})
+	for i := range keys {
+		ts[i] = keys[i].t
+	}
+}
 
 // writeBlock writes the records that iter yields (ascending IDs) as a block and opens it.
 func (db *DB) writeBlock(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int) (*block, error) {

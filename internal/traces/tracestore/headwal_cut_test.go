@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -58,5 +59,23 @@ func BenchmarkCutLevel(b *testing.B) {
 			b.ReportMetric(cpu*1e9/spans, "cut-cpu-ns/span")
 			b.ReportMetric(bytes/spans, "bytes/span")
 		})
+	}
+}
+
+func TestSortByIDMatchesCompareIDs(t *testing.T) {
+	g := storetest.NewGen(32, testBase.UnixNano())
+	var ts []*headTrace
+	for i := range 500 {
+		id := g.TraceID()
+		if i%50 == 1 { // the same high word as the trace before
+			copy(id[:8], ts[i-1].id[:8])
+		}
+		ts = append(ts, &headTrace{id: id})
+	}
+	want := slices.Clone(ts)
+	slices.SortFunc(want, func(a, b *headTrace) int { return compareIDs(a.id, b.id) })
+	sortByID(ts)
+	if !slices.Equal(ts, want) {
+		t.Fatal("sortByID's order differs from compareIDs'")
 	}
 }
