@@ -735,20 +735,27 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 			if memo != nil {
 				if key, ok := memo.lineKey(mp.p, ent.Line, jit != nil && jit.JSONObjects()); ok {
 					if out := memo.forMetadata(ent.Metadata); out != nil {
-						o, hit := out[string(key)]
-						if !hit {
-							ls.reset(s.Labels, ent.Metadata)
-							w.pc.ts = ent.Timestamp
-							if _, pass := process(stages, &w.pc, ent.Line, ls); pass {
-								sr, err := seriesOf()
-								if err != nil {
-									return err
+						// Consecutive lines mostly repeat the previous
+						// line's key: its outcome without a map lookup.
+						o := memo.prevOut
+						if !memo.prevOK || memo.prevSet != memo.last || string(memo.prevKey) != string(key) {
+							var hit bool
+							o, hit = out[string(key)]
+							if !hit {
+								ls.reset(s.Labels, ent.Metadata)
+								w.pc.ts = ent.Timestamp
+								if _, pass := process(stages, &w.pc, ent.Line, ls); pass {
+									sr, err := seriesOf()
+									if err != nil {
+										return err
+									}
+									o.sr = sr
 								}
-								o.sr = sr
+								if len(out) < memoMaxKeys {
+									out[string(key)] = o
+								}
 							}
-							if len(out) < memoMaxKeys {
-								out[string(key)] = o
-							}
+							memo.prevOK, memo.prevSet, memo.prevKey, memo.prevOut = true, memo.last, append(memo.prevKey[:0], key...), o
 						}
 						if o.sr == nil {
 							continue

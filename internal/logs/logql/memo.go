@@ -90,8 +90,14 @@ type memoOutcome struct {
 type streamMemo struct {
 	sets []memoSet
 	last int
-	vals [memoMaxSlots]string
-	key  []byte
+	// The previous line's metadata set (an index of sets), key and
+	// outcome: an outcome is a function of the two (ADR 0103).
+	prevOK  bool
+	prevSet int
+	prevKey []byte
+	prevOut memoOutcome
+	vals    [memoMaxSlots]string
+	key     []byte
 
 	// The wanted keys whose value can matter on this stream, each with
 	// "=" appended, and their slots in p.only: a key that is a stream
