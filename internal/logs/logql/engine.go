@@ -733,7 +733,7 @@ func (ev *evaluator) rangeAgg(e *RangeAggExpr, pushed *Grouping) (stepValues, er
 				continue
 			}
 			if memo != nil {
-				if key, ok := memo.lineKey(mp.p, ent.Line, jit != nil && jit.JSONObjects()); ok {
+				if key, ok := memo.lineKey(mp.p, ent.Line, jit); ok {
 					if out := memo.forMetadata(ent.Metadata); out != nil {
 						// Consecutive lines mostly repeat the previous
 						// line's key: its outcome without a map lookup.

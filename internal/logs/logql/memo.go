@@ -179,12 +179,15 @@ func (m *streamMemo) forMetadata(md labels.Labels) map[string]memoOutcome {
 // length and the raw value text of its last occurrence. ok is false when
 // the line holds a key whose sanitised form could be a wanted label (the
 // general path decides those).
-func (m *streamMemo) lineKey(p *ParserStage, line string, claimed bool) (key []byte, ok bool) {
+func (m *streamMemo) lineKey(p *ParserStage, line string, it interface{ JSONObjects() bool }) (key []byte, ok bool) {
 	var set uint32
 	if m.json != nil {
 		if m.json.off {
 			return nil, false
 		}
+		// it, when not nil, says whether the line's chunk claims
+		// JSONObjects (ADR 0109).
+		claimed := it != nil && it.JSONObjects()
 		if _, ok := jsonRawValues(line, m.json, &m.vals, &set, claimed); !ok {
 			return nil, false
 		}
