@@ -52,6 +52,9 @@ type traceResult struct {
 	SpanSet      *spanSet                `json:"spanSet,omitempty"` // deprecated by Tempo, still read by older Grafana
 	SpanSets     []*spanSet              `json:"spanSets,omitempty"`
 	start        uint64
+	// one is SpanSets' backing array for an answer of one spanset
+	// (answers from columns).
+	one [1]*spanSet
 }
 
 type serviceStats struct {
@@ -63,6 +66,9 @@ type spanSet struct {
 	Spans      []spanResult `json:"spans"`
 	Matched    int          `json:"matched"`
 	Attributes []attribute  `json:"attributes,omitempty"`
+	// buf backs Spans for up to three spans (the default spss) in
+	// answers from columns: one allocation instead of two.
+	buf [3]spanResult
 }
 
 type spanResult struct {

@@ -109,7 +109,12 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 	if res.RootServiceName == "" && res.RootTraceName == "" {
 		res.RootServiceName = rootNotYetReceived
 	}
-	out := &spanSet{Matched: len(matched), Spans: make([]spanResult, 0, min(len(matched), p.spss))}
+	out := &spanSet{Matched: len(matched)}
+	if n := min(len(matched), p.spss); n <= len(out.buf) {
+		out.Spans = out.buf[:0]
+	} else {
+		out.Spans = make([]spanResult, 0, n)
+	}
 	for _, i := range matched[:min(len(matched), p.spss)] {
 		s := &spans[i]
 		sid, err := spanID(i)
@@ -132,7 +137,8 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 		}
 		out.Spans = append(out.Spans, sr)
 	}
-	res.SpanSets = []*spanSet{out}
+	res.one[0] = out
+	res.SpanSets = res.one[:]
 	res.SpanSet = out
 	return res, nil
 }

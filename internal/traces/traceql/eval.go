@@ -725,11 +725,10 @@ func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
 		if slices.ContainsFunc(out, func(kv KeyValue) bool { return kv.Key == key }) {
 			continue
 		}
-		vals := attributeValues(a, t, i)
-		if len(vals) == 0 {
+		v, ok := firstValue(a, t, i)
+		if !ok {
 			continue
 		}
-		v := vals[0]
 		if v.Kind == KindStatus || v.Kind == KindSpanKind {
 			v = String(v.Text())
 		}
@@ -739,6 +738,37 @@ func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
 		out = append(out, KeyValue{Key: key, Value: v})
 	}
 	return out
+}
+
+// firstValue is attributeValues(a, t, i)[0] (ok false when there is
+// none) without building the slice for span, resource and scope
+// attributes.
+func firstValue(a *Attribute, t *Trace, i int) (Static, bool) {
+	sp := &t.Spans[i]
+	get := func(m pcommon.Map) (Static, bool) {
+		if v, ok := m.Get(a.Name); ok {
+			return FromValue(v), true
+		}
+		return Static{}, false
+	}
+	switch a.Scope {
+	case ScopeSpan:
+		return get(sp.Span.Attributes())
+	case ScopeResource:
+		return get(sp.Resource.Attributes())
+	case ScopeInstrumentation:
+		return get(sp.Scope.Attributes())
+	case ScopeNone:
+		if v, ok := get(sp.Span.Attributes()); ok {
+			return v, true
+		}
+		return get(sp.Resource.Attributes())
+	}
+	vals := attributeValues(a, t, i)
+	if len(vals) == 0 {
+		return Static{}, false
+	}
+	return vals[0], true
 }
 
 // Values returns a's values on span i of t: none when it is missing,

@@ -1016,7 +1016,7 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		pj = &projector{p: req.Project}
 	}
 	var u ptrace.ProtoUnmarshaler
-	var cur searchCand
+	var cur, c searchCand // c outside the loop: declared inside, it escaped (one allocation per candidate)
 	var ids, idbuf []byte
 	idsGroup := -1
 	g := &colGroup{index: -1}
@@ -1074,7 +1074,6 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var c searchCand
 		var ok bool
 		var err error
 		if pf.depth > 0 {
