@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,4 +45,20 @@ func TestServeReleasesMemoryWhenReady(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("released %s after ready was seen; RssFile at ready %d KiB, now %d KiB", time.Since(ready).Round(time.Millisecond), atReady, rssFileOf(p.cmd.Process.Pid))
+}
+
+// After the before-ready release, the quiet-time release does not release
+// again at once; without it, it does.
+func TestServeReleaseBeforeReadySkipsReleaseAtStart(t *testing.T) {
+	if releasedBeforeReady.Load() {
+		t.Fatal("released before ready already")
+	}
+	if o := serveQuietOptions(); !o.AtStart || !o.FreeHeap || !o.NoHugePages {
+		t.Fatalf("options without the before-ready release: %+v", o)
+	}
+	serveReleaseBeforeReady(slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { releasedBeforeReady.Store(false) })
+	if o := serveQuietOptions(); o.AtStart || !o.FreeHeap || !o.NoHugePages {
+		t.Fatalf("options after the before-ready release: %+v", o)
+	}
 }
