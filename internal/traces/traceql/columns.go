@@ -2,6 +2,7 @@ package traceql
 
 import (
 	"math"
+	"slices"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -309,7 +310,18 @@ func (e *MetricsEvaluator) ObserveColumns(id pcommon.TraceID, spans []ColumnSpan
 type ColumnMatcher struct {
 	expr FieldExpr
 	c    *columnScratch
+	// fast is set when expr is evaluated straight on the columns
+	// (matchCol): comparisons of span, resource and unscoped attributes
+	// and the name, status, kind and duration intrinsics with literals,
+	// joined by &&, || and !; refs says where each attribute's value is.
+	fast bool
+	refs map[*Attribute]colRef
 }
+
+// colRef locates an attribute's value in a ColumnMatcher's attribute
+// columns: span and res are indexes into its columnAttrs (-1: none), res
+// -2 for the resource's service.name (ColumnSpan.Service).
+type colRef struct{ span, res int }
 
 // SearchColumnFilter returns a matcher for q when its first stage is a
 // spanset filter that reads only what columns hold (see ColumnsSuffice),
@@ -331,7 +343,136 @@ func (q *Query) SearchColumnFilter() *ColumnMatcher {
 	if only, ok := intrinsicsOf(fa); ok {
 		c.only = only
 	}
-	return &ColumnMatcher{expr: f.Expr, c: c}
+	m := &ColumnMatcher{expr: f.Expr, c: c, refs: map[*Attribute]colRef{}}
+	m.fast = f.Expr != nil && m.compile(f.Expr, cas)
+	return m
+}
+
+// compile fills m.refs for e's attributes; false when e has a part
+// matchCol does not evaluate the way matchSpan does.
+func (m *ColumnMatcher) compile(e FieldExpr, cas []columnAttr) bool {
+	switch f := e.(type) {
+	case *BinaryOp:
+		if f.Op == "&&" || f.Op == "||" {
+			return m.compile(f.L, cas) && m.compile(f.R, cas)
+		}
+		a, aok := f.L.(*Attribute)
+		if _, lok := f.R.(*Literal); !aok || !lok {
+			return false
+		}
+		idx := func(key string) int {
+			return slices.IndexFunc(cas, func(c columnAttr) bool { return c.key == key })
+		}
+		r := colRef{span: -1, res: -1}
+		switch a.Scope {
+		case ScopeSpan:
+			r.span = idx("span." + a.Name)
+		case ScopeResource, ScopeNone:
+			if a.Scope == ScopeNone {
+				r.span = idx("span." + a.Name)
+			}
+			if a.Name == "service.name" {
+				r.res = -2
+			} else {
+				r.res = idx("resource." + a.Name)
+			}
+		case ScopeIntrinsic:
+			switch a.Name {
+			case IntrinsicName, IntrinsicStatus, IntrinsicKind, IntrinsicDuration:
+			default:
+				return false
+			}
+		default:
+			return false
+		}
+		m.refs[a] = r
+		return true
+	case *UnaryOp:
+		return m.compile(f.Expr, cas)
+	case *Literal:
+		return true
+	}
+	return false
+}
+
+// colStatic is the Static FromValue gives for the value the scratch span
+// would hold for cv; ok false when the attribute is absent.
+func colStatic(cv ColumnValue) (Static, bool) {
+	switch cv.Kind {
+	case ColumnString:
+		return String(cv.S), true
+	case ColumnInt:
+		return Int(int64(cv.N)), true
+	case ColumnFloat:
+		return Float(math.Float64frombits(cv.N)), true
+	case ColumnBool:
+		return Bool(cv.N != 0), true
+	case ColumnEmpty:
+		return Static{}, true
+	}
+	return Static{}, false
+}
+
+// matchCol is matchSpan for span i of a trace known by its columns, for a
+// matcher whose expression compile accepted: each value is the one
+// singleValue reads from the scratch span that load would build.
+func (m *ColumnMatcher) matchCol(e FieldExpr, spans []ColumnSpan, attrs []ColumnValue, i int) bool {
+	switch f := e.(type) {
+	case *BinaryOp:
+		switch f.Op {
+		case "&&":
+			return m.matchCol(f.L, spans, attrs, i) && m.matchCol(f.R, spans, attrs, i)
+		case "||":
+			return m.matchCol(f.L, spans, attrs, i) || m.matchCol(f.R, spans, attrs, i)
+		}
+		a, lit := f.L.(*Attribute), f.R.(*Literal)
+		v := m.colValue(a, spans, attrs, i)
+		if f.re != nil {
+			return v.Kind == KindString && f.re.MatchString(v.S) == (f.Op == "=~")
+		}
+		return compare(f.Op, v, lit.Value)
+	case *UnaryOp:
+		return !m.matchCol(f.Expr, spans, attrs, i)
+	case *Literal:
+		return f.Value.Kind == KindBool && f.Value.B
+	}
+	return false
+}
+
+func (m *ColumnMatcher) colValue(a *Attribute, spans []ColumnSpan, attrs []ColumnValue, i int) Static {
+	cs := &spans[i]
+	if a.Scope == ScopeIntrinsic {
+		switch a.Name {
+		case IntrinsicName:
+			return String(cs.Name)
+		case IntrinsicStatus:
+			return Status(cs.Status)
+		case IntrinsicKind:
+			return SpanKindValue(cs.Kind)
+		}
+		return Static{Kind: KindDuration, I: int64(cs.End) - int64(cs.Start)}
+	}
+	r := m.refs[a]
+	n := len(spans)
+	at := func(k int) ColumnValue {
+		if k < 0 || k*n+i >= len(attrs) {
+			return ColumnValue{}
+		}
+		return attrs[k*n+i]
+	}
+	if r.span >= 0 {
+		if v, ok := colStatic(at(r.span)); ok || a.Scope == ScopeSpan {
+			return v
+		}
+	}
+	if r.res == -2 {
+		if cs.HasService {
+			return String(cs.Service)
+		}
+		return Static{}
+	}
+	v, _ := colStatic(at(r.res))
+	return v
 }
 
 // Match reports whether some span of the trace matches the filter; attrs
@@ -339,6 +480,14 @@ func (q *Query) SearchColumnFilter() *ColumnMatcher {
 func (m *ColumnMatcher) Match(spans []ColumnSpan, attrs []ColumnValue) bool {
 	if m.expr == nil {
 		return len(spans) > 0
+	}
+	if m.fast {
+		for i := range spans {
+			if m.matchCol(m.expr, spans, attrs, i) {
+				return true
+			}
+		}
+		return false
 	}
 	for i := range spans {
 		m.c.load(spans, attrs, i)
@@ -414,8 +563,11 @@ func (q *Query) AnswerFromColumns() bool {
 // ascending; attrs as for ObserveColumns.
 func (m *ColumnMatcher) MatchSpans(spans []ColumnSpan, attrs []ColumnValue, out []int) []int {
 	for i := range spans {
-		if m.expr == nil {
+		if m.expr == nil || (m.fast && m.matchCol(m.expr, spans, attrs, i)) {
 			out = append(out, i)
+			continue
+		}
+		if m.fast {
 			continue
 		}
 		m.c.load(spans, attrs, i)

@@ -318,6 +318,7 @@ func FuzzColumnsFile(f *testing.F) {
 		for gi := range tab.groups {
 			_ = b.readColGroup(tab, gi, cg)
 			_ = b.readGroupTimes(tab, gi, tg)
+			_, _, _ = b.readSpanIDs(&tab.groups[gi], gi, nil, nil) // format 10
 		}
 	})
 }
