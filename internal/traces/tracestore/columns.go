@@ -768,6 +768,9 @@ type colGroup struct {
 	attrBad []bool
 	araw    []byte
 	codes   []uint64
+	// buffers reused between groups
+	mins        []uint64
+	names, svcs []string
 }
 
 // readColGroup decodes group gi of t into g (reusing its buffers).
@@ -816,7 +819,7 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 	}
 	g.first = append(g.first[:0], 0)
 	g.irregular = g.irregular[:0]
-	mins := make([]uint64, 0, n)
+	mins := g.mins[:0]
 	total := 0
 	for j := 0; j < n && r.err == nil; j++ {
 		h := r.uvarint()
@@ -833,16 +836,18 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 		}
 		g.first = append(g.first, int32(total))
 	}
+	g.mins = mins
 	nn := r.count()
-	names := make([]string, nn)
+	names := slices.Grow(g.names[:0], nn)[:nn]
 	for i := range names {
 		names[i] = string(r.bytes(int(r.uvarint())))
 	}
 	ns := r.count()
-	svcs := make([]string, ns)
+	svcs := slices.Grow(g.svcs[:0], ns)[:ns]
 	for i := range svcs {
 		svcs[i] = string(r.bytes(int(r.uvarint())))
 	}
+	g.names, g.svcs = names, svcs
 	var cols [5]byteReader
 	for c := range cols {
 		cols[c] = byteReader{b: r.bytes(int(r.uvarint()))}
@@ -882,14 +887,28 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 				cols[1].b = cols[1].b[m:]
 				s.End = s.Start + uint64(d)
 			}
-			bits := cols[2].bytes(1)
-			if len(bits) == 1 {
-				s.Status = ptrace.StatusCode(bits[0] & 3)
-				s.Kind = ptrace.SpanKind(bits[0] >> 2 & 7)
-				s.HasService = bits[0]&(1<<5) != 0
-				s.Root = bits[0]&(1<<6) != 0
+			if bb := cols[2].b; len(bb) > 0 {
+				bits := bb[0]
+				cols[2].b = bb[1:]
+				s.Status = ptrace.StatusCode(bits & 3)
+				s.Kind = ptrace.SpanKind(bits >> 2 & 7)
+				s.HasService = bits&(1<<5) != 0
+				s.Root = bits&(1<<6) != 0
+			} else {
+				cols[2].err = errCorruptColumns
 			}
-			ni, si := cols[3].smallUvarint(), cols[4].smallUvarint()
+			// dictionary indexes: one byte each below 128 names/services
+			var ni, si uint64
+			if nb := cols[3].b; len(nb) > 0 && nb[0] < 0x80 {
+				ni, cols[3].b = uint64(nb[0]), nb[1:]
+			} else {
+				ni = cols[3].uvarint()
+			}
+			if sb := cols[4].b; len(sb) > 0 && sb[0] < 0x80 {
+				si, cols[4].b = uint64(sb[0]), sb[1:]
+			} else {
+				si = cols[4].uvarint()
+			}
 			if ni >= uint64(len(names)) || (s.HasService && si >= uint64(len(svcs))) {
 				return fmt.Errorf("%w: group %d: dictionary index out of range", errCorruptColumns, gi)
 			}
@@ -910,17 +929,6 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 	}
 	g.index = gi
 	return nil
-}
-
-// smallUvarint is uvarint with the one-byte case (dictionary indexes of
-// groups with fewer than 128 names or services) inlined.
-func (r *byteReader) smallUvarint() uint64 {
-	if len(r.b) > 0 && r.b[0] < 0x80 && r.err == nil {
-		v := uint64(r.b[0])
-		r.b = r.b[1:]
-		return v
-	}
-	return r.uvarint()
 }
 
 // readGroupAttrs decodes the attribute columns t.want names for group gi.
@@ -976,6 +984,12 @@ func (b *block) readGroupAttrs(t *colTable, gi int, g *colGroup, total int) erro
 func (g *colGroup) traceAttrs(j int, out []ColumnValue) []ColumnValue {
 	out = out[:0]
 	from, to := g.first[j], g.first[j+1]
+	if len(g.attrs) == 1 {
+		// One key: the column's own slice, key-major already, not copied.
+		// Capped, so out[:0] of it on the next call (same query, so again
+		// one key) never appends into the column.
+		return g.attrs[0][from:to:to]
+	}
 	for _, col := range g.attrs {
 		out = append(out, col[from:to]...)
 	}
