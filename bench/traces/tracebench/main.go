@@ -40,7 +40,8 @@ func main() {
 	flag.IntVar(&searchWorkers, "search-workers", 0, "goroutines a search decodes on (0 = min(GOMAXPROCS, 8), the default; 1 = the caller's only)")
 	flag.BoolVar(&projectFlag, "project", true, "decode only what /api/search decodes of each trace (false: whole traces, as before 2026-11-30 evening)")
 	flag.BoolVar(&colFilterFlag, "column-filter", true, "drop candidates whose columns do not match before decoding them, as /api/search does (format 8 blocks)")
-	flag.StringVar(&searchPath, "search-path", "columns", "columns: /api/search's work (each matching trace's answer built, then dropped), answers from block columns where they can be (ADR 0110); decode: the same with every answered trace decoded; eval: decode and evaluate only, no answers (the measure before 2026-12-01 04:00)")
+	flag.StringVar(&searchPath, "search-path", "columns", "comma-separated, each measured in turn on the same store: columns: /api/search's work (each matching trace's answer built, then dropped), answers from block columns where they can be (ADR 0110); decode: the same with every answered trace decoded; eval: decode and evaluate only, no answers (the measure before 2026-12-01 04:00)")
+	flag.IntVar(&searchRounds, "search-rounds", 1, "no-limit searches per -search-path (one limit-20 search each)")
 	flag.BoolVar(&encodeFlag, "encode", false, "with -search-path columns or decode: also write each answer as JSON (not kept)")
 	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile (live objects) after compaction to this file")
 	flag.Parse()
@@ -207,7 +208,19 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 	if projectFlag {
 		project = tempoapi.SearchProjection(q)
 	}
-	for _, limit := range []int{20, 1 << 30} {
+	type run struct {
+		path  string
+		limit int
+	}
+	var runs []run
+	for _, path := range strings.Split(searchPath, ",") {
+		runs = append(runs, run{path, 20})
+		for r := 0; r < max(1, searchRounds); r++ {
+			runs = append(runs, run{path, 1 << 30})
+		}
+	}
+	for _, rn := range runs {
+		searchPath, limit := rn.path, rn.limit
 		runtime.GC()
 		start = time.Now()
 		cpuStart := cpuTime()
@@ -248,6 +261,7 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 
 var (
 	searchPath    string
+	searchRounds  int
 	encodeFlag    bool
 	memprofile    string
 	colFilterFlag bool
