@@ -367,11 +367,12 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	if n == 0 {
 		return nil
 	}
-	pieces, dups, err := splitRequest(ctx, td, n)
+	pieces, dups, sc, err := splitRequest(ctx, td, n)
 	if err != nil {
 		db.m.spansRejected.WithLabelValues("encode").Add(float64(n))
 		return fmt.Errorf("encode spans: %w", err)
 	}
+	defer sc.release() // the pieces' data is not kept past this call (the head keeps where the WAL has it)
 
 	if db.walBroken.Load() {
 		if err := db.recoverWAL(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/bits"
+	"sync"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -65,24 +66,39 @@ type tracePiece struct {
 // resource and scope would give, byte for byte, without copying pdata. The
 // pieces share one buffer.
 func split(td ptrace.Traces, n int) (pieces []tracePiece, dups int, err error) {
-	return splitRequest(context.Background(), td, n)
+	pieces, dups, _, err = splitRequest(context.Background(), td, n)
+	return pieces, dups, err
 }
 
 // splitRequest is split, on the request's own bytes when the OTLP receiver
 // passed them along for this td (otlp.RawTraces): no re-encoding at all.
-func splitRequest(ctx context.Context, td ptrace.Traces, n int) (pieces []tracePiece, dups int, err error) {
+// The pieces' data lives in sc's buffers: call sc.release once done with
+// them (their span-ID lists are the caller's to keep).
+func splitRequest(ctx context.Context, td ptrace.Traces, n int) (pieces []tracePiece, dups int, sc *splitScratch, err error) {
+	sc = splitPool.Get().(*splitScratch)
 	if raw, ok := otlp.RawTraces(ctx, td); ok {
-		if pieces, dups, err := splitEncoded(raw, n); err == nil {
-			return pieces, dups, nil
+		if pieces, dups, err := sc.split(raw, n); err == nil {
+			return pieces, dups, sc, nil
 		}
 		// Not what td says (n spans): encode td itself.
 	}
 	var m ptrace.ProtoMarshaler
 	raw, err := m.MarshalTraces(td)
 	if err != nil {
-		return nil, 0, err
+		sc.release()
+		return nil, 0, nil, err
 	}
-	return splitEncoded(raw, n)
+	pieces, dups, err = sc.split(raw, n)
+	if err != nil {
+		sc.release()
+		return nil, 0, nil, err
+	}
+	return pieces, dups, sc, nil
+}
+
+// splitEncoded is splitRequest's split of an encoding, with scratch of its own.
+func splitEncoded(raw []byte, n int) (pieces []tracePiece, dups int, err error) {
+	return newSplitScratch().split(raw, n)
 }
 
 // rawSpan is one encoded span of a request and where it came from.
@@ -117,9 +133,10 @@ func appendField(dst, field []byte) []byte {
 	return append(dst[:len(dst):len(dst)], field...)
 }
 
+// rawTrace is one trace of a request: its spans are idx[first:first+n].
 type rawTrace struct {
 	id       TraceID
-	spans    []int32 // indexes into the request's spans, in order
+	first, n int32
 	minStart uint64
 	maxEnd   uint64
 	ids      spanSet
@@ -127,14 +144,55 @@ type rawTrace struct {
 
 var errSplitEncoding = errors.New("unexpected encoding")
 
-// splitEncoded is split on an encoding of td: pdata's, or the request as
-// the sender wrote it. Fields other than the lists keep their place before
-// or after the list, so on pdata's encoding the pieces equal pdata's own
-// encoding of each trace; any other field order gives pieces that decode
-// to the same spans.
-func splitEncoded(raw []byte, n int) (pieces []tracePiece, dups int, err error) {
-	spans := make([]rawSpan, 0, n)
-	var rss, sss []rawGroup
+// splitScratch holds a split's working memory, pooled across requests
+// (ADR 0112): only the pieces' span-ID lists, which the head keeps, are
+// allocated per request.
+type splitScratch struct {
+	spans  []rawSpan
+	rss    []rawGroup
+	sss    []rawGroup
+	traces []rawTrace
+	states map[TraceID]int32
+	of     []int32
+	sids   []pcommon.SpanID
+	times  [][2]uint64
+	idx    []int32
+	sizes  []int
+	buf    []byte
+	out    []tracePiece
+}
+
+var splitPool = sync.Pool{New: func() any { return newSplitScratch() }}
+
+func newSplitScratch() *splitScratch { return &splitScratch{states: map[TraceID]int32{}} }
+
+// release drops every reference into the request and returns sc to the pool.
+func (sc *splitScratch) release() {
+	clear(sc.spans)
+	clear(sc.rss)
+	clear(sc.sss)
+	clear(sc.traces)
+	clear(sc.out)
+	clear(sc.states)
+	sc.spans, sc.rss, sc.sss, sc.traces, sc.out = sc.spans[:0], sc.rss[:0], sc.sss[:0], sc.traces[:0], sc.out[:0]
+	splitPool.Put(sc)
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// split is split on an encoding of td: pdata's, or the request as the
+// sender wrote it. Fields other than the lists keep their place before or
+// after the list, so on pdata's encoding the pieces equal pdata's own
+// encoding of each trace; any other field order gives pieces that decode to
+// the same spans.
+func (sc *splitScratch) split(raw []byte, n int) (pieces []tracePiece, dups int, err error) {
+	spans, rss, sss := sc.spans[:0], sc.rss[:0], sc.sss[:0]
+	defer func() { sc.spans, sc.rss, sc.sss = spans, rss, sss }()
 	for b := raw; len(b) > 0; {
 		rs, rest, err := nextField(b, 1)
 		if err != nil {
@@ -179,67 +237,80 @@ func splitEncoded(raw []byte, n int) (pieces []tracePiece, dups int, err error) 
 	if len(spans) != n {
 		return nil, 0, errSplitEncoding
 	}
-	// Group by trace; the span-ID lists of all pieces share one allocation.
-	states := map[TraceID]*rawTrace{}
-	var order []*rawTrace
-	of := make([]*rawTrace, len(spans))
-	sids := make([]pcommon.SpanID, len(spans))
-	times := make([][2]uint64, len(spans))
+	// Group by trace: count each trace's spans, then lay their indexes and
+	// span IDs out contiguously (the ID lists share one allocation).
+	clear(sc.states)
+	traces := sc.traces[:0]
+	of := grow(sc.of, len(spans))
+	sids := grow(sc.sids, len(spans))
+	times := grow(sc.times, len(spans))
+	idx := grow(sc.idx, len(spans))
+	sc.of, sc.sids, sc.times, sc.idx = of, sids, times, idx
 	for i := range spans {
 		id, sid, start, end, err := spanKey(spans[i].b)
 		if err != nil {
+			sc.traces = traces
 			return nil, 0, err
 		}
-		st := states[id]
-		if st == nil {
-			st = &rawTrace{id: id, minStart: ^uint64(0)}
-			states[id] = st
-			order = append(order, st)
+		ti, ok := sc.states[id]
+		if !ok {
+			ti = int32(len(traces))
+			traces = append(traces, rawTrace{id: id, minStart: ^uint64(0)})
+			sc.states[id] = ti
 		}
-		st.spans = append(st.spans, int32(i))
-		of[i], sids[i] = st, sid
+		traces[ti].n++
+		of[i], sids[i] = ti, sid
 		times[i] = [2]uint64{start, max(start, end)}
 	}
+	sc.traces = traces
 	arena := make([]pcommon.SpanID, len(spans))
-	off := 0
-	for _, st := range order {
-		st.ids.list = arena[off : off : off+len(st.spans)]
-		off += len(st.spans)
-		st.spans = st.spans[:0]
+	off := int32(0)
+	for t := range traces {
+		st := &traces[t]
+		st.first = off
+		st.ids.list = arena[off : off : off+st.n]
+		off += st.n
+		st.n = 0
 	}
 	for i := range spans {
-		st := of[i]
+		st := &traces[of[i]]
 		if st.ids.has(sids[i]) {
 			dups++
 			continue
 		}
 		st.ids.add(sids[i])
-		st.spans = append(st.spans, int32(i))
+		idx[st.first+st.n] = int32(i)
+		st.n++
 		st.minStart = min(st.minStart, times[i][0])
 		st.maxEnd = max(st.maxEnd, times[i][1])
 	}
 	// Sizes first (lengths prefix their messages), then one buffer.
-	var sizes []int
+	sizes := sc.sizes[:0]
 	total := 0
-	for _, st := range order {
-		total += pieceLayout(st, spans, rss, sss, &sizes)
+	for t := range traces {
+		total += pieceLayout(idx[traces[t].first:traces[t].first+traces[t].n], spans, rss, sss, &sizes)
 	}
-	buf := make([]byte, 0, total)
-	out := make([]tracePiece, 0, len(order))
+	sc.sizes = sizes
+	buf := sc.buf[:0]
+	if cap(buf) < total {
+		buf = make([]byte, 0, total)
+	}
+	out := sc.out[:0]
 	k := 0
-	for _, st := range order {
+	for t := range traces {
+		st := &traces[t]
 		start := len(buf)
-		buf, k = appendPiece(buf, st, spans, rss, sss, sizes, k)
-		out = append(out, tracePiece{id: st.id, data: buf[start:len(buf):len(buf)], spans: len(st.spans), minStart: st.minStart, maxEnd: st.maxEnd, spanIDs: st.ids.list})
+		buf, k = appendPiece(buf, idx[st.first:st.first+st.n], spans, rss, sss, sizes, k)
+		out = append(out, tracePiece{id: st.id, data: buf[start:len(buf):len(buf)], spans: int(st.n), minStart: st.minStart, maxEnd: st.maxEnd, spanIDs: st.ids.list})
 	}
+	sc.buf, sc.out = buf, out
 	return out, dups, nil
 }
 
 // pieceLayout appends the body sizes of st's ResourceSpans and ScopeSpans
 // messages to sizes, in writing order, and returns the piece's size.
-func pieceLayout(st *rawTrace, spans []rawSpan, rss, sss []rawGroup, sizes *[]int) int {
+func pieceLayout(L []int32, spans []rawSpan, rss, sss []rawGroup, sizes *[]int) int {
 	total := 0
-	L := st.spans
 	for i := 0; i < len(L); {
 		rs := spans[L[i]].rs
 		at := len(*sizes)
@@ -261,8 +332,7 @@ func pieceLayout(st *rawTrace, spans []rawSpan, rss, sss []rawGroup, sizes *[]in
 	return total
 }
 
-func appendPiece(buf []byte, st *rawTrace, spans []rawSpan, rss, sss []rawGroup, sizes []int, k int) ([]byte, int) {
-	L := st.spans
+func appendPiece(buf []byte, L []int32, spans []rawSpan, rss, sss []rawGroup, sizes []int, k int) ([]byte, int) {
 	for i := 0; i < len(L); {
 		rs := spans[L[i]].rs
 		buf = appendMsgField(buf, 1, sizes[k])
