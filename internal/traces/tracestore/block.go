@@ -125,6 +125,9 @@ type blockWriter struct {
 	merged bool
 	// cols writes the span columns (format version 3).
 	cols *colWriter
+	// cenc is the columns' own encoder in compaction (closed by finish
+	// and abort); nil when they share enc.
+	cenc *zstd.Encoder
 }
 
 func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sources []string, walCheckpoint int) (*blockWriter, error) {
@@ -152,9 +155,18 @@ func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sour
 		return nil, bw.abort(err)
 	}
 	bw.off = uint64(len(hdr))
-	if bw.cols, err = newColWriter(bw.tmpDir, enc); err != nil {
+	cenc := enc
+	if level > 0 {
+		// compaction: columns at their own level (compactColumnsLevel)
+		if bw.cenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(compactColumnsLevel), zstd.WithEncoderConcurrency(1)); err != nil {
+			return nil, bw.abort(err)
+		}
+		cenc = bw.cenc
+	}
+	if bw.cols, err = newColWriter(bw.tmpDir, cenc); err != nil {
 		return nil, bw.abort(err)
 	}
+	bw.cols.idEnc = enc
 	return bw, nil
 }
 
@@ -289,7 +301,15 @@ func (bw *blockWriter) flushPage() error {
 	return nil
 }
 
+func (bw *blockWriter) closeColumnsEncoder() {
+	if bw.cenc != nil {
+		_ = bw.cenc.Close()
+		bw.cenc = nil
+	}
+}
+
 func (bw *blockWriter) abort(err error) error {
+	bw.closeColumnsEncoder()
 	bw.cols.abort()
 	if bw.f != nil {
 		_ = bw.f.Close()
@@ -316,7 +336,9 @@ func (bw *blockWriter) finish() (string, error) {
 		return "", bw.abort(err)
 	}
 	bw.f = nil
-	if err := bw.cols.finish(chunkTraces); err != nil {
+	err := bw.cols.finish(chunkTraces)
+	bw.closeColumnsEncoder()
+	if err != nil {
 		return "", bw.abort(err)
 	}
 	bw.meta.Pages = len(bw.pages)

@@ -374,6 +374,9 @@ type colWriter struct {
 	irregular         int // traces of the group the columns cannot hold
 	gotDur            bool
 	ids               []byte // span IDs, 8 bytes per span (format 10)
+	// idEnc, when set, compresses the span IDs (random: no level gains
+	// anything, so the cheapest encoder at hand); enc otherwise.
+	idEnc *zstd.Encoder
 
 	// attribute columns (columns version 3): the group's columns by
 	// scoped key ("span.x", "resource.x"), the block's key dictionary
@@ -554,7 +557,11 @@ func (cw *colWriter) flushGroup() error {
 	// columns, read only by searches that answer from the columns and by
 	// readers restoring the data file's zeroed IDs.
 	idFrom := len(cw.cbuf)
-	cw.cbuf = cw.enc.EncodeAll(cw.ids, cw.cbuf)
+	idEnc := cw.enc
+	if cw.idEnc != nil {
+		idEnc = cw.idEnc
+	}
+	cw.cbuf = idEnc.EncodeAll(cw.ids, cw.cbuf)
 	cw.arefs = binary.AppendUvarint(cw.arefs, uint64(len(cw.cbuf)-idFrom))
 	if _, err := cw.w.Write(cw.cbuf); err != nil {
 		return err
