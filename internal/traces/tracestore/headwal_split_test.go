@@ -290,3 +290,46 @@ func splitCopy(td ptrace.Traces, n int) (pieces []tracePiece, dups int, err erro
 	}
 	return out, dups, nil
 }
+
+// FuzzSplitEncoded: any bytes are refused or split without panicking; bytes
+// pdata decodes split into pieces that decode to the same spans, per trace.
+func FuzzSplitEncoded(f *testing.F) {
+	g := storetest.NewGen(24, testBase.UnixNano())
+	for i := range 4 {
+		_, td := g.Trace(1 + i)
+		var m ptrace.ProtoMarshaler
+		b, err := m.MarshalTraces(td)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, td.SpanCount())
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, n int) {
+		pieces, dups, err := splitEncoded(raw, n)
+		var u ptrace.ProtoUnmarshaler
+		td, uerr := u.UnmarshalTraces(raw)
+		if uerr != nil || td.SpanCount() != n || n == 0 {
+			return
+		}
+		if _, verr := validate(td); verr != nil {
+			return
+		}
+		if err != nil {
+			t.Fatalf("pdata decodes %d spans, split refused: %v", n, err)
+		}
+		total := dups
+		for _, p := range pieces {
+			got, err := u.UnmarshalTraces(p.data)
+			if err != nil {
+				t.Fatalf("piece does not decode: %v", err)
+			}
+			if got.SpanCount() != p.spans {
+				t.Fatalf("piece holds %d spans, says %d", got.SpanCount(), p.spans)
+			}
+			total += p.spans
+		}
+		if total != n {
+			t.Fatalf("pieces hold %d spans (+dups), request %d", total, n)
+		}
+	})
+}
