@@ -141,6 +141,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		EnableLifecycle: *enableLifecycle,
 		EnableAdminAPI:  *enableAdmin,
 		Flags:           flags,
+		BeforeReady:     func() { serveReleaseBeforeReady(logger) },
 	}, app.Deps{Logger: logger})
 	if err != nil {
 		logger.Error("Cannot start", "err", err)

@@ -67,6 +67,10 @@ type Options struct {
 	EnableAdminAPI bool
 	// Flags are shown by /api/v1/status/flags.
 	Flags map[string]string
+	// BeforeReady, when set, runs once the first config is in force and
+	// before /-/ready answers 200 (serve returns start-up's memory there,
+	// ADR 0088).
+	BeforeReady func()
 }
 
 // Deps are what the process gives the app.
@@ -348,6 +352,9 @@ func (a *App) Run(ctx context.Context) error {
 		g.Add(func() error {
 			if err := a.apply(a.current.Load()); err != nil {
 				return fmt.Errorf("apply initial config: %w", err)
+			}
+			if a.opts.BeforeReady != nil {
+				a.opts.BeforeReady()
 			}
 			close(a.firstApplied)
 			a.ready.Store(true)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -432,5 +433,47 @@ func TestReloadGoodAndBadConfig(t *testing.T) {
 	}
 	if v := ts.metricValue(t, `nxwatcher_config_reloads_total{result="failure"}`); v != 1 {
 		t.Fatalf("reloads_total failure = %v, want 1", v)
+	}
+}
+
+// TestBeforeReadyRunsBeforeReady: the BeforeReady hook runs once the
+// first config is in force, and /-/ready stays 503 (FirstApplied open)
+// until it returns.
+func TestBeforeReadyRunsBeforeReady(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	ts := &testServer{dataDir: filepath.Join(t.TempDir(), "data")}
+	a, err := New(Options{StoragePath: ts.dataDir, ListenAddress: "127.0.0.1:0", BeforeReady: func() {
+		if calls.Add(1) == 1 {
+			close(entered)
+		}
+		<-release
+	}}, Deps{Logger: promslog.NewNopLogger(), AdjustConfig: loopbackOTLP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.app, ts.url = a, "http://"+a.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.cancel, ts.done = cancel, make(chan error, 1)
+	go func() { ts.done <- a.Run(ctx) }()
+	t.Cleanup(func() { ts.stop(t) })
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("BeforeReady never ran")
+	}
+	if code, _ := ts.get(t, "/-/ready"); code != http.StatusServiceUnavailable {
+		t.Errorf("/-/ready while BeforeReady runs: %d, want 503", code)
+	}
+	select {
+	case <-a.FirstApplied():
+		t.Error("FirstApplied closed while BeforeReady runs")
+	default:
+	}
+	close(release)
+	waitFor(t, 10*time.Second, "ready", func() bool { code, _ := ts.get(t, "/-/ready"); return code == http.StatusOK })
+	if n := calls.Load(); n != 1 {
+		t.Errorf("BeforeReady ran %d times, want once", n)
 	}
 }
