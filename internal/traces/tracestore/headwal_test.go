@@ -363,3 +363,41 @@ func headCrashChild(dir string) {
 		}
 	}
 }
+
+// TestHeadWALPositionMismatchKeepsPieceInMemory: when the size of the
+// segment after a write is not where walPos expected the record to end,
+// that record's pieces stay in memory, the position is read again from
+// wlog, and the next record is located on disk again.
+func TestHeadWALPositionMismatchKeepsPieceInMemory(t *testing.T) {
+	db, _ := openTest(t, t.TempDir(), nil)
+	defer db.Close()
+	g := storetest.NewGen(13, testBase.UnixNano())
+	want := sent{}
+	db.appendMu.Lock()
+	db.hw.pos.alloc += 100 // walPos now disagrees with wlog
+	db.appendMu.Unlock()
+	id1, td1 := g.Trace(3)
+	want.add(id1, td1)
+	if err := db.ConsumeTraces(t.Context(), td1); err != nil {
+		t.Fatal(err)
+	}
+	id2, td2 := g.Trace(4)
+	want.add(id2, td2)
+	if err := db.ConsumeTraces(t.Context(), td2); err != nil {
+		t.Fatal(err)
+	}
+	if db.hw.mismatches != 1 {
+		t.Fatalf("%d mismatches, want 1", db.hw.mismatches)
+	}
+	if p := db.head.get(id1).pieces[0]; p.file.f != nil {
+		t.Fatal("the mislocated record's piece points into a file")
+	}
+	if p := db.head.get(id2).pieces[0]; p.file.f == nil {
+		t.Fatal("the next record stayed in memory: the position was not read again")
+	}
+	checkAll(t, db, want)
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	checkAll(t, db, want)
+}
