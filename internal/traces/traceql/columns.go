@@ -315,7 +315,12 @@ type ColumnMatcher struct {
 	// and the name, status, kind and duration intrinsics with literals,
 	// joined by &&, || and !; refs says where each attribute's value is.
 	fast bool
-	refs map[*Attribute]colRef
+	refs []attrRef // few: a linear scan beats a map lookup per span
+}
+
+type attrRef struct {
+	a *Attribute
+	r colRef
 }
 
 // colRef locates an attribute's value in a ColumnMatcher's attribute
@@ -343,7 +348,7 @@ func (q *Query) SearchColumnFilter() *ColumnMatcher {
 	if only, ok := intrinsicsOf(fa); ok {
 		c.only = only
 	}
-	m := &ColumnMatcher{expr: f.Expr, c: c, refs: map[*Attribute]colRef{}}
+	m := &ColumnMatcher{expr: f.Expr, c: c}
 	m.fast = f.Expr != nil && m.compile(f.Expr, cas)
 	return m
 }
@@ -385,7 +390,7 @@ func (m *ColumnMatcher) compile(e FieldExpr, cas []columnAttr) bool {
 		default:
 			return false
 		}
-		m.refs[a] = r
+		m.refs = append(m.refs, attrRef{a, r})
 		return true
 	case *UnaryOp:
 		return m.compile(f.Expr, cas)
@@ -452,7 +457,13 @@ func (m *ColumnMatcher) colValue(a *Attribute, spans []ColumnSpan, attrs []Colum
 		}
 		return Static{Kind: KindDuration, I: int64(cs.End) - int64(cs.Start)}
 	}
-	r := m.refs[a]
+	var r colRef
+	for _, ar := range m.refs {
+		if ar.a == a {
+			r = ar.r
+			break
+		}
+	}
 	n := len(spans)
 	at := func(k int) ColumnValue {
 		if k < 0 || k*n+i >= len(attrs) {
