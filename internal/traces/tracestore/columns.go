@@ -1066,6 +1066,14 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		return spanIDAt(data, i)
 	}
 	pf := &colPrefetch{b: b, t: t, depth: searchWorkers(s.db.opts.SearchWorkers) - 1}
+	if req.SpansRoot {
+		// A search answered from the columns builds answers here, and
+		// decoding groups ahead on other goroutines cost CPU without
+		// shortening it: 10M spans, no limit, 2.5-2.7 CPU-s / 1.7-1.8 s
+		// wall with the prefetch, 1.8-1.9 CPU-s / 1.5-1.7 s without
+		// (bench/README.md ## traces, ADR 0110).
+		pf.depth = 0
+	}
 	pf.sem = make(chan struct{}, max(1, pf.depth))
 	defer pf.wg.Wait()
 	// candidate pulls the next candidate whose group may hold a match,
