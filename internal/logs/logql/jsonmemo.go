@@ -5,9 +5,10 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
-	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/nx-watcher/nxwatcher/internal/logs/jsonscan"
 )
 
 // The outcome memo for `| json` (ADR 0108).
@@ -223,7 +224,7 @@ func jsonRawValues(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, s
 		}
 	}
 	s := jsonScan{line: line, k: k, vals: vals, stop: claimed}
-	i := jsonSkipWS(line, 0)
+	i := jsonscan.SkipSpace(line, 0)
 	if i >= len(line) || line[i] != '{' {
 		return false, false
 	}
@@ -245,7 +246,7 @@ func jsonRawValues(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, s
 // anywhere is absent. false: some key lies deeper, or after a brace; the
 // caller walks the line.
 func jsonClaimedTop(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, set *uint32) bool {
-	o := jsonSkipWS(line, 0)
+	o := jsonscan.SkipSpace(line, 0)
 	if o >= len(line) || line[o] != '{' {
 		return false
 	}
@@ -266,7 +267,7 @@ func jsonClaimedTop(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, 
 			if p-1 <= o || line[p-1] != '"' || line[p-2] == '\\' || e >= len(line) || line[e] != '"' {
 				continue
 			}
-			v := jsonSkipWS(line, e+1)
+			v := jsonscan.SkipSpace(line, e+1)
 			if v >= len(line) || line[v] != ':' {
 				continue // a string value, not a key
 			}
@@ -274,7 +275,7 @@ func jsonClaimedTop(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, 
 			if strings.IndexByte(seg, '{') >= 0 || strings.IndexByte(seg, '[') >= 0 || strings.IndexByte(seg, '}') >= 0 {
 				return false
 			}
-			if v = jsonSkipWS(line, v+1); v >= len(line) {
+			if v = jsonscan.SkipSpace(line, v+1); v >= len(line) {
 				return false
 			}
 			var end int
@@ -283,7 +284,7 @@ func jsonClaimedTop(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, 
 			case '{', '[':
 				// An object or array sets no label.
 			default:
-				if end, ok = jsonScalarEnd(line, v); !ok {
+				if end, ok = jsonscan.ScalarEnd(line, v); !ok {
 					return false
 				}
 				vals[slot] = line[v:end]
@@ -296,13 +297,6 @@ func jsonClaimedTop(line string, k *jsonStreamKeys, vals *[memoMaxSlots]string, 
 	return true
 }
 
-func jsonSkipWS(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-		i++
-	}
-	return i
-}
-
 // object scans the object at line[i] == '{' and returns the index after
 // its '}'. When relevant, its members' flattened names are prefix_key
 // (key alone at the top) and are looked up among the wanted names.
@@ -312,7 +306,7 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 		s.dup = true
 		relevant = false
 	}
-	i = jsonSkipWS(line, i+1)
+	i = jsonscan.SkipSpace(line, i+1)
 	if i < len(line) && line[i] == '}' {
 		return i + 1, true
 	}
@@ -324,26 +318,26 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 		ke := -1
 		// Most keys close within eight bytes: no call for those.
 		if ks+8 <= len(line) {
-			x := loadU64(line, ks)
-			if m := swarHas(x, '"') | swarHas(x, '\\') | ((x - swarLo*0x20) &^ x & swarHi); m != 0 {
+			x := jsonscan.Load64(line, ks)
+			if m := jsonscan.Special(x); m != 0 {
 				if q := ks + bits.TrailingZeros64(m)/8; line[q] == '"' {
 					ke = q + 1
 				}
 			}
 		}
 		if ke < 0 {
-			if ke = jsonStringEnd(line, ks); ke < 0 {
+			if ke = jsonscan.StringEnd(line, ks); ke < 0 {
 				return 0, false
 			}
 		}
 		if ke+1 < len(line) && line[ke] == ':' && line[ke+1] > ' ' {
 			i = ke + 1 // compact JSON
 		} else {
-			i = jsonSkipWS(line, ke)
+			i = jsonscan.SkipSpace(line, ke)
 			if i >= len(line) || line[i] != ':' {
 				return 0, false
 			}
-			i = jsonSkipWS(line, i+1)
+			i = jsonscan.SkipSpace(line, i+1)
 			if i >= len(line) {
 				return 0, false
 			}
@@ -406,15 +400,15 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 		case '"':
 			e := -1
 			if i+9 <= len(line) { // most values close within eight bytes too
-				x := loadU64(line, i+1)
-				if m := swarHas(x, '"') | swarHas(x, '\\') | ((x - swarLo*0x20) &^ x & swarHi); m != 0 {
+				x := jsonscan.Load64(line, i+1)
+				if m := jsonscan.Special(x); m != 0 {
 					if q := i + 1 + bits.TrailingZeros64(m)/8; line[q] == '"' {
 						e = q + 1
 					}
 				}
 			}
 			if e < 0 {
-				e = jsonStringEnd(line, i+1)
+				e = jsonscan.StringEnd(line, i+1)
 			}
 			i, ok = e, e >= 0
 			if ok && slot >= 0 {
@@ -422,7 +416,7 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 				s.set |= 1 << slot
 			}
 		default:
-			i, ok = jsonScalarEnd(line, i)
+			i, ok = jsonscan.ScalarEnd(line, i)
 			if ok && slot >= 0 {
 				s.vals[slot] = line[vs:i]
 				s.set |= 1 << slot
@@ -435,13 +429,13 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 			s.done = true
 			return i, true
 		}
-		i = jsonSkipWS(line, i)
+		i = jsonscan.SkipSpace(line, i)
 		if i >= len(line) {
 			return 0, false
 		}
 		switch line[i] {
 		case ',':
-			i = jsonSkipWS(line, i+1)
+			i = jsonscan.SkipSpace(line, i+1)
 		case '}':
 			return i + 1, true
 		default:
@@ -524,7 +518,7 @@ func (s *jsonScan) array(i int, depth int) (int, bool) {
 	if depth > jsonMemoMaxDepth {
 		s.dup = true
 	}
-	i = jsonSkipWS(line, i+1)
+	i = jsonscan.SkipSpace(line, i+1)
 	if i < len(line) && line[i] == ']' {
 		return i + 1, true
 	}
@@ -539,146 +533,24 @@ func (s *jsonScan) array(i int, depth int) (int, bool) {
 		case '[':
 			i, ok = s.array(i, depth+1)
 		default:
-			i, ok = jsonScalarEnd(line, i)
+			i, ok = jsonscan.ScalarEnd(line, i)
 		}
 		if !ok {
 			return 0, false
 		}
-		i = jsonSkipWS(line, i)
+		i = jsonscan.SkipSpace(line, i)
 		if i >= len(line) {
 			return 0, false
 		}
 		switch line[i] {
 		case ',':
-			i = jsonSkipWS(line, i+1)
+			i = jsonscan.SkipSpace(line, i+1)
 		case ']':
 			return i + 1, true
 		default:
 			return 0, false
 		}
 	}
-}
-
-// jsonScalarEnd validates the string, number or literal at line[i] and
-// returns the index after it.
-func jsonScalarEnd(line string, i int) (int, bool) {
-	switch c := line[i]; {
-	case c == '"':
-		e := jsonStringEnd(line, i+1)
-		return e, e >= 0
-	case c == 't':
-		return i + 4, strings.HasPrefix(line[i:], "true")
-	case c == 'f':
-		return i + 5, strings.HasPrefix(line[i:], "false")
-	case c == 'n':
-		return i + 4, strings.HasPrefix(line[i:], "null")
-	case c == '-' || c >= '0' && c <= '9':
-		return jsonNumberEnd(line, i)
-	}
-	return 0, false
-}
-
-// jsonNumberEnd: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func jsonNumberEnd(s string, i int) (int, bool) {
-	if s[i] == '-' {
-		i++
-	}
-	if i >= len(s) {
-		return 0, false
-	}
-	switch {
-	case s[i] == '0':
-		i++
-	case s[i] >= '1' && s[i] <= '9':
-		for i++; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-		}
-	default:
-		return 0, false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		d := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return 0, false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return 0, false
-		}
-	}
-	return i, true
-}
-
-// jsonStringEnd validates the string whose body starts at i (after the
-// opening quote) and returns the index after its closing quote, or -1:
-// control bytes are refused, escapes must be JSON's, any other byte
-// (invalid UTF-8 included) is accepted, as encoding/json does.
-func jsonStringEnd(s string, i int) int {
-	for {
-		for ; i+16 <= len(s); i += 16 {
-			x, y := loadU64(s, i), loadU64(s, i+8)
-			mx := swarHas(x, '"') | swarHas(x, '\\') | ((x - swarLo*0x20) &^ x & swarHi)
-			my := swarHas(y, '"') | swarHas(y, '\\') | ((y - swarLo*0x20) &^ y & swarHi)
-			if mx|my != 0 {
-				if mx != 0 {
-					i += bits.TrailingZeros64(mx) / 8
-				} else {
-					i += 8 + bits.TrailingZeros64(my)/8
-				}
-				break
-			}
-		}
-		for i < len(s) && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20 {
-			i++
-		}
-		if i >= len(s) {
-			return -1
-		}
-		switch c := s[i]; {
-		case c == '"':
-			return i + 1
-		case c < 0x20:
-			return -1
-		}
-		// a backslash
-		if i+1 >= len(s) {
-			return -1
-		}
-		switch s[i+1] {
-		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			i += 2
-		case 'u':
-			if i+6 > len(s) {
-				return -1
-			}
-			for j := i + 2; j < i+6; j++ {
-				if !isHex(s[j]) {
-					return -1
-				}
-			}
-			i += 6
-		default:
-			return -1
-		}
-	}
-}
-
-// loadU64 is load64 without bounds checks: the caller ensures
-// i+8 <= len(s).
-func loadU64(s string, i int) uint64 {
-	return *(*uint64)(unsafe.Add(unsafe.Pointer(unsafe.StringData(s)), i))
 }
 
 func isASCII(s string) bool {
@@ -688,8 +560,4 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

@@ -2,8 +2,9 @@ package logstore
 
 import (
 	"bytes"
-	"encoding/binary"
-	"math/bits"
+	"unsafe"
+
+	"github.com/nx-watcher/nxwatcher/internal/logs/jsonscan"
 )
 
 // The json-objects chunk flag (ADR 0109, format version 3).
@@ -43,7 +44,7 @@ func jsonObjectChunk(v *chunkView) bool {
 
 // jsonChecker holds the names of the line being checked, reused.
 type jsonChecker struct {
-	b     []byte
+	b     string // the line (viewed, not copied)
 	names []byte // flattened names back to back
 	offs  []int  // name k is names[offs[2k]:offs[2k+1]]
 }
@@ -55,24 +56,21 @@ type jsonChecker struct {
 // flattened names (prefix_key) that are pairwise distinct and do not end
 // in "_extracted".
 func (c *jsonChecker) line(b []byte) bool {
-	c.b = b
-	c.names = c.names[:0]
-	c.offs = c.offs[:0]
-	i := jsonWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false
-	}
-	if _, ok := c.object(i, 0, 0, true, 1); !ok {
-		return false
-	}
-	return c.distinct()
+	// A view, not a copy: c.b is read only during this call.
+	return c.lineString(unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
-func jsonWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
+func (c *jsonChecker) lineString(s string) bool {
+	c.names = c.names[:0]
+	c.offs = c.offs[:0]
+	i := jsonscan.SkipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return false
 	}
-	return i
+	c.b = s
+	_, ok := c.object(i, 0, 0, true, 1)
+	c.b = ""
+	return ok && c.distinct()
 }
 
 // object checks the object at b[i] == '{' and returns the index after its
@@ -83,7 +81,7 @@ func (c *jsonChecker) object(i, ps, pe int, named bool, depth int) (int, bool) {
 		return 0, false
 	}
 	b := c.b
-	i = jsonWS(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, true
 	}
@@ -91,7 +89,7 @@ func (c *jsonChecker) object(i, ps, pe int, named bool, depth int) (int, bool) {
 		if i >= len(b) || b[i] != '"' {
 			return 0, false
 		}
-		ke := jsonShortStrEnd(b, i+1)
+		ke := jsonscan.ShortStringEnd(b, i+1)
 		if ke < 0 {
 			return 0, false
 		}
@@ -113,11 +111,11 @@ func (c *jsonChecker) object(i, ps, pe int, named bool, depth int) (int, bool) {
 			}
 			c.offs = append(c.offs, ns, ne)
 		}
-		i = jsonWS(b, ke)
+		i = jsonscan.SkipSpace(b, ke)
 		if i >= len(b) || b[i] != ':' {
 			return 0, false
 		}
-		if i = jsonWS(b, i+1); i >= len(b) {
+		if i = jsonscan.SkipSpace(b, i+1); i >= len(b) {
 			return 0, false
 		}
 		var ok bool
@@ -127,17 +125,17 @@ func (c *jsonChecker) object(i, ps, pe int, named bool, depth int) (int, bool) {
 		case '[':
 			i, ok = c.array(i, depth+1)
 		default:
-			i, ok = jsonScalar(b, i)
+			i, ok = jsonscan.ScalarEnd(b, i)
 		}
 		if !ok {
 			return 0, false
 		}
-		if i = jsonWS(b, i); i >= len(b) {
+		if i = jsonscan.SkipSpace(b, i); i >= len(b) {
 			return 0, false
 		}
 		switch b[i] {
 		case ',':
-			i = jsonWS(b, i+1)
+			i = jsonscan.SkipSpace(b, i+1)
 		case '}':
 			return i + 1, true
 		default:
@@ -153,7 +151,7 @@ func (c *jsonChecker) array(i, depth int) (int, bool) {
 		return 0, false
 	}
 	b := c.b
-	i = jsonWS(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, true
 	}
@@ -168,17 +166,17 @@ func (c *jsonChecker) array(i, depth int) (int, bool) {
 		case '[':
 			i, ok = c.array(i, depth+1)
 		default:
-			i, ok = jsonScalar(b, i)
+			i, ok = jsonscan.ScalarEnd(b, i)
 		}
 		if !ok {
 			return 0, false
 		}
-		if i = jsonWS(b, i); i >= len(b) {
+		if i = jsonscan.SkipSpace(b, i); i >= len(b) {
 			return 0, false
 		}
 		switch b[i] {
 		case ',':
-			i = jsonWS(b, i+1)
+			i = jsonscan.SkipSpace(b, i+1)
 		case ']':
 			return i + 1, true
 		default:
@@ -203,162 +201,21 @@ func (c *jsonChecker) distinct() bool {
 	return true
 }
 
-func plainKey(k []byte) bool {
+func plainKey(k string) bool {
 	if len(k) == 0 || k[0] >= '0' && k[0] <= '9' {
 		return false
 	}
-	for _, ch := range k {
-		if !(ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9') {
+	for i := 0; i < len(k); i++ {
+		if ch := k[i]; !(ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9') {
 			return false
 		}
 	}
 	return true
 }
 
-// jsonScalar checks the string, number or literal at b[i] and returns the
-// index after it.
-func jsonScalar(b []byte, i int) (int, bool) {
-	switch ch := b[i]; {
-	case ch == '"':
-		e := jsonShortStrEnd(b, i+1)
-		return e, e >= 0
-	case ch == 't':
-		return i + 4, bytes.HasPrefix(b[i:], []byte("true"))
-	case ch == 'f':
-		return i + 5, bytes.HasPrefix(b[i:], []byte("false"))
-	case ch == 'n':
-		return i + 4, bytes.HasPrefix(b[i:], []byte("null"))
-	case ch == '-' || ch >= '0' && ch <= '9':
-		return jsonNum(b, i)
-	}
-	return 0, false
-}
-
-// jsonNum: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func jsonNum(b []byte, i int) (int, bool) {
-	if b[i] == '-' {
-		i++
-	}
-	if i >= len(b) {
-		return 0, false
-	}
-	switch {
-	case b[i] == '0':
-		i++
-	case b[i] >= '1' && b[i] <= '9':
-		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		}
-	default:
-		return 0, false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return 0, false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return 0, false
-		}
-	}
-	return i, true
-}
-
-const (
-	jsonLo = 0x0101010101010101
-	jsonHi = 0x8080808080808080
-)
-
-// jsonHas marks the bytes of x equal to c (exact for the lowest marked
-// byte, which is all the callers use).
-func jsonHas(x uint64, c byte) uint64 {
-	y := x ^ (jsonLo * uint64(c))
-	return (y - jsonLo) &^ y & jsonHi
-}
-
-// jsonShortStrEnd is jsonStrEnd with a first look at eight bytes: most
-// keys and many values close within them.
-func jsonShortStrEnd(b []byte, i int) int {
-	if i+8 <= len(b) {
-		x := binary.LittleEndian.Uint64(b[i:])
-		if m := jsonHas(x, '"') | jsonHas(x, '\\') | ((x - jsonLo*0x20) &^ x & jsonHi); m != 0 {
-			if q := i + bits.TrailingZeros64(m)/8; b[q] == '"' {
-				return q + 1
-			}
-		}
-	}
-	return jsonStrEnd(b, i)
-}
-
-// jsonStrEnd checks the string whose body starts at b[i] (after the
-// opening quote) and returns the index after its closing quote, or -1:
-// control bytes are refused, escapes must be JSON's, any other byte
-// (invalid UTF-8 included) is accepted, as encoding/json does.
-func jsonStrEnd(b []byte, i int) int {
-	for {
-		for ; i+16 <= len(b); i += 16 {
-			x, y := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
-			mx := jsonHas(x, '"') | jsonHas(x, '\\') | ((x - jsonLo*0x20) &^ x & jsonHi)
-			my := jsonHas(y, '"') | jsonHas(y, '\\') | ((y - jsonLo*0x20) &^ y & jsonHi)
-			if mx|my != 0 {
-				if mx != 0 {
-					i += bits.TrailingZeros64(mx) / 8
-				} else {
-					i += 8 + bits.TrailingZeros64(my)/8
-				}
-				break
-			}
-		}
-		for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
-			i++
-		}
-		if i >= len(b) {
-			return -1
-		}
-		switch ch := b[i]; {
-		case ch == '"':
-			return i + 1
-		case ch < 0x20:
-			return -1
-		}
-		if i+1 >= len(b) {
-			return -1
-		}
-		switch b[i+1] {
-		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			i += 2
-		case 'u':
-			if i+6 > len(b) {
-				return -1
-			}
-			for j := i + 2; j < i+6; j++ {
-				if ch := b[j]; !(ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f' || ch >= 'A' && ch <= 'F') {
-					return -1
-				}
-			}
-			i += 6
-		default:
-			return -1
-		}
-	}
-}
-
 // JSONObjectLine reports whether line meets the claim a chunk's
 // JSONObjects makes of each of its lines (for tests of the query side).
 func JSONObjectLine(line string) bool {
 	var c jsonChecker
-	return c.line([]byte(line))
+	return c.lineString(line)
 }

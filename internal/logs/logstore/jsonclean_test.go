@@ -79,7 +79,7 @@ func checkJSONObjectLine(line string) error {
 	var walk func(prefix string, m map[string]any) error
 	walk = func(prefix string, m map[string]any) error {
 		for k, x := range m {
-			if !plainKey([]byte(k)) {
+			if !plainKey(k) {
 				return errNotPlain
 			}
 			n := k
