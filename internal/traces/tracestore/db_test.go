@@ -426,16 +426,43 @@ func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a child process")
 	}
+	// Killed at a random point: sometimes mid-cut, sometimes mid-compaction,
+	// sometimes mid-write.
+	db, acked, stored := killChildAndReopen(t, "^$", crashChildEnv)
+	// Every stored trace is also whole through the by-ID path.
+	for fp := range acked {
+		var id pcommon.TraceID
+		b, _ := hex.DecodeString(strings.TrimPrefix(strings.Fields(fp)[0], "trace="))
+		copy(id[:], b)
+		got, found, err := db.TraceByID(t.Context(), id)
+		if err != nil || !found {
+			t.Fatalf("by ID %s: found=%v err=%v", id, found, err)
+		}
+		if !slices.Contains(storetest.Fingerprints(got), fp) {
+			t.Fatalf("by ID %s lacks %s", id, fp)
+		}
+		break
+	}
+	t.Logf("%d acknowledged spans, %d stored (%d not acknowledged in time), %d blocks", len(acked), stored, stored-len(acked), len(db.blocks))
+}
+
+// killChildAndReopen runs this test binary again as a child (-test.run
+// run, with env naming a fresh directory) that ingests and logs each
+// acknowledged batch's span fingerprints, SIGKILLs it after a random
+// number of batches, reopens its store and checks that every acknowledged
+// span is stored exactly once and no span ID twice. It returns the
+// reopened store (closed at the test's end), the acknowledged fingerprints
+// and how many spans are stored.
+func killChildAndReopen(t *testing.T, run, env string) (*DB, map[string]bool, int) {
+	t.Helper()
 	dir := t.TempDir()
 	ackPath := filepath.Join(dir, "acks")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	cmd := exec.Command(os.Args[0], "-test.run="+run)
+	cmd.Env = append(os.Environ(), env+"="+dir)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Kill at a random point: sometimes mid-cut, sometimes mid-compaction,
-	// sometimes mid-write.
 	threshold := 300 + rand.IntN(500)
 	t.Logf("killing after %d acknowledged batches", threshold)
 	deadline := time.Now().Add(60 * time.Second)
@@ -466,15 +493,14 @@ func TestCrashRecovery(t *testing.T) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	var batch []string
 	for sc.Scan() {
-		line := sc.Text()
-		if line == "." {
-			for _, fp := range batch {
-				acked[fp] = true
-			}
-			batch = batch[:0]
+		if line := sc.Text(); line != "." {
+			batch = append(batch, line)
 			continue
 		}
-		batch = append(batch, line)
+		for _, fp := range batch {
+			acked[fp] = true
+		}
+		batch = batch[:0]
 	}
 	_ = f.Close()
 	if len(acked) == 0 {
@@ -482,7 +508,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 
 	db, _ := openTest(t, filepath.Join(dir, "db"), nil)
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	stored := map[string]int{}
 	spanIDs := map[string]int{}
 	_, err = db.Search(t.Context(), SearchRequest{}, func(id TraceID, td ptrace.Traces) (bool, error) {
@@ -503,8 +529,7 @@ func TestCrashRecovery(t *testing.T) {
 	missing := 0
 	for fp := range acked {
 		if stored[fp] != 1 {
-			missing++
-			if missing < 3 {
+			if missing++; missing < 3 {
 				t.Errorf("acknowledged span missing or altered: %s", fp)
 			}
 		}
@@ -512,21 +537,7 @@ func TestCrashRecovery(t *testing.T) {
 	if missing > 0 {
 		t.Fatalf("%d of %d acknowledged spans missing", missing, len(acked))
 	}
-	// Every stored trace is also whole through the by-ID path.
-	for fp := range acked {
-		var id pcommon.TraceID
-		b, _ := hex.DecodeString(strings.TrimPrefix(strings.Fields(fp)[0], "trace="))
-		copy(id[:], b)
-		got, found, err := db.TraceByID(t.Context(), id)
-		if err != nil || !found {
-			t.Fatalf("by ID %s: found=%v err=%v", id, found, err)
-		}
-		if !slices.Contains(storetest.Fingerprints(got), fp) {
-			t.Fatalf("by ID %s lacks %s", id, fp)
-		}
-		break
-	}
-	t.Logf("%d acknowledged spans, %d stored (%d not acknowledged in time), %d blocks", len(acked), len(stored), len(stored)-len(acked), len(db.blocks))
+	return db, acked, len(stored)
 }
 
 // crashChild ingests forever, cutting and compacting blocks, logging each
