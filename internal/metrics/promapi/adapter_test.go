@@ -10,12 +10,11 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/promslog"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/scrape"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/nx-watcher/nxwatcher/internal/metrics"
 )
@@ -32,31 +31,9 @@ func (noTargets) ScrapePools() []string { return nil }
 
 func newTestAPI(tb testing.TB) (http.Handler, *metrics.TSDB) {
 	tb.Helper()
-	logger := promslog.NewNopLogger()
-	reg := prometheus.NewRegistry()
-	cfg := metrics.DefaultConfig()
-	if err := cfg.Resolve(".", logger); err != nil {
-		tb.Fatal(err)
-	}
-	deps := metrics.Deps{Logger: logger, Registerer: reg}
-	db, err := metrics.OpenTSDB(tb.TempDir(), cfg, deps)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	engine, err := metrics.NewEngine(cfg.Query, tb.TempDir(), deps)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { engine.Close() })
-	h := New(Options{ListenAddress: "127.0.0.1:0", RemoteWriteReceiver: true, OTLPReceiver: true, LookbackDelta: 5 * time.Minute, QueryTimeout: time.Minute}, Deps{
-		Logger: logger, Registerer: reg, Gatherer: reg, Engine: engine, DB: db,
-		Targets: noTargets{}, Pools: noTargets{},
-		Config:  func() promconfig.Config { return *cfg.Parsed },
-		Runtime: func() (bool, time.Time) { return true, time.Now() },
-		Ready:   func(h http.HandlerFunc) http.HandlerFunc { return h },
-	})
-	return h, db
+	opts, deps := testDeps(tb)
+	opts.ExternalURL, opts.Version = nil, v1.PrometheusVersion{} // these tests predate both
+	return New(opts, deps), deps.DB
 }
 
 func writeRequestBody(tb testing.TB, series, batch int, ts int64) []byte {
