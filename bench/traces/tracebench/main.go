@@ -43,6 +43,7 @@ func main() {
 	flag.StringVar(&searchPath, "search-path", "columns", "comma-separated, each measured in turn on the same store: columns: /api/search's work (each matching trace's answer built, then dropped), answers from block columns where they can be (ADR 0110); decode: the same with every answered trace decoded; eval: decode and evaluate only, no answers (the measure before 2026-12-01 04:00)")
 	flag.IntVar(&searchRounds, "search-rounds", 1, "no-limit searches per -search-path (one limit-20 search each)")
 	flag.BoolVar(&encodeFlag, "encode", false, "with -search-path columns or decode: also write each answer as JSON (not kept)")
+	flag.BoolVar(&searchOnly, "search-only", false, "skip ingest: open the store an earlier run left in -dir and only search it")
 	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile (live objects) after compaction to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -65,6 +66,9 @@ func main() {
 }
 
 func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
+	if searchOnly && dir == "" {
+		return fmt.Errorf("-search-only needs -dir")
+	}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "tracebench")
 		if err != nil {
@@ -84,6 +88,10 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 	}
 	defer db.Close()
 	ctx := context.Background()
+	if searchOnly {
+		// A store an earlier run left in -dir: only the searches.
+		return search(ctx, db, query, 0)
+	}
 	base := time.Now().Add(-time.Hour).UnixNano()
 	g := storetest.NewGen(42, base)
 
@@ -189,7 +197,12 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 		return err
 	}
 	heap("after compaction", len(ids))
+	return search(ctx, db, query, len(ids))
+}
 
+// search times -search-path's searches for query on db (nIDs: the trace
+// IDs the benchmark holds, for the heap figure).
+func search(ctx context.Context, db *tracestore.DB, query string, nIDs int) error {
 	q, err := traceql.Parse(query)
 	if err != nil {
 		return err
@@ -222,7 +235,7 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 	for _, rn := range runs {
 		searchPath, limit := rn.path, rn.limit
 		runtime.GC()
-		start = time.Now()
+		start := time.Now()
 		cpuStart := cpuTime()
 		matched := 0
 		req := tracestore.SearchRequest{Conds: conds, Project: project}
@@ -252,10 +265,10 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 			return err
 		}
 		wall, cpu := time.Since(start), cpuTime()-cpuStart
-		fmt.Printf("search (%s) %s limit=%d: %d matched, %d traces inspected, %.1f MB inspected%s, %s wall, %.3f CPU-s (GOMAXPROCS %d)\n", searchPath, query, min(limit, 1<<20), matched,
-			st.InspectedTraces, float64(st.InspectedBytes)/1e6, answer, wall.Round(time.Millisecond), cpu.Seconds(), runtime.GOMAXPROCS(0))
+		fmt.Printf("search (%s) %s limit=%d: %d matched, %d traces inspected, %.1f MB inspected%s, %s wall, %.3f CPU-s (GOMAXPROCS %d, load %s)\n", searchPath, query, min(limit, 1<<20), matched,
+			st.InspectedTraces, float64(st.InspectedBytes)/1e6, answer, wall.Round(time.Millisecond), cpu.Seconds(), runtime.GOMAXPROCS(0), loadAvg())
 	}
-	heap("end", len(ids))
+	heap("end", nIDs)
 	return nil
 }
 
@@ -267,7 +280,20 @@ var (
 	colFilterFlag bool
 	projectFlag   bool
 	searchWorkers int
+	searchOnly    bool
 )
+
+// loadAvg is the 1-minute load average ("?" where /proc/loadavg is not).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
 
 // heap prints the live heap after a GC; the benchmark itself holds the trace
 // IDs it looks up (16 bytes each).

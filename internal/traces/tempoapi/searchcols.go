@@ -1,7 +1,9 @@
 package tempoapi
 
 import (
-	"strings"
+	"encoding/hex"
+	"math"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -30,6 +32,7 @@ func (a *API) applyColumnAnswers(req *tracestore.SearchRequest, p searchParams, 
 	req.ColumnAttrs = q.ColumnAttrs()
 	req.SpansRoot = true
 	var matched []int
+	ab := &answerBuilder{}
 	req.Spans = func(id tracestore.TraceID, ss []tracestore.ColumnSpan, as []tracestore.ColumnValue, spanID func(int) (pcommon.SpanID, error)) (bool, error) {
 		spans, attrs := viewColumns(ss), viewValues(as)
 		start, end := ^uint64(0), uint64(0)
@@ -49,7 +52,7 @@ func (a *API) applyColumnAnswers(req *tracestore.SearchRequest, p searchParams, 
 			return true, nil
 		}
 		a.columnAnswered++
-		res, err := columnResult(p, m, pcommon.TraceID(id), spans, attrs, matched, start, end, spanID)
+		res, err := ab.result(p, m, pcommon.TraceID(id), spans, attrs, matched, start, end, spanID)
 		if err != nil {
 			return false, err
 		}
@@ -57,14 +60,144 @@ func (a *API) applyColumnAnswers(req *tracestore.SearchRequest, p searchParams, 
 	}
 }
 
-// columnResult is traceResult for a trace known by its columns: the same
+// answerBuilder builds the answers of one search from the columns with
+// few allocations (a search may answer 370k traces, ADR 0110): answers
+// and their spansets come from slabs, ID strings from a byte arena, and
+// the attribute lists and service statistics a trace shares with a
+// recent one are shared (answers are only read once built: sorted,
+// written as JSON).
+type answerBuilder struct {
+	slab []colAnswer
+	strs []byte
+	// kvs is the scratch AppendSpanAttributes fills; lastKVs and
+	// lastAttrs the previous span's attributes and their answer form.
+	kvs, lastKVs []traceql.KeyValue
+	lastAttrs    []attribute
+	// stats holds recent serviceStats maps by their content's hash.
+	stats [1024]statsMemo
+}
+
+// colAnswer is one answer and its (only) spanset, allocated together.
+type colAnswer struct {
+	res traceResult
+	set spanSet
+}
+
+type svcCount struct {
+	svc string
+	st  serviceStats
+}
+
+type statsMemo struct {
+	counts []svcCount
+	m      map[string]serviceStats
+}
+
+const (
+	answerSlab = 64
+	strArena   = 16 << 10
+)
+
+func (ab *answerBuilder) answer() *colAnswer {
+	if len(ab.slab) == 0 {
+		ab.slab = make([]colAnswer, answerSlab)
+	}
+	c := &ab.slab[0]
+	ab.slab = ab.slab[1:]
+	return c
+}
+
+// hexID is strings.TrimLeft(hex of id, "0") ("" for an all-zero id when
+// trim, else the full hex), in the arena.
+func (ab *answerBuilder) hexID(id []byte, trim bool) string {
+	if cap(ab.strs)-len(ab.strs) < 2*len(id) {
+		ab.strs = make([]byte, 0, strArena)
+	}
+	from := len(ab.strs)
+	ab.strs = hex.AppendEncode(ab.strs, id)
+	b := ab.strs[from:]
+	if trim {
+		i := 0
+		for i < len(b) && b[i] == '0' {
+			i++
+		}
+		b = b[i:]
+	}
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// serviceStats returns a map of counts, shared with an earlier answer
+// whose counts were the same.
+func (ab *answerBuilder) serviceStats(counts []svcCount) map[string]serviceStats {
+	h := uint64(len(counts))
+	for _, c := range counts {
+		h = h*31 + uint64(len(c.svc))
+		if len(c.svc) > 0 {
+			h = h*31 + uint64(c.svc[0]) + uint64(c.svc[len(c.svc)-1])<<8
+		}
+		h = h*31 + uint64(c.st.SpanCount)
+		h = h*31 + uint64(c.st.ErrorCount)
+	}
+	e := &ab.stats[h%uint64(len(ab.stats))]
+	if e.m != nil && slices.Equal(e.counts, counts) {
+		return e.m
+	}
+	m := make(map[string]serviceStats, len(counts))
+	for _, c := range counts {
+		m[c.svc] = c.st
+	}
+	e.counts = append(e.counts[:0], counts...)
+	e.m = m
+	return m
+}
+
+// attributes converts kvs, reusing the previous span's conversion when
+// every key and value is the same.
+func (ab *answerBuilder) attributes(kvs []traceql.KeyValue) []attribute {
+	if len(kvs) == 0 {
+		return nil
+	}
+	if len(kvs) == len(ab.lastKVs) && ab.lastAttrs != nil {
+		same := true
+		for i := range kvs {
+			if !sameKV(kvs[i], ab.lastKVs[i]) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return ab.lastAttrs
+		}
+	}
+	out := make([]attribute, len(kvs))
+	for k, kv := range kvs {
+		out[k] = toAttribute(kv)
+	}
+	ab.lastKVs = append(ab.lastKVs[:0], kvs...)
+	ab.lastAttrs = out
+	return out
+}
+
+// sameKV: equal keys and values, floats by their bits (-0 and 0 are
+// written differently; NaN is one value).
+func sameKV(a, b traceql.KeyValue) bool {
+	return a.Key == b.Key && a.Value.Kind == b.Value.Kind && a.Value.S == b.Value.S && a.Value.I == b.Value.I &&
+		a.Value.B == b.Value.B && math.Float64bits(a.Value.F) == math.Float64bits(b.Value.F)
+}
+
+// result is traceResult for a trace known by its columns: the same
 // fields, computed the same way (root: the earliest span without a parent;
 // its service name kept from an earlier root when it has none, as
 // traceql's NewTrace does).
-func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, spans []traceql.ColumnSpan, attrs []traceql.ColumnValue,
+func (ab *answerBuilder) result(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, spans []traceql.ColumnSpan, attrs []traceql.ColumnValue,
 	matched []int, start, end uint64, spanID func(int) (pcommon.SpanID, error)) (*traceResult, error) {
-	res := &traceResult{
-		TraceID:           strings.TrimLeft(id.String(), "0"),
+	ca := ab.answer()
+	res := &ca.res
+	*res = traceResult{
+		TraceID:           ab.hexID(id[:], true),
 		StartTimeUnixNano: start,
 		DurationMs:        (end - start) / 1e6,
 		start:             start,
@@ -73,13 +206,8 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 		res.TraceID = "0"
 	}
 	rootStart := ^uint64(0)
-	// Count per service in a small list first (a trace has a few), then
-	// fill the map once per service.
-	type count struct {
-		svc string
-		st  serviceStats
-	}
-	var local [8]count
+	// Count per service in a small list (a trace has a few).
+	var local [8]svcCount
 	counts := local[:0]
 	for i := range spans {
 		s := &spans[i]
@@ -95,21 +223,19 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 			j++
 		}
 		if j == len(counts) {
-			counts = append(counts, count{svc: s.Service})
+			counts = append(counts, svcCount{svc: s.Service})
 		}
 		counts[j].st.SpanCount++
 		if s.Status == ptrace.StatusCodeError {
 			counts[j].st.ErrorCount++
 		}
 	}
-	res.ServiceStats = make(map[string]serviceStats, len(counts))
-	for _, c := range counts {
-		res.ServiceStats[c.svc] = c.st
-	}
+	res.ServiceStats = ab.serviceStats(counts)
 	if res.RootServiceName == "" && res.RootTraceName == "" {
 		res.RootServiceName = rootNotYetReceived
 	}
-	out := &spanSet{Matched: len(matched)}
+	out := &ca.set
+	out.Matched = len(matched)
 	if n := min(len(matched), p.spss); n <= len(out.buf) {
 		out.Spans = out.buf[:0]
 	} else {
@@ -122,19 +248,18 @@ func columnResult(p searchParams, m *traceql.ColumnMatcher, id pcommon.TraceID, 
 			return nil, err
 		}
 		sr := spanResult{
-			SpanID:            sid.String(),
+			SpanID:            ab.hexID(sid[:], false),
 			StartTimeUnixNano: s.Start,
 			DurationNanos:     s.End - s.Start,
+		}
+		if sid.IsEmpty() {
+			sr.SpanID = "" // pcommon's String of an empty ID
 		}
 		if p.refName {
 			sr.Name = s.Name
 		}
-		if kvs := m.SpanAttributes(p.query, spans, attrs, i); len(kvs) > 0 {
-			sr.Attributes = make([]attribute, len(kvs))
-			for k, kv := range kvs {
-				sr.Attributes[k] = toAttribute(kv)
-			}
-		}
+		ab.kvs = m.AppendSpanAttributes(ab.kvs, p.query, spans, attrs, i)
+		sr.Attributes = ab.attributes(ab.kvs)
 		out.Spans = append(out.Spans, sr)
 	}
 	res.one[0] = out

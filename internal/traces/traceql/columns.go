@@ -595,3 +595,10 @@ func (m *ColumnMatcher) SpanAttributes(q *Query, spans []ColumnSpan, attrs []Col
 	m.c.load(spans, attrs, i)
 	return q.SpanAttributes(&m.c.trace, 0)
 }
+
+// AppendSpanAttributes is SpanAttributes appending to out[:0]: the same
+// values, in a slice the caller reuses (valid until the next call).
+func (m *ColumnMatcher) AppendSpanAttributes(out []KeyValue, q *Query, spans []ColumnSpan, attrs []ColumnValue, i int) []KeyValue {
+	m.c.load(spans, attrs, i)
+	return q.appendSpanAttributes(out, &m.c.trace, 0)
+}

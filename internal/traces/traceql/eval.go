@@ -714,8 +714,15 @@ func FromValue(v pcommon.Value) Static {
 // among them: it has its own field (see RefersToName); durations are not
 // either, nor the trace-level intrinsics.
 func (q *Query) SpanAttributes(t *Trace, i int) []KeyValue {
+	return q.appendSpanAttributes(nil, t, i)
+}
+
+// appendSpanAttributes is SpanAttributes appending to out[:0] (nil when
+// out is nil and there is none), so a caller answering many spans reuses
+// one slice.
+func (q *Query) appendSpanAttributes(out []KeyValue, t *Trace, i int) []KeyValue {
 	attrs := q.attributes()
-	var out []KeyValue
+	out = out[:0]
 	for _, a := range attrs {
 		if a.Scope == ScopeIntrinsic && (a.Name == IntrinsicName || a.Name == IntrinsicDuration || a.Name == IntrinsicTraceDuration ||
 			a.Name == IntrinsicRootName || a.Name == IntrinsicRootServiceName) {
