@@ -2,6 +2,7 @@ package traceql
 
 import (
 	"math"
+	"regexp"
 	"slices"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -311,11 +312,12 @@ type ColumnMatcher struct {
 	expr FieldExpr
 	c    *columnScratch
 	// fast is set when expr is evaluated straight on the columns
-	// (matchCol): comparisons of span, resource and unscoped attributes
+	// (colNode.eval): comparisons of span, resource and unscoped attributes
 	// and the name, status, kind and duration intrinsics with literals,
 	// joined by &&, || and !; refs says where each attribute's value is.
 	fast bool
 	refs []attrRef // few: a linear scan beats a map lookup per span
+	prog *colNode  // expr compiled (build) when fast
 }
 
 type attrRef struct {
@@ -350,11 +352,168 @@ func (q *Query) SearchColumnFilter() *ColumnMatcher {
 	}
 	m := &ColumnMatcher{expr: f.Expr, c: c}
 	m.fast = f.Expr != nil && m.compile(f.Expr, cas)
+	if m.fast {
+		m.prog = m.build(f.Expr)
+	}
 	return m
 }
 
+// colNode is the fast path's expression compiled once per matcher (build):
+// each comparison knows where its value is and whether it is the common
+// `= "literal"`, so a search evaluating millions of spans does not look
+// attributes up or switch on operator strings per span.
+type colNode struct {
+	kind  uint8
+	l, r  *colNode
+	lit   bool // nodeLit's value
+	a     *Attribute
+	ref   colRef
+	intr  uint8 // intrinsic read: intrName, ...; 0 an attribute
+	op    string
+	val   Static
+	re    *regexp.Regexp
+	strEq bool // op "=" against a string literal, no regexp
+	svcEq bool // strEq on the resource's service.name alone
+	intEq bool // op "=" against an int literal
+}
+
+const (
+	nodeAnd = iota
+	nodeOr
+	nodeNot
+	nodeLit
+	nodeCmp
+)
+
+const (
+	intrNone = iota
+	intrName
+	intrStatus
+	intrKind
+	intrDuration
+)
+
+// build compiles e (which compile accepted) into a colNode tree.
+func (m *ColumnMatcher) build(e FieldExpr) *colNode {
+	switch f := e.(type) {
+	case *BinaryOp:
+		switch f.Op {
+		case "&&":
+			return &colNode{kind: nodeAnd, l: m.build(f.L), r: m.build(f.R)}
+		case "||":
+			return &colNode{kind: nodeOr, l: m.build(f.L), r: m.build(f.R)}
+		}
+		a, lit := f.L.(*Attribute), f.R.(*Literal)
+		n := &colNode{kind: nodeCmp, a: a, op: f.Op, val: lit.Value, re: f.re}
+		if a.Scope == ScopeIntrinsic {
+			switch a.Name {
+			case IntrinsicName:
+				n.intr = intrName
+			case IntrinsicStatus:
+				n.intr = intrStatus
+			case IntrinsicKind:
+				n.intr = intrKind
+			default:
+				n.intr = intrDuration
+			}
+		} else {
+			for _, ar := range m.refs {
+				if ar.a == a {
+					n.ref = ar.r
+					break
+				}
+			}
+		}
+		n.strEq = f.re == nil && f.Op == "=" && lit.Value.Kind == KindString
+		n.svcEq = n.strEq && n.intr == intrNone && n.ref.span < 0 && n.ref.res == -2
+		n.intEq = f.re == nil && f.Op == "=" && lit.Value.Kind == KindInt
+		return n
+	case *UnaryOp:
+		return &colNode{kind: nodeNot, l: m.build(f.Expr)}
+	case *Literal:
+		return &colNode{kind: nodeLit, lit: f.Value.Kind == KindBool && f.Value.B}
+	}
+	return &colNode{kind: nodeLit}
+}
+
+// eval is matchSpan for span i of a trace known by its columns: each
+// value is the one singleValue reads from the scratch span that load
+// would build.
+func (n *colNode) eval(spans []ColumnSpan, attrs []ColumnValue, i int) bool {
+	switch n.kind {
+	case nodeAnd:
+		return n.l.eval(spans, attrs, i) && n.r.eval(spans, attrs, i)
+	case nodeOr:
+		return n.l.eval(spans, attrs, i) || n.r.eval(spans, attrs, i)
+	case nodeNot:
+		return !n.l.eval(spans, attrs, i)
+	case nodeLit:
+		return n.lit
+	}
+	if n.svcEq {
+		cs := &spans[i]
+		return cs.HasService && cs.Service == n.val.S
+	}
+	v := n.value(spans, attrs, i)
+	switch {
+	case n.intEq:
+		// compare("=", v, int): numbers compared as float64
+		switch v.Kind {
+		case KindInt:
+			return float64(v.I) == float64(n.val.I)
+		case KindFloat:
+			return v.F == float64(n.val.I)
+		}
+		return false
+	case n.strEq:
+		// compare("=", v, string): only a string of the same bytes
+		return v.Kind == KindString && v.S == n.val.S
+	case n.re != nil:
+		return v.Kind == KindString && n.re.MatchString(v.S) == (n.op == "=~")
+	}
+	return compare(n.op, v, n.val)
+}
+
+// value is the value of n's attribute or intrinsic on span i.
+func (n *colNode) value(spans []ColumnSpan, attrs []ColumnValue, i int) Static {
+	cs := &spans[i]
+	switch n.intr {
+	case intrName:
+		return String(cs.Name)
+	case intrStatus:
+		return Status(cs.Status)
+	case intrKind:
+		return SpanKindValue(cs.Kind)
+	case intrDuration:
+		return Static{Kind: KindDuration, I: int64(cs.End) - int64(cs.Start)}
+	}
+	r := n.ref
+	nn := len(spans)
+	if r.span >= 0 {
+		var cv ColumnValue
+		if k := r.span*nn + i; k < len(attrs) {
+			cv = attrs[k]
+		}
+		if v, ok := colStatic(cv); ok || n.a.Scope == ScopeSpan {
+			return v
+		}
+	}
+	if r.res == -2 {
+		if cs.HasService {
+			return String(cs.Service)
+		}
+		return Static{}
+	}
+	var cv ColumnValue
+	if k := r.res*nn + i; r.res >= 0 && k < len(attrs) {
+		cv = attrs[k]
+	}
+	v, _ := colStatic(cv)
+	return v
+}
+
 // compile fills m.refs for e's attributes; false when e has a part
-// matchCol does not evaluate the way matchSpan does.
+// colNode.eval does not evaluate the way matchSpan does.
 func (m *ColumnMatcher) compile(e FieldExpr, cas []columnAttr) bool {
 	switch f := e.(type) {
 	case *BinaryOp:
@@ -418,74 +577,6 @@ func colStatic(cv ColumnValue) (Static, bool) {
 	return Static{}, false
 }
 
-// matchCol is matchSpan for span i of a trace known by its columns, for a
-// matcher whose expression compile accepted: each value is the one
-// singleValue reads from the scratch span that load would build.
-func (m *ColumnMatcher) matchCol(e FieldExpr, spans []ColumnSpan, attrs []ColumnValue, i int) bool {
-	switch f := e.(type) {
-	case *BinaryOp:
-		switch f.Op {
-		case "&&":
-			return m.matchCol(f.L, spans, attrs, i) && m.matchCol(f.R, spans, attrs, i)
-		case "||":
-			return m.matchCol(f.L, spans, attrs, i) || m.matchCol(f.R, spans, attrs, i)
-		}
-		a, lit := f.L.(*Attribute), f.R.(*Literal)
-		v := m.colValue(a, spans, attrs, i)
-		if f.re != nil {
-			return v.Kind == KindString && f.re.MatchString(v.S) == (f.Op == "=~")
-		}
-		return compare(f.Op, v, lit.Value)
-	case *UnaryOp:
-		return !m.matchCol(f.Expr, spans, attrs, i)
-	case *Literal:
-		return f.Value.Kind == KindBool && f.Value.B
-	}
-	return false
-}
-
-func (m *ColumnMatcher) colValue(a *Attribute, spans []ColumnSpan, attrs []ColumnValue, i int) Static {
-	cs := &spans[i]
-	if a.Scope == ScopeIntrinsic {
-		switch a.Name {
-		case IntrinsicName:
-			return String(cs.Name)
-		case IntrinsicStatus:
-			return Status(cs.Status)
-		case IntrinsicKind:
-			return SpanKindValue(cs.Kind)
-		}
-		return Static{Kind: KindDuration, I: int64(cs.End) - int64(cs.Start)}
-	}
-	var r colRef
-	for _, ar := range m.refs {
-		if ar.a == a {
-			r = ar.r
-			break
-		}
-	}
-	n := len(spans)
-	at := func(k int) ColumnValue {
-		if k < 0 || k*n+i >= len(attrs) {
-			return ColumnValue{}
-		}
-		return attrs[k*n+i]
-	}
-	if r.span >= 0 {
-		if v, ok := colStatic(at(r.span)); ok || a.Scope == ScopeSpan {
-			return v
-		}
-	}
-	if r.res == -2 {
-		if cs.HasService {
-			return String(cs.Service)
-		}
-		return Static{}
-	}
-	v, _ := colStatic(at(r.res))
-	return v
-}
-
 // Match reports whether some span of the trace matches the filter; attrs
 // as for ObserveColumns.
 func (m *ColumnMatcher) Match(spans []ColumnSpan, attrs []ColumnValue) bool {
@@ -494,7 +585,7 @@ func (m *ColumnMatcher) Match(spans []ColumnSpan, attrs []ColumnValue) bool {
 	}
 	if m.fast {
 		for i := range spans {
-			if m.matchCol(m.expr, spans, attrs, i) {
+			if m.prog.eval(spans, attrs, i) {
 				return true
 			}
 		}
@@ -574,7 +665,7 @@ func (q *Query) AnswerFromColumns() bool {
 // ascending; attrs as for ObserveColumns.
 func (m *ColumnMatcher) MatchSpans(spans []ColumnSpan, attrs []ColumnValue, out []int) []int {
 	for i := range spans {
-		if m.expr == nil || (m.fast && m.matchCol(m.expr, spans, attrs, i)) {
+		if m.expr == nil || (m.fast && m.prog.eval(spans, attrs, i)) {
 			out = append(out, i)
 			continue
 		}

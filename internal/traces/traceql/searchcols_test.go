@@ -10,7 +10,7 @@ import (
 )
 
 // TestColumnMatcherFastPath checks that a search filter evaluated straight
-// on the columns (ColumnMatcher.matchCol) matches the same spans as the
+// on the columns (ColumnMatcher colNode.eval) matches the same spans as the
 // same filter evaluated on the scratch span (load + matchSpan, what
 // ObserveColumns and Eval share), over random column values of every kind
 // (absent, empty, string, int, float, bool; spans with and without a
