@@ -3,6 +3,7 @@ package tempoapi
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -82,8 +83,45 @@ func TestAnswerBuilder(t *testing.T) {
 		t.Errorf("-0 and 0 share an answer: %s", jn)
 	}
 
+	if raceOn {
+		return
+	}
 	allocs := testing.AllocsPerRun(1000, func() { build(pcommon.TraceID{15: 2}, ids) })
 	if allocs > 1 {
 		t.Errorf("%.2f allocations per answer, want ≤ 1", allocs)
+	}
+}
+
+// TestSvcStatsListJSON: serviceStats written from the sorted list are the
+// bytes encoding/json writes for the map it replaced, escaping included.
+func TestSvcStatsListJSON(t *testing.T) {
+	keys := []string{"payment", "", "<a&b>", "bad\xffutf8", "line\u2028sep", "quote\"back\\slash", "é", "A", "a"}
+	m := map[string]serviceStats{}
+	var l svcStatsList
+	for i, k := range keys {
+		st := serviceStats{SpanCount: i + 1, ErrorCount: i % 3}
+		m[k] = st
+		l = append(l, svcCount{svc: k, st: st})
+	}
+	l.sort()
+	type wrap struct {
+		S any `json:"serviceStats,omitempty"`
+	}
+	for _, c := range []struct{ m, l any }{{wrap{m}, wrap{l}}, {m, l}} {
+		want, err1 := json.Marshal(c.m)
+		got, err2 := json.Marshal(c.l)
+		if err1 != nil || err2 != nil || string(got) != string(want) {
+			t.Errorf("list %s (%v)\n map %s (%v)", got, err2, want, err1)
+		}
+		var wb, gb strings.Builder
+		_ = json.NewEncoder(&wb).Encode(c.m)
+		_ = json.NewEncoder(&gb).Encode(c.l)
+		if wb.String() != gb.String() {
+			t.Errorf("Encoder: list %s map %s", gb.String(), wb.String())
+		}
+	}
+	// empty: omitted, as an empty map was
+	if b, _ := json.Marshal(traceResult{TraceID: "1"}); strings.Contains(string(b), "serviceStats") {
+		t.Errorf("empty serviceStats written: %s", b)
 	}
 }

@@ -48,9 +48,11 @@ type traceResult struct {
 	DurationMs        uint64 `json:"durationMs"`
 	// ServiceStats counts the trace's spans (and those with status error)
 	// per resource service.name, as Tempo's search results do.
-	ServiceStats map[string]serviceStats `json:"serviceStats,omitempty"`
-	SpanSet      *spanSet                `json:"spanSet,omitempty"` // deprecated by Tempo, still read by older Grafana
-	SpanSets     []*spanSet              `json:"spanSets,omitempty"`
+	// Sorted by service, written as the JSON object of a map (one map per
+	// answer cost ~10 % of a 370k-answer search).
+	ServiceStats svcStatsList `json:"serviceStats,omitempty"`
+	SpanSet      *spanSet     `json:"spanSet,omitempty"` // deprecated by Tempo, still read by older Grafana
+	SpanSets     []*spanSet   `json:"spanSets,omitempty"`
 	start        uint64
 	// one is SpanSets' backing array for an answer of one spanset
 	// (answers from columns).
@@ -60,6 +62,46 @@ type traceResult struct {
 type serviceStats struct {
 	SpanCount  int `json:"spanCount"`
 	ErrorCount int `json:"errorCount,omitempty"`
+}
+
+// svcCount is one service's serviceStats.
+type svcCount struct {
+	svc string
+	st  serviceStats
+}
+
+// svcStatsList is a trace's serviceStats, one entry per service, sorted by
+// service (sort) before it is written.
+type svcStatsList []svcCount
+
+func (l svcStatsList) sort() {
+	slices.SortFunc(l, func(a, b svcCount) int { return strings.Compare(a.svc, b.svc) })
+}
+
+// MarshalJSON writes the list as encoding/json writes a
+// map[string]serviceStats: keys sorted (sort), escaped as JSON strings
+// (json.Marshal's escaping, as map keys get), values as the struct.
+func (l svcStatsList) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 2+40*len(l))
+	b = append(b, '{')
+	for i, c := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		k, err := json.Marshal(c.svc)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, k...)
+		b = append(b, `:{"spanCount":`...)
+		b = strconv.AppendInt(b, int64(c.st.SpanCount), 10)
+		if c.st.ErrorCount != 0 {
+			b = append(b, `,"errorCount":`...)
+			b = strconv.AppendInt(b, int64(c.st.ErrorCount), 10)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
 }
 
 type spanSet struct {
@@ -432,20 +474,27 @@ func (a *API) traceResult(p searchParams, tr *traceql.Trace, sets []traceql.Span
 	if res.TraceID == "" {
 		res.TraceID = "0"
 	}
-	res.ServiceStats = make(map[string]serviceStats)
+	var counts svcStatsList
 	for i := range tr.Spans {
 		sp := &tr.Spans[i]
 		svc := ""
 		if v, ok := sp.Resource.Attributes().Get("service.name"); ok {
 			svc = v.AsString()
 		}
-		st := res.ServiceStats[svc]
-		st.SpanCount++
-		if sp.Span.Status().Code() == ptrace.StatusCodeError {
-			st.ErrorCount++
+		j := 0
+		for j < len(counts) && counts[j].svc != svc {
+			j++
 		}
-		res.ServiceStats[svc] = st
+		if j == len(counts) {
+			counts = append(counts, svcCount{svc: svc})
+		}
+		counts[j].st.SpanCount++
+		if sp.Span.Status().Code() == ptrace.StatusCodeError {
+			counts[j].st.ErrorCount++
+		}
 	}
+	counts.sort()
+	res.ServiceStats = counts
 	if res.RootServiceName == "" && res.RootTraceName == "" {
 		res.RootServiceName = rootNotYetReceived
 	}

@@ -3,7 +3,6 @@ package tempoapi
 import (
 	"encoding/hex"
 	"math"
-	"slices"
 	"time"
 	"unsafe"
 
@@ -62,9 +61,9 @@ func (a *API) applyColumnAnswers(req *tracestore.SearchRequest, p searchParams, 
 
 // answerBuilder builds the answers of one search from the columns with
 // few allocations (a search may answer 370k traces, ADR 0110): answers
-// and their spansets come from slabs, ID strings from a byte arena, and
-// the attribute lists and service statistics a trace shares with a
-// recent one are shared (answers are only read once built: sorted,
+// and their spansets and service statistics come from slabs, ID strings
+// from a byte arena, and the attribute list a span shares with the
+// previous one is shared (answers are only read once built: sorted,
 // written as JSON).
 type answerBuilder struct {
 	slab []colAnswer
@@ -73,8 +72,8 @@ type answerBuilder struct {
 	// lastAttrs the previous span's attributes and their answer form.
 	kvs, lastKVs []traceql.KeyValue
 	lastAttrs    []attribute
-	// stats holds recent serviceStats maps by their content's hash.
-	stats [1024]statsMemo
+	// counts is the slab answers' serviceStats are cut from.
+	counts []svcCount
 }
 
 // colAnswer is one answer and its (only) spanset, allocated together.
@@ -83,18 +82,9 @@ type colAnswer struct {
 	set spanSet
 }
 
-type svcCount struct {
-	svc string
-	st  serviceStats
-}
-
-type statsMemo struct {
-	counts []svcCount
-	m      map[string]serviceStats
-}
-
 const (
 	answerSlab = 64
+	statsSlab  = 512
 	strArena   = 16 << 10
 )
 
@@ -129,29 +119,16 @@ func (ab *answerBuilder) hexID(id []byte, trim bool) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// serviceStats returns a map of counts, shared with an earlier answer
-// whose counts were the same.
-func (ab *answerBuilder) serviceStats(counts []svcCount) map[string]serviceStats {
-	h := uint64(len(counts))
-	for _, c := range counts {
-		h = h*31 + uint64(len(c.svc))
-		if len(c.svc) > 0 {
-			h = h*31 + uint64(c.svc[0]) + uint64(c.svc[len(c.svc)-1])<<8
-		}
-		h = h*31 + uint64(c.st.SpanCount)
-		h = h*31 + uint64(c.st.ErrorCount)
+// serviceStats copies counts, sorted, into the answers' slab of them.
+func (ab *answerBuilder) serviceStats(counts []svcCount) svcStatsList {
+	if cap(ab.counts)-len(ab.counts) < len(counts) {
+		ab.counts = make([]svcCount, 0, max(statsSlab, len(counts)))
 	}
-	e := &ab.stats[h%uint64(len(ab.stats))]
-	if e.m != nil && slices.Equal(e.counts, counts) {
-		return e.m
-	}
-	m := make(map[string]serviceStats, len(counts))
-	for _, c := range counts {
-		m[c.svc] = c.st
-	}
-	e.counts = append(e.counts[:0], counts...)
-	e.m = m
-	return m
+	from := len(ab.counts)
+	ab.counts = append(ab.counts, counts...)
+	l := svcStatsList(ab.counts[from:len(ab.counts):len(ab.counts)])
+	l.sort()
+	return l
 }
 
 // attributes converts kvs, reusing the previous span's conversion when

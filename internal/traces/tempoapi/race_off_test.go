@@ -1,0 +1,5 @@
+//go:build !race
+
+package tempoapi
+
+const raceOn = false
