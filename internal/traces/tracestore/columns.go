@@ -64,11 +64,28 @@ func readPlanes(p []byte, n int, out []uint64) ([]uint64, bool) {
 	}
 	w := int(p[0])
 	out = slices.Grow(out[:0], n)[:n]
-	clear(out)
-	for i := 0; i < w; i++ {
-		plane := p[1+i*n : 1+(i+1)*n]
+	if w == 0 {
+		clear(out)
+		return out, true
+	}
+	// The first plane assigns (no clear pass); the low two planes, most
+	// of the values here (times within a trace, codes), in one pass.
+	p = p[1:]
+	if w >= 2 {
+		lo, hi := p[:n], p[n:2*n]
+		for j := range out {
+			out[j] = uint64(lo[j]) | uint64(hi[j])<<8
+		}
+	} else {
+		for j, c := range p[:n] {
+			out[j] = uint64(c)
+		}
+	}
+	for i := 2; i < w; i++ {
+		plane := p[i*n : (i+1)*n]
+		sh := uint(8 * i)
 		for j, c := range plane {
-			out[j] |= uint64(c) << (8 * i)
+			out[j] |= uint64(c) << sh
 		}
 	}
 	return out, true
@@ -845,14 +862,21 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 	}
 	g.mins = mins
 	nn := r.count()
+	// The dictionaries reuse the previous group's strings where they are
+	// the same (most groups name the same spans and services): no
+	// allocation, less garbage for a search reading thousands of groups.
 	names := slices.Grow(g.names[:0], nn)[:nn]
 	for i := range names {
-		names[i] = string(r.bytes(int(r.uvarint())))
+		if bs := r.bytes(int(r.uvarint())); names[i] != string(bs) {
+			names[i] = string(bs)
+		}
 	}
 	ns := r.count()
 	svcs := slices.Grow(g.svcs[:0], ns)[:ns]
 	for i := range svcs {
-		svcs[i] = string(r.bytes(int(r.uvarint())))
+		if bs := r.bytes(int(r.uvarint())); svcs[i] != string(bs) {
+			svcs[i] = string(bs)
+		}
 	}
 	g.names, g.svcs = names, svcs
 	var cols [5]byteReader
