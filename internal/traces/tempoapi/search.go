@@ -75,7 +75,13 @@ type svcCount struct {
 type svcStatsList []svcCount
 
 func (l svcStatsList) sort() {
-	slices.SortFunc(l, func(a, b svcCount) int { return strings.Compare(a.svc, b.svc) })
+	// insertion sort: a trace has a few services (slices.SortFunc's
+	// call per comparison cost ~5 % of a 370k-answer search)
+	for i := 1; i < len(l); i++ {
+		for j := i; j > 0 && l[j].svc < l[j-1].svc; j-- {
+			l[j], l[j-1] = l[j-1], l[j]
+		}
+	}
 }
 
 // MarshalJSON writes the list as encoding/json writes a
