@@ -76,11 +76,13 @@ func split(td ptrace.Traces, n int) (pieces []tracePiece, dups int, err error) {
 // them (their span-ID lists are the caller's to keep).
 func splitRequest(ctx context.Context, td ptrace.Traces, n int) (pieces []tracePiece, dups int, sc *splitScratch, err error) {
 	sc = splitPool.Get().(*splitScratch)
-	if raw, ok := otlp.RawTraces(ctx, td); ok {
-		if pieces, dups, err := sc.split(raw, n); err == nil {
-			return pieces, dups, sc, nil
+	if useRawTraces {
+		if raw, ok := otlp.RawTraces(ctx, td); ok {
+			if pieces, dups, err := sc.split(raw, n); err == nil {
+				return pieces, dups, sc, nil
+			}
+			// Not what td says (n spans): encode td itself.
 		}
-		// Not what td says (n spans): encode td itself.
 	}
 	var m ptrace.ProtoMarshaler
 	raw, err := m.MarshalTraces(td)
@@ -95,6 +97,14 @@ func splitRequest(ctx context.Context, td ptrace.Traces, n int) (pieces []traceP
 	}
 	return pieces, dups, sc, nil
 }
+
+// useRawTraces is off: a sender's bytes are copied into the head verbatim
+// below the span's top level, and pdata accepts some malformed unknown
+// fields there (a proto2 group left open) that the column walker and the
+// posting scanner refuse at the cut, which would then fail for the whole
+// head. Until the cut falls back for such a trace, pieces are pdata's own
+// encoding of td (found by FuzzColumnWalk, session 22).
+const useRawTraces = false
 
 // splitEncoded is splitRequest's split of an encoding, with scratch of its own.
 func splitEncoded(raw []byte, n int) (pieces []tracePiece, dups int, err error) {
