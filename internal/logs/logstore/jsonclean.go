@@ -95,10 +95,12 @@ func (c *jsonChecker) object(i, ps, pe int, named bool, depth int) (int, bool) {
 		}
 		key := b[i+1 : ke-1]
 		ns, ne := 0, 0
+		// Keys of objects inside arrays set no label, but the query's
+		// early-stopping scan still reads them: they must be plain too.
+		if !plainKey(key) {
+			return 0, false
+		}
 		if named {
-			if !plainKey(key) {
-				return 0, false
-			}
 			ns = len(c.names)
 			if pe > ps {
 				c.names = append(c.names, c.names[ps:pe]...)

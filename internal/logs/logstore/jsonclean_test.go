@@ -13,7 +13,9 @@ var jsonObjectLines = []struct {
 }{
 	{`{}`, true},
 	{`{"a":1}`, true},
-	{" \t{\"a\" : 1 ,\n\"b\":[1,{\"a\":1,\"a\":1,\"\\u0061\":{}}],\"c\":\"x\\\"y \\u00e9\"} trailing", true},
+	{" \t{\"a\" : 1 ,\n\"b\":[1,{\"a\":1,\"a\":1,\"\\u0061\":{}}],\"c\":\"x\\\"y \\u00e9\"} trailing", false}, // an escaped key inside an array: not plain, not claimed
+	{" \t{\"a\" : 1 ,\n\"b\":[1,{\"a\":1,\"a\":1,\"c\":{}}],\"c\":\"x\\\"y \\u00e9\"} trailing", true},
+	{`{"A":0,"level":[{"":""}] }`, false},
 	{`{"a_b":1,"a":{"c":1},"_x9":null,"t":true,"f":false,"n":-1.5e+3}`, true},
 	{"{\"m\":\"bad \xff utf8\"}", true},
 	{`{"a":1,"a":2}`, false},
