@@ -238,6 +238,11 @@ func (p *parser) unary() Expr {
 			}
 			return l
 		}
+		// A sign applies to a metric query only, as in Loki; "-{app="x"}" would
+		// otherwise print as "-1 * {…}", which does not parse.
+		if _, ok := unparen(inner).(*LogSelectorExpr); ok {
+			p.fail(t, "a unary sign needs a metric query, not a log query")
+		}
 		if t.kind == tSub {
 			return &BinOpExpr{Op: "*", LHS: &LiteralExpr{Val: -1}, RHS: inner}
 		}
