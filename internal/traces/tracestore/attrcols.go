@@ -535,6 +535,9 @@ func (tg *timeGroup) parse(raw []byte, ref *colGroupRef) (bool, error) {
 		var m uint64
 		if !irr {
 			m = base + r.uvarint()
+			if h>>1 > uint64(ref.spans-total) { // before adding: no overflow
+				return false, errors.New("more spans than the table says")
+			}
 			total += int(h >> 1)
 		}
 		if total > ref.spans {

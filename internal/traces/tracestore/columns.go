@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -742,7 +743,10 @@ func (b *block) readColTable() (*colTable, error) {
 		if b.meta.Version >= 7 {
 			g.irregular = int(r.uvarint())
 		}
-		if g.off > off || uint64(g.clen) > off-g.off || g.traces != min(t.groupTraces, b.n-i*t.groupTraces) {
+		// A group's span count sizes its decode buffers and its int32
+		// offsets: bound it by the block's (meta) and by int32.
+		badSpans := g.spans < 0 || g.spans > math.MaxInt32 || (b.meta.Spans > 0 && g.spans > b.meta.Spans)
+		if badSpans || g.off > off || uint64(g.clen) > off-g.off || g.traces != min(t.groupTraces, b.n-i*t.groupTraces) {
 			return nil, fmt.Errorf("%w: group %d", errCorruptColumns, i)
 		}
 		if b.meta.Version >= 8 {
@@ -853,6 +857,9 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 		} else {
 			g.irregular = append(g.irregular, false)
 			mins = append(mins, base+r.uvarint())
+			if h>>1 > uint64(ref.spans-total) { // before adding: no overflow
+				return fmt.Errorf("%w: group %d: more spans than the table says", errCorruptColumns, gi)
+			}
 			total += int(h >> 1)
 		}
 		if total > ref.spans {
