@@ -751,6 +751,13 @@ type byteReader struct {
 }
 
 func (r *byteReader) uvarint() uint64 {
+	// One byte: most counts, lengths and deltas (index chunks, column
+	// tables); binary.Uvarint is not inlined.
+	if len(r.b) > 0 && r.b[0] < 0x80 && r.err == nil {
+		v := uint64(r.b[0])
+		r.b = r.b[1:]
+		return v
+	}
 	if r.err != nil {
 		return 0
 	}
