@@ -91,6 +91,19 @@ type pageRef struct {
 type keyPostings struct {
 	complete bool
 	values   map[string][]uint32
+	// pending counts the key's values in blockWriter.pairs (a cut's
+	// postings before finish moves them into values).
+	pending int
+}
+
+// pairPostings is one key=value's list while a cut collects postings.
+// blockWriter.pairs keys them by the pair, so a pair met again costs one
+// map lookup instead of three (key, value, store back). value is a
+// substring of the map key (no copy of its own).
+type pairPostings struct {
+	kp    *keyPostings
+	value string
+	list  []uint32
 }
 
 // traceRecord is one trace handed to a block writer, in ascending ID order.
@@ -116,10 +129,14 @@ type blockWriter struct {
 	entries  []indexEntry
 	pages    []pageRef
 	postings map[string]*keyPostings
-	meta     blockMeta
-	scan     postingScanner
-	ord      uint32
-	last     TraceID
+	// pairs holds the cut's postings by uvarint(len(key)) key value
+	// until finish moves them into postings (addPosting).
+	pairs   map[string]*pairPostings
+	pairKey []byte
+	meta    blockMeta
+	scan    postingScanner
+	ord     uint32
+	last    TraceID
 	// merged is set by compaction: postings come from the sources
 	// (mergePostings) instead of decoding every trace again.
 	merged bool
@@ -138,6 +155,7 @@ func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sour
 		enc:      enc,
 		pageSize: pageSize,
 		postings: map[string]*keyPostings{},
+		pairs:    map[string]*pairPostings{},
 		meta: blockMeta{Version: formatVersion, ULID: id, Level: level, Sources: sources,
 			WALCheckpoint: walCheckpoint, MinTime: -1},
 	}
@@ -217,30 +235,50 @@ func (bw *blockWriter) add(r traceRecord) error {
 	return nil
 }
 
-// addPosting records that trace bw.ord carries key=value. Lookups convert
-// the reused byte buffers without allocating; only new keys and values do.
+// addPosting records that trace bw.ord carries key=value. A pair seen
+// before costs one lookup of the reused key buffer (no allocation); only
+// new keys and pairs allocate.
 func (bw *blockWriter) addPosting(key, value []byte, indexed bool) {
+	if !indexed {
+		bw.keyPostings(key).complete = false
+		return
+	}
+	pk := binary.AppendUvarint(bw.pairKey[:0], uint64(len(key)))
+	pk = append(append(pk, key...), value...)
+	bw.pairKey = pk
+	if p := bw.pairs[string(pk)]; p != nil {
+		if n := len(p.list); p.list[n-1] != bw.ord {
+			p.list = append(p.list, bw.ord)
+		}
+		return
+	}
+	kp := bw.keyPostings(key)
+	if len(kp.values)+kp.pending >= maxPostingValues {
+		kp.complete = false
+		return
+	}
+	kp.pending++
+	ks := string(pk)
+	bw.pairs[ks] = &pairPostings{kp: kp, value: ks[len(ks)-len(value):], list: []uint32{bw.ord}}
+}
+
+// keyPostings returns key's postings, adding the key when new.
+func (bw *blockWriter) keyPostings(key []byte) *keyPostings {
 	kp := bw.postings[string(key)]
 	if kp == nil {
 		kp = &keyPostings{complete: true, values: map[string][]uint32{}}
 		bw.postings[string(key)] = kp
 	}
-	if !indexed {
-		kp.complete = false
-		return
+	return kp
+}
+
+// flushPairs moves the pairs addPosting collected into postings.
+func (bw *blockWriter) flushPairs() {
+	for _, p := range bw.pairs {
+		p.kp.values[p.value] = p.list
+		p.kp.pending = 0
 	}
-	list, ok := kp.values[string(value)]
-	if !ok {
-		if len(kp.values) >= maxPostingValues {
-			kp.complete = false
-			return
-		}
-		kp.values[string(value)] = []uint32{bw.ord}
-		return
-	}
-	if n := len(list); list[n-1] != bw.ord {
-		kp.values[string(value)] = append(list, bw.ord)
-	}
+	clear(bw.pairs)
 }
 
 // mergePostings adds a source block's postings, renumbered by newOrd
@@ -341,6 +379,7 @@ func (bw *blockWriter) finish() (string, error) {
 	if err != nil {
 		return "", bw.abort(err)
 	}
+	bw.flushPairs()
 	bw.meta.Pages = len(bw.pages)
 	if bw.meta.MinTime < 0 {
 		bw.meta.MinTime = 0
