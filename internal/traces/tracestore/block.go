@@ -113,6 +113,10 @@ type traceRecord struct {
 	spans    int
 	minStart uint64
 	maxEnd   uint64
+	// cols, when set, holds the trace's columns read from a compaction
+	// source; data is then as stored there (span times and IDs zeroed)
+	// and is not walked again.
+	cols *colSource
 }
 
 type blockWriter struct {
@@ -210,10 +214,16 @@ func (bw *blockWriter) add(r traceRecord) error {
 		bw.meta.MinTime = int64(r.minStart)
 	}
 	bw.meta.MaxTime = max(bw.meta.MaxTime, int64(r.maxEnd))
-	if err := bw.cols.add(r.data, r.minStart, r.maxEnd); err != nil {
-		return fmt.Errorf("decode trace %x: %w", r.id, err)
+	if r.cols != nil {
+		r.cols.fill(&bw.cols.walk)
+		bw.cols.addWalked(r.minStart, r.maxEnd)
+		r.cols.markDead(bw.cols)
+	} else {
+		if err := bw.cols.add(r.data, r.minStart, r.maxEnd); err != nil {
+			return fmt.Errorf("decode trace %x: %w", r.id, err)
+		}
+		bw.cols.zeroTimes(bw.page[pos:])
 	}
-	bw.cols.zeroTimes(bw.page[pos:])
 	if !bw.merged {
 		// Postings from the fields the column walk has just read; the
 		// scanner walks the bytes again only for what the walk cannot
@@ -1226,6 +1236,22 @@ func (pr *pageReader) free() {
 }
 
 func (pr *pageReader) trace(e indexEntry) ([]byte, error) {
+	td, err := pr.storedTrace(e)
+	if err != nil {
+		return nil, err
+	}
+	if pr.b.meta.Version >= 9 {
+		if err := pr.restoreTimes(td, int(e.ord)); err != nil {
+			return nil, fmt.Errorf("trace at ordinal %d: %w", e.ord, err)
+		}
+	}
+	return td, nil
+}
+
+// storedTrace is the trace's bytes as the data file holds them: from
+// format 9 on, with the span times (and from 10 the span IDs) the columns
+// hold zeroed.
+func (pr *pageReader) storedTrace(e indexEntry) ([]byte, error) {
 	if int(e.page) != pr.cur {
 		p := pr.b.pages[e.page]
 		if cap(pr.cbuf) < int(p.clen) {
@@ -1247,11 +1273,5 @@ func (pr *pageReader) trace(e indexEntry) ([]byte, error) {
 		pr.buf, pr.cur = out, int(e.page)
 		pr.decoded += int64(p.clen)
 	}
-	td := pr.buf[e.off : e.off+e.len]
-	if pr.b.meta.Version >= 9 {
-		if err := pr.restoreTimes(td, int(e.ord)); err != nil {
-			return nil, fmt.Errorf("trace at ordinal %d: %w", e.ord, err)
-		}
-	}
-	return td, nil
+	return pr.buf[e.off : e.off+e.len], nil
 }

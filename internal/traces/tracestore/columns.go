@@ -445,6 +445,13 @@ func (cw *colWriter) add(data []byte, minStart, maxEnd uint64) error {
 	if err := cw.walk.walk(data); err != nil {
 		return err
 	}
+	cw.addWalked(minStart, maxEnd)
+	return nil
+}
+
+// addWalked records the trace cw.walk holds: walked from its bytes (add)
+// or filled from a source block's columns (compaction, colSource.fill).
+func (cw *colWriter) addWalked(minStart, maxEnd uint64) {
 	cw.traces++
 	cw.minStart = min(cw.minStart, minStart)
 	cw.maxEnd = max(cw.maxEnd, maxEnd)
@@ -452,7 +459,7 @@ func (cw *colWriter) add(data []byte, minStart, maxEnd uint64) error {
 		cw.irregular++
 		cw.traceHdr = append(cw.traceHdr, 1)
 		cw.traceMins = append(cw.traceMins, 0)
-		return nil
+		return
 	}
 	tmin := ^uint64(0)
 	for i := range cw.walk.spans {
@@ -504,7 +511,6 @@ func (cw *colWriter) add(data []byte, minStart, maxEnd uint64) error {
 		cw.svcIdx = binary.AppendUvarint(cw.svcIdx, uint64(si))
 		cw.spans++
 	}
-	return nil
 }
 
 // flushGroup writes the group built so far as one zstd frame.

@@ -2,9 +2,12 @@ package tracestore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -152,9 +155,13 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 	readers := make([]*pageReader, len(group))
 	cursors := make([]*idxCursor, len(group))
 	newOrd := make([][]uint32, len(group))
+	colSrcs := make([]*colSource, len(group))
 	for i, b := range group {
 		readers[i], cursors[i] = b.newPageReader(), b.cursor()
 		newOrd[i] = make([]uint32, b.n)
+		if compactFromColumns {
+			colSrcs[i] = newColSource(b)
+		}
 	}
 	next := uint32(0)
 	nb, err := db.writeBlockWith(func(yield func(traceRecord) error) error {
@@ -162,15 +169,35 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			j := i
+			j := i + 1
+			for j < len(refs) && refs[j].id == refs[i].id {
+				j++
+			}
 			rec := traceRecord{id: refs[i].id, minStart: ^uint64(0)}
-			for ; j < len(refs) && refs[j].id == refs[i].id; j++ {
-				r := refs[j]
+			if cs := colSrcs[refs[i].src]; j == i+1 && cs != nil {
+				// One piece whose source holds its columns: its stored
+				// bytes and columns go over as they are (not walked).
+				ok, err := cs.seek(refs[i].ord)
+				if err != nil {
+					return fmt.Errorf("read block %s: %w", cs.b.meta.ULID, err)
+				}
+				if ok {
+					rec.cols = cs
+					colSourceTraces.Add(1)
+				}
+			}
+			for k := i; k < j; k++ {
+				r := refs[k]
 				_, e, err := cursors[r.src].at(r.ord)
 				if err != nil {
 					return fmt.Errorf("read block %s: %w", group[r.src].meta.ULID, err)
 				}
-				d, err := readers[r.src].trace(e)
+				var d []byte
+				if rec.cols != nil {
+					d, err = readers[r.src].storedTrace(e)
+				} else {
+					d, err = readers[r.src].trace(e)
+				}
 				if err != nil {
 					return fmt.Errorf("read block %s: %w", group[r.src].meta.ULID, err)
 				}
@@ -279,4 +306,194 @@ func removeBlockDir(dir string) error {
 		return err
 	}
 	return os.RemoveAll(tmp)
+}
+
+// compactFromColumns makes compaction take a single-piece trace's columns
+// from its source block (colSource) instead of walking its bytes again
+// (ADR 0117); false only in tests comparing both.
+var compactFromColumns = true
+
+// colSourceTraces counts traces compaction took from their sources'
+// columns, process-wide (tests).
+var colSourceTraces atomic.Int64
+
+// colSource reads one compaction source's columns (format 10 and later)
+// group by group and fills the column writer's walker from them: the
+// span fields, span IDs and attribute values the walk would have read
+// from the trace's bytes.
+type colSource struct {
+	b        *block
+	t        *colTable
+	g        colGroup
+	ids, ibf []byte
+	keys     []colSourceKey
+	// dead lists the keys (indexes into keys) without a column in the
+	// current group: the merged group gets none either (markDead).
+	dead []int
+	// the trace seek found: its span range in g
+	from, to int
+	nbuf     []byte
+	nend     []int
+}
+
+type colSourceKey struct {
+	scoped   string
+	name     []byte // without the scope prefix, as colKV.key
+	resource bool
+}
+
+// newColSource returns b's column reader, or nil when b's columns cannot
+// stand for its traces' bytes (older formats, or a table that does not
+// read: the walk then meets the problem as before).
+func newColSource(b *block) *colSource {
+	if b.meta.Version < 10 || b.cols == nil {
+		return nil
+	}
+	shared, err := b.timeTable()
+	if err != nil {
+		return nil
+	}
+	t, err := b.queryColTable(shared.keys)
+	if err != nil {
+		return nil
+	}
+	cs := &colSource{b: b, t: t, g: colGroup{index: -1}}
+	for _, k := range t.keys {
+		var key colSourceKey
+		switch {
+		case strings.HasPrefix(k, "span."):
+			key = colSourceKey{scoped: k, name: []byte(k[len("span."):])}
+		case strings.HasPrefix(k, "resource."):
+			key = colSourceKey{scoped: k, name: []byte(k[len("resource."):]), resource: true}
+		default:
+			return nil
+		}
+		cs.keys = append(cs.keys, key)
+	}
+	return cs
+}
+
+// seek makes trace ord current; false when its columns do not hold it
+// (an irregular trace: its bytes are walked instead).
+func (cs *colSource) seek(ord int) (bool, error) {
+	gi := ord / cs.t.groupTraces
+	if gi >= len(cs.t.groups) {
+		return false, fmt.Errorf("%w: ordinal %d beyond the column groups", errCorruptColumns, ord)
+	}
+	if cs.g.index != gi {
+		if err := cs.b.readColGroup(cs.t, gi, &cs.g); err != nil {
+			return false, err
+		}
+		var err error
+		if cs.ids, cs.ibf, err = cs.b.readSpanIDs(&cs.t.groups[gi], gi, cs.ids, cs.ibf); err != nil {
+			cs.g.index = -1
+			return false, err
+		}
+		cs.dead = cs.dead[:0]
+		for _, ref := range cs.g.refs {
+			if ref.clen == 0 {
+				cs.dead = append(cs.dead, ref.key)
+			}
+		}
+	}
+	j := ord - gi*cs.t.groupTraces
+	if cs.g.irregular[j] {
+		return false, nil
+	}
+	cs.from, cs.to = int(cs.g.first[j]), int(cs.g.first[j+1])
+	return true, nil
+}
+
+// fill sets w as a walk of the current trace's bytes would have.
+func (cs *colSource) fill(w *colWalker) {
+	w.spans, w.svcs, w.irregular = w.spans[:0], w.svcs[:0], false
+	w.kvs, w.vbuf, w.res, w.nested = w.kvs[:0], w.vbuf[:0], w.res[:0], w.nested[:0]
+	g := &cs.g
+	// Names and services as bytes, in one buffer sliced once it is built.
+	cs.nbuf, cs.nend = cs.nbuf[:0], cs.nend[:0]
+	for k := cs.from; k < cs.to; k++ {
+		cs.nbuf = append(cs.nbuf, g.spans[k].Name...)
+		cs.nend = append(cs.nend, len(cs.nbuf))
+		cs.nbuf = append(cs.nbuf, g.spans[k].Service...)
+		cs.nend = append(cs.nend, len(cs.nbuf))
+	}
+	at := 0
+	for k := cs.from; k < cs.to; k++ {
+		s := &g.spans[k]
+		nameEnd, svcEnd := cs.nend[2*(k-cs.from)], cs.nend[2*(k-cs.from)+1]
+		cs2 := colSpan{start: s.Start, end: s.End, status: uint64(s.Status), kind: uint64(s.Kind),
+			name: cs.nbuf[at:nameEnd], svc: -1, root: s.Root, idOff: -1, startOff: -1, endOff: -1}
+		if s.HasService {
+			w.svcs = append(w.svcs, cs.nbuf[nameEnd:svcEnd])
+			cs2.svc = len(w.svcs) - 1
+		}
+		at = svcEnd
+		copy(cs2.spanID[:], cs.ids[8*k:])
+		cs2.kvFrom = int32(len(w.kvs))
+		for ki := range cs.keys {
+			if !cs.keys[ki].resource {
+				cs.appendKV(w, ki, k)
+			}
+		}
+		cs2.kvTo = int32(len(w.kvs))
+		// Spans of one resource lie together; a new resource starts where
+		// a resource attribute's value changes.
+		cs2.res = len(w.res) - 1
+		if k == cs.from || !cs.sameResource(k-1, k) {
+			from := int32(len(w.kvs))
+			for ki := range cs.keys {
+				if cs.keys[ki].resource {
+					cs.appendKV(w, ki, k)
+				}
+			}
+			w.res = append(w.res, [2]int32{from, int32(len(w.kvs))})
+			cs2.res = len(w.res) - 1
+		}
+		cs2.nFrom, cs2.nTo = int32(len(w.nested)), int32(len(w.nested))
+		w.spans = append(w.spans, cs2)
+	}
+}
+
+// appendKV adds key ki's value of group span k to w, if the span has one.
+func (cs *colSource) appendKV(w *colWalker, ki, k int) {
+	v := cs.g.attrs[ki][k]
+	kv := colKV{key: cs.keys[ki].name, voff: int32(len(w.vbuf))}
+	switch v.Kind {
+	case ColumnAbsent:
+		return
+	case colValueBad:
+		kv.bad = true
+	case ColumnString:
+		w.vbuf = append(append(w.vbuf, 's'), v.S...)
+	case ColumnInt:
+		w.vbuf = binary.LittleEndian.AppendUint64(append(w.vbuf, 'i'), v.N)
+	case ColumnFloat:
+		w.vbuf = binary.LittleEndian.AppendUint64(append(w.vbuf, 'f'), v.N)
+	case ColumnBool:
+		w.vbuf = append(w.vbuf, 'b', byte(v.N))
+	default: // ColumnEmpty
+		w.vbuf = append(w.vbuf, 'e')
+	}
+	kv.vlen = int32(len(w.vbuf)) - kv.voff
+	w.kvs = append(w.kvs, kv)
+}
+
+// sameResource reports whether group spans a and b carry the same
+// resource attributes.
+func (cs *colSource) sameResource(a, b int) bool {
+	for ki := range cs.keys {
+		if cs.keys[ki].resource && cs.g.attrs[ki][a] != cs.g.attrs[ki][b] {
+			return false
+		}
+	}
+	return true
+}
+
+// markDead gives the keys without a column in the current source group
+// none in the group being written either: their values are not known.
+func (cs *colSource) markDead(cw *colWriter) {
+	for _, ki := range cs.dead {
+		c, _ := cw.lookupAttr([]byte(cs.keys[ki].scoped), nil, true)
+		c.dead, c.codes, c.vals = true, nil, nil
+	}
 }

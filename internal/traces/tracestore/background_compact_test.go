@@ -1,0 +1,213 @@
+package tracestore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
+)
+
+// compactBoth writes the same level-0 blocks into two stores and compacts
+// one with columns taken from the sources (compactFromColumns) and one by
+// walking every trace again; it returns both compacted blocks.
+func compactBoth(t *testing.T, reqs [][]ptrace.Traces) (merged, walked *block) {
+	t.Helper()
+	build := func(fromColumns bool) *block {
+		db, err := Open(t.TempDir(), DefaultOptions(), Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		for _, cut := range reqs {
+			for _, td := range cut {
+				if err := db.ConsumeTraces(context.Background(), td); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer func(v bool) { compactFromColumns = v }(compactFromColumns)
+		compactFromColumns = fromColumns
+		if err := db.compact(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(db.blocks) != 1 {
+			t.Fatalf("%d blocks after compaction", len(db.blocks))
+		}
+		return db.blocks[0]
+	}
+	return build(true), build(false)
+}
+
+// genCuts makes cuts of traces of 1-8 spans, every fifth trace of a cut
+// continuing in the next one (a trace in pieces in two sources).
+func genCuts(seed uint64, cuts, traces int) [][]ptrace.Traces {
+	g := storetest.NewGen(seed, testBase.UnixNano())
+	var out [][]ptrace.Traces
+	var carry []pcommon.TraceID
+	for range cuts {
+		var next []pcommon.TraceID
+		var cut []ptrace.Traces
+		td := ptrace.NewTraces()
+		for j := range traces {
+			id := g.TraceID()
+			if j < len(carry) {
+				id = carry[j]
+			}
+			g.AppendTrace(td, id, 1+j%8, pcommon.SpanID{})
+			if j%5 == 0 {
+				next = append(next, id)
+			}
+			if j%20 == 19 {
+				cut, td = append(cut, td), ptrace.NewTraces()
+			}
+		}
+		out, carry = append(out, append(cut, td)), next
+	}
+	return out
+}
+
+// TestCompactFromColumns: a block compacted from its sources' columns
+// holds the same traces, bytes and columns as one compacted by walking
+// every trace, except that a key without a column in a source group
+// (too many values) may have none in the merged group either.
+func TestCompactFromColumns(t *testing.T) {
+	for _, dict := range []int{256, 3} {
+		t.Run(fmt.Sprintf("maxAttrDict=%d", dict), func(t *testing.T) {
+			defer func(v int) { maxAttrDict = v }(maxAttrDict)
+			maxAttrDict = dict
+			defer func(v int) { chunkTraces = v }(chunkTraces)
+			chunkTraces = 16
+			before := colSourceTraces.Load()
+			merged, walked := compactBoth(t, genCuts(41, 4, 120))
+			if colSourceTraces.Load() == before {
+				t.Fatal("no trace was taken from its source's columns")
+			}
+			checkSameBlocks(t, merged, walked)
+		})
+	}
+}
+
+func checkSameBlocks(t *testing.T, merged, walked *block) {
+	t.Helper()
+	if merged.n != walked.n || merged.meta.Spans != walked.meta.Spans {
+		t.Fatalf("merged %d traces %d spans, walked %d traces %d spans", merged.n, merged.meta.Spans, walked.n, walked.meta.Spans)
+	}
+	mc, wc := merged.cursor(), walked.cursor()
+	mr, wr := merged.newPageReader(), walked.newPageReader()
+	for ord := 0; ord < merged.n; ord++ {
+		mid, me, err := mc.at(ord)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wid, we, err := wc.at(ord)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mid != wid || me.spans != we.spans || me.start != we.start || me.end != we.end {
+			t.Fatalf("ordinal %d: entries differ: %x %+v / %x %+v", ord, mid, me, wid, we)
+		}
+		ms, err := mr.storedTrace(me)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, err := wr.storedTrace(we)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(ms, ws) {
+			t.Fatalf("ordinal %d: stored bytes differ", ord)
+		}
+		md, err := mr.trace(me)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wd, err := wr.trace(we)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(md, wd) {
+			t.Fatalf("ordinal %d: restored bytes differ", ord)
+		}
+	}
+	mt, err := merged.readColTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, err := walked.readColTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mt.groups) != len(wt.groups) {
+		t.Fatalf("%d groups merged, %d walked", len(mt.groups), len(wt.groups))
+	}
+	keys := wt.keys
+	if len(mt.keys) != len(keys) {
+		t.Fatalf("keys: merged %q, walked %q", mt.keys, keys)
+	}
+	mt.wantAttrs(keys)
+	wt.wantAttrs(keys)
+	mg, wg := &colGroup{index: -1}, &colGroup{index: -1}
+	deadSeen := 0
+	for gi := range wt.groups {
+		if err := merged.readColGroup(mt, gi, mg); err != nil {
+			t.Fatal(err)
+		}
+		if err := walked.readColGroup(wt, gi, wg); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(mg.first, mg.irregular, mg.spans) != fmt.Sprint(wg.first, wg.irregular, wg.spans) {
+			t.Fatalf("group %d: span columns differ", gi)
+		}
+		mids, _, err := merged.readSpanIDs(&mt.groups[gi], gi, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wids, _, err := walked.readSpanIDs(&wt.groups[gi], gi, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(mids, wids) {
+			t.Fatalf("group %d: span IDs differ", gi)
+		}
+		dead := map[int]bool{}
+		for _, ref := range mg.refs {
+			if ref.clen == 0 {
+				dead[ref.key] = true
+				deadSeen++
+			}
+		}
+		for _, ref := range wg.refs {
+			if ref.clen == 0 && !dead[slicesIndex(mt.keys, wt.keys[ref.key])] {
+				t.Fatalf("group %d: %s has a column merged, none walked", gi, wt.keys[ref.key])
+			}
+		}
+		for k, key := range keys {
+			if dead[slicesIndex(mt.keys, key)] {
+				continue
+			}
+			if fmt.Sprint(mg.attrs[k]) != fmt.Sprint(wg.attrs[k]) {
+				t.Fatalf("group %d key %s: merged %v, walked %v", gi, key, mg.attrs[k], wg.attrs[k])
+			}
+		}
+	}
+	if maxAttrDict < 10 && deadSeen == 0 {
+		t.Fatal("no key without a column: the dead-key path went untested")
+	}
+}
+
+func slicesIndex(keys []string, k string) int {
+	for i, x := range keys {
+		if x == k {
+			return i
+		}
+	}
+	return -1
+}
