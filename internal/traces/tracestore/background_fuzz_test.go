@@ -1,0 +1,80 @@
+package tracestore
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
+)
+
+// FuzzCompactFromColumns feeds corrupt columns files to what compaction
+// reads of a source's columns (colSource: seek, fill, then the column
+// writer's addWalked): errors, never a panic.
+func FuzzCompactFromColumns(f *testing.F) {
+	dir := f.TempDir()
+	db, err := Open(dir, DefaultOptions(), Deps{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = db.Close() })
+	g := storetest.NewGen(3, testBase.UnixNano())
+	for i := 0; i < 30; i++ {
+		_, td := g.Trace(1 + i%5)
+		if err := db.ConsumeTraces(context.Background(), td); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if err := db.Flush(); err != nil {
+		f.Fatal(err)
+	}
+	db.mu.RLock()
+	src := db.blocks[0]
+	db.mu.RUnlock()
+	cols, err := os.ReadFile(filepath.Join(src.dir, columnsFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(cols)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = enc.Close() })
+	name := filepath.Join(f.TempDir(), columnsFile)
+	out := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(name, data, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		fh, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		b := &block{dec: src.dec, cols: fh, n: src.n, meta: src.meta}
+		cs := newColSource(b)
+		if cs == nil {
+			return
+		}
+		cw, err := newColWriter(out, enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cw.abort()
+		for ord := 0; ord < b.n; ord++ {
+			ok, err := cs.seek(ord)
+			if err != nil {
+				return
+			}
+			if ok {
+				cs.fill(&cw.walk)
+				cw.addWalked(0, 0)
+				cs.markDead(cw)
+			}
+		}
+	})
+}
