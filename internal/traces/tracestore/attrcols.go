@@ -168,7 +168,13 @@ func (cw *colWriter) lookupAttr(scoped []byte, val []byte, bad bool) (*attrCol, 
 			cw.keys = append(cw.keys, string(scoped))
 			cw.keyIdx[string(scoped)] = ki
 		}
-		c = &attrCol{key: ki, dict: map[string]uint64{}}
+		if n := len(cw.spareCols); n > 0 {
+			// a column of an earlier group, emptied (appendAttrFrames)
+			c, cw.spareCols = cw.spareCols[n-1], cw.spareCols[:n-1]
+			c.key = ki
+		} else {
+			c = &attrCol{key: ki, dict: map[string]uint64{}}
+		}
 		cw.acols[string(scoped)] = c
 	}
 	if c.dead {
@@ -180,7 +186,7 @@ func (cw *colWriter) lookupAttr(scoped []byte, val []byte, bad bool) (*attrCol, 
 	code, ok := c.dict[string(val)]
 	if !ok {
 		if c.nvals >= maxAttrDict {
-			c.dead, c.codes, c.vals = true, nil, nil
+			c.kill()
 			return c, 0
 		}
 		code = attrCodeFirst + uint64(c.nvals)
@@ -190,6 +196,12 @@ func (cw *colWriter) lookupAttr(scoped []byte, val []byte, bad bool) (*attrCol, 
 		c.vals = append(c.vals, val...)
 	}
 	return c, code
+}
+
+// kill drops the column (too many values, or none known): the group
+// gets an entry without a column for its key.
+func (c *attrCol) kill() {
+	c.dead, c.codes, c.vals = true, c.codes[:0], c.vals[:0]
 }
 
 // resCode is one resource attribute's column and code, looked up once per
@@ -265,6 +277,14 @@ func (cw *colWriter) appendAttrFrames(out []byte, refs []byte) ([]byte, []byte) 
 		refs = binary.AppendUvarint(refs, uint64(len(out)-start))
 	}
 	clear(cw.acols)
+	// Keep the columns' buffers for the next group's keys (mostly the
+	// same): a fresh code slice and dictionary per key and group was
+	// most of the writer's garbage.
+	for _, c := range cols {
+		c.codes, c.vals, c.nvals, c.dead = c.codes[:0], c.vals[:0], 0, false
+		clear(c.dict)
+		cw.spareCols = append(cw.spareCols, c)
+	}
 	return out, refs
 }
 

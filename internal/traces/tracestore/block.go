@@ -158,6 +158,7 @@ func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sour
 		finalDir: filepath.Join(dir, id),
 		enc:      enc,
 		pageSize: pageSize,
+		page:     make([]byte, 0, pageSize),
 		postings: map[string]*keyPostings{},
 		pairs:    map[string]*pairPostings{},
 		meta: blockMeta{Version: formatVersion, ULID: id, Level: level, Sources: sources,

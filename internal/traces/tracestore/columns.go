@@ -399,6 +399,7 @@ type colWriter struct {
 	// attribute columns (columns version 3): the group's columns by
 	// scoped key ("span.x", "resource.x"), the block's key dictionary
 	acols      map[string]*attrCol
+	spareCols  []*attrCol
 	colList    []*attrCol
 	keys       []string
 	keyIdx     map[string]int

@@ -164,6 +164,7 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 		}
 	}
 	next := uint32(0)
+	var buf []byte // one for every trace: the block writer copies what it keeps
 	nb, err := db.writeBlockWith(func(yield func(traceRecord) error) error {
 		for i := 0; i < len(refs); {
 			if err := ctx.Err(); err != nil {
@@ -173,7 +174,7 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 			for j < len(refs) && refs[j].id == refs[i].id {
 				j++
 			}
-			rec := traceRecord{id: refs[i].id, minStart: ^uint64(0)}
+			rec := traceRecord{id: refs[i].id, minStart: ^uint64(0), data: buf[:0]}
 			if cs := colSrcs[refs[i].src]; j == i+1 && cs != nil {
 				// One piece whose source holds its columns: its stored
 				// bytes and columns go over as they are (not walked).
@@ -221,6 +222,7 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 			if err := yield(rec); err != nil {
 				return err
 			}
+			buf = rec.data
 			next++
 			i = j
 		}
@@ -337,9 +339,10 @@ type colSource struct {
 }
 
 type colSourceKey struct {
-	scoped   string
-	name     []byte // without the scope prefix, as colKV.key
-	resource bool
+	scoped      string
+	scopedBytes []byte
+	name        []byte // without the scope prefix, as colKV.key
+	resource    bool
 }
 
 // newColSource returns b's column reader, or nil when b's columns cannot
@@ -368,6 +371,7 @@ func newColSource(b *block) *colSource {
 		default:
 			return nil
 		}
+		key.scopedBytes = []byte(k)
 		cs.keys = append(cs.keys, key)
 	}
 	return cs
@@ -493,7 +497,7 @@ func (cs *colSource) sameResource(a, b int) bool {
 // none in the group being written either: their values are not known.
 func (cs *colSource) markDead(cw *colWriter) {
 	for _, ki := range cs.dead {
-		c, _ := cw.lookupAttr([]byte(cs.keys[ki].scoped), nil, true)
-		c.dead, c.codes, c.vals = true, nil, nil
+		c, _ := cw.lookupAttr(cs.keys[ki].scopedBytes, nil, true)
+		c.kill()
 	}
 }
