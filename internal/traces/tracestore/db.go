@@ -356,6 +356,13 @@ func keepOnly(td ptrace.Traces, kept []tracePiece) {
 // carries an *otlp.PartialSuccessError with the exact number of refused
 // spans (errors.As), unless nothing of td was stored.
 func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	raw, _ := otlp.RawTraces(ctx, td)
+	return db.consume(ctx, td, raw)
+}
+
+// consume is ConsumeTraces with the protobuf request td was decoded from
+// (nil: none); tests and fuzz targets give bytes of their own.
+func (db *DB) consume(ctx context.Context, td ptrace.Traces, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -367,7 +374,10 @@ func (db *DB) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	if n == 0 {
 		return nil
 	}
-	pieces, dups, sc, err := splitRequest(ctx, td, n)
+	pieces, dups, sc, reencoded, err := splitWith(td, raw, n)
+	if reencoded {
+		db.m.reencodedRequests.Inc()
+	}
 	if err != nil {
 		db.m.spansRejected.WithLabelValues("encode").Add(float64(n))
 		return fmt.Errorf("encode spans: %w", err)

@@ -146,9 +146,13 @@ func FuzzColumnWalk(f *testing.F) {
 		w := colWalker{attrs: true}
 		if err := w.walk(data); err != nil {
 			// pdata accepts some malformed unknown fields (a proto2 group
-			// left open) the walker refuses. The store holds pdata's own
-			// encoding of what it decoded (useRawTraces is off): that
-			// encoding must walk, and is what the checks below read.
+			// left open) the walker refuses. Ingest then stores pdata's
+			// own encoding of what it decoded (cutReads refuses the
+			// request's bytes, ADR 0115): that encoding must walk, and is
+			// what the checks below read.
+			if cutReads(data) {
+				t.Fatalf("cutReads accepts bytes the walker refuses: %v", err)
+			}
 			var m ptrace.ProtoMarshaler
 			if data, err = m.MarshalTraces(td); err != nil {
 				t.Fatal(err)

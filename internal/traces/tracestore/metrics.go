@@ -28,6 +28,9 @@ type metrics struct {
 	searchSkipped    prometheus.Counter
 	walWriteFailures prometheus.Counter
 	walRecoveries    prometheus.Counter
+	// reencodedRequests counts requests whose own bytes were not kept
+	// (ADR 0115).
+	reencodedRequests prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
@@ -74,6 +77,9 @@ func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
 		walCorruptions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nxwatcher_tracestore_wal_corruptions_total", Help: "Torn or corrupt WAL tails repaired at open.",
 		}),
+		reencodedRequests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nxwatcher_tracestore_reencoded_requests_total", Help: "OTLP/HTTP protobuf requests stored as pdata's encoding instead of their own bytes, which the block cut could not read.",
+		}),
 		lookups: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nxwatcher_tracestore_lookups_total", Help: "Trace-by-ID lookups.",
 		}),
@@ -103,7 +109,8 @@ func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.spansIngested, m.bytesIngested, m.spansRejected, m.headTraces, m.headBytes,
 			m.blocks, m.blockBytes, m.blocksCut, m.cutFailures, m.compactions, m.compactFailures,
-			m.retentionDrops, m.walReplayed, m.walCorruptions, m.lookups, m.lookupSeconds, m.searchTraces, m.duplicateSpans, m.searchSkipped, m.walWriteFailures, m.walRecoveries} {
+			m.retentionDrops, m.walReplayed, m.walCorruptions, m.lookups, m.lookupSeconds, m.searchTraces, m.duplicateSpans, m.searchSkipped, m.walWriteFailures, m.walRecoveries,
+			m.reencodedRequests} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register metrics: %w", err)
 			}

@@ -385,3 +385,142 @@ func (s *postingScanner) walkedAttr(prefix string, w *colWalker, kv *colKV) {
 	}
 	s.fn(s.key, s.val, true)
 }
+
+// cutReads reports whether every message the cut reads from a stored trace
+// (the column walk and the posting scanner: TracesData, ResourceSpans,
+// Resource, ScopeSpans, Span, Status, Event, Link, KeyValue and AnyValue)
+// parses under their field reader, protoField, in td: only then may the
+// request's own bytes be stored verbatim (ADR 0115). pdata skips unknown
+// proto2 groups and drops a 10-byte varint's overflow bits; the cut refuses
+// both, and would then fail for the whole head. Field numbers beyond int32
+// are refused too: pdata truncates them (a huge number can stand for
+// trace_id), the cut's readers do not, so the two would read different
+// spans. It reads no value and allocates nothing.
+func cutReads(td []byte) bool { return fieldsRead(td, msgTraces) }
+
+// The messages cutReads descends into.
+const (
+	msgNone uint8 = iota
+	msgTraces
+	msgResourceSpans
+	msgResource
+	msgScopeSpans
+	msgSpan
+	msgEvent
+	msgLink
+	msgKeyValue
+	msgPlain // read field by field, nothing inside: Status, AnyValue
+)
+
+// readInside is the message a length-delimited field num of a msg holds,
+// when the cut reads it.
+func readInside(msg uint8, num uint64) uint8 {
+	switch msg {
+	case msgTraces:
+		if num == 1 {
+			return msgResourceSpans
+		}
+	case msgResourceSpans:
+		switch num {
+		case 1:
+			return msgResource
+		case 2:
+			return msgScopeSpans
+		}
+	case msgResource:
+		if num == 1 {
+			return msgKeyValue
+		}
+	case msgScopeSpans:
+		if num == 2 {
+			return msgSpan
+		}
+	case msgSpan:
+		switch num {
+		case 9:
+			return msgKeyValue
+		case 11:
+			return msgEvent
+		case 13:
+			return msgLink
+		case 15:
+			return msgPlain
+		}
+	case msgEvent:
+		if num == 3 {
+			return msgKeyValue
+		}
+	case msgLink:
+		if num == 4 {
+			return msgKeyValue
+		}
+	case msgKeyValue:
+		if num == 2 {
+			return msgPlain
+		}
+	}
+	return msgNone
+}
+
+// fieldsRead is protoField's acceptance over every field of b, a msg, and
+// of the messages inside it that the cut reads.
+func fieldsRead(b []byte, msg uint8) bool {
+	for len(b) > 0 {
+		var tag uint64
+		if b[0] < 0x80 {
+			tag, b = uint64(b[0]), b[1:]
+		} else {
+			t, n := binary.Uvarint(b)
+			if n <= 0 {
+				return false
+			}
+			tag, b = t, b[n:]
+		}
+		num := tag >> 3
+		if num == 0 || num > math.MaxInt32 {
+			return false
+		}
+		switch tag & 7 {
+		case 0:
+			n := 0
+			for n < len(b) && n < 10 && b[n] >= 0x80 {
+				n++
+			}
+			if n == len(b) || n == 10 || n == 9 && b[n] > 1 {
+				return false // truncated or overflowing, as binary.Uvarint
+			}
+			b = b[n+1:]
+		case 1:
+			if len(b) < 8 {
+				return false
+			}
+			b = b[8:]
+		case 5:
+			if len(b) < 4 {
+				return false
+			}
+			b = b[4:]
+		case 2:
+			var l uint64
+			if len(b) > 0 && b[0] < 0x80 {
+				l, b = uint64(b[0]), b[1:]
+			} else {
+				v, n := binary.Uvarint(b)
+				if n <= 0 {
+					return false
+				}
+				l, b = v, b[n:]
+			}
+			if l > uint64(len(b)) {
+				return false
+			}
+			if inner := readInside(msg, num); inner != msgNone && !fieldsRead(b[:l], inner) {
+				return false
+			}
+			b = b[l:]
+		default:
+			return false
+		}
+	}
+	return true
+}

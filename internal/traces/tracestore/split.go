@@ -75,36 +75,38 @@ func split(td ptrace.Traces, n int) (pieces []tracePiece, dups int, err error) {
 // The pieces' data lives in sc's buffers: call sc.release once done with
 // them (their span-ID lists are the caller's to keep).
 func splitRequest(ctx context.Context, td ptrace.Traces, n int) (pieces []tracePiece, dups int, sc *splitScratch, err error) {
-	sc = splitPool.Get().(*splitScratch)
-	if useRawTraces {
-		if raw, ok := otlp.RawTraces(ctx, td); ok {
-			if pieces, dups, err := sc.split(raw, n); err == nil {
-				return pieces, dups, sc, nil
-			}
-			// Not what td says (n spans): encode td itself.
-		}
-	}
-	var m ptrace.ProtoMarshaler
-	raw, err := m.MarshalTraces(td)
-	if err != nil {
-		sc.release()
-		return nil, 0, nil, err
-	}
-	pieces, dups, err = sc.split(raw, n)
-	if err != nil {
-		sc.release()
-		return nil, 0, nil, err
-	}
-	return pieces, dups, sc, nil
+	raw, _ := otlp.RawTraces(ctx, td)
+	pieces, dups, sc, _, err = splitWith(td, raw, n)
+	return pieces, dups, sc, err
 }
 
-// useRawTraces is off: a sender's bytes are copied into the head verbatim
-// below the span's top level, and pdata accepts some malformed unknown
-// fields there (a proto2 group left open) that the column walker and the
-// posting scanner refuse at the cut, which would then fail for the whole
-// head. Until the cut falls back for such a trace, pieces are pdata's own
-// encoding of td (found by FuzzColumnWalk, session 22).
-const useRawTraces = false
+// splitWith is splitRequest with td's request bytes, or nil. The bytes are
+// kept only when the cut can read every message it reads from them
+// (cutReads) and they hold exactly td's n spans; otherwise td is encoded
+// again (reencoded reports it, with raw given).
+func splitWith(td ptrace.Traces, raw []byte, n int) (pieces []tracePiece, dups int, sc *splitScratch, reencoded bool, err error) {
+	sc = splitPool.Get().(*splitScratch)
+	if raw != nil {
+		if cutReads(raw) {
+			if pieces, dups, err := sc.split(raw, n); err == nil {
+				return pieces, dups, sc, false, nil
+			}
+		}
+		reencoded = true
+	}
+	var m ptrace.ProtoMarshaler
+	enc, err := m.MarshalTraces(td)
+	if err != nil {
+		sc.release()
+		return nil, 0, nil, reencoded, err
+	}
+	pieces, dups, err = sc.split(enc, n)
+	if err != nil {
+		sc.release()
+		return nil, 0, nil, reencoded, err
+	}
+	return pieces, dups, sc, reencoded, nil
+}
 
 // splitEncoded is splitRequest's split of an encoding, with scratch of its own.
 func splitEncoded(raw []byte, n int) (pieces []tracePiece, dups int, err error) {
