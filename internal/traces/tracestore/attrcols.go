@@ -140,21 +140,24 @@ type attrCol struct {
 }
 
 // setAttr codes the value of key for span idx of the group (the first
-// value wins, as pdata's Map.Get returns the first of repeated keys).
-func (cw *colWriter) setAttr(scoped []byte, idx int, val []byte, bad bool) {
+// value wins, as pdata's Map.Get returns the first of repeated keys); false
+// when the column does not hold it (a repeated key, or no column).
+func (cw *colWriter) setAttr(scoped []byte, idx int, val []byte, bad bool) bool {
 	c, code := cw.lookupAttr(scoped, val, bad)
-	c.put(idx, code)
+	return c.put(idx, code)
 }
 
-// put sets span idx's code (the first one set wins).
-func (c *attrCol) put(idx int, code uint64) {
+// put sets span idx's code (the first one set wins); false when the
+// column does not take it.
+func (c *attrCol) put(idx int, code uint64) bool {
 	if c.dead || len(c.codes) > idx {
-		return
+		return false
 	}
 	for len(c.codes) < idx {
 		c.codes = append(c.codes, attrCodeAbsent)
 	}
 	c.codes = append(c.codes, code)
+	return true
 }
 
 // lookupAttr returns the column of key and the code of val in it, adding
@@ -186,6 +189,10 @@ func (cw *colWriter) lookupAttr(scoped []byte, val []byte, bad bool) (*attrCol, 
 	code, ok := c.dict[string(val)]
 	if !ok {
 		if c.nvals >= maxAttrDict {
+			if cw.post != nil {
+				// The codes so far are about to go: their postings first.
+				cw.post.postColumn(cw, c)
+			}
 			c.kill()
 			return c, 0
 		}
@@ -209,6 +216,7 @@ func (c *attrCol) kill() {
 type resCode struct {
 	c    *attrCol
 	code uint64
+	kv   int // index into colWalker.kvs
 }
 
 // addAttrs codes the attributes of the walker's spans, the first of which
@@ -218,26 +226,38 @@ func (cw *colWriter) addAttrs(first int) {
 	cw.resAt = -1
 	for i := range w.spans {
 		s := &w.spans[i]
-		for _, kv := range w.kvs[s.kvFrom:s.kvTo] {
+		for k := s.kvFrom; k < s.kvTo; k++ {
+			kv := &w.kvs[k]
 			cw.kbuf = append(append(cw.kbuf[:0], "span."...), kv.key...)
-			cw.setAttr(cw.kbuf, first+i, w.vbuf[kv.voff:kv.voff+kv.vlen], kv.bad)
+			if !cw.setAttr(cw.kbuf, first+i, w.vbuf[kv.voff:kv.voff+kv.vlen], kv.bad) && cw.postTrace {
+				cw.post.scan.walkedAttr("span.", w, kv) // not in the column
+			}
 		}
 		if s.res >= 0 {
 			if s.res != cw.resAt {
 				// Look the resource's attributes up once for all its spans.
 				cw.resAt, cw.resCodes = s.res, cw.resCodes[:0]
 				r := w.res[s.res]
-				for _, kv := range w.kvs[r[0]:r[1]] {
+				svcSeen := false
+				for k := r[0]; k < r[1]; k++ {
+					kv := &w.kvs[k]
 					if string(kv.key) == "service.name" {
-						continue // the service column holds it
+						// The service column holds the first one.
+						if svcSeen && cw.postTrace {
+							cw.post.scan.walkedAttr("resource.", w, kv)
+						}
+						svcSeen = true
+						continue
 					}
 					cw.kbuf = append(append(cw.kbuf[:0], "resource."...), kv.key...)
 					c, code := cw.lookupAttr(cw.kbuf, w.vbuf[kv.voff:kv.voff+kv.vlen], kv.bad)
-					cw.resCodes = append(cw.resCodes, resCode{c, code})
+					cw.resCodes = append(cw.resCodes, resCode{c, code, int(k)})
 				}
 			}
 			for _, rc := range cw.resCodes {
-				rc.c.put(first+i, rc.code)
+				if !rc.c.put(first+i, rc.code) && cw.postTrace {
+					cw.post.scan.walkedAttr("resource.", w, &w.kvs[rc.kv])
+				}
 			}
 		}
 	}

@@ -14,11 +14,13 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/oklog/ulid/v2"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // On-disk format version 2 (version 1 blocks are still read); see
@@ -137,10 +139,15 @@ type blockWriter struct {
 	// until finish moves them into postings (addPosting).
 	pairs   map[string]*pairPostings
 	pairKey []byte
-	meta    blockMeta
-	scan    postingScanner
-	ord     uint32
-	last    TraceID
+	// scratch of postGroup
+	ordLists   [][]uint32
+	bitCodes   []uint64
+	dictVals   [][]byte
+	pkey, pval []byte
+	meta       blockMeta
+	scan       postingScanner
+	ord        uint32
+	last       TraceID
 	// merged is set by compaction: postings come from the sources
 	// (mergePostings) instead of decoding every trace again.
 	merged bool
@@ -190,6 +197,9 @@ func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sour
 		return nil, bw.abort(err)
 	}
 	bw.cols.idEnc = enc
+	if level == 0 {
+		bw.cols.post = bw
+	}
 	return bw, nil
 }
 
@@ -215,27 +225,37 @@ func (bw *blockWriter) add(r traceRecord) error {
 		bw.meta.MinTime = int64(r.minStart)
 	}
 	bw.meta.MaxTime = max(bw.meta.MaxTime, int64(r.maxEnd))
+	bw.ord = ord
 	if r.cols != nil {
 		r.cols.fill(&bw.cols.walk)
 		bw.cols.addWalked(r.minStart, r.maxEnd)
 		r.cols.markDead(bw.cols)
 	} else {
-		if err := bw.cols.add(r.data, r.minStart, r.maxEnd); err != nil {
+		w := &bw.cols.walk
+		if err := w.walk(r.data); err != nil {
 			return fmt.Errorf("decode trace %x: %w", r.id, err)
 		}
+		// A regular trace's postings come from the columns (postGroup)
+		// and, for what they do not hold, from the walk (postExtras).
+		bw.cols.postTrace = bw.cols.post != nil && postingsFromColumns && walkedRegular(w)
+		bw.cols.addWalked(r.minStart, r.maxEnd)
 		bw.cols.zeroTimes(bw.page[pos:])
-	}
-	if !bw.merged {
-		// Postings from the fields the column walk has just read; the
-		// scanner walks the bytes again only for what the walk cannot
-		// stand for (irregular traces, values the columns refuse).
-		bw.ord = ord
-		ok, err := bw.scan.fromWalk(&bw.cols.walk)
-		if err == nil && !ok {
-			err = bw.scan.scan(r.data)
-		}
-		if err != nil {
-			return fmt.Errorf("decode trace %x: %w", r.id, err)
+		if bw.cols.postTrace {
+			bw.cols.postTrace = false
+			if err := bw.postExtras(w); err != nil {
+				return fmt.Errorf("decode trace %x: %w", r.id, err)
+			}
+		} else if !bw.merged {
+			// Postings from the fields the column walk has just read; the
+			// scanner walks the bytes again only for what the walk cannot
+			// stand for (irregular traces, values the columns refuse).
+			ok, err := bw.scan.fromWalk(w)
+			if err == nil && !ok {
+				err = bw.scan.scan(r.data)
+			}
+			if err != nil {
+				return fmt.Errorf("decode trace %x: %w", r.id, err)
+			}
 		}
 	}
 	if len(bw.ids)%chunkTraces == 0 {
@@ -283,13 +303,223 @@ func (bw *blockWriter) keyPostings(key []byte) *keyPostings {
 	return kp
 }
 
-// flushPairs moves the pairs addPosting collected into postings.
+// addPostingList is addPosting for the ascending ordinals ords.
+func (bw *blockWriter) addPostingList(key, value []byte, indexed bool, ords []uint32) {
+	if !indexed {
+		bw.keyPostings(key).complete = false
+		return
+	}
+	pk := binary.AppendUvarint(bw.pairKey[:0], uint64(len(key)))
+	pk = append(append(pk, key...), value...)
+	bw.pairKey = pk
+	if p := bw.pairs[string(pk)]; p != nil {
+		p.list = append(p.list, ords...)
+		return
+	}
+	kp := bw.keyPostings(key)
+	if len(kp.values)+kp.pending >= maxPostingValues {
+		kp.complete = false
+		return
+	}
+	kp.pending++
+	ks := string(pk)
+	bw.pairs[ks] = &pairPostings{kp: kp, value: ks[len(ks)-len(value):], list: slices.Clone(ords)}
+}
+
+// flushPairs moves the pairs addPosting collected into postings. Lists
+// are sorted first: a group's postings from its columns (postGroup) land
+// after those its other traces made as they were added.
 func (bw *blockWriter) flushPairs() {
 	for _, p := range bw.pairs {
-		p.kp.values[p.value] = p.list
+		if !slices.IsSorted(p.list) {
+			slices.Sort(p.list)
+		}
+		p.kp.values[p.value] = slices.Compact(p.list)
 		p.kp.pending = 0
 	}
 	clear(bw.pairs)
+}
+
+// postingsFromColumns makes a cut take the postings of regular traces
+// from the column groups (ADR 0117); false only in tests comparing both.
+var postingsFromColumns = true
+
+// noService is colWriter.svcCodes' code of a span whose resource has no
+// service.name.
+const noService = math.MaxUint32
+
+// walkedRegular reports whether the columns hold everything of the
+// walked trace that postings need from its spans and resources: the
+// conditions under which postingScanner.fromWalk takes a trace.
+func walkedRegular(w *colWalker) bool {
+	if !w.attrs || w.irregular {
+		return false
+	}
+	for i := range w.kvs {
+		if w.kvs[i].bad {
+			return false
+		}
+	}
+	return true
+}
+
+// postExtras adds the postings of a walked regular trace that its
+// columns do not hold: event and link attributes, and the attributes of
+// resources without spans (as fromWalk does; bw.ord is the trace's).
+func (bw *blockWriter) postExtras(w *colWalker) error {
+	used := -1 // resources up to used have had their turn
+	for i := range w.spans {
+		sp := &w.spans[i]
+		for r := used + 1; r < sp.res; r++ {
+			bw.postResource(w, r)
+		}
+		used = max(used, sp.res)
+		for _, link := range [2]bool{false, true} {
+			prefix, attrNum := "event.", 3 // Event.attributes
+			if link {
+				prefix, attrNum = "link.", 4 // Link.attributes
+			}
+			for _, n := range w.nested[sp.nFrom:sp.nTo] {
+				if n.link != link {
+					continue
+				}
+				ev := pbIter{b: n.body}
+				for ev.next() {
+					if ev.num == attrNum && ev.typ == 2 {
+						if err := bw.scan.attr(prefix, ev.body); err != nil {
+							return err
+						}
+					}
+				}
+				if ev.err != nil {
+					return ev.err
+				}
+			}
+		}
+	}
+	for r := used + 1; r < len(w.res); r++ {
+		bw.postResource(w, r)
+	}
+	return nil
+}
+
+// postResource adds the postings of a resource without spans.
+func (bw *blockWriter) postResource(w *colWalker, r int) {
+	for k := w.res[r][0]; k < w.res[r][1]; k++ {
+		bw.scan.walkedAttr("resource.", w, &w.kvs[k])
+	}
+}
+
+// postGroup adds the postings of the group's traces whose postings come
+// from the columns: names, statuses, kinds, services and every attribute
+// column, each value once with the ordinals of the traces carrying it.
+func (bw *blockWriter) postGroup(cw *colWriter) {
+	first := uint32(len(bw.ids) - cw.traces)
+	bw.codeOrds(cw, cw.nameCodes, 0, len(cw.nameList), first, func(i int) ([]byte, bool) {
+		return stringPosting(bw.pval[:0], cw.nameList[i])
+	}, KeyName)
+	bw.codeOrds(cw, cw.svcCodes, 0, len(cw.svcList), first, func(i int) ([]byte, bool) {
+		return stringPosting(bw.pval[:0], cw.svcList[i])
+	}, "resource.service.name")
+	bw.bitCodes = bw.bitCodes[:0]
+	for _, b := range cw.bits {
+		bw.bitCodes = append(bw.bitCodes, uint64(b&3))
+	}
+	bw.codeOrds(cw, bw.bitCodes, 0, 4, first, func(i int) ([]byte, bool) {
+		return append(append(bw.pval[:0], 'k'), StatusKeyword(ptrace.StatusCode(int32(i)))...), true
+	}, KeyStatus)
+	bw.bitCodes = bw.bitCodes[:0]
+	for _, b := range cw.bits {
+		bw.bitCodes = append(bw.bitCodes, uint64(b>>2&7))
+	}
+	bw.codeOrds(cw, bw.bitCodes, 0, 8, first, func(i int) ([]byte, bool) {
+		return append(append(bw.pval[:0], 'k'), KindKeyword(ptrace.SpanKind(int32(i)))...), true
+	}, KeyKind)
+	for _, c := range cw.acols {
+		if !c.dead {
+			bw.postColumn(cw, c)
+		}
+	}
+}
+
+func stringPosting(dst []byte, s string) ([]byte, bool) {
+	if len(s) > maxIndexedValueLen {
+		return dst, false
+	}
+	return append(append(dst, 's'), s...), true
+}
+
+// postColumn adds the postings of attribute column c's codes so far.
+func (bw *blockWriter) postColumn(cw *colWriter, c *attrCol) {
+	bw.dictVals = bw.dictVals[:0]
+	r := &byteReader{b: c.vals}
+	for i := 0; i < c.nvals; i++ {
+		bw.dictVals = append(bw.dictVals, r.bytes(int(r.uvarint())))
+	}
+	first := uint32(len(bw.ids) - cw.traces)
+	bw.codeOrds(cw, c.codes, attrCodeFirst, c.nvals, first, func(i int) ([]byte, bool) {
+		return postingValue(bw.pval[:0], bw.dictVals[i])
+	}, cw.keys[c.key])
+}
+
+// codeOrds adds to key's postings, for each of the n values, the
+// ordinals of the traces (first + index in the group) whose spans carry
+// it: codes[k] is span k's code, value i's being base+i.
+func (bw *blockWriter) codeOrds(cw *colWriter, codes []uint64, base uint64, n int, first uint32, value func(int) ([]byte, bool), key string) {
+	for len(bw.ordLists) < n {
+		bw.ordLists = append(bw.ordLists, nil)
+	}
+	lists := bw.ordLists[:n]
+	for i := range lists {
+		lists[i] = lists[i][:0]
+	}
+	for k, c := range codes {
+		t := cw.spanTrace[k]
+		if t < 0 || c < base || c-base >= uint64(n) {
+			continue
+		}
+		l := lists[c-base]
+		if o := first + uint32(t); len(l) == 0 || l[len(l)-1] != o {
+			lists[c-base] = append(l, o)
+		}
+	}
+	bw.pkey = append(bw.pkey[:0], key...)
+	for i, l := range lists {
+		if len(l) == 0 {
+			continue
+		}
+		v, indexed := value(i)
+		bw.pval = v
+		bw.addPostingList(bw.pkey, v, indexed, l)
+	}
+}
+
+// postingValue is the posting form of a column dictionary value (as
+// postingScanner.walkedAttr makes it from the same bytes).
+func postingValue(dst, v []byte) ([]byte, bool) {
+	if len(v) == 0 {
+		return dst, false
+	}
+	switch p := v[1:]; v[0] {
+	case 's':
+		if len(p) > maxIndexedValueLen {
+			return dst, false
+		}
+		return append(append(dst, 's'), p...), true
+	case 'b':
+		return strconv.AppendBool(append(dst, 'b'), len(p) > 0 && p[0] != 0), true
+	case 'i':
+		if len(p) != 8 {
+			return dst, false
+		}
+		return strconv.AppendInt(append(dst, 'i'), int64(binary.LittleEndian.Uint64(p)), 10), true
+	case 'f':
+		if len(p) != 8 {
+			return dst, false
+		}
+		return strconv.AppendFloat(append(dst, 'f'), math.Float64frombits(binary.LittleEndian.Uint64(p)), 'g', -1, 64), true
+	}
+	return dst, false // 'e': no value
 }
 
 // mergePostings adds a source block's postings, renumbered by newOrd

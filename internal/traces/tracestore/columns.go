@@ -398,15 +398,28 @@ type colWriter struct {
 
 	// attribute columns (columns version 3): the group's columns by
 	// scoped key ("span.x", "resource.x"), the block's key dictionary
-	acols      map[string]*attrCol
-	spareCols  []*attrCol
-	colList    []*attrCol
-	keys       []string
-	keyIdx     map[string]int
-	kbuf, araw []byte
-	arefs      []byte
-	resAt      int
-	resCodes   []resCode
+	acols     map[string]*attrCol
+	spareCols []*attrCol
+
+	// Postings from the columns (a cut's block writer sets post): the
+	// group's names, services, statuses, kinds and attribute codes are
+	// turned into postings once per group and value (postGroup) instead
+	// of once per span and value. postTrace is set while adding a trace
+	// whose postings come from the columns; spanTrace maps each span of
+	// the group to its trace's index in the group, -1 for traces whose
+	// postings came from elsewhere; nameCodes, svcCodes are the spans'
+	// dictionary indexes (svcCodes: noService without one).
+	post                *blockWriter
+	postTrace           bool
+	spanTrace           []int32
+	nameCodes, svcCodes []uint64
+	colList             []*attrCol
+	keys                []string
+	keyIdx              map[string]int
+	kbuf, araw          []byte
+	arefs               []byte
+	resAt               int
+	resCodes            []resCode
 }
 
 func newColWriter(dir string, enc *zstd.Encoder) (*colWriter, error) {
@@ -439,6 +452,7 @@ func (cw *colWriter) resetGroup() {
 	cw.nameList, cw.svcList = cw.nameList[:0], cw.svcList[:0]
 	cw.traceMins, cw.traceHdr = cw.traceMins[:0], cw.traceHdr[:0]
 	cw.ids = cw.ids[:0]
+	cw.spanTrace, cw.nameCodes, cw.svcCodes = cw.spanTrace[:0], cw.nameCodes[:0], cw.svcCodes[:0]
 }
 
 // add records one trace (all its stored bytes) with its index times.
@@ -471,6 +485,15 @@ func (cw *colWriter) addWalked(minStart, maxEnd uint64) {
 	}
 	cw.traceHdr = append(cw.traceHdr, uint64(len(cw.walk.spans))<<1)
 	cw.traceMins = append(cw.traceMins, tmin)
+	if cw.post != nil {
+		t := int32(-1)
+		if cw.postTrace {
+			t = int32(cw.traces - 1)
+		}
+		for range cw.walk.spans {
+			cw.spanTrace = append(cw.spanTrace, t)
+		}
+	}
 	cw.addAttrs(cw.spans)
 	for i := range cw.walk.spans {
 		s := &cw.walk.spans[i]
@@ -510,6 +533,14 @@ func (cw *colWriter) addWalked(minStart, maxEnd uint64) {
 			}
 		}
 		cw.svcIdx = binary.AppendUvarint(cw.svcIdx, uint64(si))
+		if cw.post != nil {
+			cw.nameCodes = append(cw.nameCodes, uint64(ni))
+			sc := uint64(noService)
+			if s.svc >= 0 {
+				sc = uint64(si)
+			}
+			cw.svcCodes = append(cw.svcCodes, sc)
+		}
 		cw.spans++
 	}
 }
@@ -518,6 +549,9 @@ func (cw *colWriter) addWalked(minStart, maxEnd uint64) {
 func (cw *colWriter) flushGroup() error {
 	if cw.traces == 0 {
 		return nil
+	}
+	if cw.post != nil {
+		cw.post.postGroup(cw)
 	}
 	base := ^uint64(0)
 	for i, h := range cw.traceHdr {
