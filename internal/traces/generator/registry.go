@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +24,8 @@ type registry struct {
 	mu       sync.Mutex
 	families []*family
 	active   int
-	limited  int64 // series refused by maxSeries, read by a metric
+	limited  int64  // series refused by maxSeries, read by a metric
+	keyBuf   []byte // lookup's scratch
 }
 
 type familyKind int
@@ -88,11 +88,21 @@ func (r *registry) add(f *family) *family {
 // meaning absent). The caller holds r.mu. It returns nil when the series
 // cap refuses a new series.
 func (f *family) lookup(values []string, now time.Time) *series {
-	key := strings.Join(values, "\xff")
-	if s, ok := f.series[key]; ok {
+	// The key is strings.Join(values, "\xff"), built in a reused buffer:
+	// a map lookup by string(buf) does not allocate, and most spans hit.
+	r := f.reg
+	buf := r.keyBuf[:0]
+	for i, v := range values {
+		if i > 0 {
+			buf = append(buf, 0xff)
+		}
+		buf = append(buf, v...)
+	}
+	r.keyBuf = buf
+	if s, ok := f.series[string(buf)]; ok {
 		return s
 	}
-	r := f.reg
+	key := string(buf)
 	if r.maxSeries > 0 && r.active >= r.maxSeries {
 		r.limited++
 		return nil
