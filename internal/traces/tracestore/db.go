@@ -752,6 +752,39 @@ func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, lev
 // writeCheckpoint writes the head traces that stay in the head as
 // checkpoint idx, replacing WAL segments 0..idx, one record per trace, and
 // returns where each trace's bytes now lie (for head.relocate).
+// checkpointRecordBytes bounds the trace bytes writeCheckpoint puts in one
+// record (a larger trace gets a record of its own).
+const checkpointRecordBytes = 256 << 10
+
+// checkpointOrder orders rest by where each trace's first piece lies.
+func checkpointOrder(rest []*headTrace) []int {
+	order := make([]int, len(rest))
+	for i := range order {
+		order[i] = i
+	}
+	files := map[*headFile]int{} // any order of files groups each one's pieces
+	first := func(t *headTrace) (int, int64) {
+		if len(t.pieces) == 0 {
+			return -1, 0
+		}
+		f, ok := files[t.pieces[0].file]
+		if !ok {
+			f = len(files)
+			files[t.pieces[0].file] = f
+		}
+		return f, t.pieces[0].off
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		fa, oa := first(rest[a])
+		fb, ob := first(rest[b])
+		if c := cmp.Compare(fa, fb); c != 0 {
+			return c
+		}
+		return cmp.Compare(oa, ob)
+	})
+	return order
+}
+
 func (db *DB) writeCheckpoint(idx int, rest []*headTrace) ([]pieceRef, error) {
 	walDir := filepath.Join(db.dir, walDirName)
 	final := wlog.CheckpointDir(walDir, idx)
@@ -769,23 +802,58 @@ func (db *DB) writeCheckpoint(idx int, rest []*headTrace) ([]pieceRef, error) {
 	}
 	locs := make([]loc, len(rest))
 	pos := newWALPos(0, 0, wlog.DefaultSegmentSize)
-	var buf, last []byte
-	pc := make([]tracePiece, 1)
-	for i, t := range rest {
-		data, err := t.data()
-		if err != nil {
-			_ = cw.Close()
-			return nil, err
+	// Traces in the order of their first piece in the WAL, read through
+	// one window, logged many to a record: at a cut under load, most
+	// pieces written since the last cut stay, and a pread and a write per
+	// trace cost more than copying them (ADR 0116). The checkpoint's
+	// records are what ingest writes (decodeRecord reads either).
+	order := checkpointOrder(rest)
+	var win pieceWindow
+	var buf, data, last []byte
+	lastIdx := -1
+	var pc []tracePiece
+	var pcIdx []int
+	flush := func() error {
+		if len(pc) == 0 {
+			return nil
 		}
-		pc[0] = tracePiece{id: t.id, data: data, spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd}
 		buf = encodeRecord(buf, pc)
 		if err := cw.Log(buf); err != nil {
-			_ = cw.Close()
-			return nil, err
+			return err
 		}
 		seg, start := pos.place(len(buf))
-		locs[i] = loc{seg, walDataOffset(start, pc[0].off)}
-		last = data
+		for j, p := range pc {
+			locs[pcIdx[j]] = loc{seg, walDataOffset(start, p.off)}
+		}
+		last, lastIdx = pc[len(pc)-1].data, pcIdx[len(pc)-1]
+		pc, pcIdx, data = pc[:0], pcIdx[:0], nil
+		return nil
+	}
+	for _, i := range order {
+		t := rest[i]
+		if len(pc) > 0 && len(data)+t.size > checkpointRecordBytes {
+			if err := flush(); err != nil {
+				_ = cw.Close()
+				return nil, err
+			}
+		}
+		if data == nil {
+			data = make([]byte, 0, max(t.size, checkpointRecordBytes))
+		}
+		from := len(data)
+		var err error
+		for _, p := range t.pieces {
+			if data, err = p.appendVia(data, &win); err != nil {
+				_ = cw.Close()
+				return nil, fmt.Errorf("trace %x: %w", t.id[:], err)
+			}
+		}
+		pc = append(pc, tracePiece{id: t.id, data: data[from:len(data):len(data)], spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd})
+		pcIdx = append(pcIdx, i)
+	}
+	if err := flush(); err != nil {
+		_ = cw.Close()
+		return nil, err
 	}
 	if err := cw.Close(); err != nil {
 		return nil, err
@@ -812,8 +880,8 @@ func (db *DB) writeCheckpoint(idx int, rest []*headTrace) ([]pieceRef, error) {
 		refs[i] = pieceRef{file: hf, off: l.off, n: uint32(rest[i].size)}
 	}
 	// The last record checks the layout: read it back.
-	if n := len(refs); n > 0 {
-		got, err := refs[n-1].appendTo(nil)
+	if lastIdx >= 0 {
+		got, err := refs[lastIdx].appendTo(nil)
 		if err != nil || !bytes.Equal(got, last) {
 			return nil, fmt.Errorf("checkpoint %d: a record is not where the wal layout puts it (%v)", idx, err)
 		}

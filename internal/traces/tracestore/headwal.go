@@ -48,7 +48,10 @@ type pieceRef struct {
 }
 
 // appendTo appends the piece's bytes to dst.
-func (r pieceRef) appendTo(dst []byte) ([]byte, error) {
+func (r pieceRef) appendTo(dst []byte) ([]byte, error) { return r.appendVia(dst, nil) }
+
+// appendVia is appendTo reading through w (nil: one pread per page run).
+func (r pieceRef) appendVia(dst []byte, w *pieceWindow) ([]byte, error) {
 	if r.file.f == nil {
 		return append(dst, r.file.mem[r.off:r.off+int64(r.n)]...), nil
 	}
@@ -57,13 +60,52 @@ func (r pieceRef) appendTo(dst []byte) ([]byte, error) {
 	buf, off := dst[start:], r.off
 	for len(buf) > 0 {
 		k := min(int64(len(buf)), walPageSize-off%walPageSize)
-		if _, err := r.file.f.ReadAt(buf[:k], off); err != nil {
+		var err error
+		if w != nil {
+			err = w.readAt(r.file, buf[:k], off)
+		} else {
+			_, err = r.file.f.ReadAt(buf[:k], off)
+		}
+		if err != nil {
 			return dst[:start], fmt.Errorf("read head piece from %s at %d: %w", r.file.f.Name(), off, err)
 		}
 		buf = buf[k:]
 		off += k + walRecordHeader // only used when more follows: off+k is then a page start
 	}
 	return dst, nil
+}
+
+// pieceWindow reads pieces through one window of a file: pieces read in
+// file order cost one pread per window instead of one each (writeCheckpoint
+// reads the traces that stay in the head that way). WAL and checkpoint
+// files are only ever appended to, so bytes once read stay true.
+type pieceWindow struct {
+	file *headFile
+	off  int64
+	buf  []byte
+}
+
+const pieceWindowSize = 1 << 20
+
+func (w *pieceWindow) readAt(hf *headFile, dst []byte, off int64) error {
+	end := off + int64(len(dst))
+	if hf != w.file || off < w.off || end > w.off+int64(len(w.buf)) {
+		if len(dst) > pieceWindowSize/2 {
+			_, err := hf.f.ReadAt(dst, off)
+			return err
+		}
+		if w.buf == nil {
+			w.buf = make([]byte, pieceWindowSize)
+		}
+		n, err := hf.f.ReadAt(w.buf[:cap(w.buf)], off)
+		if n < len(dst) {
+			w.file = nil
+			return err
+		}
+		w.file, w.off, w.buf = hf, off, w.buf[:n]
+	}
+	copy(dst, w.buf[off-w.off:end-w.off])
+	return nil
 }
 
 // walPos mirrors where tsdb/wlog puts records logged one per Log call.
