@@ -47,7 +47,9 @@ func nxBinary(t *testing.T) string {
 		if binErr != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		// Generous: under `go test -race ./...` this build competes with every
+		// other package's race build (it took over 15 min at load 19).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
 		start := time.Now()
 		binPath, binErr = BuildBinary(ctx, binDir)
