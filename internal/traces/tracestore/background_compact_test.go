@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -210,4 +211,19 @@ func slicesIndex(keys []string, k string) int {
 		}
 	}
 	return -1
+}
+
+func TestMergeAscending(t *testing.T) {
+	for _, tc := range []struct{ a, b, want []uint32 }{
+		{nil, []uint32{1, 2}, []uint32{1, 2}},
+		{[]uint32{1, 2}, nil, []uint32{1, 2}},
+		{[]uint32{1, 2}, []uint32{3, 9}, []uint32{1, 2, 3, 9}},
+		{[]uint32{1, 5, 9}, []uint32{2, 5, 10}, []uint32{1, 2, 5, 5, 9, 10}},
+		{[]uint32{4, 6}, []uint32{0, 1}, []uint32{0, 1, 4, 6}},
+		{[]uint32{4, 6}, []uint32{3, 1}, []uint32{4, 6, 3, 1}}, // not ascending: appended (sorted when written)
+	} {
+		if got := mergeAscending(slices.Clone(tc.a), tc.b); !slices.Equal(got, tc.want) {
+			t.Errorf("mergeAscending(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
 }

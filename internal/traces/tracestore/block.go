@@ -139,6 +139,8 @@ type blockWriter struct {
 	// until finish moves them into postings (addPosting).
 	pairs   map[string]*pairPostings
 	pairKey []byte
+	// mergeRun is mergePostings' scratch
+	mergeRun []uint32
 	// scratch of postGroup
 	ordLists   [][]uint32
 	bitCodes   []uint64
@@ -544,13 +546,38 @@ func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) error {
 				kp.complete = false
 				continue
 			}
+			run := bw.mergeRun[:0]
 			for _, o := range skp.decode(pl) {
-				cur = append(cur, newOrd[o])
+				run = append(run, newOrd[o])
 			}
-			kp.values[v] = cur
+			bw.mergeRun = run
+			kp.values[v] = mergeAscending(cur, run)
 		}
 	}
 	return nil
+}
+
+// mergeAscending returns the ascending ordinals of a and b, reusing a
+// when b follows it. A source's list renumbered by newOrd ascends (both
+// blocks order traces by ID), so the merged lists need no sort; should
+// one not, appendValueRefs still sorts it.
+func mergeAscending(a, b []uint32) []uint32 {
+	if len(a) == 0 || len(b) == 0 || a[len(a)-1] < b[0] || !slices.IsSorted(b) {
+		return append(a, b...)
+	}
+	out := make([]uint32, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if b[j] < a[i] {
+			out = append(out, b[j])
+			j++
+		} else {
+			out = append(out, a[i])
+			i++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
 }
 
 // encodeLarge compresses src with a throwaway encoder when src is much

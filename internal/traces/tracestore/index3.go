@@ -378,7 +378,9 @@ func (bw *blockWriter) appendValueRefs(b []byte, kp *keyPostings, out *[]byte, t
 		}
 		list := kp.values[v]
 		if bw.merged {
-			slices.Sort(list)
+			if !slices.IsSorted(list) { // mergePostings keeps them sorted
+				slices.Sort(list)
+			}
 			list = slices.Compact(list)
 		}
 		off := len(*out)
@@ -408,7 +410,9 @@ func (bw *blockWriter) appendValues(b []byte, kp *keyPostings) []byte {
 		b = appendString(b, v)
 		list := kp.values[v]
 		if bw.merged {
-			slices.Sort(list)
+			if !slices.IsSorted(list) { // mergePostings keeps them sorted
+				slices.Sort(list)
+			}
 			list = slices.Compact(list)
 		}
 		if !kp.complete {
