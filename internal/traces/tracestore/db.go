@@ -825,8 +825,9 @@ func (db *DB) writeCheckpoint(idx int, rest []*headTrace) ([]pieceRef, error) {
 		for j, p := range pc {
 			locs[pcIdx[j]] = loc{seg, walDataOffset(start, p.off)}
 		}
-		last, lastIdx = pc[len(pc)-1].data, pcIdx[len(pc)-1]
-		pc, pcIdx, data = pc[:0], pcIdx[:0], nil
+		last, lastIdx = append(last[:0], pc[len(pc)-1].data...), pcIdx[len(pc)-1]
+		pc, pcIdx, data = pc[:0], pcIdx[:0], data[:0] // wlog copied the record
+
 		return nil
 	}
 	for _, i := range order {
@@ -836,9 +837,6 @@ func (db *DB) writeCheckpoint(idx int, rest []*headTrace) ([]pieceRef, error) {
 				_ = cw.Close()
 				return nil, err
 			}
-		}
-		if data == nil {
-			data = make([]byte, 0, max(t.size, checkpointRecordBytes))
 		}
 		from := len(data)
 		var err error

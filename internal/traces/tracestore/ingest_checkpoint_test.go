@@ -107,3 +107,39 @@ func readCheckpointPieces(t *testing.T, db *DB, idx int) (checkpointCount, error
 	}
 	return c, r.Err()
 }
+
+// BenchmarkCheckpoint measures writeCheckpoint over a head of 20k traces
+// (100k spans, one piece each, as a sustained load leaves them at a cut),
+// per span, in process CPU.
+func BenchmarkCheckpoint(b *testing.B) {
+	db, err := Open(b.TempDir(), DefaultOptions(), Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	g := storetest.NewGen(82, testBase.UnixNano())
+	for r := 0; r < 200; r++ {
+		td := ptrace.NewTraces()
+		for j := 0; j < 100; j++ {
+			g.AppendTrace(td, g.TraceID(), 5, pcommon.SpanID{})
+		}
+		if err := db.ConsumeTraces(context.Background(), td); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rest := db.head.all()
+	spans := 0
+	for _, t := range rest {
+		spans += t.spans
+	}
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	n := 0
+	for i := 0; b.Loop(); i++ {
+		if _, err := db.writeCheckpoint(2000+i, rest); err != nil {
+			b.Fatal(err)
+		}
+		n += spans
+	}
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(n), "cpu-ns/span")
+}
