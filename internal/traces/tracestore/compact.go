@@ -134,7 +134,11 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 			b.release()
 		}
 	}()
-	var refs []compactRef
+	total := 0
+	for _, b := range group {
+		total += b.n
+	}
+	refs := make([]compactRef, 0, total)
 	level, cp := 0, 0
 	sources := make([]string, len(group))
 	for i, b := range group {
@@ -234,7 +238,7 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 			}
 		}
 		return nil
-	})
+	}, total)
 	if err != nil {
 		return fmt.Errorf("write compacted block: %w", err)
 	}
