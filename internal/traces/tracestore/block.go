@@ -235,7 +235,7 @@ func (bw *blockWriter) add(r traceRecord) error {
 	} else {
 		w := &bw.cols.walk
 		if err := w.walk(r.data); err != nil {
-			return fmt.Errorf("decode trace %x: %w", r.id, err)
+			return fmt.Errorf("decode trace %x: %w", r.id[:], err)
 		}
 		// A regular trace's postings come from the columns (postGroup)
 		// and, for what they do not hold, from the walk (postExtras).
@@ -245,7 +245,7 @@ func (bw *blockWriter) add(r traceRecord) error {
 		if bw.cols.postTrace {
 			bw.cols.postTrace = false
 			if err := bw.postExtras(w); err != nil {
-				return fmt.Errorf("decode trace %x: %w", r.id, err)
+				return fmt.Errorf("decode trace %x: %w", r.id[:], err)
 			}
 		} else if !bw.merged {
 			// Postings from the fields the column walk has just read; the
@@ -256,7 +256,7 @@ func (bw *blockWriter) add(r traceRecord) error {
 				err = bw.scan.scan(r.data)
 			}
 			if err != nil {
-				return fmt.Errorf("decode trace %x: %w", r.id, err)
+				return fmt.Errorf("decode trace %x: %w", r.id[:], err)
 			}
 		}
 	}
