@@ -1,44 +1,18 @@
 package tracestore
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 )
 
 // FuzzCompactFromColumns feeds corrupt columns files to what compaction
 // reads of a source's columns (colSource: seek, fill, then the column
 // writer's addWalked): errors, never a panic.
 func FuzzCompactFromColumns(f *testing.F) {
-	dir := f.TempDir()
-	db, err := Open(dir, DefaultOptions(), Deps{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = db.Close() })
-	g := storetest.NewGen(3, testBase.UnixNano())
-	for i := 0; i < 30; i++ {
-		_, td := g.Trace(1 + i%5)
-		if err := db.ConsumeTraces(context.Background(), td); err != nil {
-			f.Fatal(err)
-		}
-	}
-	if err := db.Flush(); err != nil {
-		f.Fatal(err)
-	}
-	db.mu.RLock()
-	src := db.blocks[0]
-	db.mu.RUnlock()
-	cols, err := os.ReadFile(filepath.Join(src.dir, columnsFile))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(cols)
+	src := seedColumnsFile(f, 3)
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		f.Fatal(err)

@@ -376,27 +376,8 @@ func (bw *blockWriter) postExtras(w *colWalker) error {
 			bw.postResource(w, r)
 		}
 		used = max(used, sp.res)
-		for _, link := range [2]bool{false, true} {
-			prefix, attrNum := "event.", 3 // Event.attributes
-			if link {
-				prefix, attrNum = "link.", 4 // Link.attributes
-			}
-			for _, n := range w.nested[sp.nFrom:sp.nTo] {
-				if n.link != link {
-					continue
-				}
-				ev := pbIter{b: n.body}
-				for ev.next() {
-					if ev.num == attrNum && ev.typ == 2 {
-						if err := bw.scan.attr(prefix, ev.body); err != nil {
-							return err
-						}
-					}
-				}
-				if ev.err != nil {
-					return ev.err
-				}
-			}
+		if err := bw.scan.nestedAttrs(w.nested[sp.nFrom:sp.nTo]); err != nil {
+			return err
 		}
 	}
 	for r := used + 1; r < len(w.res); r++ {

@@ -285,16 +285,16 @@ func FuzzDecodeIndex3(f *testing.F) {
 	})
 }
 
-// FuzzColumnsFile feeds corrupt format 9 columns files (span, attribute and
-// time sections) to the readers: errors, never a panic.
-func FuzzColumnsFile(f *testing.F) {
-	dir := f.TempDir()
-	db, err := Open(dir, DefaultOptions(), Deps{})
+// seedColumnsFile cuts one block of 30 generated traces (gen seed seed)
+// and adds its columns file to f's corpus; the block stays open until f
+// ends.
+func seedColumnsFile(f *testing.F, seed uint64) *block {
+	db, err := Open(f.TempDir(), DefaultOptions(), Deps{})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = db.Close() })
-	g := storetest.NewGen(2, testBase.UnixNano())
+	g := storetest.NewGen(seed, testBase.UnixNano())
 	for i := 0; i < 30; i++ {
 		_, td := g.Trace(1 + i%5)
 		if err := db.ConsumeTraces(context.Background(), td); err != nil {
@@ -312,6 +312,13 @@ func FuzzColumnsFile(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(cols)
+	return src
+}
+
+// FuzzColumnsFile feeds corrupt format 9 columns files (span, attribute and
+// time sections) to the readers: errors, never a panic.
+func FuzzColumnsFile(f *testing.F) {
+	src := seedColumnsFile(f, 2)
 	name := filepath.Join(f.TempDir(), columnsFile)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := os.WriteFile(name, data, 0o666); err != nil {

@@ -331,31 +331,40 @@ func (s *postingScanner) fromWalk(w *colWalker) (bool, error) {
 		for j := sp.kvFrom; j < sp.kvTo; j++ {
 			s.walkedAttr("span.", w, &w.kvs[j])
 		}
-		for _, link := range [2]bool{false, true} {
-			prefix, attrNum := "event.", 3 // Event.attributes
-			if link {
-				prefix, attrNum = "link.", 4 // Link.attributes
-			}
-			for _, n := range w.nested[sp.nFrom:sp.nTo] {
-				if n.link != link {
-					continue
-				}
-				ev := pbIter{b: n.body}
-				for ev.next() {
-					if ev.num == attrNum && ev.typ == 2 {
-						if err := s.attr(prefix, ev.body); err != nil {
-							return true, err
-						}
-					}
-				}
-				if ev.err != nil {
-					return true, ev.err
-				}
-			}
+		if err := s.nestedAttrs(w.nested[sp.nFrom:sp.nTo]); err != nil {
+			return true, err
 		}
 	}
 	resAttrs(len(w.res))
 	return true, nil
+}
+
+// nestedAttrs scans the attributes of a span's events, then of its links
+// (the column walk keeps both, in order, in nested).
+func (s *postingScanner) nestedAttrs(nested []colNested) error {
+	for _, link := range [2]bool{false, true} {
+		prefix, attrNum := "event.", 3 // Event.attributes
+		if link {
+			prefix, attrNum = "link.", 4 // Link.attributes
+		}
+		for _, n := range nested {
+			if n.link != link {
+				continue
+			}
+			ev := pbIter{b: n.body}
+			for ev.next() {
+				if ev.num == attrNum && ev.typ == 2 {
+					if err := s.attr(prefix, ev.body); err != nil {
+						return err
+					}
+				}
+			}
+			if ev.err != nil {
+				return ev.err
+			}
+		}
+	}
+	return nil
 }
 
 // walkedAttr is attr for a KeyValue the column walk has coded (not bad).
