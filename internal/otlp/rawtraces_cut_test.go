@@ -55,7 +55,7 @@ func TestRawTracesMalformedUnknownFieldsCut(t *testing.T) {
 		}
 		variants := [][]byte{input}
 		for _, path := range [][]protowire.Number{{1, 2, 2, 9}, {1, 2, 2, 15}} { // span KeyValue, Status
-			if raw, ok := appendInsideMessage(base, path, input); ok {
+			if raw, ok := storetest.AppendInside(base, path, input); ok {
 				variants = append(variants, raw)
 			}
 		}
@@ -117,37 +117,6 @@ func TestRawTracesMalformedUnknownFieldsCut(t *testing.T) {
 			}
 		}
 	}
-}
-
-// appendInsideMessage appends extra to the message reached by path (the
-// first field of each number at every level), fixing the lengths.
-func appendInsideMessage(msg []byte, path []protowire.Number, extra []byte) ([]byte, bool) {
-	if len(path) == 0 {
-		return append(append([]byte(nil), msg...), extra...), true
-	}
-	for b := msg; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, false
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return nil, false
-		}
-		if num == path[0] && typ == protowire.BytesType {
-			body, _ := protowire.ConsumeBytes(b[n:])
-			inner, ok := appendInsideMessage(body, path[1:], extra)
-			if !ok {
-				return nil, false
-			}
-			out := append([]byte(nil), msg[:len(msg)-len(b)]...)
-			out = protowire.AppendTag(out, num, protowire.BytesType)
-			out = protowire.AppendBytes(out, inner)
-			return append(out, b[n+m:]...), true
-		}
-		b = b[n+m:]
-	}
-	return nil, false
 }
 
 // corpusBytes reads a one-[]byte "go test fuzz v1" corpus file.

@@ -44,39 +44,6 @@ func rawTestTraces(t testing.TB, seed uint64) (ptrace.Traces, []byte) {
 	return td, raw
 }
 
-// appendInside appends extra to the message reached by path (field numbers,
-// the first field of each number at every level) inside msg, fixing the
-// lengths on the way back. ok is false when the path is not there.
-func appendInside(msg []byte, path []protowire.Number, extra []byte) (out []byte, ok bool) {
-	if len(path) == 0 {
-		return append(append([]byte(nil), msg...), extra...), true
-	}
-	for b := msg; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, false
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return nil, false
-		}
-		if num == path[0] && typ == protowire.BytesType {
-			body, _ := protowire.ConsumeBytes(b[n:])
-			inner, ok := appendInside(body, path[1:], extra)
-			if !ok {
-				return nil, false
-			}
-			start := len(msg) - len(b)
-			out = append(out, msg[:start]...)
-			out = protowire.AppendTag(out, num, protowire.BytesType)
-			out = protowire.AppendBytes(out, inner)
-			return append(out, b[n+m:]...), true
-		}
-		b = b[n+m:]
-	}
-	return nil, false
-}
-
 // pdataOnlyFields are unknown fields pdata skips and the cut's field reader
 // refuses (or reads as another field), as found by FuzzColumnWalk.
 func pdataOnlyFields() map[string][]byte {
@@ -215,7 +182,7 @@ func TestRawIngestRefusedFieldsFallBack(t *testing.T) {
 	for fname, field := range pdataOnlyFields() {
 		for _, lv := range rawLevels {
 			t.Run(fname+"/"+lv.name, func(t *testing.T) {
-				raw, ok := appendInside(base, lv.path, field)
+				raw, ok := storetest.AppendInside(base, lv.path, field)
 				if !ok {
 					t.Fatalf("no %v in the test request", lv.path)
 				}
@@ -243,7 +210,7 @@ func TestRawIngestRefusedFieldsFallBack(t *testing.T) {
 // against: the same bytes split verbatim make the block writer fail.
 func TestRawIngestWithoutTheCheckFailsTheCut(t *testing.T) {
 	_, base := rawTestTraces(t, 62)
-	raw, ok := appendInside(base, []protowire.Number{1, 2, 2, 9, 2}, pdataOnlyFields()["open group"])
+	raw, ok := storetest.AppendInside(base, []protowire.Number{1, 2, 2, 9, 2}, pdataOnlyFields()["open group"])
 	if !ok {
 		t.Fatal("no span AnyValue")
 	}
@@ -300,7 +267,7 @@ func TestRawIngestKeepsRequestBytes(t *testing.T) {
 	var known []byte
 	known = protowire.AppendTag(known, 1000, protowire.BytesType)
 	known = protowire.AppendBytes(known, []byte("x"))
-	odd, ok := appendInside(raw, []protowire.Number{1, 2, 2}, known)
+	odd, ok := storetest.AppendInside(raw, []protowire.Number{1, 2, 2}, known)
 	if !ok {
 		t.Fatal("no span")
 	}
@@ -335,7 +302,7 @@ func TestRawIngestColumnWalkCorpus(t *testing.T) {
 		t.Run(filepath.Base(name), func(t *testing.T) {
 			variants := [][]byte{input, append(slices.Clone(base), input...)}
 			for _, path := range [][]protowire.Number{{1, 2, 2, 9}, {1, 2, 2, 15}} { // span KeyValue, Status
-				if raw, ok := appendInside(base, path, input); ok {
+				if raw, ok := storetest.AppendInside(base, path, input); ok {
 					variants = append(variants, raw)
 				}
 			}
@@ -390,7 +357,7 @@ func FuzzRawIngestCut(f *testing.F) {
 	f.Add(base)
 	for _, field := range pdataOnlyFields() {
 		for _, lv := range rawLevels {
-			if raw, ok := appendInside(base, lv.path, field); ok {
+			if raw, ok := storetest.AppendInside(base, lv.path, field); ok {
 				f.Add(raw)
 			}
 		}

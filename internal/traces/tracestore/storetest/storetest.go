@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Gen makes realistic traces: a root server span with client/internal
@@ -208,4 +209,37 @@ func Merge(parts ...ptrace.Traces) ptrace.Traces {
 		c.ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
 	}
 	return out
+}
+
+// AppendInside appends extra to the message reached by path inside msg
+// (field numbers; the first field of each number at every level), fixing
+// the lengths on the way back. ok is false when the path is not there.
+// Tests use it to plant fields deep in an encoded request.
+func AppendInside(msg []byte, path []protowire.Number, extra []byte) (out []byte, ok bool) {
+	if len(path) == 0 {
+		return append(append([]byte(nil), msg...), extra...), true
+	}
+	for b := msg; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, false
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return nil, false
+		}
+		if num == path[0] && typ == protowire.BytesType {
+			body, _ := protowire.ConsumeBytes(b[n:])
+			inner, ok := AppendInside(body, path[1:], extra)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, msg[:len(msg)-len(b)]...)
+			out = protowire.AppendTag(out, num, protowire.BytesType)
+			out = protowire.AppendBytes(out, inner)
+			return append(out, b[n+m:]...), true
+		}
+		b = b[n+m:]
+	}
+	return nil, false
 }
