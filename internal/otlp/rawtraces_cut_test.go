@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/nx-watcher/nxwatcher/internal/testclock"
 	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore"
@@ -53,12 +52,7 @@ func TestRawTracesMalformedUnknownFieldsCut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		variants := [][]byte{input}
-		for _, path := range [][]protowire.Number{{1, 2, 2, 9}, {1, 2, 2, 15}} { // span KeyValue, Status
-			if raw, ok := storetest.AppendInside(base, path, input); ok {
-				variants = append(variants, raw)
-			}
-		}
+		variants := append([][]byte{input}, storetest.PlantedVariants(base, input)...)
 		for i, raw := range variants {
 			var u ptrace.ProtoUnmarshaler
 			want, err := u.UnmarshalTraces(raw)

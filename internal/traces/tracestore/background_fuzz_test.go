@@ -1,7 +1,6 @@
 package tracestore
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -21,15 +20,7 @@ func FuzzCompactFromColumns(f *testing.F) {
 	name := filepath.Join(f.TempDir(), columnsFile)
 	out := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if err := os.WriteFile(name, data, 0o666); err != nil {
-			t.Fatal(err)
-		}
-		fh, err := os.Open(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fh.Close()
-		b := &block{dec: src.dec, cols: fh, n: src.n, meta: src.meta}
+		b := withColumnsFile(t, src, name, data)
 		cs := newColSource(b)
 		if cs == nil {
 			return

@@ -315,21 +315,27 @@ func seedColumnsFile(f *testing.F, seed uint64) *block {
 	return src
 }
 
+// withColumnsFile writes data to name and returns src with that file as its
+// columns (closed when t ends).
+func withColumnsFile(t *testing.T, src *block, name string, data []byte) *block {
+	if err := os.WriteFile(name, data, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fh.Close() })
+	return &block{dec: src.dec, cols: fh, n: src.n, meta: src.meta}
+}
+
 // FuzzColumnsFile feeds corrupt format 9 columns files (span, attribute and
 // time sections) to the readers: errors, never a panic.
 func FuzzColumnsFile(f *testing.F) {
 	src := seedColumnsFile(f, 2)
 	name := filepath.Join(f.TempDir(), columnsFile)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if err := os.WriteFile(name, data, 0o666); err != nil {
-			t.Fatal(err)
-		}
-		fh, err := os.Open(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fh.Close()
-		b := &block{dec: src.dec, cols: fh, n: src.n, meta: src.meta}
+		b := withColumnsFile(t, src, name, data)
 		tab, err := b.readColTable()
 		if err != nil {
 			return

@@ -300,12 +300,7 @@ func TestRawIngestColumnWalkCorpus(t *testing.T) {
 	for _, name := range files {
 		input := readFuzzBytes(t, name)
 		t.Run(filepath.Base(name), func(t *testing.T) {
-			variants := [][]byte{input, append(slices.Clone(base), input...)}
-			for _, path := range [][]protowire.Number{{1, 2, 2, 9}, {1, 2, 2, 15}} { // span KeyValue, Status
-				if raw, ok := storetest.AppendInside(base, path, input); ok {
-					variants = append(variants, raw)
-				}
-			}
+			variants := append([][]byte{input, append(slices.Clone(base), input...)}, storetest.PlantedVariants(base, input)...)
 			for _, raw := range variants {
 				var u ptrace.ProtoUnmarshaler
 				td, err := u.UnmarshalTraces(raw)

@@ -243,3 +243,16 @@ func AppendInside(msg []byte, path []protowire.Number, extra []byte) (out []byte
 	}
 	return nil, false
 }
+
+// PlantedVariants returns input planted in base's first span at the two
+// places where a span reads nested messages (a KeyValue of its attributes,
+// its Status), where base has them.
+func PlantedVariants(base, input []byte) [][]byte {
+	var out [][]byte
+	for _, path := range [][]protowire.Number{{1, 2, 2, 9}, {1, 2, 2, 15}} {
+		if raw, ok := AppendInside(base, path, input); ok {
+			out = append(out, raw)
+		}
+	}
+	return out
+}
