@@ -26,7 +26,7 @@ import (
 // On-disk format version 2 (version 1 blocks are still read); see
 // docs/formats/tracestore.md.
 const (
-	formatVersion = 10
+	formatVersion = 11
 	// indexVersion is the index file's header byte in format versions 2
 	// and 3 (3 added the columns file); version 4 writes layout 3
 	// (index3.go).
@@ -70,6 +70,9 @@ type blockMeta struct {
 	// WALCheckpoint is the checkpoint index that commits a block cut from the
 	// head; a block whose checkpoint never got written is discarded at open.
 	WALCheckpoint int `json:"walCheckpoint"`
+	// PageCodec says how data pages are compressed: "" zstd frames,
+	// "s2" s2Page frames (format 11 level-0 blocks, ADR 0120).
+	PageCodec string `json:"pageCodec,omitempty"`
 }
 
 type indexEntry struct {
@@ -158,6 +161,8 @@ type blockWriter struct {
 	// cenc is the columns' own encoder in compaction (closed by finish
 	// and abort); nil when they share enc.
 	cenc *zstd.Encoder
+	// s2Pages: data pages are s2 frames (a cut's, ADR 0120).
+	s2Pages bool
 }
 
 func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sources []string, walCheckpoint int) (*blockWriter, error) {
@@ -174,6 +179,9 @@ func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sour
 			WALCheckpoint: walCheckpoint, MinTime: -1},
 	}
 	bw.scan.fn = bw.addPosting
+	if level == 0 && level0S2 {
+		bw.s2Pages, bw.meta.PageCodec = true, pageCodecS2
+	}
 	if err := os.MkdirAll(bw.tmpDir, 0o777); err != nil {
 		return nil, err
 	}
@@ -578,7 +586,11 @@ func (bw *blockWriter) encodeLarge(src, dst []byte) []byte {
 }
 
 func (bw *blockWriter) flushPage() error {
-	bw.cbuf = bw.encodeLarge(bw.page, bw.cbuf[:0])
+	if bw.s2Pages {
+		bw.cbuf = appendS2Page(bw.cbuf[:0], bw.page)
+	} else {
+		bw.cbuf = bw.encodeLarge(bw.page, bw.cbuf[:0])
+	}
 	if _, err := bw.w.Write(bw.cbuf); err != nil {
 		return err
 	}
@@ -944,6 +956,9 @@ func openBlock(dir string, dec *zstd.Decoder, cache *postingsCache) (*block, err
 	}
 	if b.meta.Version < 1 || b.meta.Version > formatVersion {
 		return nil, fmt.Errorf("unsupported block version %d", b.meta.Version)
+	}
+	if b.meta.PageCodec != "" && (b.meta.PageCodec != pageCodecS2 || b.meta.Version < 11) {
+		return nil, fmt.Errorf("unsupported page codec %q in a version %d block", b.meta.PageCodec, b.meta.Version)
 	}
 	if b.meta.Version >= 4 {
 		return b.openV4(mb)
@@ -1500,7 +1515,13 @@ func (pr *pageReader) storedTrace(e indexEntry) ([]byte, error) {
 		if _, err := pr.b.data.ReadAt(pr.cbuf, int64(p.off)); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("read page %d: %w", e.page, err)
 		}
-		out, err := pr.b.dec.DecodeAll(pr.cbuf, pr.buf[:0])
+		var out []byte
+		var err error
+		if pr.b.meta.PageCodec == pageCodecS2 {
+			out, err = decodeS2Page(pr.cbuf, pr.buf, int(p.ulen))
+		} else {
+			out, err = pr.b.dec.DecodeAll(pr.cbuf, pr.buf[:0])
+		}
 		if err != nil {
 			pr.cur = -1
 			return nil, fmt.Errorf("decompress page %d: %w", e.page, err)

@@ -99,7 +99,8 @@ func TestReadsVersion1Blocks(t *testing.T) {
 	old := chunkTraces
 	chunkTraces = 7       // many chunks, a short last one
 	zeroSpanTimes = false // version 1 data files hold the span times
-	t.Cleanup(func() { chunkTraces, zeroSpanTimes = old, true })
+	level0S2 = false      // and zstd pages
+	t.Cleanup(func() { chunkTraces, zeroSpanTimes, level0S2 = old, true, true })
 	dir := t.TempDir()
 	db, _ := openTest(t, dir, nil)
 	g := storetest.NewGen(3, testBase.UnixNano())

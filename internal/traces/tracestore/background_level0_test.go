@@ -1,0 +1,135 @@
+package tracestore
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// TestLevel0PagesS2: a cut writes format 11 with s2 data pages; the same
+// traces read back by ID and search before and after compaction, which
+// writes zstd pages; a level-0 block written with zstd pages (format 10's
+// way) still reads.
+func TestLevel0PagesS2(t *testing.T) {
+	for _, s2Pages := range []bool{true, false} {
+		t.Run(map[bool]string{true: "s2", false: "zstd"}[s2Pages], func(t *testing.T) {
+			defer func(v bool) { level0S2 = v }(level0S2)
+			level0S2 = s2Pages
+			db, _ := openTest(t, t.TempDir(), nil)
+			defer db.Close()
+			want := sent{}
+			for _, cut := range genCuts(43, 3, 90) {
+				for _, td := range cut {
+					addSent(want, td)
+					if err := db.ConsumeTraces(t.Context(), td); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := db.Flush(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wantCodec := map[bool]string{true: pageCodecS2}[s2Pages]
+			for _, b := range db.blocks {
+				if b.meta.Version != 11 || b.meta.Level != 0 || b.meta.PageCodec != wantCodec || len(b.pages) < 2 {
+					t.Fatalf("level-0 block: version %d level %d codec %q, %d pages", b.meta.Version, b.meta.Level, b.meta.PageCodec, len(b.pages))
+				}
+			}
+			checkAll(t, db, want)
+			if err := db.compact(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if len(db.blocks) != 1 || db.blocks[0].meta.PageCodec != "" || db.blocks[0].meta.Level != 1 {
+				t.Fatalf("compacted: %d blocks, codec %q", len(db.blocks), db.blocks[0].meta.PageCodec)
+			}
+			checkAll(t, db, want)
+		})
+	}
+}
+
+// addSent records every trace of td in want.
+func addSent(want sent, td ptrace.Traces) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sss := rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				one := ptrace.NewTraces()
+				rs := one.ResourceSpans().AppendEmpty()
+				rss.At(i).Resource().CopyTo(rs.Resource())
+				ss := rs.ScopeSpans().AppendEmpty()
+				sss.At(j).Scope().CopyTo(ss.Scope())
+				spans.At(k).CopyTo(ss.Spans().AppendEmpty())
+				want.add(spans.At(k).TraceID(), one)
+			}
+		}
+	}
+}
+
+// TestLevel0PageCorrupt: a flipped byte in an s2 page, or a page table
+// that disagrees with it, is an error on read, not a panic or wrong bytes.
+func TestLevel0PageCorrupt(t *testing.T) {
+	page := bytes.Repeat([]byte("span name and attributes "), 400)
+	frame := appendS2Page([]byte("prefix"), page)[len("prefix"):]
+	if got, err := decodeS2Page(frame, nil, len(page)); err != nil || !bytes.Equal(got, page) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if _, err := decodeS2Page(frame, nil, len(page)-1); !errors.Is(err, errCorruptPage) {
+		t.Fatalf("wrong length: %v", err)
+	}
+	for i := range frame {
+		bad := slices.Clone(frame)
+		bad[i] ^= 0x10
+		if _, err := decodeS2Page(bad, nil, len(page)); !errors.Is(err, errCorruptPage) {
+			t.Fatalf("byte %d flipped: %v", i, err)
+		}
+	}
+	if _, err := decodeS2Page(frame[:3], nil, len(page)); !errors.Is(err, errCorruptPage) {
+		t.Fatalf("short: %v", err)
+	}
+
+	// The same through a block: lookups of traces on the damaged page fail.
+	dir := t.TempDir()
+	db, _ := openTest(t, dir, nil)
+	want := sent{}
+	for _, td := range genCuts(44, 1, 60)[0] {
+		addSent(want, td)
+		if err := db.ConsumeTraces(t.Context(), td); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	b := db.blocks[0]
+	name := filepath.Join(b.dir, dataFile)
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := b.pages[0]
+	data[p.off+uint64(p.clen)/2] ^= 0xff
+	if err := os.WriteFile(name, data, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, _ = openTest(t, dir, nil)
+	defer db.Close()
+	failed := 0
+	for id := range want {
+		if _, _, err := db.TraceByID(t.Context(), id); err != nil {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no lookup failed on a corrupt page")
+	}
+}
