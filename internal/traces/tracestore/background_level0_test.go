@@ -133,3 +133,61 @@ func TestLevel0PageCorrupt(t *testing.T) {
 		t.Fatal("no lookup failed on a corrupt page")
 	}
 }
+
+// TestCutReader: the cut's batched read-back in file order gives each
+// trace the bytes one pread per piece gives, in ID order, whatever the
+// batch size, gap and read bound (one trace per batch, reads of one
+// piece, a trace larger than a batch, reads across WAL pages).
+func TestCutReader(t *testing.T) {
+	db, _ := openTest(t, t.TempDir(), nil)
+	defer db.Close()
+	for _, cut := range genCuts(45, 3, 200) {
+		for _, td := range cut {
+			if err := db.ConsumeTraces(t.Context(), td); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sel := db.head.all()
+	sortByID(sel)
+	multi, crossing := 0, 0
+	for _, tr := range sel {
+		if len(tr.pieces) > 1 {
+			multi++
+		}
+		for _, p := range tr.pieces {
+			if p.file.f != nil && pieceEnd(p)-p.off > int64(p.n) {
+				crossing++
+			}
+		}
+	}
+	if len(sel) < 500 || multi == 0 || crossing == 0 {
+		t.Fatalf("%d traces, %d in several pieces, %d pieces across WAL pages", len(sel), multi, crossing)
+	}
+	defer func(b int, g, m int64) { cutBatchBytes, cutReadGap, cutReadMax = b, g, m }(cutBatchBytes, cutReadGap, cutReadMax)
+	for _, c := range []struct {
+		batch     int
+		gap, most int64
+	}{{16 << 20, 16 << 10, 1 << 20}, {1, 16 << 10, 1 << 20}, {4 << 10, 0, 1 << 20}, {64 << 10, 1 << 30, 40 << 10}, {64 << 10, 1 << 10, 1}} {
+		cutBatchBytes, cutReadGap, cutReadMax = c.batch, c.gap, c.most
+		var cr cutReader
+		i := 0
+		err := cr.each(sel, func(tr *headTrace, data []byte) error {
+			if tr != sel[i] {
+				t.Fatalf("%+v: trace %d out of order", c, i)
+			}
+			want, err := tr.data()
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(data, want) {
+				t.Fatalf("%+v: trace %x: %d bytes differ from its pieces' %d", c, tr.id, len(data), len(want))
+			}
+			i++
+			return nil
+		})
+		if err != nil || i != len(sel) {
+			t.Fatalf("%+v: %d of %d traces: %v", c, i, len(sel), err)
+		}
+	}
+}

@@ -625,18 +625,12 @@ func (db *DB) cut(force bool) error {
 
 	sortByID(sel)
 	b, err := db.writeBlockWith(func(yield func(traceRecord) error) error {
-		// One buffer for every trace: the block writer copies what it keeps.
-		var buf []byte
-		for _, t := range sel {
-			var err error
-			if buf, err = t.appendData(buf[:0]); err != nil {
-				return err
-			}
-			if err := yield(traceRecord{id: t.id, data: buf, spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd}); err != nil {
-				return err
-			}
-		}
-		return nil
+		// Pieces are read a batch of IDs at a time in file order (ADR
+		// 0120); the block writer copies what it keeps.
+		var cr cutReader
+		return cr.each(sel, func(t *headTrace, data []byte) error {
+			return yield(traceRecord{id: t.id, data: data, spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd})
+		})
 	}, 0, nil, cp, nil, len(sel))
 	if err != nil {
 		db.abandonCut(sel)
