@@ -1,6 +1,7 @@
 package tracestore
 
 import (
+	"fmt"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -73,4 +74,58 @@ func BenchmarkBackgroundCompact(b *testing.B) {
 	}
 	b.ReportMetric(cpu*1e9/spans, "compact-cpu-ns/span")
 	b.ReportMetric(bytes/spans, "bytes/span")
+}
+
+// BenchmarkBackgroundCutRead reports the process CPU of cutting a head
+// of 20k traces (110k spans, ~4 pieces each over 800 requests) per span,
+// for read-back batches of 4 MiB (a fifth of the head, as 16 MiB is of a
+// 500k-span cut) and several coalescing gaps.
+func BenchmarkBackgroundCutRead(b *testing.B) {
+	g := storetest.NewGen(33, testBase.UnixNano())
+	ids := make([]pcommon.TraceID, 20000)
+	for i := range ids {
+		ids[i] = g.TraceID()
+	}
+	var reqs []ptrace.Traces
+	for r := range 800 {
+		td := ptrace.NewTraces()
+		for j := range 100 {
+			k := (r%200)*100 + j // each trace gets a piece in 4 requests
+			g.AppendTrace(td, ids[k], 1+(k+r/200)%3, pcommon.SpanID{})
+		}
+		reqs = append(reqs, td)
+	}
+	defer func(bb int, gap int64) { cutBatchBytes, cutReadGap = bb, gap }(cutBatchBytes, cutReadGap)
+	for _, gap := range []int64{0, 16 << 10, 64 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("gap=%dk", gap>>10), func(b *testing.B) {
+			cutBatchBytes, cutReadGap = 4<<20, gap
+			b.ReportAllocs()
+			var cpu, spans float64
+			for b.Loop() {
+				b.StopTimer()
+				db, err := Open(b.TempDir(), DefaultOptions(), Deps{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, td := range reqs {
+					if err := db.ConsumeTraces(b.Context(), td); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				c0 := processCPU()
+				if err := db.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				cpu += (processCPU() - c0).Seconds()
+				b.StopTimer()
+				spans += float64(db.blocks[0].meta.Spans)
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(cpu*1e9/spans, "cut-cpu-ns/span")
+		})
+	}
 }

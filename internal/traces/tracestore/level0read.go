@@ -16,7 +16,7 @@ import (
 // the batch buffer. Memory: the batch buffer and one read window.
 var (
 	cutBatchBytes = 16 << 20
-	cutReadGap    = int64(16 << 10)
+	cutReadGap    = int64(64 << 10)
 	cutReadMax    = int64(1 << 20)
 )
 
