@@ -86,11 +86,25 @@ func invalidAs(err error, invalid []error) error {
 // TracesInvalidOn adapts a consumer whose own sentinel errors mean "the
 // sender's fault" (tracestore.ErrInvalidID, tracestore.ErrTraceTooLarge):
 // errors matching any of invalid (errors.Is) are answered 400 /
-// InvalidArgument instead of a retryable 503 / Unavailable.
+// InvalidArgument instead of a retryable 503 / Unavailable. It takes raw
+// requests when c does.
 func TracesInvalidOn(c TracesConsumer, invalid ...error) TracesConsumer {
-	return TracesConsumerFunc(func(ctx context.Context, td ptrace.Traces) error {
-		return invalidAs(c.ConsumeTraces(ctx, td), invalid)
-	})
+	return tracesInvalidOn{c: c, invalid: invalid}
+}
+
+type tracesInvalidOn struct {
+	c       TracesConsumer
+	invalid []error
+}
+
+func (t tracesInvalidOn) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	return invalidAs(t.c.ConsumeTraces(ctx, td), t.invalid)
+}
+
+func (t tracesInvalidOn) TakesRawTraces() bool { return takesRaw(t.c) }
+
+func (t tracesInvalidOn) ConsumeRawTraces(ctx context.Context, req *RawTracesRequest) error {
+	return invalidAs(ConsumeRawOrTraces(ctx, t.c, req), t.invalid)
 }
 
 // LogsInvalidOn is TracesInvalidOn for logs.
@@ -111,16 +125,99 @@ func MetricsInvalidOn(c MetricsConsumer, invalid ...error) MetricsConsumer {
 // tenant's consumer (the tenant the receiver put in ctx; "fake" when none),
 // for per-tenant trace stores: the app passes a function over a
 // tenancy.Set's Get. A failure to open the tenant's store is retryable.
+// It takes raw requests, and hands them on as pdata to a tenant's consumer
+// that does not.
 func TracesByTenant(get func(tenant string) (TracesConsumer, error)) TracesConsumer {
-	return TracesConsumerFunc(func(ctx context.Context, td ptrace.Traces) error {
-		tenant, ok := tenancy.FromContext(ctx)
-		if !ok {
-			tenant = tenancy.Default
+	return tracesByTenant(get)
+}
+
+type tracesByTenant func(tenant string) (TracesConsumer, error)
+
+func (get tracesByTenant) consumer(ctx context.Context) (TracesConsumer, error) {
+	tenant, ok := tenancy.FromContext(ctx)
+	if !ok {
+		tenant = tenancy.Default
+	}
+	c, err := get(tenant)
+	if err != nil {
+		return nil, fmt.Errorf("traces of tenant %s: %w", tenant, err)
+	}
+	return c, nil
+}
+
+func (get tracesByTenant) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	c, err := get.consumer(ctx)
+	if err != nil {
+		return err
+	}
+	return c.ConsumeTraces(ctx, td)
+}
+
+func (get tracesByTenant) TakesRawTraces() bool { return true }
+
+func (get tracesByTenant) ConsumeRawTraces(ctx context.Context, req *RawTracesRequest) error {
+	c, err := get.consumer(ctx)
+	if err != nil {
+		return err
+	}
+	return ConsumeRawOrTraces(ctx, c, req)
+}
+
+// TracesSequence hands each request to every consumer in turn and stops at
+// the first error, which is the answer. It takes raw requests when every
+// consumer does (the app's forward backlog, then the store).
+func TracesSequence(cs ...TracesConsumer) TracesConsumer { return tracesSequence(cs) }
+
+type tracesSequence []TracesConsumer
+
+func (s tracesSequence) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	for _, c := range s {
+		if err := c.ConsumeTraces(ctx, td); err != nil {
+			return err
 		}
-		c, err := get(tenant)
-		if err != nil {
-			return fmt.Errorf("traces of tenant %s: %w", tenant, err)
+	}
+	return nil
+}
+
+func (s tracesSequence) TakesRawTraces() bool {
+	for _, c := range s {
+		if !takesRaw(c) {
+			return false
 		}
-		return c.ConsumeTraces(ctx, td)
-	})
+	}
+	return true
+}
+
+func (s tracesSequence) ConsumeRawTraces(ctx context.Context, req *RawTracesRequest) error {
+	for _, c := range s {
+		if err := ConsumeRawOrTraces(ctx, c, req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TracesWhen is c while active reports true; otherwise it takes nothing and
+// costs nothing, raw requests included (the app's forward backlog with no
+// endpoint configured, which drops every request anyway).
+func TracesWhen(active func() bool, c TracesConsumer) TracesConsumer {
+	return tracesWhen{active: active, c: c}
+}
+
+type tracesWhen struct {
+	active func() bool
+	c      TracesConsumer
+}
+
+func (t tracesWhen) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	return t.c.ConsumeTraces(ctx, td)
+}
+
+func (t tracesWhen) TakesRawTraces() bool { return !t.active() || takesRaw(t.c) }
+
+func (t tracesWhen) ConsumeRawTraces(ctx context.Context, req *RawTracesRequest) error {
+	if !t.active() {
+		return nil
+	}
+	return ConsumeRawOrTraces(ctx, t.c, req)
 }

@@ -70,3 +70,34 @@ func (t *TracesFanout) ConsumeTraces(ctx context.Context, td ptrace.Traces) erro
 	}
 	return err
 }
+
+// TakesRawTraces reports whether the primary and every follower take raw
+// requests (ADR 0118).
+func (t *TracesFanout) TakesRawTraces() bool {
+	if !takesRaw(t.primary) {
+		return false
+	}
+	for _, f := range t.followers {
+		if !takesRaw(f.Traces) {
+			return false
+		}
+	}
+	return true
+}
+
+// ConsumeRawTraces is ConsumeTraces for a raw request: each consumer takes
+// it raw unless one before it decoded it (ConsumeRawOrTraces).
+func (t *TracesFanout) ConsumeRawTraces(ctx context.Context, req *RawTracesRequest) error {
+	err := ConsumeRawOrTraces(ctx, t.primary, req)
+	var partial *PartialSuccessError
+	if err != nil && !errors.As(err, &partial) {
+		return err
+	}
+	for _, f := range t.followers {
+		if ferr := ConsumeRawOrTraces(ctx, f.Traces, req); ferr != nil {
+			t.failures.WithLabelValues(f.Name).Inc()
+			t.logger.Debug("follower consumer failed", "follower", f.Name, "err", ferr)
+		}
+	}
+	return err
+}

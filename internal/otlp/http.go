@@ -118,6 +118,17 @@ func (r *Receiver) httpServer(ctx context.Context) *http.Server {
 // HandleTraces serves POST /v1/traces.
 func (r *Receiver) HandleTraces(w http.ResponseWriter, req *http.Request) {
 	r.serveHTTP(w, req, SignalTraces, r.deps.Traces != nil, func(ctx context.Context, body []byte, asJSON bool) ([]byte, *exportError) {
+		if rc, ok := r.deps.Traces.(RawTracesConsumer); ok && !asJSON && rc.TakesRawTraces() {
+			raw := rawRequests.Get().(*RawTracesRequest)
+			defer putRawRequest(raw)
+			if parseRawTraces(body, raw) {
+				resp, e := r.exportRawTraces(ctx, rc, raw, int64(len(body)), transportHTTP)
+				if e != nil {
+					return nil, e
+				}
+				return marshal(resp, false)
+			}
+		}
 		ereq := ptraceotlp.NewExportRequest()
 		if err := unmarshal(ereq, body, asJSON); err != nil {
 			return nil, r.refuse(SignalTraces, transportHTTP, errMalformed(SignalTraces, "decode request", err))

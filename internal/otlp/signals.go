@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
@@ -45,6 +46,41 @@ func (r *Receiver) exportTraces(ctx context.Context, req ptraceotlp.ExportReques
 		resp.PartialSuccess().SetErrorMessage(strings.Join(reasons, "; "))
 	}
 	return resp, nil
+}
+
+// exportRawTraces is exportTraces for a request parseRawTraces accepted
+// (no span with an invalid ID: the walk refuses those), without pdata
+// unless a consumer asks for it (ADR 0118).
+func (r *Receiver) exportRawTraces(ctx context.Context, c RawTracesConsumer, req *RawTracesRequest, size int64, transport string) (ptraceotlp.ExportResponse, *exportError) {
+	resp := ptraceotlp.NewExportResponse()
+	items := int64(req.SpanCount())
+	var rejected int64
+	var why string
+	if items > 0 {
+		n, reason, e := r.export(ctx, SignalTraces, transport, items, size*decodedOverhead, func(ctx context.Context) error {
+			return c.ConsumeRawTraces(ctx, req)
+		})
+		if e != nil {
+			return resp, e
+		}
+		rejected, why = n, reason
+	}
+	r.succeed(SignalTraces, transport, items-rejected, rejected)
+	if rejected > 0 {
+		resp.PartialSuccess().SetRejectedSpans(rejected)
+		resp.PartialSuccess().SetErrorMessage(strings.Join(appendReason(nil, why), "; "))
+	}
+	return resp, nil
+}
+
+var rawRequests = sync.Pool{New: func() any { return new(RawTracesRequest) }}
+
+// putRawRequest drops the request's references into the body and pdata.
+func putRawRequest(req *RawTracesRequest) {
+	clear(req.spans)
+	clear(req.resources)
+	*req = RawTracesRequest{spans: req.spans[:0], resources: req.resources[:0]}
+	rawRequests.Put(req)
 }
 
 func (r *Receiver) exportLogs(ctx context.Context, req plogotlp.ExportRequest, size int64, transport string) (plogotlp.ExportResponse, *exportError) {

@@ -33,6 +33,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/otlp"
 )
 
 // Deps are the generator's collaborators; all are required.
@@ -54,6 +56,7 @@ type Generator struct {
 	remotes    []*remoteWriter
 	now        func() time.Time
 	metrics    *selfMetrics
+	svcs       []string // scratch of ConsumeRawTraces, guarded by the registry lock
 }
 
 // New checks cfg and builds a generator.
@@ -96,6 +99,7 @@ func (g *Generator) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	defer g.reg.mu.Unlock()
 	rss := td.ResourceSpans()
 	var n int
+	var view spanView
 	for i := range rss.Len() {
 		rs := rss.At(i)
 		res := rs.Resource().Attributes()
@@ -104,13 +108,8 @@ func (g *Generator) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 		for j := range sss.Len() {
 			spans := sss.At(j).Spans()
 			for k := range spans.Len() {
-				span := spans.At(k)
-				if g.spans != nil {
-					g.spans.record(span, svc, res, now)
-				}
-				if g.graph != nil {
-					g.graph.record(span, svc, res, now)
-				}
+				view.fromPdata(spans.At(k), res)
+				g.record(&view, svc, now)
 				n++
 			}
 		}
@@ -118,6 +117,64 @@ func (g *Generator) ConsumeTraces(_ context.Context, td ptrace.Traces) error {
 	g.metrics.spans.Add(float64(n))
 	return nil
 }
+
+func (g *Generator) record(span *spanView, svc string, now time.Time) {
+	if g.spans != nil {
+		g.spans.record(span, svc, now)
+	}
+	if g.graph != nil {
+		g.graph.record(span, svc, now)
+	}
+}
+
+// TakesRawTraces implements otlp.RawTracesConsumer.
+func (g *Generator) TakesRawTraces() bool { return true }
+
+// ConsumeRawTraces is ConsumeTraces for a request the OTLP receiver walked
+// without pdata (ADR 0118): the same series and values from the walk's
+// span view, skipping the spans the store did not take. A request with a
+// list or map attribute (whose string form is pdata's JSON), or one a
+// consumer before decoded, goes through pdata.
+func (g *Generator) ConsumeRawTraces(ctx context.Context, req *otlp.RawTracesRequest) error {
+	if _, decoded := req.Decoded(); decoded || req.ComplexAttributes() {
+		td, err := req.Traces()
+		if err != nil {
+			return err
+		}
+		return g.ConsumeTraces(ctx, td)
+	}
+	now := g.now()
+	g.reg.mu.Lock()
+	defer g.reg.mu.Unlock()
+	resources := req.Resources()
+	svcs := g.svcs[:0]
+	for range resources {
+		svcs = append(svcs, svcUnknown)
+	}
+	g.svcs = svcs
+	var n int
+	var view spanView
+	spans := req.Spans()
+	for i := range spans {
+		s := &spans[i]
+		if s.Dropped {
+			continue
+		}
+		res := resources[s.Resource]
+		if svcs[s.Resource] == svcUnknown {
+			svcs[s.Resource] = rawLookup(res, 1, "service.name")
+		}
+		view.fromRaw(s, res)
+		g.record(&view, svcs[s.Resource], now)
+		n++
+	}
+	clear(g.svcs)
+	g.metrics.spans.Add(float64(n))
+	return nil
+}
+
+// svcUnknown marks a resource whose service name is not looked up yet.
+const svcUnknown = "\x00unknown"
 
 // Run expires unpaired service-graph edges and writes all series every
 // collection interval until ctx ends, then writes once more so the last

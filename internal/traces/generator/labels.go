@@ -1,10 +1,14 @@
 package generator
 
 import (
+	"strconv"
 	"strings"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/otlp"
 )
 
 // spanKindLabel spells a kind as Tempo labels it: the OTLP enum name.
@@ -99,4 +103,117 @@ func dimensionLabels(dims, taken []string) []string {
 		out = append(out, n)
 	}
 	return out
+}
+
+// spanView is what the processors read of one span, from pdata or from a
+// raw request (ADR 0118). name and statusMsg of a raw span borrow the
+// request's bytes: they only key series lookups, which copy what they keep.
+type spanView struct {
+	traceID          pcommon.TraceID
+	spanID, parentID pcommon.SpanID
+	kind             ptrace.SpanKind
+	status           ptrace.StatusCode
+	name, statusMsg  string
+	start, end       uint64
+
+	pdata    ptrace.Span
+	res      pcommon.Map
+	raw      *otlp.RawSpan
+	rawRes   []byte
+	fromWire bool
+}
+
+func (v *spanView) fromPdata(s ptrace.Span, res pcommon.Map) {
+	*v = spanView{
+		traceID: s.TraceID(), spanID: s.SpanID(), parentID: s.ParentSpanID(),
+		kind: s.Kind(), status: s.Status().Code(), name: s.Name(), statusMsg: s.Status().Message(),
+		start: uint64(s.StartTimestamp()), end: uint64(s.EndTimestamp()),
+		pdata: s, res: res,
+	}
+}
+
+func (v *spanView) fromRaw(s *otlp.RawSpan, res []byte) {
+	*v = spanView{
+		traceID: s.TraceID, spanID: s.SpanID, parentID: s.ParentSpanID,
+		kind: s.Kind, status: s.StatusCode, name: borrow(s.Name), statusMsg: borrow(s.StatusMsg),
+		start: s.Start, end: s.End,
+		raw: s, rawRes: res, fromWire: true,
+	}
+}
+
+// borrow is b as a string without a copy; see spanView.
+func borrow(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+func (v *spanView) seconds() float64 {
+	if v.end <= v.start {
+		return 0
+	}
+	return float64(v.end-v.start) / 1e9
+}
+
+func (v *spanView) size(m *ptrace.ProtoMarshaler) int {
+	if v.fromWire {
+		return v.raw.Size
+	}
+	return m.SpanSize(v.pdata)
+}
+
+// lookup is lookupAttribute: the span's attribute, else the resource's.
+func (v *spanView) lookup(name string) string {
+	if !v.fromWire {
+		return lookupAttribute(v.pdata.Attributes(), v.res, name)
+	}
+	if s, ok := rawAttr(v.raw.Bytes, 9, name); ok {
+		return s
+	}
+	return rawLookup(v.rawRes, 1, name)
+}
+
+func (v *spanView) hasSpanAttr(name string) bool {
+	if !v.fromWire {
+		_, ok := v.pdata.Attributes().Get(name)
+		return ok
+	}
+	_, ok := rawAttr(v.raw.Bytes, 9, name)
+	return ok
+}
+
+// rawLookup is the string form of attribute name of msg (field num), ""
+// when absent.
+func rawLookup(msg []byte, num int, name string) string {
+	s, _ := rawAttr(msg, num, name)
+	return s
+}
+
+// rawAttr finds the first attribute name of msg, as pdata's Map.Get does,
+// and gives its AsString (lists and maps never come here: ConsumeRawTraces
+// sends requests with them through pdata).
+func rawAttr(msg []byte, num int, name string) (s string, found bool) {
+	otlp.RangeAttributes(msg, num, func(key []byte, v otlp.RawValue) bool {
+		if string(key) != name {
+			return true
+		}
+		found = true
+		switch v.Type {
+		case pcommon.ValueTypeStr:
+			s = string(v.Str)
+		case pcommon.ValueTypeInt:
+			s = strconv.FormatInt(v.Int, 10)
+		case pcommon.ValueTypeBool:
+			s = strconv.FormatBool(v.Bool)
+		case pcommon.ValueTypeDouble:
+			s = pcommon.NewValueDouble(v.Double).AsString()
+		case pcommon.ValueTypeBytes:
+			pv := pcommon.NewValueBytes()
+			pv.Bytes().FromRaw(v.Str)
+			s = pv.AsString()
+		}
+		return false
+	})
+	return s, found
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,7 +111,7 @@ func (f *family) lookup(values []string, now time.Time) *series {
 	b := labels.NewBuilder(r.external)
 	for i, n := range f.labelNames {
 		if values[i] != "" {
-			b.Set(n, values[i])
+			b.Set(n, strings.Clone(values[i])) // a raw span's values borrow the request's bytes
 		}
 	}
 	s := &series{created: now.UnixMilli(), updated: now}

@@ -87,19 +87,19 @@ func newServiceGraphs(cfg ServiceGraphsConfig, reg *registry) *serviceGraphs {
 	}
 }
 
-func (g *serviceGraphs) record(span ptrace.Span, svc string, res pcommon.Map, now time.Time) {
+func (g *serviceGraphs) record(span *spanView, svc string, now time.Time) {
 	var key edgeKey
 	var connType string
 	isClient := false
-	switch span.Kind() {
+	switch span.kind {
 	case ptrace.SpanKindClient:
-		key, isClient = edgeKey{span.TraceID(), span.SpanID()}, true
+		key, isClient = edgeKey{span.traceID, span.spanID}, true
 	case ptrace.SpanKindProducer:
-		key, isClient, connType = edgeKey{span.TraceID(), span.SpanID()}, true, connMessaging
+		key, isClient, connType = edgeKey{span.traceID, span.spanID}, true, connMessaging
 	case ptrace.SpanKindServer:
-		key = edgeKey{span.TraceID(), span.ParentSpanID()}
+		key = edgeKey{span.traceID, span.parentID}
 	case ptrace.SpanKindConsumer:
-		key, connType = edgeKey{span.TraceID(), span.ParentSpanID()}, connMessaging
+		key, connType = edgeKey{span.traceID, span.parentID}, connMessaging
 	default:
 		return
 	}
@@ -107,25 +107,23 @@ func (g *serviceGraphs) record(span ptrace.Span, svc string, res pcommon.Map, no
 		present:  true,
 		measured: true,
 		service:  svc,
-		seconds:  durationSeconds(span),
-		failed:   span.Status().Code() == ptrace.StatusCodeError,
+		seconds:  span.seconds(),
+		failed:   span.status == ptrace.StatusCodeError,
 	}
 	for _, d := range g.cfg.Dimensions {
-		s.dims = append(s.dims, lookupAttribute(span.Attributes(), res, d))
+		s.dims = append(s.dims, span.lookup(d))
 	}
 	if isClient {
 		for _, p := range g.cfg.PeerAttributes {
-			if v := lookupAttribute(span.Attributes(), res, p); v != "" {
+			if v := span.lookup(p); v != "" {
 				s.peer = v
 				break
 			}
 		}
-		_, hasSystem := span.Attributes().Get("db.system")
-		_, hasName := span.Attributes().Get("db.name")
-		s.database = hasSystem || hasName
+		s.database = span.hasSpanAttr("db.system") || span.hasSpanAttr("db.name")
 	}
 
-	if !isClient && span.ParentSpanID().IsEmpty() {
+	if !isClient && span.parentID.IsEmpty() {
 		// A root server span has no client to wait for: its caller is
 		// outside the traced world.
 		if connType == connDirect {

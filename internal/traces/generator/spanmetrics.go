@@ -3,7 +3,6 @@ package generator
 import (
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -44,28 +43,28 @@ func newSpanMetrics(cfg SpanMetricsConfig, reg *registry) *spanMetrics {
 	}
 }
 
-func (m *spanMetrics) record(span ptrace.Span, svc string, res pcommon.Map, now time.Time) {
+func (m *spanMetrics) record(span *spanView, svc string, now time.Time) {
 	v := m.values[:0]
 	if m.intrinsic.Service {
 		v = append(v, svc)
 	}
 	if m.intrinsic.SpanName {
-		v = append(v, span.Name())
+		v = append(v, span.name)
 	}
 	if m.intrinsic.SpanKind {
-		v = append(v, spanKindLabel(span.Kind()))
+		v = append(v, spanKindLabel(span.kind))
 	}
 	if m.intrinsic.StatusCode {
-		v = append(v, statusCodeLabel(span.Status().Code()))
+		v = append(v, statusCodeLabel(span.status))
 	}
 	if m.intrinsic.StatusMessage {
-		v = append(v, span.Status().Message())
+		v = append(v, span.statusMsg)
 	}
 	for _, d := range m.dims {
-		v = append(v, lookupAttribute(span.Attributes(), res, d))
+		v = append(v, span.lookup(d))
 	}
 	m.values = v
 	m.calls.inc(v, 1, now)
-	m.latency.observe(v, durationSeconds(span), now)
-	m.size.inc(v, float64(m.sizer.SpanSize(span)), now)
+	m.latency.observe(v, span.seconds(), now)
+	m.size.inc(v, float64(span.size(&m.sizer)), now)
 }

@@ -342,6 +342,40 @@ func keepOnly(td ptrace.Traces, kept []tracePiece) {
 	})
 }
 
+// keepOnlyRaw is keepOnly for a raw request: it marks the spans that are
+// not in kept as dropped.
+func keepOnlyRaw(req *otlp.RawTracesRequest, kept []tracePiece) {
+	want := make(map[TraceID]*spanSet, len(kept))
+	for i := range kept {
+		s := &spanSet{}
+		for _, id := range kept[i].spanIDs {
+			s.add(id)
+		}
+		want[kept[i].id] = s
+	}
+	taken := map[TraceID]*spanSet{}
+	for i, sp := range req.Spans() {
+		if sp.Dropped {
+			continue
+		}
+		w := want[sp.TraceID]
+		if w == nil || !w.has(sp.SpanID) {
+			req.Drop(i)
+			continue
+		}
+		t := taken[sp.TraceID]
+		if t == nil {
+			t = &spanSet{}
+			taken[sp.TraceID] = t
+		}
+		if t.has(sp.SpanID) {
+			req.Drop(i) // the second copy within this request
+			continue
+		}
+		t.add(sp.SpanID)
+	}
+}
+
 // ConsumeTraces validates td, writes it to the WAL and adds it to the head.
 // It returns nil only once the spans are in the WAL (written to the OS; see
 // the format doc for the durability contract). An *InvalidIDError (matching
@@ -383,6 +417,71 @@ func (db *DB) consume(ctx context.Context, td ptrace.Traces, raw []byte) error {
 		return fmt.Errorf("encode spans: %w", err)
 	}
 	defer sc.release() // the pieces' data is not kept past this call (the head keeps where the WAL has it)
+	return db.ingest(pieces, dups, n, pdataIngest{td})
+}
+
+// TakesRawTraces implements otlp.RawTracesConsumer.
+func (db *DB) TakesRawTraces() bool { return true }
+
+// ConsumeRawTraces is ConsumeTraces for a request the OTLP receiver walked
+// without pdata (ADR 0118): the store splits the request's own bytes when
+// the cut reads them (cutReads), collects head tags from the same bytes and
+// marks the spans it did not store in req, so the answer, the stored bytes,
+// the head and the metrics are those ConsumeTraces gives for the request's
+// pdata. A request the cut would not read takes ConsumeTraces on pdata.
+func (db *DB) ConsumeRawTraces(ctx context.Context, req *otlp.RawTracesRequest) error {
+	if td, ok := req.Decoded(); ok {
+		var raw []byte
+		if req.Unchanged() {
+			raw = req.Body()
+		}
+		return db.consume(ctx, td, raw)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := req.SpanCount()
+	if n == 0 {
+		return nil
+	}
+	body := req.Body()
+	if cutReads(body) {
+		sc := splitPool.Get().(*splitScratch)
+		if pieces, dups, err := sc.split(body, n); err == nil {
+			defer sc.release()
+			return db.ingest(pieces, dups, n, rawIngest{req})
+		}
+		sc.release()
+	}
+	td, err := req.Traces()
+	if err != nil {
+		return fmt.Errorf("decode spans: %w", err)
+	}
+	return db.consume(ctx, td, body)
+}
+
+// ingestView is the request as the consumers after the store see it: pdata
+// or the raw request.
+type ingestView interface {
+	// keepOnly leaves only the spans of kept for later consumers.
+	keepOnly(kept []tracePiece)
+	// collectTags adds the request's tags to the head.
+	collectTags(h *head)
+}
+
+type pdataIngest struct{ td ptrace.Traces }
+
+func (p pdataIngest) keepOnly(kept []tracePiece) { keepOnly(p.td, kept) }
+func (p pdataIngest) collectTags(h *head)        { h.collectTags(p.td) }
+
+type rawIngest struct{ req *otlp.RawTracesRequest }
+
+func (r rawIngest) keepOnly(kept []tracePiece) { keepOnlyRaw(r.req, kept) }
+func (r rawIngest) collectTags(h *head)        { h.collectRawTags(r.req) }
+
+// ingest stores the pieces of a request of n spans (dups of them already
+// left out by the split) and answers for it.
+func (db *DB) ingest(pieces []tracePiece, dups, n int, view ingestView) error {
 
 	if db.walBroken.Load() {
 		if err := db.recoverWAL(); err != nil {
@@ -463,10 +562,10 @@ func (db *DB) consume(ctx context.Context, td ptrace.Traces, raw []byte) error {
 		db.m.spansRejected.WithLabelValues("trace_too_large").Add(float64(tooLarge))
 	}
 	if dups > 0 || tooLarge > 0 {
-		keepOnly(td, kept)
+		view.keepOnly(kept)
 	}
 	if len(kept) > 0 {
-		db.head.collectTags(td)
+		view.collectTags(db.head)
 		db.m.spansIngested.Add(float64(stored))
 		db.m.bytesIngested.Add(float64(size))
 	}

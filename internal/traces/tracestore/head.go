@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/nx-watcher/nxwatcher/internal/otlp"
 )
 
 // headTrace is one trace's not-yet-cut pieces, as places in the WAL or the
@@ -171,25 +173,133 @@ type tagCollector struct {
 }
 
 func (c tagCollector) add(k tagKey, v tagValue, indexed bool) {
-	h := maphash.String(c.seen.seed, k.name)*0x9e3779b97f4a7c15 ^ uint64(k.scope)<<48 ^ uint64(v.typ)<<56
+	var vh uint64
+	if v.typ != 'i' && v.typ != 'f' {
+		vh = maphash.String(c.seen.seed, v.s)
+	}
+	slot, h := c.slot(maphash.String(c.seen.seed, k.name), k.scope, v, vh, indexed)
+	if *slot == h {
+		return
+	}
+	c.set.add(k, v, indexed)
+	*slot = h
+}
+
+// slot is where the seen filter keeps the pair, and the pair's hash; vh is
+// the hash of v.s (or of the bytes that will be v.s).
+func (c tagCollector) slot(kh uint64, scope byte, v tagValue, vh uint64, indexed bool) (*uint64, uint64) {
+	h := kh*0x9e3779b97f4a7c15 ^ uint64(scope)<<48 ^ uint64(v.typ)<<56
 	switch v.typ {
 	case 'i':
 		h ^= uint64(v.n) * 0xff51afd7ed558ccd
 	case 'f':
 		h ^= math.Float64bits(v.f) * 0xff51afd7ed558ccd
 	default:
-		h ^= maphash.String(c.seen.seed, v.s)
+		h ^= vh
 	}
 	if indexed {
 		h ^= 1 << 40
 	}
 	h |= 1 // 0 marks an empty slot
-	slot := &c.seen.slots[h&(uint64(len(c.seen.slots))-1)]
+	return &c.seen.slots[h&(uint64(len(c.seen.slots))-1)], h
+}
+
+// addRaw is add for a key and value still in a request's bytes: the
+// strings are made only for a pair the seen filter does not know. A string
+// value goes in sv (v.s empty); the hashes equal add's (maphash.Bytes of
+// bytes equals maphash.String of the same string).
+func (c tagCollector) addRaw(scope byte, key []byte, v tagValue, sv []byte, indexed bool) {
+	slot, h := c.slot(maphash.Bytes(c.seen.seed, key), scope, v, c.valueHash(v, sv), indexed)
 	if *slot == h {
 		return
 	}
+	if sv != nil {
+		v.s = string(sv)
+	}
+	c.set.add(tagKey{scope, string(key)}, v, indexed)
+	*slot = h
+}
+
+// addRawValue is addRaw for a key that is already a string.
+func (c tagCollector) addRawValue(k tagKey, v tagValue, sv []byte, indexed bool) {
+	slot, h := c.slot(maphash.String(c.seen.seed, k.name), k.scope, v, c.valueHash(v, sv), indexed)
+	if *slot == h {
+		return
+	}
+	if sv != nil {
+		v.s = string(sv)
+	}
 	c.set.add(k, v, indexed)
 	*slot = h
+}
+
+func (c tagCollector) valueHash(v tagValue, sv []byte) uint64 {
+	switch {
+	case v.typ == 'i' || v.typ == 'f':
+		return 0
+	case sv != nil:
+		return maphash.Bytes(c.seen.seed, sv)
+	}
+	return maphash.String(c.seen.seed, v.s)
+}
+
+// rawAttrs is attrs for the attributes (field num) of a raw message.
+func (c tagCollector) rawAttrs(scope byte, msg []byte, num int) {
+	otlp.RangeAttributes(msg, num, func(key []byte, v otlp.RawValue) bool {
+		tv, sv, ok := rawTagValue(v)
+		c.addRaw(scope, key, tv, sv, ok)
+		return true
+	})
+}
+
+// rawTagValue is toTagValue for a raw value; a string comes back as bytes.
+func rawTagValue(v otlp.RawValue) (tagValue, []byte, bool) {
+	switch v.Type {
+	case pcommon.ValueTypeStr:
+		if len(v.Str) > maxIndexedValueLen {
+			return tagValue{}, nil, false
+		}
+		if v.Str == nil {
+			return tagValue{typ: 's'}, nil, true
+		}
+		return tagValue{typ: 's'}, v.Str, true
+	case pcommon.ValueTypeInt:
+		return tagValue{typ: 'i', n: v.Int}, nil, true
+	case pcommon.ValueTypeDouble:
+		return tagValue{typ: 'f', f: v.Double}, nil, true
+	case pcommon.ValueTypeBool:
+		if v.Bool {
+			return tagValue{typ: 'b', s: "true"}, nil, true
+		}
+		return tagValue{typ: 'b', s: "false"}, nil, true
+	}
+	return tagValue{}, nil, false
+}
+
+// collectRawTags is collectTags for a raw request: every resource, the
+// spans not dropped.
+func (h *head) collectRawTags(req *otlp.RawTracesRequest) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := tagCollector{set: h.tags, seen: &h.seen}
+	spans := req.Spans()
+	i := 0
+	// Resource by resource, in collectTags' order (the set caps values per key).
+	for r, res := range req.Resources() {
+		c.rawAttrs('r', res, 1)
+		for ; i < len(spans) && spans[i].Resource == int32(r); i++ {
+			s := &spans[i]
+			if s.Dropped {
+				continue
+			}
+			c.addRawValue(tagKey{'i', KeyName}, tagValue{typ: 's'}, s.Name, len(s.Name) <= maxIndexedValueLen)
+			c.add(tagKey{'i', KeyStatus}, tagValue{typ: 'k', s: StatusKeyword(s.StatusCode)}, true)
+			c.add(tagKey{'i', KeyKind}, tagValue{typ: 'k', s: KindKeyword(s.Kind)}, true)
+			c.rawAttrs('s', s.Bytes, 9)
+			otlp.RangeNested(s.Bytes, 11, func(ev []byte) { c.rawAttrs('e', ev, 3) })
+			otlp.RangeNested(s.Bytes, 13, func(l []byte) { c.rawAttrs('l', l, 4) })
+		}
+	}
 }
 
 func (c tagCollector) attrs(scope byte, m pcommon.Map) {
