@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -225,5 +227,55 @@ func TestMergeAscending(t *testing.T) {
 		if got := mergeAscending(slices.Clone(tc.a), tc.b); !slices.Equal(got, tc.want) {
 			t.Errorf("mergeAscending(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// TestCompactTranslatesCodes: compaction that translates a source
+// group's attribute codes to the merged group's (putAttrs) writes the
+// same columns and data files, byte for byte, as one that walks every
+// value through the column walker (addAttrs) — with columns that die
+// (maxAttrDict 3) and values the columns do not hold (code 1).
+func TestCompactTranslatesCodes(t *testing.T) {
+	cuts := genCuts(47, 4, 120)
+	for i, cut := range cuts {
+		for j, td := range cut {
+			if (i+j)%3 != 0 || td.ResourceSpans().Len() == 0 {
+				continue
+			}
+			rs := td.ResourceSpans().At(0)
+			// not representable: a slice on a span, a long string on a resource
+			rs.ScopeSpans().At(0).Spans().At(0).Attributes().PutEmptySlice("tags").AppendEmpty().SetStr("x")
+			rs.Resource().Attributes().PutStr("host.note", string(bytes.Repeat([]byte{'n'}, maxAttrValueLen+1)))
+		}
+	}
+	for _, dict := range []int{256, 3} {
+		t.Run(fmt.Sprintf("maxAttrDict=%d", dict), func(t *testing.T) {
+			defer func(v, c int, tr bool) { maxAttrDict, chunkTraces, compactTranslateCodes = v, c, tr }(maxAttrDict, chunkTraces, compactTranslateCodes)
+			maxAttrDict, chunkTraces = dict, 16
+			files := map[bool][2][]byte{}
+			for _, translate := range []bool{true, false} {
+				compactTranslateCodes = translate
+				before := colSourceTraces.Load()
+				merged, _ := compactBoth(t, cuts)
+				if colSourceTraces.Load() == before {
+					t.Fatal("no trace was taken from its source's columns")
+				}
+				var f [2][]byte
+				for i, name := range []string{columnsFile, dataFile} {
+					b, err := os.ReadFile(filepath.Join(merged.dir, name))
+					if err != nil {
+						t.Fatal(err)
+					}
+					f[i] = b
+				}
+				files[translate] = f
+			}
+			if !bytes.Equal(files[true][0], files[false][0]) {
+				t.Fatal("columns files differ")
+			}
+			if !bytes.Equal(files[true][1], files[false][1]) {
+				t.Fatal("data files differ")
+			}
+		})
 	}
 }

@@ -9,7 +9,8 @@ import (
 
 // FuzzCompactFromColumns feeds corrupt columns files to what compaction
 // reads of a source's columns (colSource: seek, fill, then the column
-// writer's addWalked): errors, never a panic.
+// writer's addWalked with codes translated by putAttrs): errors, never a
+// panic.
 func FuzzCompactFromColumns(f *testing.F) {
 	src := seedColumnsFile(f, 3)
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
@@ -37,8 +38,17 @@ func FuzzCompactFromColumns(f *testing.F) {
 			}
 			if ok {
 				cs.fill(&cw.walk)
+				if cs.translate { // as blockWriter.add: codes translated (putAttrs)
+					cw.src = cs
+				}
 				cw.addWalked(0, 0)
+				cw.src = nil
 				cs.markDead(cw)
+			}
+			if ord%5 == 4 { // a new merged group: translations start over
+				if err := cw.flushGroup(); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	})

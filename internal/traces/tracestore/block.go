@@ -238,7 +238,11 @@ func (bw *blockWriter) add(r traceRecord) error {
 	bw.ord = ord
 	if r.cols != nil {
 		r.cols.fill(&bw.cols.walk)
+		if r.cols.translate {
+			bw.cols.src = r.cols
+		}
 		bw.cols.addWalked(r.minStart, r.maxEnd)
+		bw.cols.src = nil
 		r.cols.markDead(bw.cols)
 	} else {
 		w := &bw.cols.walk

@@ -400,6 +400,9 @@ type colWriter struct {
 	// scoped key ("span.x", "resource.x"), the block's key dictionary
 	acols     map[string]*attrCol
 	spareCols []*attrCol
+	// src, when set, codes the trace's attributes instead of the walk
+	// (compaction: colSource.putAttrs).
+	src *colSource
 
 	// Postings from the columns (a cut's block writer sets post): the
 	// group's names, services, statuses, kinds and attribute codes are
@@ -494,7 +497,11 @@ func (cw *colWriter) addWalked(minStart, maxEnd uint64) {
 			cw.spanTrace = append(cw.spanTrace, t)
 		}
 	}
-	cw.addAttrs(cw.spans)
+	if cw.src != nil {
+		cw.src.putAttrs(cw, cw.spans)
+	} else {
+		cw.addAttrs(cw.spans)
+	}
 	for i := range cw.walk.spans {
 		s := &cw.walk.spans[i]
 		cw.starts = append(cw.starts, s.start-tmin)
@@ -837,6 +844,10 @@ type colGroup struct {
 	attrBad []bool
 	araw    []byte
 	codes   []uint64
+	// keepCodes (compaction's colSource) keeps each attribute column's
+	// dictionary codes in attrCodes[k][span] too.
+	keepCodes bool
+	attrCodes [][]uint64
 	// buffers reused between groups
 	mins        []uint64
 	names, svcs []string
@@ -1023,6 +1034,12 @@ func (b *block) readGroupAttrs(t *colTable, gi int, g *colGroup, total int) erro
 		g.attrs = append(g.attrs, nil)
 	}
 	g.attrs = g.attrs[:len(t.want)]
+	if g.keepCodes {
+		for len(g.attrCodes) < len(t.want) {
+			g.attrCodes = append(g.attrCodes, nil)
+		}
+		g.attrCodes = g.attrCodes[:len(t.want)]
+	}
 	ref := &t.groups[gi]
 	g.refs = ref.attrs(g.refs)
 	for k, key := range t.want {
@@ -1034,16 +1051,21 @@ func (b *block) readGroupAttrs(t *colTable, gi int, g *colGroup, total int) erro
 		case j < 0: // no span of the group carries the key
 			g.attrs[k] = slices.Grow(g.attrs[k][:0], total)[:total]
 			clear(g.attrs[k])
+			g.clearCodes(k, total)
 		case g.refs[j].clen == 0: // no column: decode every trace
 			for i := range g.attrBad {
 				g.attrBad[i] = true
 			}
 			g.attrs[k] = slices.Grow(g.attrs[k][:0], total)[:total]
 			clear(g.attrs[k])
+			g.clearCodes(k, total)
 		default:
 			var err error
 			if g.attrs[k], err = b.readAttrColumn(g.refs[j], gi, total, g, g.attrs[k]); err != nil {
 				return err
+			}
+			if g.keepCodes {
+				g.attrCodes[k] = append(g.attrCodes[k][:0], g.codes...)
 			}
 			for tj := 0; tj < nt; tj++ {
 				for _, v := range g.attrs[k][g.first[tj]:g.first[tj+1]] {
@@ -1056,6 +1078,14 @@ func (b *block) readGroupAttrs(t *colTable, gi int, g *colGroup, total int) erro
 		}
 	}
 	return nil
+}
+
+// clearCodes sets key k's kept codes to absent for n spans.
+func (g *colGroup) clearCodes(k, n int) {
+	if g.keepCodes {
+		g.attrCodes[k] = slices.Grow(g.attrCodes[k][:0], n)[:n]
+		clear(g.attrCodes[k])
+	}
 }
 
 // traceAttrs appends trace j's attribute values, key-major (value of key k

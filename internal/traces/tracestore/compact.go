@@ -340,7 +340,28 @@ type colSource struct {
 	from, to int
 	nbuf     []byte
 	nend     []int
+	// translate: attribute values go into the merged group's columns by
+	// code (putAttrs) instead of through the walker (addAttrs). xl maps
+	// each key's source codes to the merged group's, for source group
+	// xlGroup and merged group xlEpoch (colWriter.n).
+	translate        bool
+	xl               []colXlat
+	xlGroup, xlEpoch int
+	vb               []byte
 }
+
+// colXlat is one key's translation: col is its column in the merged
+// group, codes[d] the merged code of source dictionary value d (0: not
+// looked up yet).
+type colXlat struct {
+	col   *attrCol
+	codes []uint64
+}
+
+// compactTranslateCodes makes compaction translate a single-source
+// trace's attribute codes (colSource.putAttrs, ADR 0121); false only in
+// tests comparing both.
+var compactTranslateCodes = true
 
 type colSourceKey struct {
 	scoped      string
@@ -364,7 +385,7 @@ func newColSource(b *block) *colSource {
 	if err != nil {
 		return nil
 	}
-	cs := &colSource{b: b, t: t, g: colGroup{index: -1}}
+	cs := &colSource{b: b, t: t, g: colGroup{index: -1, keepCodes: true}, translate: compactTranslateCodes, xlGroup: -1}
 	for _, k := range t.keys {
 		var key colSourceKey
 		switch {
@@ -378,6 +399,7 @@ func newColSource(b *block) *colSource {
 		key.scopedBytes = []byte(k)
 		cs.keys = append(cs.keys, key)
 	}
+	cs.xl = make([]colXlat, len(cs.keys))
 	return cs
 }
 
@@ -437,6 +459,12 @@ func (cs *colSource) fill(w *colWalker) {
 		}
 		at = svcEnd
 		copy(cs2.spanID[:], cs.ids[8*k:])
+		if cs.translate {
+			// putAttrs codes the attributes; the walker needs none.
+			cs2.res = -1
+			w.spans = append(w.spans, cs2)
+			continue
+		}
 		cs2.kvFrom = int32(len(w.kvs))
 		for ki := range cs.keys {
 			if !cs.keys[ki].resource {
@@ -465,25 +493,83 @@ func (cs *colSource) fill(w *colWalker) {
 // appendKV adds key ki's value of group span k to w, if the span has one.
 func (cs *colSource) appendKV(w *colWalker, ki, k int) {
 	v := cs.g.attrs[ki][k]
-	kv := colKV{key: cs.keys[ki].name, voff: int32(len(w.vbuf))}
-	switch v.Kind {
-	case ColumnAbsent:
+	if v.Kind == ColumnAbsent {
 		return
-	case colValueBad:
-		kv.bad = true
-	case ColumnString:
-		w.vbuf = append(append(w.vbuf, 's'), v.S...)
-	case ColumnInt:
-		w.vbuf = binary.LittleEndian.AppendUint64(append(w.vbuf, 'i'), v.N)
-	case ColumnFloat:
-		w.vbuf = binary.LittleEndian.AppendUint64(append(w.vbuf, 'f'), v.N)
-	case ColumnBool:
-		w.vbuf = append(w.vbuf, 'b', byte(v.N))
-	default: // ColumnEmpty
-		w.vbuf = append(w.vbuf, 'e')
+	}
+	kv := colKV{key: cs.keys[ki].name, voff: int32(len(w.vbuf)), bad: v.Kind == colValueBad}
+	if !kv.bad {
+		w.vbuf = appendColumnValue(w.vbuf, v)
 	}
 	kv.vlen = int32(len(w.vbuf)) - kv.voff
 	w.kvs = append(w.kvs, kv)
+}
+
+// appendColumnValue appends v's dictionary form (encodeAnyValue's).
+func appendColumnValue(dst []byte, v ColumnValue) []byte {
+	switch v.Kind {
+	case ColumnString:
+		return append(append(dst, 's'), v.S...)
+	case ColumnInt:
+		return binary.LittleEndian.AppendUint64(append(dst, 'i'), v.N)
+	case ColumnFloat:
+		return binary.LittleEndian.AppendUint64(append(dst, 'f'), v.N)
+	case ColumnBool:
+		return append(dst, 'b', byte(v.N))
+	}
+	return append(dst, 'e') // ColumnEmpty
+}
+
+// putAttrs codes the current trace's attribute values into cw's columns,
+// its first span being span first of the merged group: each source code
+// is translated to the merged group's once per source group and merged
+// group (a lookup by value only the first time), instead of walking every
+// value into cw.walk and looking it up again (addAttrs). Per span, span
+// keys go first and then resource keys, each in key order, as fill and
+// addAttrs register them, so keys and dictionaries come out the same.
+func (cs *colSource) putAttrs(cw *colWriter, first int) {
+	if cs.xlGroup != cs.g.index || cs.xlEpoch != cw.n {
+		for i := range cs.xl {
+			cs.xl[i].col, cs.xl[i].codes = nil, cs.xl[i].codes[:0]
+		}
+		cs.xlGroup, cs.xlEpoch = cs.g.index, cw.n
+	}
+	g := &cs.g
+	for k := cs.from; k < cs.to; k++ {
+		idx := first + k - cs.from
+		for _, resource := range [2]bool{false, true} {
+			for ki := range cs.keys {
+				if cs.keys[ki].resource != resource {
+					continue
+				}
+				code := g.attrCodes[ki][k]
+				if code == attrCodeAbsent {
+					continue
+				}
+				x := &cs.xl[ki]
+				if code == attrCodeBad {
+					c, mc := cw.lookupAttr(cs.keys[ki].scopedBytes, nil, true)
+					x.col = c
+					c.put(idx, mc)
+					continue
+				}
+				d := int(code - attrCodeFirst)
+				if d >= len(x.codes) {
+					x.codes = append(x.codes, make([]uint64, d+1-len(x.codes))...)
+				}
+				mc := x.codes[d]
+				if mc == 0 {
+					cs.vb = appendColumnValue(cs.vb[:0], g.attrs[ki][k])
+					var c *attrCol
+					c, mc = cw.lookupAttr(cs.keys[ki].scopedBytes, cs.vb, false)
+					x.col = c
+					if mc >= attrCodeFirst {
+						x.codes[d] = mc
+					}
+				}
+				x.col.put(idx, mc)
+			}
+		}
+	}
 }
 
 // sameResource reports whether group spans a and b carry the same
