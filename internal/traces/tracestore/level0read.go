@@ -55,6 +55,15 @@ func (cr *cutReader) each(sel []*headTrace, fn func(t *headTrace, data []byte) e
 	if cr.files == nil {
 		cr.files = map[*headFile]int{}
 	}
+	// One batch buffer for the cut, sized once: growing it batch by batch
+	// cost a large allocation (cleared, later returned to the OS) each.
+	total := 0
+	for _, t := range sel {
+		total += t.size
+	}
+	if n := min(total, cutBatchBytes); cap(cr.buf) < n {
+		cr.buf = make([]byte, 0, n)
+	}
 	for i := 0; i < len(sel); {
 		total, j := 0, i
 		for j < len(sel) && (j == i || total+sel[j].size <= cutBatchBytes) {
@@ -93,7 +102,7 @@ func (cr *cutReader) read(batch []*headTrace) error {
 		}
 		cr.ends = append(cr.ends, pos)
 	}
-	if cap(cr.buf) < pos {
+	if cap(cr.buf) < pos { // a trace larger than a batch
 		cr.buf = make([]byte, pos)
 	}
 	cr.buf = cr.buf[:pos]
