@@ -58,3 +58,30 @@ func BenchmarkHandleTraces(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*spans), "ns/span")
 }
+
+// BenchmarkDecodeTraces compares what the receiver does with a request's
+// bytes before the consumers: pdata's decode (the pdata path) and the raw
+// walk (parseRawTraces, ADR 0118), on otlpload's requests.
+func BenchmarkDecodeTraces(b *testing.B) {
+	body, spans := benchBody(b)
+	b.Run("pdata", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			req := ptraceotlp.NewExportRequest()
+			if err := req.UnmarshalProto(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*spans), "ns/span")
+	})
+	b.Run("raw-walk", func(b *testing.B) {
+		b.ReportAllocs()
+		var req RawTracesRequest
+		for b.Loop() {
+			if !parseRawTraces(body, &req) {
+				b.Fatal("walk refused otlpload's request")
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*spans), "ns/span")
+	})
+}

@@ -54,13 +54,19 @@ type RawSpan struct {
 	// already held): consumers after it skip it, as they would not see it
 	// in pdata (the store removes it from td).
 	Dropped bool
+	// attrs, events, links end the span's ranges in the request's
+	// attribute list: its own attributes, then its events', then its
+	// links' (each in pdata's order).
+	attrsFrom, attrsTo, eventsTo, linksTo int32
 }
 
 // RawTracesRequest is one checked OTLP/HTTP protobuf trace request.
 type RawTracesRequest struct {
 	body      []byte
 	spans     []RawSpan
-	resources [][]byte // the Resource messages (nil when absent)
+	resources []rawResource
+	attrs     []RawAttr    // every attribute the walk read, by span and resource
+	scratch   [3][]RawAttr // a span's own, event and link attributes until its end
 	// complexAttrs: a resource or span attribute whose value is a list or
 	// a map (pdata's AsString of it is JSON).
 	complexAttrs bool
@@ -76,8 +82,39 @@ func (r *RawTracesRequest) Body() []byte { return r.body }
 // Spans lists the request's spans in wire order.
 func (r *RawTracesRequest) Spans() []RawSpan { return r.spans }
 
-// Resources are the Resource messages of the request's ResourceSpans, in order.
-func (r *RawTracesRequest) Resources() [][]byte { return r.resources }
+type rawResource struct{ from, to int32 }
+
+// RawAttr is one attribute as the walk read it.
+type RawAttr struct {
+	Key   []byte
+	Value RawValue
+}
+
+// ResourceCount is how many ResourceSpans the request holds.
+func (r *RawTracesRequest) ResourceCount() int { return len(r.resources) }
+
+// ResourceAttributes are the attributes of resource i, in pdata's order.
+func (r *RawTracesRequest) ResourceAttributes(i int32) []RawAttr {
+	return r.attrs[r.resources[i].from:r.resources[i].to]
+}
+
+// SpanAttributes are span i's attributes, in pdata's order.
+func (r *RawTracesRequest) SpanAttributes(i int) []RawAttr {
+	s := &r.spans[i]
+	return r.attrs[s.attrsFrom:s.attrsTo]
+}
+
+// EventAttributes are the attributes of all of span i's events, event by event.
+func (r *RawTracesRequest) EventAttributes(i int) []RawAttr {
+	s := &r.spans[i]
+	return r.attrs[s.attrsTo:s.eventsTo]
+}
+
+// LinkAttributes are the attributes of all of span i's links, link by link.
+func (r *RawTracesRequest) LinkAttributes(i int) []RawAttr {
+	s := &r.spans[i]
+	return r.attrs[s.eventsTo:s.linksTo]
+}
 
 // SpanCount is how many spans the request holds.
 func (r *RawTracesRequest) SpanCount() int { return len(r.spans) }
@@ -157,65 +194,6 @@ type RawValue struct {
 	Bool   bool
 }
 
-// RangeAttributes calls fn for each KeyValue of field num of msg (a
-// message parseRawTraces accepted), in wire order, until fn returns false.
-// Resource attributes are field 1 of a Resource, span attributes field 9 of
-// a Span, event attributes field 3 of an Event, link attributes field 4 of
-// a Link.
-func RangeAttributes(msg []byte, num int, fn func(key []byte, v RawValue) bool) {
-	for it := (wireIter{b: msg}); it.next(); {
-		if it.num != num || it.typ != wireLen {
-			continue
-		}
-		var key []byte
-		var v RawValue
-		for kv := (wireIter{b: it.body}); kv.next(); {
-			switch kv.num {
-			case 1:
-				key = kv.body
-			case 2:
-				v = rawValueOf(kv.body)
-			}
-		}
-		if !fn(key, v) {
-			return
-		}
-	}
-}
-
-// RangeNested calls fn for each message of field num of msg: a Span's
-// events (11) or links (13).
-func RangeNested(msg []byte, num int, fn func(nested []byte)) {
-	for it := (wireIter{b: msg}); it.next(); {
-		if it.num == num && it.typ == wireLen {
-			fn(it.body)
-		}
-	}
-}
-
-func rawValueOf(b []byte) RawValue {
-	var v RawValue
-	for it := (wireIter{b: b}); it.next(); {
-		switch it.num {
-		case 1:
-			v = RawValue{Type: pcommon.ValueTypeStr, Str: it.body}
-		case 2:
-			v = RawValue{Type: pcommon.ValueTypeBool, Bool: it.v != 0}
-		case 3:
-			v = RawValue{Type: pcommon.ValueTypeInt, Int: int64(it.v)}
-		case 4:
-			v = RawValue{Type: pcommon.ValueTypeDouble, Double: math.Float64frombits(it.v)}
-		case 5:
-			v = RawValue{Type: pcommon.ValueTypeSlice}
-		case 6:
-			v = RawValue{Type: pcommon.ValueTypeMap}
-		case 7:
-			v = RawValue{Type: pcommon.ValueTypeBytes, Str: it.body}
-		}
-	}
-	return v
-}
-
 const (
 	wireVarint = 0
 	wireI64    = 1
@@ -238,6 +216,17 @@ func (it *wireIter) next() bool {
 		return false
 	}
 	b := it.b
+	// One-byte tags and lengths (field numbers below 16, bodies below 128
+	// bytes) are nearly all of them.
+	if len(b) >= 2 && b[0] < 0x80 && b[0]&7 == wireLen && b[0] >= 8 && b[1] < 0x80 {
+		l := int(b[1])
+		if l > len(b)-2 {
+			it.bad = true
+			return false
+		}
+		it.num, it.typ, it.v, it.body, it.b = int(b[0]>>3), wireLen, 0, b[2:2+l:2+l], b[2+l:]
+		return true
+	}
 	tag, n := binary.Uvarint(b)
 	if n <= 0 || tag>>3 == 0 || tag>>3 > math.MaxInt32 {
 		it.bad = true
@@ -307,28 +296,20 @@ const maxValueDepth = 16
 // a way the walk does not, or a span with an all-zero trace or span ID
 // (which the pdata path drops and counts).
 func parseRawTraces(body []byte, req *RawTracesRequest) bool {
-	*req = RawTracesRequest{body: body, spans: req.spans[:0], resources: req.resources[:0]}
+	*req = RawTracesRequest{body: body, spans: req.spans[:0], resources: req.resources[:0], attrs: req.attrs[:0], scratch: req.scratch}
 	w := rawWalker{req: req}
-	for it := (wireIter{b: body}); ; {
-		if !it.next() {
-			if it.bad {
-				return false
-			}
-			break
-		}
-		if it.num != 1 || it.typ != wireLen {
-			return false
-		}
-		if !w.resourceSpans(it.body) {
+	it := wireIter{b: body}
+	for it.next() {
+		if it.num != 1 || it.typ != wireLen || !w.resourceSpans(it.body) {
 			return false
 		}
 	}
-	return true
+	return !it.bad
 }
 
 func (w *rawWalker) resourceSpans(b []byte) bool {
 	ri := int32(len(w.req.resources))
-	w.req.resources = append(w.req.resources, nil)
+	w.req.resources = append(w.req.resources, rawResource{})
 	var seen uint8
 	it := wireIter{b: b}
 	for it.next() {
@@ -337,10 +318,11 @@ func (w *rawWalker) resourceSpans(b []byte) bool {
 		}
 		switch it.num {
 		case 1:
+			from := int32(len(w.req.attrs))
 			if !once(&seen, 1) || !w.resource(it.body) {
 				return false
 			}
-			w.req.resources[ri] = it.body
+			w.req.resources[ri] = rawResource{from, int32(len(w.req.attrs))}
 		case 2:
 			if !w.scopeSpans(it.body, ri) {
 				return false
@@ -371,7 +353,7 @@ func (w *rawWalker) resource(b []byte) bool {
 	for it.next() {
 		switch {
 		case it.num == 1 && it.typ == wireLen:
-			if _, ok := w.keyValue(it.body, 0, true); !ok {
+			if _, ok := w.keyValue(it.body, 0, true, &w.req.attrs); !ok {
 				return false
 			}
 		case it.num == 2 && it.typ == wireVarint:
@@ -422,7 +404,7 @@ func (w *rawWalker) scope(b []byte) bool {
 				return false
 			}
 		case it.num == 3 && it.typ == wireLen:
-			if _, ok := w.keyValue(it.body, 0, false); !ok {
+			if _, ok := w.keyValue(it.body, 0, false, nil); !ok {
 				return false
 			}
 		case it.num == 4 && it.typ == wireVarint:
@@ -463,6 +445,10 @@ func (w *rawWalker) span(b []byte, ri int32) bool {
 		seen |= bit
 		return true
 	}
+	// The span's own attributes first, then its events', then its links':
+	// the order pdata's consumers read them in, whatever the wire order.
+	sc := &w.req.scratch
+	spanAttrs, events, links := sc[0][:0], sc[1][:0], sc[2][:0]
 	size := 0
 	it := wireIter{b: b}
 	for it.next() {
@@ -510,15 +496,15 @@ func (w *rawWalker) span(b []byte, ri int32) bool {
 			}
 		case it.num == 9 && it.typ == wireLen:
 			var n int
-			n, ok = w.keyValue(it.body, 0, true)
+			n, ok = w.keyValue(it.body, 0, true, &spanAttrs)
 			size += lenField(n)
 		case it.num == 11 && it.typ == wireLen:
 			var n int
-			n, ok = w.event(it.body)
+			n, ok = w.event(it.body, &events)
 			size += lenField(n)
 		case it.num == 13 && it.typ == wireLen:
 			var n int
-			n, ok = w.link(it.body)
+			n, ok = w.link(it.body, &links)
 			size += lenField(n)
 		case (it.num == 10 || it.num == 12 || it.num == 14) && it.typ == wireVarint:
 			bit := uint32(spDroppedAttrs)
@@ -552,6 +538,15 @@ func (w *rawWalker) span(b []byte, ri int32) bool {
 		size += 8
 	}
 	s.Size = size + lenField(0)
+	a := &w.req.attrs
+	s.attrsFrom = int32(len(*a))
+	*a = append(*a, spanAttrs...)
+	s.attrsTo = int32(len(*a))
+	*a = append(*a, events...)
+	s.eventsTo = int32(len(*a))
+	*a = append(*a, links...)
+	s.linksTo = int32(len(*a))
+	sc[0], sc[1], sc[2] = spanAttrs[:0], events[:0], links[:0]
 	w.req.spans = append(w.req.spans, s)
 	return true
 }
@@ -580,7 +575,7 @@ func statusOf(b []byte, ok bool) (size int, code ptrace.StatusCode, msg []byte, 
 	return size, code, msg, ok && !it.bad
 }
 
-func (w *rawWalker) event(b []byte) (int, bool) {
+func (w *rawWalker) event(b []byte, attrs *[]RawAttr) (int, bool) {
 	var seen uint8
 	size := 0
 	it := wireIter{b: b}
@@ -601,7 +596,7 @@ func (w *rawWalker) event(b []byte) (int, bool) {
 				size += lenField(len(it.body))
 			}
 		case it.num == 3 && it.typ == wireLen:
-			n, ok := w.keyValue(it.body, 0, false)
+			n, ok := w.keyValue(it.body, 0, false, attrs)
 			if !ok {
 				return 0, false
 			}
@@ -620,7 +615,7 @@ func (w *rawWalker) event(b []byte) (int, bool) {
 	return size, !it.bad
 }
 
-func (w *rawWalker) link(b []byte) (int, bool) {
+func (w *rawWalker) link(b []byte, attrs *[]RawAttr) (int, bool) {
 	var seen uint8
 	size := 0
 	var tid, sid int
@@ -649,7 +644,7 @@ func (w *rawWalker) link(b []byte) (int, bool) {
 				size += lenField(len(it.body))
 			}
 		case it.num == 4 && it.typ == wireLen:
-			n, ok := w.keyValue(it.body, 0, false)
+			n, ok := w.keyValue(it.body, 0, false, attrs)
 			if !ok {
 				return 0, false
 			}
@@ -684,12 +679,14 @@ func isZero(b []byte) bool {
 	return true
 }
 
-// keyValue checks a KeyValue and returns its pdata size. top marks a
-// resource or span attribute, whose type the generator cares about.
-func (w *rawWalker) keyValue(b []byte, depth int, top bool) (int, bool) {
+// keyValue checks a KeyValue, appends it to attrs (when not nil) and
+// returns its pdata size. top marks a resource or span attribute, whose
+// type the generator cares about.
+func (w *rawWalker) keyValue(b []byte, depth int, top bool, attrs *[]RawAttr) (int, bool) {
 	var seen uint8
 	size := 0
 	valueSize := 0
+	var kv RawAttr
 	it := wireIter{b: b}
 	for it.next() {
 		if it.typ != wireLen {
@@ -700,6 +697,7 @@ func (w *rawWalker) keyValue(b []byte, depth int, top bool) (int, bool) {
 			if !once(&seen, 1) {
 				return 0, false
 			}
+			kv.Key = it.body
 			if len(it.body) > 0 {
 				size += lenField(len(it.body))
 			}
@@ -707,60 +705,66 @@ func (w *rawWalker) keyValue(b []byte, depth int, top bool) (int, bool) {
 			if !once(&seen, 2) {
 				return 0, false
 			}
-			n, typ, ok := w.anyValue(it.body, depth+1)
+			n, v, ok := w.anyValue(it.body, depth+1)
 			if !ok {
 				return 0, false
 			}
-			if top && (typ == pcommon.ValueTypeSlice || typ == pcommon.ValueTypeMap) {
+			if top && (v.Type == pcommon.ValueTypeSlice || v.Type == pcommon.ValueTypeMap) {
 				w.req.complexAttrs = true
 			}
-			valueSize = n
+			kv.Value, valueSize = v, n
 		default:
 			return 0, false
 		}
 	}
-	return size + lenField(valueSize), !it.bad
+	if it.bad {
+		return 0, false
+	}
+	if attrs != nil {
+		*attrs = append(*attrs, kv)
+	}
+	return size + lenField(valueSize), true
 }
 
-func (w *rawWalker) anyValue(b []byte, depth int) (int, pcommon.ValueType, bool) {
+func (w *rawWalker) anyValue(b []byte, depth int) (int, RawValue, bool) {
+	var v RawValue
 	if depth > maxValueDepth {
-		return 0, 0, false
+		return 0, v, false
 	}
-	typ := pcommon.ValueTypeEmpty
 	size := 0
 	it := wireIter{b: b}
 	for it.next() {
-		if typ != pcommon.ValueTypeEmpty {
-			return 0, 0, false // a second oneof field: pdata keeps the last, the walk does not follow
+		if v.Type != pcommon.ValueTypeEmpty {
+			return 0, v, false // a second oneof field: pdata keeps the last, the walk does not follow
 		}
 		switch {
 		case it.num == 1 && it.typ == wireLen:
-			typ, size = pcommon.ValueTypeStr, lenField(len(it.body))
+			v, size = RawValue{Type: pcommon.ValueTypeStr, Str: it.body}, lenField(len(it.body))
 		case it.num == 2 && it.typ == wireVarint:
-			typ, size = pcommon.ValueTypeBool, 2
+			v, size = RawValue{Type: pcommon.ValueTypeBool, Bool: it.v != 0}, 2
 		case it.num == 3 && it.typ == wireVarint:
-			typ, size = pcommon.ValueTypeInt, 1+sov(it.v)
+			v, size = RawValue{Type: pcommon.ValueTypeInt, Int: int64(it.v)}, 1+sov(it.v)
 		case it.num == 4 && it.typ == wireI64:
-			typ, size = pcommon.ValueTypeDouble, 9
+			v, size = RawValue{Type: pcommon.ValueTypeDouble, Double: math.Float64frombits(it.v)}, 9
 		case it.num == 5 && it.typ == wireLen:
 			n, ok := w.list(it.body, depth, false)
 			if !ok {
-				return 0, 0, false
+				return 0, v, false
 			}
-			typ, size = pcommon.ValueTypeSlice, lenField(n)
+			v, size = RawValue{Type: pcommon.ValueTypeSlice}, lenField(n)
 		case it.num == 6 && it.typ == wireLen:
 			n, ok := w.list(it.body, depth, true)
 			if !ok {
-				return 0, 0, false
+				return 0, v, false
 			}
-			typ, size = pcommon.ValueTypeMap, lenField(n)
+			v, size = RawValue{Type: pcommon.ValueTypeMap}, lenField(n)
 		case it.num == 7 && it.typ == wireLen:
-			typ, size = pcommon.ValueTypeBytes, lenField(len(it.body))
+			v, size = RawValue{Type: pcommon.ValueTypeBytes, Str: it.body}, lenField(len(it.body))
 		default:
-			return 0, 0, false
+			return 0, v, false
 		}
 	}
-	return size, typ, !it.bad
+	return size, v, !it.bad
 }
 
 // list checks an ArrayValue (AnyValues) or a KeyValueList (KeyValues).
@@ -774,7 +778,7 @@ func (w *rawWalker) list(b []byte, depth int, kvs bool) (int, bool) {
 		var n int
 		var ok bool
 		if kvs {
-			n, ok = w.keyValue(it.body, depth, false)
+			n, ok = w.keyValue(it.body, depth, false, nil)
 		} else {
 			n, _, ok = w.anyValue(it.body, depth+1)
 		}

@@ -136,15 +136,15 @@ func checkRawMatchesPdata(t testing.TB, body []byte) bool {
 	}
 	td := ereq.Traces()
 	rss := td.ResourceSpans()
-	if rss.Len() != len(req.Resources()) {
-		t.Fatalf("%d resources, pdata %d", len(req.Resources()), rss.Len())
+	if rss.Len() != req.ResourceCount() {
+		t.Fatalf("%d resources, pdata %d", req.ResourceCount(), rss.Len())
 	}
 	complexAttrs := false
 	var sizer ptrace.ProtoMarshaler
 	i := 0
 	for r := range rss.Len() {
 		rs := rss.At(r)
-		complexAttrs = compareAttrs(t, req.Resources()[r], 1, rs.Resource().Attributes()) || complexAttrs
+		complexAttrs = compareAttrs(t, req.ResourceAttributes(int32(r)), rs.Resource().Attributes()) || complexAttrs
 		for s := range rs.ScopeSpans().Len() {
 			spans := rs.ScopeSpans().At(s).Spans()
 			for k := range spans.Len() {
@@ -166,20 +166,21 @@ func checkRawMatchesPdata(t testing.TB, body []byte) bool {
 				if got.TraceID.IsEmpty() || got.SpanID.IsEmpty() {
 					t.Fatalf("span %d: the walk accepted an all-zero ID", i-1)
 				}
-				complexAttrs = compareAttrs(t, got.Bytes, 9, sp.Attributes()) || complexAttrs
-				e := 0
-				RangeNested(got.Bytes, 11, func(ev []byte) {
-					compareAttrs(t, ev, 3, sp.Events().At(e).Attributes())
-					e++
+				complexAttrs = compareAttrs(t, req.SpanAttributes(i-1), sp.Attributes()) || complexAttrs
+				compareAttrList(t, req.EventAttributes(i-1), func(yield func(pcommon.Map) bool) {
+					for e := range sp.Events().Len() {
+						if !yield(sp.Events().At(e).Attributes()) {
+							return
+						}
+					}
 				})
-				l := 0
-				RangeNested(got.Bytes, 13, func(ln []byte) {
-					compareAttrs(t, ln, 4, sp.Links().At(l).Attributes())
-					l++
+				compareAttrList(t, req.LinkAttributes(i-1), func(yield func(pcommon.Map) bool) {
+					for l := range sp.Links().Len() {
+						if !yield(sp.Links().At(l).Attributes()) {
+							return
+						}
+					}
 				})
-				if e != sp.Events().Len() || l != sp.Links().Len() {
-					t.Fatalf("span %d: %d events and %d links, pdata %d and %d", i-1, e, l, sp.Events().Len(), sp.Links().Len())
-				}
 			}
 		}
 	}
@@ -203,27 +204,37 @@ func checkRawMatchesPdata(t testing.TB, body []byte) bool {
 	return true
 }
 
-// compareAttrs fails t unless the walk's attributes of msg equal m; it
-// reports whether any value is of a type ComplexAttributes counts.
-func compareAttrs(t testing.TB, msg []byte, num int, m pcommon.Map) (complexAttrs bool) {
+// compareAttrList fails t unless attrs are the attributes of maps, one
+// map after the other.
+func compareAttrList(t testing.TB, attrs []RawAttr, maps func(func(pcommon.Map) bool)) {
 	t.Helper()
+	at := 0
+	for m := range maps {
+		if at+m.Len() > len(attrs) {
+			t.Fatalf("the walk read %d nested attributes, pdata has more", len(attrs))
+		}
+		compareAttrs(t, attrs[at:at+m.Len()], m)
+		at += m.Len()
+	}
+	if at != len(attrs) {
+		t.Fatalf("the walk read %d nested attributes, pdata %d", len(attrs), at)
+	}
+}
+
+// compareAttrs fails t unless the walk's attributes equal m; it reports
+// whether any value is of a type ComplexAttributes counts.
+func compareAttrs(t testing.TB, attrs []RawAttr, m pcommon.Map) (complexAttrs bool) {
+	t.Helper()
+	if len(attrs) != m.Len() {
+		t.Fatalf("%d attributes, pdata %d", len(attrs), m.Len())
+	}
 	i := 0
-	RangeAttributes(msg, num, func(key []byte, v RawValue) bool {
-		if i >= m.Len() {
-			t.Fatalf("more attributes than pdata's %d", m.Len())
-		}
-		var want pcommon.Value
-		n := 0
-		for k, pv := range m.All() {
-			if n == i {
-				if k != string(key) {
-					t.Fatalf("attribute %d: key %q, pdata %q", i, key, k)
-				}
-				want = pv
-			}
-			n++
-		}
+	for k, want := range m.All() {
+		key, v := attrs[i].Key, attrs[i].Value
 		i++
+		if k != string(key) {
+			t.Fatalf("attribute %d: key %q, pdata %q", i-1, key, k)
+		}
 		if v.Type != want.Type() {
 			t.Fatalf("attribute %q: type %v, pdata %v", key, v.Type, want.Type())
 		}
@@ -252,10 +263,6 @@ func compareAttrs(t testing.TB, msg []byte, num int, m pcommon.Map) (complexAttr
 		if v.Type == pcommon.ValueTypeSlice || v.Type == pcommon.ValueTypeMap {
 			complexAttrs = true
 		}
-		return true
-	})
-	if i != m.Len() {
-		t.Fatalf("%d attributes, pdata %d", i, m.Len())
 	}
 	return complexAttrs
 }

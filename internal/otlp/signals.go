@@ -78,8 +78,11 @@ var rawRequests = sync.Pool{New: func() any { return new(RawTracesRequest) }}
 // putRawRequest drops the request's references into the body and pdata.
 func putRawRequest(req *RawTracesRequest) {
 	clear(req.spans)
-	clear(req.resources)
-	*req = RawTracesRequest{spans: req.spans[:0], resources: req.resources[:0]}
+	clear(req.attrs)
+	for i := range req.scratch {
+		clear(req.scratch[i][:cap(req.scratch[i])])
+	}
+	*req = RawTracesRequest{spans: req.spans[:0], resources: req.resources[:0], attrs: req.attrs[:0], scratch: req.scratch}
 	rawRequests.Put(req)
 }
 

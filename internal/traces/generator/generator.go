@@ -146,9 +146,8 @@ func (g *Generator) ConsumeRawTraces(ctx context.Context, req *otlp.RawTracesReq
 	now := g.now()
 	g.reg.mu.Lock()
 	defer g.reg.mu.Unlock()
-	resources := req.Resources()
 	svcs := g.svcs[:0]
-	for range resources {
+	for range req.ResourceCount() {
 		svcs = append(svcs, svcUnknown)
 	}
 	g.svcs = svcs
@@ -160,11 +159,11 @@ func (g *Generator) ConsumeRawTraces(ctx context.Context, req *otlp.RawTracesReq
 		if s.Dropped {
 			continue
 		}
-		res := resources[s.Resource]
+		res := req.ResourceAttributes(s.Resource)
 		if svcs[s.Resource] == svcUnknown {
-			svcs[s.Resource] = rawLookup(res, 1, "service.name")
+			svcs[s.Resource] = rawLookup(res, "service.name")
 		}
-		view.fromRaw(s, res)
+		view.fromRaw(s, req.SpanAttributes(i), res)
 		g.record(&view, svcs[s.Resource], now)
 		n++
 	}

@@ -119,7 +119,8 @@ type spanView struct {
 	pdata    ptrace.Span
 	res      pcommon.Map
 	raw      *otlp.RawSpan
-	rawRes   []byte
+	rawAttrs []otlp.RawAttr
+	rawRes   []otlp.RawAttr
 	fromWire bool
 }
 
@@ -132,12 +133,12 @@ func (v *spanView) fromPdata(s ptrace.Span, res pcommon.Map) {
 	}
 }
 
-func (v *spanView) fromRaw(s *otlp.RawSpan, res []byte) {
+func (v *spanView) fromRaw(s *otlp.RawSpan, attrs, res []otlp.RawAttr) {
 	*v = spanView{
 		traceID: s.TraceID, spanID: s.SpanID, parentID: s.ParentSpanID,
 		kind: s.Kind, status: s.StatusCode, name: borrow(s.Name), statusMsg: borrow(s.StatusMsg),
 		start: s.Start, end: s.End,
-		raw: s, rawRes: res, fromWire: true,
+		raw: s, rawAttrs: attrs, rawRes: res, fromWire: true,
 	}
 }
 
@@ -168,10 +169,10 @@ func (v *spanView) lookup(name string) string {
 	if !v.fromWire {
 		return lookupAttribute(v.pdata.Attributes(), v.res, name)
 	}
-	if s, ok := rawAttr(v.raw.Bytes, 9, name); ok {
+	if s, ok := rawAttr(v.rawAttrs, name); ok {
 		return s
 	}
-	return rawLookup(v.rawRes, 1, name)
+	return rawLookup(v.rawRes, name)
 }
 
 func (v *spanView) hasSpanAttr(name string) bool {
@@ -179,41 +180,40 @@ func (v *spanView) hasSpanAttr(name string) bool {
 		_, ok := v.pdata.Attributes().Get(name)
 		return ok
 	}
-	_, ok := rawAttr(v.raw.Bytes, 9, name)
+	_, ok := rawAttr(v.rawAttrs, name)
 	return ok
 }
 
-// rawLookup is the string form of attribute name of msg (field num), ""
-// when absent.
-func rawLookup(msg []byte, num int, name string) string {
-	s, _ := rawAttr(msg, num, name)
+// rawLookup is the string form of attribute name, "" when absent.
+func rawLookup(attrs []otlp.RawAttr, name string) string {
+	s, _ := rawAttr(attrs, name)
 	return s
 }
 
-// rawAttr finds the first attribute name of msg, as pdata's Map.Get does,
-// and gives its AsString (lists and maps never come here: ConsumeRawTraces
+// rawAttr finds the first attribute name, as pdata's Map.Get does, and
+// gives its AsString (lists and maps never come here: ConsumeRawTraces
 // sends requests with them through pdata).
-func rawAttr(msg []byte, num int, name string) (s string, found bool) {
-	otlp.RangeAttributes(msg, num, func(key []byte, v otlp.RawValue) bool {
-		if string(key) != name {
-			return true
+func rawAttr(attrs []otlp.RawAttr, name string) (string, bool) {
+	for i := range attrs {
+		if string(attrs[i].Key) != name {
+			continue
 		}
-		found = true
+		v := &attrs[i].Value
 		switch v.Type {
 		case pcommon.ValueTypeStr:
-			s = string(v.Str)
+			return string(v.Str), true
 		case pcommon.ValueTypeInt:
-			s = strconv.FormatInt(v.Int, 10)
+			return strconv.FormatInt(v.Int, 10), true
 		case pcommon.ValueTypeBool:
-			s = strconv.FormatBool(v.Bool)
+			return strconv.FormatBool(v.Bool), true
 		case pcommon.ValueTypeDouble:
-			s = pcommon.NewValueDouble(v.Double).AsString()
+			return pcommon.NewValueDouble(v.Double).AsString(), true
 		case pcommon.ValueTypeBytes:
 			pv := pcommon.NewValueBytes()
 			pv.Bytes().FromRaw(v.Str)
-			s = pv.AsString()
+			return pv.AsString(), true
 		}
-		return false
-	})
-	return s, found
+		return "", true
+	}
+	return "", false
 }

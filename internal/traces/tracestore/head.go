@@ -243,13 +243,12 @@ func (c tagCollector) valueHash(v tagValue, sv []byte) uint64 {
 	return maphash.String(c.seen.seed, v.s)
 }
 
-// rawAttrs is attrs for the attributes (field num) of a raw message.
-func (c tagCollector) rawAttrs(scope byte, msg []byte, num int) {
-	otlp.RangeAttributes(msg, num, func(key []byte, v otlp.RawValue) bool {
-		tv, sv, ok := rawTagValue(v)
-		c.addRaw(scope, key, tv, sv, ok)
-		return true
-	})
+// rawAttrs is attrs for attributes a raw request's walk read.
+func (c tagCollector) rawAttrs(scope byte, attrs []otlp.RawAttr) {
+	for i := range attrs {
+		tv, sv, ok := rawTagValue(attrs[i].Value)
+		c.addRaw(scope, attrs[i].Key, tv, sv, ok)
+	}
 }
 
 // rawTagValue is toTagValue for a raw value; a string comes back as bytes.
@@ -285,9 +284,9 @@ func (h *head) collectRawTags(req *otlp.RawTracesRequest) {
 	spans := req.Spans()
 	i := 0
 	// Resource by resource, in collectTags' order (the set caps values per key).
-	for r, res := range req.Resources() {
-		c.rawAttrs('r', res, 1)
-		for ; i < len(spans) && spans[i].Resource == int32(r); i++ {
+	for r := range int32(req.ResourceCount()) {
+		c.rawAttrs('r', req.ResourceAttributes(r))
+		for ; i < len(spans) && spans[i].Resource == r; i++ {
 			s := &spans[i]
 			if s.Dropped {
 				continue
@@ -295,9 +294,9 @@ func (h *head) collectRawTags(req *otlp.RawTracesRequest) {
 			c.addRawValue(tagKey{'i', KeyName}, tagValue{typ: 's'}, s.Name, len(s.Name) <= maxIndexedValueLen)
 			c.add(tagKey{'i', KeyStatus}, tagValue{typ: 'k', s: StatusKeyword(s.StatusCode)}, true)
 			c.add(tagKey{'i', KeyKind}, tagValue{typ: 'k', s: KindKeyword(s.Kind)}, true)
-			c.rawAttrs('s', s.Bytes, 9)
-			otlp.RangeNested(s.Bytes, 11, func(ev []byte) { c.rawAttrs('e', ev, 3) })
-			otlp.RangeNested(s.Bytes, 13, func(l []byte) { c.rawAttrs('l', l, 4) })
+			c.rawAttrs('s', req.SpanAttributes(i))
+			c.rawAttrs('e', req.EventAttributes(i))
+			c.rawAttrs('l', req.LinkAttributes(i))
 		}
 	}
 }
