@@ -137,14 +137,10 @@ type attrCol struct {
 	vals  []byte // uvarint(len) value, per dictionary entry
 	nvals int
 	dead  bool // too many distinct values: no column in this group
-}
-
-// setAttr codes the value of key for span idx of the group (the first
-// value wins, as pdata's Map.Get returns the first of repeated keys); false
-// when the column does not hold it (a repeated key, or no column).
-func (cw *colWriter) setAttr(scoped []byte, idx int, val []byte, bad bool) bool {
-	c, code := cw.lookupAttr(scoped, val, bad)
-	return c.put(idx, code)
+	// strs are the dictionary's values (dict's keys) by index; last is
+	// the code coded last: a value equal to it skips the dictionary.
+	strs []string
+	last uint64
 }
 
 // put sets span idx's code (the first one set wins); false when the
@@ -163,6 +159,12 @@ func (c *attrCol) put(idx int, code uint64) bool {
 // lookupAttr returns the column of key and the code of val in it, adding
 // both as needed.
 func (cw *colWriter) lookupAttr(scoped []byte, val []byte, bad bool) (*attrCol, uint64) {
+	c := cw.column(scoped)
+	return c, cw.code(c, val, bad)
+}
+
+// column returns the group's column of key scoped, adding it as needed.
+func (cw *colWriter) column(scoped []byte) *attrCol {
 	c := cw.acols[string(scoped)]
 	if c == nil {
 		ki, ok := cw.keyIdx[string(scoped)]
@@ -180,11 +182,20 @@ func (cw *colWriter) lookupAttr(scoped []byte, val []byte, bad bool) (*attrCol, 
 		}
 		cw.acols[string(scoped)] = c
 	}
+	return c
+}
+
+// code returns val's code in column c, adding val to its dictionary as
+// needed (0 when c is dead or dies of it).
+func (cw *colWriter) code(c *attrCol, val []byte, bad bool) uint64 {
 	if c.dead {
-		return c, 0
+		return 0
 	}
 	if bad {
-		return c, attrCodeBad
+		return attrCodeBad
+	}
+	if c.last >= attrCodeFirst && string(val) == c.strs[c.last-attrCodeFirst] {
+		return c.last
 	}
 	code, ok := c.dict[string(val)]
 	if !ok {
@@ -194,15 +205,18 @@ func (cw *colWriter) lookupAttr(scoped []byte, val []byte, bad bool) (*attrCol, 
 				cw.post.postColumn(cw, c)
 			}
 			c.kill()
-			return c, 0
+			return 0
 		}
 		code = attrCodeFirst + uint64(c.nvals)
-		c.dict[string(val)] = code
+		s := string(val)
+		c.dict[s] = code
+		c.strs = append(c.strs, s)
 		c.nvals++
 		c.vals = binary.AppendUvarint(c.vals, uint64(len(val)))
 		c.vals = append(c.vals, val...)
 	}
-	return c, code
+	c.last = code
+	return code
 }
 
 // kill drops the column (too many values, or none known): the group
@@ -228,8 +242,24 @@ func (cw *colWriter) addAttrs(first int) {
 		s := &w.spans[i]
 		for k := s.kvFrom; k < s.kvTo; k++ {
 			kv := &w.kvs[k]
-			cw.kbuf = append(append(cw.kbuf[:0], "span."...), kv.key...)
-			if !cw.setAttr(cw.kbuf, first+i, w.vbuf[kv.voff:kv.voff+kv.vlen], kv.bad) && cw.postTrace {
+			// Spans mostly carry their keys in the same order: the column
+			// of the key met last at this position is tried before the map.
+			pos := int(k - s.kvFrom)
+			var c *attrCol
+			if pos < len(cw.spanMemo) {
+				if m := cw.spanMemo[pos]; m != nil && string(kv.key) == cw.keys[m.key][len("span."):] {
+					c = m
+				}
+			}
+			if c == nil {
+				cw.kbuf = append(append(cw.kbuf[:0], "span."...), kv.key...)
+				c = cw.column(cw.kbuf)
+				for len(cw.spanMemo) <= pos {
+					cw.spanMemo = append(cw.spanMemo, nil)
+				}
+				cw.spanMemo[pos] = c
+			}
+			if !c.put(first+i, cw.code(c, w.vbuf[kv.voff:kv.voff+kv.vlen], kv.bad)) && cw.postTrace {
 				cw.post.scan.walkedAttr("span.", w, kv) // not in the column
 			}
 		}
@@ -302,9 +332,11 @@ func (cw *colWriter) appendAttrFrames(out []byte, refs []byte) ([]byte, []byte) 
 	// most of the writer's garbage.
 	for _, c := range cols {
 		c.codes, c.vals, c.nvals, c.dead = c.codes[:0], c.vals[:0], 0, false
+		c.strs, c.last = c.strs[:0], 0
 		clear(c.dict)
 		cw.spareCols = append(cw.spareCols, c)
 	}
+	clear(cw.spanMemo) // its columns are spare now
 	return out, refs
 }
 

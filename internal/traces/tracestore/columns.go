@@ -400,6 +400,9 @@ type colWriter struct {
 	// scoped key ("span.x", "resource.x"), the block's key dictionary
 	acols     map[string]*attrCol
 	spareCols []*attrCol
+	// spanMemo[i] is the column of the span key met last at attribute
+	// position i (addAttrs); cleared with acols.
+	spanMemo []*attrCol
 	// src, when set, codes the trace's attributes instead of the walk
 	// (compaction: colSource.putAttrs).
 	src *colSource
