@@ -291,6 +291,14 @@ type rawWalker struct {
 
 const maxValueDepth = 16
 
+// ParseRawTraces is the receiver's walk of an OTLP/HTTP protobuf trace
+// request, into a request of its own (for tests and tools: the receiver
+// pools them). ok is false when the request would take pdata's path.
+func ParseRawTraces(body []byte) (req *RawTracesRequest, ok bool) {
+	req = new(RawTracesRequest)
+	return req, parseRawTraces(body, req)
+}
+
 // parseRawTraces walks body into req (reusing its slices). ok is false when
 // the walk refuses: body may be malformed, hold something pdata handles in
 // a way the walk does not, or a span with an all-zero trace or span ID

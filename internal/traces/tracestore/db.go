@@ -424,11 +424,12 @@ func (db *DB) consume(ctx context.Context, td ptrace.Traces, raw []byte) error {
 func (db *DB) TakesRawTraces() bool { return true }
 
 // ConsumeRawTraces is ConsumeTraces for a request the OTLP receiver walked
-// without pdata (ADR 0118): the store splits the request's own bytes when
-// the cut reads them (cutReads), collects head tags from the same bytes and
-// marks the spans it did not store in req, so the answer, the stored bytes,
-// the head and the metrics are those ConsumeTraces gives for the request's
-// pdata. A request the cut would not read takes ConsumeTraces on pdata.
+// without pdata (ADR 0118): the store splits the request's own bytes (the
+// walk accepts only encodings cutReads accepts), collects head tags from
+// them and marks the spans it did not store in req, so the answer, the
+// stored bytes, the head and the metrics are those ConsumeTraces gives for
+// the request's pdata. A request the split refuses takes ConsumeTraces on
+// pdata.
 func (db *DB) ConsumeRawTraces(ctx context.Context, req *otlp.RawTracesRequest) error {
 	if td, ok := req.Decoded(); ok {
 		var raw []byte
@@ -444,8 +445,11 @@ func (db *DB) ConsumeRawTraces(ctx context.Context, req *otlp.RawTracesRequest) 
 	if n == 0 {
 		return nil
 	}
+	// The walk accepts fewer encodings than cutReads (only fields pdata
+	// knows, with their wire types; FuzzRawPath checks), so its bytes are
+	// what the cut reads.
 	body := req.Body()
-	if cutReads(body) {
+	{
 		sc := splitPool.Get().(*splitScratch)
 		if pieces, dups, err := sc.split(body, n); err == nil {
 			defer sc.release()
