@@ -213,11 +213,20 @@ func (c tagCollector) addRaw(scope byte, key []byte, v tagValue, sv []byte, inde
 	if *slot == h {
 		return
 	}
+	*slot = h
+	if c.takesNothing(c.set.keys[tagKey{scope, string(key)}], indexed) {
+		return // no strings to make (a key at its value cap: unique URLs, IDs)
+	}
 	if sv != nil {
 		v.s = string(sv)
 	}
 	c.set.add(tagKey{scope, string(key)}, v, indexed)
-	*slot = h
+}
+
+// takesNothing reports that tagSet.add would leave vals, a known key's
+// values, as they are.
+func (c tagCollector) takesNothing(vals map[tagValue]struct{}, indexed bool) bool {
+	return vals != nil && (!indexed || len(vals) >= c.set.limit)
 }
 
 // addRawValue is addRaw for a key that is already a string.
@@ -226,11 +235,14 @@ func (c tagCollector) addRawValue(k tagKey, v tagValue, sv []byte, indexed bool)
 	if *slot == h {
 		return
 	}
+	*slot = h
+	if c.takesNothing(c.set.keys[k], indexed) {
+		return
+	}
 	if sv != nil {
 		v.s = string(sv)
 	}
 	c.set.add(k, v, indexed)
-	*slot = h
 }
 
 func (c tagCollector) valueHash(v tagValue, sv []byte) uint64 {

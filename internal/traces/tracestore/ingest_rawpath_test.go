@@ -238,6 +238,21 @@ func rawPathRequests(t testing.TB) map[string][][]byte {
 	zsp.CopyTo(withGood.ResourceSpans().At(0).ScopeSpans().At(0).Spans().AppendEmpty())
 	unknown := append(bytes.Clone(genReq), protowire.AppendVarint(protowire.AppendTag(nil, 77, protowire.VarintType), 1)...)
 	refused := storetest.PlantedVariants(rich, pdataOnlyFields()["open group"])
+	// More distinct values of one key than the head's tag set keeps.
+	capped := ptrace.NewTraces()
+	for range 300 {
+		gen.AppendTrace(capped, gen.TraceID(), 4, pcommon.SpanID{})
+	}
+	uid := 0
+	for i := range capped.ResourceSpans().Len() {
+		spans := capped.ResourceSpans().At(i).ScopeSpans().At(0).Spans()
+		for j := range spans.Len() {
+			spans.At(j).Attributes().PutStr("uid", fmt.Sprint(uid))
+			spans.At(j).Attributes().PutStr("long", strings.Repeat("x", maxIndexedValueLen+uid%2))
+			uid++
+		}
+	}
+	overCap := marshalRequest(t, capped)
 	return map[string][][]byte{
 		"otlpload requests, then their retry":    {genReq, genReq},
 		"every field the walk reads, twice":      {rich, rich},
@@ -250,6 +265,7 @@ func rawPathRequests(t testing.TB) map[string][][]byte {
 		"malformed":                              {genReq[:len(genReq)-1], {0xff}},
 		"empty request and a resource no spans":  {nil, marshalRequest(t, noSpans())},
 		"mixed: raw, pdata, raw of the same ids": {genReq, unknown, genReq},
+		"a key past the head's value cap":        {overCap, genReq, overCap},
 	}
 }
 
