@@ -185,7 +185,8 @@ type postingsRef struct {
 // encodeIndex3 returns a layout 3 index file, or layout 4 (lists outside
 // the frames) when layout is indexLayout4.
 func (bw *blockWriter) encodeIndex3(layout byte) []byte {
-	out := append([]byte(indexMagic), layout)
+	out := append(make([]byte, 0, bw.indexSizeHint()), indexMagic...)
+	out = append(out, layout)
 	base := uint64(bw.meta.MinTime)
 	table, nChunks := bw.appendChunks(&out, base, layout)
 	// Postings: one frame per key, in key order.
@@ -240,6 +241,21 @@ func (bw *blockWriter) encodeIndex3(layout byte) []byte {
 	// The CRC covers the body and its offset only: opening a block reads
 	// nothing else. Chunks and postings frames carry zstd checksums.
 	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out[bodyOff:], castagnoli))
+}
+
+// indexSizeHint is the capacity the index is built in: ~21 bytes per
+// trace of ID chunks and about one per posting entry (dense lists take
+// less as bitmaps, sparse ones up to ~2), ~1.3 times the index of the
+// benchmark's blocks. Grown by doubling, the ~70 MB index of a 10M-span
+// compaction was copied several times (~1 s of its 26 CPU-s).
+func (bw *blockWriter) indexSizeHint() int {
+	entries := 0
+	for _, kp := range bw.postings {
+		for _, l := range kp.values {
+			entries += len(l)
+		}
+	}
+	return 22*len(bw.ids) + entries + 64<<10
 }
 
 func sampleIfIncomplete(kp *keyPostings) int {
