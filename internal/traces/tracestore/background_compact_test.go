@@ -279,3 +279,34 @@ func TestCompactTranslatesCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestPushRunMergesAll: lists pushed source by source and merged as a
+// binary counter give every ordinal of every list, ascending, whatever
+// the lengths (an empty list, one that is not ascending: appended, sorted
+// when the index is written).
+func TestPushRunMergesAll(t *testing.T) {
+	g := storetest.NewGen(53, testBase.UnixNano())
+	for sources := 0; sources <= 21; sources++ {
+		var runs [][]uint32
+		var want []uint32
+		for s := range sources {
+			var run []uint32
+			for o := uint32(0); o < 400; o++ {
+				if g.TraceID()[0]%uint8(2+s%5) == 0 {
+					run = append(run, o)
+				}
+			}
+			want = append(want, run...)
+			runs = pushRun(runs, slices.Clone(run))
+		}
+		slices.Sort(want)
+		got := mergeRuns(runs)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d sources: %d ordinals merged, want %d", sources, len(got), len(want))
+		}
+	}
+	runs := pushRun(pushRun(nil, []uint32{5, 9}), []uint32{7, 3}) // not ascending
+	if got := mergeRuns(runs); !slices.Equal(got, []uint32{5, 9, 7, 3}) {
+		t.Fatalf("unsorted run: %v", got)
+	}
+}

@@ -99,6 +99,10 @@ type keyPostings struct {
 	// pending counts the key's values in blockWriter.pairs (a cut's
 	// postings before finish moves them into values).
 	pending int
+	// runs holds, per value, compaction's lists not merged yet
+	// (mergePostings, finishMerge); values has the value with a nil list
+	// meanwhile.
+	runs map[string][][]uint32
 }
 
 // pairPostings is one key=value's list while a cut collects postings.
@@ -142,8 +146,6 @@ type blockWriter struct {
 	// until finish moves them into postings (addPosting).
 	pairs   map[string]*pairPostings
 	pairKey []byte
-	// mergeRun is mergePostings' scratch
-	mergeRun []uint32
 	// scratch of postGroup
 	ordLists   [][]uint32
 	bitCodes   []uint64
@@ -549,21 +551,60 @@ func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) error {
 		if !skp.complete {
 			kp.complete = false
 		}
+		if kp.runs == nil {
+			kp.runs = map[string][][]uint32{}
+		}
 		for v, pl := range skp.values {
-			cur, ok := kp.values[v]
-			if !ok && len(kp.values) >= maxPostingValues {
-				kp.complete = false
-				continue
+			if _, ok := kp.values[v]; !ok {
+				if len(kp.values) >= maxPostingValues {
+					kp.complete = false
+					continue
+				}
+				kp.values[v] = nil
 			}
-			run := bw.mergeRun[:0]
-			for _, o := range skp.decode(pl) {
-				run = append(run, newOrd[o])
+			src := skp.decode(pl)
+			run := make([]uint32, len(src))
+			for i, o := range src {
+				run[i] = newOrd[o]
 			}
-			bw.mergeRun = run
-			kp.values[v] = mergeAscending(cur, run)
+			kp.runs[v] = pushRun(kp.runs[v], run)
 		}
 	}
 	return nil
+}
+
+// pushRun adds run to runs, merging runs of about equal length as they
+// come (a binary counter): each ordinal is copied O(log sources) times
+// instead of once per later source (mergeAscending into one growing list
+// was 1.5 s of a 21-source, 10M-span compaction's 26 CPU-s).
+func pushRun(runs [][]uint32, run []uint32) [][]uint32 {
+	runs = append(runs, run)
+	for n := len(runs); n >= 2 && len(runs[n-1]) >= len(runs[n-2]); n-- {
+		runs[n-2] = mergeAscending(runs[n-2], runs[n-1])
+		runs = runs[:n-1]
+	}
+	return runs
+}
+
+// mergeRuns merges what pushRun left into one list.
+func mergeRuns(runs [][]uint32) []uint32 {
+	if len(runs) == 0 {
+		return nil
+	}
+	for n := len(runs); n >= 2; n-- {
+		runs[n-2] = mergeAscending(runs[n-2], runs[n-1])
+	}
+	return runs[0]
+}
+
+// finishMerge merges each value's remaining runs into its list.
+func (bw *blockWriter) finishMerge() {
+	for _, kp := range bw.postings {
+		for v, runs := range kp.runs {
+			kp.values[v] = mergeRuns(runs)
+		}
+		kp.runs = nil
+	}
 }
 
 // mergeAscending returns the ascending ordinals of a and b, reusing a

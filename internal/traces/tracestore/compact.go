@@ -237,6 +237,7 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 				return fmt.Errorf("block %s: %w", b.meta.ULID, err)
 			}
 		}
+		bw.finishMerge()
 		return nil
 	}, total)
 	if err != nil {
