@@ -3,7 +3,6 @@ package otlp
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"math"
 	"math/bits"
 
@@ -36,7 +35,7 @@ func takesRaw(c TracesConsumer) bool {
 // RawSpan is what the walk read of one span. Strings are views of the
 // request's bytes: copy what is kept past the call.
 type RawSpan struct {
-	Resource     int32  // index into Resources
+	Resource     int32  // its resource, for ResourceAttributes
 	Bytes        []byte // the Span message as the sender encoded it
 	TraceID      pcommon.TraceID
 	SpanID       pcommon.SpanID
@@ -54,9 +53,8 @@ type RawSpan struct {
 	// already held): consumers after it skip it, as they would not see it
 	// in pdata (the store removes it from td).
 	Dropped bool
-	// attrs, events, links end the span's ranges in the request's
-	// attribute list: its own attributes, then its events', then its
-	// links' (each in pdata's order).
+	// The span's ranges in the request's attribute list: its own
+	// attributes, then its events', then its links' (each in pdata's order).
 	attrsFrom, attrsTo, eventsTo, linksTo int32
 }
 
@@ -268,9 +266,6 @@ func (it *wireIter) next() bool {
 	it.b = b[n:]
 	return true
 }
-
-// errRawRefused: the walk does not vouch for this request; pdata decodes it.
-var errRawRefused = errors.New("raw walk refused the request")
 
 // sov is the size of v as a varint.
 func sov(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
