@@ -16,7 +16,7 @@ type rawRecorder struct {
 }
 
 func (r *rawRecorder) ConsumeTraces(context.Context, ptrace.Traces) error { r.decoded++; return r.err }
-func (r *rawRecorder) TakesRawTraces() bool                              { return true }
+func (r *rawRecorder) TakesRawTraces() bool                               { return true }
 func (r *rawRecorder) ConsumeRawTraces(_ context.Context, req *RawTracesRequest) error {
 	r.raw++
 	if r.drop {
