@@ -164,12 +164,23 @@ func TestCutReader(t *testing.T) {
 	if len(sel) < 500 || multi == 0 || crossing == 0 {
 		t.Fatalf("%d traces, %d in several pieces, %d pieces across WAL pages", len(sel), multi, crossing)
 	}
-	defer func(b int, g, m int64) { cutBatchBytes, cutReadGap, cutReadMax = b, g, m }(cutBatchBytes, cutReadGap, cutReadMax)
+	defer func(b int, g, m int64, d bool, v int) {
+		cutBatchBytes, cutReadGap, cutReadMax, cutDirect, cutIovMax = b, g, m, d, v
+	}(cutBatchBytes, cutReadGap, cutReadMax, cutDirect, cutIovMax)
 	for _, c := range []struct {
 		batch     int
 		gap, most int64
-	}{{16 << 20, 16 << 10, 1 << 20}, {1, 16 << 10, 1 << 20}, {4 << 10, 0, 1 << 20}, {64 << 10, 1 << 30, 40 << 10}, {64 << 10, 1 << 10, 1}} {
-		cutBatchBytes, cutReadGap, cutReadMax = c.batch, c.gap, c.most
+		direct    bool // preadv into the batch (Linux) or through the window
+		iovs      int
+	}{
+		{16 << 20, 16 << 10, 1 << 20, false, 1024}, {1, 16 << 10, 1 << 20, false, 1024}, {4 << 10, 0, 1 << 20, false, 1024},
+		{64 << 10, 1 << 30, 40 << 10, false, 1024}, {64 << 10, 1 << 10, 1, false, 1024},
+		{16 << 20, 16 << 10, 1 << 20, true, 1024}, {1, 16 << 10, 1 << 20, true, 1024}, {4 << 10, 0, 1 << 20, true, 1024},
+		{64 << 10, 1 << 30, 40 << 10, true, 1024}, {64 << 10, 1 << 10, 1, true, 1024},
+		// gaps past readDirect's 64 KiB scratch, reads split every 3 vectors
+		{16 << 20, 1 << 30, 1 << 30, true, 3}, {16 << 20, 1 << 30, 1 << 30, true, 1024},
+	} {
+		cutBatchBytes, cutReadGap, cutReadMax, cutDirect, cutIovMax = c.batch, c.gap, c.most, c.direct, c.iovs
 		var cr cutReader
 		i := 0
 		err := cr.each(sel, func(tr *headTrace, data []byte) error {

@@ -26,7 +26,13 @@ type cutReader struct {
 	slots []cutSlot
 	files map[*headFile]int
 	win   pieceWindow
+	// readDirect's preadv vectors and the sink for gaps and WAL headers.
+	iovs    [][]byte
+	scratch []byte
 }
+
+// cutDirect lets tests read through the window instead of readDirect.
+var cutDirect = true
 
 // cutSlot is one piece of a batch: where it lies and where it goes.
 type cutSlot struct {
@@ -124,6 +130,16 @@ func (cr *cutReader) read(batch []*headTrace) error {
 				}
 				end = e
 				j++
+			}
+			if cutDirect {
+				ok, err := cr.readDirect(f, cr.slots[i:j], start, end)
+				if err != nil {
+					return err
+				}
+				if ok {
+					i = j
+					continue
+				}
 			}
 			if err := cr.fill(f, start, end); err != nil {
 				return err

@@ -1,0 +1,103 @@
+package tracestore
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// cutIovMax bounds one preadv's vectors (Linux's IOV_MAX is 1024); a
+// variable so tests can split a read.
+var cutIovMax = 1024
+
+// readDirect reads slots (one file's pieces in file order, coalesced into
+// [start, end)) with preadv straight to where each piece goes in buf: the
+// copy out of a read window was ~0.18 µs/span of a 10M-span cut (ADR 0120
+// addendum). Gaps between pieces and the WAL's fragment headers land in a
+// scratch buffer. ok is false when the pieces do not fit this scheme
+// (overlapping pieces); the caller then reads through the window.
+func (cr *cutReader) readDirect(f *headFile, slots []cutSlot, start, end int64) (ok bool, err error) {
+	if cr.scratch == nil {
+		cr.scratch = make([]byte, 64<<10)
+	}
+	iovs, off, pos := cr.iovs[:0], start, start
+	flush := func() error {
+		want := 0
+		for _, v := range iovs {
+			want += len(v)
+		}
+		got, err := preadvFull(f, iovs, off)
+		if err == nil && got < want {
+			err = errors.New("short read")
+		}
+		if err != nil {
+			return fmt.Errorf("read head pieces from %s at %d: %w", f.f.Name(), off, err)
+		}
+		off += int64(want)
+		iovs = iovs[:0]
+		return nil
+	}
+	add := func(b []byte) error {
+		if len(iovs) == cutIovMax {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		iovs = append(iovs, b)
+		return nil
+	}
+	for _, s := range slots {
+		if s.ref.off < pos {
+			cr.iovs = iovs
+			return false, nil
+		}
+		for gap := s.ref.off - pos; gap > 0; {
+			k := min(gap, int64(len(cr.scratch)))
+			if err := add(cr.scratch[:k]); err != nil {
+				return true, err
+			}
+			gap -= k
+		}
+		dst, at := cr.buf[s.dst:s.dst+int(s.ref.n)], s.ref.off
+		for len(dst) > 0 {
+			k := min(int64(len(dst)), walPageSize-at%walPageSize)
+			if err := add(dst[:k]); err != nil {
+				return true, err
+			}
+			if dst = dst[k:]; len(dst) > 0 {
+				if err := add(cr.scratch[:walRecordHeader]); err != nil {
+					return true, err
+				}
+			}
+			at += k + walRecordHeader
+		}
+		pos = pieceEnd(s.ref)
+	}
+	var ferr error
+	if len(iovs) > 0 {
+		ferr = flush()
+	}
+	cr.iovs = iovs
+	return true, ferr
+}
+
+func preadvFull(f *headFile, iovs [][]byte, off int64) (int, error) {
+	rc, err := f.f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var rerr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			n, rerr = unix.Preadv(int(fd), iovs, off)
+			if rerr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	return n, rerr
+}

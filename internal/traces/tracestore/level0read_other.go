@@ -1,0 +1,11 @@
+//go:build !linux
+
+package tracestore
+
+// readDirect is Linux's preadv path (level0read_linux.go); elsewhere the
+// cut reads through its window.
+func (cr *cutReader) readDirect(*headFile, []cutSlot, int64, int64) (bool, error) {
+	return false, nil
+}
+
+var cutIovMax = 1024 // read by TestCutReader only
