@@ -129,3 +129,52 @@ func BenchmarkBackgroundCutRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBackgroundCutReadBack times only the cut's read-back (cutReader.each
+// over BenchmarkBackgroundCutRead's head, 16 MiB batches, 64 KiB gaps) through
+// the read window and with preadv into the batch buffer.
+func BenchmarkBackgroundCutReadBack(b *testing.B) {
+	g := storetest.NewGen(33, testBase.UnixNano())
+	ids := make([]pcommon.TraceID, 20000)
+	for i := range ids {
+		ids[i] = g.TraceID()
+	}
+	db, err := Open(b.TempDir(), DefaultOptions(), Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	spans := 0
+	for r := range 800 {
+		td := ptrace.NewTraces()
+		for j := range 100 {
+			k := (r%200)*100 + j
+			g.AppendTrace(td, ids[k], 1+(k+r/200)%3, pcommon.SpanID{})
+		}
+		spans += td.SpanCount()
+		if err := db.ConsumeTraces(b.Context(), td); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sel := db.head.all()
+	sortByID(sel)
+	defer func(d bool) { cutDirect = d }(cutDirect)
+	for _, direct := range []bool{false, true} {
+		b.Run(fmt.Sprintf("direct=%v", direct), func(b *testing.B) {
+			cutDirect = direct
+			b.ReportAllocs()
+			var cpu float64
+			n := 0
+			for b.Loop() {
+				var cr cutReader
+				c0 := processCPU()
+				if err := cr.each(sel, func(*headTrace, []byte) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+				cpu += (processCPU() - c0).Seconds()
+				n++
+			}
+			b.ReportMetric(cpu*1e9/float64(n*spans), "read-cpu-ns/span")
+		})
+	}
+}

@@ -28,6 +28,7 @@ type cutReader struct {
 	win   pieceWindow
 	// readDirect's preadv vectors and the sink for gaps and WAL headers.
 	iovs    [][]byte
+	iovecs  iovecTable
 	scratch []byte
 }
 

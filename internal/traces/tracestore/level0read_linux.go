@@ -3,6 +3,9 @@ package tracestore
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,7 +30,7 @@ func (cr *cutReader) readDirect(f *headFile, slots []cutSlot, start, end int64) 
 		for _, v := range iovs {
 			want += len(v)
 		}
-		got, err := preadvFull(f, iovs, off)
+		got, err := cr.preadv(f, iovs, off)
 		if err == nil && got < want {
 			err = errors.New("short read")
 		}
@@ -82,22 +85,39 @@ func (cr *cutReader) readDirect(f *headFile, slots []cutSlot, start, end int64) 
 	return true, ferr
 }
 
-func preadvFull(f *headFile, iovs [][]byte, off int64) (int, error) {
+// preadv is unix.Preadv with the cut's own vector table: unix.Preadv
+// allocates one per call (~6 MB per 110k-span read-back).
+func (cr *cutReader) preadv(f *headFile, iovs [][]byte, off int64) (int, error) {
+	vec := cr.iovecs[:0]
+	for _, b := range iovs {
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		vec = append(vec, v)
+	}
+	cr.iovecs = vec
 	rc, err := f.f.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
-	var n int
-	var rerr error
+	var n uintptr
+	var errno syscall.Errno
+	lo, hi := uintptr(off), uintptr(uint64(off)>>(unsafe.Sizeof(uintptr(0))*8-1)>>1)
 	if err := rc.Control(func(fd uintptr) {
 		for {
-			n, rerr = unix.Preadv(int(fd), iovs, off)
-			if rerr != unix.EINTR {
+			n, _, errno = unix.Syscall6(unix.SYS_PREADV, fd, uintptr(unsafe.Pointer(&vec[0])), uintptr(len(vec)), lo, hi, 0)
+			if errno != unix.EINTR {
 				return
 			}
 		}
 	}); err != nil {
 		return 0, err
 	}
-	return n, rerr
+	runtime.KeepAlive(iovs)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
+
+// iovecTable is readDirect's preadv vectors, kept for the cut.
+type iovecTable []unix.Iovec

@@ -9,3 +9,5 @@ func (cr *cutReader) readDirect(*headFile, []cutSlot, int64, int64) (bool, error
 }
 
 var cutIovMax = 1024 // read by TestCutReader only
+
+type iovecTable struct{}
