@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/prometheus/notifier"
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/nx-watcher/nxwatcher/internal/alerting"
 	"github.com/nx-watcher/nxwatcher/internal/config"
@@ -320,12 +319,9 @@ func (a *App) openOTLP(cfg *config.Config, reg prometheus.Registerer) error {
 				})
 			}
 			store := otlp.TracesInvalidOn(traces, tracestore.ErrInvalidID, tracestore.ErrTraceTooLarge)
-			head = otlp.TracesConsumerFunc(func(ctx context.Context, td ptrace.Traces) error {
-				if err := fwd.ConsumeTraces(ctx, td); err != nil {
-					return err
-				}
-				return store.ConsumeTraces(ctx, td)
-			})
+			// With no endpoint the backlog takes nothing, so a raw
+			// request reaches the store without a pdata decode (ADR 0118).
+			head = otlp.TracesSequence(otlp.TracesWhen(func() bool { return fwd.Endpoints() > 0 }, fwd), store)
 		}
 		fan, err := otlp.NewTracesFanout(a.logger, reg, head, otlp.Follower{Name: "generator", Traces: a.generator})
 		if err != nil {

@@ -33,6 +33,7 @@ type receiverMetrics struct {
 	acceptedItems *prometheus.CounterVec // signal, transport
 	rejectedItems *prometheus.CounterVec // signal, reason
 	requestBytes  *prometheus.CounterVec // signal, transport
+	rawTraces     prometheus.Counter
 	inflightBytes prometheus.GaugeFunc
 }
 
@@ -58,12 +59,16 @@ func newReceiverMetrics(reg prometheus.Registerer, inflight func() float64) (*re
 			Name: "nxwatcher_otlp_received_bytes_total",
 			Help: "Bytes of OTLP requests received: HTTP bodies as sent, gRPC messages at their protobuf size.",
 		}, []string{"signal", "transport"}),
+		rawTraces: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nxwatcher_otlp_raw_trace_requests_total",
+			Help: "OTLP/HTTP protobuf trace requests handed to the consumers as their own bytes, without a pdata decode (ADR 0118).",
+		}),
 		inflightBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "nxwatcher_otlp_inflight_bytes",
 			Help: "Estimated bytes held by OTLP requests being processed, checked against otlp.memory_limit.",
 		}, inflight),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.refused, m.acceptedItems, m.rejectedItems, m.requestBytes, m.inflightBytes} {
+	for _, c := range []prometheus.Collector{m.requests, m.refused, m.acceptedItems, m.rejectedItems, m.requestBytes, m.rawTraces, m.inflightBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -52,6 +52,7 @@ func (r *Receiver) exportTraces(ctx context.Context, req ptraceotlp.ExportReques
 // (no span with an invalid ID: the walk refuses those), without pdata
 // unless a consumer asks for it (ADR 0118).
 func (r *Receiver) exportRawTraces(ctx context.Context, c RawTracesConsumer, req *RawTracesRequest, size int64, transport string) (ptraceotlp.ExportResponse, *exportError) {
+	r.metrics.rawTraces.Inc()
 	resp := ptraceotlp.NewExportResponse()
 	items := int64(req.SpanCount())
 	var rejected int64
