@@ -955,8 +955,10 @@ func (p postingList) decode() []uint32 {
 	if k <= 0 {
 		return nil
 	}
-	out := make([]uint32, 0, n)
 	p = p[k:]
+	// Each delta takes at least a byte: a damaged count must not size the
+	// list (FuzzDecodeIndex3 asked for 64 GiB).
+	out := make([]uint32, 0, min(n, uint64(len(p))))
 	prev := uint32(0)
 	for i := uint64(0); i < n; i++ {
 		d, k := binary.Uvarint(p)
