@@ -32,8 +32,12 @@ type cutReader struct {
 	scratch []byte
 }
 
-// cutDirect lets tests read through the window instead of readDirect.
-var cutDirect = true
+// cutDirect reads with readDirect (preadv into the batch) instead of the
+// window. Off: it measured no faster (BenchmarkBackgroundCutReadBack 446–678
+// against 414–603 read-cpu-ns/span, the cut at 1M 2.34–2.51 against
+// 2.12–2.47 CPU-s): the kernel's per-vector work costs what the copy out
+// of the window did (ADR 0120 addendum). Kept, tested, for other kernels.
+var cutDirect = false
 
 // cutSlot is one piece of a batch: where it lies and where it goes.
 type cutSlot struct {
