@@ -453,7 +453,7 @@ func (db *DB) ConsumeRawTraces(ctx context.Context, req *otlp.RawTracesRequest) 
 		sc := splitPool.Get().(*splitScratch)
 		if pieces, dups, err := sc.split(body, n); err == nil {
 			defer sc.release()
-			return db.ingest(pieces, dups, n, rawIngest{req})
+			return db.ingest(pieces, dups, n, &rawIngest{req: req})
 		}
 		sc.release()
 	}
@@ -478,10 +478,15 @@ type pdataIngest struct{ td ptrace.Traces }
 func (p pdataIngest) keepOnly(kept []tracePiece) { keepOnly(p.td, kept) }
 func (p pdataIngest) collectTags(h *head)        { h.collectTags(p.td) }
 
-type rawIngest struct{ req *otlp.RawTracesRequest }
+// rawIngest remembers whether keepOnly ran: pdata's keepOnly removes every
+// resource left without a span, so its tags are not collected either.
+type rawIngest struct {
+	req    *otlp.RawTracesRequest
+	pruned bool
+}
 
-func (r rawIngest) keepOnly(kept []tracePiece) { keepOnlyRaw(r.req, kept) }
-func (r rawIngest) collectTags(h *head)        { h.collectRawTags(r.req) }
+func (r *rawIngest) keepOnly(kept []tracePiece) { keepOnlyRaw(r.req, kept); r.pruned = true }
+func (r *rawIngest) collectTags(h *head)        { h.collectRawTags(r.req, r.pruned) }
 
 // ingest stores the pieces of a request of n spans (dups of them already
 // left out by the split) and answers for it.

@@ -287,9 +287,10 @@ func rawTagValue(v otlp.RawValue) (tagValue, []byte, bool) {
 	return tagValue{}, nil, false
 }
 
-// collectRawTags is collectTags for a raw request: every resource, the
-// spans not dropped.
-func (h *head) collectRawTags(req *otlp.RawTracesRequest) {
+// collectRawTags is collectTags for a raw request: the spans not dropped,
+// and every resource, or once pruned (spans dropped by keepOnly) only those
+// with a span left, as pdata's removeSpans leaves them.
+func (h *head) collectRawTags(req *otlp.RawTracesRequest, pruned bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c := tagCollector{set: h.tags, seen: &h.seen}
@@ -297,7 +298,9 @@ func (h *head) collectRawTags(req *otlp.RawTracesRequest) {
 	i := 0
 	// Resource by resource, in collectTags' order (the set caps values per key).
 	for r := range int32(req.ResourceCount()) {
-		c.rawAttrs('r', req.ResourceAttributes(r))
+		if !pruned || resourceKeepsSpan(spans[i:], r) {
+			c.rawAttrs('r', req.ResourceAttributes(r))
+		}
 		for ; i < len(spans) && spans[i].Resource == r; i++ {
 			s := &spans[i]
 			if s.Dropped {
@@ -311,6 +314,20 @@ func (h *head) collectRawTags(req *otlp.RawTracesRequest) {
 			c.rawAttrs('l', req.LinkAttributes(i))
 		}
 	}
+}
+
+// resourceKeepsSpan reports whether spans, which start at resource r's
+// first span, hold a span of r not dropped.
+func resourceKeepsSpan(spans []otlp.RawSpan, r int32) bool {
+	for i := range spans {
+		if spans[i].Resource != r {
+			return false
+		}
+		if !spans[i].Dropped {
+			return true
+		}
+	}
+	return false
 }
 
 func (c tagCollector) attrs(scope byte, m pcommon.Map) {
