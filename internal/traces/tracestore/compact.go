@@ -92,31 +92,55 @@ func (db *DB) pickCompaction(all bool) []*block {
 		buckets[k] = append(buckets[k], b)
 	}
 	slices.Sort(keys)
+	maxSpans := db.opts.MaxCompactionSpans
 	for _, k := range keys {
-		g := buckets[k]
+		// A block of maxSpans or more is done: merging it again would only
+		// grow a compaction's memory (ADR 0122).
+		g := slices.DeleteFunc(slices.Clone(buckets[k]), func(b *block) bool { return int64(b.meta.Spans) >= maxSpans })
 		if len(g) < 2 {
 			continue
 		}
 		closed := (k+1)*window+grace <= now
 		if !all && !closed {
-			g = slices.DeleteFunc(slices.Clone(g), func(b *block) bool { return b.meta.Level > 0 })
+			g = slices.DeleteFunc(g, func(b *block) bool { return b.meta.Level > 0 })
 			if len(g) < maxCompactSources {
 				continue
 			}
 		}
-		if len(g) > maxCompactSources {
-			pos := make(map[*block]int, len(g))
-			for i, b := range g {
-				pos[b] = i
-			}
-			g = slices.Clone(g)
-			slices.SortStableFunc(g, func(a, b *block) int { return cmpInt(a.size, b.size) })
-			g = g[:maxCompactSources]
-			slices.SortFunc(g, func(a, b *block) int { return pos[a] - pos[b] })
+		if g = smallestWithin(g, maxCompactSources, maxSpans); len(g) >= 2 {
+			return g
 		}
-		return g
 	}
 	return nil
+}
+
+// smallestWithin returns the smallest blocks of g, at most n of them and
+// their spans summing to at most maxSpans, in g's order.
+func smallestWithin(g []*block, n int, maxSpans int64) []*block {
+	var total int64
+	for _, b := range g {
+		total += int64(b.meta.Spans)
+	}
+	if len(g) <= n && total <= maxSpans {
+		return g
+	}
+	pos := make(map[*block]int, len(g))
+	for i, b := range g {
+		pos[b] = i
+	}
+	bySize := slices.Clone(g)
+	slices.SortStableFunc(bySize, func(a, b *block) int { return cmpInt(a.size, b.size) })
+	var take []*block
+	total = 0
+	for _, b := range bySize {
+		if len(take) == n || total+int64(b.meta.Spans) > maxSpans {
+			break
+		}
+		take = append(take, b)
+		total += int64(b.meta.Spans)
+	}
+	slices.SortFunc(take, func(a, b *block) int { return pos[a] - pos[b] })
+	return take
 }
 
 type compactRef struct {

@@ -1,6 +1,7 @@
 package tracestore
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,47 @@ func TestCompactionWaitsForClosedWindow(t *testing.T) {
 	db.Maintain(t.Context())
 	if n, _ := db.blockStats(); n != 1 {
 		t.Fatalf("closed window not compacted: %d blocks, want 1", n)
+	}
+	for _, id := range ids {
+		if _, found, err := db.TraceByID(t.Context(), id); err != nil || !found {
+			t.Fatalf("trace %x after compaction: found=%v err=%v", id, found, err)
+		}
+	}
+}
+
+// A compaction writes at most MaxCompactionSpans spans, taking the smallest
+// blocks first, and leaves a block of that size alone (ADR 0122): six
+// blocks of 4 spans with a bound of 10 become three blocks of 8, which are
+// not merged again, and every trace still reads back.
+func TestCompactionBoundedBySpans(t *testing.T) {
+	db, _ := openTest(t, t.TempDir(), func(o *Options) {
+		o.Retention = 1000 * time.Hour
+		o.MaxCompactionSpans = 10
+	})
+	defer db.Close()
+	g := storetest.NewGen(11, testBase.UnixNano())
+	var ids []TraceID
+	for range 6 {
+		id, td := g.Trace(4)
+		ids = append(ids, id)
+		if err := db.ConsumeTraces(t.Context(), td); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Compact(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	db.mu.RLock()
+	var spans []int
+	for _, b := range db.blocks {
+		spans = append(spans, b.meta.Spans)
+	}
+	db.mu.RUnlock()
+	if !slices.Equal(spans, []int{8, 8, 8}) {
+		t.Fatalf("blocks after compaction hold %v spans, want [8 8 8]", spans)
 	}
 	for _, id := range ids {
 		if _, found, err := db.TraceByID(t.Context(), id); err != nil || !found {

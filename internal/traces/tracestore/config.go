@@ -29,6 +29,9 @@ type Config struct {
 	MaxHeadBytes units.Bytes `yaml:"max_head_bytes"`
 	// CompactionWindow is the time span a compacted block may cover.
 	CompactionWindow model.Duration `yaml:"compaction_window"`
+	// MaxCompactionSpans bounds the spans one compaction writes, and so its
+	// memory, which grows with the block it writes (ADR 0122).
+	MaxCompactionSpans int64 `yaml:"max_compaction_spans"`
 	// MaxTraceBytes rejects a trace growing beyond this size (0 = unlimited).
 	MaxTraceBytes units.Bytes `yaml:"max_trace_bytes"`
 }
@@ -36,15 +39,16 @@ type Config struct {
 // DefaultConfig returns the defaults: 72h retention as in the design doc.
 func DefaultConfig() Config {
 	return Config{
-		Retention:        model.Duration(72 * time.Hour),
-		RetentionSize:    0,
-		TraceIdle:        model.Duration(10 * time.Second),
-		MaxTraceLive:     model.Duration(5 * time.Minute),
-		MaxBlockDuration: model.Duration(5 * time.Minute),
-		MaxBlockBytes:    64 << 20,
-		MaxHeadBytes:     256 << 20,
-		CompactionWindow: model.Duration(time.Hour),
-		MaxTraceBytes:    50 << 20,
+		Retention:          model.Duration(72 * time.Hour),
+		RetentionSize:      0,
+		TraceIdle:          model.Duration(10 * time.Second),
+		MaxTraceLive:       model.Duration(5 * time.Minute),
+		MaxBlockDuration:   model.Duration(5 * time.Minute),
+		MaxBlockBytes:      64 << 20,
+		MaxHeadBytes:       256 << 20,
+		CompactionWindow:   model.Duration(time.Hour),
+		MaxCompactionSpans: 4_000_000,
+		MaxTraceBytes:      50 << 20,
 	}
 }
 
@@ -70,6 +74,9 @@ func (c Config) Validate() error {
 	if c.MaxHeadBytes < c.MaxBlockBytes {
 		errs = append(errs, fmt.Errorf("traces.max_head_bytes (%s) must be at least max_block_bytes (%s)", c.MaxHeadBytes, c.MaxBlockBytes))
 	}
+	if c.MaxCompactionSpans < 2 {
+		errs = append(errs, fmt.Errorf("traces.max_compaction_spans must be at least 2, got %d", c.MaxCompactionSpans))
+	}
 	if c.MaxTraceBytes < 0 {
 		errs = append(errs, fmt.Errorf("traces.max_trace_bytes must not be negative, got %d", c.MaxTraceBytes))
 	}
@@ -90,6 +97,7 @@ func (c Config) Options() Options {
 	o.MaxBlockBytes = int64(c.MaxBlockBytes)
 	o.MaxHeadBytes = int64(c.MaxHeadBytes)
 	o.CompactionWindow = time.Duration(c.CompactionWindow)
+	o.MaxCompactionSpans = c.MaxCompactionSpans
 	o.MaxTraceBytes = int64(c.MaxTraceBytes)
 	return o
 }
@@ -104,7 +112,10 @@ type Options struct {
 	MaxBlockBytes    int64
 	MaxHeadBytes     int64
 	CompactionWindow time.Duration
-	MaxTraceBytes    int64
+	// MaxCompactionSpans: a compaction takes sources while their spans sum
+	// to at most this; blocks this big are not compacted again.
+	MaxCompactionSpans int64
+	MaxTraceBytes      int64
 	// WALSegmentSize is the size of one WAL segment file (multiple of 32KiB).
 	WALSegmentSize int
 	// PageSize is the uncompressed size at which a data page is closed.
@@ -123,19 +134,20 @@ type Options struct {
 func DefaultOptions() Options {
 	c := DefaultConfig()
 	return Options{
-		Retention:        time.Duration(c.Retention),
-		RetentionSize:    int64(c.RetentionSize),
-		TraceIdle:        time.Duration(c.TraceIdle),
-		MaxTraceLive:     time.Duration(c.MaxTraceLive),
-		MaxBlockDuration: time.Duration(c.MaxBlockDuration),
-		MaxBlockBytes:    int64(c.MaxBlockBytes),
-		MaxHeadBytes:     int64(c.MaxHeadBytes),
-		CompactionWindow: time.Duration(c.CompactionWindow),
-		MaxTraceBytes:    int64(c.MaxTraceBytes),
-		WALSegmentSize:   32 << 20,
-		PageSize:         1 << 20,
-		CheckInterval:    5 * time.Second,
-		Now:              time.Now,
+		Retention:          time.Duration(c.Retention),
+		RetentionSize:      int64(c.RetentionSize),
+		TraceIdle:          time.Duration(c.TraceIdle),
+		MaxTraceLive:       time.Duration(c.MaxTraceLive),
+		MaxBlockDuration:   time.Duration(c.MaxBlockDuration),
+		MaxBlockBytes:      int64(c.MaxBlockBytes),
+		MaxHeadBytes:       int64(c.MaxHeadBytes),
+		CompactionWindow:   time.Duration(c.CompactionWindow),
+		MaxCompactionSpans: c.MaxCompactionSpans,
+		MaxTraceBytes:      int64(c.MaxTraceBytes),
+		WALSegmentSize:     32 << 20,
+		PageSize:           1 << 20,
+		CheckInterval:      5 * time.Second,
+		Now:                time.Now,
 	}
 }
 
@@ -161,6 +173,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CompactionWindow <= 0 {
 		o.CompactionWindow = d.CompactionWindow
+	}
+	if o.MaxCompactionSpans <= 0 {
+		o.MaxCompactionSpans = d.MaxCompactionSpans
 	}
 	if o.WALSegmentSize <= 0 {
 		o.WALSegmentSize = d.WALSegmentSize
