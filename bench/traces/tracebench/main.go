@@ -35,6 +35,7 @@ func main() {
 	dir := flag.String("dir", "", "data directory (default: a temporary one, removed after)")
 	cutEvery := flag.Int("cut-every", 500_000, "cut the head into a block after this many spans, as Run would (0 = only at the end)")
 	page := flag.Int("page", 0, "uncompressed data page size in bytes (0 = store default)")
+	flag.Int64Var(&maxCompactionSpans, "max-compaction-spans", 0, "spans one compaction may write (0 = the store default, traces.max_compaction_spans)")
 	query := flag.String("q", `{ resource.service.name = "payment" && span.http.status_code = 500 }`, "TraceQL search to time")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.IntVar(&searchWorkers, "search-workers", 0, "goroutines a search decodes on (0 = min(GOMAXPROCS, 8), the default; 1 = the caller's only)")
@@ -79,6 +80,7 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 	}
 	opts := tracestore.DefaultOptions()
 	opts.SearchWorkers = searchWorkers
+	opts.MaxCompactionSpans = maxCompactionSpans
 	if page > 0 {
 		opts.PageSize = page
 	}
@@ -280,6 +282,8 @@ var (
 	colFilterFlag bool
 	projectFlag   bool
 	searchWorkers int
+	// maxCompactionSpans is -max-compaction-spans.
+	maxCompactionSpans int64
 	searchOnly    bool
 )
 
