@@ -284,7 +284,7 @@ var (
 	searchWorkers int
 	// maxCompactionSpans is -max-compaction-spans.
 	maxCompactionSpans int64
-	searchOnly    bool
+	searchOnly         bool
 )
 
 // loadAvg is the 1-minute load average ("?" where /proc/loadavg is not).
