@@ -315,14 +315,7 @@ func (db *DB) Ready() bool { return !db.closed.Load() }
 // request stored), so consumers after the store (the fan-out's followers,
 // such as the metrics-generator) see a retried span once, like the store.
 func keepOnly(td ptrace.Traces, kept []tracePiece) {
-	want := make(map[TraceID]*spanSet, len(kept))
-	for i := range kept {
-		s := &spanSet{}
-		for _, id := range kept[i].spanIDs {
-			s.add(id)
-		}
-		want[kept[i].id] = s
-	}
+	want := keptSpanSets(kept)
 	taken := map[TraceID]*spanSet{}
 	removeSpans(td, func(sp ptrace.Span) bool {
 		w := want[sp.TraceID()]
@@ -342,9 +335,8 @@ func keepOnly(td ptrace.Traces, kept []tracePiece) {
 	})
 }
 
-// keepOnlyRaw is keepOnly for a raw request: it marks the spans that are
-// not in kept as dropped.
-func keepOnlyRaw(req *otlp.RawTracesRequest, kept []tracePiece) {
+// keptSpanSets maps each kept piece's trace to its span IDs.
+func keptSpanSets(kept []tracePiece) map[TraceID]*spanSet {
 	want := make(map[TraceID]*spanSet, len(kept))
 	for i := range kept {
 		s := &spanSet{}
@@ -353,6 +345,13 @@ func keepOnlyRaw(req *otlp.RawTracesRequest, kept []tracePiece) {
 		}
 		want[kept[i].id] = s
 	}
+	return want
+}
+
+// keepOnlyRaw is keepOnly for a raw request: it marks the spans that are
+// not in kept as dropped.
+func keepOnlyRaw(req *otlp.RawTracesRequest, kept []tracePiece) {
+	want := keptSpanSets(kept)
 	taken := map[TraceID]*spanSet{}
 	for i, sp := range req.Spans() {
 		if sp.Dropped {
