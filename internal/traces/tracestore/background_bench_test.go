@@ -102,28 +102,8 @@ func BenchmarkBackgroundCutRead(b *testing.B) {
 			b.ReportAllocs()
 			var cpu, spans float64
 			for b.Loop() {
-				b.StopTimer()
-				db, err := Open(b.TempDir(), DefaultOptions(), Deps{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, td := range reqs {
-					if err := db.ConsumeTraces(b.Context(), td); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.StartTimer()
-				c0 := processCPU()
-				if err := db.Flush(); err != nil {
-					b.Fatal(err)
-				}
-				cpu += (processCPU() - c0).Seconds()
-				b.StopTimer()
-				spans += float64(db.blocks[0].meta.Spans)
-				if err := db.Close(); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
+				c, _, n := timeOneCut(b, reqs)
+				cpu, spans = cpu+c, spans+float64(n)
 			}
 			b.ReportMetric(cpu*1e9/spans, "cut-cpu-ns/span")
 		})

@@ -32,29 +32,8 @@ func BenchmarkCutLevel(b *testing.B) {
 			b.ReportAllocs()
 			var cpu, bytes, spans float64
 			for b.Loop() {
-				b.StopTimer()
-				db, err := Open(b.TempDir(), DefaultOptions(), Deps{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, td := range reqs {
-					if err := db.ConsumeTraces(b.Context(), td); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.StartTimer()
-				c0 := processCPU()
-				if err := db.Flush(); err != nil {
-					b.Fatal(err)
-				}
-				cpu += (processCPU() - c0).Seconds()
-				b.StopTimer()
-				bytes += float64(db.blocks[0].size)
-				spans += float64(db.blocks[0].meta.Spans)
-				if err := db.Close(); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
+				c, size, n := timeOneCut(b, reqs)
+				cpu, bytes, spans = cpu+c, bytes+float64(size), spans+float64(n)
 			}
 			b.ReportMetric(cpu*1e9/spans, "cut-cpu-ns/span")
 			b.ReportMetric(bytes/spans, "bytes/span")
@@ -78,4 +57,32 @@ func TestSortByIDMatchesCompareIDs(t *testing.T) {
 	if !slices.Equal(ts, want) {
 		t.Fatal("sortByID's order differs from compareIDs'")
 	}
+}
+
+// timeOneCut ingests reqs into a fresh store with the timer stopped, then
+// times its cut: the cut's CPU-seconds and its block's bytes and spans.
+func timeOneCut(b *testing.B, reqs []ptrace.Traces) (cpu float64, size int64, spans int) {
+	b.StopTimer()
+	defer b.StartTimer()
+	db, err := Open(b.TempDir(), DefaultOptions(), Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, td := range reqs {
+		if err := db.ConsumeTraces(b.Context(), td); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StartTimer()
+	c0 := processCPU()
+	if err := db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	cpu = (processCPU() - c0).Seconds()
+	b.StopTimer()
+	size, spans = db.blocks[0].size, db.blocks[0].meta.Spans
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return cpu, size, spans
 }
