@@ -10,6 +10,9 @@
 //   - -sustained DURATION: the same requests sent again and again with fresh
 //     trace IDs for a window long enough that blocks are cut and compacted;
 //     spans accepted per CPU-second of serve;
+//   - -grpc: the same requests over OTLP/gRPC (pdata's ptraceotlp client,
+//     one connection per sender; -gzip then compresses with gRPC's gzip)
+//     instead of OTLP/HTTP protobuf;
 //   - -open-store DIR: open a trace store directory (written by
 //     bench/traces/tracebench -dir) and report open time and live heap, for
 //     the 1G-span projection.
@@ -23,6 +26,7 @@
 //
 //	go run ./bench/traces/otlpload                                  # the 200k-span row
 //	go run ./bench/traces/otlpload -sustained 4m -warmup 30s        # spans per serve CPU-second
+//	go run ./bench/traces/otlpload -sustained 3m -warmup 20s -grpc   # the same over OTLP/gRPC
 //	go run ./bench/traces/otlpload -inprocess -sustained 3m -cpuprofile cpu.pprof
 //	go run ./bench/traces/otlpload -open-store /tmp/tracebench-dir [-compact]
 package main
@@ -57,6 +61,11 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	grpcgzip "google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/status"
 
 	"github.com/nx-watcher/nxwatcher/bench/internal/benchproc"
 	"github.com/nx-watcher/nxwatcher/internal/app"
@@ -69,6 +78,7 @@ type options struct {
 	traces, spansPerTrace int
 	senders, batch        int
 	gzip                  bool
+	grpc                  bool
 	query                 string
 	limit, searches       int
 	settle                time.Duration
@@ -91,7 +101,8 @@ func main() {
 	flag.IntVar(&o.spansPerTrace, "spans-per-trace", 5, "spans per trace")
 	flag.IntVar(&o.senders, "senders", 4, "concurrent senders")
 	flag.IntVar(&o.batch, "batch", 100, "traces per OTLP request")
-	flag.BoolVar(&o.gzip, "gzip", false, "gzip request bodies (Content-Encoding: gzip)")
+	flag.BoolVar(&o.gzip, "gzip", false, "gzip request bodies (Content-Encoding: gzip; with -grpc the gRPC gzip compressor)")
+	flag.BoolVar(&o.grpc, "grpc", false, "push over OTLP/gRPC (ptraceotlp client, a connection per sender) instead of OTLP/HTTP protobuf")
 	flag.StringVar(&o.query, "q", `{ resource.service.name = "payment" && span.http.status_code = 500 }`, "TraceQL search to time")
 	flag.IntVar(&o.limit, "limit", 1000, "limit= of the search")
 	flag.IntVar(&o.searches, "searches", 5, "times the search is run (the median is reported)")
@@ -130,6 +141,7 @@ func main() {
 // target is the serve under test, in a child process or in this one.
 type target struct {
 	web, otlp string // http://host:port of the main and the OTLP/HTTP listeners
+	grpc      string // host:port of the OTLP/gRPC listener
 	pid       int
 	alive     func() error
 	stop      func()
@@ -153,29 +165,30 @@ func serveConfig(root, dir, extra string) (string, error) {
 }
 
 var (
-	webRE  = regexp.MustCompile(`msg=Listening component=web address=(127\.0\.0\.1:\d+)`)
-	otlpRE = regexp.MustCompile(`msg=Listening component=otlp protocol=http address=(127\.0\.0\.1:\d+)`)
+	webRE      = regexp.MustCompile(`msg=Listening component=web address=(127\.0\.0\.1:\d+)`)
+	otlpRE     = regexp.MustCompile(`msg=Listening component=otlp protocol=http address=(127\.0\.0\.1:\d+)`)
+	otlpGRPCRE = regexp.MustCompile(`msg=Listening component=otlp protocol=grpc address=(127\.0\.0\.1:\d+)`)
 )
 
-// addresses waits until the log names both listeners.
-func addresses(ctx context.Context, log string, alive func() error) (web, otlp string, err error) {
+// addresses waits until the log names the three listeners.
+func addresses(ctx context.Context, log string, alive func() error) (web, otlp, otlpGRPC string, err error) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		b, _ := os.ReadFile(log)
-		w, o := webRE.FindSubmatch(b), otlpRE.FindSubmatch(b)
-		if w != nil && o != nil {
-			return "http://" + string(w[1]), "http://" + string(o[1]), nil
+		w, o, g := webRE.FindSubmatch(b), otlpRE.FindSubmatch(b), otlpGRPCRE.FindSubmatch(b)
+		if w != nil && o != nil && g != nil {
+			return "http://" + string(w[1]), "http://" + string(o[1]), string(g[1]), nil
 		}
 		if err := alive(); err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
 		select {
 		case <-ctx.Done():
-			return "", "", ctx.Err()
+			return "", "", "", ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return "", "", fmt.Errorf("no Listening lines for web and otlp http in %s after 2m:\n%s", log, benchproc.Tail(log))
+	return "", "", "", fmt.Errorf("no Listening lines for web, otlp http and grpc in %s after 2m:\n%s", log, benchproc.Tail(log))
 }
 
 func waitReady(ctx context.Context, base string, alive func() error) error {
@@ -250,7 +263,7 @@ func startChild(ctx context.Context, o options, root, dir, cfg string) (*target,
 			<-exited
 		}
 	}
-	if t.web, t.otlp, err = addresses(ctx, t.log, t.alive); err != nil {
+	if t.web, t.otlp, t.grpc, err = addresses(ctx, t.log, t.alive); err != nil {
 		t.stop()
 		return nil, err
 	}
@@ -304,7 +317,7 @@ func startInProcess(ctx context.Context, dir, cfg string) (*target, error) {
 			f.Close()
 		})
 	}
-	if t.web, t.otlp, err = addresses(ctx, t.log, t.alive); err != nil {
+	if t.web, t.otlp, t.grpc, err = addresses(ctx, t.log, t.alive); err != nil {
 		t.stop()
 		return nil, err
 	}
@@ -334,7 +347,7 @@ func run(ctx context.Context, o options) (err error) {
 	// ours, not serve's, and the push measures only sending.
 	benchproc.Logf("generating %d traces of %d spans in requests of %d traces", o.traces, o.spansPerTrace, o.batch)
 	base := time.Now().Add(-time.Minute).UnixNano()
-	reqs, err := buildRequests(storetest.NewGen(42, base), o.traces, o.spansPerTrace, o.batch, o.gzip)
+	reqs, err := buildRequests(storetest.NewGen(42, base), o.traces, o.spansPerTrace, o.batch, o.gzip && !o.grpc)
 	if err != nil {
 		return err
 	}
@@ -356,8 +369,8 @@ func run(ctx context.Context, o options) (err error) {
 	defer t.stop()
 	benchproc.Logf("serve (pid %d, in process %v) ready: web %s, otlp/http %s; work dir %s", t.pid, o.inprocess, t.web, t.otlp, dir)
 
-	fmt.Printf("# bench/traces/otlpload traces=%d spans/trace=%d senders=%d batch=%d gzip=%v inprocess=%v gogc=%q gomemlimit=%q config-extra=%q load=%s\n",
-		o.traces, o.spansPerTrace, o.senders, o.batch, o.gzip, o.inprocess, o.gogc, o.gomemlimit, o.configExtra, benchproc.LoadAvg())
+	fmt.Printf("# bench/traces/otlpload traces=%d spans/trace=%d senders=%d batch=%d gzip=%v grpc=%v inprocess=%v gogc=%q gomemlimit=%q config-extra=%q load=%s\n",
+		o.traces, o.spansPerTrace, o.senders, o.batch, o.gzip, o.grpc, o.inprocess, o.gogc, o.gomemlimit, o.configExtra, benchproc.LoadAvg())
 	rss0, hwm0, _ := benchproc.ProcMem(t.pid)
 	fmt.Printf("serve ready: RSS %.1f MiB, peak %.1f MiB\n", benchproc.MiB(rss0), benchproc.MiB(hwm0))
 
@@ -442,6 +455,80 @@ func withRound(dst []byte, r request, round uint64) []byte {
 // sender counters.
 type sendStats struct {
 	requests, spans, retries atomic.Int64
+}
+
+// sender sends one request body until serve accepts it.
+type sender interface {
+	send(ctx context.Context, body []byte, st *sendStats) error
+	close()
+}
+
+// newSender is an OTLP/HTTP client shared by the senders, or one OTLP/gRPC
+// connection for one sender.
+func newSender(o options, t *target, shared *http.Client) (sender, error) {
+	if !o.grpc {
+		return httpSender{c: shared, url: t.otlp + "/v1/traces", gz: o.gzip}, nil
+	}
+	conn, err := grpc.NewClient(t.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	g := &grpcSender{conn: conn, client: ptraceotlp.NewGRPCClient(conn)}
+	if o.gzip {
+		g.opts = append(g.opts, grpc.UseCompressor(grpcgzip.Name))
+	}
+	return g, nil
+}
+
+type httpSender struct {
+	c   *http.Client
+	url string
+	gz  bool
+}
+
+func (h httpSender) send(ctx context.Context, body []byte, st *sendStats) error {
+	return send(ctx, h.c, h.url, body, h.gz, st)
+}
+
+func (httpSender) close() {}
+
+type grpcSender struct {
+	conn   *grpc.ClientConn
+	client ptraceotlp.GRPCClient
+	opts   []grpc.CallOption
+}
+
+func (g *grpcSender) close() { _ = g.conn.Close() }
+
+// send exports body (decoded here, in the bench process, and encoded again
+// by the client as any pdata-based sender would) and retries Unavailable
+// and ResourceExhausted as send retries 429 and 503.
+func (g *grpcSender) send(ctx context.Context, body []byte, st *sendStats) error {
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalProto(body); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := g.client.Export(ctx, req, g.opts...)
+		code := status.Code(err)
+		switch {
+		case err == nil:
+			if n := resp.PartialSuccess().RejectedSpans(); n > 0 {
+				return fmt.Errorf("partial success: %d spans rejected: %s", n, resp.PartialSuccess().ErrorMessage())
+			}
+			st.requests.Add(1)
+			return nil
+		case (code == codes.Unavailable || code == codes.ResourceExhausted) && attempt < 2400 && ctx.Err() == nil:
+			st.retries.Add(1)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		default:
+			return fmt.Errorf("push over grpc: %w", err)
+		}
+	}
 }
 
 func newClient(senders int) *http.Client {
@@ -533,11 +620,18 @@ func push(ctx context.Context, o options, t *target, reqs []request, st *sendSta
 	errc := make(chan error, o.senders)
 	var wg sync.WaitGroup
 	for range o.senders {
+		s, err := newSender(o, t, c)
+		if err != nil {
+			close(next)
+			wg.Wait()
+			return err
+		}
 		wg.Add(1)
 		go pprof.Do(ctx, pprof.Labels("role", "sender"), func(ctx context.Context) {
 			defer wg.Done()
+			defer s.close()
 			for i := range next {
-				if err := send(ctx, c, t.otlp+"/v1/traces", reqs[i].body, o.gzip, st); err != nil {
+				if err := s.send(ctx, reqs[i].body, st); err != nil {
 					errc <- err
 					return
 				}
@@ -725,8 +819,8 @@ func search(ctx context.Context, o options, t *target) error {
 // sustained pushes fresh copies of reqs for warmup+sustained and reports
 // the measured window.
 func sustained(ctx context.Context, o options, t *target, reqs []request) error {
-	if o.gzip {
-		return errors.New("-sustained needs uncompressed bodies (trace IDs are rewritten in place)")
+	if o.gzip && !o.grpc {
+		return errors.New("-sustained needs uncompressed bodies (trace IDs are rewritten in place); over -grpc the client compresses")
 	}
 	c := newClient(o.senders)
 	defer c.CloseIdleConnections()
@@ -737,15 +831,22 @@ func sustained(ctx context.Context, o options, t *target, reqs []request) error 
 	errc := make(chan error, o.senders)
 	var wg sync.WaitGroup
 	for range o.senders {
+		s, err := newSender(o, t, c)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
 		wg.Add(1)
 		go pprof.Do(ctx, pprof.Labels("role", "sender"), func(ctx context.Context) {
 			defer wg.Done()
+			defer s.close()
 			var buf []byte
 			for ctx.Err() == nil {
 				n := seq.Add(1) - 1
 				r := reqs[n%uint64(len(reqs))]
 				buf = withRound(buf, r, n/uint64(len(reqs)))
-				if err := send(ctx, c, t.otlp+"/v1/traces", buf, false, &st); err != nil {
+				if err := s.send(ctx, buf, &st); err != nil {
 					if ctx.Err() == nil {
 						errc <- err
 					}
