@@ -554,7 +554,15 @@ func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) error {
 		if kp.runs == nil {
 			kp.runs = map[string][][]uint32{}
 		}
-		for v, pl := range skp.values {
+		// Values in order, not the map's: which values a key past the
+		// limit keeps, and so the compacted index, must not change from
+		// one run to the next.
+		vals := make([]string, 0, len(skp.values))
+		for v := range skp.values {
+			vals = append(vals, v)
+		}
+		slices.Sort(vals)
+		for _, v := range vals {
 			if _, ok := kp.values[v]; !ok {
 				if len(kp.values) >= maxPostingValues {
 					kp.complete = false
@@ -562,7 +570,10 @@ func (bw *blockWriter) mergePostings(src *block, newOrd []uint32) error {
 				}
 				kp.values[v] = nil
 			}
-			src := skp.decode(pl)
+			if !kp.complete {
+				continue // an incomplete key keeps values without lists
+			}
+			src := skp.decode(skp.values[v])
 			run := make([]uint32, len(src))
 			for i, o := range src {
 				run[i] = newOrd[o]
