@@ -10,7 +10,6 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP senders (the collector's exporter among them) compress with gzip by default.
 	"google.golang.org/grpc/keepalive"
@@ -25,15 +24,17 @@ import (
 // GRPCServerOptions (or use NewGRPCServer) so size and memory limits apply
 // before a request is decoded.
 func (r *Receiver) RegisterGRPC(s *grpc.Server) {
-	ptraceotlp.RegisterGRPCServer(s, &tracesService{r: r})
+	s.RegisterService(&traceServiceDesc, &tracesService{r: r})
 	plogotlp.RegisterGRPCServer(s, &logsService{r: r})
 	pmetricotlp.RegisterGRPCServer(s, &metricsService{r: r})
 }
 
 // GRPCServerOptions caps the receive size at max_request_bytes (after
 // decompression, as gRPC does), refuses new OTLP calls while the memory
-// limit is reached, before their messages are read, and counts the
-// refusals gRPC makes itself (undecodable or oversized messages).
+// limit is reached, before their messages are read, counts the refusals
+// gRPC makes itself (undecodable or oversized messages), and sets the codec
+// that hands a trace Export request over as its bytes (ADR 0119; without
+// it the trace service copies the bytes once more).
 //
 // A connection without calls for grpcMaxConnectionIdle is closed (GOAWAY;
 // clients reconnect on their next export), the gRPC counterpart of the
@@ -44,6 +45,7 @@ func (r *Receiver) GRPCServerOptions() []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxRequestBytes)),
 		grpc.InTapHandle(r.tapMemoryLimit),
 		grpc.StatsHandler(grpcRefusalCounter{r: r}),
+		grpc.ForceServerCodecV2(newTracesCodec()),
 	}
 }
 
@@ -132,32 +134,6 @@ func signalOfMethod(method string) string {
 	default:
 		return SignalMetrics
 	}
-}
-
-type tracesService struct {
-	ptraceotlp.UnimplementedGRPCServer
-	r *Receiver
-}
-
-func (s *tracesService) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	r := s.r
-	if r.deps.Traces == nil {
-		return ptraceotlp.NewExportResponse(), r.grpcStatus(r.refuse(SignalTraces, transportGRPC, errNotImplemented(SignalTraces)))
-	}
-	ctx, te := r.withTenant(ctx, SignalTraces, transportGRPC, "", true)
-	if te != nil {
-		return ptraceotlp.NewExportResponse(), r.grpcStatus(te)
-	}
-	if tenant, _ := tenancy.FromContext(ctx); r.consumerFull(SignalTraces, tenant) { // a server without GRPCServerOptions' tap
-		return ptraceotlp.NewExportResponse(), r.grpcStatus(r.refuse(SignalTraces, transportGRPC, errConsumerFull(SignalTraces)))
-	}
-	size := tracesSize(req.Traces())
-	r.metrics.requestBytes.WithLabelValues(SignalTraces, transportGRPC).Add(float64(size))
-	resp, e := r.exportTraces(ctx, req, size, transportGRPC)
-	if e != nil {
-		return resp, r.grpcStatus(e)
-	}
-	return resp, nil
 }
 
 type logsService struct {

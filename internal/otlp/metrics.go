@@ -33,7 +33,7 @@ type receiverMetrics struct {
 	acceptedItems *prometheus.CounterVec // signal, transport
 	rejectedItems *prometheus.CounterVec // signal, reason
 	requestBytes  *prometheus.CounterVec // signal, transport
-	rawTraces     prometheus.Counter
+	rawTraces     *prometheus.CounterVec // transport
 	inflightBytes prometheus.GaugeFunc
 }
 
@@ -57,12 +57,12 @@ func newReceiverMetrics(reg prometheus.Registerer, inflight func() float64) (*re
 		}, []string{"signal", "reason"}),
 		requestBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nxwatcher_otlp_received_bytes_total",
-			Help: "Bytes of OTLP requests received: HTTP bodies as sent, gRPC messages at their protobuf size.",
+			Help: "Bytes of OTLP requests received: HTTP bodies as sent; gRPC trace messages as received, after decompression; gRPC logs and metrics at their protobuf size.",
 		}, []string{"signal", "transport"}),
-		rawTraces: prometheus.NewCounter(prometheus.CounterOpts{
+		rawTraces: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nxwatcher_otlp_raw_trace_requests_total",
-			Help: "OTLP/HTTP protobuf trace requests handed to the consumers as their own bytes, without a pdata decode (ADR 0118).",
-		}),
+			Help: "OTLP protobuf trace requests (HTTP and gRPC) handed to the consumers as their own bytes, without a pdata decode (ADRs 0118, 0119).",
+		}, []string{"transport"}),
 		inflightBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "nxwatcher_otlp_inflight_bytes",
 			Help: "Estimated bytes held by OTLP requests being processed, checked against otlp.memory_limit.",

@@ -94,6 +94,9 @@ func New(cfg Config, deps Deps) (*Receiver, error) {
 			r.metrics.requestBytes.WithLabelValues(sig, tr)
 		}
 	}
+	for _, tr := range []string{transportGRPC, transportHTTP} {
+		r.metrics.rawTraces.WithLabelValues(tr)
+	}
 	return r, nil
 }
 

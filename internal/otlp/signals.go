@@ -52,7 +52,7 @@ func (r *Receiver) exportTraces(ctx context.Context, req ptraceotlp.ExportReques
 // (no span with an invalid ID: the walk refuses those), without pdata
 // unless a consumer asks for it (ADR 0118).
 func (r *Receiver) exportRawTraces(ctx context.Context, c RawTracesConsumer, req *RawTracesRequest, size int64, transport string) (ptraceotlp.ExportResponse, *exportError) {
-	r.metrics.rawTraces.Inc()
+	r.metrics.rawTraces.WithLabelValues(transport).Inc()
 	resp := ptraceotlp.NewExportResponse()
 	items := int64(req.SpanCount())
 	var rejected int64
@@ -149,11 +149,6 @@ func dropSpansWithInvalidIDs(td ptrace.Traces) int64 {
 		}
 	}
 	return dropped
-}
-
-func tracesSize(td ptrace.Traces) int64 {
-	var m ptrace.ProtoMarshaler
-	return int64(m.TracesSize(td))
 }
 
 func logsSize(ld plog.Logs) int64 {

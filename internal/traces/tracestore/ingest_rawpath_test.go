@@ -78,9 +78,15 @@ func newPathRig(t testing.TB, dir string, raw bool, gcfg generator.Config, mod f
 }
 
 // post sends body to /v1/traces and returns the status and answer.
-func (r *pathRig) post(body []byte) string {
+func (r *pathRig) post(body []byte) string { return r.postAs(body, "") }
+
+// postAs is post with the tenant's X-Scope-OrgID ("": none).
+func (r *pathRig) postAs(body []byte, tenant string) string {
 	req := httptest.NewRequest(http.MethodPost, otlp.PathTraces, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-protobuf")
+	if tenant != "" {
+		req.Header.Set("X-Scope-OrgID", tenant)
+	}
 	w := httptest.NewRecorder()
 	r.recv.HandleTraces(w, req)
 	return fmt.Sprintf("%d %s %q", w.Code, w.Header().Get("Content-Type"), w.Body.Bytes())
