@@ -460,9 +460,9 @@ func (f *colFilter) wrap(ctx context.Context, next func() (searchCand, bool, err
 			if f.g.irregular[j] || f.g.attrBad[j] {
 				return c, true, nil
 			}
-			if shared, err := f.s.elsewhere(c.id, f.b); err != nil || shared {
-				return c, err == nil, err
-			}
+			// A part Match rejects is dropped even when the trace has
+			// parts elsewhere: those are met through the part that
+			// matches (Match's contract, ADR 0124).
 			f.attrs = f.g.traceAttrs(j, f.attrs)
 			if f.match(c.id, f.g.spans[f.g.first[j]:f.g.first[j+1]], f.attrs) {
 				return c, true, nil

@@ -1193,13 +1193,10 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 			if ref := &t.groups[gi]; req.MinSpanDuration > 0 && ref.irregular == 0 &&
 				ref.maxDur < uint64(req.MinSpanDuration) {
 				// No span of the group lasts long enough and every trace
-				// of it is in the columns: only a trace with parts
-				// elsewhere can still match (through a longer span there).
-				if shared, err := s.elsewhere(c.id, b); err != nil {
-					return c, false, err
-				} else if !shared {
-					continue
-				}
+				// of it is in the columns. A trace with parts elsewhere
+				// can only match through a longer span there, and is met
+				// through that part (ADR 0124).
+				continue
 			}
 			return c, true, nil
 		}
@@ -1234,6 +1231,18 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		j := c.ord - gi*t.groupTraces
 		shared := false
 		decode := g.irregular[j] || g.attrBad[j]
+		if !decode && req.Match != nil {
+			attrs = g.traceAttrs(j, attrs)
+			if !req.Match(c.id, g.spans[g.first[j]:g.first[j+1]], attrs) {
+				// No span of this part matches: dropped without looking
+				// for the trace's other parts, which are met through the
+				// part that matches (Match's contract, ADR 0124).
+				if _, more := admit(c.id, int64(c.e.len)); !more {
+					return nil
+				}
+				continue
+			}
+		}
 		if !decode {
 			if shared, err = s.elsewhere(c.id, b); err != nil {
 				return err

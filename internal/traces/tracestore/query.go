@@ -171,9 +171,10 @@ type SearchRequest struct {
 	// if one of its spans lasts at least this long (a TraceQL filter
 	// `{ duration > X && … }` or `>=`; traceql's MinSpanDuration). With
 	// Spans set, block column groups whose longest span is shorter are
-	// not decoded and their traces not handed to Spans (traces with parts
-	// elsewhere and traces the columns cannot hold are still handed over,
-	// as without it).
+	// not decoded and their traces not handed to Spans, even traces with
+	// parts elsewhere: such a trace can only match through a longer span
+	// in another part, and is met through that part. Traces the columns
+	// cannot hold are still handed over, as without it.
 	MinSpanDuration time.Duration
 	// ColumnAttrs names the attributes ("span.x", "resource.x"; not
 	// resource.service.name, which ColumnSpan.Service holds) that Spans
@@ -182,12 +183,16 @@ type SearchRequest struct {
 	// where a named key has too many values for a column and traces with
 	// a value the columns do not hold.
 	ColumnAttrs []string
-	// Match, when set (and Spans is not), is asked about each block trace
-	// the columns hold (with the ColumnAttrs values) before it is decoded:
-	// false drops it undecoded. It must answer true for every trace fn
-	// could accept (e.g. a TraceQL filter evaluated on the columns). The
-	// dropped traces count in the statistics and limits as inspected, as
-	// they would without Match.
+	// Match, when set, is asked about each block trace the columns hold
+	// (with the ColumnAttrs values) before it is decoded or handed to
+	// Spans: false drops it undecoded. It must be a predicate on single
+	// spans, true when one of the spans it is given could make fn (or
+	// Spans) accept the trace (e.g. a TraceQL spanset filter evaluated on
+	// the columns). A trace stored in parts (several blocks, the head) is
+	// asked about part by part: a part it rejects is dropped without
+	// looking for the others, and the trace is met, whole, through a part
+	// it accepts. The dropped traces count in the statistics and limits as
+	// inspected, as they would without Match.
 	Match func(id TraceID, spans []ColumnSpan, attrs []ColumnValue) bool
 	// SpansRoot says that Spans reads ColumnSpan.Root and span IDs (a
 	// search answered from the columns, ADR 0110): only blocks whose
