@@ -34,6 +34,11 @@
 // tenancy.FromContext ("fake" when the signal's tenancy is off);
 // TracesByTenant routes spans to per-tenant trace stores.
 //
+// Raw traces (ADRs 0118, 0119): a protobuf trace request over HTTP or gRPC
+// reaches a RawTracesConsumer as its own bytes, walked once, without a pdata
+// decode, when the walk accepts it; everything else is decoded as before.
+// Over gRPC this needs GRPCServerOptions' codec to save a copy, not to work.
+//
 // TracesFanout sends spans to the trace store and then to best-effort
 // followers (the metrics-generator); TracesInvalidOn and friends map a
 // consumer's own sentinel errors to ErrInvalidInput. Subpackage promsink is
