@@ -10,9 +10,15 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
-const rawTraceRequests = "nxwatcher_otlp_raw_trace_requests_total"
+const (
+	rawTraceRequests     = "nxwatcher_otlp_raw_trace_requests_total"
+	rawHTTPTraceRequests = rawTraceRequests + `{transport="http"}`
+	rawGRPCTraceRequests = rawTraceRequests + `{transport="grpc"}`
+)
 
 // protobufTrace is one span of trace id as an OTLP/HTTP protobuf body.
 func protobufTrace(t *testing.T, id [16]byte, name string) []byte {
@@ -53,13 +59,32 @@ func postProtobufTrace(t *testing.T, ts *testServer, body []byte) {
 func TestTracesRawPathWhenNothingForwards(t *testing.T) {
 	ts := startServer(t, "")
 	postProtobufTrace(t, ts, protobufTrace(t, [16]byte{0xa1, 15: 1}, "raw-hop"))
-	if got := ts.metricValue(t, rawTraceRequests); got != 1 {
-		t.Fatalf("%s = %v, want 1: the request took the pdata path", rawTraceRequests, got)
+	if got := ts.metricValue(t, rawHTTPTraceRequests); got != 1 {
+		t.Fatalf("%s = %v, want 1: the request took the pdata path", rawHTTPTraceRequests, got)
 	}
-	waitFor(t, 20*time.Second, "the span by trace ID", func() bool {
-		code, body := ts.get(t, "/api/traces/a1000000000000000000000000000001")
-		return code == http.StatusOK && strings.Contains(body, `"raw-hop"`)
-	})
+	// OTLP/gRPC takes the same path (ADR 0119).
+	grpcAddr, _ := ts.app.OTLPAddrs()
+	conn, err := grpc.NewClient(grpcAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalProto(protobufTrace(t, [16]byte{0xa3, 15: 3}, "raw-grpc-hop")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ptraceotlp.NewGRPCClient(conn).Export(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.metricValue(t, rawGRPCTraceRequests); got != 1 {
+		t.Fatalf("%s = %v, want 1: the request took the pdata path", rawGRPCTraceRequests, got)
+	}
+	for id, name := range map[string]string{"a1000000000000000000000000000001": "raw-hop", "a3000000000000000000000000000003": "raw-grpc-hop"} {
+		waitFor(t, 20*time.Second, "the span by trace ID", func() bool {
+			code, body := ts.get(t, "/api/traces/"+id)
+			return code == http.StatusOK && strings.Contains(body, `"`+name+`"`)
+		})
+	}
 }
 
 // With a forward endpoint the backlog needs pdata, so the request is decoded
@@ -69,8 +94,10 @@ func TestTracesPdataPathWhenForwarding(t *testing.T) {
 	grpcAddr, _ := downstream.app.OTLPAddrs()
 	upstream := startServer(t, "traces:\n  forward:\n    - endpoint: "+grpcAddr.String()+"\n      protocol: grpc\n      insecure: true\n")
 	postProtobufTrace(t, upstream, protobufTrace(t, [16]byte{0xa2, 15: 2}, "fwd-hop"))
-	if got := upstream.metricValue(t, rawTraceRequests); got != 0 {
-		t.Fatalf("%s = %v with a forward endpoint, want 0", rawTraceRequests, got)
+	// No series until a request takes the path (the name itself is
+	// checked by TestTracesRawPathWhenNothingForwards).
+	if got := upstream.metricValue(t, rawHTTPTraceRequests); got > 0 {
+		t.Fatalf("%s = %v with a forward endpoint, want none", rawHTTPTraceRequests, got)
 	}
 	for _, ts := range []*testServer{upstream, downstream} {
 		waitFor(t, 20*time.Second, "the span by trace ID", func() bool {
