@@ -128,11 +128,11 @@ func checkSameBlocks(t *testing.T, merged, walked *block) {
 		if !bytes.Equal(ms, ws) {
 			t.Fatalf("ordinal %d: stored bytes differ", ord)
 		}
-		md, err := mr.trace(me)
+		md, err := mr.trace(mid, me)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wd, err := wr.trace(we)
+		wd, err := wr.trace(wid, we)
 		if err != nil {
 			t.Fatal(err)
 		}

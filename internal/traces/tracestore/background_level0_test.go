@@ -36,7 +36,7 @@ func TestLevel0PagesS2(t *testing.T) {
 			}
 			wantCodec := map[bool]string{true: pageCodecS2}[s2Pages]
 			for _, b := range db.blocks {
-				if b.meta.Version != 11 || b.meta.Level != 0 || b.meta.PageCodec != wantCodec || len(b.pages) < 2 {
+				if b.meta.Version != formatVersion || b.meta.Level != 0 || b.meta.PageCodec != wantCodec || len(b.pages) < 2 {
 					t.Fatalf("level-0 block: version %d level %d codec %q, %d pages", b.meta.Version, b.meta.Level, b.meta.PageCodec, len(b.pages))
 				}
 			}

@@ -26,7 +26,7 @@ import (
 // On-disk format version 2 (version 1 blocks are still read); see
 // docs/formats/tracestore.md.
 const (
-	formatVersion = 11
+	formatVersion = 12
 	// indexVersion is the index file's header byte in format versions 2
 	// and 3 (3 added the columns file); version 4 writes layout 3
 	// (index3.go).
@@ -165,6 +165,9 @@ type blockWriter struct {
 	cenc *zstd.Encoder
 	// s2Pages: data pages are s2 frames (a cut's, ADR 0120).
 	s2Pages bool
+	// scratch of appendStripped (format 12)
+	stripper   spanStripper
+	stripSizes []int
 }
 
 func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sources []string, walCheckpoint int) (*blockWriter, error) {
@@ -230,7 +233,9 @@ func (bw *blockWriter) add(r traceRecord) error {
 	bw.ids = append(bw.ids, r.id)
 	bw.entries = append(bw.entries, indexEntry{page: uint32(len(bw.pages)), off: uint32(len(bw.page)),
 		len: uint32(len(r.data)), spans: uint32(r.spans), start: r.minStart, end: r.maxEnd})
-	bw.page = append(bw.page, r.data...)
+	if r.cols != nil {
+		bw.page = append(bw.page, r.data...) // as stored in the source
+	}
 	bw.meta.Traces++
 	bw.meta.Spans += r.spans
 	if bw.meta.MinTime < 0 || int64(r.minStart) < bw.meta.MinTime {
@@ -255,7 +260,16 @@ func (bw *blockWriter) add(r traceRecord) error {
 		// and, for what they do not hold, from the walk (postExtras).
 		bw.cols.postTrace = bw.cols.post != nil && postingsFromColumns && walkedRegular(w)
 		bw.cols.addWalked(r.minStart, r.maxEnd)
-		bw.cols.zeroTimes(bw.page[pos:])
+		stripped := false
+		if !w.irregular && stripSpanFields && zeroSpanTimes {
+			bw.page, bw.stripSizes, stripped = appendStripped(bw.page, r.data, r.id, len(w.spans), bw.stripSizes, &bw.stripper)
+		}
+		if stripped {
+			bw.entries[ord].len = uint32(len(bw.page) - pos)
+		} else {
+			bw.page = append(bw.page, r.data...)
+			bw.cols.zeroTimes(bw.page[pos:])
+		}
 		if bw.cols.postTrace {
 			bw.cols.postTrace = false
 			if err := bw.postExtras(w); err != nil {
@@ -1531,6 +1545,11 @@ type pageReader struct {
 	decoded int64
 	// tg is the column group span times are restored from (format 9).
 	tg *timeGroup
+	// rbuf holds the traces restored from stripped records (format 12)
+	// of the current page: a returned trace lives as long as the page.
+	rbuf  []byte
+	sr    spanRestorer
+	sizes []int
 }
 
 func (b *block) newPageReader() *pageReader { return &pageReader{b: b, cur: -1} }
@@ -1563,10 +1582,19 @@ func (pr *pageReader) free() {
 	pr.buf, pr.cbuf, pr.cur, pr.tg = nil, nil, -1, nil
 }
 
-func (pr *pageReader) trace(e indexEntry) ([]byte, error) {
+// trace returns trace id's bytes (entry e) as ingested; they live until
+// the reader moves to another page.
+func (pr *pageReader) trace(id TraceID, e indexEntry) ([]byte, error) {
 	td, err := pr.storedTrace(e)
 	if err != nil {
 		return nil, err
+	}
+	if len(td) > 0 && td[0] <= strippedAscending && pr.b.meta.Version >= 12 {
+		out, err := pr.restoreStripped(td, id, int(e.ord))
+		if err != nil {
+			return nil, fmt.Errorf("trace at ordinal %d: %w", e.ord, err)
+		}
+		return out, nil
 	}
 	if pr.b.meta.Version >= 9 {
 		if err := pr.restoreTimes(td, int(e.ord)); err != nil {
@@ -1605,6 +1633,7 @@ func (pr *pageReader) storedTrace(e indexEntry) ([]byte, error) {
 			return nil, fmt.Errorf("page %d: %d bytes, index says %d", e.page, len(out), p.ulen)
 		}
 		pr.buf, pr.cur = out, int(e.page)
+		pr.rbuf = pr.rbuf[:0]
 		pr.decoded += int64(p.clen)
 	}
 	return pr.buf[e.off : e.off+e.len], nil

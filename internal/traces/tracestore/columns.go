@@ -1164,7 +1164,7 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 			}
 			return pcommon.SpanID(ids[8*k : 8*k+8]), nil
 		}
-		data, err := pr.trace(cur.e)
+		data, err := pr.trace(cur.id, cur.e)
 		if err != nil {
 			return pcommon.SpanID{}, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 		}
@@ -1249,7 +1249,7 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 			}
 		}
 		if decode || shared {
-			own, err := pr.trace(c.e)
+			own, err := pr.trace(c.id, c.e)
 			if err != nil {
 				return fmt.Errorf("block %s: %w", b.meta.ULID, err)
 			}
@@ -1257,7 +1257,7 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 			if err != nil {
 				return err
 			}
-			r := searchResult{id: c.id, raw: int64(len(data)), shared: shared}
+			r := searchResult{id: c.id, raw: traceBytes(c.e, data, shared), shared: shared}
 			if lim := req.Limits.MaxTraceBytes; lim > 0 && r.raw > lim {
 				r.skip = true
 			} else {

@@ -248,7 +248,8 @@ func TestColumnsLimitsAndStop(t *testing.T) {
 // in under testdata: v2store by the code of commit d5221d0, v3store by
 // 51e60b4, v4store by 5bc8943, v5store by a8b7ea7, v6store by ab498c8,
 // v7store by 15d247f, v8store by 0ab77d0, v9store by 72bd5b8, v10store by
-// 1e16db4 (TestWriteFixture; a level-0 block, zstd frames); 40 storetest traces, seed 11,
+// 1e16db4 (TestWriteFixture; a level-0 block, zstd frames), v11store by 54a4d61 (a level-0 block,
+// s2 pages, records not stripped); 40 storetest traces, seed 11,
 // from 2025-11-30T00:00:00Z) open, answer by ID, tag values and metrics
 // (version 2 by decoding: it has no columns), and compact into a block of
 // the current version that gives the same answers.
@@ -257,7 +258,7 @@ func TestReadsOlderBlocks(t *testing.T) {
 		dir     string
 		version int
 	}{{"testdata/v2store", 2}, {"testdata/v3store", 3}, {"testdata/v4store", 4}, {"testdata/v5store", 5}, {"testdata/v6store", 6},
-		{"testdata/v7store", 7}, {"testdata/v8store", 8}, {"testdata/v9store", 9}, {"testdata/v10store", 10}} {
+		{"testdata/v7store", 7}, {"testdata/v8store", 8}, {"testdata/v9store", 9}, {"testdata/v10store", 10}, {"testdata/v11store", 11}} {
 		t.Run(filepath.Base(c.dir), func(t *testing.T) { testReadsOlderBlock(t, c.dir, c.version) })
 	}
 }

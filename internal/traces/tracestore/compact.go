@@ -225,7 +225,7 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 				if rec.cols != nil {
 					d, err = readers[r.src].storedTrace(e)
 				} else {
-					d, err = readers[r.src].trace(e)
+					d, err = readers[r.src].trace(r.id, e)
 				}
 				if err != nil {
 					return fmt.Errorf("read block %s: %w", group[r.src].meta.ULID, err)

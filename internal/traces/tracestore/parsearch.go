@@ -143,7 +143,7 @@ func (bs *blockScanner) decode(bt *searchBatch, pr *pageReader, pj *projector, u
 		if err := bs.ctx.Err(); err != nil {
 			return err
 		}
-		own, err := pr.trace(c.e)
+		own, err := pr.trace(c.id, c.e)
 		if err != nil {
 			return fmt.Errorf("block %s: %w", bt.b.meta.ULID, err)
 		}
@@ -151,7 +151,7 @@ func (bs *blockScanner) decode(bt *searchBatch, pr *pageReader, pj *projector, u
 		if err != nil {
 			return err
 		}
-		r := searchResult{id: c.id, raw: int64(len(data)), shared: shared}
+		r := searchResult{id: c.id, raw: traceBytes(c.e, data, shared), shared: shared}
 		if lim.MaxTraceBytes > 0 && r.raw > lim.MaxTraceBytes {
 			r.skip = true
 			bt.out = append(bt.out, r)
@@ -267,6 +267,17 @@ func (s *snapshot) complete(ctx context.Context, id TraceID, own []byte, from *b
 	}
 	data, err := s.traceData(ctx, id, s.db.head.get(id))
 	return data, true, err
+}
+
+// traceBytes is what a search counts of a trace for its byte limits:
+// the stored record's length for a trace in one block (what a search
+// answered from the columns counts; a stripped record, format 12, is
+// shorter than the trace it restores to), else the bytes assembled.
+func traceBytes(e indexEntry, data []byte, shared bool) int64 {
+	if shared {
+		return int64(len(data))
+	}
+	return int64(e.len)
 }
 
 // elsewhere reports whether parts of trace id live outside block from:

@@ -66,7 +66,7 @@ func (s *snapshot) rawTraceData(ctx context.Context, id TraceID, head *headTrace
 		}
 		sources++
 		pr := b.pooledPageReader()
-		d, err := pr.trace(e)
+		d, err := pr.trace(id, e)
 		if err != nil {
 			pr.free()
 			return nil, 0, fmt.Errorf("block %s: %w", b.meta.ULID, err)
