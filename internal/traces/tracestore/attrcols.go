@@ -796,6 +796,7 @@ func (pr *pageReader) restoreTimes(td []byte, ord int) error {
 const (
 	strippedDescending = 0x00
 	strippedAscending  = 0x01
+	layoutUnknown      = 0xff
 )
 
 // spanFieldsLeftOut is what a stripped span lacks: trace_id (2 + 16),
@@ -943,8 +944,8 @@ func editSpans(dst, td []byte, ed spanEditor, sizes []int, strict bool) ([]byte,
 // trace_id: pdata writes fields last to first).
 type spanStripper struct {
 	id TraceID
-	// layout: 0 not known yet, else the trace's mark (strippedAscending
-	// or strippedDescending)
+	// layout: the trace's mark (strippedAscending or strippedDescending),
+	// layoutUnknown before its first span
 	layout byte
 	// times[k] is where span k's first time field starts
 	times []int
@@ -1018,7 +1019,7 @@ func (st *spanStripper) appendSpan(dst, span []byte, k int) []byte {
 // walk counted them) as a stripped record; false, with dst as it was,
 // when a span or length prefix does not qualify.
 func appendStripped(dst, td []byte, id TraceID, nSpans int, sizes []int, st *spanStripper) ([]byte, []int, bool) {
-	st.id, st.layout, st.times = id, 0, st.times[:0]
+	st.id, st.layout, st.times = id, layoutUnknown, st.times[:0]
 	start := len(dst)
 	out, sizes, k, ok := editSpans(append(dst, 0), td, st, sizes, true)
 	if !ok || k != nSpans || k == 0 {
