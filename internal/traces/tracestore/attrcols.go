@@ -796,7 +796,6 @@ func (pr *pageReader) restoreTimes(td []byte, ord int) error {
 const (
 	strippedDescending = 0x00
 	strippedAscending  = 0x01
-	layoutUnknown      = 0xff
 )
 
 // spanFieldsLeftOut is what a stripped span lacks: trace_id (2 + 16),
@@ -937,18 +936,105 @@ func editSpans(dst, td []byte, ed spanEditor, sizes []int, strict bool) ([]byte,
 	return dst, sizes, k, true
 }
 
-// spanStripper leaves the fields out of spans of trace id (writers).
-// A trace's spans are all in one of two layouts: ascending (trace_id,
-// span_id, fields 3–6, start, end, fields from 9 on: the OTel SDKs) or
-// descending (fields from 9 on, end, start, fields 3–6, span_id,
-// trace_id: pdata writes fields last to first).
+// The span layouts a stripped record restores, as the column walk meets
+// a span's fields (nextLayoutState): ascending trace_id span_id [3–6]*
+// start end [9–]* (the OTel SDKs), descending [9–]* end start [3–6]*
+// span_id trace_id (pdata writes fields last to first); trace_id,
+// span_id and the times each in their shortest encoding.
+const (
+	layoutNone = iota
+	layoutStart
+	layoutAscID    // after trace_id
+	layoutAscMid   // after span_id, fields 3–6
+	layoutTimes    // after the first time field (either layout)
+	layoutAscEnd   // after end, fields from 9 on
+	layoutDescHigh // fields from 9 on
+	layoutDescMid  // after start, fields 3–6
+	layoutDescID   // after span_id
+	layoutDescEnd  // after trace_id
+)
+
+// nextLayoutState moves a span's layout state past a field (number, wire
+// type, bytes on the wire).
+func nextLayoutState(ls, num, typ, n int) int {
+	traceID := num == 1 && typ == 2 && n == 18
+	spanID := num == 2 && typ == 2 && n == 10
+	start := num == 7 && typ == 1 && n == 9
+	end := num == 8 && typ == 1 && n == 9
+	mid, high := num >= 3 && num <= 6, num >= 9
+	switch {
+	case ls == layoutStart && traceID:
+		return layoutAscID
+	case ls == layoutAscID && spanID, ls == layoutAscMid && mid:
+		return layoutAscMid
+	case ls == layoutAscMid && start:
+		return layoutTimes
+	case ls == layoutTimes && end, ls == layoutAscEnd && high:
+		return layoutAscEnd
+	case (ls == layoutStart || ls == layoutDescHigh) && high:
+		return layoutDescHigh
+	case (ls == layoutStart || ls == layoutDescHigh) && end:
+		return layoutTimes
+	case ls == layoutTimes && start, ls == layoutDescMid && mid:
+		return layoutDescMid
+	case ls == layoutDescMid && spanID:
+		return layoutDescID
+	case ls == layoutDescID && traceID:
+		return layoutDescEnd
+	}
+	return layoutNone
+}
+
+// spanStripper leaves the fields out of the spans of trace id (writers),
+// from what the column walk found of each (spans, in the walk's order).
 type spanStripper struct {
-	id TraceID
-	// layout: the trace's mark (strippedAscending or strippedDescending),
-	// layoutUnknown before its first span
+	id    TraceID
+	spans []colSpan
+	// top is cap of the walked bytes: a span's offset in them is top
+	// minus its capacity
+	top    int
 	layout byte
-	// times[k] is where span k's first time field starts
-	times []int
+}
+
+func (st *spanStripper) spanLen(span []byte, k int) (int, bool) {
+	if k >= len(st.spans) {
+		return 0, false
+	}
+	cs := &st.spans[k]
+	if cs.timesAt < 0 || int(cs.off) != st.top-cap(span) || (k > 0 && cs.layout != st.layout) || len(span) < spanFieldsLeftOut {
+		return 0, false
+	}
+	id := span[2:18]
+	if cs.layout == strippedDescending {
+		id = span[len(span)-16:]
+	}
+	if string(id) != string(st.id[:]) {
+		return 0, false
+	}
+	st.layout = cs.layout
+	return len(span) - spanFieldsLeftOut, true
+}
+
+func (st *spanStripper) appendSpan(dst, span []byte, k int) []byte {
+	p := int(st.spans[k].timesAt - st.spans[k].off)
+	if st.layout == strippedAscending {
+		return append(append(dst, span[28:p]...), span[p+18:]...)
+	}
+	return append(append(dst, span[:p]...), span[p+18:len(span)-28]...)
+}
+
+// appendStripped appends td (trace id's bytes, which the column walk w
+// has just walked) as a stripped record; false, with dst as it was, when
+// a span or length prefix does not qualify.
+func appendStripped(dst, td []byte, id TraceID, w *colWalker, sizes []int, st *spanStripper) ([]byte, []int, bool) {
+	st.id, st.spans, st.top, st.layout = id, w.spans, w.top, 0
+	start := len(dst)
+	out, sizes, k, ok := editSpans(append(dst, 0), td, st, sizes, true)
+	if !ok || k != len(w.spans) || k == 0 || cap(td) != w.top {
+		return dst[:start], sizes, false
+	}
+	out[start] = st.layout
+	return out, sizes, true
 }
 
 // spanFieldsAt returns where fields numbered lo..hi run from p on in
@@ -965,68 +1051,6 @@ func spanFieldsAt(span []byte, p, lo, hi int) (int, bool) {
 		p += n
 	}
 	return p, true
-}
-
-func (st *spanStripper) spanLen(span []byte, k int) (int, bool) {
-	if k != len(st.times) || len(span) < spanFieldsLeftOut {
-		return 0, false
-	}
-	if st.layout != strippedDescending && span[0] == 0x0a {
-		// ascending: trace_id span_id [3-6]* start end [9-]*
-		if span[1] != 16 || string(span[2:18]) != string(st.id[:]) || span[18] != 0x12 || span[19] != 8 {
-			return 0, false
-		}
-		p, ok := spanFieldsAt(span, 28, 3, 6)
-		if !ok || p+18 > len(span) || span[p] != 0x39 || span[p+9] != 0x41 { // fields 7 and 8, fixed64
-			return 0, false
-		}
-		if q, ok := spanFieldsAt(span, p+18, 9, math.MaxInt); !ok || q != len(span) {
-			return 0, false
-		}
-		st.layout = strippedAscending
-		st.times = append(st.times, p)
-		return len(span) - spanFieldsLeftOut, true
-	}
-	if st.layout == strippedAscending {
-		return 0, false
-	}
-	// descending: [9-]* end start [3-6]* span_id trace_id
-	p, ok := spanFieldsAt(span, 0, 9, math.MaxInt)
-	if !ok || p+18 > len(span) || span[p] != 0x41 || span[p+9] != 0x39 {
-		return 0, false
-	}
-	q, ok := spanFieldsAt(span, p+18, 3, 6)
-	if !ok || q != len(span)-28 {
-		return 0, false
-	}
-	if span[q] != 0x12 || span[q+1] != 8 || span[q+10] != 0x0a || span[q+11] != 16 || string(span[q+12:]) != string(st.id[:]) {
-		return 0, false
-	}
-	st.layout = strippedDescending
-	st.times = append(st.times, p)
-	return len(span) - spanFieldsLeftOut, true
-}
-
-func (st *spanStripper) appendSpan(dst, span []byte, k int) []byte {
-	p := st.times[k]
-	if st.layout == strippedAscending {
-		return append(append(dst, span[28:p]...), span[p+18:]...)
-	}
-	return append(append(dst, span[:p]...), span[p+18:len(span)-28]...)
-}
-
-// appendStripped appends td (trace id's bytes, nSpans spans as the column
-// walk counted them) as a stripped record; false, with dst as it was,
-// when a span or length prefix does not qualify.
-func appendStripped(dst, td []byte, id TraceID, nSpans int, sizes []int, st *spanStripper) ([]byte, []int, bool) {
-	st.id, st.layout, st.times = id, layoutUnknown, st.times[:0]
-	start := len(dst)
-	out, sizes, k, ok := editSpans(append(dst, 0), td, st, sizes, true)
-	if !ok || k != nSpans || k == 0 {
-		return dst[:start], sizes, false
-	}
-	out[start] = st.layout
-	return out, sizes, true
 }
 
 // spanRestorer puts the left-out fields back (readers).

@@ -93,8 +93,12 @@ func FuzzStrippedRecord(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
+		var w colWalker
+		if err := w.walk(td); err != nil {
+			f.Fatal(err)
+		}
 		var st spanStripper
-		rec, _, ok := appendStripped(nil, td, TraceID(id), n, nil, &st)
+		rec, _, ok := appendStripped(nil, td, TraceID(id), &w, nil, &st)
 		if !ok {
 			f.Fatal("seed not stripped")
 		}

@@ -262,7 +262,7 @@ func (bw *blockWriter) add(r traceRecord) error {
 		bw.cols.addWalked(r.minStart, r.maxEnd)
 		stripped := false
 		if !w.irregular && stripSpanFields && zeroSpanTimes {
-			bw.page, bw.stripSizes, stripped = appendStripped(bw.page, r.data, r.id, len(w.spans), bw.stripSizes, &bw.stripper)
+			bw.page, bw.stripSizes, stripped = appendStripped(bw.page, r.data, r.id, w, bw.stripSizes, &bw.stripper)
 		}
 		if stripped {
 			bw.entries[ord].len = uint32(len(bw.page) - pos)

@@ -133,6 +133,12 @@ type colSpan struct {
 	// startOff, endOff: where the 8 bytes of start_time_unix_nano and
 	// end_time_unix_nano lie in the walked bytes (-1: absent)
 	startOff, endOff int32
+	// Format 12 (spanStripper): off is where the span's bytes start in
+	// the walked bytes; timesAt where its first time field starts in
+	// them, -1 when its fields are in neither layout a stripped record
+	// restores; layout is then strippedAscending or strippedDescending.
+	off, timesAt int32
+	layout       byte
 	// attributes (when colWalker.attrs): the span's in kvs[kvFrom:kvTo],
 	// its resource's in kvs[res[r][0]:res[r][1]] (r = res; -1 none)
 	kvFrom, kvTo int32
@@ -276,10 +282,21 @@ func (w *colWalker) walk(td []byte) error {
 }
 
 func (w *colWalker) span(b []byte, svc, res int) error {
-	cs := colSpan{svc: svc, res: res, kvFrom: int32(len(w.kvs)), nFrom: int32(len(w.nested)), startOff: -1, endOff: -1, idOff: -1, root: true}
+	cs := colSpan{svc: svc, res: res, kvFrom: int32(len(w.kvs)), nFrom: int32(len(w.nested)), startOff: -1, endOff: -1, idOff: -1, root: true,
+		off: int32(w.top - cap(b)), timesAt: -1}
 	statuses := 0
+	ls := layoutStart
 	it := pbIter{b: b}
-	for it.next() {
+	for {
+		at := len(b) - len(it.b)
+		if !it.next() {
+			break
+		}
+		if ls != layoutNone {
+			if ls = nextLayoutState(ls, it.num, it.typ, len(b)-len(it.b)-at); ls == layoutTimes {
+				cs.timesAt = int32(w.top - cap(b) + at)
+			}
+		}
 		switch {
 		case it.num == 9 && it.typ == 2 && w.attrs: // attributes
 			if err := w.kv(it.body); err != nil {
@@ -325,6 +342,14 @@ func (w *colWalker) span(b []byte, svc, res int) error {
 	}
 	if statuses > 1 || cs.kind > 7 || cs.status > 3 {
 		w.irregular = true
+	}
+	switch ls {
+	case layoutAscEnd:
+		cs.layout = strippedAscending
+	case layoutDescEnd:
+		cs.layout = strippedDescending
+	default:
+		cs.timesAt = -1
 	}
 	cs.kvTo = int32(len(w.kvs))
 	cs.nTo = int32(len(w.nested))
