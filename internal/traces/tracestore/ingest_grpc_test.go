@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	grpcgzip "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -29,6 +31,7 @@ const traceExportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/
 type grpcClient struct {
 	conn *grpc.ClientConn
 	srv  *grpc.Server
+	opts []grpc.CallOption // e.g. gzip
 	sent int
 }
 
@@ -65,7 +68,7 @@ func (c *grpcClient) export(t testing.TB, body []byte, tenant string) string {
 	}
 	c.sent++
 	var resp wireBytes
-	err := c.conn.Invoke(ctx, traceExportMethod, wireBytes(body), &resp)
+	err := c.conn.Invoke(ctx, traceExportMethod, wireBytes(body), &resp, c.opts...)
 	st := status.Convert(err)
 	return fmt.Sprintf("%s %q details %s response %q", st.Code(), st.Message(), prototext.Format(st.Proto()), []byte(resp))
 }
@@ -148,6 +151,12 @@ func rawRequestsByTransport(t testing.TB, reg *prometheus.Registry, transport st
 // details, response) and leave the same state.
 func compareGRPCPaths(t *testing.T, gcfg generator.Config, mod func(*Options), bodies ...[]byte) {
 	t.Helper()
+	compareGRPCPathsWith(t, gcfg, mod, nil, bodies...)
+}
+
+// compareGRPCPathsWith is compareGRPCPaths with the client's call options.
+func compareGRPCPathsWith(t *testing.T, gcfg generator.Config, mod func(*Options), opts []grpc.CallOption, bodies ...[]byte) {
+	t.Helper()
 	pd := newPathRig(t, t.TempDir(), false, gcfg, mod)
 	rw := newPathRig(t, t.TempDir(), true, gcfg, mod)
 	defer pd.db.Close()
@@ -155,6 +164,7 @@ func compareGRPCPaths(t *testing.T, gcfg generator.Config, mod func(*Options), b
 	pdc, rwc := serveGRPC(t, pd.recv), serveGRPC(t, rw.recv)
 	defer pdc.close()
 	defer rwc.close()
+	pdc.opts, rwc.opts = opts, opts
 	walked := 0
 	for i, body := range bodies {
 		if _, ok := otlp.ParseRawTraces(body); ok {
@@ -194,6 +204,11 @@ func TestGRPCRawPathMatchesPdata(t *testing.T) {
 	t.Run("trace too large: partial success", func(t *testing.T) {
 		bodies := rawPathRequests(t)["otlpload requests, then their retry"]
 		compareGRPCPaths(t, wideGenerator(), func(o *Options) { o.MaxTraceBytes = 1500 }, bodies...)
+	})
+	t.Run("gzip", func(t *testing.T) {
+		reqs := rawPathRequests(t)
+		bodies := append(slices.Clone(reqs["otlpload requests, then their retry"]), reqs["malformed"]...)
+		compareGRPCPathsWith(t, wideGenerator(), nil, []grpc.CallOption{grpc.UseCompressor(grpcgzip.Name)}, bodies...)
 	})
 }
 
