@@ -994,6 +994,7 @@ type spanStripper struct {
 	// minus its capacity
 	top    int
 	layout byte
+	depth  int // strip's nesting
 }
 
 func (st *spanStripper) spanLen(span []byte, k int) (int, bool) {
@@ -1025,16 +1026,74 @@ func (st *spanStripper) appendSpan(dst, span []byte, k int) []byte {
 
 // appendStripped appends td (trace id's bytes, which the column walk w
 // has just walked) as a stripped record; false, with dst as it was, when
-// a span or length prefix does not qualify.
-func appendStripped(dst, td []byte, id TraceID, w *colWalker, sizes []int, st *spanStripper) ([]byte, []int, bool) {
-	st.id, st.spans, st.top, st.layout = id, w.spans, w.top, 0
+// a span or length prefix does not qualify. One pass: each length prefix
+// keeps its width, padded (a varint's 0x80 continuation bytes), since a
+// container only shrinks; readers take any varint, and write the restored
+// trace's prefixes shortest, as the original's had to be.
+func appendStripped(dst, td []byte, id TraceID, w *colWalker, st *spanStripper) ([]byte, bool) {
+	st.id, st.spans, st.top, st.layout, st.depth = id, w.spans, w.top, 0, 0
 	start := len(dst)
-	out, sizes, k, ok := editSpans(append(dst, 0), td, st, sizes, true)
-	if !ok || k != len(w.spans) || k == 0 || cap(td) != w.top {
-		return dst[:start], sizes, false
+	if len(w.spans) == 0 || cap(td) != w.top {
+		return dst, false
+	}
+	out, k, ok := st.strip(append(dst, 0), td, 0)
+	if !ok || k != len(w.spans) {
+		return dst[:start], false
 	}
 	out[start] = st.layout
-	return out, sizes, true
+	return out, true
+}
+
+// strip appends b, a message at nesting depth (0 TracesData, 1
+// ResourceSpans, 2 ScopeSpans) with its spans stripped from span k on; it
+// returns the next span's index.
+func (st *spanStripper) strip(dst, b []byte, k int) ([]byte, int, bool) {
+	for len(b) > 0 {
+		num, typ, _, body, n, err := protoField(b)
+		if err != nil {
+			return dst, k, false
+		}
+		if typ != 2 || num != 1+min(1, st.depth) { // resource_spans (1), scope_spans (2), spans (2)
+			dst = append(dst, b[:n]...)
+			b = b[n:]
+			continue
+		}
+		tag, shortest := lenPrefix(b[:n], body)
+		if !shortest {
+			return dst, k, false
+		}
+		dst = append(dst, tag...)
+		at, width := len(dst), n-len(tag)-len(body)
+		dst = append(dst, b[len(tag):n-len(body)]...) // the prefix's room
+		if st.depth == 2 {
+			if _, ok := st.spanLen(body, k); !ok {
+				return dst, k, false
+			}
+			dst = st.appendSpan(dst, body, k)
+			k++
+		} else {
+			st.depth++
+			var ok bool
+			dst, k, ok = st.strip(dst, body, k)
+			st.depth--
+			if !ok {
+				return dst, k, false
+			}
+		}
+		putPaddedUvarint(dst[at:at+width], uint64(len(dst)-at-width))
+		b = b[n:]
+	}
+	return dst, k, true
+}
+
+// putPaddedUvarint writes v as a varint of exactly len(b) bytes; v must
+// fit (it is never more than the value the bytes held).
+func putPaddedUvarint(b []byte, v uint64) {
+	for i := range len(b) - 1 {
+		b[i] = byte(v) | 0x80
+		v >>= 7
+	}
+	b[len(b)-1] = byte(v)
 }
 
 // spanFieldsAt returns where fields numbered lo..hi run from p on in

@@ -98,7 +98,7 @@ func FuzzStrippedRecord(f *testing.F) {
 			f.Fatal(err)
 		}
 		var st spanStripper
-		rec, _, ok := appendStripped(nil, td, TraceID(id), &w, nil, &st)
+		rec, ok := appendStripped(nil, td, TraceID(id), &w, &st)
 		if !ok {
 			f.Fatal("seed not stripped")
 		}

@@ -108,7 +108,7 @@ func stripRoundTrip(t testing.TB, td []byte, id TraceID) (stripped []byte, ok bo
 		return nil, false
 	}
 	var st spanStripper
-	out, _, ok := appendStripped([]byte("x"), td, id, &w, nil, &st)
+	out, ok := appendStripped([]byte("x"), td, id, &w, &st)
 	if !ok {
 		if string(out) != "x" {
 			t.Fatalf("refused, but dst changed to %q", out)
@@ -193,7 +193,7 @@ func TestStrippedRecords(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		var st spanStripper
-		if _, _, ok := appendStripped(nil, b, tid, &w, nil, &st); ok {
+		if _, ok := appendStripped(nil, b, tid, &w, &st); ok {
 			t.Errorf("%s: stripped", name)
 		}
 	}

@@ -166,8 +166,7 @@ type blockWriter struct {
 	// s2Pages: data pages are s2 frames (a cut's, ADR 0120).
 	s2Pages bool
 	// scratch of appendStripped (format 12)
-	stripper   spanStripper
-	stripSizes []int
+	stripper spanStripper
 }
 
 func newBlockWriter(dir string, enc *zstd.Encoder, pageSize int, level int, sources []string, walCheckpoint int) (*blockWriter, error) {
@@ -262,7 +261,7 @@ func (bw *blockWriter) add(r traceRecord) error {
 		bw.cols.addWalked(r.minStart, r.maxEnd)
 		stripped := false
 		if !w.irregular && stripSpanFields && zeroSpanTimes {
-			bw.page, bw.stripSizes, stripped = appendStripped(bw.page, r.data, r.id, w, bw.stripSizes, &bw.stripper)
+			bw.page, stripped = appendStripped(bw.page, r.data, r.id, w, &bw.stripper)
 		}
 		if stripped {
 			bw.entries[ord].len = uint32(len(bw.page) - pos)
