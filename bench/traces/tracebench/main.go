@@ -94,7 +94,11 @@ func run(nSpans, batch, nLookups, page, cutEvery int, dir, query string) error {
 		// A store an earlier run left in -dir: only the searches.
 		return search(ctx, db, query, 0)
 	}
-	base := time.Now().Add(-time.Hour).UnixNano()
+	// Trace times start at a full hour (1 ms apart: ~30 minutes for 10M
+	// spans), so they stay in one compaction window whatever the time of
+	// the run: data across an hour was compacted per window, different
+	// work from run to run (bench/README.md, session 25).
+	base := time.Now().Add(-2 * time.Hour).Truncate(time.Hour).UnixNano()
 	g := storetest.NewGen(42, base)
 
 	// Requests are generated in chunks outside the timed sections, so that
