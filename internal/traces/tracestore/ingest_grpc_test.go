@@ -193,18 +193,7 @@ func compareGRPCPathsWith(t *testing.T, gcfg generator.Config, mod func(*Options
 // TestGRPCRawPathMatchesPdata: TestRawPathMatchesPdata over OTLP/gRPC
 // (ADR 0119).
 func TestGRPCRawPathMatchesPdata(t *testing.T) {
-	for name, bodies := range rawPathRequests(t) {
-		for _, g := range []struct {
-			name string
-			cfg  generator.Config
-		}{{"default generator", generator.DefaultConfig()}, {"wide generator", wideGenerator()}} {
-			t.Run(name+"/"+g.name, func(t *testing.T) { compareGRPCPaths(t, g.cfg, nil, bodies...) })
-		}
-	}
-	t.Run("trace too large: partial success", func(t *testing.T) {
-		bodies := rawPathRequests(t)["otlpload requests, then their retry"]
-		compareGRPCPaths(t, wideGenerator(), func(o *Options) { o.MaxTraceBytes = 1500 }, bodies...)
-	})
+	eachRawPathCase(t, compareGRPCPaths)
 	t.Run("gzip", func(t *testing.T) {
 		reqs := rawPathRequests(t)
 		bodies := append(slices.Clone(reqs["otlpload requests, then their retry"]), reqs["malformed"]...)

@@ -361,18 +361,23 @@ func wideGenerator() generator.Config {
 // TestRawPathMatchesPdata: every request answers the same and leaves the
 // store, its tags, the metrics and the generator's series the same on the
 // raw request path as on pdata's (ADR 0118).
-func TestRawPathMatchesPdata(t *testing.T) {
+func TestRawPathMatchesPdata(t *testing.T) { eachRawPathCase(t, comparePaths) }
+
+// eachRawPathCase runs compare (a comparison of the raw path with pdata's)
+// over every request set with both generators, and over otlpload's
+// requests with a trace size limit they pass (partial success).
+func eachRawPathCase(t *testing.T, compare func(t *testing.T, gcfg generator.Config, mod func(*Options), bodies ...[]byte)) {
 	for name, bodies := range rawPathRequests(t) {
 		for _, g := range []struct {
 			name string
 			cfg  generator.Config
 		}{{"default generator", generator.DefaultConfig()}, {"wide generator", wideGenerator()}} {
-			t.Run(name+"/"+g.name, func(t *testing.T) { comparePaths(t, g.cfg, nil, bodies...) })
+			t.Run(name+"/"+g.name, func(t *testing.T) { compare(t, g.cfg, nil, bodies...) })
 		}
 	}
 	t.Run("trace too large: partial success", func(t *testing.T) {
 		bodies := rawPathRequests(t)["otlpload requests, then their retry"]
-		comparePaths(t, wideGenerator(), func(o *Options) { o.MaxTraceBytes = 1500 }, bodies...)
+		compare(t, wideGenerator(), func(o *Options) { o.MaxTraceBytes = 1500 }, bodies...)
 	})
 }
 
