@@ -47,19 +47,7 @@ func (c *rawKeeper) ConsumeRawTraces(_ context.Context, req *RawTracesRequest) e
 func (c *rawKeeper) spans() []ptrace.Span {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []ptrace.Span
-	for _, td := range c.traces {
-		rss := td.ResourceSpans()
-		for i := range rss.Len() {
-			sss := rss.At(i).ScopeSpans()
-			for j := range sss.Len() {
-				for k := range sss.At(j).Spans().Len() {
-					out = append(out, sss.At(j).Spans().At(k))
-				}
-			}
-		}
-	}
-	return out
+	return allSpans(c.traces)
 }
 
 func rawRequestsOver(r *Receiver, transport string) float64 {

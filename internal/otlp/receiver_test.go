@@ -121,8 +121,13 @@ func (c *recorder) setErr(err error) {
 func (c *recorder) spans() []ptrace.Span {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return allSpans(c.traces)
+}
+
+// allSpans lists the spans of tds in order.
+func allSpans(tds []ptrace.Traces) []ptrace.Span {
 	var out []ptrace.Span
-	for _, td := range c.traces {
+	for _, td := range tds {
 		rss := td.ResourceSpans()
 		for i := range rss.Len() {
 			sss := rss.At(i).ScopeSpans()
