@@ -151,6 +151,7 @@ func BenchmarkBackgroundCutReadBack(b *testing.B) {
 				if err := cr.each(sel, func(*headTrace, []byte) error { return nil }); err != nil {
 					b.Fatal(err)
 				}
+				cr.release()
 				cpu += (processCPU() - c0).Seconds()
 				n++
 			}

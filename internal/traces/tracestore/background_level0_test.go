@@ -197,6 +197,7 @@ func TestCutReader(t *testing.T) {
 			i++
 			return nil
 		})
+		cr.release()
 		if err != nil || i != len(sel) {
 			t.Fatalf("%+v: %d of %d traces: %v", c, i, len(sel), err)
 		}

@@ -731,14 +731,15 @@ func (db *DB) cut(force bool) error {
 	cp := next - 1
 
 	sortByID(sel)
+	// Pieces are read a batch of IDs at a time in file order (ADR 0120);
+	// the batch buffer is released once the block is written.
+	var cr cutReader
 	b, err := db.writeBlockWith(func(yield func(traceRecord) error) error {
-		// Pieces are read a batch of IDs at a time in file order (ADR
-		// 0120); the block writer copies what it keeps.
-		var cr cutReader
 		return cr.each(sel, func(t *headTrace, data []byte) error {
 			return yield(traceRecord{id: t.id, data: data, spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd})
 		})
 	}, 0, nil, cp, nil, len(sel))
+	cr.release()
 	if err != nil {
 		db.abandonCut(sel)
 		return fmt.Errorf("write block: %w", err)

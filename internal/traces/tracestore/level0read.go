@@ -21,7 +21,10 @@ var (
 )
 
 type cutReader struct {
-	buf   []byte
+	buf []byte
+	// batch is the memory of buf and win (outside the Go heap on Linux)
+	// until release; see allocBatch.
+	batch []byte
 	ends  []int // end of each batch trace's bytes in buf
 	slots []cutSlot
 	files map[*headFile]int
@@ -73,7 +76,12 @@ func (cr *cutReader) each(sel []*headTrace, fn func(t *headTrace, data []byte) e
 		total += t.size
 	}
 	if n := min(total, cutBatchBytes); cap(cr.buf) < n {
-		cr.buf = make([]byte, 0, n)
+		// The batch buffer and the read window share one allocation.
+		cr.release()
+		w := int(cutReadMax)
+		cr.batch = allocBatch(n + w)
+		cr.buf = cr.batch[:0:n]
+		cr.win.buf = cr.batch[n : n : n+w]
 	}
 	for i := 0; i < len(sel); {
 		total, j := 0, i
@@ -94,6 +102,17 @@ func (cr *cutReader) each(sel []*headTrace, fn func(t *headTrace, data []byte) e
 		i = j
 	}
 	return nil
+}
+
+// release returns the batch buffer's memory. The caller calls it once
+// nothing holds bytes that each handed out (after the block is written:
+// the block writer copies what it keeps, but may look at the last batch's
+// bytes until it finishes).
+func (cr *cutReader) release() {
+	if cr.batch != nil {
+		freeBatch(cr.batch)
+	}
+	cr.batch, cr.buf, cr.win = nil, nil, pieceWindow{}
 }
 
 // read fills buf with the batch's traces back to back.

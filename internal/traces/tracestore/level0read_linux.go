@@ -119,5 +119,25 @@ func (cr *cutReader) preadv(f *headFile, iovs [][]byte, off int64) (int, error) 
 	return int(n), nil
 }
 
+// allocBatch maps n bytes of anonymous memory for a cut's batch buffer.
+// A 16 MiB buffer from the Go heap grew the heap once per cut and made the
+// runtime return as much to the OS on the spot (madvise under
+// mallocgcLarge, bench/README.md
+// ## traces); a mapping is faulted in as it fills and gone at freeBatch, so
+// an idle store keeps none of it. Falls back to the heap if mmap fails.
+func allocBatch(n int) []byte {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return make([]byte, 0, n)
+	}
+	_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
+	return b[:0]
+}
+
+// freeBatch unmaps what allocBatch mapped (a heap fallback is left to the GC).
+func freeBatch(b []byte) {
+	_ = unix.Munmap(b[:cap(b)])
+}
+
 // iovecTable is readDirect's preadv vectors, kept for the cut.
 type iovecTable []unix.Iovec
