@@ -1,15 +1,18 @@
 package tracestore
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -425,5 +428,39 @@ func TestBloom3FalsePositives(t *testing.T) {
 		if mixed && rate > 0.005 {
 			t.Errorf("mixed hash: %.2f %% false positives, want about 0.1 %%", 100*rate)
 		}
+	}
+}
+
+// TestColumnSectionLargeClaim decodes a section that declares more than
+// columnSectionTrust as a stream: whole, it decodes byte for byte; cut
+// short, it is an error without allocating what its header claims.
+func TestColumnSectionLargeClaim(t *testing.T) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	want := make([]byte, columnSectionTrust+1<<20)
+	for i := range want {
+		want[i] = byte(i / 4096)
+	}
+	frame := enc.EncodeAll(want, nil)
+	got, err := decodeColumnSection(dec, frame, []byte("prefix"))
+	if err != nil || string(got[:6]) != "prefix" || !bytes.Equal(got[6:], want) {
+		t.Fatalf("whole section: %d bytes, %v", len(got), err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := decodeColumnSection(dec, frame[:len(frame)/8], nil); err == nil {
+		t.Fatal("a section cut short decoded")
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > columnSectionTrust {
+		t.Fatalf("a section cut short allocated %d bytes", grew)
 	}
 }
