@@ -165,27 +165,12 @@ func BenchmarkBackgroundCutReadBack(b *testing.B) {
 // alternately, and reports the process CPU per span and the level-0
 // block's bytes per span (ADR 0123).
 func BenchmarkBackgroundCutStrip(b *testing.B) {
-	g := storetest.NewGen(31, testBase.UnixNano())
-	var reqs []ptrace.Traces
-	for range 200 {
-		td := ptrace.NewTraces()
-		for j := range 100 {
-			g.AppendTrace(td, g.TraceID(), 3+j%6, pcommon.SpanID{})
-		}
-		reqs = append(reqs, td)
-	}
+	reqs := cutBenchRequests()
 	defer func(s bool) { stripSpanFields = s }(stripSpanFields)
 	for _, strip := range []bool{true, false} {
 		b.Run(fmt.Sprintf("strip=%v", strip), func(b *testing.B) {
 			stripSpanFields = strip
-			b.ReportAllocs()
-			var cpu, bytes, spans float64
-			for b.Loop() {
-				c, size, n := timeOneCut(b, reqs)
-				cpu, bytes, spans = cpu+c, bytes+float64(size), spans+float64(n)
-			}
-			b.ReportMetric(cpu*1e9/spans, "cut-cpu-ns/span")
-			b.ReportMetric(bytes/spans, "bytes/span")
+			benchCuts(b, reqs)
 		})
 	}
 }

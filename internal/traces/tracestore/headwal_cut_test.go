@@ -16,27 +16,12 @@ import (
 // block at each zstd level and reports the process CPU per span and the
 // block's bytes per span (ADR 0112 chose the level from it).
 func BenchmarkCutLevel(b *testing.B) {
-	g := storetest.NewGen(31, testBase.UnixNano())
-	var reqs []ptrace.Traces
-	for range 200 {
-		td := ptrace.NewTraces()
-		for j := range 100 {
-			g.AppendTrace(td, g.TraceID(), 3+j%6, pcommon.SpanID{})
-		}
-		reqs = append(reqs, td)
-	}
+	reqs := cutBenchRequests()
 	defer func(l zstd.EncoderLevel) { cutEncoderLevel = l }(cutEncoderLevel)
 	for _, lvl := range []zstd.EncoderLevel{zstd.SpeedFastest, zstd.SpeedDefault} {
 		b.Run(fmt.Sprint(lvl), func(b *testing.B) {
 			cutEncoderLevel = lvl
-			b.ReportAllocs()
-			var cpu, bytes, spans float64
-			for b.Loop() {
-				c, size, n := timeOneCut(b, reqs)
-				cpu, bytes, spans = cpu+c, bytes+float64(size), spans+float64(n)
-			}
-			b.ReportMetric(cpu*1e9/spans, "cut-cpu-ns/span")
-			b.ReportMetric(bytes/spans, "bytes/span")
+			benchCuts(b, reqs)
 		})
 	}
 }
@@ -57,6 +42,34 @@ func TestSortByIDMatchesCompareIDs(t *testing.T) {
 	if !slices.Equal(ts, want) {
 		t.Fatal("sortByID's order differs from compareIDs'")
 	}
+}
+
+// cutBenchRequests is the cut benchmarks' head: 200 requests of 100 traces
+// (20k traces, ~110k spans).
+func cutBenchRequests() []ptrace.Traces {
+	g := storetest.NewGen(31, testBase.UnixNano())
+	var reqs []ptrace.Traces
+	for range 200 {
+		td := ptrace.NewTraces()
+		for j := range 100 {
+			g.AppendTrace(td, g.TraceID(), 3+j%6, pcommon.SpanID{})
+		}
+		reqs = append(reqs, td)
+	}
+	return reqs
+}
+
+// benchCuts times a cut of reqs per iteration and reports the process CPU
+// per span and the block's bytes per span.
+func benchCuts(b *testing.B, reqs []ptrace.Traces) {
+	b.ReportAllocs()
+	var cpu, bytes, spans float64
+	for b.Loop() {
+		c, size, n := timeOneCut(b, reqs)
+		cpu, bytes, spans = cpu+c, bytes+float64(size), spans+float64(n)
+	}
+	b.ReportMetric(cpu*1e9/spans, "cut-cpu-ns/span")
+	b.ReportMetric(bytes/spans, "bytes/span")
 }
 
 // timeOneCut ingests reqs into a fresh store with the timer stopped, then
