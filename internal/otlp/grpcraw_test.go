@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -59,14 +58,7 @@ func rawRequestsOver(r *Receiver, transport string) float64 {
 // field as sent (ADR 0119).
 func TestSDKTraceExporterGRPCRawPath(t *testing.T) {
 	rec := &rawKeeper{}
-	srv := startServer(t, testConfig(), Deps{Traces: rec})
-	exp, err := otlptracegrpc.New(t.Context(),
-		otlptracegrpc.WithEndpoint(srv.grpcAddr), otlptracegrpc.WithInsecure(),
-		otlptracegrpc.WithCompressor("gzip"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sent := emitTraces(t, exp)
+	srv, sent := exportOverSDKGRPC(t, rec)
 	assertSameSpans(t, sent, rec.spans())
 	if got := rawRequestsOver(srv.recv, transportGRPC); got < 1 {
 		t.Errorf("raw gRPC requests = %v, want at least 1: the SDK's requests took the pdata path", got)

@@ -118,16 +118,23 @@ func assertSameSpans(t *testing.T, want tracetest.SpanStubs, got []ptrace.Span) 
 	}
 }
 
-func TestSDKTraceExporterGRPC(t *testing.T) {
-	rec := &recorder{}
-	srv := startServer(t, testConfig(), Deps{Traces: rec})
+// exportOverSDKGRPC starts a receiver with traces as its consumer and
+// sends emitTraces' spans to it with the OTel SDK's gRPC exporter (gzip).
+func exportOverSDKGRPC(t *testing.T, traces TracesConsumer) (*testServer, tracetest.SpanStubs) {
+	t.Helper()
+	srv := startServer(t, testConfig(), Deps{Traces: traces})
 	exp, err := otlptracegrpc.New(t.Context(),
 		otlptracegrpc.WithEndpoint(srv.grpcAddr), otlptracegrpc.WithInsecure(),
 		otlptracegrpc.WithCompressor("gzip"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := emitTraces(t, exp)
+	return srv, emitTraces(t, exp)
+}
+
+func TestSDKTraceExporterGRPC(t *testing.T) {
+	rec := &recorder{}
+	srv, sent := exportOverSDKGRPC(t, rec)
 	assertSameSpans(t, sent, rec.spans())
 	if got := srv.accepted(SignalTraces, transportGRPC); got != float64(len(sent)) {
 		t.Errorf("accepted spans metric = %v, want %d", got, len(sent))
