@@ -49,6 +49,25 @@ func compactBoth(t *testing.T, reqs [][]ptrace.Traces) (merged, walked *block) {
 	return build(true), build(false)
 }
 
+// ingestCuts stores cuts in db, each one flushed into its own block, and
+// returns what was sent.
+func ingestCuts(t *testing.T, db *DB, cuts [][]ptrace.Traces) sent {
+	t.Helper()
+	want := sent{}
+	for _, cut := range cuts {
+		for _, td := range cut {
+			addSent(want, td)
+			if err := db.ConsumeTraces(t.Context(), td); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return want
+}
+
 // genCuts makes cuts of traces of 1-8 spans, every fifth trace of a cut
 // continuing in the next one (a trace in pieces in two sources).
 func genCuts(seed uint64, cuts, traces int) [][]ptrace.Traces {

@@ -22,18 +22,7 @@ func TestLevel0PagesS2(t *testing.T) {
 			level0S2 = s2Pages
 			db, _ := openTest(t, t.TempDir(), nil)
 			defer db.Close()
-			want := sent{}
-			for _, cut := range genCuts(43, 3, 90) {
-				for _, td := range cut {
-					addSent(want, td)
-					if err := db.ConsumeTraces(t.Context(), td); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := db.Flush(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			want := ingestCuts(t, db, genCuts(43, 3, 90))
 			wantCodec := map[bool]string{true: pageCodecS2}[s2Pages]
 			for _, b := range db.blocks {
 				if b.meta.Version != formatVersion || b.meta.Level != 0 || b.meta.PageCodec != wantCodec || len(b.pages) < 2 {

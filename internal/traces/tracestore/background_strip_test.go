@@ -259,18 +259,7 @@ func dropField(span []byte, num int) []byte {
 func TestStrippedRecordsInBlocks(t *testing.T) {
 	db, _ := openTest(t, t.TempDir(), nil)
 	defer db.Close()
-	want := sent{}
-	for _, cut := range genCuts(73, 2, 60) {
-		for _, td := range cut {
-			addSent(want, td)
-			if err := db.ConsumeTraces(t.Context(), td); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := db.Flush(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	want := ingestCuts(t, db, genCuts(73, 2, 60))
 	count := func() (stripped, all int) {
 		for _, b := range db.blocks {
 			data, err := os.ReadFile(filepath.Join(b.dir, dataFile))
