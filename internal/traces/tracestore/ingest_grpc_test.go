@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -226,16 +225,7 @@ func FuzzRawPathGRPC(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if pd == nil || pd.db.head.stats().traces > 100 {
 			closeRigs()
-			pdDir, err := os.MkdirTemp(base, "pdata")
-			if err != nil {
-				t.Fatal(err)
-			}
-			rwDir, err := os.MkdirTemp(base, "raw")
-			if err != nil {
-				t.Fatal(err)
-			}
-			pd = newPathRig(t, pdDir, false, wideGenerator(), func(o *Options) { o.MaxTraceBytes = 4 << 10 })
-			rw = newPathRig(t, rwDir, true, wideGenerator(), func(o *Options) { o.MaxTraceBytes = 4 << 10 })
+			pd, rw = newFuzzRigs(t, base)
 			pdc, rwc = serveGRPC(t, pd.recv), serveGRPC(t, rw.recv)
 		}
 		for range 2 { // and its retry

@@ -381,6 +381,23 @@ func eachRawPathCase(t *testing.T, compare func(t *testing.T, gcfg generator.Con
 	})
 }
 
+// newFuzzRigs makes a pdata rig and a raw rig in fresh directories under
+// base, with the wide generator and a 4 KiB trace limit, for the fuzz
+// targets that compare the paths.
+func newFuzzRigs(t *testing.T, base string) (pd, rw *pathRig) {
+	t.Helper()
+	pdDir, err := os.MkdirTemp(base, "pdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rwDir, err := os.MkdirTemp(base, "raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := func(o *Options) { o.MaxTraceBytes = 4 << 10 }
+	return newPathRig(t, pdDir, false, wideGenerator(), limit), newPathRig(t, rwDir, true, wideGenerator(), limit)
+}
+
 // FuzzRawPath: any request answers the same and leaves the same state on
 // both paths.
 func FuzzRawPath(f *testing.F) {
@@ -405,16 +422,7 @@ func FuzzRawPath(f *testing.F) {
 				pd.db.Close()
 				rw.db.Close()
 			}
-			pdDir, err := os.MkdirTemp(base, "pdata")
-			if err != nil {
-				t.Fatal(err)
-			}
-			rwDir, err := os.MkdirTemp(base, "raw")
-			if err != nil {
-				t.Fatal(err)
-			}
-			pd = newPathRig(t, pdDir, false, wideGenerator(), func(o *Options) { o.MaxTraceBytes = 4 << 10 })
-			rw = newPathRig(t, rwDir, true, wideGenerator(), func(o *Options) { o.MaxTraceBytes = 4 << 10 })
+			pd, rw = newFuzzRigs(t, base)
 		}
 		checkWalkImpliesCutReads(t, body)
 		for range 2 { // and its retry
