@@ -21,18 +21,7 @@ func TestCompactionWaitsForClosedWindow(t *testing.T) {
 		o.CompactionWindow = time.Hour
 	})
 	defer db.Close()
-	g := storetest.NewGen(9, testBase.UnixNano())
-	var ids []TraceID
-	for i := 0; i < 3; i++ {
-		id, td := g.Trace(4)
-		ids = append(ids, id)
-		if err := db.ConsumeTraces(t.Context(), td); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Flush(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ids := blockPerTrace(t, db, 9, 3)
 	db.Maintain(t.Context())
 	if n, _ := db.blockStats(); n != 3 {
 		t.Fatalf("open window compacted: %d blocks, want 3", n)
@@ -61,18 +50,7 @@ func TestCompactionBoundedBySpans(t *testing.T) {
 		o.MaxCompactionSpans = 10
 	})
 	defer db.Close()
-	g := storetest.NewGen(11, testBase.UnixNano())
-	var ids []TraceID
-	for range 6 {
-		id, td := g.Trace(4)
-		ids = append(ids, id)
-		if err := db.ConsumeTraces(t.Context(), td); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Flush(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ids := blockPerTrace(t, db, 11, 6)
 	if err := db.Compact(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -90,4 +68,23 @@ func TestCompactionBoundedBySpans(t *testing.T) {
 			t.Fatalf("trace %x after compaction: found=%v err=%v", id, found, err)
 		}
 	}
+}
+
+// blockPerTrace stores n traces of 4 spans (generator seed seed), each
+// flushed into its own block, and returns their IDs.
+func blockPerTrace(t *testing.T, db *DB, seed uint64, n int) []TraceID {
+	t.Helper()
+	g := storetest.NewGen(seed, testBase.UnixNano())
+	var ids []TraceID
+	for range n {
+		id, td := g.Trace(4)
+		ids = append(ids, id)
+		if err := db.ConsumeTraces(t.Context(), td); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
 }
