@@ -1289,9 +1289,9 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		j := c.ord - gi*t.groupTraces
 		shared := false
 		decode := g.irregular[j] || g.attrBad[j]
-		if !decode && req.Match != nil {
-			attrs = g.traceAttrs(j, attrs)
-			if !req.Match(c.id, g.spans[g.first[j]:g.first[j+1]], attrs) {
+		if !decode {
+			attrs = g.traceAttrs(j, attrs) // for Match and spans below
+			if req.Match != nil && !req.Match(c.id, g.spans[g.first[j]:g.first[j+1]], attrs) {
 				// No span of this part matches: dropped without looking
 				// for the trace's other parts, which are met through the
 				// part that matches (Match's contract, ADR 0124).
@@ -1300,8 +1300,6 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 				}
 				continue
 			}
-		}
-		if !decode {
 			if shared, err = s.elsewhere(c.id, b); err != nil {
 				return err
 			}
@@ -1341,7 +1339,6 @@ func (s *snapshot) scanColumns(ctx context.Context, b *block, req *SearchRequest
 		if skip {
 			continue
 		}
-		attrs = g.traceAttrs(j, attrs)
 		more, err = spans(c.id, g.spans[g.first[j]:g.first[j+1]], attrs, spanID)
 		if err != nil || !more {
 			return err
