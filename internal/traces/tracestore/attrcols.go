@@ -418,7 +418,6 @@ const colValueBad uint8 = 255
 // colFilter drops, before they are decoded, the candidates of one block
 // that SearchRequest.Match rejects on their columns.
 type colFilter struct {
-	s     *snapshot
 	b     *block
 	t     *colTable
 	g     *colGroup
@@ -426,12 +425,12 @@ type colFilter struct {
 	attrs []ColumnValue
 }
 
-func (s *snapshot) newColFilter(b *block, req *SearchRequest) (*colFilter, error) {
+func newColFilter(b *block, req *SearchRequest) (*colFilter, error) {
 	t, err := b.queryColTable(req.ColumnAttrs)
 	if err != nil {
 		return nil, fmt.Errorf("block %s: %w", b.meta.ULID, err)
 	}
-	return &colFilter{s: s, b: b, t: t, g: &colGroup{index: -1}, match: req.Match}, nil
+	return &colFilter{b: b, t: t, g: &colGroup{index: -1}, match: req.Match}, nil
 }
 
 // wrap returns next without the candidates Match rejects; each rejected

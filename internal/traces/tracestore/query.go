@@ -416,7 +416,7 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 			})
 		case req.Match != nil && colsOK:
 			var cf *colFilter
-			if cf, err = s.newColFilter(b, &req); err != nil {
+			if cf, err = newColFilter(b, &req); err != nil {
 				return st, err
 			}
 			next := cf.wrap(ctx, next, func(raw int64) bool {
