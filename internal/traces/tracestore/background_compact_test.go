@@ -71,6 +71,11 @@ func ingestCuts(t *testing.T, db *DB, cuts [][]ptrace.Traces) sent {
 // genCuts makes cuts of traces of 1-8 spans, every fifth trace of a cut
 // continuing in the next one (a trace in pieces in two sources).
 func genCuts(seed uint64, cuts, traces int) [][]ptrace.Traces {
+	return genCutsEvery(seed, cuts, traces, 5)
+}
+
+// genCutsEvery is genCuts with every every-th trace continuing.
+func genCutsEvery(seed uint64, cuts, traces, every int) [][]ptrace.Traces {
 	g := storetest.NewGen(seed, testBase.UnixNano())
 	var out [][]ptrace.Traces
 	var carry []pcommon.TraceID
@@ -84,7 +89,7 @@ func genCuts(seed uint64, cuts, traces int) [][]ptrace.Traces {
 				id = carry[j]
 			}
 			g.AppendTrace(td, id, 1+j%8, pcommon.SpanID{})
-			if j%5 == 0 {
+			if j%every == 0 {
 				next = append(next, id)
 			}
 			if j%20 == 19 {

@@ -26,7 +26,7 @@ import (
 // On-disk format version 2 (version 1 blocks are still read); see
 // docs/formats/tracestore.md.
 const (
-	formatVersion = 12
+	formatVersion = 13
 	// indexVersion is the index file's header byte in format versions 2
 	// and 3 (3 added the columns file); version 4 writes layout 3
 	// (index3.go).
@@ -73,6 +73,15 @@ type blockMeta struct {
 	// PageCodec says how data pages are compressed: "" zstd frames,
 	// "s2" s2Page frames (format 11 level-0 blocks, ADR 0120).
 	PageCodec string `json:"pageCodec,omitempty"`
+	// PageRuns (format 13) is how many runs of pages the data file holds,
+	// each in trace-ID order: a compaction keeps its sources' pages
+	// (ADR 0125), so walking the block in ID order goes back and forth
+	// between runs. 0 in older blocks: one run.
+	PageRuns int `json:"pageRuns,omitempty"`
+	// UnreferencedBytes (format 13) counts the uncompressed bytes of
+	// records no index entry points at: pieces a compaction merged into a
+	// new record, left in the source pages it kept.
+	UnreferencedBytes int64 `json:"unreferencedBytes,omitempty"`
 }
 
 type indexEntry struct {
@@ -126,6 +135,14 @@ type traceRecord struct {
 	// source; data is then as stored there (span times and IDs zeroed)
 	// and is not walked again.
 	cols *colSource
+	// kept, with cols set, says the record stays where it is in a page
+	// the writer copied (copyPages): data is nil, at its place.
+	kept *keptRecord
+}
+
+// keptRecord is where a record lies in the block being written.
+type keptRecord struct {
+	page, off, len uint32
 }
 
 type blockWriter struct {
@@ -165,6 +182,13 @@ type blockWriter struct {
 	cenc *zstd.Encoder
 	// s2Pages: data pages are s2 frames (a cut's, ADR 0120).
 	s2Pages bool
+	// penc, when set, compresses data pages instead of enc (a cut's zstd
+	// pages at compactLevel while its columns use enc, ADR 0125).
+	penc *zstd.Encoder
+	// copiedRuns counts the page runs copyPages took from sources;
+	// fresh says the writer wrote pages of its own (one more run).
+	copiedRuns int
+	fresh      bool
 	// scratch of appendStripped (format 12)
 	stripper spanStripper
 }
@@ -232,7 +256,11 @@ func (bw *blockWriter) add(r traceRecord) error {
 	bw.ids = append(bw.ids, r.id)
 	bw.entries = append(bw.entries, indexEntry{page: uint32(len(bw.pages)), off: uint32(len(bw.page)),
 		len: uint32(len(r.data)), spans: uint32(r.spans), start: r.minStart, end: r.maxEnd})
-	if r.cols != nil {
+	switch {
+	case r.kept != nil:
+		e := &bw.entries[ord]
+		e.page, e.off, e.len = r.kept.page, r.kept.off, r.kept.len
+	case r.cols != nil:
 		bw.page = append(bw.page, r.data...) // as stored in the source
 	}
 	bw.meta.Traces++
@@ -671,11 +699,15 @@ func (bw *blockWriter) encodeLarge(src, dst []byte) []byte {
 }
 
 func (bw *blockWriter) flushPage() error {
-	if bw.s2Pages {
+	switch {
+	case bw.s2Pages:
 		bw.cbuf = appendS2Page(bw.cbuf[:0], bw.page)
-	} else {
+	case bw.penc != nil && len(bw.page) <= 2*bw.pageSize:
+		bw.cbuf = bw.penc.EncodeAll(bw.page, bw.cbuf[:0])
+	default:
 		bw.cbuf = bw.encodeLarge(bw.page, bw.cbuf[:0])
 	}
+	bw.fresh = true
 	if _, err := bw.w.Write(bw.cbuf); err != nil {
 		return err
 	}
@@ -683,6 +715,40 @@ func (bw *blockWriter) flushPage() error {
 	bw.off += uint64(len(bw.cbuf))
 	bw.page = bw.page[:0]
 	return nil
+}
+
+// copyPages appends src's data pages to the block as they are (their
+// compressed bytes, not decoded: ADR 0125) and returns the number its
+// first page gets here, so src's record at (page p, offset o) lies at
+// (base+p, o). Call it before the writer's first add.
+func (bw *blockWriter) copyPages(src *block) (uint32, error) {
+	if len(bw.ids) > 0 || bw.fresh {
+		return 0, errors.New("pages copied after the writer's own records")
+	}
+	base := uint32(len(bw.pages))
+	for i := 0; i < len(src.pages); {
+		// Pages lie back to back in a data file: one copy per stretch.
+		j := i + 1
+		for j < len(src.pages) && src.pages[j].off == src.pages[j-1].off+uint64(src.pages[j-1].clen) {
+			j++
+		}
+		start, end := src.pages[i].off, src.pages[j-1].off+uint64(src.pages[j-1].clen)
+		n, err := io.Copy(bw.w, io.NewSectionReader(src.data, int64(start), int64(end-start)))
+		if err != nil {
+			return 0, fmt.Errorf("copy pages of block %s: %w", src.meta.ULID, err)
+		}
+		if n != int64(end-start) {
+			return 0, fmt.Errorf("copy pages of block %s: %d of %d bytes", src.meta.ULID, n, end-start)
+		}
+		for _, p := range src.pages[i:j] {
+			bw.pages = append(bw.pages, pageRef{off: bw.off + (p.off - start), clen: p.clen, ulen: p.ulen})
+		}
+		bw.off += end - start
+		i = j
+	}
+	bw.copiedRuns += max(src.meta.PageRuns, 1)
+	bw.meta.UnreferencedBytes += src.meta.UnreferencedBytes
+	return base, nil
 }
 
 func (bw *blockWriter) closeColumnsEncoder() {
@@ -727,10 +793,14 @@ func (bw *blockWriter) finish() (string, error) {
 	}
 	bw.flushPairs()
 	bw.meta.Pages = len(bw.pages)
+	bw.meta.PageRuns = bw.copiedRuns
+	if bw.fresh || bw.copiedRuns == 0 {
+		bw.meta.PageRuns++
+	}
 	if bw.meta.MinTime < 0 {
 		bw.meta.MinTime = 0
 	}
-	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex3(indexLayout6)); err != nil {
+	if err := writeFileSync(filepath.Join(bw.tmpDir, indexFile), bw.encodeIndex3(indexLayout7)); err != nil {
 		return "", bw.abort(err)
 	}
 	mb, err := json.MarshalIndent(bw.meta, "", "  ")
@@ -1047,6 +1117,9 @@ func openBlock(dir string, dec *zstd.Decoder, cache *postingsCache) (*block, err
 	if b.meta.PageCodec != "" && (b.meta.PageCodec != pageCodecS2 || b.meta.Version < 11) {
 		return nil, fmt.Errorf("unsupported page codec %q in a version %d block", b.meta.PageCodec, b.meta.Version)
 	}
+	if b.meta.PageRuns < 0 || b.meta.UnreferencedBytes < 0 || (b.meta.Version < 13 && (b.meta.PageRuns != 0 || b.meta.UnreferencedBytes != 0)) {
+		return nil, fmt.Errorf("bad page runs (%d) or unreferenced bytes (%d) in a version %d block", b.meta.PageRuns, b.meta.UnreferencedBytes, b.meta.Version)
+	}
 	if b.meta.Version >= 4 {
 		return b.openV4(mb)
 	}
@@ -1158,6 +1231,12 @@ func (r *byteReader) uvarint() uint64 {
 	}
 	r.b = r.b[n:]
 	return v
+}
+
+// varint reads a zigzag varint (index layout 7's page and offset deltas).
+func (r *byteReader) varint() int64 {
+	u := r.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 func (r *byteReader) bytes(n int) []byte {
@@ -1355,8 +1434,15 @@ func (b *block) parseChunk6Into(i int, comp []byte, buf *chunkBuf) (*idxChunk, e
 		copy(c.ids[j][:], r.bytes(16))
 	}
 	page, off := ref.page, ref.pageOff
+	explicit := b.layout >= indexLayout7
 	for j := 0; j < ref.n && r.err == nil; j++ {
-		if d := uint32(r.uvarint()); d > 0 {
+		if explicit {
+			p := int64(page) + r.varint()
+			if p < 0 || p >= int64(len(b.pages)) {
+				return nil, fmt.Errorf("%w: chunk %d: page %d of %d", errCorruptIndex, i, p, len(b.pages))
+			}
+			page = uint32(p)
+		} else if d := uint32(r.uvarint()); d > 0 {
 			page = page + d
 		}
 		c.entries[j].page = page
@@ -1366,6 +1452,14 @@ func (b *block) parseChunk6Into(i int, comp []byte, buf *chunkBuf) (*idxChunk, e
 	}
 	for j := 0; j < ref.n && r.err == nil; j++ {
 		c.entries[j].spans = uint32(r.uvarint())
+	}
+	for j := 0; explicit && j < ref.n && r.err == nil; j++ {
+		e := &c.entries[j]
+		o := int64(expectedOffset(c.entries[:j], e.page, ref.pageOff)) + r.varint()
+		if o < 0 || o > math.MaxUint32 {
+			return nil, fmt.Errorf("%w: chunk %d: offset %d", errCorruptIndex, i, o)
+		}
+		e.off = uint32(o)
 	}
 	for j := 0; j < ref.n && r.err == nil; j++ {
 		c.entries[j].start = b.base + r.uvarint()*1000
@@ -1378,6 +1472,9 @@ func (b *block) parseChunk6Into(i int, comp []byte, buf *chunkBuf) (*idxChunk, e
 	}
 	page = ref.page
 	for j := range c.entries {
+		if explicit {
+			break
+		}
 		e := &c.entries[j]
 		if e.page != page {
 			page, off = e.page, 0
@@ -1535,13 +1632,18 @@ func (cu *idxCursor) at(ord int) (TraceID, indexEntry, error) {
 	return cu.c.ids[j], e, nil
 }
 
-// pageReader decodes pages, keeping the last one for sequential scans.
+// pageReader decodes pages, keeping the last one for sequential scans,
+// and in a block of several page runs (format 13) also the last page of
+// up to maxReaderPages-1 others: walking such a block in ID order goes
+// back and forth between runs, each in order (ADR 0125).
 type pageReader struct {
 	b       *block
 	cur     int
 	buf     []byte
 	cbuf    []byte
 	decoded int64
+	// parked holds other decoded pages, least recently used first.
+	parked []parkedPage
 	// tg is the column group span times are restored from (format 9).
 	tg *timeGroup
 	// rbuf holds the traces restored from stripped records (format 12)
@@ -1551,7 +1653,65 @@ type pageReader struct {
 	sizes []int
 }
 
+// parkedPage is a decoded page a pageReader keeps while it reads others;
+// rbuf holds the traces restored from its stripped records.
+type parkedPage struct {
+	page      int
+	buf, rbuf []byte
+}
+
+// maxReaderPages bounds the pages one pageReader keeps decoded (~PageSize
+// each); compaction keeps at most maxCopiedRuns runs of pages, plus one
+// of its own, so a walk in ID order decodes each page once.
+const maxReaderPages = maxCopiedRuns + 1
+
 func (b *block) newPageReader() *pageReader { return &pageReader{b: b, cur: -1} }
+
+// switchPage makes page current if it is parked (true); otherwise it parks
+// the current page, if the block has more runs than one, and leaves
+// buffers to decode page into (false).
+func (pr *pageReader) switchPage(page int) bool {
+	keep := min(max(pr.b.meta.PageRuns, 1), maxReaderPages)
+	if keep <= 1 {
+		return false
+	}
+	cur := parkedPage{page: pr.cur, buf: pr.buf, rbuf: pr.rbuf}
+	for i, p := range pr.parked {
+		if p.page == page {
+			pr.parked = append(pr.parked[:i], pr.parked[i+1:]...)
+			if cur.page >= 0 {
+				pr.parked = append(pr.parked, cur)
+			}
+			pr.cur, pr.buf, pr.rbuf = p.page, p.buf, p.rbuf
+			return true
+		}
+	}
+	if cur.page < 0 || cur.page == page-1 {
+		// Nothing to park, or page follows the current one in its run,
+		// which has moved on: decode into the current page's buffers.
+		return false
+	}
+	// Evict page's predecessor (its run has moved on), else the least
+	// recently used page.
+	victim := -1
+	for i, p := range pr.parked {
+		if p.page == page-1 {
+			victim = i
+			break
+		}
+	}
+	if victim < 0 && len(pr.parked) >= keep-1 {
+		victim = 0
+	}
+	var free parkedPage
+	if victim >= 0 {
+		free = pr.parked[victim]
+		pr.parked = append(pr.parked[:victim], pr.parked[victim+1:]...)
+	}
+	pr.parked = append(pr.parked, cur)
+	pr.cur, pr.buf, pr.rbuf = -1, free.buf[:0], free.rbuf[:0]
+	return false
+}
 
 // pageBufs recycles page buffers (up to PageSize each) between lookups.
 var pageBufs sync.Pool
@@ -1578,7 +1738,7 @@ func (pr *pageReader) free() {
 	if pr.buf != nil || pr.cbuf != nil || pr.tg != nil {
 		pageBufs.Put(&pooledBufs{pr.buf, pr.cbuf, pr.tg})
 	}
-	pr.buf, pr.cbuf, pr.cur, pr.tg = nil, nil, -1, nil
+	pr.buf, pr.cbuf, pr.cur, pr.tg, pr.rbuf, pr.parked = nil, nil, -1, nil, nil, nil
 }
 
 // trace returns trace id's bytes (entry e) as ingested; they live until
@@ -1607,7 +1767,7 @@ func (pr *pageReader) trace(id TraceID, e indexEntry) ([]byte, error) {
 // format 9 on, with the span times (and from 10 the span IDs) the columns
 // hold zeroed.
 func (pr *pageReader) storedTrace(e indexEntry) ([]byte, error) {
-	if int(e.page) != pr.cur {
+	if int(e.page) != pr.cur && !pr.switchPage(int(e.page)) {
 		p := pr.b.pages[e.page]
 		if cap(pr.cbuf) < int(p.clen) {
 			pr.cbuf = make([]byte, p.clen)

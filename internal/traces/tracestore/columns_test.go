@@ -252,16 +252,21 @@ func TestColumnsLimitsAndStop(t *testing.T) {
 // 51e60b4, v4store by 5bc8943, v5store by a8b7ea7, v6store by ab498c8,
 // v7store by 15d247f, v8store by 0ab77d0, v9store by 72bd5b8, v10store by
 // 1e16db4 (TestWriteFixture; a level-0 block, zstd frames), v11store by 54a4d61 (a level-0 block,
-// s2 pages, records not stripped); 40 storetest traces, seed 11,
+// s2 pages, records not stripped), v12store by 20daa34 (a level-0 block, s2
+// pages, stripped records) and v12compacted by 20daa34 (TestWriteFixture
+// with a cut after 20 traces and a compaction: a level-1 block, zstd pages,
+// stripped records); 40 storetest traces, seed 11,
 // from 2025-11-30T00:00:00Z) open, answer by ID, tag values and metrics
 // (version 2 by decoding: it has no columns), and compact into a block of
-// the current version that gives the same answers.
+// the current version that gives the same answers, keeping the old block's
+// pages when they are zstd frames of format 10 or later (ADR 0125).
 func TestReadsOlderBlocks(t *testing.T) {
 	for _, c := range []struct {
 		dir     string
 		version int
 	}{{"testdata/v2store", 2}, {"testdata/v3store", 3}, {"testdata/v4store", 4}, {"testdata/v5store", 5}, {"testdata/v6store", 6},
-		{"testdata/v7store", 7}, {"testdata/v8store", 8}, {"testdata/v9store", 9}, {"testdata/v10store", 10}, {"testdata/v11store", 11}} {
+		{"testdata/v7store", 7}, {"testdata/v8store", 8}, {"testdata/v9store", 9}, {"testdata/v10store", 10}, {"testdata/v11store", 11},
+		{"testdata/v12store", 12}, {"testdata/v12compacted", 12}} {
 		t.Run(filepath.Base(c.dir), func(t *testing.T) { testReadsOlderBlock(t, c.dir, c.version) })
 	}
 }
@@ -299,6 +304,12 @@ func testReadsOlderBlock(t *testing.T, src string, version int) {
 		}
 		before = append(before, a)
 	}
+	old := blocks[0]
+	keepable := version >= 10 && old.meta.PageCodec == ""
+	oldPage := make([]byte, old.pages[0].clen)
+	if _, err := old.data.ReadAt(oldPage, int64(old.pages[0].off)); err != nil {
+		t.Fatal(err)
+	}
 	// Compaction needs two blocks or an old format; add a second block.
 	id, td := storetest.NewGen(12, base.Add(2*time.Second).UnixNano()).Trace(3)
 	want.add(id, td)
@@ -319,6 +330,13 @@ func testReadsOlderBlock(t *testing.T, src string, version int) {
 	}
 	if _, err := os.Stat(filepath.Join(blocks[0].dir, columnsFile)); err != nil {
 		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(blocks[0].dir, dataFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept := bytes.Contains(data, oldPage); kept != keepable {
+		t.Fatalf("version %d block's first page kept: %v, want %v", version, kept, keepable)
 	}
 	checkAll(t, db, want)
 	for i, q := range columnQueries {

@@ -1,6 +1,7 @@
 package tracestore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -33,6 +34,20 @@ const encWindow = 2 << 20
 // maxCompactSources bounds one compaction's fan-in (each source holds a
 // page buffer of up to PageSize while merging).
 const maxCompactSources = 32
+
+// maxCopiedRuns bounds the runs of pages a compacted block keeps from its
+// sources (ADR 0125): a reader walking it in ID order keeps one decoded
+// page per run (maxReaderPages). Sources beyond it are rewritten.
+const maxCopiedRuns = 8
+
+// maxUnreferencedShare is the share of a source's page bytes that may be
+// unreferenced (pieces merged elsewhere) for its pages to be kept; above
+// it the source is rewritten, which drops them.
+const maxUnreferencedShare = 0.25
+
+// compactKeepPages makes compaction keep its sources' pages (ADR 0125);
+// false only in tests comparing both.
+var compactKeepPages = true
 
 // Compact merges the blocks of every CompactionWindow now, closed or not.
 // Run does this by itself once a window has closed; benchmarks and tools call
@@ -192,6 +207,13 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 			colSrcs[i] = newColSource(b)
 		}
 	}
+	keep, err := keptSources(group, colSrcs, refs)
+	if err != nil {
+		return err
+	}
+	base := make([]uint32, len(group))
+	var unreferenced int64 // bytes of pieces left behind in kept pages
+	var kr keptRecord
 	next := uint32(0)
 	var buf []byte // one for every trace: the block writer copies what it keeps
 	nb, err := db.writeBlockWith(func(yield func(traceRecord) error) error {
@@ -222,16 +244,26 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 				if err != nil {
 					return fmt.Errorf("read block %s: %w", group[r.src].meta.ULID, err)
 				}
-				var d []byte
-				if rec.cols != nil {
-					d, err = readers[r.src].storedTrace(e)
-				} else {
-					d, err = readers[r.src].trace(r.id, e)
+				switch {
+				case rec.cols != nil && keep[r.src]:
+					// The record stays in its page, copied as it is.
+					kr = keptRecord{page: base[r.src] + e.page, off: e.off, len: e.len}
+					rec.kept = &kr
+				default:
+					if keep[r.src] {
+						unreferenced += int64(e.len) // this piece's page is kept
+					}
+					var d []byte
+					if rec.cols != nil {
+						d, err = readers[r.src].storedTrace(e)
+					} else {
+						d, err = readers[r.src].trace(r.id, e)
+					}
+					if err != nil {
+						return fmt.Errorf("read block %s: %w", group[r.src].meta.ULID, err)
+					}
+					rec.data = append(rec.data, d...)
 				}
-				if err != nil {
-					return fmt.Errorf("read block %s: %w", group[r.src].meta.ULID, err)
-				}
-				rec.data = append(rec.data, d...)
 				newOrd[r.src][r.ord] = next
 				rec.spans += int(e.spans)
 				rec.minStart = min(rec.minStart, e.start)
@@ -263,6 +295,18 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 			}
 		}
 		bw.finishMerge()
+		bw.meta.UnreferencedBytes += unreferenced
+		return nil
+	}, func(bw *blockWriter) error {
+		for i, b := range group {
+			if keep[i] {
+				at, err := bw.copyPages(b)
+				if err != nil {
+					return err
+				}
+				base[i] = at
+			}
+		}
 		return nil
 	}, total)
 	if err != nil {
@@ -281,6 +325,59 @@ func (db *DB) compactGroup(ctx context.Context, group []*block) error {
 	}
 	db.m.compactions.Inc()
 	return nil
+}
+
+// keptSources says which of group's blocks keep their data pages in the
+// compacted block (ADR 0125): those whose traces compaction takes from
+// their columns (colSrcs), whose pages are zstd frames (s2 level-0 pages of
+// formats 11 and 12 are rewritten), and whose unreferenced bytes, with the
+// pieces this compaction merges into new records (refs, sorted by ID),
+// stay within maxUnreferencedShare of their pages; the largest first, up
+// to maxCopiedRuns runs of pages.
+func keptSources(group []*block, colSrcs []*colSource, refs []compactRef) ([]bool, error) {
+	keep := make([]bool, len(group))
+	if !compactKeepPages {
+		return keep, nil
+	}
+	merged := make([]int64, len(group))
+	cursors := make([]*idxCursor, len(group))
+	for i := 0; i < len(refs); {
+		j := i + 1
+		for j < len(refs) && refs[j].id == refs[i].id {
+			j++
+		}
+		for k := i; j-i > 1 && k < j; k++ {
+			r := refs[k]
+			if cursors[r.src] == nil {
+				cursors[r.src] = group[r.src].cursor()
+			}
+			_, e, err := cursors[r.src].at(r.ord)
+			if err != nil {
+				return nil, fmt.Errorf("read block %s: %w", group[r.src].meta.ULID, err)
+			}
+			merged[r.src] += int64(e.len)
+		}
+		i = j
+	}
+	var cands []int
+	for i, b := range group {
+		var pageBytes int64
+		for _, p := range b.pages {
+			pageBytes += int64(p.ulen)
+		}
+		if colSrcs[i] != nil && b.meta.PageCodec == "" && len(b.pages) > 0 &&
+			float64(b.meta.UnreferencedBytes+merged[i]) <= maxUnreferencedShare*float64(pageBytes) {
+			cands = append(cands, i)
+		}
+	}
+	slices.SortStableFunc(cands, func(a, b int) int { return cmp.Compare(group[b].meta.Spans, group[a].meta.Spans) })
+	runs := 0
+	for _, i := range cands {
+		if r := max(group[i].meta.PageRuns, 1); runs+r <= maxCopiedRuns {
+			keep[i], runs = true, runs+r
+		}
+	}
+	return keep, nil
 }
 
 // applyRetention deletes blocks older than Retention, then the oldest blocks

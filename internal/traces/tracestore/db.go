@@ -738,7 +738,7 @@ func (db *DB) cut(force bool) error {
 		return cr.each(sel, func(t *headTrace, data []byte) error {
 			return yield(traceRecord{id: t.id, data: data, spans: t.spans, minStart: t.minStart, maxEnd: t.maxEnd})
 		})
-	}, 0, nil, cp, nil, len(sel))
+	}, 0, nil, cp, nil, nil, len(sel))
 	cr.release()
 	if err != nil {
 		db.abandonCut(sel)
@@ -808,7 +808,7 @@ func sortByID(ts []*headTrace) {
 
 // writeBlock writes the records that iter yields (ascending IDs) as a block and opens it.
 func (db *DB) writeBlock(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int) (*block, error) {
-	return db.writeBlockWith(iter, level, sources, cp, nil, 0)
+	return db.writeBlockWith(iter, level, sources, cp, nil, nil, 0)
 }
 
 // cutEncoderLevel is the zstd level of level-0 blocks (ADR 0112): the cut
@@ -817,10 +817,12 @@ func (db *DB) writeBlock(iter func(yield func(traceRecord) error) error, level i
 var cutEncoderLevel = zstd.SpeedFastest
 
 // writeBlockWith is writeBlock; a non-nil postings callback supplies the
-// postings (compaction merges its sources') and traces are not decoded.
-// traces, when known, sizes the writer's per-trace tables once (growing
-// them cost ~2 s of a 10M-span compaction's 28).
-func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int, postings func(*blockWriter) error, traces int) (*block, error) {
+// postings (compaction merges its sources') and traces are not decoded;
+// a non-nil prepare runs before the first record (compaction copies its
+// sources' pages there). traces, when known, sizes the writer's per-trace
+// tables once (growing them cost ~2 s of a 10M-span compaction's 28).
+func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, level int, sources []string, cp int,
+	postings, prepare func(*blockWriter) error, traces int) (*block, error) {
 	// A fresh encoder per block: its history and match tables (~8 MiB at
 	// "better") are garbage once the block is written, instead of live for
 	// the process (most of a quiet store's heap, bench/README.md ## traces).
@@ -837,9 +839,24 @@ func (db *DB) writeBlockWith(iter func(yield func(traceRecord) error) error, lev
 	if err != nil {
 		return nil, err
 	}
+	if level == 0 && !bw.s2Pages {
+		// Level-0 pages are kept by compaction (ADR 0125): compressed once,
+		// at compactLevel; the columns, rewritten by compaction, stay at lvl.
+		penc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(compactLevel), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(encWindow))
+		if err != nil {
+			return nil, bw.abort(fmt.Errorf("zstd encoder: %w", err))
+		}
+		defer penc.Close()
+		bw.penc = penc
+	}
 	bw.merged = postings != nil
 	bw.ids = make([]TraceID, 0, traces)
 	bw.entries = make([]indexEntry, 0, traces)
+	if prepare != nil {
+		if err := prepare(bw); err != nil {
+			return nil, bw.abort(err)
+		}
+	}
 	if err := iter(bw.add); err != nil {
 		return nil, bw.abort(err)
 	}

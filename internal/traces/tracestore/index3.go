@@ -42,6 +42,14 @@ const indexLayout5 = 5
 // are still walked in the mapping as far as a query goes.
 const indexLayout6 = 6 // also: ID chunks field-major in three sections (parseChunk6)
 
+// indexLayout7 (format version 13) is layout 6 with each entry's page and
+// offset said outright: page deltas are zigzag (a compacted block keeps
+// its sources' pages, so entries in ID order go back and forth between
+// them, ADR 0125) and each offset is a zigzag difference from where the
+// previous entry ended (0 when on another page), so a block whose entries
+// follow its records still costs a zero byte per trace.
+const indexLayout7 = 7
+
 // List tags of layout 6.
 const (
 	listVarint = 0
@@ -320,7 +328,11 @@ func (bw *blockWriter) appendChunks(out *[]byte, base uint64, layout byte) (tabl
 			cuts := []int{len(raw)}
 			prevPage := bw.entries[c].page
 			for i := c; i < end; i++ {
-				raw = binary.AppendUvarint(raw, uint64(bw.entries[i].page-prevPage))
+				if layout >= indexLayout7 {
+					raw = binary.AppendVarint(raw, int64(bw.entries[i].page)-int64(prevPage))
+				} else {
+					raw = binary.AppendUvarint(raw, uint64(bw.entries[i].page-prevPage))
+				}
 				prevPage = bw.entries[i].page
 			}
 			for i := c; i < end; i++ {
@@ -328,6 +340,12 @@ func (bw *blockWriter) appendChunks(out *[]byte, base uint64, layout byte) (tabl
 			}
 			for i := c; i < end; i++ {
 				raw = binary.AppendUvarint(raw, uint64(bw.entries[i].spans))
+			}
+			if layout >= indexLayout7 {
+				for i := c; i < end; i++ {
+					e := bw.entries[i]
+					raw = binary.AppendVarint(raw, int64(e.off)-int64(expectedOffset(bw.entries[c:i], e.page, bw.entries[c].off)))
+				}
 			}
 			cuts = append(cuts, len(raw))
 			for i := c; i < end; i++ {
@@ -463,7 +481,7 @@ func (b *block) openIndex3(path string) (int64, error) {
 }
 
 func (b *block) decodeIndex3(all []byte) error {
-	if len(all) < 5+12 || string(all[:4]) != indexMagic || (all[4] < indexLayout3 || all[4] > indexLayout6) {
+	if len(all) < 5+12 || string(all[:4]) != indexMagic || (all[4] < indexLayout3 || all[4] > indexLayout7) {
 		return errCorruptIndex
 	}
 	b.layout = all[4]
@@ -672,4 +690,18 @@ func (b *block) readChunkTable(r *byteReader, bodyOff uint64) error {
 		}
 	}
 	return nil
+}
+
+// expectedOffset is where layout 7 predicts the entry after prev (the
+// chunk's earlier entries) to start on page: right after the previous
+// entry on the same page, else at 0; first is the chunk's first entry's
+// offset (from the chunk table).
+func expectedOffset(prev []indexEntry, page, first uint32) uint32 {
+	if len(prev) == 0 {
+		return first
+	}
+	if last := prev[len(prev)-1]; last.page == page {
+		return last.off + last.len
+	}
+	return 0
 }

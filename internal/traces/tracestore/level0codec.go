@@ -20,9 +20,10 @@ import (
 // s2Page frames; "" means zstd frames.
 const pageCodecS2 = "s2"
 
-// level0S2 makes cuts write s2 pages; false only in benchmarks comparing
-// both.
-var level0S2 = true
+// level0S2 makes cuts write s2 pages (formats 11 and 12). Since format 13
+// cuts write zstd pages at compactLevel, which compaction keeps as they
+// are (ADR 0125); true only in tests and benchmarks comparing both.
+var level0S2 = false
 
 var errCorruptPage = errors.New("corrupt page")
 

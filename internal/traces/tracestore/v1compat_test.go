@@ -86,7 +86,7 @@ func writeV1Index(t *testing.T, b *block) {
 		t.Fatal(err)
 	}
 	meta := b.meta
-	meta.Version = 1
+	meta.Version, meta.PageRuns = 1, 0 // a version 1 block has one run and does not say so
 	mb, _ := json.Marshal(meta)
 	if err := os.WriteFile(filepath.Join(b.dir, metaFile), mb, 0o666); err != nil {
 		t.Fatal(err)
@@ -96,11 +96,11 @@ func writeV1Index(t *testing.T, b *block) {
 // TestReadsVersion1Blocks: blocks written by format version 1 still open,
 // answer lookups and searches, and compact into version 2 blocks.
 func TestReadsVersion1Blocks(t *testing.T) {
-	old := chunkTraces
+	old, oldS2 := chunkTraces, level0S2
 	chunkTraces = 7       // many chunks, a short last one
 	zeroSpanTimes = false // version 1 data files hold the span times
 	level0S2 = false      // and zstd pages
-	t.Cleanup(func() { chunkTraces, zeroSpanTimes, level0S2 = old, true, true })
+	t.Cleanup(func() { chunkTraces, zeroSpanTimes, level0S2 = old, true, oldS2 })
 	dir := t.TempDir()
 	db, _ := openTest(t, dir, nil)
 	g := storetest.NewGen(3, testBase.UnixNano())
