@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -108,7 +109,7 @@ func checkDecodedOnce(t *testing.T, b *block) {
 		}
 	}
 	if pr.decoded > all {
-		t.Fatalf("a walk in ID order decoded %d bytes of pages, the block has %d (%d runs)", pr.decoded, all, b.meta.PageRuns)
+		t.Fatalf("a walk in ID order decoded %d bytes of pages, the block has %d (%d runs)", pr.decoded, all, len(b.runStarts()))
 	}
 }
 
@@ -126,8 +127,8 @@ func TestCompactionKeepsPages(t *testing.T) {
 		t.Fatal("no trace in pieces: the test data lost its point")
 	}
 	kb := kept.compactOne(t)
-	if kb.meta.PageRuns != 6 || kb.meta.UnreferencedBytes != kept.merged {
-		t.Fatalf("%d page runs, %d unreferenced bytes; want 6 (5 kept, 1 written) and %d", kb.meta.PageRuns, kb.meta.UnreferencedBytes, kept.merged)
+	if len(kb.runStarts()) != 6 || kb.meta.UnreferencedBytes != kept.merged {
+		t.Fatalf("%d page runs, %d unreferenced bytes; want 6 (5 kept, 1 written) and %d", len(kb.runStarts()), kb.meta.UnreferencedBytes, kept.merged)
 	}
 	if n := kept.keptPages(t, kb); n != len(kept.pages) {
 		t.Fatalf("%d of %d source pages kept", n, len(kept.pages))
@@ -139,8 +140,8 @@ func TestCompactionKeepsPages(t *testing.T) {
 	rewritten := newKeepRig(t, cuts)
 	rb := rewritten.compactOne(t)
 	compactKeepPages = true
-	if rb.meta.PageRuns != 1 || rb.meta.UnreferencedBytes != 0 || rewritten.keptPages(t, rb) != 0 {
-		t.Fatalf("rewritten: %d runs, %d unreferenced bytes", rb.meta.PageRuns, rb.meta.UnreferencedBytes)
+	if len(rb.runStarts()) != 1 || rb.meta.UnreferencedBytes != 0 || rewritten.keptPages(t, rb) != 0 {
+		t.Fatalf("rewritten: %d runs, %d unreferenced bytes", len(rb.runStarts()), rb.meta.UnreferencedBytes)
 	}
 	checkSameBlocks(t, kb, rb)
 	checkAll(t, kept.db, kept.want)
@@ -159,8 +160,8 @@ func TestCompactionKeepsPages(t *testing.T) {
 		kept.want.add(id, td)
 	}
 	kb = kept.compactOne(t)
-	if kb.meta.PageRuns != maxCopiedRuns+1 || kb.meta.UnreferencedBytes < inherited || kb.meta.Level != 2 {
-		t.Fatalf("second tier: level %d, %d runs, %d unreferenced bytes (%d inherited)", kb.meta.Level, kb.meta.PageRuns, kb.meta.UnreferencedBytes, inherited)
+	if len(kb.runStarts()) != maxCopiedRuns+1 || kb.meta.UnreferencedBytes < inherited || kb.meta.Level != 2 {
+		t.Fatalf("second tier: level %d, %d runs, %d unreferenced bytes (%d inherited)", kb.meta.Level, len(kb.runStarts()), kb.meta.UnreferencedBytes, inherited)
 	}
 	checkDecodedOnce(t, kb)
 	checkAll(t, kept.db, kept.want)
@@ -175,24 +176,24 @@ func TestCompactionRewritesPages(t *testing.T) {
 		level0S2 = true
 		r := newKeepRig(t, genCutsEvery(49, 3, 120, 20))
 		b := r.compactOne(t)
-		if b.meta.PageRuns != 1 || r.keptPages(t, b) != 0 {
-			t.Fatalf("%d runs, %d pages kept", b.meta.PageRuns, r.keptPages(t, b))
+		if len(b.runStarts()) != 1 || r.keptPages(t, b) != 0 {
+			t.Fatalf("%d runs, %d pages kept", len(b.runStarts()), r.keptPages(t, b))
 		}
 		checkAll(t, r.db, r.want)
 	})
 	t.Run("pieces", func(t *testing.T) {
 		r := newKeepRig(t, genCutsEvery(50, 3, 120, 1)) // every trace goes on in the next cut
 		b := r.compactOne(t)
-		if b.meta.PageRuns != 1 || b.meta.UnreferencedBytes != 0 || r.keptPages(t, b) != 0 {
-			t.Fatalf("%d runs, %d unreferenced bytes, %d pages kept", b.meta.PageRuns, b.meta.UnreferencedBytes, r.keptPages(t, b))
+		if len(b.runStarts()) != 1 || b.meta.UnreferencedBytes != 0 || r.keptPages(t, b) != 0 {
+			t.Fatalf("%d runs, %d unreferenced bytes, %d pages kept", len(b.runStarts()), b.meta.UnreferencedBytes, r.keptPages(t, b))
 		}
 		checkAll(t, r.db, r.want)
 	})
 	t.Run("runs", func(t *testing.T) {
 		r := newKeepRig(t, genCutsEvery(51, maxCopiedRuns+3, 60, 30))
 		b := r.compactOne(t)
-		if b.meta.PageRuns != maxCopiedRuns+1 {
-			t.Fatalf("%d runs from %d sources, want %d", b.meta.PageRuns, maxCopiedRuns+3, maxCopiedRuns+1)
+		if len(b.runStarts()) != maxCopiedRuns+1 {
+			t.Fatalf("%d runs from %d sources, want %d", len(b.runStarts()), maxCopiedRuns+3, maxCopiedRuns+1)
 		}
 		if n := r.keptPages(t, b); n == 0 || n == len(r.pages) {
 			t.Fatalf("%d of %d source pages kept", n, len(r.pages))
@@ -200,4 +201,34 @@ func TestCompactionRewritesPages(t *testing.T) {
 		checkDecodedOnce(t, b)
 		checkAll(t, r.db, r.want)
 	})
+}
+
+// TestSearchDecodesEachPageOnce: a search that decodes every trace of a
+// block of several page runs, on several workers, decodes each page once
+// (pageOwner: with batches going to whichever worker was free, both
+// decoded most pages).
+func TestSearchDecodesEachPageOnce(t *testing.T) {
+	for _, workers := range []int{2, 3} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			r := &keepRig{dir: t.TempDir()}
+			r.db, _ = openTest(t, r.dir, func(o *Options) { o.SearchWorkers = workers })
+			t.Cleanup(func() { _ = r.db.Close() })
+			r.want = ingestCuts(t, r.db, genCutsEvery(52, 5, 300, 20))
+			b := r.compactOne(t)
+			if len(b.runStarts()) != 6 || len(b.pages) < 30 {
+				t.Fatalf("%d runs, %d pages", len(b.runStarts()), len(b.pages))
+			}
+			before := pagesDecoded.Load()
+			n := 0
+			if _, err := r.db.Search(t.Context(), SearchRequest{}, func(TraceID, ptrace.Traces) (bool, error) {
+				n++
+				return true, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if decoded := pagesDecoded.Load() - before; n != len(r.want) || decoded > int64(len(b.pages)) {
+				t.Fatalf("%d of %d traces found, %d page decodes for %d pages", n, len(r.want), decoded, len(b.pages))
+			}
+		})
+	}
 }

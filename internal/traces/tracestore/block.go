@@ -73,11 +73,11 @@ type blockMeta struct {
 	// PageCodec says how data pages are compressed: "" zstd frames,
 	// "s2" s2Page frames (format 11 level-0 blocks, ADR 0120).
 	PageCodec string `json:"pageCodec,omitempty"`
-	// PageRuns (format 13) is how many runs of pages the data file holds,
-	// each in trace-ID order: a compaction keeps its sources' pages
-	// (ADR 0125), so walking the block in ID order goes back and forth
-	// between runs. 0 in older blocks: one run.
-	PageRuns int `json:"pageRuns,omitempty"`
+	// PageRuns (format 13) lists the first page of each run of pages the
+	// data file holds, each in trace-ID order: a compaction keeps its
+	// sources' pages (ADR 0125), so walking the block in ID order goes
+	// back and forth between runs. Empty in older blocks: one run.
+	PageRuns []uint32 `json:"pageRuns,omitempty"`
 	// UnreferencedBytes (format 13) counts the uncompressed bytes of
 	// records no index entry points at: pieces a compaction merged into a
 	// new record, left in the source pages it kept.
@@ -185,10 +185,11 @@ type blockWriter struct {
 	// penc, when set, compresses data pages instead of enc (a cut's zstd
 	// pages at compactLevel while its columns use enc, ADR 0125).
 	penc *zstd.Encoder
-	// copiedRuns counts the page runs copyPages took from sources;
-	// fresh says the writer wrote pages of its own (one more run).
-	copiedRuns int
-	fresh      bool
+	// fresh says the writer wrote pages of its own, from firstOwnPage
+	// on (a run after those copyPages took from sources, listed in
+	// meta.PageRuns).
+	fresh        bool
+	firstOwnPage uint32
 	// scratch of appendStripped (format 12)
 	stripper spanStripper
 }
@@ -707,7 +708,9 @@ func (bw *blockWriter) flushPage() error {
 	default:
 		bw.cbuf = bw.encodeLarge(bw.page, bw.cbuf[:0])
 	}
-	bw.fresh = true
+	if !bw.fresh {
+		bw.fresh, bw.firstOwnPage = true, uint32(len(bw.pages))
+	}
 	if _, err := bw.w.Write(bw.cbuf); err != nil {
 		return err
 	}
@@ -746,7 +749,9 @@ func (bw *blockWriter) copyPages(src *block) (uint32, error) {
 		bw.off += end - start
 		i = j
 	}
-	bw.copiedRuns += max(src.meta.PageRuns, 1)
+	for _, r := range src.runStarts() {
+		bw.meta.PageRuns = append(bw.meta.PageRuns, base+r)
+	}
 	bw.meta.UnreferencedBytes += src.meta.UnreferencedBytes
 	return base, nil
 }
@@ -793,9 +798,11 @@ func (bw *blockWriter) finish() (string, error) {
 	}
 	bw.flushPairs()
 	bw.meta.Pages = len(bw.pages)
-	bw.meta.PageRuns = bw.copiedRuns
-	if bw.fresh || bw.copiedRuns == 0 {
-		bw.meta.PageRuns++
+	if bw.fresh && len(bw.meta.PageRuns) > 0 {
+		bw.meta.PageRuns = append(bw.meta.PageRuns, bw.firstOwnPage)
+	}
+	if len(bw.meta.PageRuns) == 0 {
+		bw.meta.PageRuns = []uint32{0}
 	}
 	if bw.meta.MinTime < 0 {
 		bw.meta.MinTime = 0
@@ -1117,8 +1124,8 @@ func openBlock(dir string, dec *zstd.Decoder, cache *postingsCache) (*block, err
 	if b.meta.PageCodec != "" && (b.meta.PageCodec != pageCodecS2 || b.meta.Version < 11) {
 		return nil, fmt.Errorf("unsupported page codec %q in a version %d block", b.meta.PageCodec, b.meta.Version)
 	}
-	if b.meta.PageRuns < 0 || b.meta.UnreferencedBytes < 0 || (b.meta.Version < 13 && (b.meta.PageRuns != 0 || b.meta.UnreferencedBytes != 0)) {
-		return nil, fmt.Errorf("bad page runs (%d) or unreferenced bytes (%d) in a version %d block", b.meta.PageRuns, b.meta.UnreferencedBytes, b.meta.Version)
+	if err := b.meta.checkRuns(); err != nil {
+		return nil, err
 	}
 	if b.meta.Version >= 4 {
 		return b.openV4(mb)
@@ -1653,6 +1660,9 @@ type pageReader struct {
 	sizes []int
 }
 
+// pagesDecoded counts data pages decoded, process-wide (tests).
+var pagesDecoded atomic.Int64
+
 // parkedPage is a decoded page a pageReader keeps while it reads others;
 // rbuf holds the traces restored from its stripped records.
 type parkedPage struct {
@@ -1667,11 +1677,44 @@ const maxReaderPages = maxCopiedRuns + 1
 
 func (b *block) newPageReader() *pageReader { return &pageReader{b: b, cur: -1} }
 
+// runStarts is the first page of each of b's page runs.
+func (b *block) runStarts() []uint32 {
+	if len(b.meta.PageRuns) == 0 {
+		return []uint32{0}
+	}
+	return b.meta.PageRuns
+}
+
+// runOf is the run (index into starts, ascending from 0) holding page.
+func runOf(starts []uint32, page int) int {
+	r, _ := slices.BinarySearch(starts, uint32(page)+1)
+	return max(r-1, 0)
+}
+
+// checkRuns refuses page runs and unreferenced bytes a block of its
+// version cannot have: runs start at page 0, ascend, and lie within the
+// pages.
+func (m *blockMeta) checkRuns() error {
+	if m.Version < 13 && (len(m.PageRuns) > 0 || m.UnreferencedBytes != 0) {
+		return fmt.Errorf("page runs or unreferenced bytes in a version %d block", m.Version)
+	}
+	if m.UnreferencedBytes < 0 {
+		return fmt.Errorf("unreferenced bytes %d", m.UnreferencedBytes)
+	}
+	for i, p := range m.PageRuns {
+		if (i == 0 && p != 0) || (i > 0 && p <= m.PageRuns[i-1]) || (i > 0 && int(p) >= m.Pages) {
+			return fmt.Errorf("page runs %v of %d pages", m.PageRuns, m.Pages)
+		}
+	}
+	return nil
+}
+
 // switchPage makes page current if it is parked (true); otherwise it parks
 // the current page, if the block has more runs than one, and leaves
 // buffers to decode page into (false).
 func (pr *pageReader) switchPage(page int) bool {
-	keep := min(max(pr.b.meta.PageRuns, 1), maxReaderPages)
+	runs := pr.b.runStarts()
+	keep := min(len(runs), maxReaderPages)
 	if keep <= 1 {
 		return false
 	}
@@ -1686,16 +1729,17 @@ func (pr *pageReader) switchPage(page int) bool {
 			return true
 		}
 	}
-	if cur.page < 0 || cur.page == page-1 {
-		// Nothing to park, or page follows the current one in its run,
-		// which has moved on: decode into the current page's buffers.
+	run := runOf(runs, page)
+	if cur.page < 0 || runOf(runs, cur.page) == run {
+		// Nothing to park, or page's run has moved on from the current
+		// page: decode into its buffers.
 		return false
 	}
-	// Evict page's predecessor (its run has moved on), else the least
-	// recently used page.
+	// Evict a page of page's run (the run has moved on from it), else the
+	// least recently used page.
 	victim := -1
 	for i, p := range pr.parked {
-		if p.page == page-1 {
+		if runOf(runs, p.page) == run {
 			victim = i
 			break
 		}
@@ -1794,6 +1838,7 @@ func (pr *pageReader) storedTrace(e indexEntry) ([]byte, error) {
 		pr.buf, pr.cur = out, int(e.page)
 		pr.rbuf = pr.rbuf[:0]
 		pr.decoded += int64(p.clen)
+		pagesDecoded.Add(1)
 	}
 	return pr.buf[e.off : e.off+e.len], nil
 }

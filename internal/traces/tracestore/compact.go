@@ -373,7 +373,7 @@ func keptSources(group []*block, colSrcs []*colSource, refs []compactRef) ([]boo
 	slices.SortStableFunc(cands, func(a, b int) int { return cmp.Compare(group[b].meta.Spans, group[a].meta.Spans) })
 	runs := 0
 	for _, i := range cands {
-		if r := max(group[i].meta.PageRuns, 1); runs+r <= maxCopiedRuns {
+		if r := len(group[i].runStarts()); runs+r <= maxCopiedRuns {
 			keep[i], runs = true, runs+r
 		}
 	}

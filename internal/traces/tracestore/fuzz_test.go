@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -237,33 +238,41 @@ func FuzzColumnWalk(f *testing.F) {
 	})
 }
 
-// FuzzDecodeIndex3 feeds corrupt layout 3 indexes to the reader: errors,
-// never a panic.
+// FuzzDecodeIndex3 feeds corrupt layout 3 and later indexes to the
+// reader: errors, never a panic. Seeds: a cut block's index and that of a
+// block compacted from three cuts, which keeps their pages (entries go back
+// and forth between page runs, layout 7).
 func FuzzDecodeIndex3(f *testing.F) {
-	dir := f.TempDir()
-	db, err := Open(dir, DefaultOptions(), Deps{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = db.Close() })
-	g := storetest.NewGen(1, testBase.UnixNano())
-	for i := 0; i < 30; i++ {
-		_, td := g.Trace(1 + i%5)
-		if err := db.ConsumeTraces(context.Background(), td); err != nil {
+	var dec *zstd.Decoder
+	for _, cuts := range []int{1, 3} {
+		db, err := Open(f.TempDir(), DefaultOptions(), Deps{})
+		if err != nil {
 			f.Fatal(err)
 		}
+		f.Cleanup(func() { _ = db.Close() })
+		g := storetest.NewGen(uint64(cuts), testBase.UnixNano())
+		for i := 0; i < 30*cuts; i++ {
+			_, td := g.Trace(1 + i%5)
+			if err := db.ConsumeTraces(context.Background(), td); err != nil {
+				f.Fatal(err)
+			}
+			if i%30 == 29 {
+				if err := db.Flush(); err != nil {
+					f.Fatal(err)
+				}
+			}
+		}
+		if err := db.compact(context.Background()); err != nil {
+			f.Fatal(err)
+		}
+		db.mu.RLock()
+		if len(db.blocks) != 1 || len(db.blocks[0].runStarts()) != cuts {
+			f.Fatalf("%d blocks, want one of %d page runs", len(db.blocks), cuts)
+		}
+		f.Add(slices.Clone(db.blocks[0].mm))
+		db.mu.RUnlock()
+		dec = db.dec
 	}
-	if err := db.Flush(); err != nil {
-		f.Fatal(err)
-	}
-	var idx []byte
-	db.mu.RLock()
-	if len(db.blocks) == 1 {
-		idx = slices.Clone(db.blocks[0].mm)
-	}
-	db.mu.RUnlock()
-	dec := db.dec
-	f.Add(idx)
 	f.Fuzz(func(t *testing.T, ib []byte) {
 		b := &block{dec: dec}
 		if err := b.decodeIndex3(ib); err != nil {

@@ -86,7 +86,7 @@ func writeV1Index(t *testing.T, b *block) {
 		t.Fatal(err)
 	}
 	meta := b.meta
-	meta.Version, meta.PageRuns = 1, 0 // a version 1 block has one run and does not say so
+	meta.Version, meta.PageRuns = 1, nil // a version 1 block has one run and does not say so
 	mb, _ := json.Marshal(meta)
 	if err := os.WriteFile(filepath.Join(b.dir, metaFile), mb, 0o666); err != nil {
 		t.Fatal(err)
