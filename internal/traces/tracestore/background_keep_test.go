@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -230,5 +231,26 @@ func TestSearchDecodesEachPageOnce(t *testing.T) {
 				t.Fatalf("%d of %d traces found, %d page decodes for %d pages", n, len(r.want), decoded, len(b.pages))
 			}
 		})
+	}
+}
+
+// TestPageFrameSizeChecked: a zstd page whose frame claims other than the
+// page table's length is refused before it is decoded (DecodeAll would
+// allocate the claim first).
+func TestPageFrameSizeChecked(t *testing.T) {
+	enc := newTestEncoder(t)
+	page := bytes.Repeat([]byte("span name and attributes "), 400)
+	frame := enc.EncodeAll(page, nil)
+	if err := checkFrameSize(frame, len(page)); err != nil {
+		t.Fatal(err)
+	}
+	huge := enc.EncodeAll(make([]byte, 64<<20), nil) // a few KB claiming 64 MiB
+	for _, c := range []struct {
+		frame []byte
+		want  int
+	}{{frame, len(page) - 1}, {huge, len(page)}, {frame[:2], len(page)}} {
+		if err := checkFrameSize(c.frame, c.want); !errors.Is(err, errCorruptPage) {
+			t.Fatalf("a %d-byte frame for a %d-byte page: %v", len(c.frame), c.want, err)
+		}
 	}
 }

@@ -1660,6 +1660,20 @@ type pageReader struct {
 	sizes []int
 }
 
+// checkFrameSize refuses a zstd frame whose header says it holds other
+// than want bytes, before anything is allocated for it: DecodeAll sizes
+// its output by that claim, up to the decoder's 1 GiB.
+func checkFrameSize(frame []byte, want int) error {
+	var h zstd.Header
+	if err := h.Decode(frame); err != nil {
+		return fmt.Errorf("%w: %v", errCorruptPage, err)
+	}
+	if h.HasFCS && h.FrameContentSize != uint64(want) {
+		return fmt.Errorf("%w: frame holds %d bytes, the page table says %d", errCorruptPage, h.FrameContentSize, want)
+	}
+	return nil
+}
+
 // pagesDecoded counts data pages decoded, process-wide (tests).
 var pagesDecoded atomic.Int64
 
@@ -1824,7 +1838,7 @@ func (pr *pageReader) storedTrace(e indexEntry) ([]byte, error) {
 		var err error
 		if pr.b.meta.PageCodec == pageCodecS2 {
 			out, err = decodeS2Page(pr.cbuf, pr.buf, int(p.ulen))
-		} else {
+		} else if err = checkFrameSize(pr.cbuf, int(p.ulen)); err == nil {
 			out, err = pr.b.dec.DecodeAll(pr.cbuf, pr.buf[:0])
 		}
 		if err != nil {
