@@ -367,7 +367,7 @@ func (b *block) readAttrColumn(ref colAttrRef, gi, n int, g *colGroup, out []Col
 		if cr.err != nil {
 			break
 		}
-		if raw, err = decodeColumnSection(b.dec, sec, raw); err != nil {
+		if raw, err = decodeFrames(b.dec, sec, raw); err != nil {
 			return out, fmt.Errorf("%w: group %d attribute column: %v", errCorruptColumns, gi, err)
 		}
 		if i == 0 {
@@ -561,7 +561,7 @@ func (b *block) readGroupTimes(t *colTable, gi int, tg *timeGroup) error {
 		if cr.err != nil {
 			continue
 		}
-		if raw, err = decodeColumnSection(b.dec, sec, raw); err != nil {
+		if raw, err = decodeFrames(b.dec, sec, raw); err != nil {
 			tg.raw = raw
 			return fmt.Errorf("%w: group %d: %v", errCorruptColumns, gi, err)
 		}

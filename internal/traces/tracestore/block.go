@@ -1305,7 +1305,7 @@ func (b *block) decodeIndex(ib []byte) error {
 	}
 	// A copy: the shared decoder may keep a reference to its last input,
 	// which would otherwise pin the whole index file in memory.
-	raw, err := b.dec.DecodeAll(slices.Clone(all[bodyOff:len(all)-8]), nil)
+	raw, err := decodeFrames(b.dec, slices.Clone(all[bodyOff:len(all)-8]), nil)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errCorruptIndex, err)
 	}
@@ -1366,7 +1366,7 @@ func (b *block) parseChunk(i int, comp []byte) (*idxChunk, error) {
 	if b.layout >= indexLayout6 {
 		return b.parseChunk6(i, comp)
 	}
-	raw, err := b.dec.DecodeAll(comp, nil)
+	raw, err := decodeFrames(b.dec, comp, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: chunk %d: %v", errCorruptIndex, i, err)
 	}
@@ -1529,7 +1529,7 @@ func (b *block) decodeIndexV1(ib []byte) error {
 	if err != nil {
 		return err
 	}
-	raw, err := b.dec.DecodeAll(body[5:], nil)
+	raw, err := decodeFrames(b.dec, body[5:], nil)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errCorruptIndex, err)
 	}
@@ -1660,16 +1660,17 @@ type pageReader struct {
 	sizes []int
 }
 
-// checkFrameSize refuses a zstd frame whose header says it holds other
-// than want bytes, before anything is allocated for it: DecodeAll sizes
-// its output by that claim, up to the decoder's 1 GiB.
+// checkFrameSize refuses a zstd frame (a page, a group's span IDs) whose
+// header says it holds other than want bytes, before anything is
+// allocated for it: DecodeAll sizes its output by that claim, up to the
+// decoder's 1 GiB.
 func checkFrameSize(frame []byte, want int) error {
 	var h zstd.Header
 	if err := h.Decode(frame); err != nil {
 		return fmt.Errorf("%w: %v", errCorruptPage, err)
 	}
 	if h.HasFCS && h.FrameContentSize != uint64(want) {
-		return fmt.Errorf("%w: frame holds %d bytes, the page table says %d", errCorruptPage, h.FrameContentSize, want)
+		return fmt.Errorf("%w: frame holds %d bytes, want %d", errCorruptPage, h.FrameContentSize, want)
 	}
 	return nil
 }

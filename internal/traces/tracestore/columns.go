@@ -2,7 +2,6 @@ package tracestore
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -882,38 +881,6 @@ type colGroup struct {
 	names, svcs []string
 }
 
-// columnSectionTrust is the content size a column section may declare and
-// be decoded into a buffer of that size at once; a larger claim is decoded
-// as a stream, growing with what the frame really holds, so a corrupt
-// header cannot make a reader allocate what it claims (FuzzColumnsFile: a
-// 9 KB section declaring 816 MB, allocated per group read).
-const columnSectionTrust = 64 << 20
-
-// columnSectionMax bounds a streamed section, as the store's decoder does.
-const columnSectionMax = 1 << 30
-
-// decodeColumnSection appends the decoded zstd section src to dst.
-func decodeColumnSection(dec *zstd.Decoder, src, dst []byte) ([]byte, error) {
-	var h zstd.Header
-	if h.Decode(src) != nil || !h.HasFCS || h.FrameContentSize <= columnSectionTrust {
-		return dec.DecodeAll(src, dst)
-	}
-	r, err := zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(columnSectionMax))
-	if err != nil {
-		return dst, err
-	}
-	defer r.Close()
-	buf := bytes.NewBuffer(dst)
-	n, err := io.Copy(buf, io.LimitReader(r, columnSectionMax+1))
-	if err != nil {
-		return dst, err
-	}
-	if n > columnSectionMax {
-		return dst, fmt.Errorf("section over %d bytes", columnSectionMax)
-	}
-	return buf.Bytes(), nil
-}
-
 // readColGroup decodes group gi of t into g (reusing its buffers).
 // colGroupsDecoded counts column groups decoded, process-wide (tests).
 var colGroupsDecoded atomic.Int64
@@ -940,14 +907,14 @@ func (b *block) readColGroup(t *colTable, gi int, g *colGroup) error {
 			if cr.err != nil {
 				break
 			}
-			if raw, err = decodeColumnSection(b.dec, sec, raw); err != nil {
+			if raw, err = decodeFrames(b.dec, sec, raw); err != nil {
 				return fmt.Errorf("%w: group %d: %v", errCorruptColumns, gi, err)
 			}
 		}
 		if cr.err != nil || len(cr.b) != 0 {
 			return fmt.Errorf("%w: group %d: sections", errCorruptColumns, gi)
 		}
-	} else if raw, err = decodeColumnSection(b.dec, g.cbuf, g.raw[:0]); err != nil {
+	} else if raw, err = decodeFrames(b.dec, g.cbuf, g.raw[:0]); err != nil {
 		return fmt.Errorf("%w: group %d: %v", errCorruptColumns, gi, err)
 	}
 	g.raw = raw

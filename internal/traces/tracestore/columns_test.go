@@ -450,7 +450,7 @@ func TestBloom3FalsePositives(t *testing.T) {
 }
 
 // TestColumnSectionLargeClaim decodes a section that declares more than
-// columnSectionTrust as a stream: whole, it decodes byte for byte; cut
+// trustedFrameSize as a stream: whole, it decodes byte for byte; cut
 // short, it is an error without allocating what its header claims.
 func TestColumnSectionLargeClaim(t *testing.T) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
@@ -463,22 +463,22 @@ func TestColumnSectionLargeClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dec.Close()
-	want := make([]byte, columnSectionTrust+1<<20)
+	want := make([]byte, trustedFrameSize+1<<20)
 	for i := range want {
 		want[i] = byte(i / 4096)
 	}
 	frame := enc.EncodeAll(want, nil)
-	got, err := decodeColumnSection(dec, frame, []byte("prefix"))
+	got, err := decodeFrames(dec, frame, []byte("prefix"))
 	if err != nil || string(got[:6]) != "prefix" || !bytes.Equal(got[6:], want) {
 		t.Fatalf("whole section: %d bytes, %v", len(got), err)
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if _, err := decodeColumnSection(dec, frame[:len(frame)/8], nil); err == nil {
+	if _, err := decodeFrames(dec, frame[:len(frame)/8], nil); err == nil {
 		t.Fatal("a section cut short decoded")
 	}
 	runtime.ReadMemStats(&after)
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > columnSectionTrust {
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > trustedFrameSize {
 		t.Fatalf("a section cut short allocated %d bytes", grew)
 	}
 }

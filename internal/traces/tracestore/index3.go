@@ -303,7 +303,7 @@ func decodeSections(dec *zstd.Decoder, src, dst []byte) ([]byte, error) {
 			break
 		}
 		var err error
-		if dst, err = dec.DecodeAll(sec, dst); err != nil {
+		if dst, err = decodeFrames(dec, sec, dst); err != nil {
 			return dst, err
 		}
 	}
@@ -493,7 +493,7 @@ func (b *block) decodeIndex3(all []byte) error {
 	if crc32.Checksum(tail, castagnoli) != binary.LittleEndian.Uint32(all[len(all)-4:]) {
 		return fmt.Errorf("%w: checksum mismatch", errCorruptIndex)
 	}
-	raw, err := b.dec.DecodeAll(slices.Clone(tail[:len(tail)-8]), nil)
+	raw, err := decodeFrames(b.dec, slices.Clone(tail[:len(tail)-8]), nil)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errCorruptIndex, err)
 	}
@@ -554,7 +554,7 @@ func (b *block) keyPostings(key string) (*blockPostings, error) {
 	if kp := b.cache.get(ck); kp != nil {
 		return kp, nil
 	}
-	raw, err := b.dec.DecodeAll(b.mm[ref.off:ref.off+uint64(ref.clen)], nil)
+	raw, err := decodeFrames(b.dec, b.mm[ref.off:ref.off+uint64(ref.clen)], nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: postings of %q: %v", errCorruptIndex, key, err)
 	}

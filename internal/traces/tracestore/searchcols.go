@@ -38,7 +38,11 @@ func (b *block) readSpanIDs(ref *colGroupRef, gi int, dst, cbuf []byte) ([]byte,
 	if _, err := b.cols.ReadAt(cbuf, int64(ref.idOff)); err != nil && !errors.Is(err, io.EOF) {
 		return dst[:0], cbuf, fmt.Errorf("read span IDs of column group %d: %w", gi, err)
 	}
-	out, err := b.dec.DecodeAll(cbuf, dst[:0])
+	var out []byte
+	err := checkFrameSize(cbuf, 8*ref.spans)
+	if err == nil {
+		out, err = b.dec.DecodeAll(cbuf, dst[:0])
+	}
 	if err != nil {
 		return dst[:0], cbuf, fmt.Errorf("%w: group %d span IDs: %v", errCorruptColumns, gi, err)
 	}
