@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -130,6 +131,9 @@ func TestCompactionKeepsPages(t *testing.T) {
 	kb := kept.compactOne(t)
 	if len(kb.runStarts()) != 6 || kb.meta.UnreferencedBytes != kept.merged {
 		t.Fatalf("%d page runs, %d unreferenced bytes; want 6 (5 kept, 1 written) and %d", len(kb.runStarts()), kb.meta.UnreferencedBytes, kept.merged)
+	}
+	if g := testutil.ToFloat64(kept.db.m.unreferenced); g != float64(kept.merged) {
+		t.Fatalf("nxwatcher_tracestore_unreferenced_bytes %v, want %d", g, kept.merged)
 	}
 	if n := kept.keptPages(t, kb); n != len(kept.pages) {
 		t.Fatalf("%d of %d source pages kept", n, len(kept.pages))

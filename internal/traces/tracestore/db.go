@@ -1058,6 +1058,16 @@ func (db *DB) blockStats() (n int, bytes int64) {
 	return len(db.blocks), bytes
 }
 
+// unreferencedBytes sums the blocks' unreferenced bytes (format 13).
+func (db *DB) unreferencedBytes() (n int64) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	for _, b := range db.blocks {
+		n += b.meta.UnreferencedBytes
+	}
+	return n
+}
+
 // Stats is what the store holds now: the head (traces not yet cut into a
 // block) and the blocks on disk. The UI's Status page shows it.
 type Stats struct {

@@ -14,6 +14,7 @@ type metrics struct {
 	headBytes        prometheus.GaugeFunc
 	blocks           prometheus.GaugeFunc
 	blockBytes       prometheus.GaugeFunc
+	unreferenced     prometheus.GaugeFunc
 	blocksCut        prometheus.Counter
 	cutFailures      prometheus.Counter
 	compactions      prometheus.Counter
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
 		blockBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "nxwatcher_tracestore_block_bytes", Help: "Bytes of all blocks on disk.",
 		}, func() float64 { _, b := db.blockStats(); return float64(b) }),
+		unreferenced: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nxwatcher_tracestore_unreferenced_bytes",
+			Help: "Uncompressed bytes of trace pieces left in pages compaction kept, which no index entry points at any more (ADR 0125).",
+		}, func() float64 { return float64(db.unreferencedBytes()) }),
 		blocksCut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nxwatcher_tracestore_blocks_cut_total", Help: "Blocks written from the head.",
 		}),
@@ -108,7 +113,7 @@ func newMetrics(reg prometheus.Registerer, db *DB) (*metrics, error) {
 	m.duplicateSpans.WithLabelValues("compaction")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.spansIngested, m.bytesIngested, m.spansRejected, m.headTraces, m.headBytes,
-			m.blocks, m.blockBytes, m.blocksCut, m.cutFailures, m.compactions, m.compactFailures,
+			m.blocks, m.blockBytes, m.unreferenced, m.blocksCut, m.cutFailures, m.compactions, m.compactFailures,
 			m.retentionDrops, m.walReplayed, m.walCorruptions, m.lookups, m.lookupSeconds, m.searchTraces, m.duplicateSpans, m.searchSkipped, m.walWriteFailures, m.walRecoveries,
 			m.reencodedRequests} {
 			if err := reg.Register(c); err != nil {
