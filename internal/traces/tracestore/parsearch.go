@@ -370,7 +370,7 @@ func (s *snapshot) elsewhere(id TraceID, from *block) (bool, error) {
 	if s.flushing[id] != nil || s.db.head.get(id) != nil {
 		return true, nil
 	}
-	for _, b := range s.blocks {
+	for _, b := range s.partBlocks() {
 		if b == from {
 			continue
 		}

@@ -13,9 +13,26 @@ import (
 // snapshot is a consistent view for one query: blocks (referenced), traces
 // being cut, and access to the head. Release it when done.
 type snapshot struct {
-	db       *DB
-	blocks   []*block
+	db     *DB
+	blocks []*block
+	// parts, when set, are the blocks a search looks in for a trace's
+	// other parts: those overlapping its time range; nil means blocks.
+	parts    []*block
 	flushing map[TraceID]*headTrace
+}
+
+// searchPartsInRange makes a search with a time range look for a trace's
+// other parts only in the blocks it searches (ADR 0124 addendum); false
+// only in tests and benchmarks comparing both.
+var searchPartsInRange = true
+
+// partBlocks are the blocks that may hold parts of a trace the snapshot's
+// reader looks at.
+func (s *snapshot) partBlocks() []*block {
+	if s.parts != nil {
+		return s.parts
+	}
+	return s.blocks
 }
 
 func (db *DB) snapshot() *snapshot {
@@ -53,7 +70,7 @@ func (s *snapshot) traceData(ctx context.Context, id TraceID, head *headTrace) (
 // rawTraceData is traceData without dropping repeated spans; sources is the
 // number of places the pieces came from.
 func (s *snapshot) rawTraceData(ctx context.Context, id TraceID, head *headTrace) (out []byte, sources int, err error) {
-	for _, b := range s.blocks {
+	for _, b := range s.partBlocks() {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
@@ -313,6 +330,12 @@ func (db *DB) Search(ctx context.Context, req SearchRequest, fn func(id TraceID,
 
 	blocks := slices.Clone(s.blocks)
 	blocks = slices.DeleteFunc(blocks, func(b *block) bool { return uint64(b.meta.MaxTime) < lo || uint64(b.meta.MinTime) > hi })
+	if searchPartsInRange && (!req.Start.IsZero() || !req.End.IsZero()) {
+		// A trace's parts in blocks outside the range are not looked for,
+		// as Tempo searches only the blocks of the range: looking in every
+		// block cost each match one bloom probe per block retained.
+		s.parts = append(make([]*block, 0, len(blocks)), blocks...)
+	}
 	st.TotalJobs = 1 + len(blocks)
 
 	slices.SortFunc(heads, func(a, b *headTrace) int { return cmpUint(b.maxEnd, a.maxEnd) })

@@ -1,6 +1,7 @@
 package tracestore
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 	"github.com/nx-watcher/nxwatcher/internal/traces/traceql"
 )
 
@@ -172,5 +174,133 @@ func TestSearchTraceInParts(t *testing.T) {
 	}
 	if !slices.Equal(got, []byte{6}) {
 		t.Errorf("duration > 100ms: traces %v, want [6]", got)
+	}
+}
+
+// shiftTimes moves every span of td by d.
+func shiftTimes(td ptrace.Traces, d time.Duration) ptrace.Traces {
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		sss := rss.At(i).ScopeSpans()
+		for j := range sss.Len() {
+			spans := sss.At(j).Spans()
+			for k := range spans.Len() {
+				sp := spans.At(k)
+				sp.SetStartTimestamp(pcommon.NewTimestampFromTime(sp.StartTimestamp().AsTime().Add(d)))
+				sp.SetEndTimestamp(pcommon.NewTimestampFromTime(sp.EndTimestamp().AsTime().Add(d)))
+			}
+		}
+	}
+	return td
+}
+
+// TestSearchPartsWithinRange: a search with a time range looks for a
+// trace's other parts only in the blocks it searches, as Tempo searches
+// only the blocks of its range (ADR 0124 addendum): a part in a block
+// outside the range is left out of the answer, on every search path. A
+// search without a range, and a lookup by ID, still see every part.
+func TestSearchPartsWithinRange(t *testing.T) {
+	db, _ := openTest(t, t.TempDir(), nil)
+	defer db.Close()
+	for _, cut := range []ptrace.Traces{partSpans(7, 1, 2, "a", time.Millisecond),
+		shiftTimes(partSpans(7, 10, 3, "a", time.Millisecond), 2*time.Hour)} {
+		if err := db.ConsumeTraces(t.Context(), cut); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(db.snapshot().blocks); n != 2 {
+		t.Fatalf("%d blocks, want 2", n)
+	}
+	spans := func(req SearchRequest) int {
+		t.Helper()
+		n := 0
+		if req.Spans != nil {
+			req.Spans = func(_ TraceID, ss []ColumnSpan, _ []ColumnValue, _ func(int) (pcommon.SpanID, error)) (bool, error) {
+				n += len(ss)
+				return true, nil
+			}
+		}
+		if _, err := db.Search(t.Context(), req, func(_ TraceID, td ptrace.Traces) (bool, error) {
+			n += td.SpanCount()
+			return true, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	noop := func(TraceID, []ColumnSpan, []ColumnValue, func(int) (pcommon.SpanID, error)) (bool, error) { return true, nil }
+	late := SearchRequest{Start: testBase.Add(time.Hour), End: testBase.Add(3 * time.Hour)}
+	lateCols := late
+	lateCols.Spans, lateCols.SpansRoot = noop, true
+	t.Cleanup(func() { searchPartsInRange = true })
+	for _, c := range []struct {
+		name    string
+		req     SearchRequest
+		inRange bool
+		want    int
+	}{
+		{"range", late, true, 3},
+		{"range, columns", lateCols, true, 3},
+		{"range, every block", late, false, 5},
+		{"no range", SearchRequest{}, true, 5},
+	} {
+		searchPartsInRange = c.inRange
+		if got := spans(c.req); got != c.want {
+			t.Errorf("%s: %d spans, want %d", c.name, got, c.want)
+		}
+	}
+	searchPartsInRange = true
+	td, found, err := db.TraceByID(t.Context(), TraceID{7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+	if err != nil || !found || td.SpanCount() != 5 {
+		t.Fatalf("by ID: %d spans, found %v, %v", td.SpanCount(), found, err)
+	}
+}
+
+// BenchmarkSearchPartsInRange searches the last of 48 hourly blocks
+// (200 traces each), decoding every trace of it, with a trace's other
+// parts looked for only in the blocks of the range (ADR 0124 addendum) and,
+// as before, in every block; it reports the process CPU per search.
+func BenchmarkSearchPartsInRange(b *testing.B) {
+	const hours = 48
+	db, err := Open(b.TempDir(), DefaultOptions(), Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	for h := range hours {
+		g := storetest.NewGen(uint64(60+h), testBase.Add(time.Duration(h)*time.Hour).UnixNano())
+		for range 200 {
+			_, td := g.Trace(3)
+			if err := db.ConsumeTraces(b.Context(), td); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := db.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := SearchRequest{Start: testBase.Add((hours - 1) * time.Hour), End: testBase.Add(hours * time.Hour)}
+	defer func() { searchPartsInRange = true }()
+	for _, inRange := range []bool{true, false} {
+		b.Run(fmt.Sprintf("inRange=%v", inRange), func(b *testing.B) {
+			searchPartsInRange = inRange
+			b.ReportAllocs()
+			var cpu time.Duration
+			for b.Loop() {
+				c0 := processCPU()
+				n := 0
+				if _, err := db.Search(b.Context(), req, func(TraceID, ptrace.Traces) (bool, error) { n++; return true, nil }); err != nil {
+					b.Fatal(err)
+				}
+				cpu += processCPU() - c0
+				if n != 200 {
+					b.Fatalf("%d traces, want 200", n)
+				}
+			}
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/search")
+		})
 	}
 }
