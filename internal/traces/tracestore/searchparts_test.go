@@ -10,8 +10,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 	"github.com/nx-watcher/nxwatcher/internal/traces/traceql"
+	"github.com/nx-watcher/nxwatcher/internal/traces/tracestore/storetest"
 )
 
 // partSpans builds one part of trace id: n spans of service "svc", each
@@ -231,7 +231,9 @@ func TestSearchPartsWithinRange(t *testing.T) {
 		}
 		return n
 	}
-	noop := func(TraceID, []ColumnSpan, []ColumnValue, func(int) (pcommon.SpanID, error)) (bool, error) { return true, nil }
+	noop := func(TraceID, []ColumnSpan, []ColumnValue, func(int) (pcommon.SpanID, error)) (bool, error) {
+		return true, nil
+	}
 	late := SearchRequest{Start: testBase.Add(time.Hour), End: testBase.Add(3 * time.Hour)}
 	lateCols := late
 	lateCols.Spans, lateCols.SpansRoot = noop, true
