@@ -687,26 +687,32 @@ func mergeAscending(a, b []uint32) []uint32 {
 // larger than a page: an encoder keeps a history buffer as large as the
 // largest input it saw, for its lifetime (the store's live for the process).
 func (bw *blockWriter) encodeLarge(src, dst []byte) []byte {
+	return bw.encodeLargeWith(bw.enc, src, dst)
+}
+
+// encodeLargeWith is encodeLarge with enc for inputs up to two pages.
+func (bw *blockWriter) encodeLargeWith(enc *zstd.Encoder, src, dst []byte) []byte {
 	if len(src) <= 2*bw.pageSize {
-		return bw.enc.EncodeAll(src, dst)
+		return enc.EncodeAll(src, dst)
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(compactLevel), zstd.WithEncoderConcurrency(1))
+	big, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(compactLevel), zstd.WithEncoderConcurrency(1))
 	if err != nil {
-		return bw.enc.EncodeAll(src, dst)
+		return enc.EncodeAll(src, dst)
 	}
-	dst = enc.EncodeAll(src, dst)
-	_ = enc.Close()
+	dst = big.EncodeAll(src, dst)
+	_ = big.Close()
 	return dst
 }
 
 func (bw *blockWriter) flushPage() error {
-	switch {
-	case bw.s2Pages:
+	if bw.s2Pages {
 		bw.cbuf = appendS2Page(bw.cbuf[:0], bw.page)
-	case bw.penc != nil && len(bw.page) <= 2*bw.pageSize:
-		bw.cbuf = bw.penc.EncodeAll(bw.page, bw.cbuf[:0])
-	default:
-		bw.cbuf = bw.encodeLarge(bw.page, bw.cbuf[:0])
+	} else {
+		enc := bw.enc
+		if bw.penc != nil {
+			enc = bw.penc
+		}
+		bw.cbuf = bw.encodeLargeWith(enc, bw.page, bw.cbuf[:0])
 	}
 	if !bw.fresh {
 		bw.fresh, bw.firstOwnPage = true, uint32(len(bw.pages))
