@@ -425,7 +425,10 @@ func (s *jsonScan) object(i int, prefix string, relevant bool, depth int) (int, 
 		if !ok {
 			return 0, false
 		}
-		if s.stop && s.seen&s.k.want == s.k.want {
+		if s.stop && relevant && s.seen&s.k.want == s.k.want {
+			// Only where members are looked up: an object inside an array
+			// (or any value nobody looks into) is scanned to its end, since
+			// array does not stop early, and its caller stops after it.
 			s.done = true
 			return i, true
 		}
